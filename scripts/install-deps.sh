@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing taskhubd needs on Debian bookworm (apt). Idempotent.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+pkgs=(build-essential cmake ninja-build pkg-config clang
+      libgrpc-dev libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev)
+# Interop tests drive taskhubd with the published Python and JavaScript SDKs.
+command -v python3 >/dev/null || pkgs+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds everything with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every
+# test (unit, integration, interop). Extra arguments go to ctest, e.g. `-L unit` or `-R integration.start`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_SANITIZE=ON >/dev/null
+cmake --build build-test
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+ctest --test-dir build-test --output-on-failure -j2 "$@"

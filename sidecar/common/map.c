@@ -1,0 +1,151 @@
+#include "map.h"
+
+#include "log.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sc_map_entry {
+  struct sc_map_entry *next;
+  size_t hash;
+  void *value;
+  char key[];
+};
+
+static size_t hash_str(const char *s)
+{
+  /* FNV-1a */
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return (size_t)h;
+}
+
+void sc_map_init(struct sc_map *m)
+{
+  m->buckets = NULL;
+  m->nbuckets = 0;
+  m->count = 0;
+}
+
+void sc_map_free(struct sc_map *m)
+{
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    struct sc_map_entry *e = m->buckets[i];
+    while (e) {
+      struct sc_map_entry *n = e->next;
+      free(e);
+      e = n;
+    }
+  }
+  free(m->buckets);
+  sc_map_init(m);
+}
+
+static struct sc_map_entry **find(const struct sc_map *m, const char *key,
+                                  size_t h)
+{
+  if (!m->nbuckets)
+    return NULL;
+  struct sc_map_entry **pp = &m->buckets[h & (m->nbuckets - 1)];
+  for (; *pp; pp = &(*pp)->next)
+    if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
+      return pp;
+  return pp;
+}
+
+static void grow(struct sc_map *m)
+{
+  size_t nb = m->nbuckets ? m->nbuckets * 2 : 16;
+  struct sc_map_entry **b = calloc(nb, sizeof *b);
+  if (!b)
+    sc_panic("out of memory growing a map to %zu buckets", nb);
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    struct sc_map_entry *e = m->buckets[i];
+    while (e) {
+      struct sc_map_entry *n = e->next;
+      e->next = b[e->hash & (nb - 1)];
+      b[e->hash & (nb - 1)] = e;
+      e = n;
+    }
+  }
+  free(m->buckets);
+  m->buckets = b;
+  m->nbuckets = nb;
+}
+
+void *sc_map_get(const struct sc_map *m, const char *key)
+{
+  struct sc_map_entry **pp = find(m, key, hash_str(key));
+  return pp && *pp ? (*pp)->value : NULL;
+}
+
+void *sc_map_put(struct sc_map *m, const char *key, void *value)
+{
+  size_t h = hash_str(key);
+  struct sc_map_entry **pp = find(m, key, h);
+  if (pp && *pp) {
+    void *old = (*pp)->value;
+    (*pp)->value = value;
+    return old;
+  }
+  if (m->count + 1 > m->nbuckets * 3 / 4) {
+    grow(m);
+    pp = find(m, key, h);
+  }
+  size_t kl = strlen(key);
+  struct sc_map_entry *e = malloc(sizeof *e + kl + 1);
+  if (!e)
+    sc_panic("out of memory adding a map entry");
+  e->hash = h;
+  e->value = value;
+  memcpy(e->key, key, kl + 1);
+  e->next = NULL;
+  *pp = e;
+  m->count++;
+  return NULL;
+}
+
+void *sc_map_remove(struct sc_map *m, const char *key)
+{
+  struct sc_map_entry **pp = find(m, key, hash_str(key));
+  if (!pp || !*pp)
+    return NULL;
+  struct sc_map_entry *e = *pp;
+  void *v = e->value;
+  *pp = e->next;
+  free(e);
+  m->count--;
+  return v;
+}
+
+struct sc_map_entry *sc_map_first(const struct sc_map *m)
+{
+  for (size_t i = 0; i < m->nbuckets; i++)
+    if (m->buckets[i])
+      return m->buckets[i];
+  return NULL;
+}
+
+struct sc_map_entry *sc_map_next(const struct sc_map *m, struct sc_map_entry *e)
+{
+  if (e->next)
+    return e->next;
+  for (size_t i = (e->hash & (m->nbuckets - 1)) + 1; i < m->nbuckets; i++)
+    if (m->buckets[i])
+      return m->buckets[i];
+  return NULL;
+}
+
+const char *sc_map_key(const struct sc_map_entry *e)
+{
+  return e->key;
+}
+
+void *sc_map_value(const struct sc_map_entry *e)
+{
+  return e->value;
+}

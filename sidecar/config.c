@@ -1,0 +1,248 @@
+#include "config.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TASKHUBD_VERSION
+#define TASKHUBD_VERSION "0.0.0"
+#endif
+
+enum opt_kind { OPT_STR, OPT_SIZE, OPT_INT, OPT_BOOL, OPT_FLAG, OPT_LEVEL };
+
+struct opt {
+  const char *flag;
+  const char *env;
+  enum opt_kind kind;
+  size_t offset;
+  size_t len; /* for OPT_STR buffers */
+  const char *arg;
+  const char *help;
+};
+
+#define F(field) offsetof(struct sc_config, field)
+
+static const struct opt opts[] = {
+    {"--listen", "TASKHUBD_LISTEN", OPT_STR, F(listen), sizeof(((struct sc_config *)0)->listen),
+     "HOST:PORT", "gRPC address; port 0 picks a free port; unix:PATH also works (default 127.0.0.1:4001)"},
+    {"--data-dir", "TASKHUBD_DATA_DIR", OPT_STR, F(data_dir), sizeof(((struct sc_config *)0)->data_dir),
+     "DIR", "RocksDB directory, created if missing (default ./taskhubd-data)"},
+    {"--log-level", "TASKHUBD_LOG_LEVEL", OPT_LEVEL, F(log_level), 0, "LEVEL",
+     "debug, info, warn or error (default info)"},
+    {"--max-message", "TASKHUBD_MAX_MESSAGE", OPT_SIZE, F(max_message), 0, "BYTES",
+     "largest gRPC message sent or received (default 16M)"},
+    {"--max-payload", "TASKHUBD_MAX_PAYLOAD", OPT_SIZE, F(max_payload), 0, "BYTES",
+     "largest input, output, event or status payload (default 4M)"},
+    {"--max-id-length", "TASKHUBD_MAX_ID_LENGTH", OPT_SIZE, F(max_id_length), 0, "N",
+     "longest instance id in bytes (default 256)"},
+    {"--max-name-length", "TASKHUBD_MAX_NAME_LENGTH", OPT_SIZE, F(max_name_length), 0, "N",
+     "longest orchestration, activity or event name in bytes (default 256)"},
+    {"--wait-cap", "TASKHUBD_WAIT_CAP", OPT_INT, F(wait_cap_s), 0, "SECONDS",
+     "longest WaitForInstance* call without a client deadline (default 600)"},
+    {"--purge-timeout", "TASKHUBD_PURGE_TIMEOUT", OPT_INT, F(purge_timeout_s), 0, "SECONDS",
+     "time budget of a purge by filter without its own timeout (default 30)"},
+    {"--allow-delete-taskhub", "TASKHUBD_ALLOW_DELETE_TASKHUB", OPT_FLAG, F(allow_delete_taskhub), 0, NULL,
+     "let DeleteTaskHub and CreateTaskHub(recreateIfExists) wipe all data"},
+    {"--group-commit", "TASKHUBD_GROUP_COMMIT", OPT_BOOL, F(group_commit), 0, "on|off",
+     "fold concurrent commands into one synced commit (default on)"},
+    {"--max-batch", "TASKHUBD_MAX_BATCH", OPT_INT, F(max_batch), 0, "N",
+     "most commands folded into one commit (default 1024)"},
+    {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
+     "once serving, write the bound port and a newline to FD, then close it"},
+};
+
+void sc_config_usage(FILE *out)
+{
+  fprintf(out,
+          "Usage: taskhubd [OPTIONS]\n"
+          "Durable Task sidecar: serves TaskHubSidecarService over gRPC, state in RocksDB.\n\n"
+          "Options (each also read from the environment variable shown; flags win):\n");
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    const struct opt *o = &opts[i];
+    char left[64];
+    snprintf(left, sizeof left, "%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(out, "  %-30s %s", left, o->help);
+    if (o->env)
+      fprintf(out, " [%s]", o->env);
+    fputc('\n', out);
+  }
+  fprintf(out, "  %-30s %s\n  %-30s %s\n", "--help", "print this help and exit",
+          "--version", "print the version and exit");
+  fprintf(out, "\nSIGTERM or SIGINT stops taskhubd cleanly: it stops accepting calls, finishes and\n"
+               "commits what is in flight, and closes the store.\n");
+}
+
+int sc_parse_size(const char *s, size_t *out)
+{
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || s[0] == '-')
+    return -1;
+  unsigned long long mul = 1;
+  if (*end == 'K' || *end == 'k')
+    mul = 1ULL << 10;
+  else if (*end == 'M' || *end == 'm')
+    mul = 1ULL << 20;
+  else if (*end == 'G' || *end == 'g')
+    mul = 1ULL << 30;
+  if (mul != 1) {
+    end++;
+    if (*end == 'i' || *end == 'B')
+      end++;
+    if (*end == 'B')
+      end++;
+  }
+  if (*end)
+    return -1;
+  if (v > SIZE_MAX / mul)
+    return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
+static int set(struct sc_config *c, const struct opt *o, const char *val,
+               const char *from, FILE *err)
+{
+  char *p = (char *)c + o->offset;
+  switch (o->kind) {
+  case OPT_STR:
+    if (strlen(val) >= o->len) {
+      fprintf(err, "taskhubd: %s: value too long (at most %zu bytes)\n", from, o->len - 1);
+      return -1;
+    }
+    strcpy(p, val);
+    return 0;
+  case OPT_SIZE: {
+    size_t v;
+    if (sc_parse_size(val, &v) < 0 || v == 0) {
+      fprintf(err, "taskhubd: %s: expected a positive size like 4096, 64K or 16M, got \"%s\"\n", from, val);
+      return -1;
+    }
+    *(size_t *)p = v;
+    return 0;
+  }
+  case OPT_INT: {
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end || v < 0) {
+      fprintf(err, "taskhubd: %s: expected a non-negative integer, got \"%s\"\n", from, val);
+      return -1;
+    }
+    if (o->offset == F(ready_fd) || o->offset == F(max_batch)) {
+      if (v > 1 << 30) {
+        fprintf(err, "taskhubd: %s: value too large\n", from);
+        return -1;
+      }
+      *(int *)p = (int)v;
+    } else {
+      *(int64_t *)p = v;
+    }
+    return 0;
+  }
+  case OPT_BOOL:
+  case OPT_FLAG:
+    if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes"))
+      *(bool *)p = true;
+    else if (!strcmp(val, "off") || !strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no"))
+      *(bool *)p = false;
+    else {
+      fprintf(err, "taskhubd: %s: expected on or off, got \"%s\"\n", from, val);
+      return -1;
+    }
+    return 0;
+  case OPT_LEVEL: {
+    int l = sc_log_parse_level(val);
+    if (l < 0) {
+      fprintf(err, "taskhubd: %s: expected debug, info, warn or error, got \"%s\"\n", from, val);
+      return -1;
+    }
+    *(int *)p = l;
+    return 0;
+  }
+  }
+  return -1;
+}
+
+int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
+                    FILE *err)
+{
+  memset(c, 0, sizeof *c);
+  strcpy(c->listen, "127.0.0.1:4001");
+  strcpy(c->data_dir, "taskhubd-data");
+  c->ready_fd = -1;
+  c->log_level = SC_LOG_INFO;
+  c->max_message = 16u << 20;
+  c->max_payload = 4u << 20;
+  c->max_id_length = 256;
+  c->max_name_length = 256;
+  c->wait_cap_s = 600;
+  c->group_commit = true;
+  c->max_batch = 1024;
+  c->purge_timeout_s = 30;
+
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
+    if (v && *v && set(c, &opts[i], v, opts[i].env, err) < 0)
+      return -1;
+  }
+  for (int a = 1; a < argc; a++) {
+    const char *arg = argv[a];
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      sc_config_usage(out);
+      return 1;
+    }
+    if (!strcmp(arg, "--version")) {
+      fprintf(out, "taskhubd %s\n", TASKHUBD_VERSION);
+      return 1;
+    }
+    const struct opt *o = NULL;
+    const char *val = NULL;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+      size_t fl = strlen(opts[i].flag);
+      if (!strncmp(arg, opts[i].flag, fl) && (arg[fl] == 0 || arg[fl] == '=')) {
+        o = &opts[i];
+        if (arg[fl] == '=')
+          val = arg + fl + 1;
+        break;
+      }
+    }
+    if (!o) {
+      fprintf(err, "taskhubd: unknown option \"%s\" (see --help)\n", arg);
+      return -1;
+    }
+    if (!val) {
+      if (o->kind == OPT_FLAG) {
+        val = "on";
+      } else if (a + 1 < argc) {
+        val = argv[++a];
+      } else {
+        fprintf(err, "taskhubd: %s needs a value (see --help)\n", o->flag);
+        return -1;
+      }
+    }
+    if (set(c, o, val, o->flag, err) < 0)
+      return -1;
+  }
+  if (c->wait_cap_s == 0) {
+    fprintf(err, "taskhubd: --wait-cap must be at least 1 second\n");
+    return -1;
+  }
+  if (c->max_id_length > 1024) {
+    fprintf(err, "taskhubd: --max-id-length cannot exceed 1024\n");
+    return -1;
+  }
+  if (c->max_batch < 1)
+    c->max_batch = 1;
+  if (!c->group_commit)
+    c->max_batch = 1;
+  if (c->max_payload > c->max_message) {
+    fprintf(err, "taskhubd: --max-payload (%zu) cannot exceed --max-message (%zu)\n", c->max_payload,
+            c->max_message);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,35 @@
+#ifndef SC_CONFIG_H
+#define SC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sc_config {
+  char listen[256];
+  char data_dir[4096];
+  int ready_fd;              /* -1: none */
+  int log_level;
+  size_t max_message;        /* gRPC send/receive cap */
+  size_t max_payload;        /* any single input/output/event payload */
+  size_t max_id_length;
+  size_t max_name_length;
+  int64_t wait_cap_s;        /* cap for WaitForInstance* without a deadline */
+  bool allow_delete_taskhub;
+  bool group_commit;
+  int max_batch;             /* commands folded into one commit */
+  int64_t purge_timeout_s;   /* default time budget of a purge-by-filter call */
+};
+
+/* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed
+ * (exit 0), or -1 after printing an error to err (exit 2). */
+int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
+                    FILE *err);
+
+void sc_config_usage(FILE *out);
+
+/* Parses "123", "64K", "16M", "1G" (powers of 1024); returns 0 or -1. */
+int sc_parse_size(const char *s, size_t *out);
+
+#endif

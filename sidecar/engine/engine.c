@@ -1,0 +1,1019 @@
+#include "engine.h"
+
+#include "common/heap.h"
+#include "common/log.h"
+#include "common/map.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ST_PENDING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING
+#define ST_RUNNING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING
+#define ST_SUSPENDED ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED
+#define ST_TERMINATED ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED
+
+/* Instances one filter purge deletes per commit, so other commands interleave with a large purge. */
+#define PURGE_CHUNK 500
+#define MAX_RECURSION 64
+
+/* A parked WaitForInstance* call. It stays in the deadline heap until its deadline pops, even when it was
+ * answered earlier (cmd == NULL then), so that no heap entry ever points at freed memory. */
+struct sc_waiter {
+  struct sc_cmd *cmd;
+  struct sc_waiter *next;
+  char *iid;
+};
+
+struct changed {
+  const char *iid;
+  int status;
+  bool exists;
+};
+
+enum apply_result { DONE, PARKED, CONTINUED };
+
+struct sc_engine {
+  struct sc_store *st;
+  struct sc_engine_config cfg;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct sc_cmd *qh, *qt; /* posted, not yet taken */
+  bool stopping, stopped;
+  struct sc_engine_stats stats;
+
+  /* Engine thread only from here on. */
+  struct sc_arena ba; /* everything one batch allocates */
+  struct sc_map waiters; /* iid -> struct sc_waiter list */
+  struct sc_heap wheap;  /* waiter deadlines */
+  struct sc_heap theap;  /* durable timers: (due, seq) */
+  uint64_t wseq;
+  struct sc_cmd *conts;  /* filter purges to continue in the next batch */
+  struct sc_cmd **done;
+  size_t ndone, capdone;
+  struct changed *chg;
+  size_t nchg, capchg;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static void add_done(struct sc_engine *e, struct sc_cmd *c)
+{
+  if (e->ndone == e->capdone) {
+    e->capdone = e->capdone ? e->capdone * 2 : 64;
+    e->done = realloc(e->done, e->capdone * sizeof *e->done);
+    if (!e->done)
+      sc_panic("out of memory");
+  }
+  e->done[e->ndone++] = c;
+}
+
+static void add_changed(struct sc_engine *e, const char *iid, int status,
+                        bool exists)
+{
+  if (e->nchg == e->capchg) {
+    e->capchg = e->capchg ? e->capchg * 2 : 64;
+    e->chg = realloc(e->chg, e->capchg * sizeof *e->chg);
+    if (!e->chg)
+      sc_panic("out of memory");
+  }
+  e->chg[e->nchg++] = (struct changed){sc_arena_strdup(&e->ba, iid), status, exists};
+}
+
+static int fail(struct sc_cmd *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct sc_cmd *c, int code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  c->err.code = code;
+  vsnprintf(c->err.msg, sizeof c->err.msg, fmt, ap);
+  va_end(ap);
+  return DONE;
+}
+
+/* All map<string,string> entry messages share this layout; only their descriptors differ. */
+struct kv_entry {
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+
+static void *copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d,
+                       size_t n, void *const *src)
+{
+  if (!n)
+    return NULL;
+  void **out = sc_arena_alloc(a, n * sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    struct kv_entry *e = sc_arena_alloc(a, d->sizeof_message);
+    protobuf_c_message_init(d, e);
+    e->key = ((struct kv_entry *)src[i])->key;
+    e->value = ((struct kv_entry *)src[i])->value;
+    out[i] = e;
+  }
+  return out;
+}
+
+static bool wait_satisfied(bool completion, int status)
+{
+  return completion ? sc_status_is_terminal(status) : status != ST_PENDING;
+}
+
+static StoredInstance *copy_rec(struct sc_arena *a, const StoredInstance *r)
+{
+  StoredInstance *n = sc_arena_alloc(a, sizeof *n);
+  *n = *r;
+  return n;
+}
+
+/* ------------------------------------------------------------------ waiters */
+
+static void waiter_unlink(struct sc_engine *e, struct sc_waiter *w)
+{
+  struct sc_waiter *head = sc_map_get(&e->waiters, w->iid);
+  struct sc_waiter **pp = &head;
+  while (*pp && *pp != w)
+    pp = &(*pp)->next;
+  if (*pp)
+    *pp = w->next;
+  if (head)
+    sc_map_put(&e->waiters, w->iid, head);
+  else
+    sc_map_remove(&e->waiters, w->iid);
+  free(w->iid);
+  w->iid = NULL;
+  w->next = NULL;
+}
+
+static void waiter_finish(struct sc_engine *e, struct sc_waiter *w, int code,
+                          const char *msg)
+{
+  struct sc_cmd *c = w->cmd;
+  if (!c)
+    return;
+  c->u.wait.w = NULL;
+  w->cmd = NULL;
+  c->err.code = code;
+  snprintf(c->err.msg, sizeof c->err.msg, "%s", msg ? msg : "");
+  waiter_unlink(e, w);
+  add_done(e, c);
+}
+
+static void wake_changed(struct sc_engine *e)
+{
+  for (size_t i = 0; i < e->nchg; i++) {
+    struct changed *ch = &e->chg[i];
+    struct sc_waiter *w = sc_map_get(&e->waiters, ch->iid);
+    while (w) {
+      struct sc_waiter *next = w->next;
+      if (!ch->exists) {
+        w->cmd->u.wait.exists = false;
+        waiter_finish(e, w, SC_OK, NULL);
+      } else if (wait_satisfied(w->cmd->u.wait.completion, ch->status)) {
+        w->cmd->u.wait.exists = true;
+        waiter_finish(e, w, SC_OK, NULL);
+      }
+      w = next;
+    }
+  }
+  e->nchg = 0;
+}
+
+static void expire_waiters(struct sc_engine *e, int64_t now)
+{
+  const struct sc_heap_item *top;
+  while ((top = sc_heap_top(&e->wheap)) && top->due <= now) {
+    struct sc_waiter *w = sc_heap_pop(&e->wheap).data;
+    if (w->cmd) {
+      char msg[SC_MAX_ID + 64];
+      snprintf(msg, sizeof msg, "timed out waiting for instance %s", w->iid);
+      waiter_finish(e, w, SC_ETIMEOUT, msg);
+    }
+    free(w);
+  }
+}
+
+/* ------------------------------------------------------------------ StartInstance */
+
+enum reuse { REUSE_EXISTS, REUSE_IGNORE, REUSE_REPLACE };
+
+static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status)
+{
+  if (!p || p->n_replaceablestatus == 0)
+    return REUSE_EXISTS;
+  bool listed = false;
+  for (size_t i = 0; i < p->n_replaceablestatus; i++)
+    listed |= (int)p->replaceablestatus[i] == status;
+  if (p->action == CREATE_ORCHESTRATION_ACTION__CREATE_ORCHESTRATION_ACTION_IGNORE)
+    return listed ? REUSE_IGNORE : REUSE_EXISTS;
+  if (p->action == CREATE_ORCHESTRATION_ACTION__CREATE_ORCHESTRATION_ACTION_TERMINATE)
+    return listed ? REUSE_REPLACE : REUSE_EXISTS;
+  return listed ? REUSE_REPLACE : REUSE_EXISTS;
+}
+
+static int apply_start(struct sc_engine *e, struct sc_cmd *c)
+{
+  const CreateInstanceRequest *req = c->u.start.req;
+  struct sc_store *st = e->st;
+  struct sc_arena *a = &e->ba;
+  if (req->instanceid[0])
+    snprintf(c->u.start.iid, sizeof c->u.start.iid, "%s", req->instanceid);
+  else
+    sc_random_hex32(c->u.start.iid);
+  const char *iid = c->u.start.iid;
+
+  StoredInstance *old = NULL;
+  int rc = st->ops->get_instance(st, true, iid, a, &old);
+  if (rc != SC_OK && rc != SC_ENOTFOUND)
+    return fail(c, rc, "reading instance %s failed", iid);
+  if (rc == SC_OK) {
+    switch (reuse_decision(req->orchestrationidreusepolicy, old->status)) {
+    case REUSE_EXISTS:
+      return fail(c, SC_EEXIST, "orchestration instance already exists: %s (status %s)", iid,
+                  sc_pb_status_name(old->status));
+    case REUSE_IGNORE:
+      return DONE;
+    case REUSE_REPLACE:
+      SC_INFO("event=instance_replaced instance=%s old_status=%s", iid, sc_pb_status_name(old->status));
+      rc = st->ops->delete_instance(st, iid, old);
+      if (rc != SC_OK)
+        return fail(c, rc, "replacing instance %s failed", iid);
+      break;
+    }
+  }
+
+  int64_t now = sc_now_us();
+  int64_t sched = req->scheduledstarttimestamp ? sc_pb_ts_us(req->scheduledstarttimestamp) : 0;
+  if (sched <= now)
+    sched = 0; /* JS sends epoch 0 when no start time was given */
+  char *exec;
+  if (req->executionid && req->executionid->value[0]) {
+    exec = req->executionid->value;
+  } else {
+    exec = sc_arena_alloc(a, 33);
+    sc_random_hex32(exec);
+  }
+
+  StoredInstance rec;
+  taskhubd__store__stored_instance__init(&rec);
+  rec.name = req->name;
+  if (req->version) {
+    rec.version = req->version->value;
+    rec.has_version = true;
+  }
+  rec.status = ST_PENDING;
+  rec.execution_id = exec;
+  rec.created_us = now;
+  rec.last_updated_us = now;
+  rec.scheduled_start_us = sched;
+  rec.n_tags = req->n_tags;
+  rec.tags = copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, req->n_tags,
+                       (void *const *)req->tags);
+  rec.trace_context = req->parenttracecontext;
+  rec.has_input = req->input != NULL;
+  if ((rc = st->ops->put_instance(st, iid, &rec, NULL)) != SC_OK)
+    return fail(c, rc, "writing instance %s failed", iid);
+  if (req->input &&
+      (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_INPUT, req->input->value,
+                                 strlen(req->input->value))) != SC_OK)
+    return fail(c, rc, "writing the input of %s failed", iid);
+
+  ExecutionStartedEvent *es = sc_arena_alloc(a, sizeof *es);
+  execution_started_event__init(es);
+  es->name = req->name;
+  es->version = req->version;
+  es->input = req->input;
+  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)iid;
+  oi->executionid = sc_pb_sv(a, exec);
+  es->orchestrationinstance = oi;
+  if (sched)
+    es->scheduledstarttimestamp = req->scheduledstarttimestamp;
+  es->parenttracecontext = req->parenttracecontext;
+  es->n_tags = req->n_tags;
+  es->tags = copy_tags(a, &execution_started_event__tags_entry__descriptor, req->n_tags,
+                       (void *const *)req->tags);
+  HistoryEvent *ev = sc_pb_event(a, -1, now);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
+  ev->executionstarted = es;
+  StoredMsg m;
+  taskhubd__store__stored_msg__init(&m);
+  m.event = ev;
+  m.target_execution_id = exec;
+  if ((rc = st->ops->inbox_append(st, iid, SC_BAND_START, st->ops->next_seq(st), &m)) != SC_OK)
+    return fail(c, rc, "queueing the start of %s failed", iid);
+
+  if (sched) {
+    /* The ExecutionStarted waits in the inbox; this timer says when the instance may run. */
+    StoredTimer t;
+    taskhubd__store__stored_timer__init(&t);
+    t.kind = TASKHUBD__STORE__STORED_TIMER__KIND__START;
+    t.instance_id = (char *)iid;
+    t.execution_id = exec;
+    uint64_t seq = st->ops->next_seq(st);
+    if ((rc = st->ops->timer_put(st, sched, seq, &t)) != SC_OK)
+      return fail(c, rc, "scheduling the start of %s failed", iid);
+    sc_heap_push(&e->theap, (struct sc_heap_item){sched, seq, NULL});
+  }
+  add_changed(e, iid, ST_PENDING, true);
+  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d input_bytes=%zu", iid, req->name,
+           sched != 0, req->input ? strlen(req->input->value) : 0);
+  return DONE;
+}
+
+/* ------------------------------------------------------------------ events into the inbox */
+
+static int enqueue(struct sc_engine *e, const char *iid, StoredInstance *old,
+                   HistoryEvent *ev, StoredInstance **rec_out)
+{
+  struct sc_store *st = e->st;
+  StoredMsg m;
+  taskhubd__store__stored_msg__init(&m);
+  m.event = ev;
+  int rc = st->ops->inbox_append(st, iid, SC_BAND_NORMAL, st->ops->next_seq(st), &m);
+  if (rc != SC_OK)
+    return rc;
+  StoredInstance *rec = copy_rec(&e->ba, old);
+  rec->last_updated_us = sc_pb_ts_us(ev->timestamp);
+  *rec_out = rec;
+  return SC_OK;
+}
+
+static int load_live(struct sc_engine *e, struct sc_cmd *c, const char *iid,
+                     StoredInstance **out)
+{
+  int rc = e->st->ops->get_instance(e->st, true, iid, &e->ba, out);
+  if (rc == SC_ENOTFOUND)
+    return fail(c, SC_ENOTFOUND, "instance not found: %s", iid), SC_ENOTFOUND;
+  if (rc != SC_OK)
+    return fail(c, rc, "reading instance %s failed", iid), rc;
+  return SC_OK;
+}
+
+static int apply_raise(struct sc_engine *e, struct sc_cmd *c)
+{
+  const RaiseEventRequest *req = c->u.raise.req;
+  StoredInstance *old, *rec;
+  if (load_live(e, c, req->instanceid, &old) != SC_OK)
+    return DONE;
+  if (sc_status_is_terminal(old->status)) {
+    SC_DEBUG("event=event_dropped instance=%s reason=terminal", req->instanceid);
+    return DONE;
+  }
+  HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
+  EventRaisedEvent *er = sc_arena_alloc(&e->ba, sizeof *er);
+  event_raised_event__init(er);
+  er->name = req->name;
+  er->input = req->input;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EVENT_RAISED;
+  ev->eventraised = er;
+  int rc = enqueue(e, req->instanceid, old, ev, &rec);
+  if (rc == SC_OK)
+    rc = e->st->ops->put_instance(e->st, req->instanceid, rec, old);
+  if (rc != SC_OK)
+    return fail(c, rc, "queueing event for %s failed", req->instanceid);
+  return DONE;
+}
+
+static int apply_suspend(struct sc_engine *e, struct sc_cmd *c, bool resume)
+{
+  const char *iid = c->u.suspend.iid;
+  StoredInstance *old, *rec;
+  if (load_live(e, c, iid, &old) != SC_OK)
+    return DONE;
+  if (sc_status_is_terminal(old->status))
+    return DONE;
+  /* What the instance will be once everything already queued is processed: duplicates are dropped, because
+   * an SDK fails an orchestration that sees a resume while not suspended. */
+  bool will_be_suspended = old->suspend_requested  ? true
+                           : old->resume_requested ? false
+                                                   : old->status == ST_SUSPENDED;
+  if (will_be_suspended != resume)
+    return DONE;
+  HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
+  if (resume) {
+    ExecutionResumedEvent *r = sc_arena_alloc(&e->ba, sizeof *r);
+    execution_resumed_event__init(r);
+    r->input = (Google__Protobuf__StringValue *)c->u.suspend.reason;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_RESUMED;
+    ev->executionresumed = r;
+  } else {
+    ExecutionSuspendedEvent *s = sc_arena_alloc(&e->ba, sizeof *s);
+    execution_suspended_event__init(s);
+    s->input = (Google__Protobuf__StringValue *)c->u.suspend.reason;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED;
+    ev->executionsuspended = s;
+  }
+  int rc = enqueue(e, iid, old, ev, &rec);
+  if (rc == SC_OK) {
+    rec->suspend_requested = !resume;
+    rec->resume_requested = resume;
+    rc = e->st->ops->put_instance(e->st, iid, rec, old);
+  }
+  if (rc != SC_OK)
+    return fail(c, rc, "queueing %s for %s failed", resume ? "resume" : "suspend", iid);
+  return DONE;
+}
+
+/* ------------------------------------------------------------------ TerminateInstance */
+
+/* An instance that never ran is terminated here, without a worker: a worker given
+ * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
+static int terminate_pending(struct sc_engine *e, const char *iid,
+                             StoredInstance *old,
+                             const Google__Protobuf__StringValue *output,
+                             bool recurse)
+{
+  struct sc_store *st = e->st;
+  struct sc_arena *a = &e->ba;
+  struct sc_inbox_msg *msgs;
+  size_t n;
+  int rc = st->ops->inbox_load(st, true, iid, a, &msgs, &n);
+  if (rc != SC_OK)
+    return rc;
+  int64_t now = sc_now_us();
+  uint32_t idx = old->history_count;
+  for (size_t i = 0; i < n; i++) {
+    HistoryEvent *ev = msgs[i].msg->event;
+    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED) {
+      if ((rc = st->ops->history_append(st, iid, idx++, ev)) != SC_OK)
+        return rc;
+      break;
+    }
+  }
+  HistoryEvent *t = sc_pb_event(a, -1, now);
+  ExecutionTerminatedEvent *te = sc_arena_alloc(a, sizeof *te);
+  execution_terminated_event__init(te);
+  te->input = (Google__Protobuf__StringValue *)output;
+  te->recurse = recurse;
+  t->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
+  t->executionterminated = te;
+  HistoryEvent *done = sc_pb_event(a, -1, now);
+  ExecutionCompletedEvent *ce = sc_arena_alloc(a, sizeof *ce);
+  execution_completed_event__init(ce);
+  ce->orchestrationstatus = ST_TERMINATED;
+  ce->result = (Google__Protobuf__StringValue *)output;
+  done->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED;
+  done->executioncompleted = ce;
+  if ((rc = st->ops->history_append(st, iid, idx++, t)) != SC_OK ||
+      (rc = st->ops->history_append(st, iid, idx++, done)) != SC_OK ||
+      (rc = st->ops->inbox_clear(st, iid)) != SC_OK)
+    return rc;
+  StoredInstance *rec = copy_rec(a, old);
+  rec->status = ST_TERMINATED;
+  rec->completed_us = now;
+  rec->last_updated_us = now;
+  rec->history_count = idx;
+  rec->suspend_requested = rec->resume_requested = false;
+  rec->has_output = output != NULL;
+  if (output && (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output->value,
+                                           strlen(output->value))) != SC_OK)
+    return rc;
+  if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK)
+    return rc;
+  add_changed(e, iid, ST_TERMINATED, true);
+  SC_INFO("event=instance_terminated instance=%s mode=server", iid);
+  return SC_OK;
+}
+
+static int apply_terminate(struct sc_engine *e, struct sc_cmd *c)
+{
+  const TerminateRequest *req = c->u.terminate.req;
+  StoredInstance *old, *rec;
+  if (load_live(e, c, req->instanceid, &old) != SC_OK)
+    return DONE;
+  if (sc_status_is_terminal(old->status))
+    return DONE;
+  int rc;
+  if (old->status == ST_PENDING) {
+    rc = terminate_pending(e, req->instanceid, old, req->output, req->recursive);
+  } else {
+    HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
+    ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
+    execution_terminated_event__init(te);
+    te->input = req->output;
+    te->recurse = req->recursive;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
+    ev->executionterminated = te;
+    rc = enqueue(e, req->instanceid, old, ev, &rec);
+    if (rc == SC_OK)
+      rc = e->st->ops->put_instance(e->st, req->instanceid, rec, old);
+  }
+  if (rc != SC_OK)
+    return fail(c, rc, "terminating %s failed", req->instanceid);
+  return DONE;
+}
+
+/* ------------------------------------------------------------------ PurgeInstances */
+
+struct purge_ctx {
+  struct sc_engine *e;
+  int depth;
+  int32_t count;
+  int rc;
+};
+
+static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
+                     int depth, int32_t *count);
+
+static int purge_child(const char *child, void *arg)
+{
+  struct purge_ctx *p = arg;
+  return purge_one(p->e, child, true, p->depth + 1, &p->count);
+}
+
+static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
+                     int depth, int32_t *count)
+{
+  struct sc_store *st = e->st;
+  StoredInstance *old;
+  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
+  if (rc == SC_ENOTFOUND)
+    return SC_OK;
+  if (rc != SC_OK)
+    return rc;
+  if (!sc_status_is_terminal(old->status))
+    return SC_OK; /* only finished instances are purged; running ones are left alone */
+  if (recursive && depth < MAX_RECURSION) {
+    struct purge_ctx p = {e, depth, 0, SC_OK};
+    if ((rc = st->ops->children(st, true, iid, purge_child, &p)) != SC_OK)
+      return rc;
+    *count += p.count;
+  }
+  if ((rc = st->ops->delete_instance(st, iid, old)) != SC_OK)
+    return rc;
+  (*count)++;
+  add_changed(e, iid, 0, false);
+  SC_DEBUG("event=instance_purged instance=%s", iid);
+  return SC_OK;
+}
+
+static int purge_filter_chunk(struct sc_engine *e, struct sc_cmd *c)
+{
+  const PurgeInstanceFilter *f = c->u.purge.req->purgeinstancefilter;
+  static const int terminal[] = {
+      ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED,
+      ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED,
+      ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED,
+      ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_CANCELED};
+  int statuses[8];
+  size_t ns = 0;
+  if (f->n_runtimestatus == 0) {
+    memcpy(statuses, terminal, sizeof terminal);
+    ns = 4;
+  } else {
+    for (size_t i = 0; i < f->n_runtimestatus && ns < 8; i++) {
+      int s = (int)f->runtimestatus[i];
+      bool dup = false;
+      for (size_t j = 0; j < ns; j++)
+        dup |= statuses[j] == s;
+      if (sc_status_is_terminal(s) && !dup)
+        statuses[ns++] = s;
+    }
+    if (ns == 0) {
+      c->u.purge.complete = true; /* nothing non-terminal is ever purged */
+      return DONE;
+    }
+  }
+  struct sc_query q = {
+      .index = SC_Q_CREATED,
+      .statuses = statuses,
+      .n_statuses = ns,
+      .has_from = f->createdtimefrom != NULL,
+      .from_us = f->createdtimefrom ? sc_pb_ts_us(f->createdtimefrom) : 0,
+      .has_to = f->createdtimeto != NULL,
+      .to_us = f->createdtimeto ? sc_pb_ts_us(f->createdtimeto) : 0,
+      .page_size = PURGE_CHUNK,
+      .cursor = c->u.purge.started ? c->u.purge.cursor : NULL,
+      .cursor_len = c->u.purge.cursor_len,
+  };
+  struct sc_query_page page;
+  struct sc_err err;
+  int rc = e->st->ops->query(e->st, &q, &e->ba, &page, &err);
+  if (rc != SC_OK)
+    return fail(c, rc, "%s", err.msg);
+  for (size_t i = 0; i < page.n; i++) {
+    rc = purge_one(e, page.rows[i].iid, c->u.purge.req->recursive, 0, &c->u.purge.deleted);
+    if (rc != SC_OK)
+      return fail(c, rc, "purging %s failed", page.rows[i].iid);
+  }
+  c->u.purge.started = true;
+  if (!page.next_cursor) {
+    c->u.purge.complete = true;
+    return DONE;
+  }
+  if (c->u.purge.deadline_us && sc_now_us() >= c->u.purge.deadline_us) {
+    c->u.purge.complete = false;
+    return DONE;
+  }
+  SC_ASSERT(page.next_cursor_len <= sizeof c->u.purge.cursor);
+  memcpy(c->u.purge.cursor, page.next_cursor, page.next_cursor_len);
+  c->u.purge.cursor_len = page.next_cursor_len;
+  return CONTINUED;
+}
+
+static int apply_purge(struct sc_engine *e, struct sc_cmd *c)
+{
+  const PurgeInstancesRequest *req = c->u.purge.req;
+  int rc = SC_OK;
+  c->u.purge.complete = true;
+  switch (req->request_case) {
+  case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_ID:
+    rc = purge_one(e, req->instanceid, req->recursive, 0, &c->u.purge.deleted);
+    break;
+  case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_BATCH:
+    for (size_t i = 0; rc == SC_OK && i < req->instancebatch->n_instanceids; i++)
+      rc = purge_one(e, req->instancebatch->instanceids[i], req->recursive, 0, &c->u.purge.deleted);
+    break;
+  case PURGE_INSTANCES_REQUEST__REQUEST_PURGE_INSTANCE_FILTER:
+    return purge_filter_chunk(e, c);
+  default:
+    return fail(c, SC_EINVAL, "request: one of instanceId, purgeInstanceFilter or instanceBatch is required");
+  }
+  if (rc != SC_OK)
+    return fail(c, rc, "purge failed");
+  return DONE;
+}
+
+/* ------------------------------------------------------------------ waits */
+
+static int apply_wait(struct sc_engine *e, struct sc_cmd *c)
+{
+  StoredInstance *rec;
+  int rc = e->st->ops->get_instance(e->st, true, c->u.wait.iid, &e->ba, &rec);
+  if (rc == SC_ENOTFOUND) {
+    c->u.wait.exists = false;
+    return DONE;
+  }
+  if (rc != SC_OK)
+    return fail(c, rc, "reading instance %s failed", c->u.wait.iid);
+  c->u.wait.exists = true;
+  if (wait_satisfied(c->u.wait.completion, rec->status))
+    return DONE;
+  struct sc_waiter *w = calloc(1, sizeof *w);
+  if (!w || !(w->iid = strdup(c->u.wait.iid)))
+    sc_panic("out of memory parking a waiter");
+  w->cmd = c;
+  w->next = sc_map_get(&e->waiters, w->iid);
+  sc_map_put(&e->waiters, w->iid, w);
+  c->u.wait.w = w;
+  int64_t due = sc_now_us() + e->cfg.wait_cap_us;
+  if (c->u.wait.deadline_us && c->u.wait.deadline_us < due)
+    due = c->u.wait.deadline_us;
+  sc_heap_push(&e->wheap, (struct sc_heap_item){due, e->wseq++, w});
+  return PARKED;
+}
+
+static int apply_cancel(struct sc_engine *e, struct sc_cmd *c)
+{
+  struct sc_cmd *t = c->u.cancel.target;
+  if (t->u.wait.w)
+    waiter_finish(e, t->u.wait.w, SC_ECANCELLED, "the client cancelled the call");
+  return DONE;
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void fire_timers(struct sc_engine *e, int64_t now)
+{
+  struct sc_store *st = e->st;
+  const struct sc_heap_item *top;
+  while ((top = sc_heap_top(&e->theap)) && top->due <= now) {
+    struct sc_heap_item it = sc_heap_pop(&e->theap);
+    StoredTimer *t;
+    int rc = st->ops->timer_get(st, it.due, it.seq, &e->ba, &t);
+    if (rc == SC_ENOTFOUND)
+      continue;
+    if (rc != SC_OK)
+      sc_panic("reading a due timer failed (status %d)", rc);
+    st->ops->timer_delete(st, it.due, it.seq);
+    StoredInstance *rec;
+    rc = st->ops->get_instance(st, true, t->instance_id, &e->ba, &rec);
+    bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
+                (!t->execution_id[0] || strcmp(t->execution_id, rec->execution_id) == 0);
+    if (!live) {
+      SC_DEBUG("event=timer_dropped instance=%s", t->instance_id);
+      continue;
+    }
+    if (t->kind == TASKHUBD__STORE__STORED_TIMER__KIND__ORCH_MSG && t->msg) {
+      rc = st->ops->inbox_append(st, t->instance_id, (int)t->band, st->ops->next_seq(st), t->msg);
+      if (rc != SC_OK)
+        sc_panic("delivering a timer failed (status %d)", rc);
+    }
+    SC_DEBUG("event=timer_fired instance=%s kind=%d", t->instance_id, t->kind);
+  }
+}
+
+static int recover_timer(const struct sc_timer_row *row, void *ctx)
+{
+  struct sc_engine *e = ctx;
+  sc_heap_push(&e->theap, (struct sc_heap_item){row->due_us, row->seq, NULL});
+  return SC_OK;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static int apply(struct sc_engine *e, struct sc_cmd *c)
+{
+  switch (c->kind) {
+  case SC_CMD_START:
+    return apply_start(e, c);
+  case SC_CMD_RAISE:
+    return apply_raise(e, c);
+  case SC_CMD_TERMINATE:
+    return apply_terminate(e, c);
+  case SC_CMD_SUSPEND:
+    return apply_suspend(e, c, false);
+  case SC_CMD_RESUME:
+    return apply_suspend(e, c, true);
+  case SC_CMD_PURGE:
+    return apply_purge(e, c);
+  case SC_CMD_WAIT:
+    return apply_wait(e, c);
+  case SC_CMD_WAIT_CANCEL:
+    return apply_cancel(e, c);
+  case SC_CMD_WIPE:
+    break; /* handled by run_batch */
+  }
+  return fail(c, SC_EINVAL, "unknown command %d", (int)c->kind);
+}
+
+static void commit(struct sc_engine *e)
+{
+  struct sc_err err = {0};
+  size_t n = e->st->ops->txn_size(e->st);
+  if (n == 0)
+    return;
+  int rc = e->st->ops->txn_commit(e->st, e->cfg.sync, &err);
+  if (rc != SC_OK) {
+    /* Nothing was acknowledged; a restart recovers the last durable state. */
+    sc_panic("commit failed: %s", err.msg);
+  }
+  pthread_mutex_lock(&e->mu);
+  e->stats.commits++;
+  pthread_mutex_unlock(&e->mu);
+}
+
+static void drop_all_waiters(struct sc_engine *e, int code, const char *msg)
+{
+  struct sc_map_entry *it;
+  while ((it = sc_map_first(&e->waiters))) {
+    struct sc_waiter *w = sc_map_value(it);
+    waiter_finish(e, w, code, msg);
+  }
+}
+
+static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
+{
+  if (!e->cfg.allow_wipe) {
+    fail(c, SC_ESTATE,
+         "deleting the task hub's data is disabled; start taskhubd with --allow-delete-taskhub to allow it");
+    return;
+  }
+  commit(e); /* what came before the wipe in this batch */
+  struct sc_err err = {0};
+  if (e->st->ops->wipe(e->st, &err) != SC_OK)
+    sc_panic("wiping the store failed: %s", err.msg);
+  sc_heap_free(&e->theap);
+  struct sc_map_entry *it;
+  while ((it = sc_map_first(&e->waiters))) {
+    struct sc_waiter *w = sc_map_value(it);
+    w->cmd->u.wait.exists = false;
+    waiter_finish(e, w, SC_OK, NULL);
+  }
+  SC_WARN("event=taskhub_wiped recreate=%d", c->u.wipe.recreate);
+}
+
+static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
+{
+  struct sc_store *st = e->st;
+  st->ops->txn_reset(st);
+  size_t n = 0;
+  struct sc_cmd *conts = e->conts;
+  e->conts = NULL;
+  /* Continuations first: they were accepted earlier. */
+  while (conts) {
+    struct sc_cmd *c = conts;
+    conts = c->next;
+    st->ops->txn_savepoint(st);
+    int r = purge_filter_chunk(e, c);
+    if (r == CONTINUED && !stopping) {
+      c->next = e->conts;
+      e->conts = c;
+    } else {
+      if (r == CONTINUED)
+        c->u.purge.complete = false;
+      add_done(e, c);
+    }
+  }
+  while (cmds) {
+    struct sc_cmd *c = cmds;
+    cmds = c->next;
+    c->next = NULL;
+    n++;
+    if (c->kind == SC_CMD_WIPE) {
+      run_wipe(e, c);
+      add_done(e, c);
+      continue;
+    }
+    st->ops->txn_savepoint(st);
+    int r = apply(e, c);
+    if (c->err.code != SC_OK)
+      st->ops->txn_rollback(st); /* a failed command leaves nothing behind */
+    if (r == DONE) {
+      add_done(e, c);
+    } else if (r == CONTINUED) {
+      c->next = e->conts;
+      e->conts = c;
+    }
+  }
+  int64_t now = sc_now_us();
+  fire_timers(e, now);
+  commit(e);
+  pthread_mutex_lock(&e->mu);
+  e->stats.commands += n;
+  if (n > e->stats.batched_max)
+    e->stats.batched_max = n;
+  pthread_mutex_unlock(&e->mu);
+  wake_changed(e);
+  expire_waiters(e, now);
+  if (stopping)
+    drop_all_waiters(e, SC_EUNAVAIL, "taskhubd is shutting down");
+  /* Replies go out only now: everything they report is durable. */
+  for (size_t i = 0; i < e->ndone; i++)
+    e->done[i]->done(e->done[i]);
+  e->ndone = 0;
+  sc_arena_reset(&e->ba);
+}
+
+static int64_t next_wakeup(struct sc_engine *e)
+{
+  int64_t t = INT64_MAX;
+  const struct sc_heap_item *a = sc_heap_top(&e->theap), *b = sc_heap_top(&e->wheap);
+  if (a)
+    t = a->due;
+  if (b && b->due < t)
+    t = b->due;
+  return t;
+}
+
+static void *engine_main(void *arg)
+{
+  struct sc_engine *e = arg;
+  for (;;) {
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+      if (e->qh || e->stopping || e->conts)
+        break;
+      int64_t wake = next_wakeup(e);
+      if (wake == INT64_MAX) {
+        pthread_cond_wait(&e->cv, &e->mu);
+        continue;
+      }
+      int64_t delta = wake - sc_now_us();
+      if (delta <= 0)
+        break;
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      int64_t ns = ts.tv_nsec + (delta % 1000000) * 1000;
+      ts.tv_sec += delta / 1000000 + ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+    }
+    struct sc_cmd *head = e->qh, *tail = NULL;
+    int taken = 0;
+    for (struct sc_cmd *c = e->qh; c && taken < e->cfg.max_batch; c = c->next) {
+      tail = c;
+      taken++;
+    }
+    if (tail) {
+      e->qh = tail->next;
+      if (!e->qh)
+        e->qt = NULL;
+      tail->next = NULL;
+    } else {
+      head = NULL;
+    }
+    bool stopping = e->stopping && !e->qh;
+    pthread_mutex_unlock(&e->mu);
+    run_batch(e, head, stopping);
+    if (stopping)
+      break;
+  }
+  return NULL;
+}
+
+int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
+                    struct sc_engine **out, struct sc_err *err)
+{
+  struct sc_engine *e = calloc(1, sizeof *e);
+  if (!e)
+    sc_panic("out of memory starting the engine");
+  e->st = st;
+  e->cfg = *cfg;
+  if (e->cfg.max_batch < 1)
+    e->cfg.max_batch = 1;
+  sc_arena_init(&e->ba);
+  sc_map_init(&e->waiters);
+  sc_heap_init(&e->wheap);
+  sc_heap_init(&e->theap);
+  int64_t t0 = sc_mono_us();
+  int rc = st->ops->timer_scan(st, recover_timer, e);
+  if (rc != SC_OK) {
+    sc_err_set(err, rc, "recovering timers from the store failed");
+    free(e);
+    return rc;
+  }
+  SC_INFO("event=recovered timers=%zu ms=%.1f", e->theap.n, (double)(sc_mono_us() - t0) / 1000.0);
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&e->th, NULL, engine_main, e) != 0)
+    sc_panic("cannot start the engine thread");
+  *out = e;
+  return SC_OK;
+}
+
+void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
+{
+  cmd->next = NULL;
+  cmd->err.code = SC_OK;
+  cmd->err.msg[0] = 0;
+  pthread_mutex_lock(&e->mu);
+  if (e->stopped) {
+    pthread_mutex_unlock(&e->mu);
+    sc_err_set(&cmd->err, SC_EUNAVAIL, "taskhubd is shutting down");
+    cmd->done(cmd);
+    return;
+  }
+  if (e->qt)
+    e->qt->next = cmd;
+  else
+    e->qh = cmd;
+  e->qt = cmd;
+  pthread_cond_signal(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+
+void sc_engine_stop(struct sc_engine *e)
+{
+  if (!e)
+    return;
+  pthread_mutex_lock(&e->mu);
+  e->stopping = true;
+  pthread_cond_signal(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+  pthread_join(e->th, NULL);
+  pthread_mutex_lock(&e->mu);
+  e->stopped = true;
+  struct sc_cmd *late = e->qh;
+  e->qh = e->qt = NULL;
+  pthread_mutex_unlock(&e->mu);
+  while (late) { /* posted between the last batch and `stopped` */
+    struct sc_cmd *n = late->next;
+    sc_err_set(&late->err, SC_EUNAVAIL, "taskhubd is shutting down");
+    late->done(late);
+    late = n;
+  }
+}
+
+void sc_engine_free(struct sc_engine *e)
+{
+  if (!e)
+    return;
+  /* Waiters answered early stay in the deadline heap until they pop; free them now. */
+  while (sc_heap_top(&e->wheap)) {
+    struct sc_waiter *w = sc_heap_pop(&e->wheap).data;
+    free(w->iid);
+    free(w);
+  }
+  sc_heap_free(&e->wheap);
+  sc_heap_free(&e->theap);
+  sc_map_free(&e->waiters);
+  sc_arena_free(&e->ba);
+  free(e->done);
+  free(e->chg);
+  pthread_mutex_destroy(&e->mu);
+  pthread_cond_destroy(&e->cv);
+  free(e);
+}
+
+void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out)
+{
+  pthread_mutex_lock(&e->mu);
+  *out = e->stats;
+  pthread_mutex_unlock(&e->mu);
+}

@@ -1,0 +1,114 @@
+#ifndef SC_ENGINE_H
+#define SC_ENGINE_H
+
+/*
+ * The engine: the single owner of mutable state. Transport threads decode and validate requests, then post
+ * commands here; one engine thread applies everything queued to one store transaction, commits it (synced)
+ * and only then calls each command's `done` callback. While a commit is in flight new commands queue up, so
+ * concurrent callers share one fsync (group commit). The engine includes no gRPC header.
+ */
+
+#include "common/status.h"
+#include "store/keys.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sc_engine;
+struct sc_waiter;
+
+enum sc_cmd_kind {
+  SC_CMD_START,
+  SC_CMD_RAISE,
+  SC_CMD_TERMINATE,
+  SC_CMD_SUSPEND,
+  SC_CMD_RESUME,
+  SC_CMD_PURGE,
+  SC_CMD_WAIT,
+  SC_CMD_WAIT_CANCEL,
+  SC_CMD_WIPE,
+};
+
+struct sc_cmd;
+typedef void (*sc_cmd_done_fn)(struct sc_cmd *cmd);
+
+/*
+ * A command. The poster owns its memory and everything its request points to, and must keep them alive
+ * until `done` has been called (on the engine thread, after the commit that made the command durable).
+ * `err.code` is SC_OK or the failure; the engine never touches the command after `done`.
+ */
+struct sc_cmd {
+  enum sc_cmd_kind kind;
+  sc_cmd_done_fn done;
+  void *user;
+  struct sc_err err;
+  struct sc_cmd *next; /* engine queue link */
+  union {
+    struct {
+      const CreateInstanceRequest *req;
+      char iid[SC_MAX_ID + 1]; /* out: the (possibly generated) instance id */
+    } start;
+    struct {
+      const RaiseEventRequest *req;
+    } raise;
+    struct {
+      const TerminateRequest *req;
+    } terminate;
+    struct {
+      const char *iid;
+      const Google__Protobuf__StringValue *reason;
+    } suspend; /* SC_CMD_SUSPEND and SC_CMD_RESUME */
+    struct {
+      const PurgeInstancesRequest *req;
+      int64_t deadline_us;      /* filter purges stop here with complete=false */
+      int32_t deleted;          /* out */
+      bool complete;            /* out */
+      /* engine-internal progress of a filter purge */
+      bool started;
+      size_t cursor_len;
+      unsigned char cursor[SC_KEY_MAX];
+    } purge;
+    struct {
+      const char *iid;
+      bool completion;    /* false: wait for start */
+      int64_t deadline_us; /* 0: the engine's cap */
+      bool exists;        /* out: false when the instance is unknown */
+      struct sc_waiter *w; /* engine-internal */
+    } wait;
+    struct {
+      struct sc_cmd *target; /* a SC_CMD_WAIT whose client went away */
+    } cancel;
+    struct {
+      bool recreate; /* CreateTaskHub(recreateIfExists) rather than DeleteTaskHub */
+    } wipe;
+  } u;
+};
+
+struct sc_engine_config {
+  int64_t wait_cap_us;
+  int max_batch;
+  bool allow_wipe;
+  bool sync; /* false only in unit tests that measure nothing durable */
+};
+
+struct sc_engine_stats {
+  uint64_t commits, commands, batched_max;
+};
+
+/* Recovers in-memory state (timers) from the store and starts the engine thread. */
+int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
+                    struct sc_engine **out, struct sc_err *err);
+
+/* Thread-safe. After sc_engine_stop has begun, commands complete with SC_EUNAVAIL. */
+void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd);
+
+/* Applies what is queued, commits, answers parked waiters with SC_EUNAVAIL and joins the thread. Later
+ * posts complete at once with SC_EUNAVAIL, so transport threads may still post until they are joined. */
+void sc_engine_stop(struct sc_engine *e);
+/* Frees the engine; call after sc_engine_stop once nothing can post any more. */
+void sc_engine_free(struct sc_engine *e);
+
+void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out);
+
+#endif

@@ -1,0 +1,671 @@
+/*
+ * The RPC handlers: validate each decoded request (naming the offending field), then either read the store
+ * directly (GetInstance, QueryInstances, ListInstanceIds) or post a command to the engine and reply from its
+ * done callback, after the commit.
+ */
+#include "call.h"
+#include "common/log.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "health.pb-c.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define GRPC_INVALID_ARGUMENT 3
+#define GRPC_NOT_FOUND 5
+#define GRPC_RESOURCE_EXHAUSTED 8
+#define MAX_PAGE 1000
+#define DEFAULT_PAGE 100
+#define MAX_PURGE_BATCH 500
+
+/* ------------------------------------------------------------------ validation */
+
+static bool reject(struct sc_call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool reject(struct sc_call *c, int code, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sc_call_reply(c, code, msg, NULL);
+  return false;
+}
+
+static size_t utf8_error(const unsigned char *s, size_t n)
+{
+  size_t i = 0;
+  while (i < n) {
+    unsigned char b = s[i];
+    size_t k = b < 0x80 ? 0 : (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 9;
+    if (k == 9 || i + k >= n)
+      return i + 1;
+    if (k == 1 && b < 0xc2)
+      return i + 1;
+    for (size_t j = 1; j <= k; j++)
+      if ((s[i + j] & 0xc0) != 0x80)
+        return i + 1;
+    i += k + 1;
+  }
+  return 0;
+}
+
+/* Ids and names: bounded, no control bytes (the key layout needs that), valid UTF-8. */
+static bool check_text(struct sc_call *c, const char *field, const char *v,
+                       size_t max, bool required)
+{
+  size_t n = strlen(v);
+  if (required && n == 0)
+    return reject(c, GRPC_INVALID_ARGUMENT, "%s: must not be empty", field);
+  if (n > max)
+    return reject(c, GRPC_INVALID_ARGUMENT, "%s: %zu bytes is longer than the %zu-byte limit", field, n,
+                  max);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char b = (unsigned char)v[i];
+    if (b < 0x20 || b == 0x7f)
+      return reject(c, GRPC_INVALID_ARGUMENT, "%s: contains control character 0x%02x at byte %zu", field, b,
+                    i);
+  }
+  size_t bad = utf8_error((const unsigned char *)v, n);
+  if (bad)
+    return reject(c, GRPC_INVALID_ARGUMENT, "%s: is not valid UTF-8 (byte %zu)", field, bad - 1);
+  return true;
+}
+
+static bool check_id(struct sc_call *c, const char *field, const char *v)
+{
+  return check_text(c, field, v, sc_call_ctx(c)->cfg->max_id_length, true);
+}
+
+static bool check_payload(struct sc_call *c, const char *field,
+                          const Google__Protobuf__StringValue *v)
+{
+  size_t max = sc_call_ctx(c)->cfg->max_payload;
+  if (v && strlen(v->value) > max)
+    return reject(c, GRPC_RESOURCE_EXHAUSTED,
+                  "%s: %zu bytes exceeds the %zu-byte payload limit (--max-payload)", field,
+                  strlen(v->value), max);
+  return true;
+}
+
+struct kv {
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+
+static bool check_tags(struct sc_call *c, size_t n, void *const *tags)
+{
+  const struct sc_config *cfg = sc_call_ctx(c)->cfg;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct kv *t = tags[i];
+    if (!check_text(c, "tags key", t->key, cfg->max_name_length, true))
+      return false;
+    total += strlen(t->key) + strlen(t->value);
+  }
+  if (total > cfg->max_payload)
+    return reject(c, GRPC_RESOURCE_EXHAUSTED, "tags: %zu bytes exceeds the %zu-byte payload limit", total,
+                  cfg->max_payload);
+  return true;
+}
+
+static bool valid_status(int s)
+{
+  return s >= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING &&
+         s <= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED;
+}
+
+/* ------------------------------------------------------------------ state */
+
+static void *convert_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d,
+                          size_t n, void *const *src)
+{
+  if (!n)
+    return NULL;
+  void **out = sc_arena_alloc(a, n * sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    struct kv *e = sc_arena_alloc(a, d->sizeof_message);
+    protobuf_c_message_init(d, e);
+    e->key = ((const struct kv *)src[i])->key;
+    e->value = ((const struct kv *)src[i])->value;
+    out[i] = e;
+  }
+  return out;
+}
+
+static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_store *st,
+                                              const char *iid, int kind)
+{
+  char *data;
+  size_t len;
+  if (st->ops->get_payload(st, false, iid, kind, a, &data, &len) != SC_OK)
+    return NULL;
+  return sc_pb_sv(a, data);
+}
+
+static OrchestrationState *build_state(struct sc_arena *a, struct sc_store *st,
+                                       const char *iid, const StoredInstance *r,
+                                       bool payloads)
+{
+  OrchestrationState *s = sc_arena_alloc(a, sizeof *s);
+  orchestration_state__init(s);
+  s->instanceid = (char *)iid;
+  s->name = r->name;
+  if (r->has_version)
+    s->version = sc_pb_sv(a, r->version);
+  s->orchestrationstatus = r->status;
+  if (r->scheduled_start_us)
+    s->scheduledstarttimestamp = sc_pb_ts(a, r->scheduled_start_us);
+  s->createdtimestamp = sc_pb_ts(a, r->created_us);
+  s->lastupdatedtimestamp = sc_pb_ts(a, r->last_updated_us);
+  if (r->execution_id[0])
+    s->executionid = sc_pb_sv(a, r->execution_id);
+  if (r->completed_us)
+    s->completedtimestamp = sc_pb_ts(a, r->completed_us);
+  if (r->parent_instance_id[0])
+    s->parentinstanceid = sc_pb_sv(a, r->parent_instance_id);
+  s->n_tags = r->n_tags;
+  s->tags = convert_tags(a, &orchestration_state__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
+  if (r->status == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED)
+    s->failuredetails = r->failure_details;
+  if (payloads) {
+    if (r->has_input)
+      s->input = payload(a, st, iid, SC_PAYLOAD_INPUT);
+    if (r->has_output)
+      s->output = payload(a, st, iid, SC_PAYLOAD_OUTPUT);
+    if (r->has_custom_status)
+      s->customstatus = payload(a, st, iid, SC_PAYLOAD_CUSTOM_STATUS);
+  }
+  return s;
+}
+
+/* Replies with GetInstanceResponse for |iid| as committed now. */
+static void reply_instance(struct sc_call *c, const char *iid, bool payloads)
+{
+  struct sc_store *st = sc_call_ctx(c)->store;
+  GetInstanceResponse resp = GET_INSTANCE_RESPONSE__INIT;
+  StoredInstance *rec;
+  int rc = st->ops->get_instance(st, false, iid, &c->arena, &rec);
+  if (rc == SC_OK) {
+    resp.exists = true;
+    resp.orchestrationstate = build_state(&c->arena, st, iid, rec, payloads);
+  } else if (rc != SC_ENOTFOUND) {
+    struct sc_err err;
+    sc_err_set(&err, rc, "reading instance %s failed", iid);
+    sc_call_reply_err(c, &err);
+    return;
+  }
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static void h_hello(struct sc_call *c)
+{
+  Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_health(struct sc_call *c)
+{
+  const Grpc__Health__V1__HealthCheckRequest *r = (void *)c->req;
+  if (r->service[0] && strcmp(r->service, "TaskHubSidecarService") != 0) {
+    reject(c, GRPC_NOT_FOUND, "unknown service %s", r->service);
+    return;
+  }
+  Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void start_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  CreateInstanceResponse resp = CREATE_INSTANCE_RESPONSE__INIT;
+  resp.instanceid = cmd->u.start.iid;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_start(struct sc_call *c)
+{
+  const CreateInstanceRequest *r = (void *)c->req;
+  const struct sc_config *cfg = sc_call_ctx(c)->cfg;
+  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+    return;
+  if (!check_text(c, "name", r->name, cfg->max_name_length, true))
+    return;
+  if (r->version && !check_text(c, "version", r->version->value, cfg->max_name_length, false))
+    return;
+  if (r->executionid && r->executionid->value[0] && !check_id(c, "executionId", r->executionid->value))
+    return;
+  if (!check_payload(c, "input", r->input) || !check_tags(c, r->n_tags, (void *const *)r->tags))
+    return;
+  const OrchestrationIdReusePolicy *p = r->orchestrationidreusepolicy;
+  if (p) {
+    bool live = false, terminated = false;
+    for (size_t i = 0; i < p->n_replaceablestatus; i++) {
+      int s = (int)p->replaceablestatus[i];
+      if (!valid_status(s)) {
+        reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.replaceableStatus: unknown status %d", s);
+        return;
+      }
+      live |= s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING ||
+              s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING ||
+              s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED;
+      terminated |= s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED;
+    }
+    if ((int)p->action < 0 || (int)p->action > 2) {
+      reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.action: unknown action %d", (int)p->action);
+      return;
+    }
+    /* Replacing a live instance terminates it, so a policy that allows that must allow TERMINATED too. */
+    if (p->action == 0 && live && !terminated) {
+      reject(c, GRPC_INVALID_ARGUMENT,
+             "orchestrationIdReusePolicy.replaceableStatus: replacing running, pending or suspended "
+             "instances requires TERMINATED in the list too");
+      return;
+    }
+  }
+  c->cmd.kind = SC_CMD_START;
+  c->cmd.u.start.req = r;
+  sc_call_post(c, start_done);
+}
+
+static void h_get(struct sc_call *c)
+{
+  const GetInstanceRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid))
+    return;
+  reply_instance(c, r->instanceid, r->getinputsandoutputs);
+}
+
+static void wait_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  atomic_store(&c->waiting, false);
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  const GetInstanceRequest *r = (void *)c->req;
+  if (!cmd->u.wait.exists) {
+    GetInstanceResponse resp = GET_INSTANCE_RESPONSE__INIT;
+    sc_call_reply(c, 0, NULL, &resp.base);
+    return;
+  }
+  reply_instance(c, r->instanceid, r->getinputsandoutputs);
+}
+
+static void wait_common(struct sc_call *c, bool completion)
+{
+  const GetInstanceRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid))
+    return;
+  int64_t dl = sc_call_deadline_us(c);
+  c->cmd.kind = SC_CMD_WAIT;
+  c->cmd.u.wait.iid = r->instanceid;
+  c->cmd.u.wait.completion = completion;
+  c->cmd.u.wait.deadline_us = dl < 0 ? 0 : dl;
+  atomic_store(&c->waiting, true);
+  sc_call_watch_cancel(c);
+  sc_call_post(c, wait_done);
+}
+
+static void h_wait_start(struct sc_call *c)
+{
+  wait_common(c, false);
+}
+
+static void h_wait_completion(struct sc_call *c)
+{
+  wait_common(c, true);
+}
+
+/* Commands whose reply is an empty message of the given type. */
+static void empty_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  /* All these responses are empty messages: an empty encoding serves every one of them. */
+  Google__Protobuf__Empty resp = GOOGLE__PROTOBUF__EMPTY__INIT;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_raise(struct sc_call *c)
+{
+  const RaiseEventRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid) ||
+      !check_text(c, "name", r->name, sc_call_ctx(c)->cfg->max_name_length, true) ||
+      !check_payload(c, "input", r->input))
+    return;
+  c->cmd.kind = SC_CMD_RAISE;
+  c->cmd.u.raise.req = r;
+  sc_call_post(c, empty_done);
+}
+
+static void h_terminate(struct sc_call *c)
+{
+  const TerminateRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid) || !check_payload(c, "output", r->output))
+    return;
+  c->cmd.kind = SC_CMD_TERMINATE;
+  c->cmd.u.terminate.req = r;
+  sc_call_post(c, empty_done);
+}
+
+static void suspend_common(struct sc_call *c, const char *iid,
+                           const Google__Protobuf__StringValue *reason, bool resume)
+{
+  if (!check_id(c, "instanceId", iid) || !check_payload(c, "reason", reason))
+    return;
+  c->cmd.kind = resume ? SC_CMD_RESUME : SC_CMD_SUSPEND;
+  c->cmd.u.suspend.iid = iid;
+  /* An empty reason is left out of the event, as the SDKs expect. */
+  c->cmd.u.suspend.reason = reason && reason->value[0] ? reason : NULL;
+  sc_call_post(c, empty_done);
+}
+
+static void h_suspend(struct sc_call *c)
+{
+  const SuspendRequest *r = (void *)c->req;
+  suspend_common(c, r->instanceid, r->reason, false);
+}
+
+static void h_resume(struct sc_call *c)
+{
+  const ResumeRequest *r = (void *)c->req;
+  suspend_common(c, r->instanceid, r->reason, true);
+}
+
+/* ------------------------------------------------------------------ queries */
+
+static bool collect_statuses(struct sc_call *c, const char *field, size_t n,
+                             const OrchestrationStatus *in, int *out,
+                             size_t *nout)
+{
+  *nout = 0;
+  for (size_t i = 0; i < n; i++) {
+    int s = (int)in[i];
+    if (!valid_status(s))
+      return reject(c, GRPC_INVALID_ARGUMENT, "%s: unknown status %d", field, s);
+    bool dup = false;
+    for (size_t j = 0; j < *nout; j++)
+      dup |= out[j] == s;
+    if (!dup)
+      out[(*nout)++] = s;
+  }
+  return true;
+}
+
+static size_t page_size(int32_t asked)
+{
+  if (asked <= 0)
+    return DEFAULT_PAGE;
+  return asked > MAX_PAGE ? MAX_PAGE : (size_t)asked;
+}
+
+/*
+ * Continuation tokens: "t" + 16 hex digits of the index time + the instance id (index order), or
+ * "p" + the instance id (prefix queries, id order). Both grow strictly from page to page, so a token never
+ * repeats and is never "0".
+ */
+static char *encode_cursor(struct sc_arena *a, bool prefix_mode,
+                           const unsigned char *cur, size_t n)
+{
+  if (prefix_mode)
+    return sc_arena_printf(a, "p%.*s", (int)n, (const char *)cur);
+  char hex[17];
+  sc_hex_encode(cur, 8, hex);
+  return sc_arena_printf(a, "t%s%.*s", hex, (int)(n - 8), (const char *)cur + 8);
+}
+
+static bool decode_cursor(struct sc_call *c, const char *field, const char *tok,
+                          bool prefix_mode, unsigned char *out, size_t *n)
+{
+  size_t len = strlen(tok);
+  if (len > SC_MAX_ID + 20)
+    return reject(c, GRPC_INVALID_ARGUMENT, "%s: too long", field);
+  if (prefix_mode && tok[0] == 'p') {
+    memcpy(out, tok + 1, len - 1);
+    *n = len - 1;
+    return true;
+  }
+  size_t hn;
+  if (!prefix_mode && tok[0] == 't' && len >= 17 && sc_hex_decode(tok + 1, 16, out, &hn) == 0) {
+    memcpy(out + 8, tok + 17, len - 17);
+    *n = 8 + len - 17;
+    return true;
+  }
+  return reject(c, GRPC_INVALID_ARGUMENT, "%s: not a token this server issued for this query", field);
+}
+
+static void h_query(struct sc_call *c)
+{
+  const QueryInstancesRequest *r = (void *)c->req;
+  static const InstanceQuery empty = INSTANCE_QUERY__INIT;
+  const InstanceQuery *q = r->query ? r->query : &empty;
+  int statuses[16];
+  struct sc_query sq = {.index = SC_Q_CREATED, .statuses = statuses};
+  if (!collect_statuses(c, "query.runtimeStatus", q->n_runtimestatus, q->runtimestatus, statuses,
+                        &sq.n_statuses))
+    return;
+  if (q->maxinstancecount < 0) {
+    reject(c, GRPC_INVALID_ARGUMENT, "query.maxInstanceCount: must not be negative");
+    return;
+  }
+  sq.page_size = page_size(q->maxinstancecount);
+  if (q->instanceidprefix && q->instanceidprefix->value[0]) {
+    if (!check_text(c, "query.instanceIdPrefix", q->instanceidprefix->value,
+                    sc_call_ctx(c)->cfg->max_id_length, false))
+      return;
+    sq.prefix = q->instanceidprefix->value;
+  }
+  sq.has_from = q->createdtimefrom != NULL;
+  sq.from_us = sq.has_from ? sc_pb_ts_us(q->createdtimefrom) : 0;
+  sq.has_to = q->createdtimeto != NULL;
+  sq.to_us = sq.has_to ? sc_pb_ts_us(q->createdtimeto) : 0;
+  bool prefix_mode = sq.prefix != NULL;
+  unsigned char cur[SC_KEY_MAX];
+  if (q->continuationtoken && q->continuationtoken->value[0]) {
+    if (!decode_cursor(c, "query.continuationToken", q->continuationtoken->value, prefix_mode, cur,
+                       &sq.cursor_len))
+      return;
+    sq.cursor = cur;
+  }
+  struct sc_store *st = sc_call_ctx(c)->store;
+  struct sc_query_page page;
+  struct sc_err err;
+  if (st->ops->query(st, &sq, &c->arena, &page, &err) != SC_OK) {
+    sc_call_reply_err(c, &err);
+    return;
+  }
+  QueryInstancesResponse resp = QUERY_INSTANCES_RESPONSE__INIT;
+  resp.n_orchestrationstate = page.n;
+  resp.orchestrationstate = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof(OrchestrationState *));
+  for (size_t i = 0; i < page.n; i++)
+    resp.orchestrationstate[i] =
+        build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec, q->fetchinputsandoutputs);
+  if (page.next_cursor)
+    resp.continuationtoken =
+        sc_pb_sv(&c->arena, encode_cursor(&c->arena, prefix_mode, page.next_cursor, page.next_cursor_len));
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_list_ids(struct sc_call *c)
+{
+  const ListInstanceIdsRequest *r = (void *)c->req;
+  int asked[16], statuses[16];
+  size_t nasked;
+  if (!collect_statuses(c, "runtimeStatus", r->n_runtimestatus, r->runtimestatus, asked, &nasked))
+    return;
+  if (r->pagesize < 0) {
+    reject(c, GRPC_INVALID_ARGUMENT, "pageSize: must not be negative");
+    return;
+  }
+  struct sc_query sq = {.index = SC_Q_COMPLETED, .statuses = statuses, .page_size = page_size(r->pagesize)};
+  /* Only finished instances have a completion time; asking for live statuses alone matches nothing. */
+  for (size_t i = 0; i < nasked; i++)
+    if (sc_status_is_terminal(asked[i]))
+      statuses[sq.n_statuses++] = asked[i];
+  ListInstanceIdsResponse resp = LIST_INSTANCE_IDS_RESPONSE__INIT;
+  if (nasked > 0 && sq.n_statuses == 0) {
+    sc_call_reply(c, 0, NULL, &resp.base);
+    return;
+  }
+  sq.has_from = r->completedtimefrom != NULL;
+  sq.from_us = sq.has_from ? sc_pb_ts_us(r->completedtimefrom) : 0;
+  sq.has_to = r->completedtimeto != NULL;
+  sq.to_us = sq.has_to ? sc_pb_ts_us(r->completedtimeto) : 0;
+  unsigned char cur[SC_KEY_MAX];
+  if (r->lastinstancekey && r->lastinstancekey->value[0]) {
+    /* "<16 hex digits of the completion time>:<instance id>" */
+    const char *k = r->lastinstancekey->value;
+    size_t len = strlen(k), hn;
+    if (len < 18 || k[16] != ':' || len - 17 > SC_MAX_ID || sc_hex_decode(k, 16, cur, &hn) != 0) {
+      reject(c, GRPC_INVALID_ARGUMENT, "lastInstanceKey: not a key this server issued");
+      return;
+    }
+    memcpy(cur + 8, k + 17, len - 17);
+    sq.cursor = cur;
+    sq.cursor_len = 8 + len - 17;
+  }
+  struct sc_store *st = sc_call_ctx(c)->store;
+  struct sc_query_page page;
+  struct sc_err err;
+  if (st->ops->query(st, &sq, &c->arena, &page, &err) != SC_OK) {
+    sc_call_reply_err(c, &err);
+    return;
+  }
+  resp.n_instanceids = page.n;
+  resp.instanceids = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof(char *));
+  for (size_t i = 0; i < page.n; i++)
+    resp.instanceids[i] = page.rows[i].iid;
+  if (page.next_cursor) {
+    char hex[17];
+    sc_hex_encode(page.next_cursor, 8, hex);
+    resp.lastinstancekey = sc_pb_sv(&c->arena, sc_arena_printf(&c->arena, "%s:%.*s", hex,
+                                                               (int)(page.next_cursor_len - 8),
+                                                               (const char *)page.next_cursor + 8));
+  }
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+/* ------------------------------------------------------------------ purge and task hub */
+
+static void purge_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  PurgeInstancesResponse resp = PURGE_INSTANCES_RESPONSE__INIT;
+  Google__Protobuf__BoolValue complete = GOOGLE__PROTOBUF__BOOL_VALUE__INIT;
+  complete.value = cmd->u.purge.complete;
+  resp.deletedinstancecount = cmd->u.purge.deleted;
+  resp.iscomplete = &complete;
+  if (cmd->u.purge.deleted)
+    SC_INFO("event=purged count=%d complete=%d", cmd->u.purge.deleted, cmd->u.purge.complete);
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_purge(struct sc_call *c)
+{
+  const PurgeInstancesRequest *r = (void *)c->req;
+  int64_t deadline = 0;
+  switch (r->request_case) {
+  case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_ID:
+    if (!check_id(c, "instanceId", r->instanceid))
+      return;
+    break;
+  case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_BATCH: {
+    const InstanceBatch *b = r->instancebatch;
+    if (b->n_instanceids > MAX_PURGE_BATCH) {
+      reject(c, GRPC_INVALID_ARGUMENT, "instanceBatch.instanceIds: %zu ids, at most %d per call",
+             b->n_instanceids, MAX_PURGE_BATCH);
+      return;
+    }
+    for (size_t i = 0; i < b->n_instanceids; i++)
+      if (!check_id(c, "instanceBatch.instanceIds", b->instanceids[i]))
+        return;
+    break;
+  }
+  case PURGE_INSTANCES_REQUEST__REQUEST_PURGE_INSTANCE_FILTER: {
+    const PurgeInstanceFilter *f = r->purgeinstancefilter;
+    for (size_t i = 0; i < f->n_runtimestatus; i++)
+      if (!valid_status((int)f->runtimestatus[i])) {
+        reject(c, GRPC_INVALID_ARGUMENT, "purgeInstanceFilter.runtimeStatus: unknown status %d",
+               (int)f->runtimestatus[i]);
+        return;
+      }
+    int64_t budget = sc_call_ctx(c)->cfg->purge_timeout_s * 1000000;
+    if (f->timeout && (f->timeout->seconds > 0 || f->timeout->nanos > 0))
+      budget = f->timeout->seconds * 1000000 + f->timeout->nanos / 1000;
+    deadline = sc_now_us() + budget;
+    break;
+  }
+  default:
+    reject(c, GRPC_INVALID_ARGUMENT, "request: one of instanceId, purgeInstanceFilter or instanceBatch is required");
+    return;
+  }
+  c->cmd.kind = SC_CMD_PURGE;
+  c->cmd.u.purge.req = r;
+  c->cmd.u.purge.deadline_us = deadline;
+  sc_call_post(c, purge_done);
+}
+
+static void h_create_hub(struct sc_call *c)
+{
+  const CreateTaskHubRequest *r = (void *)c->req;
+  if (!r->recreateifexists) {
+    /* The store always exists: creating the task hub is a no-op. */
+    CreateTaskHubResponse resp = CREATE_TASK_HUB_RESPONSE__INIT;
+    sc_call_reply(c, 0, NULL, &resp.base);
+    return;
+  }
+  c->cmd.kind = SC_CMD_WIPE;
+  c->cmd.u.wipe.recreate = true;
+  sc_call_post(c, empty_done);
+}
+
+static void h_delete_hub(struct sc_call *c)
+{
+  c->cmd.kind = SC_CMD_WIPE;
+  c->cmd.u.wipe.recreate = false;
+  sc_call_post(c, empty_done);
+}
+
+#define SVC "/TaskHubSidecarService/"
+
+struct sc_method sc_methods[] = {
+    {SVC "Hello", &google__protobuf__empty__descriptor, h_hello, 4, NULL},
+    {SVC "StartInstance", &create_instance_request__descriptor, h_start, 64, NULL},
+    {SVC "GetInstance", &get_instance_request__descriptor, h_get, 16, NULL},
+    {SVC "WaitForInstanceStart", &get_instance_request__descriptor, h_wait_start, 16, NULL},
+    {SVC "WaitForInstanceCompletion", &get_instance_request__descriptor, h_wait_completion, 64, NULL},
+    {SVC "RaiseEvent", &raise_event_request__descriptor, h_raise, 32, NULL},
+    {SVC "TerminateInstance", &terminate_request__descriptor, h_terminate, 16, NULL},
+    {SVC "SuspendInstance", &suspend_request__descriptor, h_suspend, 8, NULL},
+    {SVC "ResumeInstance", &resume_request__descriptor, h_resume, 8, NULL},
+    {SVC "QueryInstances", &query_instances_request__descriptor, h_query, 8, NULL},
+    {SVC "ListInstanceIds", &list_instance_ids_request__descriptor, h_list_ids, 8, NULL},
+    {SVC "PurgeInstances", &purge_instances_request__descriptor, h_purge, 8, NULL},
+    {SVC "CreateTaskHub", &create_task_hub_request__descriptor, h_create_hub, 2, NULL},
+    {SVC "DeleteTaskHub", &delete_task_hub_request__descriptor, h_delete_hub, 2, NULL},
+    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL},
+};
+
+const size_t sc_n_methods = sizeof sc_methods / sizeof sc_methods[0];

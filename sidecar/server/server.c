@@ -1,0 +1,394 @@
+/*
+ * The gRPC transport: one completion-queue thread drives a small state machine per call. Registered methods
+ * arrive with their request payload; everything else arrives through the generic path and is answered
+ * UNIMPLEMENTED. Replies to engine commands are started from the engine thread (grpc_call_start_batch may
+ * be called from any thread); the reference count on each call keeps it alive until every batch is done.
+ */
+#include "server.h"
+
+#include "call.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sc_server {
+  struct sc_server_ctx ctx;
+  grpc_server *server;
+  grpc_completion_queue *cq;
+  pthread_t th;
+  atomic_bool shutting_down;
+  atomic_int live_calls;
+  struct sc_tag shutdown_tag;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool shutdown_done;
+};
+
+/* Validates that no string field holds a NUL byte, which protobuf-c would silently truncate. */
+int sc_pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                        size_t len, char *err, size_t errlen, int depth);
+
+const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c)
+{
+  return &c->srv->ctx;
+}
+
+static void call_unref(struct sc_call *c)
+{
+  if (atomic_fetch_sub(&c->refs, 1) != 1)
+    return;
+  if (c->call)
+    grpc_call_unref(c->call);
+  if (c->req_bb)
+    grpc_byte_buffer_destroy(c->req_bb);
+  if (c->resp_bb)
+    grpc_byte_buffer_destroy(c->resp_bb);
+  if (c->has_status_details)
+    grpc_slice_unref(c->status_details);
+  grpc_metadata_array_destroy(&c->md);
+  if (!c->m)
+    grpc_call_details_destroy(&c->details);
+  sc_arena_free(&c->arena);
+  atomic_fetch_sub(&c->srv->live_calls, 1);
+  free(c);
+}
+
+static void start_batch(struct sc_call *c, const grpc_op *ops, size_t n,
+                        struct sc_tag *t)
+{
+  atomic_fetch_add(&c->refs, 1);
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, t, NULL);
+  if (e != GRPC_CALL_OK)
+    sc_panic("grpc_call_start_batch failed: %s", grpc_call_error_to_string(e));
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static void on_done(struct sc_call *c, bool ok)
+{
+  (void)ok;
+  call_unref(c);
+}
+
+void sc_call_reply(struct sc_call *c, int code, const char *msg,
+                   const ProtobufCMessage *resp)
+{
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (code == GRPC_STATUS_OK && resp) {
+    size_t len = protobuf_c_message_get_packed_size(resp);
+    grpc_slice sl = grpc_slice_malloc(len);
+    protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(sl));
+    c->resp_bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->resp_bb;
+  }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = (grpc_status_code)code;
+  if (msg && *msg) {
+    c->status_details = grpc_slice_from_copied_string(msg);
+    c->has_status_details = true;
+    ops[n].data.send_status_from_server.status_details = &c->status_details;
+  }
+  n++;
+  if (!c->close_started) {
+    c->close_started = true;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+  }
+  if (sc_log_level <= SC_LOG_DEBUG || code != GRPC_STATUS_OK) {
+    const char *path = c->m ? c->m->path : "(unregistered)";
+    if (code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_DATA_LOSS)
+      SC_ERROR("event=rpc rpc=%s code=%d us=%lld error=\"%s\"", path, code,
+               (long long)(sc_mono_us() - c->start_us), msg ? msg : "");
+    else
+      SC_DEBUG("event=rpc rpc=%s code=%d us=%lld error=\"%s\"", path, code,
+               (long long)(sc_mono_us() - c->start_us), msg ? msg : "");
+  }
+  start_batch(c, ops, n, &c->t_done);
+  call_unref(c); /* the handler's reference */
+}
+
+void sc_call_reply_err(struct sc_call *c, const struct sc_err *err)
+{
+  sc_call_reply(c, sc_status_to_grpc(err->code), err->msg, NULL);
+}
+
+void sc_call_post(struct sc_call *c, sc_cmd_done_fn done)
+{
+  c->cmd.done = done;
+  c->cmd.user = c;
+  sc_engine_post(c->srv->ctx.engine, &c->cmd);
+}
+
+static void cancel_done(struct sc_cmd *cmd)
+{
+  call_unref(cmd->user);
+}
+
+static void on_close(struct sc_call *c, bool ok)
+{
+  /* The client cancelled or its deadline passed while its wait was parked: release the waiter now rather
+   * than at the engine's cap, so an abandoned wait holds nothing. */
+  if (ok && c->cancelled && atomic_load(&c->waiting)) {
+    memset(&c->cancel_cmd, 0, sizeof c->cancel_cmd);
+    c->cancel_cmd.kind = SC_CMD_WAIT_CANCEL;
+    c->cancel_cmd.u.cancel.target = &c->cmd;
+    c->cancel_cmd.done = cancel_done;
+    c->cancel_cmd.user = c;
+    atomic_fetch_add(&c->refs, 1);
+    sc_engine_post(c->srv->ctx.engine, &c->cancel_cmd);
+  }
+  call_unref(c);
+}
+
+void sc_call_watch_cancel(struct sc_call *c)
+{
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->cancelled;
+  c->close_started = true;
+  start_batch(c, &op, 1, &c->t_close);
+}
+
+int64_t sc_call_deadline_us(const struct sc_call *c)
+{
+  gpr_timespec d = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
+  if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) >= 0 || d.tv_sec > INT64_MAX / 2000000)
+    return -1;
+  return d.tv_sec * 1000000 + d.tv_nsec / 1000;
+}
+
+/* ------------------------------------------------------------------ arrivals */
+
+static void on_new(struct sc_call *c, bool ok);
+
+static struct sc_call *call_new(struct sc_server *s, const struct sc_method *m)
+{
+  struct sc_call *c = calloc(1, sizeof *c);
+  if (!c)
+    sc_panic("out of memory accepting a call");
+  c->srv = s;
+  c->m = m;
+  atomic_init(&c->refs, 1);
+  atomic_init(&c->waiting, false);
+  c->t_new = (struct sc_tag){on_new, c};
+  c->t_close = (struct sc_tag){on_close, c};
+  c->t_done = (struct sc_tag){on_done, c};
+  grpc_metadata_array_init(&c->md);
+  sc_arena_init(&c->arena);
+  atomic_fetch_add(&s->live_calls, 1);
+  return c;
+}
+
+static void request(struct sc_server *s, const struct sc_method *m)
+{
+  struct sc_call *c = call_new(s, m);
+  grpc_call_error e;
+  if (m) {
+    e = grpc_server_request_registered_call(s->server, m->registered, &c->call, &c->deadline, &c->md,
+                                            &c->req_bb, s->cq, s->cq, &c->t_new);
+  } else {
+    grpc_call_details_init(&c->details);
+    e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, s->cq, s->cq, &c->t_new);
+  }
+  if (e != GRPC_CALL_OK)
+    sc_panic("requesting a call failed: %s", grpc_call_error_to_string(e));
+}
+
+static bool decode(struct sc_call *c)
+{
+  char why[300];
+  if (!c->req_bb) {
+    /* A registered unary method always carries a message; none means the client sent nothing. */
+    sc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request message missing", NULL);
+    return false;
+  }
+  grpc_byte_buffer_reader r;
+  if (!grpc_byte_buffer_reader_init(&r, c->req_bb)) {
+    sc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, "request message unreadable", NULL);
+    return false;
+  }
+  grpc_slice sl = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  const uint8_t *p = GRPC_SLICE_START_PTR(sl);
+  size_t len = GRPC_SLICE_LENGTH(sl);
+  bool ok = false;
+  if (sc_pb_check_strings(c->m->req_desc, p, len, why, sizeof why, 0) != 0) {
+    char msg[400];
+    snprintf(msg, sizeof msg, "malformed %s: %s", c->m->req_desc->name, why);
+    sc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+  } else {
+    c->req = protobuf_c_message_unpack(c->m->req_desc, sc_arena_allocator(&c->arena), len, p);
+    if (!c->req) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "malformed %s: the request is not a valid protobuf encoding",
+               c->m->req_desc->name);
+      sc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+    } else {
+      ok = true;
+    }
+  }
+  grpc_slice_unref(sl);
+  return ok;
+}
+
+static void on_new(struct sc_call *c, bool ok)
+{
+  struct sc_server *s = c->srv;
+  if (!ok) {
+    /* The server is shutting down and the posted request was never matched. */
+    call_unref(c);
+    return;
+  }
+  c->start_us = sc_mono_us();
+  if (!atomic_load(&s->shutting_down))
+    request(s, c->m);
+  if (!c->m) {
+    char msg[300];
+    char *method = grpc_slice_to_c_string(c->details.method);
+    snprintf(msg, sizeof msg, "method %s is not implemented by taskhubd", method);
+    SC_DEBUG("event=rpc_unimplemented rpc=%s", method);
+    gpr_free(method);
+    sc_call_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+    return;
+  }
+  if (!decode(c))
+    return;
+  c->m->handle(c);
+}
+
+static void *cq_main(void *arg)
+{
+  struct sc_server *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      break;
+    if (ev.type != GRPC_OP_COMPLETE)
+      continue;
+    struct sc_tag *t = ev.tag;
+    if (t == &s->shutdown_tag) {
+      pthread_mutex_lock(&s->mu);
+      s->shutdown_done = true;
+      pthread_cond_broadcast(&s->cv);
+      pthread_mutex_unlock(&s->mu);
+      continue;
+    }
+    t->fn(t->call, ev.success != 0);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
+                    struct sc_engine *engine, struct sc_server **out,
+                    int *port, struct sc_err *err)
+{
+  struct sc_server *s = calloc(1, sizeof *s);
+  if (!s)
+    sc_panic("out of memory starting the server");
+  s->ctx = (struct sc_server_ctx){cfg, store, engine};
+  atomic_init(&s->shutting_down, false);
+  atomic_init(&s->live_calls, 0);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  grpc_init();
+  grpc_arg args[2];
+  memset(args, 0, sizeof args);
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = cfg->max_message > INT32_MAX ? INT32_MAX : (int)cfg->max_message;
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+  args[1].value.integer = args[0].value.integer;
+  grpc_channel_args ca = {2, args};
+  s->server = grpc_server_create(&ca, NULL);
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->server, s->cq, NULL);
+  for (size_t i = 0; i < sc_n_methods; i++)
+    sc_methods[i].registered = grpc_server_register_method(
+        s->server, sc_methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int p = grpc_server_add_http2_port(s->server, cfg->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (p == 0) {
+    sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s (address in use or invalid)", cfg->listen);
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_shutdown(s->cq);
+    grpc_completion_queue_destroy(s->cq);
+    grpc_shutdown();
+    free(s);
+    return SC_EUNAVAIL;
+  }
+  *port = strncmp(cfg->listen, "unix:", 5) == 0 ? 0 : p;
+  grpc_server_start(s->server);
+  for (size_t i = 0; i < sc_n_methods; i++)
+    for (int j = 0; j < sc_methods[i].preposted; j++)
+      request(s, &sc_methods[i]);
+  for (int j = 0; j < 4; j++)
+    request(s, NULL);
+  if (pthread_create(&s->th, NULL, cq_main, s) != 0)
+    sc_panic("cannot start the completion-queue thread");
+  *out = s;
+  return SC_OK;
+}
+
+void sc_server_stop_accepting(struct sc_server *s)
+{
+  atomic_store(&s->shutting_down, true);
+  s->shutdown_tag = (struct sc_tag){NULL, NULL};
+  grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+}
+
+void sc_server_destroy(struct sc_server *s, int grace_ms)
+{
+  if (!s)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += grace_ms / 1000;
+  ts.tv_nsec += (long)(grace_ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&s->mu);
+  while (!s->shutdown_done) {
+    if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+      break;
+  }
+  bool clean = s->shutdown_done;
+  pthread_mutex_unlock(&s->mu);
+  if (!clean) {
+    SC_WARN("event=shutdown_cancel_calls grace_ms=%d", grace_ms);
+    grpc_server_cancel_all_calls(s->server);
+    pthread_mutex_lock(&s->mu);
+    while (!s->shutdown_done)
+      pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+  }
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_shutdown(s->cq);
+  pthread_join(s->th, NULL);
+  grpc_completion_queue_destroy(s->cq);
+  if (atomic_load(&s->live_calls) != 0)
+    SC_WARN("event=shutdown_leak calls=%d", atomic_load(&s->live_calls));
+  grpc_shutdown();
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s);
+}

@@ -1,0 +1,155 @@
+#ifndef SC_STORE_H
+#define SC_STORE_H
+
+/*
+ * The store: durable state in domain terms. The engine (one thread) owns the single write transaction;
+ * reads marked `txn` see that transaction's uncommitted writes, other reads see committed state only and
+ * may be called from any thread. RocksDB (store_rocksdb.c) is the embedded backend; the table of functions
+ * is what a second backend implements.
+ */
+
+#include "common/arena.h"
+#include "common/status.h"
+#include "orchestrator_service.pb-c.h"
+#include "taskhubd_store.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef Taskhubd__Store__StoredInstance StoredInstance;
+typedef Taskhubd__Store__StoredMsg StoredMsg;
+typedef Taskhubd__Store__StoredTimer StoredTimer;
+
+struct sc_store;
+
+enum sc_query_index { SC_Q_CREATED = 0, SC_Q_COMPLETED = 1 };
+
+struct sc_query {
+  enum sc_query_index index;   /* SC_Q_CREATED: QueryInstances; SC_Q_COMPLETED: terminal, by completion */
+  const int *statuses;         /* any of; none = all */
+  size_t n_statuses;
+  bool has_from, has_to;       /* [from, to) on the index's time */
+  int64_t from_us, to_us;
+  const char *prefix;          /* instance id prefix, NULL or "" for none */
+  size_t page_size;
+  const unsigned char *cursor; /* from the previous page, or NULL */
+  size_t cursor_len;
+};
+
+struct sc_query_row {
+  char *iid;
+  StoredInstance *rec;
+};
+
+struct sc_query_page {
+  struct sc_query_row *rows;
+  size_t n;
+  unsigned char *next_cursor; /* NULL on the last page */
+  size_t next_cursor_len;
+};
+
+struct sc_inbox_msg {
+  int band;
+  uint64_t seq;
+  StoredMsg *msg;
+};
+
+struct sc_timer_row {
+  int64_t due_us;
+  uint64_t seq;
+  StoredTimer *timer;
+};
+
+typedef int (*sc_timer_fn)(const struct sc_timer_row *row, void *ctx);
+typedef int (*sc_child_fn)(const char *child_iid, void *ctx);
+
+struct sc_store_ops {
+  void (*close)(struct sc_store *s);
+
+  /* The write transaction. */
+  void (*txn_reset)(struct sc_store *s);
+  size_t (*txn_size)(struct sc_store *s); /* operations buffered */
+  int (*txn_commit)(struct sc_store *s, bool sync, struct sc_err *err);
+  void (*txn_savepoint)(struct sc_store *s);
+  void (*txn_rollback)(struct sc_store *s);
+  uint64_t (*next_seq)(struct sc_store *s); /* persisted with the transaction */
+
+  /* Instances. get returns SC_ENOTFOUND when absent; results are allocated from |a|. */
+  int (*get_instance)(struct sc_store *s, bool txn, const char *iid,
+                      struct sc_arena *a, StoredInstance **out);
+  /* Writes |rec| and moves its index entries from |old| (NULL when new). */
+  int (*put_instance)(struct sc_store *s, const char *iid,
+                      const StoredInstance *rec, const StoredInstance *old);
+  /* Deletes the record, payloads, history, inbox and index entries of |iid|. */
+  int (*delete_instance)(struct sc_store *s, const char *iid,
+                         const StoredInstance *old);
+
+  int (*get_payload)(struct sc_store *s, bool txn, const char *iid, int kind,
+                     struct sc_arena *a, char **data, size_t *len);
+  /* data == NULL deletes. */
+  int (*put_payload)(struct sc_store *s, const char *iid, int kind,
+                     const char *data, size_t len);
+
+  int (*history_append)(struct sc_store *s, const char *iid, uint32_t index,
+                        const HistoryEvent *ev);
+  int (*history_clear)(struct sc_store *s, const char *iid);
+  int (*history_load)(struct sc_store *s, bool txn, const char *iid,
+                      struct sc_arena *a, HistoryEvent ***out, size_t *n);
+
+  int (*inbox_append)(struct sc_store *s, const char *iid, int band,
+                      uint64_t seq, const StoredMsg *m);
+  int (*inbox_delete)(struct sc_store *s, const char *iid, int band,
+                      uint64_t seq);
+  int (*inbox_clear)(struct sc_store *s, const char *iid);
+  int (*inbox_load)(struct sc_store *s, bool txn, const char *iid,
+                    struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
+
+  int (*timer_put)(struct sc_store *s, int64_t due_us, uint64_t seq,
+                   const StoredTimer *t);
+  int (*timer_delete)(struct sc_store *s, int64_t due_us, uint64_t seq);
+  /* Reads one timer as the transaction sees it; SC_ENOTFOUND when absent. */
+  int (*timer_get)(struct sc_store *s, int64_t due_us, uint64_t seq,
+                   struct sc_arena *a, StoredTimer **out);
+  /* Committed timers in due order; the callback's rows live until it returns. Used at start-up. */
+  int (*timer_scan)(struct sc_store *s, sc_timer_fn fn, void *ctx);
+
+  int (*children)(struct sc_store *s, bool txn, const char *parent,
+                  sc_child_fn fn, void *ctx);
+
+  /* Committed state; a page of results allocated from |a|. */
+  int (*query)(struct sc_store *s, const struct sc_query *q,
+               struct sc_arena *a, struct sc_query_page *out,
+               struct sc_err *err);
+
+  /* Deletes every record (DeleteTaskHub); commits on its own, synced. */
+  int (*wipe)(struct sc_store *s, struct sc_err *err);
+
+  /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */
+  int64_t (*property)(struct sc_store *s, const char *name);
+};
+
+struct sc_store {
+  const struct sc_store_ops *ops;
+};
+
+/* Opens (creating if needed) the RocksDB store in |dir|. Refuses a newer schema with a message in |err|. */
+int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
+                          struct sc_err *err);
+
+static inline void sc_store_close(struct sc_store *s)
+{
+  if (s)
+    s->ops->close(s);
+}
+
+/* Shorthand for the instance-record helpers shared by the engine and the transport. */
+static inline bool sc_status_is_terminal(int st)
+{
+  return st == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED ||
+         st == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED ||
+         st == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED ||
+         st == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_CANCELED;
+}
+
+#endif

@@ -1,0 +1,62 @@
+#include "config.h"
+#include "test.h"
+
+static int parse(struct sc_config *c, int argc, const char **argv)
+{
+  FILE *out = fopen("/dev/null", "w"), *err = fopen("/dev/null", "w");
+  int rc = sc_config_parse(c, argc, (char **)argv, out, err);
+  fclose(out);
+  fclose(err);
+  return rc;
+}
+
+TEST_IMPL(config_defaults)
+{
+  unsetenv("TASKHUBD_LISTEN");
+  unsetenv("TASKHUBD_DATA_DIR");
+  struct sc_config c;
+  const char *argv[] = {"taskhubd"};
+  ASSERT_OK(parse(&c, 1, argv));
+  ASSERT_STR_EQ(c.listen, "127.0.0.1:4001");
+  ASSERT_EQ(c.max_message, 16u << 20);
+  ASSERT(c.group_commit);
+  ASSERT_EQ(c.ready_fd, -1);
+  return 0;
+}
+
+TEST_IMPL(config_env_then_flags)
+{
+  setenv("TASKHUBD_LISTEN", "127.0.0.1:5000", 1);
+  setenv("TASKHUBD_MAX_PAYLOAD", "64K", 1);
+  struct sc_config c;
+  const char *argv[] = {"taskhubd", "--listen=127.0.0.1:6000", "--data-dir", "/tmp/x", "--group-commit", "off"};
+  ASSERT_OK(parse(&c, 6, argv));
+  ASSERT_STR_EQ(c.listen, "127.0.0.1:6000"); /* the flag wins over the environment */
+  ASSERT_STR_EQ(c.data_dir, "/tmp/x");
+  ASSERT_EQ(c.max_payload, 64 * 1024);
+  ASSERT(!c.group_commit);
+  ASSERT_EQ(c.max_batch, 1);
+  unsetenv("TASKHUBD_LISTEN");
+  unsetenv("TASKHUBD_MAX_PAYLOAD");
+  return 0;
+}
+
+TEST_IMPL(config_rejects_bad_values)
+{
+  struct sc_config c;
+  const char *a1[] = {"taskhubd", "--max-payload", "lots"};
+  ASSERT_EQ(parse(&c, 3, a1), -1);
+  const char *a2[] = {"taskhubd", "--no-such-flag"};
+  ASSERT_EQ(parse(&c, 2, a2), -1);
+  const char *a3[] = {"taskhubd", "--listen"};
+  ASSERT_EQ(parse(&c, 2, a3), -1);
+  const char *a4[] = {"taskhubd", "--max-payload", "32M", "--max-message", "16M"};
+  ASSERT_EQ(parse(&c, 5, a4), -1);
+  const char *a5[] = {"taskhubd", "--help"};
+  ASSERT_EQ(parse(&c, 2, a5), 1);
+  size_t v;
+  ASSERT_OK(sc_parse_size("1G", &v));
+  ASSERT_EQ(v, 1u << 30);
+  ASSERT_EQ(sc_parse_size("-1", &v), -1);
+  return 0;
+}

@@ -1,0 +1,245 @@
+#include "common/pbutil.h"
+#include "helpers.h"
+#include "store/keys.h"
+#include "test.h"
+
+#include <rocksdb/c.h>
+
+static StoredInstance *mkrec(struct sc_arena *a, const char *name, int status, int64_t created)
+{
+  StoredInstance *r = sc_arena_alloc(a, sizeof *r);
+  taskhubd__store__stored_instance__init(r);
+  r->name = (char *)name;
+  r->status = status;
+  r->created_us = created;
+  r->last_updated_us = created;
+  r->execution_id = (char *)"e1";
+  if (sc_status_is_terminal(status))
+    r->completed_us = created + 1000;
+  return r;
+}
+
+static void put_commit(struct sc_store *st, const char *iid, StoredInstance *r)
+{
+  ASSERT_OK(st->ops->put_instance(st, iid, r, NULL));
+  struct sc_err err;
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+}
+
+TEST_IMPL(store_txn_reads_own_writes_and_persists)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  StoredInstance *got;
+  ASSERT_OK(st->ops->put_instance(st, "i1", mkrec(&a, "orch", 6, 100), NULL));
+  ASSERT_OK(st->ops->put_payload(st, "i1", SC_PAYLOAD_INPUT, "{\"x\":1}", 7));
+  ASSERT_OK(st->ops->get_instance(st, true, "i1", &a, &got));
+  ASSERT_STR_EQ(got->name, "orch");
+  /* Not committed: other readers do not see it. */
+  ASSERT_EQ(st->ops->get_instance(st, false, "i1", &a, &got), SC_ENOTFOUND);
+  struct sc_err err;
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->get_instance(st, false, "i1", &a, &got));
+  sc_store_close(st);
+
+  st = th_open_store(dir);
+  ASSERT_OK(st->ops->get_instance(st, false, "i1", &a, &got));
+  ASSERT_EQ(got->status, 6);
+  char *p;
+  size_t n;
+  ASSERT_OK(st->ops->get_payload(st, false, "i1", SC_PAYLOAD_INPUT, &a, &p, &n));
+  ASSERT_STR_EQ(p, "{\"x\":1}");
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+TEST_IMPL(store_rollback_discards_writes)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  st->ops->txn_savepoint(st);
+  ASSERT_OK(st->ops->put_instance(st, "gone", mkrec(&a, "o", 6, 1), NULL));
+  st->ops->txn_rollback(st);
+  ASSERT_EQ(st->ops->txn_size(st), 0);
+  StoredInstance *got;
+  ASSERT_EQ(st->ops->get_instance(st, true, "gone", &a, &got), SC_ENOTFOUND);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+/* Writes a schema version into an existing store behind its back. */
+static void poke_schema(const char *dir, uint32_t version)
+{
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  size_t ncf;
+  char **names = rocksdb_list_column_families(o, dir, &ncf, &err);
+  ASSERT(err == NULL);
+  const rocksdb_options_t *opts[32];
+  rocksdb_column_family_handle_t *h[32];
+  for (size_t i = 0; i < ncf; i++)
+    opts[i] = o;
+  rocksdb_t *db = rocksdb_open_column_families(o, dir, (int)ncf, (const char *const *)names, opts, h, &err);
+  ASSERT(err == NULL);
+  unsigned char b[4] = {(unsigned char)(version >> 24), (unsigned char)(version >> 16),
+                        (unsigned char)(version >> 8), (unsigned char)version};
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_put(db, wo, "schema", 6, (const char *)b, 4, &err);
+  ASSERT(err == NULL);
+  rocksdb_writeoptions_destroy(wo);
+  for (size_t i = 0; i < ncf; i++)
+    rocksdb_column_family_handle_destroy(h[i]);
+  rocksdb_close(db);
+  rocksdb_list_column_families_destroy(names, ncf);
+  rocksdb_options_destroy(o);
+}
+
+TEST_IMPL(store_refuses_newer_schema)
+{
+  char *dir = th_tempdir();
+  sc_store_close(th_open_store(dir));
+  poke_schema(dir, SC_SCHEMA_VERSION + 1);
+  struct sc_store *st = NULL;
+  struct sc_err err = {0};
+  ASSERT_EQ(sc_store_open_rocksdb(dir, &st, &err), SC_ESTATE);
+  ASSERT(st == NULL);
+  ASSERT_STR_CONTAINS(err.msg, "newer than this taskhubd supports");
+  th_rmdir(dir);
+  return 0;
+}
+
+TEST_IMPL(store_query_pages_by_status_time_and_prefix)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  /* 30 instances: every third TERMINATED, the rest PENDING; created 1000 µs apart. */
+  char iid[32];
+  for (int i = 0; i < 30; i++) {
+    snprintf(iid, sizeof iid, "%s-%02d", i < 20 ? "alpha" : "beta", i);
+    put_commit(st, iid, mkrec(&a, "o", i % 3 == 0 ? 5 : 6, 1000000 + i * 1000));
+  }
+  int terminated = 5, pending = 6;
+  struct sc_query q = {.index = SC_Q_CREATED, .statuses = &pending, .n_statuses = 1, .page_size = 7};
+  struct sc_query_page page;
+  struct sc_err err;
+  int seen = 0, pages = 0;
+  unsigned char cur[SC_KEY_MAX];
+  int64_t last_created = 0;
+  do {
+    ASSERT_OK(st->ops->query(st, &q, &a, &page, &err));
+    pages++;
+    for (size_t i = 0; i < page.n; i++) {
+      ASSERT_EQ(page.rows[i].rec->status, 6);
+      ASSERT_GT(page.rows[i].rec->created_us, last_created);
+      last_created = page.rows[i].rec->created_us;
+      seen++;
+    }
+    if (page.next_cursor) {
+      memcpy(cur, page.next_cursor, page.next_cursor_len);
+      q.cursor = cur;
+      q.cursor_len = page.next_cursor_len;
+    }
+  } while (page.next_cursor);
+  ASSERT_EQ(seen, 20);
+  ASSERT_EQ(pages, 3); /* 7 + 7 + 6, and no empty trailing page */
+
+  /* Two statuses merged, created range [1005000, 1015000). */
+  int both[2] = {terminated, pending};
+  struct sc_query r = {.index = SC_Q_CREATED, .statuses = both, .n_statuses = 2, .page_size = 100,
+                       .has_from = true, .from_us = 1005000, .has_to = true, .to_us = 1015000};
+  ASSERT_OK(st->ops->query(st, &r, &a, &page, &err));
+  ASSERT_EQ(page.n, 10);
+  ASSERT(page.next_cursor == NULL);
+  ASSERT_STR_EQ(page.rows[0].iid, "alpha-05");
+
+  /* Prefix, terminated only: beta-21, beta-24, beta-27. */
+  struct sc_query p = {.index = SC_Q_CREATED, .statuses = &terminated, .n_statuses = 1, .prefix = "beta",
+                       .page_size = 2};
+  ASSERT_OK(st->ops->query(st, &p, &a, &page, &err));
+  ASSERT_EQ(page.n, 2);
+  ASSERT(page.next_cursor != NULL);
+  memcpy(cur, page.next_cursor, page.next_cursor_len);
+  p.cursor = cur;
+  p.cursor_len = page.next_cursor_len;
+  ASSERT_OK(st->ops->query(st, &p, &a, &page, &err));
+  ASSERT_EQ(page.n, 1);
+  ASSERT_STR_EQ(page.rows[0].iid, "beta-27");
+  ASSERT(page.next_cursor == NULL);
+
+  /* Completed-time index: only the 10 terminated ones. */
+  struct sc_query l = {.index = SC_Q_COMPLETED, .page_size = 100};
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 10);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+static int count_child(const char *child, void *ctx)
+{
+  ASSERT_STR_EQ(child, "kid");
+  (*(int *)ctx)++;
+  return SC_OK;
+}
+
+TEST_IMPL(store_delete_instance_removes_everything)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  StoredInstance *r = mkrec(&a, "o", 5, 42);
+  r->parent_instance_id = (char *)"parent";
+  ASSERT_OK(st->ops->put_instance(st, "kid", r, NULL));
+  ASSERT_OK(st->ops->put_payload(st, "kid", SC_PAYLOAD_OUTPUT, "out", 3));
+  HistoryEvent *ev = sc_pb_event(&a, -1, 42);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  OrchestratorStartedEvent os = ORCHESTRATOR_STARTED_EVENT__INIT;
+  ev->orchestratorstarted = &os;
+  ASSERT_OK(st->ops->history_append(st, "kid", 0, ev));
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = ev;
+  ASSERT_OK(st->ops->inbox_append(st, "kid", SC_BAND_NORMAL, 7, &m));
+  struct sc_err err;
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+
+  int nchildren = 0;
+  ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
+  ASSERT_EQ(nchildren, 1);
+  struct sc_query q = {.index = SC_Q_CREATED, .page_size = 10};
+  struct sc_query_page page;
+  ASSERT_OK(st->ops->query(st, &q, &a, &page, &err));
+  ASSERT_EQ(page.n, 1);
+
+  ASSERT_OK(st->ops->delete_instance(st, "kid", r));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->query(st, &q, &a, &page, &err));
+  ASSERT_EQ(page.n, 0);
+  HistoryEvent **h;
+  size_t n;
+  ASSERT_OK(st->ops->history_load(st, false, "kid", &a, &h, &n));
+  ASSERT_EQ(n, 0);
+  struct sc_inbox_msg *msgs;
+  ASSERT_OK(st->ops->inbox_load(st, false, "kid", &a, &msgs, &n));
+  ASSERT_EQ(n, 0);
+  char *p;
+  ASSERT_EQ(st->ops->get_payload(st, false, "kid", SC_PAYLOAD_OUTPUT, &a, &p, &n), SC_ENOTFOUND);
+  nchildren = 0;
+  ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
+  ASSERT_EQ(nchildren, 0);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
