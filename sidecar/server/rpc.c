@@ -493,11 +493,30 @@ static void h_query(struct sc_call *c)
     return;
   }
   QueryInstancesResponse resp = QUERY_INSTANCES_RESPONSE__INIT;
-  resp.n_orchestrationstate = page.n;
   resp.orchestrationstate = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof(OrchestrationState *));
-  for (size_t i = 0; i < page.n; i++)
-    resp.orchestrationstate[i] =
-        build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec, q->fetchinputsandoutputs);
+  /* With payloads a page could outgrow the message limit: end it early, and the token resumes after the
+   * last state sent. */
+  size_t budget = sc_call_ctx(c)->cfg->max_message / 2, used = 0;
+  for (size_t i = 0; i < page.n; i++) {
+    OrchestrationState *s = build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec,
+                                        q->fetchinputsandoutputs);
+    used += orchestration_state__get_packed_size(s);
+    if (i > 0 && used > budget) {
+      const struct sc_query_row *last = &page.rows[i - 1];
+      size_t il = strlen(last->iid);
+      if (prefix_mode) {
+        memcpy(cur, last->iid, il);
+        page.next_cursor_len = il;
+      } else {
+        sc_key_ts(cur, last->rec->created_us);
+        memcpy(cur + 8, last->iid, il);
+        page.next_cursor_len = 8 + il;
+      }
+      page.next_cursor = cur;
+      break;
+    }
+    resp.orchestrationstate[resp.n_orchestrationstate++] = s;
+  }
   if (page.next_cursor)
     resp.continuationtoken =
         sc_pb_sv(&c->arena, encode_cursor(&c->arena, prefix_mode, page.next_cursor, page.next_cursor_len));
