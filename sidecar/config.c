@@ -43,6 +43,12 @@ static const struct opt opts[] = {
      "longest WaitForInstance* call without a client deadline (default 600)"},
     {"--purge-timeout", "TASKHUBD_PURGE_TIMEOUT", OPT_INT, F(purge_timeout_s), 0, "SECONDS",
      "time budget of a purge by filter without its own timeout (default 30)"},
+    {"--orphan-grace", "TASKHUBD_ORPHAN_GRACE", OPT_INT, F(orphan_grace_s), 0, "SECONDS",
+     "how long work items of a disconnected worker wait for their completions before redelivery (default 30)"},
+    {"--health-ping", "TASKHUBD_HEALTH_PING", OPT_INT, F(health_ping_s), 0, "SECONDS",
+     "send a HealthPing on work-item streams idle this long (default 20)"},
+    {"--max-work-items", "TASKHUBD_MAX_WORK_ITEMS", OPT_INT, F(max_work_items), 0, "N",
+     "work items of each kind in flight per worker that sets no limit of its own (default 1000)"},
     {"--allow-delete-taskhub", "TASKHUBD_ALLOW_DELETE_TASKHUB", OPT_FLAG, F(allow_delete_taskhub), 0, NULL,
      "let DeleteTaskHub and CreateTaskHub(recreateIfExists) wipe all data"},
     {"--group-commit", "TASKHUBD_GROUP_COMMIT", OPT_BOOL, F(group_commit), 0, "on|off",
@@ -132,7 +138,7 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
       fprintf(err, "taskhubd: %s: expected a non-negative integer, got \"%s\"\n", from, val);
       return -1;
     }
-    if (o->offset == F(ready_fd) || o->offset == F(max_batch)) {
+    if (o->offset == F(ready_fd) || o->offset == F(max_batch) || o->offset == F(max_work_items)) {
       if (v > 1 << 30) {
         fprintf(err, "taskhubd: %s: value too large\n", from);
         return -1;
@@ -183,6 +189,9 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->group_commit = true;
   c->max_batch = 1024;
   c->purge_timeout_s = 30;
+  c->orphan_grace_s = 30;
+  c->health_ping_s = 20;
+  c->max_work_items = 1000;
 
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
@@ -233,6 +242,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   }
   if (c->max_id_length > 1024) {
     fprintf(err, "taskhubd: --max-id-length cannot exceed 1024\n");
+    return -1;
+  }
+  if (c->health_ping_s == 0 || c->max_work_items == 0) {
+    fprintf(err, "taskhubd: --health-ping and --max-work-items must be at least 1\n");
     return -1;
   }
   if (c->max_batch < 1)

@@ -20,6 +20,9 @@ struct sc_config {
   bool group_commit;
   int max_batch;             /* commands folded into one commit */
   int64_t purge_timeout_s;   /* default time budget of a purge-by-filter call */
+  int64_t orphan_grace_s;    /* a closed stream's work items wait this long for their completions */
+  int64_t health_ping_s;     /* idle work-item streams get a HealthPing this often */
+  int max_work_items;        /* per-stream limit when a worker asks for 0 */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

@@ -56,6 +56,10 @@ int main(int argc, char **argv)
       .max_batch = cfg.max_batch,
       .allow_wipe = cfg.allow_delete_taskhub,
       .sync = true,
+      .orphan_grace_us = cfg.orphan_grace_s * 1000000,
+      .health_ping_us = cfg.health_ping_s * 1000000,
+      .default_max_items = cfg.max_work_items,
+      .max_message = cfg.max_message,
   };
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {

@@ -1,23 +1,15 @@
-#include "engine.h"
+#include "internal.h"
 
-#include "common/heap.h"
 #include "common/log.h"
-#include "common/map.h"
 #include "common/pbutil.h"
 #include "common/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define ST_PENDING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING
-#define ST_RUNNING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING
-#define ST_SUSPENDED ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED
-#define ST_TERMINATED ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED
 
 /* Instances one filter purge deletes per commit, so other commands interleave with a large purge. */
 #define PURGE_CHUNK 500
@@ -31,40 +23,9 @@ struct sc_waiter {
   char *iid;
 };
 
-struct changed {
-  const char *iid;
-  int status;
-  bool exists;
-};
-
-enum apply_result { DONE, PARKED, CONTINUED };
-
-struct sc_engine {
-  struct sc_store *st;
-  struct sc_engine_config cfg;
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  struct sc_cmd *qh, *qt; /* posted, not yet taken */
-  bool stopping, stopped;
-  struct sc_engine_stats stats;
-
-  /* Engine thread only from here on. */
-  struct sc_arena ba; /* everything one batch allocates */
-  struct sc_map waiters; /* iid -> struct sc_waiter list */
-  struct sc_heap wheap;  /* waiter deadlines */
-  struct sc_heap theap;  /* durable timers: (due, seq) */
-  uint64_t wseq;
-  struct sc_cmd *conts;  /* filter purges to continue in the next batch */
-  struct sc_cmd **done;
-  size_t ndone, capdone;
-  struct changed *chg;
-  size_t nchg, capchg;
-};
-
 /* ------------------------------------------------------------------ helpers */
 
-static void add_done(struct sc_engine *e, struct sc_cmd *c)
+void add_done(struct sc_engine *e, struct sc_cmd *c)
 {
   if (e->ndone == e->capdone) {
     e->capdone = e->capdone ? e->capdone * 2 : 64;
@@ -75,8 +36,7 @@ static void add_done(struct sc_engine *e, struct sc_cmd *c)
   e->done[e->ndone++] = c;
 }
 
-static void add_changed(struct sc_engine *e, const char *iid, int status,
-                        bool exists)
+void add_changed(struct sc_engine *e, const char *iid, int status, bool exists)
 {
   if (e->nchg == e->capchg) {
     e->capchg = e->capchg ? e->capchg * 2 : 64;
@@ -87,10 +47,7 @@ static void add_changed(struct sc_engine *e, const char *iid, int status,
   e->chg[e->nchg++] = (struct changed){sc_arena_strdup(&e->ba, iid), status, exists};
 }
 
-static int fail(struct sc_cmd *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(struct sc_cmd *c, int code, const char *fmt, ...)
+int fail(struct sc_cmd *c, int code, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -107,8 +64,7 @@ struct kv_entry {
   char *value;
 };
 
-static void *copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d,
-                       size_t n, void *const *src)
+void *copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d, size_t n, void *const *src)
 {
   if (!n)
     return NULL;
@@ -128,7 +84,7 @@ static bool wait_satisfied(bool completion, int status)
   return completion ? sc_status_is_terminal(status) : status != ST_PENDING;
 }
 
-static StoredInstance *copy_rec(struct sc_arena *a, const StoredInstance *r)
+StoredInstance *copy_rec(struct sc_arena *a, const StoredInstance *r)
 {
   StoredInstance *n = sc_arena_alloc(a, sizeof *n);
   *n = *r;
@@ -220,11 +176,91 @@ static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status
   return listed ? REUSE_REPLACE : REUSE_EXISTS;
 }
 
+int create_instance(struct sc_engine *e, const struct new_instance *ni)
+{
+  struct sc_store *st = e->st;
+  struct sc_arena *a = &e->ba;
+  int64_t now = sc_now_us();
+  int rc;
+  StoredInstance rec;
+  taskhubd__store__stored_instance__init(&rec);
+  rec.name = (char *)ni->name;
+  if (ni->version) {
+    rec.version = ni->version->value;
+    rec.has_version = true;
+  }
+  rec.status = ST_PENDING;
+  rec.execution_id = (char *)ni->exec;
+  rec.created_us = now;
+  rec.last_updated_us = now;
+  rec.scheduled_start_us = ni->scheduled_us;
+  rec.n_tags = ni->n_tags;
+  rec.tags = copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, ni->n_tags, ni->tags);
+  rec.trace_context = ni->trace;
+  rec.has_input = ni->input != NULL;
+  if (ni->parent) {
+    rec.parent = ni->parent;
+    rec.parent_instance_id = ni->parent->orchestrationinstance->instanceid;
+  }
+  if ((rc = st->ops->put_instance(st, ni->iid, &rec, NULL)) != SC_OK)
+    return rc;
+  if (ni->input &&
+      (rc = st->ops->put_payload(st, ni->iid, SC_PAYLOAD_INPUT, ni->input->value, strlen(ni->input->value))) !=
+          SC_OK)
+    return rc;
+
+  ExecutionStartedEvent *es = sc_arena_alloc(a, sizeof *es);
+  execution_started_event__init(es);
+  es->name = (char *)ni->name;
+  es->version = (Google__Protobuf__StringValue *)ni->version;
+  es->input = (Google__Protobuf__StringValue *)ni->input;
+  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)ni->iid;
+  oi->executionid = sc_pb_sv(a, ni->exec);
+  es->orchestrationinstance = oi;
+  es->parentinstance = ni->parent;
+  if (ni->scheduled_us)
+    es->scheduledstarttimestamp = (Google__Protobuf__Timestamp *)ni->scheduled_ts;
+  es->parenttracecontext = ni->trace;
+  es->n_tags = ni->n_tags;
+  es->tags = copy_tags(a, &execution_started_event__tags_entry__descriptor, ni->n_tags, ni->tags);
+  HistoryEvent *ev = sc_pb_event(a, -1, now);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
+  ev->executionstarted = es;
+  if ((rc = enqueue_msg(e, ni->iid, SC_BAND_START, ev, ni->exec)) != SC_OK)
+    return rc;
+
+  if (ni->scheduled_us) {
+    /* The ExecutionStarted waits in the inbox; this timer says when the instance may run. */
+    StoredTimer t;
+    taskhubd__store__stored_timer__init(&t);
+    t.kind = TASKHUBD__STORE__STORED_TIMER__KIND__START;
+    t.instance_id = (char *)ni->iid;
+    t.execution_id = (char *)ni->exec;
+    uint64_t seq = st->ops->next_seq(st);
+    if ((rc = st->ops->timer_put(st, ni->scheduled_us, seq, &t)) != SC_OK)
+      return rc;
+    sc_heap_push(&e->theap, (struct sc_heap_item){ni->scheduled_us, seq, NULL});
+  }
+  add_changed(e, ni->iid, ST_PENDING, true);
+  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d parent=%s input_bytes=%zu", ni->iid,
+           ni->name, ni->scheduled_us != 0, rec.parent_instance_id,
+           ni->input ? strlen(ni->input->value) : 0);
+  return SC_OK;
+}
+
+static char *new_exec_id(struct sc_arena *a)
+{
+  char *exec = sc_arena_alloc(a, 33);
+  sc_random_hex32(exec);
+  return exec;
+}
+
 static int apply_start(struct sc_engine *e, struct sc_cmd *c)
 {
   const CreateInstanceRequest *req = c->u.start.req;
   struct sc_store *st = e->st;
-  struct sc_arena *a = &e->ba;
   if (req->instanceid[0])
     snprintf(c->u.start.iid, sizeof c->u.start.iid, "%s", req->instanceid);
   else
@@ -232,7 +268,7 @@ static int apply_start(struct sc_engine *e, struct sc_cmd *c)
   const char *iid = c->u.start.iid;
 
   StoredInstance *old = NULL;
-  int rc = st->ops->get_instance(st, true, iid, a, &old);
+  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
   if (rc != SC_OK && rc != SC_ENOTFOUND)
     return fail(c, rc, "reading instance %s failed", iid);
   if (rc == SC_OK) {
@@ -244,91 +280,97 @@ static int apply_start(struct sc_engine *e, struct sc_cmd *c)
       return DONE;
     case REUSE_REPLACE:
       SC_INFO("event=instance_replaced instance=%s old_status=%s", iid, sc_pb_status_name(old->status));
-      rc = st->ops->delete_instance(st, iid, old);
-      if (rc != SC_OK)
+      if (!sc_status_is_terminal(old->status) && old->parent &&
+          (rc = notify_parent(e, old, ST_TERMINATED, NULL, NULL)) != SC_OK)
+        return fail(c, rc, "replacing instance %s failed", iid);
+      if ((rc = st->ops->delete_instance(st, iid, old)) != SC_OK)
         return fail(c, rc, "replacing instance %s failed", iid);
       break;
     }
   }
-
-  int64_t now = sc_now_us();
   int64_t sched = req->scheduledstarttimestamp ? sc_pb_ts_us(req->scheduledstarttimestamp) : 0;
-  if (sched <= now)
+  if (sched <= sc_now_us())
     sched = 0; /* JS sends epoch 0 when no start time was given */
-  char *exec;
-  if (req->executionid && req->executionid->value[0]) {
-    exec = req->executionid->value;
-  } else {
-    exec = sc_arena_alloc(a, 33);
-    sc_random_hex32(exec);
-  }
+  struct new_instance ni = {
+      .iid = iid,
+      .name = req->name,
+      .exec = req->executionid && req->executionid->value[0] ? req->executionid->value : new_exec_id(&e->ba),
+      .version = req->version,
+      .input = req->input,
+      .scheduled_us = sched,
+      .scheduled_ts = req->scheduledstarttimestamp,
+      .trace = req->parenttracecontext,
+      .n_tags = req->n_tags,
+      .tags = (void *const *)req->tags,
+  };
+  if ((rc = create_instance(e, &ni)) != SC_OK)
+    return fail(c, rc, "creating instance %s failed", iid);
+  return DONE;
+}
 
-  StoredInstance rec;
-  taskhubd__store__stored_instance__init(&rec);
-  rec.name = req->name;
-  if (req->version) {
-    rec.version = req->version->value;
-    rec.has_version = true;
-  }
-  rec.status = ST_PENDING;
-  rec.execution_id = exec;
-  rec.created_us = now;
-  rec.last_updated_us = now;
-  rec.scheduled_start_us = sched;
-  rec.n_tags = req->n_tags;
-  rec.tags = copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, req->n_tags,
-                       (void *const *)req->tags);
-  rec.trace_context = req->parenttracecontext;
-  rec.has_input = req->input != NULL;
-  if ((rc = st->ops->put_instance(st, iid, &rec, NULL)) != SC_OK)
-    return fail(c, rc, "writing instance %s failed", iid);
-  if (req->input &&
-      (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_INPUT, req->input->value,
-                                 strlen(req->input->value))) != SC_OK)
-    return fail(c, rc, "writing the input of %s failed", iid);
-
-  ExecutionStartedEvent *es = sc_arena_alloc(a, sizeof *es);
-  execution_started_event__init(es);
-  es->name = req->name;
-  es->version = req->version;
-  es->input = req->input;
-  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
-  orchestration_instance__init(oi);
-  oi->instanceid = (char *)iid;
-  oi->executionid = sc_pb_sv(a, exec);
-  es->orchestrationinstance = oi;
-  if (sched)
-    es->scheduledstarttimestamp = req->scheduledstarttimestamp;
-  es->parenttracecontext = req->parenttracecontext;
-  es->n_tags = req->n_tags;
-  es->tags = copy_tags(a, &execution_started_event__tags_entry__descriptor, req->n_tags,
-                       (void *const *)req->tags);
-  HistoryEvent *ev = sc_pb_event(a, -1, now);
-  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
-  ev->executionstarted = es;
+int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec)
+{
+  struct sc_store *st = e->st;
   StoredMsg m;
   taskhubd__store__stored_msg__init(&m);
   m.event = ev;
-  m.target_execution_id = exec;
-  if ((rc = st->ops->inbox_append(st, iid, SC_BAND_START, st->ops->next_seq(st), &m)) != SC_OK)
-    return fail(c, rc, "queueing the start of %s failed", iid);
+  if (exec)
+    m.target_execution_id = (char *)exec;
+  int rc = st->ops->inbox_append(st, iid, band, st->ops->next_seq(st), &m);
+  if (rc == SC_OK)
+    mark_dirty(e, iid);
+  return rc;
+}
 
-  if (sched) {
-    /* The ExecutionStarted waits in the inbox; this timer says when the instance may run. */
-    StoredTimer t;
-    taskhubd__store__stored_timer__init(&t);
-    t.kind = TASKHUBD__STORE__STORED_TIMER__KIND__START;
-    t.instance_id = (char *)iid;
-    t.execution_id = exec;
-    uint64_t seq = st->ops->next_seq(st);
-    if ((rc = st->ops->timer_put(st, sched, seq, &t)) != SC_OK)
-      return fail(c, rc, "scheduling the start of %s failed", iid);
-    sc_heap_push(&e->theap, (struct sc_heap_item){sched, seq, NULL});
+static TaskFailureDetails *failure(struct sc_arena *a, const char *type, const char *msg)
+{
+  TaskFailureDetails *f = sc_arena_alloc(a, sizeof *f);
+  task_failure_details__init(f);
+  f->errortype = (char *)type;
+  f->errormessage = (char *)msg;
+  return f;
+}
+
+int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
+                  const Google__Protobuf__StringValue *result, TaskFailureDetails *fd)
+{
+  const ParentInstanceInfo *p = child->parent;
+  if (!p || !p->orchestrationinstance)
+    return SC_OK;
+  const char *piid = p->orchestrationinstance->instanceid;
+  const char *pexec = p->orchestrationinstance->executionid ? p->orchestrationinstance->executionid->value : NULL;
+  StoredInstance *prec;
+  int rc = e->st->ops->get_instance(e->st, true, piid, &e->ba, &prec);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
+                                             (pexec && strcmp(pexec, prec->execution_id) != 0)))) {
+    SC_DEBUG("event=parent_notification_dropped parent=%s", piid);
+    return SC_OK;
   }
-  add_changed(e, iid, ST_PENDING, true);
-  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d input_bytes=%zu", iid, req->name,
-           sched != 0, req->input ? strlen(req->input->value) : 0);
-  return DONE;
+  if (rc != SC_OK)
+    return rc;
+  HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
+  if (status == ST_COMPLETED) {
+    SubOrchestrationInstanceCompletedEvent *c = sc_arena_alloc(&e->ba, sizeof *c);
+    sub_orchestration_instance_completed_event__init(c);
+    c->taskscheduledid = p->taskscheduledid;
+    c->result = (Google__Protobuf__StringValue *)result;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_COMPLETED;
+    ev->suborchestrationinstancecompleted = c;
+  } else {
+    SubOrchestrationInstanceFailedEvent *f = sc_arena_alloc(&e->ba, sizeof *f);
+    sub_orchestration_instance_failed_event__init(f);
+    f->taskscheduledid = p->taskscheduledid;
+    if (!fd)
+      fd = failure(&e->ba, status == ST_TERMINATED ? "TaskTerminated" : "TaskFailed",
+                   status == ST_TERMINATED
+                       ? sc_arena_printf(&e->ba, "sub-orchestration was terminated%s%s",
+                                         result ? ": " : "", result ? result->value : "")
+                       : "sub-orchestration failed");
+    f->failuredetails = fd;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
+    ev->suborchestrationinstancefailed = f;
+  }
+  return enqueue_msg(e, piid, SC_BAND_NORMAL, ev, pexec);
 }
 
 /* ------------------------------------------------------------------ events into the inbox */
@@ -336,11 +378,7 @@ static int apply_start(struct sc_engine *e, struct sc_cmd *c)
 static int enqueue(struct sc_engine *e, const char *iid, StoredInstance *old,
                    HistoryEvent *ev, StoredInstance **rec_out)
 {
-  struct sc_store *st = e->st;
-  StoredMsg m;
-  taskhubd__store__stored_msg__init(&m);
-  m.event = ev;
-  int rc = st->ops->inbox_append(st, iid, SC_BAND_NORMAL, st->ops->next_seq(st), &m);
+  int rc = enqueue_msg(e, iid, SC_BAND_NORMAL, ev, NULL);
   if (rc != SC_OK)
     return rc;
   StoredInstance *rec = copy_rec(&e->ba, old);
@@ -429,10 +467,8 @@ static int apply_suspend(struct sc_engine *e, struct sc_cmd *c, bool resume)
 
 /* An instance that never ran is terminated here, without a worker: a worker given
  * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
-static int terminate_pending(struct sc_engine *e, const char *iid,
-                             StoredInstance *old,
-                             const Google__Protobuf__StringValue *output,
-                             bool recurse)
+int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
+                      const Google__Protobuf__StringValue *output, bool recurse)
 {
   struct sc_store *st = e->st;
   struct sc_arena *a = &e->ba;
@@ -479,7 +515,8 @@ static int terminate_pending(struct sc_engine *e, const char *iid,
   if (output && (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output->value,
                                            strlen(output->value))) != SC_OK)
     return rc;
-  if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK)
+  if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK ||
+      (rc = notify_parent(e, rec, ST_TERMINATED, output, NULL)) != SC_OK)
     return rc;
   add_changed(e, iid, ST_TERMINATED, true);
   SC_INFO("event=instance_terminated instance=%s mode=server", iid);
@@ -495,7 +532,8 @@ static int apply_terminate(struct sc_engine *e, struct sc_cmd *c)
   if (sc_status_is_terminal(old->status))
     return DONE;
   int rc;
-  if (old->status == ST_PENDING) {
+  /* A pending instance a worker already holds is terminated through that worker, like a running one. */
+  if (old->status == ST_PENDING && !work_is_leased(e, req->instanceid)) {
     rc = terminate_pending(e, req->instanceid, old, req->output, req->recursive);
   } else {
     HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
@@ -710,6 +748,8 @@ static void fire_timers(struct sc_engine *e, int64_t now)
       if (rc != SC_OK)
         sc_panic("delivering a timer failed (status %d)", rc);
     }
+    /* A due scheduled start has nothing to deliver: its ExecutionStarted already waits in the inbox. */
+    mark_dirty(e, t->instance_id);
     SC_DEBUG("event=timer_fired instance=%s kind=%d", t->instance_id, t->kind);
   }
 }
@@ -742,13 +782,27 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
     return apply_wait(e, c);
   case SC_CMD_WAIT_CANCEL:
     return apply_cancel(e, c);
+  case SC_CMD_STREAM_OPEN:
+    return apply_stream_open(e, c);
+  case SC_CMD_STREAM_CLOSE:
+    return apply_stream_close(e, c);
+  case SC_CMD_COMPLETE_ORCH:
+    return apply_complete_orch(e, c);
+  case SC_CMD_COMPLETE_ACT:
+    return apply_complete_act(e, c);
+  case SC_CMD_ABANDON:
+    return apply_abandon(e, c);
+  case SC_CMD_REWIND:
+    return apply_rewind(e, c);
+  case SC_CMD_RESTART:
+    return apply_restart(e, c);
   case SC_CMD_WIPE:
     break; /* handled by run_batch */
   }
   return fail(c, SC_EINVAL, "unknown command %d", (int)c->kind);
 }
 
-static void commit(struct sc_engine *e)
+void commit(struct sc_engine *e)
 {
   struct sc_err err = {0};
   size_t n = e->st->ops->txn_size(e->st);
@@ -785,6 +839,7 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
   if (e->st->ops->wipe(e->st, &err) != SC_OK)
     sc_panic("wiping the store failed: %s", err.msg);
   sc_heap_free(&e->theap);
+  work_wipe(e);
   struct sc_map_entry *it;
   while ((it = sc_map_first(&e->waiters))) {
     struct sc_waiter *w = sc_map_value(it);
@@ -839,6 +894,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   }
   int64_t now = sc_now_us();
   fire_timers(e, now);
+  work_timers(e, now);
   commit(e);
   pthread_mutex_lock(&e->mu);
   e->stats.commands += n;
@@ -853,6 +909,8 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   for (size_t i = 0; i < e->ndone; i++)
     e->done[i]->done(e->done[i]);
   e->ndone = 0;
+  /* So do work items: what they carry is committed. */
+  work_after_commit(e);
   sc_arena_reset(&e->ba);
 }
 
@@ -864,7 +922,8 @@ static int64_t next_wakeup(struct sc_engine *e)
     t = a->due;
   if (b && b->due < t)
     t = b->due;
-  return t;
+  int64_t w = work_next_wakeup(e);
+  return w < t ? w : t;
 }
 
 static void *engine_main(void *arg)
@@ -934,7 +993,15 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
     free(e);
     return rc;
   }
-  SC_INFO("event=recovered timers=%zu ms=%.1f", e->theap.n, (double)(sc_mono_us() - t0) / 1000.0);
+  work_init(e);
+  if ((rc = work_recover(e)) != SC_OK) {
+    sc_err_set(err, rc, "recovering queued work from the store failed");
+    work_free(e);
+    free(e);
+    return rc;
+  }
+  SC_INFO("event=recovered timers=%zu ready=%zu activities=%zu ms=%.1f", e->theap.n, e->ready.n, e->actq.n,
+          (double)(sc_mono_us() - t0) / 1000.0);
   pthread_mutex_init(&e->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -1003,6 +1070,7 @@ void sc_engine_free(struct sc_engine *e)
   sc_heap_free(&e->wheap);
   sc_heap_free(&e->theap);
   sc_map_free(&e->waiters);
+  work_free(e);
   sc_arena_free(&e->ba);
   free(e->done);
   free(e->chg);

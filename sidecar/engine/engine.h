@@ -28,7 +28,22 @@ enum sc_cmd_kind {
   SC_CMD_WAIT,
   SC_CMD_WAIT_CANCEL,
   SC_CMD_WIPE,
+  SC_CMD_STREAM_OPEN,
+  SC_CMD_STREAM_CLOSE,
+  SC_CMD_COMPLETE_ORCH,
+  SC_CMD_COMPLETE_ACT,
+  SC_CMD_ABANDON,
+  SC_CMD_REWIND,
+  SC_CMD_RESTART,
 };
+
+/*
+ * How the engine hands a work item to a GetWorkItems stream: |buf| is a packed WorkItem allocated with
+ * malloc, and ownership passes to the callee, which must only queue it (called on the engine thread).
+ */
+typedef void (*sc_stream_send_fn)(void *ctx, uint8_t *buf, size_t len);
+
+enum sc_abandon_kind { SC_ABANDON_ORCH, SC_ABANDON_ACT, SC_ABANDON_ENTITY };
 
 struct sc_cmd;
 typedef void (*sc_cmd_done_fn)(struct sc_cmd *cmd);
@@ -82,6 +97,32 @@ struct sc_cmd {
     struct {
       bool recreate; /* CreateTaskHub(recreateIfExists) rather than DeleteTaskHub */
     } wipe;
+    struct {
+      const GetWorkItemsRequest *req; /* kept alive by the poster until the stream is closed */
+      sc_stream_send_fn send;
+      void *ctx;
+      uint64_t id; /* out: pass to SC_CMD_STREAM_CLOSE */
+    } stream_open;
+    struct {
+      void *ctx; /* the ctx given at open */
+    } stream_close;
+    struct {
+      const OrchestratorResponse *resp;
+    } complete_orch;
+    struct {
+      const ActivityResponse *resp;
+    } complete_act;
+    struct {
+      const char *token;
+      enum sc_abandon_kind kind;
+    } abandon;
+    struct {
+      const RewindInstanceRequest *req;
+    } rewind;
+    struct {
+      const RestartInstanceRequest *req;
+      char iid[SC_MAX_ID + 1]; /* out: the restarted instance */
+    } restart;
   } u;
 };
 
@@ -90,10 +131,16 @@ struct sc_engine_config {
   int max_batch;
   bool allow_wipe;
   bool sync; /* false only in unit tests that measure nothing durable */
+  int64_t orphan_grace_us;  /* how long a closed stream's work items wait for their completions */
+  int64_t health_ping_us;   /* idle streams get a HealthPing this often */
+  int default_max_items;    /* per-stream limit when a worker asks for 0 ("no limit") */
+  size_t max_message;       /* largest work item a stream can take */
 };
 
 struct sc_engine_stats {
   uint64_t commits, commands, batched_max;
+  uint64_t orch_dispatched, act_dispatched, orch_completed, act_completed, abandoned;
+  uint64_t streams;
 };
 
 /* Recovers in-memory state (timers) from the store and starts the engine thread. */

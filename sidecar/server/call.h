@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 #include <grpc/grpc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -33,6 +34,30 @@ struct sc_method {
   void *registered;
 };
 
+/* A message waiting in a server stream's outbox. */
+struct sc_outmsg {
+  uint8_t *buf; /* malloc'd packed message */
+  size_t len;
+  struct sc_outmsg *next;
+};
+
+/*
+ * Server-streaming state: an outbox sent one message at a time (gRPC allows one send in flight), so a slow
+ * reader never blocks whoever produces its messages. Guarded by mu: the engine thread queues, the
+ * completion-queue thread sends.
+ */
+struct sc_stream_out {
+  pthread_mutex_t mu;
+  struct sc_outmsg *head, *tail;
+  size_t queued;
+  bool sending, ending, closed, status_sent;
+  int end_code;
+  char end_msg[160];
+  grpc_byte_buffer *send_bb;
+  bool work_stream; /* GetWorkItems: registered with the engine */
+  struct sc_call *prev, *next; /* the server's list of open streams */
+};
+
 struct sc_call {
   struct sc_server *srv;
   const struct sc_method *m; /* NULL: a method we do not register */
@@ -48,7 +73,8 @@ struct sc_call {
   bool close_started;
   atomic_int refs;
   atomic_bool waiting; /* a WAIT command is parked in the engine */
-  struct sc_tag t_new, t_close, t_done;
+  struct sc_tag t_new, t_close, t_done, t_send, t_md;
+  struct sc_stream_out *out; /* server-streaming methods only */
   struct sc_arena arena;
   ProtobufCMessage *req;
   struct sc_cmd cmd;
@@ -75,6 +101,12 @@ void sc_call_post(struct sc_call *c, sc_cmd_done_fn done);
 void sc_call_watch_cancel(struct sc_call *c);
 /* Milliseconds of the client deadline from now, or -1 without one. */
 int64_t sc_call_deadline_us(const struct sc_call *c);
+
+/* Streams: sc_call_stream_begin sends the initial metadata and watches for the client going away;
+ * push queues one message (taking ownership of buf); end sends the status once the outbox is drained. */
+void sc_call_stream_begin(struct sc_call *c, bool work_stream);
+void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len);
+void sc_call_stream_end(struct sc_call *c, int grpc_code, const char *msg);
 
 /* rpc.c */
 extern struct sc_method sc_methods[];

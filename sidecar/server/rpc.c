@@ -11,6 +11,7 @@
 #include "health.pb-c.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -667,6 +668,197 @@ static void h_delete_hub(struct sc_call *c)
   sc_call_post(c, empty_done);
 }
 
+/* ------------------------------------------------------------------ workers */
+
+static void stream_send(void *ctx, uint8_t *buf, size_t len)
+{
+  sc_call_stream_push(ctx, buf, len);
+}
+
+static void stream_open_done(struct sc_cmd *cmd)
+{
+  /* Only a stopping engine refuses a stream; the close that follows releases the engine's reference. */
+  if (cmd->err.code != SC_OK)
+    sc_call_stream_end(cmd->user, sc_status_to_grpc(cmd->err.code), cmd->err.msg);
+}
+
+static void h_get_work_items(struct sc_call *c)
+{
+  const GetWorkItemsRequest *r = (void *)c->req;
+  if (r->maxconcurrentorchestrationworkitems < 0 || r->maxconcurrentactivityworkitems < 0 ||
+      r->maxconcurrententityworkitems < 0) {
+    reject(c, GRPC_INVALID_ARGUMENT, "maxConcurrent*WorkItems: must not be negative");
+    return;
+  }
+  sc_call_stream_begin(c, true);
+  atomic_fetch_add(&c->refs, 1); /* held by the engine until the stream is closed */
+  c->cmd.kind = SC_CMD_STREAM_OPEN;
+  c->cmd.u.stream_open.req = r;
+  c->cmd.u.stream_open.send = stream_send;
+  c->cmd.u.stream_open.ctx = c;
+  sc_call_post(c, stream_open_done);
+}
+
+static void complete_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  CompleteTaskResponse resp = COMPLETE_TASK_RESPONSE__INIT;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_complete_orch(struct sc_call *c)
+{
+  const OrchestratorResponse *r = (void *)c->req;
+  if (!r->completiontoken[0] && !r->instanceid[0]) {
+    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId, for clients without tokens)");
+    return;
+  }
+  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+    return;
+  if (!check_payload(c, "customStatus", r->customstatus))
+    return;
+  c->cmd.kind = SC_CMD_COMPLETE_ORCH;
+  c->cmd.u.complete_orch.resp = r;
+  sc_call_post(c, complete_done);
+}
+
+static void h_complete_act(struct sc_call *c)
+{
+  const ActivityResponse *r = (void *)c->req;
+  if (!r->completiontoken[0] && !r->instanceid[0]) {
+    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId and taskId, for clients without tokens)");
+    return;
+  }
+  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+    return;
+  if (!check_payload(c, "result", r->result))
+    return;
+  c->cmd.kind = SC_CMD_COMPLETE_ACT;
+  c->cmd.u.complete_act.resp = r;
+  sc_call_post(c, complete_done);
+}
+
+static void abandon_common(struct sc_call *c, const char *token, enum sc_abandon_kind kind)
+{
+  if (!token[0]) {
+    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: must not be empty");
+    return;
+  }
+  c->cmd.kind = SC_CMD_ABANDON;
+  c->cmd.u.abandon.token = token;
+  c->cmd.u.abandon.kind = kind;
+  sc_call_post(c, empty_done);
+}
+
+static void h_abandon_orch(struct sc_call *c)
+{
+  abandon_common(c, ((const AbandonOrchestrationTaskRequest *)(void *)c->req)->completiontoken, SC_ABANDON_ORCH);
+}
+
+static void h_abandon_act(struct sc_call *c)
+{
+  abandon_common(c, ((const AbandonActivityTaskRequest *)(void *)c->req)->completiontoken, SC_ABANDON_ACT);
+}
+
+static void h_abandon_entity(struct sc_call *c)
+{
+  abandon_common(c, ((const AbandonEntityTaskRequest *)(void *)c->req)->completiontoken, SC_ABANDON_ENTITY);
+}
+
+static void h_rewind(struct sc_call *c)
+{
+  const RewindInstanceRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid) || !check_payload(c, "reason", r->reason))
+    return;
+  c->cmd.kind = SC_CMD_REWIND;
+  c->cmd.u.rewind.req = r;
+  sc_call_post(c, empty_done);
+}
+
+static void restart_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  RestartInstanceResponse resp = RESTART_INSTANCE_RESPONSE__INIT;
+  resp.instanceid = cmd->u.restart.iid;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+static void h_restart(struct sc_call *c)
+{
+  const RestartInstanceRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid))
+    return;
+  c->cmd.kind = SC_CMD_RESTART;
+  c->cmd.u.restart.req = r;
+  sc_call_post(c, restart_done);
+}
+
+/* Chunks of at most this many events or about this many bytes. */
+#define CHUNK_EVENTS 500
+#define CHUNK_BYTES (1u << 20)
+
+static void push_chunk(struct sc_call *c, HistoryEvent **evs, size_t n)
+{
+  HistoryChunk ch = HISTORY_CHUNK__INIT;
+  ch.n_events = n;
+  ch.events = evs;
+  size_t len = history_chunk__get_packed_size(&ch);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    sc_panic("out of memory");
+  history_chunk__pack(&ch, buf);
+  sc_call_stream_push(c, buf, len);
+}
+
+static void h_stream_history(struct sc_call *c)
+{
+  const StreamInstanceHistoryRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid))
+    return;
+  struct sc_store *st = sc_call_ctx(c)->store;
+  StoredInstance *rec;
+  int rc = st->ops->get_instance(st, false, r->instanceid, &c->arena, &rec);
+  if (rc == SC_ENOTFOUND ||
+      (rc == SC_OK && r->executionid && r->executionid->value[0] &&
+       strcmp(r->executionid->value, rec->execution_id) != 0)) {
+    reject(c, GRPC_NOT_FOUND, "instance not found: %s%s%s", r->instanceid,
+           rc == SC_OK ? " with execution " : "", rc == SC_OK ? r->executionid->value : "");
+    return;
+  }
+  HistoryEvent **h = NULL;
+  size_t n = 0;
+  if (rc == SC_OK)
+    rc = st->ops->history_load(st, false, r->instanceid, &c->arena, &h, &n);
+  if (rc != SC_OK) {
+    struct sc_err err;
+    sc_err_set(&err, rc, "reading the history of %s failed", r->instanceid);
+    sc_call_reply_err(c, &err);
+    return;
+  }
+  sc_call_stream_begin(c, false);
+  size_t start = 0, bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t sz = history_event__get_packed_size(h[i]) + 8;
+    if (i > start && (i - start == CHUNK_EVENTS || bytes + sz > CHUNK_BYTES)) {
+      push_chunk(c, h + start, i - start);
+      start = i;
+      bytes = 0;
+    }
+    bytes += sz;
+  }
+  if (n > start)
+    push_chunk(c, h + start, n - start);
+  sc_call_stream_end(c, 0, NULL);
+}
+
 #define SVC "/TaskHubSidecarService/"
 
 struct sc_method sc_methods[] = {
@@ -684,6 +876,16 @@ struct sc_method sc_methods[] = {
     {SVC "PurgeInstances", &purge_instances_request__descriptor, h_purge, 8, NULL},
     {SVC "CreateTaskHub", &create_task_hub_request__descriptor, h_create_hub, 2, NULL},
     {SVC "DeleteTaskHub", &delete_task_hub_request__descriptor, h_delete_hub, 2, NULL},
+    {SVC "GetWorkItems", &get_work_items_request__descriptor, h_get_work_items, 4, NULL},
+    {SVC "CompleteOrchestratorTask", &orchestrator_response__descriptor, h_complete_orch, 64, NULL},
+    {SVC "CompleteActivityTask", &activity_response__descriptor, h_complete_act, 64, NULL},
+    {SVC "AbandonTaskOrchestratorWorkItem", &abandon_orchestration_task_request__descriptor, h_abandon_orch, 4,
+     NULL},
+    {SVC "AbandonTaskActivityWorkItem", &abandon_activity_task_request__descriptor, h_abandon_act, 4, NULL},
+    {SVC "AbandonTaskEntityWorkItem", &abandon_entity_task_request__descriptor, h_abandon_entity, 2, NULL},
+    {SVC "RewindInstance", &rewind_instance_request__descriptor, h_rewind, 4, NULL},
+    {SVC "RestartInstance", &restart_instance_request__descriptor, h_restart, 4, NULL},
+    {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, h_stream_history, 4, NULL},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL},
 };
 

@@ -21,6 +21,8 @@
 
 struct sc_server {
   struct sc_server_ctx ctx;
+  pthread_mutex_t streams_mu;
+  struct sc_call *streams; /* open GetWorkItems calls, ended at shutdown */
   grpc_server *server;
   grpc_completion_queue *cq;
   pthread_t th;
@@ -57,6 +59,16 @@ static void call_unref(struct sc_call *c)
   if (!c->m)
     grpc_call_details_destroy(&c->details);
   sc_arena_free(&c->arena);
+  if (c->out) {
+    while (c->out->head) {
+      struct sc_outmsg *m = c->out->head;
+      c->out->head = m->next;
+      free(m->buf);
+      free(m);
+    }
+    pthread_mutex_destroy(&c->out->mu);
+    free(c->out);
+  }
   atomic_fetch_sub(&c->srv->live_calls, 1);
   free(c);
 }
@@ -137,8 +149,15 @@ static void cancel_done(struct sc_cmd *cmd)
   call_unref(cmd->user);
 }
 
+static void stream_closed(struct sc_call *c);
+
 static void on_close(struct sc_call *c, bool ok)
 {
+  if (c->out) {
+    stream_closed(c);
+    call_unref(c);
+    return;
+  }
   /* The client cancelled or its deadline passed while its wait was parked: release the waiter now rather
    * than at the engine's cap, so an abandoned wait holds nothing. */
   if (ok && c->cancelled && atomic_load(&c->waiting)) {
@@ -169,6 +188,200 @@ int64_t sc_call_deadline_us(const struct sc_call *c)
   if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) >= 0 || d.tv_sec > INT64_MAX / 2000000)
     return -1;
   return d.tv_sec * 1000000 + d.tv_nsec / 1000;
+}
+
+/* ------------------------------------------------------------------ server streams */
+
+static void drop_outbox_locked(struct sc_stream_out *o)
+{
+  while (o->head) {
+    struct sc_outmsg *m = o->head;
+    o->head = m->next;
+    free(m->buf);
+    free(m);
+  }
+  o->tail = NULL;
+  o->queued = 0;
+}
+
+static void start_send_locked(struct sc_call *c)
+{
+  struct sc_stream_out *o = c->out;
+  struct sc_outmsg *m = o->head;
+  o->head = m->next;
+  if (!o->head)
+    o->tail = NULL;
+  o->queued--;
+  grpc_slice sl = grpc_slice_new(m->buf, m->len, free);
+  free(m);
+  o->send_bb = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_MESSAGE;
+  op.data.send_message.send_message = o->send_bb;
+  o->sending = true;
+  start_batch(c, &op, 1, &c->t_send);
+}
+
+/* Starts the status batch; the caller then drops the handler's reference (outside the lock). */
+static void send_status_locked(struct sc_call *c)
+{
+  struct sc_stream_out *o = c->out;
+  o->status_sent = true;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  op.data.send_status_from_server.status = (grpc_status_code)o->end_code;
+  if (o->end_msg[0]) {
+    c->status_details = grpc_slice_from_copied_string(o->end_msg);
+    c->has_status_details = true;
+    op.data.send_status_from_server.status_details = &c->status_details;
+  }
+  start_batch(c, &op, 1, &c->t_done);
+}
+
+static void on_send(struct sc_call *c, bool ok)
+{
+  struct sc_stream_out *o = c->out;
+  bool release = false;
+  pthread_mutex_lock(&o->mu);
+  grpc_byte_buffer_destroy(o->send_bb);
+  o->send_bb = NULL;
+  o->sending = false;
+  if (!ok) {
+    o->closed = true; /* the client is gone; on_close finishes the call */
+    drop_outbox_locked(o);
+  } else if (o->head) {
+    start_send_locked(c);
+  } else if (o->ending && !o->status_sent) {
+    send_status_locked(c);
+    release = true;
+  }
+  pthread_mutex_unlock(&o->mu);
+  if (release)
+    call_unref(c);
+  call_unref(c);
+}
+
+static void on_md(struct sc_call *c, bool ok)
+{
+  (void)ok;
+  call_unref(c);
+}
+
+void sc_call_stream_begin(struct sc_call *c, bool work_stream)
+{
+  struct sc_stream_out *o = calloc(1, sizeof *o);
+  if (!o)
+    sc_panic("out of memory opening a stream");
+  pthread_mutex_init(&o->mu, NULL);
+  o->work_stream = work_stream;
+  c->out = o;
+  c->t_send = (struct sc_tag){on_send, c};
+  c->t_md = (struct sc_tag){on_md, c};
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_INITIAL_METADATA;
+  start_batch(c, &op, 1, &c->t_md);
+  sc_call_watch_cancel(c);
+  if (work_stream) {
+    struct sc_server *s = c->srv;
+    pthread_mutex_lock(&s->streams_mu);
+    o->next = s->streams;
+    if (s->streams)
+      s->streams->out->prev = c;
+    s->streams = c;
+    pthread_mutex_unlock(&s->streams_mu);
+  }
+}
+
+void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
+{
+  struct sc_stream_out *o = c->out;
+  pthread_mutex_lock(&o->mu);
+  if (o->closed || o->ending) {
+    pthread_mutex_unlock(&o->mu);
+    free(buf);
+    return;
+  }
+  struct sc_outmsg *m = malloc(sizeof *m);
+  if (!m)
+    sc_panic("out of memory queueing a stream message");
+  m->buf = buf;
+  m->len = len;
+  m->next = NULL;
+  if (o->tail)
+    o->tail->next = m;
+  else
+    o->head = m;
+  o->tail = m;
+  o->queued++;
+  if (!o->sending)
+    start_send_locked(c);
+  pthread_mutex_unlock(&o->mu);
+}
+
+void sc_call_stream_end(struct sc_call *c, int code, const char *msg)
+{
+  struct sc_stream_out *o = c->out;
+  bool release = false;
+  pthread_mutex_lock(&o->mu);
+  if (!o->ending && !o->status_sent) {
+    o->ending = true;
+    o->end_code = code;
+    snprintf(o->end_msg, sizeof o->end_msg, "%s", msg ? msg : "");
+    if (!o->sending) {
+      send_status_locked(c);
+      release = true;
+    }
+  }
+  pthread_mutex_unlock(&o->mu);
+  if (release)
+    call_unref(c);
+}
+
+static void stream_close_done(struct sc_cmd *cmd)
+{
+  call_unref(cmd->user);
+}
+
+/* The client went away or the status went out: finish the call, and unregister a work stream. */
+static void stream_closed(struct sc_call *c)
+{
+  struct sc_stream_out *o = c->out;
+  bool release = false;
+  pthread_mutex_lock(&o->mu);
+  o->closed = true;
+  drop_outbox_locked(o);
+  if (!o->status_sent) {
+    o->end_code = GRPC_STATUS_CANCELLED;
+    snprintf(o->end_msg, sizeof o->end_msg, "the client closed the stream");
+    send_status_locked(c);
+    release = true;
+  }
+  pthread_mutex_unlock(&o->mu);
+  if (release)
+    call_unref(c);
+  if (!o->work_stream)
+    return;
+  struct sc_server *s = c->srv;
+  pthread_mutex_lock(&s->streams_mu);
+  if (o->prev)
+    o->prev->out->next = o->next;
+  else if (s->streams == c)
+    s->streams = o->next;
+  if (o->next)
+    o->next->out->prev = o->prev;
+  o->prev = o->next = NULL;
+  pthread_mutex_unlock(&s->streams_mu);
+  /* The engine reference taken at open is dropped when the engine has let go of the stream. */
+  memset(&c->cancel_cmd, 0, sizeof c->cancel_cmd);
+  c->cancel_cmd.kind = SC_CMD_STREAM_CLOSE;
+  c->cancel_cmd.u.stream_close.ctx = c;
+  c->cancel_cmd.done = stream_close_done;
+  c->cancel_cmd.user = c;
+  sc_engine_post(s->ctx.engine, &c->cancel_cmd);
 }
 
 /* ------------------------------------------------------------------ arrivals */
@@ -306,6 +519,7 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   atomic_init(&s->live_calls, 0);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->streams_mu, NULL);
   grpc_init();
   grpc_arg args[2];
   memset(args, 0, sizeof args);
@@ -350,6 +564,11 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
 void sc_server_stop_accepting(struct sc_server *s)
 {
   atomic_store(&s->shutting_down, true);
+  /* Workers reconnect elsewhere (or later); what they hold stays leased for its grace period. */
+  pthread_mutex_lock(&s->streams_mu);
+  for (struct sc_call *c = s->streams; c; c = c->out->next)
+    sc_call_stream_end(c, GRPC_STATUS_UNAVAILABLE, "taskhubd is shutting down");
+  pthread_mutex_unlock(&s->streams_mu);
   s->shutdown_tag = (struct sc_tag){NULL, NULL};
   grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 }
@@ -390,5 +609,6 @@ void sc_server_destroy(struct sc_server *s, int grace_ms)
   grpc_shutdown();
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->streams_mu);
   free(s);
 }

@@ -137,3 +137,9 @@ void sc_key_ix_parent(struct sc_key *k, const char *parent, const char *child)
   add_byte(k, 0);
   add_id(k, child);
 }
+
+void sc_key_actq(struct sc_key *k, uint64_t seq)
+{
+  k->len = 0;
+  add_be64(k, seq);
+}

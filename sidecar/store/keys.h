@@ -58,5 +58,6 @@ void sc_key_ix_created(struct sc_key *k, int64_t created_us, const char *iid);
 void sc_key_ix_status(struct sc_key *k, int status, int64_t created_us, const char *iid);
 void sc_key_ix_completed(struct sc_key *k, int64_t completed_us, const char *iid);
 void sc_key_ix_parent(struct sc_key *k, const char *parent, const char *child);
+void sc_key_actq(struct sc_key *k, uint64_t seq);
 
 #endif

@@ -20,6 +20,7 @@
 typedef Taskhubd__Store__StoredInstance StoredInstance;
 typedef Taskhubd__Store__StoredMsg StoredMsg;
 typedef Taskhubd__Store__StoredTimer StoredTimer;
+typedef Taskhubd__Store__StoredActivity StoredActivity;
 
 struct sc_store;
 
@@ -63,6 +64,7 @@ struct sc_timer_row {
 
 typedef int (*sc_timer_fn)(const struct sc_timer_row *row, void *ctx);
 typedef int (*sc_child_fn)(const char *child_iid, void *ctx);
+typedef int (*sc_seq_fn)(uint64_t seq, void *ctx);
 
 struct sc_store_ops {
   void (*close)(struct sc_store *s);
@@ -116,6 +118,15 @@ struct sc_store_ops {
 
   int (*children)(struct sc_store *s, bool txn, const char *parent,
                   sc_child_fn fn, void *ctx);
+
+  /* The activity queue. */
+  int (*actq_put)(struct sc_store *s, uint64_t seq, const StoredActivity *a);
+  int (*actq_delete)(struct sc_store *s, uint64_t seq);
+  int (*actq_get)(struct sc_store *s, bool txn, uint64_t seq,
+                  struct sc_arena *a, StoredActivity **out);
+  /* Start-up scans of committed state: queued activities in order, and every instance with inbox messages. */
+  int (*actq_scan)(struct sc_store *s, sc_seq_fn fn, void *ctx);
+  int (*inbox_scan_instances)(struct sc_store *s, sc_child_fn fn, void *ctx);
 
   /* Committed state; a page of results allocated from |a|. */
   int (*query)(struct sc_store *s, const struct sc_query *q,

@@ -723,6 +723,82 @@ static int children(struct sc_store *s, bool txn, const char *parent,
   return rc;
 }
 
+/* ------------------------------------------------------------------ activity queue */
+
+static int actq_put(struct sc_store *s, uint64_t seq, const StoredActivity *act)
+{
+  struct sc_key k;
+  sc_key_actq(&k, seq);
+  wb_put_msg(RS(s), SC_CF_ACTQ, &k, &act->base);
+  return SC_OK;
+}
+
+static int actq_delete(struct sc_store *s, uint64_t seq)
+{
+  struct sc_key k;
+  sc_key_actq(&k, seq);
+  wb_del(RS(s), SC_CF_ACTQ, &k);
+  return SC_OK;
+}
+
+static int actq_get(struct sc_store *s, bool txn, uint64_t seq,
+                    struct sc_arena *a, StoredActivity **out)
+{
+  struct rstore *r = RS(s);
+  struct sc_key k;
+  sc_key_actq(&k, seq);
+  char *v;
+  size_t n;
+  int rc = get_raw(r, txn, SC_CF_ACTQ, &k, r->ro, &v, &n);
+  if (rc != SC_OK)
+    return rc;
+  if (!v)
+    return SC_ENOTFOUND;
+  rc = unpack_into(&taskhubd__store__stored_activity__descriptor, v, n, a, (void **)out);
+  rocksdb_free(v);
+  return rc;
+}
+
+static int actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx)
+{
+  struct range_it ri;
+  range_open(RS(s), false, SC_CF_ACTQ, NULL, "", 0, NULL, 0, &ri);
+  int rc = SC_OK;
+  for (; rc == SC_OK && range_valid(&ri); rocksdb_iter_next(ri.it)) {
+    size_t kl;
+    const unsigned char *k = (const unsigned char *)rocksdb_iter_key(ri.it, &kl);
+    rc = kl == 8 ? fn(sc_get_be64(k), ctx) : SC_ECORRUPT;
+  }
+  int rc2 = range_close(&ri);
+  return rc != SC_OK ? rc : rc2;
+}
+
+/* Visits each instance with inbox messages once: after the first key of an instance, seek past its range. */
+static int inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx)
+{
+  struct range_it ri;
+  range_open(RS(s), false, SC_CF_INBOX, NULL, "", 0, NULL, 0, &ri);
+  int rc = SC_OK;
+  char iid[SC_MAX_ID + 1];
+  while (rc == SC_OK && range_valid(&ri)) {
+    size_t kl;
+    const char *k = rocksdb_iter_key(ri.it, &kl);
+    const char *z = memchr(k, 0, kl);
+    if (!z || (size_t)(z - k) > SC_MAX_ID) {
+      rc = SC_ECORRUPT;
+      break;
+    }
+    memcpy(iid, k, (size_t)(z - k));
+    iid[z - k] = 0;
+    rc = fn(iid, ctx);
+    struct sc_key hi;
+    sc_key_iid_hi(&hi, iid);
+    rocksdb_iter_seek(ri.it, (const char *)hi.b, hi.len);
+  }
+  int rc2 = range_close(&ri);
+  return rc != SC_OK ? rc : rc2;
+}
+
 /* ------------------------------------------------------------------ queries */
 
 static bool status_wanted(const struct sc_query *q, int st)
@@ -1031,6 +1107,11 @@ static const struct sc_store_ops rocks_ops = {
     .timer_get = timer_get,
     .timer_scan = timer_scan,
     .children = children,
+    .actq_put = actq_put,
+    .actq_delete = actq_delete,
+    .actq_get = actq_get,
+    .actq_scan = actq_scan,
+    .inbox_scan_instances = inbox_scan_instances,
     .query = query,
     .wipe = wipe,
     .property = property,
