@@ -1,0 +1,238 @@
+"""Fixtures for the Python SDK interop tests.
+
+Every test gets its own taskhubd process, started from $TASKHUBD_BIN on a fresh
+--data-dir with --listen 127.0.0.1:0; the bound port is learned through
+--ready-fd (a pipe read with select, no polling). At teardown the process is
+stopped with SIGTERM and must exit 0 with no sanitizer report on stderr.
+
+If TASKHUBD_BIN is unset every test is skipped with a message saying so; if it
+is set but the server does not come up, the test fails.
+"""
+
+import os
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from durabletask.client import TaskHubGrpcClient
+from durabletask.grpc_options import GrpcChannelOptions
+
+READY_TIMEOUT_S = 60.0   # generous: ASan builds start slowly on loaded CI machines
+STOP_TIMEOUT_S = 30.0
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                     "ThreadSanitizer", "runtime error:")
+
+SKIP_REASON = ("TASKHUBD_BIN is not set: the Python interop tests need the taskhubd binary "
+               "(run them through ctest -L interop, or set TASKHUBD_BIN=<build>/sidecar/taskhubd)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("TASKHUBD_BIN"):
+        return
+    marker = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        item.add_marker(marker)
+
+
+@dataclass
+class Server:
+    port: int
+    data_dir: Path
+    proc: subprocess.Popen
+    stderr_path: Path
+    killed: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL (crash simulation); the teardown then skips the exit-status check."""
+        self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.killed = True
+
+
+def _read_port(fd: int, proc: subprocess.Popen, stderr_path: Path) -> int:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    buf = b""
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"taskhubd did not report its port within {READY_TIMEOUT_S}s; stderr:\n"
+                        + stderr_path.read_text(errors="replace"))
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 64)
+        if not chunk:  # EOF: the write end was closed without a port line (exit or crash)
+            try:
+                rc = proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+            pytest.fail(f"taskhubd closed --ready-fd without a port line (exit status {rc}); "
+                        f"read so far {buf!r}; stderr:\n" + stderr_path.read_text(errors="replace"))
+        buf += chunk
+    line = buf.split(b"\n", 1)[0].strip()
+    try:
+        port = int(line)
+    except ValueError:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"taskhubd wrote a bad ready line {buf!r}")
+    if not 0 < port < 65536:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"taskhubd reported an impossible port {port}")
+    return port
+
+
+def _start(binary: str, data_dir: Path, stderr_path: Path, extra_args) -> Server:
+    r, w = os.pipe()
+    try:
+        with open(stderr_path, "ab") as err:
+            proc = subprocess.Popen(
+                [binary, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
+                 "--ready-fd", str(w), "--log-level", "info", *extra_args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                pass_fds=(w,), close_fds=True)
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        pytest.fail(f"TASKHUBD_BIN={binary!r} could not be started: {e}")
+    os.close(w)
+    try:
+        port = _read_port(r, proc, stderr_path)
+    finally:
+        os.close(r)
+    return Server(port=port, data_dir=data_dir, proc=proc, stderr_path=stderr_path)
+
+
+def _stop(server: Server) -> list:
+    """Returns a list of problems (empty when the server stopped cleanly)."""
+    problems = []
+    if not server.killed:
+        if server.proc.poll() is not None:
+            problems.append(f"taskhubd on port {server.port} died during the test "
+                            f"(exit status {server.proc.returncode})")
+        else:
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = server.proc.wait(timeout=STOP_TIMEOUT_S)
+                if rc != 0:
+                    problems.append(f"taskhubd on port {server.port} exited with status {rc} "
+                                    f"after SIGTERM (expected 0)")
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+                problems.append(f"taskhubd on port {server.port} did not exit within "
+                                f"{STOP_TIMEOUT_S}s of SIGTERM")
+    text = server.stderr_text()
+    hits = [m for m in SANITIZER_MARKERS if m in text]
+    if hits:
+        problems.append(f"taskhubd stderr mentions {hits}")
+    if problems:
+        problems.append("taskhubd stderr:\n" + text[-20000:])
+    return problems
+
+
+@dataclass
+class ServerFactory:
+    binary: str
+    root: Path
+    servers: list = field(default_factory=list)
+    _n: int = 0
+
+    def start(self, *extra_args: str, data_dir: Path | None = None) -> Server:
+        self._n += 1
+        if data_dir is None:
+            data_dir = self.root / f"data{self._n}"
+        stderr_path = self.root / f"taskhubd{self._n}.stderr"
+        server = _start(self.binary, data_dir, stderr_path, extra_args)
+        self.servers.append(server)
+        return server
+
+
+class CallRecorder(grpc.UnaryUnaryClientInterceptor):
+    """Client interceptor (passed through the SDK's public `interceptors=` option) that
+    records every unary call: method, request, response (None on error), error.
+    Used to count QueryInstances pages and to look at response fields the SDK's
+    OrchestrationState does not surface (version, tags, scheduledStartTimestamp)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        outcome = continuation(client_call_details, request)
+        method = client_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode()
+        err = outcome.exception()
+        resp = None if err is not None else outcome.result()
+        self.calls.append((method, request, resp, err))
+        return outcome
+
+    def responses(self, rpc: str):
+        return [resp for (m, _req, resp, err) in self.calls
+                if m.endswith("/" + rpc) and err is None]
+
+    def requests(self, rpc: str):
+        return [req for (m, req, _resp, _err) in self.calls if m.endswith("/" + rpc)]
+
+    def clear(self):
+        self.calls.clear()
+
+
+def make_client(server: Server, recorder: CallRecorder | None = None) -> TaskHubGrpcClient:
+    return TaskHubGrpcClient(
+        host_address=server.address,
+        # never route 127.0.0.1 through an http proxy configured in the environment
+        channel_options=GrpcChannelOptions(raw_options=[("grpc.enable_http_proxy", 0)]),
+        interceptors=[recorder] if recorder is not None else None,
+    )
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    binary = os.environ.get("TASKHUBD_BIN")
+    if not binary:
+        pytest.skip(SKIP_REASON)
+    factory = ServerFactory(binary=binary, root=tmp_path)
+    yield factory
+    problems = []
+    for server in factory.servers:
+        problems += _stop(server)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(server_factory) -> Server:
+    return server_factory.start()
+
+
+@pytest.fixture
+def recorder() -> CallRecorder:
+    return CallRecorder()
+
+
+@pytest.fixture
+def client(server, recorder):
+    c = make_client(server, recorder)
+    yield c
+    c.close()
