@@ -744,6 +744,8 @@ static void fire_timers(struct sc_engine *e, int64_t now)
       continue;
     }
     if (t->kind == TASKHUBD__STORE__STORED_TIMER__KIND__ORCH_MSG && t->msg) {
+      if (t->msg->event)
+        t->msg->event->timestamp = sc_pb_ts(&e->ba, now); /* TimerFired is stamped when it fires */
       rc = st->ops->inbox_append(st, t->instance_id, (int)t->band, st->ops->next_seq(st), t->msg);
       if (rc != SC_OK)
         sc_panic("delivering a timer failed (status %d)", rc);

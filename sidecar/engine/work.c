@@ -568,13 +568,12 @@ static bool wakes_suspended(const HistoryEvent *ev)
          ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
 }
 
-/* Deletes inbox messages nobody will ever read (stale executions) in a commit of their own. */
+/* Deletes inbox messages nobody will ever read (stale executions); dispatch commits them together. */
 static void drop_stale(struct sc_engine *e, const char *iid, const struct sc_inbox_msg *m, size_t n)
 {
   struct sc_store *st = e->st;
   for (size_t i = 0; i < n; i++)
     st->ops->inbox_delete(st, iid, m[i].band, m[i].seq);
-  commit(e);
 }
 
 static int dispatch_orch(struct sc_engine *e, const char *iid)
@@ -698,7 +697,6 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
       strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
     st->ops->actq_delete(st, seq);
-    commit(e);
     lease_free(l);
     return DROPPED;
   }
@@ -757,6 +755,8 @@ static void dispatch(struct sc_engine *e)
     if (!progress)
       break;
   }
+  /* Clean-ups found while dispatching (stale messages, orphaned activities), in one commit. */
+  commit(e);
   if (norch || nact) {
     pthread_mutex_lock(&e->mu);
     e->stats.orch_dispatched += norch;
@@ -1231,7 +1231,8 @@ static int continue_as_new(struct turn *t)
   return rc;
 }
 
-static int rewind_children(struct sc_engine *e, const char *iid, HistoryEvent **h, size_t n);
+static int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *parent, HistoryEvent **h,
+                           size_t n);
 
 /* The SDK's rewind: the history becomes exactly what it sent, and failed children are rewound too. */
 static int rewind_history(struct turn *t, const RewindOrchestrationAction *a)
@@ -1249,7 +1250,7 @@ static int rewind_history(struct turn *t, const RewindOrchestrationAction *a)
         ev->executionstarted->orchestrationinstance && ev->executionstarted->orchestrationinstance->executionid)
       t->rec->execution_id = ev->executionstarted->orchestrationinstance->executionid->value;
   }
-  if ((rc = rewind_children(e, t->iid, a->newhistory, a->n_newhistory)) != SC_OK)
+  if ((rc = rewind_children(e, t->iid, t->rec, a->newhistory, a->n_newhistory)) != SC_OK)
     return rc;
   /* A wake-up so that a normal replay re-issues what the rewind removed. */
   HistoryEvent *wake = ev_new(e, -1);
@@ -1587,10 +1588,31 @@ int apply_abandon(struct sc_engine *e, struct sc_cmd *c)
 /* ------------------------------------------------------------------ rewind and restart */
 
 static int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
-                      int depth);
+                      const char *parent_exec, int depth);
 
-/* Children created in this history that never reported completion are rewound (or re-created). */
-static int rewind_children(struct sc_engine *e, const char *iid, HistoryEvent **h, size_t n)
+static ParentInstanceInfo *parent_info(struct sc_arena *a, const char *iid, const StoredInstance *p, int32_t task)
+{
+  ParentInstanceInfo *pi = sc_arena_alloc(a, sizeof *pi);
+  parent_instance_info__init(pi);
+  pi->taskscheduledid = task;
+  pi->name = sc_pb_sv(a, p->name);
+  if (p->has_version)
+    pi->version = sc_pb_sv(a, p->version);
+  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)iid;
+  oi->executionid = sc_pb_sv(a, p->execution_id);
+  pi->orchestrationinstance = oi;
+  return pi;
+}
+
+/*
+ * Children created in this history that never reported completion: a FAILED one is rewound, a purged one is
+ * created again from its SubOrchestrationInstanceCreated event. Either way it reports to the parent's new
+ * execution (the rewound history carries a new execution id).
+ */
+static int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *parent, HistoryEvent **h,
+                           size_t n)
 {
   for (size_t i = 0; i < n; i++) {
     if (h[i]->event_type_case != HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED)
@@ -1601,22 +1623,38 @@ static int rewind_children(struct sc_engine *e, const char *iid, HistoryEvent **
                  h[j]->suborchestrationinstancecompleted->taskscheduledid == h[i]->eventid;
     if (finished)
       continue;
-    const char *child = h[i]->suborchestrationinstancecreated->instanceid;
+    const SubOrchestrationInstanceCreatedEvent *ce = h[i]->suborchestrationinstancecreated;
     StoredInstance *crec;
-    int rc = e->st->ops->get_instance(e->st, true, child, &e->ba, &crec);
+    int rc = e->st->ops->get_instance(e->st, true, ce->instanceid, &e->ba, &crec);
     if (rc == SC_OK && crec->status == ST_FAILED) {
-      if ((rc = rewind_one(e, child, NULL, 1)) != SC_OK)
-        return rc;
-    } else if (rc != SC_OK && rc != SC_ENOTFOUND) {
-      return rc;
+      rc = rewind_one(e, ce->instanceid, NULL, parent->execution_id, 1);
+    } else if (rc == SC_ENOTFOUND) {
+      char *exec = sc_arena_alloc(&e->ba, 33);
+      sc_random_hex32(exec);
+      struct new_instance ni = {
+          .iid = ce->instanceid,
+          .name = ce->name,
+          .exec = exec,
+          .version = ce->version,
+          .input = ce->input,
+          .trace = ce->parenttracecontext,
+          .n_tags = ce->n_tags,
+          .tags = (void *const *)ce->tags,
+          .parent = parent_info(&e->ba, iid, parent, h[i]->eventid),
+      };
+      rc = create_instance(e, &ni);
+      SC_INFO("event=child_recreated instance=%s parent=%s", ce->instanceid, iid);
+    } else if (rc == SC_OK) {
+      rc = SC_OK; /* still running, or finished in a way the parent already saw */
     }
-    (void)iid;
+    if (rc != SC_OK)
+      return rc;
   }
   return SC_OK;
 }
 
 static int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
-                      int depth)
+                      const char *parent_exec, int depth)
 {
   struct sc_store *st = e->st;
   StoredInstance *old;
@@ -1631,6 +1669,15 @@ static int rewind_one(struct sc_engine *e, const char *iid, const Google__Protob
   r->failure_details = NULL;
   r->has_output = false;
   r->last_updated_us = sc_now_us();
+  if (parent_exec && r->parent && r->parent->orchestrationinstance) {
+    ParentInstanceInfo *p = sc_arena_alloc(&e->ba, sizeof *p);
+    *p = *r->parent;
+    OrchestrationInstance *oi = sc_arena_alloc(&e->ba, sizeof *oi);
+    *oi = *r->parent->orchestrationinstance;
+    oi->executionid = sc_pb_sv(&e->ba, parent_exec);
+    p->orchestrationinstance = oi;
+    r->parent = p;
+  }
   if ((rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
     return rc;
   HistoryEvent *ev = ev_new(e, -1);
@@ -1659,7 +1706,7 @@ int apply_rewind(struct sc_engine *e, struct sc_cmd *c)
   if (rec->status != ST_FAILED)
     return fail(c, SC_ESTATE, "instance %s is %s; only FAILED instances can be rewound", req->instanceid,
                 sc_pb_status_name(rec->status));
-  rc = rewind_one(e, req->instanceid, req->reason, 0);
+  rc = rewind_one(e, req->instanceid, req->reason, NULL, 0);
   if (rc != SC_OK)
     return fail(c, rc, "rewinding %s failed", req->instanceid);
   return DONE;

@@ -22,6 +22,7 @@ import pytest
 
 from durabletask.client import TaskHubGrpcClient
 from durabletask.grpc_options import GrpcChannelOptions
+from durabletask.worker import TaskHubGrpcWorker
 
 READY_TIMEOUT_S = 60.0   # generous: ASan builds start slowly on loaded CI machines
 STOP_TIMEOUT_S = 30.0
@@ -236,3 +237,36 @@ def client(server, recorder):
     c = make_client(server, recorder)
     yield c
     c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared server + worker helpers (test_worker.py): one taskhubd per test module, so that a
+# module's many short orchestration tests do not each pay a server start. Tests that share it
+# use unique instance ids and orchestrator names. The server is stopped and checked (SIGTERM,
+# exit 0, no sanitizer report) when the module is done.
+
+def _server_log_level() -> str:
+    # debug logs help when reporting a server bug; TASKHUBD_TEST_LOG_LEVEL overrides
+    return os.environ.get("TASKHUBD_TEST_LOG_LEVEL", "debug")
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory) -> Server:
+    binary = os.environ.get("TASKHUBD_BIN")
+    if not binary:
+        pytest.skip(SKIP_REASON)
+    factory = ServerFactory(binary=binary, root=tmp_path_factory.mktemp("module-server"))
+    server = factory.start("--log-level", _server_log_level())
+    yield server
+    problems = _stop(server)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def make_worker(server: Server, **kwargs) -> TaskHubGrpcWorker:
+    """A TaskHubGrpcWorker for `server` (not started); kwargs go to its constructor."""
+    return TaskHubGrpcWorker(
+        host_address=server.address,
+        channel_options=GrpcChannelOptions(raw_options=[("grpc.enable_http_proxy", 0)]),
+        **kwargs,
+    )
