@@ -397,3 +397,130 @@ TEST_IMPL(work_sub_orchestration_notifies_parent)
   teardown(&f);
   return 0;
 }
+
+/* Items in the fake stream so far (a snapshot; the engine may add more later). */
+static size_t sent_count(struct fake_stream *s)
+{
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->n;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+TEST_IMPL(work_respects_stream_limits)
+{
+  struct fx f;
+  setup(&f);
+  start(&f, "l1", "o");
+  start(&f, "l2", "o");
+  start(&f, "l3", "o");
+  get_work_items_request__init(&f.gwr);
+  f.gwr.maxconcurrentorchestrationworkitems = 1;
+  struct sc_cmd c = {.kind = SC_CMD_STREAM_OPEN};
+  c.u.stream_open.req = &f.gwr;
+  c.u.stream_open.send = fake_send;
+  c.u.stream_open.ctx = &f.fs;
+  ASSERT_OK(th_engine_run(f.e, &c));
+  WorkItem *w = next_item(&f.fs);
+  /* A round trip through the engine: anything it would dispatch has been sent by the time it answers. */
+  start(&f, "l4", "o");
+  ASSERT_EQ(sent_count(&f.fs), 1);
+  OrchestratorAction *a[] = {finish(&f.a, 1, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED, "1")};
+  ASSERT_OK(complete_orch(&f, w->completiontoken, a, 1, NULL));
+  WorkItem *w2 = next_item(&f.fs); /* the slot is free again */
+  ASSERT(strcmp(w2->orchestratorrequest->instanceid, "l1") != 0);
+  ASSERT_EQ(sent_count(&f.fs), 2);
+  teardown(&f);
+  return 0;
+}
+
+TEST_IMPL(work_filters_route_by_name)
+{
+  struct fx f;
+  setup(&f);
+  OrchestrationFilter of = ORCHESTRATION_FILTER__INIT;
+  of.name = (char *)"only-a";
+  OrchestrationFilter *ofs[] = {&of};
+  WorkItemFilters wf = WORK_ITEM_FILTERS__INIT;
+  wf.n_orchestrations = 1;
+  wf.orchestrations = ofs;
+  get_work_items_request__init(&f.gwr);
+  f.gwr.workitemfilters = &wf;
+  struct sc_cmd c = {.kind = SC_CMD_STREAM_OPEN};
+  c.u.stream_open.req = &f.gwr;
+  c.u.stream_open.send = fake_send;
+  c.u.stream_open.ctx = &f.fs;
+  ASSERT_OK(th_engine_run(f.e, &c));
+  start(&f, "fb", "only-b");
+  start(&f, "fa", "only-a");
+  WorkItem *w = next_item(&f.fs);
+  ASSERT_STR_EQ(w->orchestratorrequest->instanceid, "fa");
+  ASSERT_EQ(sent_count(&f.fs), 1); /* "only-b" stays PENDING for lack of a matching worker */
+
+  /* A second, unfiltered stream takes it. */
+  struct fake_stream other;
+  memset(&other, 0, sizeof other);
+  pthread_mutex_init(&other.mu, NULL);
+  pthread_cond_init(&other.cv, NULL);
+  GetWorkItemsRequest any = GET_WORK_ITEMS_REQUEST__INIT;
+  struct sc_cmd c2 = {.kind = SC_CMD_STREAM_OPEN};
+  c2.u.stream_open.req = &any;
+  c2.u.stream_open.send = fake_send;
+  c2.u.stream_open.ctx = &other;
+  ASSERT_OK(th_engine_run(f.e, &c2));
+  WorkItem *wb = next_item(&other);
+  ASSERT_STR_EQ(wb->orchestratorrequest->instanceid, "fb");
+  struct sc_cmd c3 = {.kind = SC_CMD_STREAM_CLOSE};
+  c3.u.stream_close.ctx = &other;
+  ASSERT_OK(th_engine_run(f.e, &c3));
+  fake_free(&other);
+  teardown(&f);
+  return 0;
+}
+
+TEST_IMPL(work_partial_chunks_are_joined)
+{
+  struct fx f;
+  setup(&f);
+  start(&f, "pc", "o");
+  open_stream(&f);
+  WorkItem *w = next_item(&f.fs);
+  OrchestratorAction *first[] = {schedule(&f.a, 1, "one")};
+  OrchestratorResponse r = ORCHESTRATOR_RESPONSE__INIT;
+  r.completiontoken = w->completiontoken;
+  r.ispartial = true;
+  r.actions = first;
+  r.n_actions = 1;
+  struct sc_cmd c = {.kind = SC_CMD_COMPLETE_ORCH};
+  c.u.complete_orch.resp = &r;
+  ASSERT_OK(th_engine_run(f.e, &c));
+  ASSERT_EQ(get(&f, "pc")->status, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING); /* nothing applied yet */
+  OrchestratorAction *second[] = {schedule(&f.a, 2, "two")};
+  ASSERT_OK(complete_orch(&f, w->completiontoken, second, 1, NULL));
+  WorkItem *a1 = next_item(&f.fs), *a2 = next_item(&f.fs);
+  ASSERT_STR_EQ(a1->activityrequest->name, "one");
+  ASSERT_STR_EQ(a2->activityrequest->name, "two");
+  teardown(&f);
+  return 0;
+}
+
+TEST_IMPL(work_invalid_action_fails_the_orchestration)
+{
+  struct fx f;
+  setup(&f);
+  start(&f, "bad", "o");
+  open_stream(&f);
+  WorkItem *w = next_item(&f.fs);
+  OrchestratorAction *x = act(&f.a, 1);
+  SendEventAction *se = sc_arena_alloc(&f.a, sizeof *se);
+  send_event_action__init(se);
+  se->name = (char *)"ev";
+  x->orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_EVENT;
+  x->sendevent = se; /* no target instance */
+  ASSERT_OK(complete_orch(&f, w->completiontoken, &x, 1, NULL));
+  StoredInstance *r = get(&f, "bad");
+  ASSERT_EQ(r->status, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED);
+  ASSERT_STR_CONTAINS(r->failure_details->errormessage, "sendEvent.instance.instanceId");
+  teardown(&f);
+  return 0;
+}
