@@ -1,0 +1,370 @@
+/*
+ * durabletask.h — the C SDK for Durable Task: a client for orchestration instances and a worker that runs
+ * orchestrators and activities, talking gRPC to taskhubd (or any server of the Durable Task protocol).
+ *
+ * If a declaration is not in this file, it is not part of the API.
+ *
+ * Conventions
+ *  - Functions return DT_OK (0) or a negative DT_ERR_* code; results come back through out-parameters, which
+ *    are left untouched on failure. dt_strerror() names a code.
+ *  - Payloads (inputs, outputs, event data, custom status) are opaque NUL-terminated strings; the other SDKs
+ *    put JSON in them, and so should you if they are to interoperate. NULL means "no payload".
+ *  - Every returned pointer has a stated owner. "Caller frees with dt_free()" means exactly that; strings
+ *    handed out by an orchestration or activity context belong to that context.
+ *  - Times are milliseconds since the Unix epoch (UTC).
+ *
+ * Orchestrators are replayed: an orchestrator function runs again from the top for every work item, over the
+ * recorded history, and must be deterministic — take time, ids and randomness from the context, never from
+ * the system. dt_await() returns a task's result when the history has it; when it does not, the run ends
+ * there (the SDK longjmps back to its executor) and the decisions made so far are sent to the server. Memory
+ * from the context lives until the run ends, so leaving early leaks nothing. The one rule this brings: between
+ * dt_await() calls hold no resource the context does not own (no malloc, no open files, no locks).
+ */
+#ifndef DURABLETASK_H
+#define DURABLETASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------ status */
+
+/* Status codes. Negative values are errors; they are never renumbered and only appended. */
+#define DT_OK 0
+#define DT_ERR_INVALID_ARG (-1)     /* a bad argument, or the server rejected the request as invalid */
+#define DT_ERR_NOT_FOUND (-2)       /* no such instance (or work item) */
+#define DT_ERR_EXISTS (-3)          /* the instance id is taken */
+#define DT_ERR_STATE (-4)           /* the instance is in the wrong state for this (e.g. rewind of a non-failed one) */
+#define DT_ERR_TIMEOUT (-5)         /* the wait or call timed out */
+#define DT_ERR_UNAVAILABLE (-6)     /* the server cannot be reached or is shutting down; retry later */
+#define DT_ERR_TASK_FAILED (-7)     /* an awaited task failed; see dt_task_failure() */
+#define DT_ERR_NONDETERMINISM (-8)  /* the orchestrator did not do what its history says it did */
+#define DT_ERR_NOMEM (-9)           /* out of memory */
+#define DT_ERR_INTERNAL (-10)       /* a server or protocol error */
+#define DT_ERR_CANCELLED (-11)      /* the call was cancelled */
+#define DT_ERR_UNSUPPORTED (-12)    /* the server does not implement this */
+#define DT_ERR_TOO_BIG (-13)        /* a payload or message over the server's limit */
+
+/* A static, human-readable description of a status code. Never NULL. */
+const char *dt_strerror(int rc);
+
+/* Frees memory the SDK handed to the caller (strings, lists). NULL is a no-op. */
+void dt_free(void *p);
+
+/* Where the SDK's log lines go (it never prints by itself). level: 0 debug, 1 info, 2 warn, 3 error.
+ * Process-wide; set it before creating clients or workers. NULL restores the default (discard). */
+typedef void (*dt_log_fn)(int level, const char *message, void *user_data);
+void dt_set_log_fn(dt_log_fn fn, void *user_data);
+
+/* ------------------------------------------------------------------------------------------------ types */
+
+typedef enum dt_status {
+  DT_STATUS_RUNNING = 0,
+  DT_STATUS_COMPLETED = 1,
+  DT_STATUS_CONTINUED_AS_NEW = 2,
+  DT_STATUS_FAILED = 3,
+  DT_STATUS_CANCELED = 4,
+  DT_STATUS_TERMINATED = 5,
+  DT_STATUS_PENDING = 6,
+  DT_STATUS_SUSPENDED = 7,
+} dt_status;
+
+/* "RUNNING", "COMPLETED", ... */
+const char *dt_status_name(dt_status s);
+
+/* Why a task or orchestration failed. Fields may be NULL. */
+typedef struct dt_failure {
+  const char *error_type;
+  const char *message;
+  const char *stack_trace;
+  const struct dt_failure *inner;
+} dt_failure;
+
+typedef struct dt_tag {
+  const char *key;
+  const char *value;
+} dt_tag;
+
+/* ------------------------------------------------------------------------------------------------ client */
+
+typedef struct dt_client dt_client;
+
+typedef struct dt_conn_options {
+  /* TLS: when true, the channel uses TLS with the system roots, or root_certs_pem if set. */
+  bool tls;
+  const char *root_certs_pem;
+  /* Deadline of each unary call in milliseconds (0: 30 s). Waits use their own timeouts. */
+  int call_timeout_ms;
+  /* Largest message accepted from the server (0: 16 MiB). */
+  int max_receive_bytes;
+} dt_conn_options;
+
+/* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"). |opt| may be NULL.
+ * Thread-safe: one client may be used from many threads at once. */
+int dt_client_open(const char *target, const dt_conn_options *opt, dt_client **out);
+/* DESTRUCTOR. NULL is a no-op. */
+void dt_client_close(dt_client *c);
+
+/* What to do when the instance id is already in use. */
+typedef struct dt_reuse_policy {
+  /* Statuses an existing instance may have for it to be replaced; anything else gives DT_ERR_EXISTS.
+   * Replacing a running instance terminates it first. n == 0: never replace. */
+  const dt_status *replaceable;
+  size_t n;
+} dt_reuse_policy;
+
+typedef struct dt_start_options {
+  const char *instance_id; /* NULL: the SDK generates a random 32-hex-digit id */
+  const char *input;
+  int64_t start_at_ms;     /* 0: start now; later times: a scheduled start */
+  const char *version;
+  const dt_tag *tags;
+  size_t n_tags;
+  const dt_reuse_policy *reuse; /* NULL: an existing id is DT_ERR_EXISTS */
+} dt_start_options;
+
+/* Schedules a new orchestration instance of |name|. |opt| may be NULL. On success *instance_id receives the
+ * instance id (caller frees with dt_free()). */
+int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *opt, char **instance_id);
+
+/* An instance's state. Caller frees with dt_instance_free(). input/output/custom_status are set only when
+ * payloads were asked for, and only when the instance has them. */
+typedef struct dt_instance {
+  char *instance_id;
+  char *name;
+  char *version;
+  char *execution_id;
+  dt_status status;
+  int64_t created_ms;
+  int64_t last_updated_ms;
+  int64_t completed_ms;        /* 0 while not finished */
+  int64_t scheduled_start_ms;  /* 0 unless a future start was requested */
+  char *parent_instance_id;
+  char *input;
+  char *output;
+  char *custom_status;
+  dt_failure *failure;         /* only for FAILED instances */
+  dt_tag *tags;
+  size_t n_tags;
+} dt_instance;
+
+void dt_instance_free(dt_instance *in);
+
+/* Reads an instance. DT_ERR_NOT_FOUND when it does not exist. */
+int dt_client_get(dt_client *c, const char *instance_id, bool payloads, dt_instance **out);
+
+/* Blocks until the instance has started (left PENDING) or finished, or |timeout_ms| passes
+ * (DT_ERR_TIMEOUT; timeout_ms <= 0 waits without a client deadline, up to the server's cap). */
+int dt_client_wait_start(dt_client *c, const char *instance_id, int timeout_ms, bool payloads, dt_instance **out);
+int dt_client_wait_completion(dt_client *c, const char *instance_id, int timeout_ms, bool payloads,
+                              dt_instance **out);
+
+/* Sends an external event. DT_ERR_NOT_FOUND for an unknown instance; finished instances drop it. */
+int dt_client_raise_event(dt_client *c, const char *instance_id, const char *event_name, const char *data);
+/* Terminates an instance (and, with |recursive|, its sub-orchestrations). */
+int dt_client_terminate(dt_client *c, const char *instance_id, const char *output, bool recursive);
+int dt_client_suspend(dt_client *c, const char *instance_id, const char *reason);
+int dt_client_resume(dt_client *c, const char *instance_id, const char *reason);
+/* Rewinds a FAILED instance to retry what failed (DT_ERR_STATE otherwise). */
+int dt_client_rewind(dt_client *c, const char *instance_id, const char *reason);
+/* Starts a finished instance again with its original name, input and version: in place, or under a new id
+ * (*new_instance_id receives the id either way; caller frees with dt_free()). */
+int dt_client_restart(dt_client *c, const char *instance_id, bool new_instance_id, char **new_instance_id_out);
+
+typedef struct dt_query {
+  const dt_status *statuses; /* any of these; n_statuses == 0: all */
+  size_t n_statuses;
+  int64_t created_from_ms;   /* 0: no lower bound */
+  int64_t created_to_ms;     /* 0: no upper bound; the range is [from, to) */
+  const char *instance_id_prefix;
+  int page_size;             /* 0: 100 */
+  bool payloads;
+  const char *continuation;  /* NULL for the first page, then dt_instance_page.continuation */
+} dt_query;
+
+typedef struct dt_instance_page {
+  dt_instance **instances;
+  size_t n;
+  char *continuation; /* NULL on the last page */
+} dt_instance_page;
+
+/* One page of instances. Caller frees with dt_instance_page_free(). */
+int dt_client_query(dt_client *c, const dt_query *q, dt_instance_page **out);
+void dt_instance_page_free(dt_instance_page *p);
+
+/* Deletes a finished instance (and, with |recursive|, its finished sub-orchestrations). *deleted may be NULL;
+ * it receives 0 when the instance is unknown or still running. */
+int dt_client_purge(dt_client *c, const char *instance_id, bool recursive, int *deleted);
+
+typedef struct dt_purge_filter {
+  int64_t created_from_ms;   /* 0: no lower bound */
+  int64_t created_to_ms;     /* 0: no upper bound */
+  const dt_status *statuses; /* finished statuses to purge; n == 0: all finished ones */
+  size_t n_statuses;
+} dt_purge_filter;
+
+/* Purges every finished instance the filter matches. *complete is false when the server stopped early
+ * (call again to go on). Either out-parameter may be NULL. */
+int dt_client_purge_filter(dt_client *c, const dt_purge_filter *f, int *deleted, bool *complete);
+
+/* One history event, in a flattened form for reading and display. */
+typedef struct dt_event {
+  int32_t event_id;
+  int64_t timestamp_ms;
+  const char *type;     /* "ExecutionStarted", "TaskScheduled", "TimerFired", ... */
+  const char *name;     /* orchestration, activity, event or sub-orchestration name, when the type has one */
+  const char *payload;  /* input, result or event data, when the type has one */
+  int32_t task_id;      /* taskScheduledId / timerId of completion events, else -1 */
+  const char *instance_id; /* target or child instance, when the type has one */
+  int64_t fire_at_ms;   /* TimerCreated / TimerFired */
+  dt_status status;     /* ExecutionCompleted */
+  const dt_failure *failure;
+} dt_event;
+
+typedef struct dt_history {
+  dt_event *events;
+  size_t n;
+} dt_history;
+
+/* The committed history of an instance's current execution. Caller frees with dt_history_free(). */
+int dt_client_history(dt_client *c, const char *instance_id, dt_history **out);
+void dt_history_free(dt_history *h);
+
+/* ------------------------------------------------------------------------------------------------ orchestrations */
+
+typedef struct dt_orch_ctx dt_orch_ctx;
+typedef struct dt_task dt_task;
+
+/*
+ * An orchestrator. Runs from the top for every work item; |input| is the orchestration input (NULL if none).
+ * Its return value is the orchestration output (NULL: none); the SDK copies it, so a string from the context
+ * or a static string are both fine. To fail the orchestration call dt_orch_fail(); to start over with a new
+ * input, dt_continue_as_new(). Owned strings (ctx, input) live until the run ends.
+ */
+typedef const char *(*dt_orchestrator_fn)(dt_orch_ctx *ctx, const char *input, void *user_data);
+
+/* Retries for activities and sub-orchestrations. */
+typedef bool (*dt_retry_handler_fn)(const dt_failure *failure, int attempt, void *user_data);
+typedef struct dt_retry_policy {
+  int max_attempts;            /* including the first; >= 1 */
+  int64_t first_delay_ms;      /* before the second attempt */
+  double backoff;              /* delay multiplier per attempt (0 or 1: constant) */
+  int64_t max_delay_ms;        /* cap on one delay (0: none) */
+  int64_t max_total_ms;        /* give up after this long since the first attempt (0: no limit) */
+  dt_retry_handler_fn handler; /* NULL: retry every failure; else retry while it returns true */
+  void *handler_data;
+} dt_retry_policy;
+
+/* Scheduling. Each returns a task owned by the context (never NULL; never freed by the caller). Inputs are
+ * copied. Names are what the other side registered. */
+dt_task *dt_call_activity(dt_orch_ctx *ctx, const char *name, const char *input);
+dt_task *dt_call_activity_retry(dt_orch_ctx *ctx, const char *name, const char *input,
+                                const dt_retry_policy *policy);
+/* instance_id NULL: "<parent id>:<4 hex digits of the action id>", as the other SDKs do. */
+dt_task *dt_call_sub_orchestrator(dt_orch_ctx *ctx, const char *name, const char *instance_id, const char *input);
+dt_task *dt_call_sub_orchestrator_retry(dt_orch_ctx *ctx, const char *name, const char *instance_id,
+                                        const char *input, const dt_retry_policy *policy);
+/* A durable timer that fires at |fire_at_ms| (absolute) or after |delay_ms| of orchestration time. */
+dt_task *dt_create_timer(dt_orch_ctx *ctx, int64_t fire_at_ms);
+dt_task *dt_create_timer_in(dt_orch_ctx *ctx, int64_t delay_ms);
+/* The next external event named |name| (matched case-insensitively; events are buffered in arrival order). */
+dt_task *dt_wait_event(dt_orch_ctx *ctx, const char *name);
+/* Completes when all |tasks| have; fails with the first failure, once all are done. */
+dt_task *dt_when_all(dt_orch_ctx *ctx, dt_task *const *tasks, size_t n);
+/* Completes when any of |tasks| has; dt_task_winner() then says which. Waits on event tasks that lose are
+ * cancelled, so a later event goes to the next wait. */
+dt_task *dt_when_any(dt_orch_ctx *ctx, dt_task *const *tasks, size_t n);
+/* Fire-and-forget: an external event to another instance. */
+void dt_send_event(dt_orch_ctx *ctx, const char *instance_id, const char *name, const char *data);
+
+/* Waits for a task. Returns its result (NULL when it has none). When the history does not have it yet, the
+ * run ends here. When it failed, the orchestration fails too (as an uncaught exception would). */
+const char *dt_await(dt_orch_ctx *ctx, dt_task *t);
+/* Like dt_await(), but a failure is returned rather than raised: DT_OK with *result set, or DT_ERR_TASK_FAILED
+ * (see dt_task_failure()). |result| may be NULL. This is how compensation is written. */
+int dt_await_result(dt_orch_ctx *ctx, dt_task *t, const char **result);
+
+bool dt_task_is_done(const dt_task *t);
+/* The failure of a failed task, else NULL. Owned by the context. */
+const dt_failure *dt_task_failure(const dt_task *t);
+/* For a task from dt_when_any(): the child that completed first, else NULL. */
+dt_task *dt_task_winner(const dt_task *t);
+/* The result of a completed task (NULL while pending, failed, or without a result). */
+const char *dt_task_result(const dt_task *t);
+
+/* Ends the orchestration now with FAILED and these details (does not return). */
+__attribute__((noreturn)) void dt_orch_fail(dt_orch_ctx *ctx, const char *error_type, const char *message);
+/* Ends this execution and starts a new one with |input| (does not return). With |keep_events|, external
+ * events received but not yet waited for are carried over to the new execution. */
+__attribute__((noreturn)) void dt_continue_as_new(dt_orch_ctx *ctx, const char *input, bool keep_events);
+
+/* Shown to clients while the orchestration runs (NULL clears it). Copied. */
+void dt_set_custom_status(dt_orch_ctx *ctx, const char *status);
+
+/* Replay-safe facts about the run. */
+int64_t dt_now_ms(const dt_orch_ctx *ctx);
+bool dt_is_replaying(const dt_orch_ctx *ctx);
+const char *dt_instance_id(const dt_orch_ctx *ctx);
+const char *dt_orchestration_name(const dt_orch_ctx *ctx);
+const char *dt_orchestration_version(const dt_orch_ctx *ctx); /* NULL when unversioned */
+const char *dt_parent_instance_id(const dt_orch_ctx *ctx);    /* NULL unless a sub-orchestration */
+/* A deterministic UUID (the same sequence on every replay, and the same as the Python and JS SDKs give for
+ * the same instance, time and call count). Owned by the context. */
+const char *dt_new_uuid(dt_orch_ctx *ctx);
+
+/* Memory that lives until the run ends. */
+void *dt_ctx_alloc(dt_orch_ctx *ctx, size_t n);
+char *dt_ctx_strdup(dt_orch_ctx *ctx, const char *s);
+char *dt_ctx_printf(dt_orch_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------------------------------ activities */
+
+typedef struct dt_activity_ctx dt_activity_ctx;
+
+/*
+ * An activity: ordinary code, run at least once per scheduling (make it idempotent). Returns its result
+ * (NULL: none), which the SDK copies. To fail, call dt_activity_fail() and return NULL. Runs on the worker's
+ * activity threads; several may run at once.
+ */
+typedef const char *(*dt_activity_fn)(dt_activity_ctx *ctx, const char *input, void *user_data);
+
+void dt_activity_fail(dt_activity_ctx *ctx, const char *error_type, const char *message);
+const char *dt_activity_instance_id(const dt_activity_ctx *ctx);
+const char *dt_activity_name(const dt_activity_ctx *ctx);
+int32_t dt_activity_task_id(const dt_activity_ctx *ctx);
+/* Memory that lives until the activity returns. */
+char *dt_activity_printf(dt_activity_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *dt_activity_alloc(dt_activity_ctx *ctx, size_t n);
+
+/* ------------------------------------------------------------------------------------------------ worker */
+
+typedef struct dt_worker dt_worker;
+
+typedef struct dt_worker_options {
+  dt_conn_options conn;
+  int activity_threads;        /* 0: 4 */
+  int max_orchestrations;      /* work items of each kind in flight, as told to the server (0: 100) */
+  int max_activities;
+} dt_worker_options;
+
+/* CONSTRUCTOR. |opt| may be NULL. Register everything before dt_worker_start(). */
+int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **out);
+/* Names must be unique per kind; |user_data| is passed to every call. DT_ERR_STATE once started. */
+int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data);
+int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
+/* Connects and starts processing on background threads; reconnects with backoff when the server goes away. */
+int dt_worker_start(dt_worker *w);
+/* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
+void dt_worker_stop(dt_worker *w);
+/* DESTRUCTOR (stops first if needed). NULL is a no-op. */
+void dt_worker_free(dt_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,62 @@
+#ifndef DT_INTERNAL_H
+#define DT_INTERNAL_H
+
+/* SDK internals. Nothing here is API; names are dt__*. */
+
+#include "durabletask.h"
+#include "orchestrator_service.pb-c.h"
+
+#include <grpc/grpc.h>
+#include <stdarg.h>
+
+/* ------------------------------------------------------------------ logging */
+
+void dt__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define DT_DEBUG(...) dt__log(0, __VA_ARGS__)
+#define DT_INFO(...) dt__log(1, __VA_ARGS__)
+#define DT_WARN(...) dt__log(2, __VA_ARGS__)
+#define DT_ERROR(...) dt__log(3, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ memory */
+
+char *dt__strdup(const char *s); /* NULL in, NULL out (and NULL on out-of-memory) */
+
+/* A bump allocator: everything one orchestrator run or activity allocates, released at once. */
+struct dt__arena_chunk;
+typedef struct dt__arena {
+  struct dt__arena_chunk *head;
+  ProtobufCAllocator pb;
+} dt__arena;
+
+void dt__arena_init(dt__arena *a);
+void *dt__arena_alloc(dt__arena *a, size_t n); /* NULL on out-of-memory */
+char *dt__arena_strdup(dt__arena *a, const char *s);
+char *dt__arena_vprintf(dt__arena *a, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void dt__arena_free(dt__arena *a);
+
+/* ------------------------------------------------------------------ gRPC */
+
+typedef struct dt__conn {
+  grpc_channel *ch;
+  int call_timeout_ms;
+} dt__conn;
+
+int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt);
+void dt__conn_close(dt__conn *c);
+
+#define DT__NO_DEADLINE (-1)
+
+/*
+ * One unary call. timeout_ms: 0 uses the connection's default, DT__NO_DEADLINE sends none. On DT_OK *resp holds
+ * the unpacked response (free with protobuf_c_message_free_unpacked(*resp, NULL)). *err_msg (may be NULL)
+ * receives the server's status message on failure (caller frees with free()).
+ */
+int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+              int timeout_ms, ProtobufCMessage **resp, char **err_msg);
+
+/* gRPC status code -> DT_* code. */
+int dt__from_grpc(grpc_status_code s);
+
+int64_t dt__now_ms(void);
+
+#endif

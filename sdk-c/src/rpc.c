@@ -1,0 +1,144 @@
+/* Unary gRPC calls over the C core API: one completion queue per call, drained by the calling thread. */
+#include "internal.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dt__from_grpc(grpc_status_code s)
+{
+  switch (s) {
+  case GRPC_STATUS_OK: return DT_OK;
+  case GRPC_STATUS_INVALID_ARGUMENT: return DT_ERR_INVALID_ARG;
+  case GRPC_STATUS_NOT_FOUND: return DT_ERR_NOT_FOUND;
+  case GRPC_STATUS_ALREADY_EXISTS: return DT_ERR_EXISTS;
+  case GRPC_STATUS_FAILED_PRECONDITION: return DT_ERR_STATE;
+  case GRPC_STATUS_DEADLINE_EXCEEDED: return DT_ERR_TIMEOUT;
+  case GRPC_STATUS_UNAVAILABLE: return DT_ERR_UNAVAILABLE;
+  case GRPC_STATUS_CANCELLED: return DT_ERR_CANCELLED;
+  case GRPC_STATUS_UNIMPLEMENTED: return DT_ERR_UNSUPPORTED;
+  case GRPC_STATUS_RESOURCE_EXHAUSTED: return DT_ERR_TOO_BIG;
+  default: return DT_ERR_INTERNAL;
+  }
+}
+
+int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
+{
+  if (!target || !*target)
+    return DT_ERR_INVALID_ARG;
+  grpc_init();
+  grpc_arg args[2];
+  memset(args, 0, sizeof args);
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = opt && opt->max_receive_bytes > 0 ? opt->max_receive_bytes : 16 << 20;
+  /* Tests and sidecars run on loopback: never route through a proxy from the environment. */
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY;
+  args[1].value.integer = 0;
+  grpc_channel_args ca = {2, args};
+  grpc_channel_credentials *creds;
+  if (opt && opt->tls)
+    creds = grpc_ssl_credentials_create(opt->root_certs_pem, NULL, NULL, NULL);
+  else
+    creds = grpc_insecure_credentials_create();
+  c->ch = grpc_channel_create(target, creds, &ca);
+  grpc_channel_credentials_release(creds);
+  c->call_timeout_ms = opt && opt->call_timeout_ms > 0 ? opt->call_timeout_ms : 30000;
+  if (!c->ch) {
+    grpc_shutdown();
+    return DT_ERR_INVALID_ARG;
+  }
+  return DT_OK;
+}
+
+void dt__conn_close(dt__conn *c)
+{
+  if (c->ch) {
+    grpc_channel_destroy(c->ch);
+    c->ch = NULL;
+    grpc_shutdown();
+  }
+}
+
+int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+              int timeout_ms, ProtobufCMessage **resp, char **err_msg)
+{
+  if (err_msg)
+    *err_msg = NULL;
+  gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
+  if (timeout_ms != DT__NO_DEADLINE)
+    deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                            gpr_time_from_millis(timeout_ms > 0 ? timeout_ms : c->call_timeout_ms, GPR_TIMESPAN));
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_slice path = grpc_slice_from_static_string(method);
+  grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, path, NULL, deadline, NULL);
+  size_t n = protobuf_c_message_get_packed_size(req);
+  grpc_slice sl = grpc_slice_malloc(n);
+  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
+  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  grpc_byte_buffer *in = NULL;
+  grpc_metadata_array imd, tmd;
+  grpc_metadata_array_init(&imd);
+  grpc_metadata_array_init(&tmd);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = out;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &in;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &tmd;
+  ops[5].data.recv_status_on_client.status = &status;
+  ops[5].data.recv_status_on_client.status_details = &details;
+  int rc = DT_ERR_INTERNAL;
+  if (grpc_call_start_batch(call, ops, 6, call, NULL) == GRPC_CALL_OK) {
+    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_OP_COMPLETE) {
+      rc = dt__from_grpc(status);
+      if (rc == DT_OK) {
+        rc = DT_ERR_INTERNAL;
+        if (in) {
+          grpc_byte_buffer_reader r;
+          if (grpc_byte_buffer_reader_init(&r, in)) {
+            grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+            grpc_byte_buffer_reader_destroy(&r);
+            *resp = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+            grpc_slice_unref(all);
+            if (*resp)
+              rc = DT_OK;
+          }
+        }
+      } else if (err_msg) {
+        char *d = grpc_slice_to_c_string(details);
+        *err_msg = strdup(d);
+        gpr_free(d);
+      }
+    }
+  }
+  if (rc != DT_OK)
+    DT_DEBUG("call %s failed: %s (grpc status %d)", method, dt_strerror(rc), (int)status);
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&imd);
+  grpc_metadata_array_destroy(&tmd);
+  grpc_byte_buffer_destroy(out);
+  if (in)
+    grpc_byte_buffer_destroy(in);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(cq);
+  return rc;
+}

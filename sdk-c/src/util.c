@@ -1,0 +1,169 @@
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static dt_log_fn log_fn;
+static void *log_data;
+
+void dt_set_log_fn(dt_log_fn fn, void *user_data)
+{
+  log_fn = fn;
+  log_data = user_data;
+}
+
+void dt__log(int level, const char *fmt, ...)
+{
+  dt_log_fn fn = log_fn;
+  if (!fn)
+    return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fn(level, buf, log_data);
+}
+
+const char *dt_strerror(int rc)
+{
+  switch (rc) {
+  case DT_OK: return "ok";
+  case DT_ERR_INVALID_ARG: return "invalid argument";
+  case DT_ERR_NOT_FOUND: return "not found";
+  case DT_ERR_EXISTS: return "already exists";
+  case DT_ERR_STATE: return "wrong state for this operation";
+  case DT_ERR_TIMEOUT: return "timed out";
+  case DT_ERR_UNAVAILABLE: return "server unavailable";
+  case DT_ERR_TASK_FAILED: return "task failed";
+  case DT_ERR_NONDETERMINISM: return "nondeterministic orchestrator";
+  case DT_ERR_NOMEM: return "out of memory";
+  case DT_ERR_INTERNAL: return "internal or protocol error";
+  case DT_ERR_CANCELLED: return "cancelled";
+  case DT_ERR_UNSUPPORTED: return "not supported by the server";
+  case DT_ERR_TOO_BIG: return "too big";
+  }
+  return "unknown status";
+}
+
+const char *dt_status_name(dt_status s)
+{
+  switch (s) {
+  case DT_STATUS_RUNNING: return "RUNNING";
+  case DT_STATUS_COMPLETED: return "COMPLETED";
+  case DT_STATUS_CONTINUED_AS_NEW: return "CONTINUED_AS_NEW";
+  case DT_STATUS_FAILED: return "FAILED";
+  case DT_STATUS_CANCELED: return "CANCELED";
+  case DT_STATUS_TERMINATED: return "TERMINATED";
+  case DT_STATUS_PENDING: return "PENDING";
+  case DT_STATUS_SUSPENDED: return "SUSPENDED";
+  }
+  return "UNKNOWN";
+}
+
+void dt_free(void *p)
+{
+  free(p);
+}
+
+char *dt__strdup(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
+
+int64_t dt__now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ arena */
+
+struct dt__arena_chunk {
+  struct dt__arena_chunk *next;
+  size_t cap, off;
+  max_align_t data[];
+};
+
+static void *pb_alloc(void *d, size_t n)
+{
+  return dt__arena_alloc(d, n);
+}
+
+static void pb_free(void *d, void *p)
+{
+  (void)d;
+  (void)p;
+}
+
+void dt__arena_init(dt__arena *a)
+{
+  a->head = NULL;
+  a->pb.alloc = pb_alloc;
+  a->pb.free = pb_free;
+  a->pb.allocator_data = a;
+}
+
+void *dt__arena_alloc(dt__arena *a, size_t n)
+{
+  const size_t al = sizeof(max_align_t);
+  n = n ? (n + al - 1) & ~(al - 1) : al;
+  struct dt__arena_chunk *c = a->head;
+  if (!c || c->cap - c->off < n) {
+    size_t cap = c ? c->cap * 2 : 4096;
+    if (cap > ((size_t)1 << 20))
+      cap = (size_t)1 << 20;
+    if (cap < n)
+      cap = n;
+    c = malloc(sizeof *c + cap);
+    if (!c)
+      return NULL;
+    c->cap = cap;
+    c->off = 0;
+    c->next = a->head;
+    a->head = c;
+  }
+  void *p = (char *)c->data + c->off;
+  c->off += n;
+  return p;
+}
+
+char *dt__arena_strdup(dt__arena *a, const char *s)
+{
+  if (!s)
+    return NULL;
+  size_t n = strlen(s);
+  char *p = dt__arena_alloc(a, n + 1);
+  if (p)
+    memcpy(p, s, n + 1);
+  return p;
+}
+
+char *dt__arena_vprintf(dt__arena *a, const char *fmt, va_list ap)
+{
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return NULL;
+  char *p = dt__arena_alloc(a, (size_t)n + 1);
+  if (p)
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+  return p;
+}
+
+void dt__arena_free(dt__arena *a)
+{
+  struct dt__arena_chunk *c = a->head;
+  while (c) {
+    struct dt__arena_chunk *n = c->next;
+    free(c);
+    c = n;
+  }
+  a->head = NULL;
+}
