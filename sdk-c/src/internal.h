@@ -59,4 +59,25 @@ int dt__from_grpc(grpc_status_code s);
 
 int64_t dt__now_ms(void);
 
+/* UUIDv5 of |name| in the Durable Task namespace, formatted 8-4-4-4-12. */
+void dt__uuid5_string(const char *name, char out[37]);
+/* 32 lowercase hex digits of randomness (+ NUL). */
+void dt__random_hex32(char out[33]);
+
+/* ------------------------------------------------------------------ replay */
+
+struct dt__orchestrator {
+  char *name;
+  dt_orchestrator_fn fn;
+  void *user_data;
+};
+
+/*
+ * Runs one orchestrator work item: replays |req| through the registered orchestrator and packs the
+ * OrchestratorResponse (echoing |token|) into *out (malloc'd; caller frees). Returns DT_OK, or DT_ERR_NOMEM.
+ * Failures of the orchestration itself (unknown name, nondeterminism, errors) are in the response.
+ */
+int dt__replay(const struct dt__orchestrator *orchs, size_t n, const OrchestratorRequest *req, const char *token,
+               uint8_t **out, size_t *out_len);
+
 #endif

@@ -1,6 +1,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,4 +167,21 @@ void dt__arena_free(dt__arena *a)
     c = n;
   }
   a->head = NULL;
+}
+
+void dt__random_hex32(char out[33])
+{
+  static const char digits[] = "0123456789abcdef";
+  unsigned char b[16];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = getrandom(b + got, sizeof b - got, 0);
+    if (n > 0)
+      got += (size_t)n;
+  }
+  for (int i = 0; i < 16; i++) {
+    out[2 * i] = digits[b[i] >> 4];
+    out[2 * i + 1] = digits[b[i] & 15];
+  }
+  out[32] = 0;
 }

@@ -1,1 +1,606 @@
-/* placeholder */
+/*
+ * The worker: one GetWorkItems stream (reconnected with backoff), orchestrator turns replayed on the stream's
+ * thread, activities on a pool, and completions sent asynchronously so that neither waits for the server's
+ * commit before taking the next work item.
+ */
+#include "internal.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define M_HELLO "/TaskHubSidecarService/Hello"
+#define M_GET_WORK "/TaskHubSidecarService/GetWorkItems"
+#define M_DONE_ORCH "/TaskHubSidecarService/CompleteOrchestratorTask"
+#define M_DONE_ACT "/TaskHubSidecarService/CompleteActivityTask"
+#define M_ABANDON_ACT "/TaskHubSidecarService/AbandonTaskActivityWorkItem"
+
+struct activity {
+  char *name;
+  dt_activity_fn fn;
+  void *user_data;
+};
+
+struct job {
+  WorkItem *wi;
+  struct job *next;
+};
+
+struct dt_worker {
+  char *target;
+  dt_worker_options opt;
+  dt__conn conn;
+  struct dt__orchestrator *orchs;
+  size_t n_orchs, cap_orchs;
+  struct activity *acts;
+  size_t n_acts, cap_acts;
+  bool started, stopped;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;       /* jobs queued, stop requested, in-flight sends finished */
+  bool stopping;
+  struct job *qh, *qt;     /* activities waiting for a pool thread */
+  grpc_call *stream;       /* the current GetWorkItems call, to cancel on stop */
+  int inflight;            /* asynchronous completions not yet answered */
+
+  pthread_t stream_thread, send_thread;
+  pthread_t *pool;
+  int n_pool;
+  grpc_completion_queue *send_cq;
+};
+
+/* ------------------------------------------------------------------ asynchronous sends */
+
+struct async_call {
+  grpc_call *call;
+  grpc_byte_buffer *req, *resp;
+  grpc_metadata_array imd, tmd;
+  grpc_status_code status;
+  grpc_slice details;
+  const char *method;
+};
+
+/* Sends a packed request without waiting for the answer; takes ownership of |buf|. */
+static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t len)
+{
+  struct async_call *a = calloc(1, sizeof *a);
+  if (!a) {
+    free(buf);
+    DT_ERROR("out of memory sending %s", method);
+    return;
+  }
+  a->method = method;
+  grpc_metadata_array_init(&a->imd);
+  grpc_metadata_array_init(&a->tmd);
+  a->details = grpc_empty_slice();
+  grpc_slice sl = grpc_slice_new(buf, len, free);
+  a->req = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  gpr_timespec deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(w->conn.call_timeout_ms, GPR_TIMESPAN));
+  a->call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->send_cq,
+                                     grpc_slice_from_static_string(method), NULL, deadline, NULL);
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = a->req;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &a->imd;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &a->resp;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &a->tmd;
+  ops[5].data.recv_status_on_client.status = &a->status;
+  ops[5].data.recv_status_on_client.status_details = &a->details;
+  pthread_mutex_lock(&w->mu);
+  w->inflight++;
+  pthread_mutex_unlock(&w->mu);
+  if (grpc_call_start_batch(a->call, ops, 6, a, NULL) != GRPC_CALL_OK)
+    DT_ERROR("cannot start %s", method);
+}
+
+static void *send_main(void *arg)
+{
+  dt_worker *w = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(w->send_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      break;
+    if (ev.type != GRPC_OP_COMPLETE)
+      continue;
+    struct async_call *a = ev.tag;
+    if (a->status != GRPC_STATUS_OK) {
+      /* The server keeps the lease; it redelivers the item after the stream's grace period. */
+      char *d = grpc_slice_to_c_string(a->details);
+      DT_WARN("%s failed: %s (%s)", a->method, dt_strerror(dt__from_grpc(a->status)), d);
+      gpr_free(d);
+    }
+    grpc_byte_buffer_destroy(a->req);
+    if (a->resp)
+      grpc_byte_buffer_destroy(a->resp);
+    grpc_metadata_array_destroy(&a->imd);
+    grpc_metadata_array_destroy(&a->tmd);
+    grpc_slice_unref(a->details);
+    grpc_call_unref(a->call);
+    free(a);
+    pthread_mutex_lock(&w->mu);
+    if (--w->inflight == 0)
+      pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+  }
+  return NULL;
+}
+
+static void send_msg(dt_worker *w, const char *method, const ProtobufCMessage *m)
+{
+  size_t len = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) {
+    DT_ERROR("out of memory sending %s", method);
+    return;
+  }
+  protobuf_c_message_pack(m, buf);
+  send_async(w, method, buf, len);
+}
+
+/* ------------------------------------------------------------------ orchestrations */
+
+static void run_orchestration(dt_worker *w, WorkItem *wi)
+{
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = dt__replay(w->orchs, w->n_orchs, wi->orchestratorrequest, wi->completiontoken, &buf, &len);
+  if (rc != DT_OK) {
+    DT_ERROR("%s: replay failed: %s", wi->orchestratorrequest->instanceid, dt_strerror(rc));
+    return;
+  }
+  send_async(w, M_DONE_ORCH, buf, len);
+}
+
+/* ------------------------------------------------------------------ activities */
+
+struct dt_activity_ctx {
+  dt__arena arena;
+  const ActivityRequest *req;
+  bool failed;
+  const char *error_type, *message;
+};
+
+void dt_activity_fail(dt_activity_ctx *ctx, const char *error_type, const char *message)
+{
+  ctx->failed = true;
+  ctx->error_type = dt__arena_strdup(&ctx->arena, error_type ? error_type : "Error");
+  ctx->message = dt__arena_strdup(&ctx->arena, message ? message : "");
+}
+
+const char *dt_activity_instance_id(const dt_activity_ctx *ctx)
+{
+  return ctx->req->orchestrationinstance ? ctx->req->orchestrationinstance->instanceid : "";
+}
+
+const char *dt_activity_name(const dt_activity_ctx *ctx)
+{
+  return ctx->req->name;
+}
+
+int32_t dt_activity_task_id(const dt_activity_ctx *ctx)
+{
+  return ctx->req->taskid;
+}
+
+char *dt_activity_printf(dt_activity_ctx *ctx, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *p = dt__arena_vprintf(&ctx->arena, fmt, ap);
+  va_end(ap);
+  return p;
+}
+
+void *dt_activity_alloc(dt_activity_ctx *ctx, size_t n)
+{
+  void *p = dt__arena_alloc(&ctx->arena, n);
+  if (p)
+    memset(p, 0, n);
+  return p;
+}
+
+static void run_activity(dt_worker *w, WorkItem *wi)
+{
+  const ActivityRequest *r = wi->activityrequest;
+  dt_activity_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  dt__arena_init(&ctx.arena);
+  ctx.req = r;
+  const struct activity *a = NULL;
+  for (size_t i = 0; i < w->n_acts && !a; i++)
+    if (strcmp(w->acts[i].name, r->name) == 0)
+      a = &w->acts[i];
+  const char *result = NULL;
+  if (!a) {
+    ctx.failed = true;
+    ctx.error_type = "ActivityNotRegistered";
+    ctx.message = dt_activity_printf(&ctx, "no activity named '%s' is registered with this worker", r->name);
+  } else {
+    const char *in = r->input ? r->input->value : NULL;
+    result = a->fn(&ctx, in && *in ? in : NULL, a->user_data);
+  }
+  ActivityResponse resp = ACTIVITY_RESPONSE__INIT;
+  Google__Protobuf__StringValue res = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  TaskFailureDetails fd = TASK_FAILURE_DETAILS__INIT;
+  resp.instanceid = r->orchestrationinstance ? r->orchestrationinstance->instanceid : (char *)"";
+  resp.taskid = r->taskid;
+  resp.completiontoken = wi->completiontoken;
+  if (ctx.failed) {
+    fd.errortype = (char *)ctx.error_type;
+    fd.errormessage = (char *)(ctx.message ? ctx.message : "");
+    resp.failuredetails = &fd;
+  } else if (result) {
+    res.value = (char *)result;
+    resp.result = &res;
+  }
+  send_msg(w, M_DONE_ACT, &resp.base);
+  dt__arena_free(&ctx.arena);
+}
+
+static void *pool_main(void *arg)
+{
+  dt_worker *w = arg;
+  for (;;) {
+    pthread_mutex_lock(&w->mu);
+    while (!w->qh && !w->stopping)
+      pthread_cond_wait(&w->cv, &w->mu);
+    if (w->stopping) {
+      pthread_mutex_unlock(&w->mu);
+      break;
+    }
+    struct job *j = w->qh;
+    w->qh = j->next;
+    if (!w->qh)
+      w->qt = NULL;
+    pthread_mutex_unlock(&w->mu);
+    run_activity(w, j->wi);
+    work_item__free_unpacked(j->wi, NULL);
+    free(j);
+  }
+  return NULL;
+}
+
+static void enqueue_activity(dt_worker *w, WorkItem *wi)
+{
+  struct job *j = malloc(sizeof *j);
+  if (!j) {
+    DT_ERROR("out of memory queueing an activity");
+    work_item__free_unpacked(wi, NULL);
+    return;
+  }
+  j->wi = wi;
+  j->next = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (w->qt)
+    w->qt->next = j;
+  else
+    w->qh = j;
+  w->qt = j;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* ------------------------------------------------------------------ the stream */
+
+/* Waits up to |ms| or until stop is requested; true when stopping. */
+static bool pause_ms(dt_worker *w, int ms)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&w->mu);
+  while (!w->stopping)
+    if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+      break;
+  bool stopping = w->stopping;
+  pthread_mutex_unlock(&w->mu);
+  return stopping;
+}
+
+static bool batch(grpc_completion_queue *cq, grpc_call *call, const grpc_op *ops, size_t n)
+{
+  if (grpc_call_start_batch(call, ops, n, (void *)ops, NULL) != GRPC_CALL_OK)
+    return false;
+  grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+/* One GetWorkItems stream until it ends; returns true when work items arrived (the connection was good). */
+static bool stream_once(dt_worker *w)
+{
+  GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
+  req.maxconcurrentorchestrationworkitems = w->opt.max_orchestrations;
+  req.maxconcurrentactivityworkitems = w->opt.max_activities;
+  size_t len = get_work_items_request__get_packed_size(&req);
+  grpc_slice sl = grpc_slice_malloc(len);
+  get_work_items_request__pack(&req, GRPC_SLICE_START_PTR(sl));
+  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_call *call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                             grpc_slice_from_static_string(M_GET_WORK), NULL,
+                                             gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  pthread_mutex_lock(&w->mu);
+  bool stopping = w->stopping;
+  if (!stopping)
+    w->stream = call;
+  pthread_mutex_unlock(&w->mu);
+  grpc_metadata_array imd, tmd;
+  grpc_metadata_array_init(&imd);
+  grpc_metadata_array_init(&tmd);
+  grpc_status_code status = GRPC_STATUS_OK;
+  grpc_slice details = grpc_empty_slice();
+  bool got_any = false;
+  if (!stopping) {
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = out;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+    if (batch(cq, call, ops, 4)) {
+      DT_INFO("connected to %s for work items", w->target);
+      for (;;) {
+        grpc_byte_buffer *in = NULL;
+        grpc_op rop;
+        memset(&rop, 0, sizeof rop);
+        rop.op = GRPC_OP_RECV_MESSAGE;
+        rop.data.recv_message.recv_message = &in;
+        if (!batch(cq, call, &rop, 1) || !in)
+          break;
+        grpc_byte_buffer_reader rd;
+        WorkItem *wi = NULL;
+        if (grpc_byte_buffer_reader_init(&rd, in)) {
+          grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+          grpc_byte_buffer_reader_destroy(&rd);
+          wi = work_item__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+          grpc_slice_unref(all);
+        }
+        grpc_byte_buffer_destroy(in);
+        if (!wi) {
+          DT_ERROR("undecodable work item");
+          continue;
+        }
+        got_any = true;
+        switch (wi->request_case) {
+        case WORK_ITEM__REQUEST_ORCHESTRATOR_REQUEST:
+          run_orchestration(w, wi);
+          work_item__free_unpacked(wi, NULL);
+          break;
+        case WORK_ITEM__REQUEST_ACTIVITY_REQUEST:
+          enqueue_activity(w, wi); /* the pool frees it */
+          break;
+        default:
+          work_item__free_unpacked(wi, NULL); /* health pings, and kinds this SDK does not run */
+          break;
+        }
+      }
+    }
+    grpc_op sop;
+    memset(&sop, 0, sizeof sop);
+    sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    sop.data.recv_status_on_client.trailing_metadata = &tmd;
+    sop.data.recv_status_on_client.status = &status;
+    sop.data.recv_status_on_client.status_details = &details;
+    batch(cq, call, &sop, 1);
+    if (status != GRPC_STATUS_OK && status != GRPC_STATUS_CANCELLED) {
+      char *d = grpc_slice_to_c_string(details);
+      DT_INFO("work-item stream ended: %s (%s)", dt_strerror(dt__from_grpc(status)), d);
+      gpr_free(d);
+    }
+  }
+  pthread_mutex_lock(&w->mu);
+  w->stream = NULL;
+  pthread_mutex_unlock(&w->mu);
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&imd);
+  grpc_metadata_array_destroy(&tmd);
+  grpc_byte_buffer_destroy(out);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(cq);
+  return got_any;
+}
+
+static void *stream_main(void *arg)
+{
+  dt_worker *w = arg;
+  int backoff = 100;
+  for (;;) {
+    pthread_mutex_lock(&w->mu);
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    if (stopping)
+      break;
+    Google__Protobuf__Empty hello = GOOGLE__PROTOBUF__EMPTY__INIT;
+    ProtobufCMessage *resp = NULL;
+    int rc = dt__unary(&w->conn, M_HELLO, &hello.base, &google__protobuf__empty__descriptor, 5000, &resp, NULL);
+    if (resp)
+      protobuf_c_message_free_unpacked(resp, NULL);
+    if (rc == DT_OK && stream_once(w))
+      backoff = 100;
+    if (pause_ms(w, backoff))
+      break;
+    backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **out)
+{
+  if (!target || !*target || !out)
+    return DT_ERR_INVALID_ARG;
+  dt_worker *w = calloc(1, sizeof *w);
+  if (!w)
+    return DT_ERR_NOMEM;
+  if (opt)
+    w->opt = *opt;
+  if (w->opt.activity_threads <= 0)
+    w->opt.activity_threads = 4;
+  if (w->opt.max_orchestrations <= 0)
+    w->opt.max_orchestrations = 100;
+  if (w->opt.max_activities <= 0)
+    w->opt.max_activities = 100;
+  w->target = strdup(target);
+  if (!w->target) {
+    free(w);
+    return DT_ERR_NOMEM;
+  }
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  *out = w;
+  return DT_OK;
+}
+
+int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data)
+{
+  if (!w || !name || !*name || !fn)
+    return DT_ERR_INVALID_ARG;
+  if (w->started)
+    return DT_ERR_STATE;
+  for (size_t i = 0; i < w->n_orchs; i++)
+    if (strcmp(w->orchs[i].name, name) == 0)
+      return DT_ERR_EXISTS;
+  if (w->n_orchs == w->cap_orchs) {
+    size_t cap = w->cap_orchs ? w->cap_orchs * 2 : 8;
+    struct dt__orchestrator *o = realloc(w->orchs, cap * sizeof *o);
+    if (!o)
+      return DT_ERR_NOMEM;
+    w->orchs = o;
+    w->cap_orchs = cap;
+  }
+  char *copy = strdup(name);
+  if (!copy)
+    return DT_ERR_NOMEM;
+  w->orchs[w->n_orchs++] = (struct dt__orchestrator){copy, fn, user_data};
+  return DT_OK;
+}
+
+int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data)
+{
+  if (!w || !name || !*name || !fn)
+    return DT_ERR_INVALID_ARG;
+  if (w->started)
+    return DT_ERR_STATE;
+  for (size_t i = 0; i < w->n_acts; i++)
+    if (strcmp(w->acts[i].name, name) == 0)
+      return DT_ERR_EXISTS;
+  if (w->n_acts == w->cap_acts) {
+    size_t cap = w->cap_acts ? w->cap_acts * 2 : 8;
+    struct activity *a = realloc(w->acts, cap * sizeof *a);
+    if (!a)
+      return DT_ERR_NOMEM;
+    w->acts = a;
+    w->cap_acts = cap;
+  }
+  char *copy = strdup(name);
+  if (!copy)
+    return DT_ERR_NOMEM;
+  w->acts[w->n_acts++] = (struct activity){copy, fn, user_data};
+  return DT_OK;
+}
+
+int dt_worker_start(dt_worker *w)
+{
+  if (!w)
+    return DT_ERR_INVALID_ARG;
+  if (w->started)
+    return DT_ERR_STATE;
+  int rc = dt__conn_open(&w->conn, w->target, &w->opt.conn);
+  if (rc != DT_OK)
+    return rc;
+  w->send_cq = grpc_completion_queue_create_for_next(NULL);
+  w->pool = calloc((size_t)w->opt.activity_threads, sizeof *w->pool);
+  if (!w->pool) {
+    grpc_completion_queue_shutdown(w->send_cq);
+    grpc_completion_queue_destroy(w->send_cq);
+    dt__conn_close(&w->conn);
+    return DT_ERR_NOMEM;
+  }
+  w->started = true;
+  pthread_create(&w->send_thread, NULL, send_main, w);
+  for (int i = 0; i < w->opt.activity_threads; i++)
+    if (pthread_create(&w->pool[i], NULL, pool_main, w) == 0)
+      w->n_pool++;
+  pthread_create(&w->stream_thread, NULL, stream_main, w);
+  return DT_OK;
+}
+
+void dt_worker_stop(dt_worker *w)
+{
+  if (!w || !w->started || w->stopped)
+    return;
+  pthread_mutex_lock(&w->mu);
+  w->stopping = true;
+  if (w->stream)
+    grpc_call_cancel(w->stream, NULL);
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->stream_thread, NULL);
+  for (int i = 0; i < w->n_pool; i++)
+    pthread_join(w->pool[i], NULL);
+  /* Activities nobody started go back to the server now, rather than after its grace period. */
+  struct job *j = w->qh;
+  w->qh = w->qt = NULL;
+  while (j) {
+    struct job *next = j->next;
+    AbandonActivityTaskRequest ab = ABANDON_ACTIVITY_TASK_REQUEST__INIT;
+    ab.completiontoken = j->wi->completiontoken;
+    send_msg(w, M_ABANDON_ACT, &ab.base);
+    work_item__free_unpacked(j->wi, NULL);
+    free(j);
+    j = next;
+  }
+  pthread_mutex_lock(&w->mu);
+  while (w->inflight > 0)
+    pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+  grpc_completion_queue_shutdown(w->send_cq);
+  pthread_join(w->send_thread, NULL);
+  grpc_completion_queue_destroy(w->send_cq);
+  dt__conn_close(&w->conn);
+  w->stopped = true;
+}
+
+void dt_worker_free(dt_worker *w)
+{
+  if (!w)
+    return;
+  dt_worker_stop(w);
+  for (size_t i = 0; i < w->n_orchs; i++)
+    free(w->orchs[i].name);
+  for (size_t i = 0; i < w->n_acts; i++)
+    free(w->acts[i].name);
+  free(w->orchs);
+  free(w->acts);
+  free(w->pool);
+  free(w->target);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+  free(w);
+}
