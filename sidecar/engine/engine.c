@@ -119,7 +119,11 @@ static void waiter_finish(struct sc_engine *e, struct sc_waiter *w, int code,
   c->u.wait.w = NULL;
   w->cmd = NULL;
   c->err.code = code;
-  snprintf(c->err.msg, sizeof c->err.msg, "%s", msg ? msg : "");
+  size_t n = msg ? strlen(msg) : 0;
+  if (n >= sizeof c->err.msg)
+    n = sizeof c->err.msg - 1; /* long instance ids make long messages: keep the start */
+  memcpy(c->err.msg, msg ? msg : "", n);
+  c->err.msg[n] = 0;
   waiter_unlink(e, w);
   add_done(e, c);
 }
