@@ -97,14 +97,14 @@ typedef struct dt_conn_options {
   /* TLS: when true, the channel uses TLS with the system roots, or root_certs_pem if set. */
   bool tls;
   const char *root_certs_pem;
-  /* Deadline of each unary call in milliseconds (0: 30 s). Waits use their own timeouts. */
+  /* Deadline of each call in milliseconds (0: 30 s), history streams included. Waits use their own timeouts. */
   int call_timeout_ms;
   /* Largest message accepted from the server (0: 16 MiB). */
   int max_receive_bytes;
 } dt_conn_options;
 
 /* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"). |opt| may be NULL.
- * Thread-safe: one client may be used from many threads at once. */
+ * Thread-safe: one client may be used from many threads at once; close it only when no call is in progress. */
 int dt_client_open(const char *target, const dt_conn_options *opt, dt_client **out);
 /* DESTRUCTOR. NULL is a no-op. */
 void dt_client_close(dt_client *c);
@@ -112,13 +112,14 @@ void dt_client_close(dt_client *c);
 /* What to do when the instance id is already in use. */
 typedef struct dt_reuse_policy {
   /* Statuses an existing instance may have for it to be replaced; anything else gives DT_ERR_EXISTS.
-   * Replacing a running instance terminates it first. n == 0: never replace. */
+   * Replacing a live instance terminates it first, so a list with RUNNING, PENDING or SUSPENDED must also hold
+   * TERMINATED (the server answers DT_ERR_INVALID_ARG otherwise). n == 0: never replace. */
   const dt_status *replaceable;
   size_t n;
 } dt_reuse_policy;
 
 typedef struct dt_start_options {
-  const char *instance_id; /* NULL: the SDK generates a random 32-hex-digit id */
+  const char *instance_id; /* NULL or "": the SDK generates a random 32-hex-digit id */
   const char *input;
   int64_t start_at_ms;     /* 0: start now; later times: a scheduled start */
   const char *version;
@@ -127,8 +128,8 @@ typedef struct dt_start_options {
   const dt_reuse_policy *reuse; /* NULL: an existing id is DT_ERR_EXISTS */
 } dt_start_options;
 
-/* Schedules a new orchestration instance of |name|. |opt| may be NULL. On success *instance_id receives the
- * instance id (caller frees with dt_free()). */
+/* Schedules a new orchestration instance of |name|. |opt| may be NULL. On success *instance_id (if not NULL)
+ * receives the instance id (caller frees with dt_free()). A tag with a NULL value is sent as "". */
 int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *opt, char **instance_id);
 
 /* An instance's state. Caller frees with dt_instance_free(). input/output/custom_status are set only when
@@ -171,8 +172,9 @@ int dt_client_suspend(dt_client *c, const char *instance_id, const char *reason)
 int dt_client_resume(dt_client *c, const char *instance_id, const char *reason);
 /* Rewinds a FAILED instance to retry what failed (DT_ERR_STATE otherwise). */
 int dt_client_rewind(dt_client *c, const char *instance_id, const char *reason);
-/* Starts a finished instance again with its original name, input and version: in place, or under a new id
- * (*new_instance_id receives the id either way; caller frees with dt_free()). */
+/* Starts an instance again with its original name, input and version: in place (only a finished instance:
+ * DT_ERR_STATE otherwise), or under a new id (allowed while the original still runs). *new_instance_id_out,
+ * if not NULL, receives the id either way (caller frees with dt_free()). */
 int dt_client_restart(dt_client *c, const char *instance_id, bool new_instance_id, char **new_instance_id_out);
 
 typedef struct dt_query {
@@ -217,11 +219,11 @@ typedef struct dt_event {
   int64_t timestamp_ms;
   const char *type;     /* "ExecutionStarted", "TaskScheduled", "TimerFired", ... */
   const char *name;     /* orchestration, activity, event or sub-orchestration name, when the type has one */
-  const char *payload;  /* input, result or event data, when the type has one */
+  const char *payload;  /* input, result, event data or (suspend, resume, rewind) reason, when the type has one */
   int32_t task_id;      /* taskScheduledId / timerId of completion events, else -1 */
   const char *instance_id; /* target or child instance, when the type has one */
   int64_t fire_at_ms;   /* TimerCreated / TimerFired */
-  dt_status status;     /* ExecutionCompleted */
+  dt_status status;     /* ExecutionCompleted; DT_STATUS_RUNNING (0) for other types */
   const dt_failure *failure;
 } dt_event;
 
@@ -276,7 +278,7 @@ dt_task *dt_wait_event(dt_orch_ctx *ctx, const char *name);
 /* Completes when all |tasks| have; fails with the first failure, once all are done. */
 dt_task *dt_when_all(dt_orch_ctx *ctx, dt_task *const *tasks, size_t n);
 /* Completes when any of |tasks| has; dt_task_winner() then says which. Waits on event tasks that lose are
- * cancelled, so a later event goes to the next wait. */
+ * cancelled, so a later event goes to the next wait. A task can be given to one when_all/when_any only. */
 dt_task *dt_when_any(dt_orch_ctx *ctx, dt_task *const *tasks, size_t n);
 /* Fire-and-forget: an external event to another instance. */
 void dt_send_event(dt_orch_ctx *ctx, const char *instance_id, const char *name, const char *data);
