@@ -67,7 +67,7 @@ struct dt_orch_ctx {
   const char *instance_id, *name, *version, *parent_iid, *execution_id;
   HistoryEvent **events;
   size_t n_events, n_past, pos;
-  int64_t now_ms;
+  int64_t now_us; /* from the latest OrchestratorStarted: the replay-safe clock */
   bool replaying;
   int32_t seq;
   struct action *actions; /* indexed by action id */
@@ -88,6 +88,7 @@ struct dt_orch_ctx {
   int uuid_counter;
   jmp_buf jb;
   bool oom;
+  bool nondeterministic; /* then only the failure goes out: nothing scheduled by a divergent run */
 };
 
 /* ------------------------------------------------------------------ memory */
@@ -253,6 +254,7 @@ static void nondeterminism(dt_orch_ctx *ctx, const char *fmt, ...)
   char *msg = dt__arena_vprintf(&ctx->arena, fmt, ap);
   va_end(ap);
   DT_WARN("%s: nondeterminism: %s", ctx->instance_id, msg ? msg : "");
+  ctx->nondeterministic = true;
   fail_now(ctx, "NonDeterminismError", msg, NULL);
 }
 
@@ -356,7 +358,7 @@ static void retry_step(dt_orch_ctx *ctx, struct dt_task *r, struct dt_task *chil
   }
   const dt_retry_policy *p = &r->policy;
   bool again = r->attempt < p->max_attempts;
-  if (again && p->max_total_ms > 0 && ctx->now_ms - r->first_attempt_ms >= p->max_total_ms)
+  if (again && p->max_total_ms > 0 && (ctx->now_us / 1000) - r->first_attempt_ms >= p->max_total_ms)
     again = false;
   if (again && p->handler)
     again = p->handler(child->failure, r->attempt, p->handler_data);
@@ -367,7 +369,7 @@ static void retry_step(dt_orch_ctx *ctx, struct dt_task *r, struct dt_task *chil
   struct dt_task *timer = task_new(ctx, K_TIMER);
   timer->observer = r;
   r->current = timer;
-  int64_t at = ctx->now_ms + retry_delay(p, r->attempt);
+  int64_t at = (ctx->now_us / 1000) + retry_delay(p, r->attempt);
   timer->final_fire_at = at;
   schedule_timer_action(ctx, timer, at);
 }
@@ -525,13 +527,13 @@ static void process(dt_orch_ctx *ctx, HistoryEvent *e)
   int type = (int)e->event_type_case;
   /* While suspended everything but resume and terminate waits, in order. */
   if (ctx->suspended && type != HISTORY_EVENT__EVENT_TYPE_EXECUTION_RESUMED &&
-      type != HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED && type != HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED) {
+      type != HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED) {
     hold(ctx, e);
     return;
   }
   switch (type) {
   case HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED:
-    ctx->now_ms = ts_ms(e->timestamp);
+    ctx->now_us = e->timestamp ? e->timestamp->seconds * 1000000 + e->timestamp->nanos / 1000 : 0;
     break;
   case HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED:
     confirm(ctx, e, ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SCHEDULE_TASK, "activity",
@@ -689,7 +691,7 @@ static dt_task *retry_task(dt_orch_ctx *ctx, bool sub, const char *name, const c
   r->input = sdup(ctx, input);
   r->sub_iid = sdup(ctx, iid);
   r->attempt = 1;
-  r->first_attempt_ms = ctx->now_ms;
+  r->first_attempt_ms = (ctx->now_us / 1000);
   struct dt_task *first = task_new(ctx, sub ? K_SUB : K_ACTIVITY);
   first->observer = r;
   r->current = first;
@@ -722,7 +724,7 @@ dt_task *dt_call_sub_orchestrator_retry(dt_orch_ctx *ctx, const char *name, cons
   bad_name(ctx, name, "dt_call_sub_orchestrator_retry");
   if (!p)
     return dt_call_sub_orchestrator(ctx, name, instance_id, input);
-  /* Retries of a sub-orchestration need distinct instance ids, so give each attempt the default one. */
+  /* Each attempt uses |instance_id| (the server replaces the failed child) or, when NULL, its own default id. */
   return retry_task(ctx, true, name, instance_id, input, p);
 }
 
@@ -730,14 +732,14 @@ dt_task *dt_create_timer(dt_orch_ctx *ctx, int64_t fire_at_ms)
 {
   struct dt_task *t = task_new(ctx, K_TIMER);
   t->final_fire_at = fire_at_ms;
-  int64_t first = fire_at_ms - ctx->now_ms > LONG_TIMER_MS ? ctx->now_ms + LONG_TIMER_MS : fire_at_ms;
+  int64_t first = fire_at_ms - (ctx->now_us / 1000) > LONG_TIMER_MS ? (ctx->now_us / 1000) + LONG_TIMER_MS : fire_at_ms;
   schedule_timer_action(ctx, t, first);
   return t;
 }
 
 dt_task *dt_create_timer_in(dt_orch_ctx *ctx, int64_t delay_ms)
 {
-  return dt_create_timer(ctx, ctx->now_ms + (delay_ms > 0 ? delay_ms : 0));
+  return dt_create_timer(ctx, (ctx->now_us / 1000) + (delay_ms > 0 ? delay_ms : 0));
 }
 
 dt_task *dt_wait_event(dt_orch_ctx *ctx, const char *name)
@@ -831,8 +833,19 @@ const char *dt_await(dt_orch_ctx *ctx, dt_task *t)
   wait_for(ctx, t);
   if (t->state == T_FAILED) {
     /* An uncaught task failure fails the orchestration, naming the task (as the other SDKs do). */
-    int32_t id = t->kind == K_RETRY && t->current ? t->current->id : t->id;
-    const char *msg = dt_ctx_printf(ctx, "%s task #%d failed: %s", kind_label(t), id,
+    /* Name the task that failed: through composites to the failed child, through retries to the last attempt. */
+    const struct dt_task *src = t;
+    for (;;) {
+      if (src->kind == K_ALL && src->first_failure)
+        src = src->first_failure;
+      else if (src->kind == K_ANY && src->winner)
+        src = src->winner;
+      else if (src->kind == K_RETRY && src->current)
+        src = src->current;
+      else
+        break;
+    }
+    const char *msg = dt_ctx_printf(ctx, "%s task #%d failed: %s", kind_label(src), src->id,
                                     t->failure && t->failure->message ? t->failure->message : "");
     fail_now(ctx, "TaskFailedError", msg, failure_to_pb(ctx, t->failure));
   }
@@ -878,7 +891,7 @@ void dt_set_custom_status(dt_orch_ctx *ctx, const char *status)
 
 int64_t dt_now_ms(const dt_orch_ctx *ctx)
 {
-  return ctx->now_ms;
+  return ctx->now_us / 1000;
 }
 
 bool dt_is_replaying(const dt_orch_ctx *ctx)
@@ -909,12 +922,12 @@ const char *dt_parent_instance_id(const dt_orch_ctx *ctx)
 const char *dt_new_uuid(dt_orch_ctx *ctx)
 {
   /* "<instance id>_<clock as %Y-%m-%dT%H:%M:%S.%fZ>_<counter>", exactly as Python and JS format it. */
-  time_t secs = (time_t)(ctx->now_ms / 1000);
+  time_t secs = (time_t)(ctx->now_us / 1000000);
   struct tm tm;
   gmtime_r(&secs, &tm);
   char when[64];
   snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ctx->now_ms % 1000) * 1000);
+           tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ctx->now_us % 1000000));
   const char *name = dt_ctx_printf(ctx, "%s_%s_%d", ctx->instance_id, when, ctx->uuid_counter++);
   char *out = alloc0(ctx, 37);
   dt__uuid5_string(name, out);
@@ -940,7 +953,7 @@ static OrchestratorAction *completion_action(dt_orch_ctx *ctx)
       HistoryEvent *e = alloc0(ctx, sizeof *e);
       history_event__init(e);
       e->eventid = -1;
-      e->timestamp = ts(ctx, ctx->now_ms);
+      e->timestamp = ts(ctx, (ctx->now_us / 1000));
       EventRaisedEvent *r = alloc0(ctx, sizeof *r);
       event_raised_event__init(r);
       r->name = (char *)b->raw_name;
@@ -983,8 +996,19 @@ static OrchestratorAction *rewind_action(dt_orch_ctx *ctx)
       if (drop)
         continue;
     }
-    if (type == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED && e->executionstarted->orchestrationinstance)
-      e->executionstarted->orchestrationinstance->executionid = sv(ctx, exec);
+    if (type == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED && e->executionstarted->orchestrationinstance) {
+      /* A copy with the new execution id: the request belongs to the caller. */
+      HistoryEvent *c = alloc0(ctx, sizeof *c);
+      *c = *e;
+      ExecutionStartedEvent *es = alloc0(ctx, sizeof *es);
+      *es = *e->executionstarted;
+      OrchestrationInstance *oi = alloc0(ctx, sizeof *oi);
+      *oi = *e->executionstarted->orchestrationinstance;
+      oi->executionid = sv(ctx, exec);
+      es->orchestrationinstance = oi;
+      c->executionstarted = es;
+      e = c;
+    }
     r->newhistory[r->n_newhistory++] = e;
   }
   OrchestratorAction *a = alloc0(ctx, sizeof *a);
@@ -1061,7 +1085,7 @@ static void collect_actions(dt_orch_ctx *ctx, OrchestratorResponse *resp)
     if (ctx->actions[id].a && !ctx->actions[id].confirmed)
       count++;
   resp->actions = alloc0(ctx, (count ? count : 1) * sizeof *resp->actions);
-  for (int32_t id = 1; id <= ctx->seq; id++) {
+  for (int32_t id = 1; id <= ctx->seq && !ctx->nondeterministic; id++) {
     struct action *s = &ctx->actions[id];
     if (s->a && !s->confirmed && s->a != done)
       resp->actions[resp->n_actions++] = s->a;
@@ -1103,8 +1127,10 @@ int dt__replay(const struct dt__orchestrator *orchs, size_t n, const Orchestrato
 
   if (setjmp(ctx->jb) == 0) {
     ctx->events = alloc0(ctx, (ctx->n_events ? ctx->n_events : 1) * sizeof *ctx->events);
-    memcpy(ctx->events, req->pastevents, req->n_pastevents * sizeof *ctx->events);
-    memcpy(ctx->events + req->n_pastevents, req->newevents, req->n_newevents * sizeof *ctx->events);
+    if (req->n_pastevents) /* protobuf-c leaves empty lists NULL */
+      memcpy(ctx->events, req->pastevents, req->n_pastevents * sizeof *ctx->events);
+    if (req->n_newevents)
+      memcpy(ctx->events + req->n_pastevents, req->newevents, req->n_newevents * sizeof *ctx->events);
     if (has_type(req->newevents, req->n_newevents, HISTORY_EVENT__EVENT_TYPE_EXECUTION_REWOUND) &&
         has_type(req->pastevents, req->n_pastevents, HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED)) {
       resp.actions = alloc0(ctx, sizeof *resp.actions);
