@@ -17,8 +17,10 @@
  * recorded history, and must be deterministic — take time, ids and randomness from the context, never from
  * the system. dt_await() returns a task's result when the history has it; when it does not, the run ends
  * there (the SDK longjmps back to its executor) and the decisions made so far are sent to the server. Memory
- * from the context lives until the run ends, so leaving early leaks nothing. The one rule this brings: between
- * dt_await() calls hold no resource the context does not own (no malloc, no open files, no locks).
+ * from the context lives until the run ends, so leaving early leaks nothing. Any call taking the context may end
+ * the run this way (dt_await, and also a failed argument check or running out of memory, which fail the
+ * orchestration), so the one rule is: across calls on the context hold no resource the context does not own (no
+ * malloc, no open files, no locks). For the same reason the context's allocators never return NULL.
  */
 #ifndef DURABLETASK_H
 #define DURABLETASK_H

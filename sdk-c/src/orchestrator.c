@@ -771,6 +771,8 @@ static dt_task *composite(dt_orch_ctx *ctx, enum tkind k, dt_task *const *tasks,
   for (size_t i = 0; i < n; i++) {
     if (!tasks[i])
       fail_now(ctx, "InvalidArgument", "dt_when_all/dt_when_any: a task is NULL", NULL);
+    if (tasks[i]->observer)
+      fail_now(ctx, "InvalidArgument", "dt_when_all/dt_when_any: a task can be given to one of them only", NULL);
     c->children[i] = tasks[i];
   }
   /* Children that already finished count now, in order; the rest report when they do. */
