@@ -360,7 +360,9 @@ int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **
 /* Names must be unique per kind; |user_data| is passed to every call. DT_ERR_STATE once started. */
 int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data);
 int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
-/* Connects and starts processing on background threads; reconnects with backoff when the server goes away. */
+/* Connects and starts processing on background threads; reconnects with backoff when the server goes away.
+ * The worker asks the server only for the orchestrators and activities registered with it, so workers in other
+ * languages can serve the rest of the same task hub. */
 int dt_worker_start(dt_worker *w);
 /* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
 void dt_worker_stop(dt_worker *w);

@@ -330,9 +330,33 @@ static bool stream_once(dt_worker *w)
   GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
   req.maxconcurrentorchestrationworkitems = w->opt.max_orchestrations;
   req.maxconcurrentactivityworkitems = w->opt.max_activities;
+  /* Ask only for what is registered here, so that workers in other languages can share the task hub. */
+  WorkItemFilters filters = WORK_ITEM_FILTERS__INIT;
+  OrchestrationFilter *of = calloc(w->n_orchs + 1, sizeof *of);
+  OrchestrationFilter **ofp = calloc(w->n_orchs + 1, sizeof *ofp);
+  ActivityFilter *af = calloc(w->n_acts + 1, sizeof *af);
+  ActivityFilter **afp = calloc(w->n_acts + 1, sizeof *afp);
+  if (!of || !ofp || !af || !afp) {
+    free(of), free(ofp), free(af), free(afp);
+    return false;
+  }
+  for (size_t i = 0; i < w->n_orchs; i++) {
+    orchestration_filter__init(&of[i]);
+    of[i].name = w->orchs[i].name;
+    ofp[filters.n_orchestrations++] = &of[i];
+  }
+  for (size_t i = 0; i < w->n_acts; i++) {
+    activity_filter__init(&af[i]);
+    af[i].name = w->acts[i].name;
+    afp[filters.n_activities++] = &af[i];
+  }
+  filters.orchestrations = ofp;
+  filters.activities = afp;
+  req.workitemfilters = &filters;
   size_t len = get_work_items_request__get_packed_size(&req);
   grpc_slice sl = grpc_slice_malloc(len);
   get_work_items_request__pack(&req, GRPC_SLICE_START_PTR(sl));
+  free(of), free(ofp), free(af), free(afp);
   grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
   grpc_slice_unref(sl);
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the cross-language interop test: a C SDK worker and a Python SDK worker through one taskhubd.
+# usage: run.sh VENV_DIR [extra pytest args...]
+#   VENV_DIR  virtualenv to create or reuse (e.g. <build>/crosslang-venv); ../python/requirements.txt (the
+#             published durabletask package and its pinned dependencies) is installed into it once, and again
+#             only when that file changes.
+# Needs python3 with the venv module (Debian: apt-get install python3-venv).
+# TASKHUBD_BIN must point at the taskhubd binary and CROSSLANG_C_WORKER at the C worker program
+# (ctest sets both); without them the test is skipped.
+# Exit status: pytest's.
+set -euo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 VENV_DIR [pytest args...]" >&2
+  exit 2
+fi
+venv=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+req="$here/../python/requirements.txt"
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+  if ! "$python" -m venv "$venv"; then
+    echo "run.sh: '$python -m venv' failed; on Debian install python3-venv" >&2
+    exit 2
+  fi
+fi
+
+stamp="$venv/.taskhubd-requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  echo "$want" > "$stamp"
+fi
+
+cd "$here"
+export PYTHONDONTWRITEBYTECODE=1
+# -p no:cacheprovider: do not write .pytest_cache into the source tree
+exec "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@" "$here"
