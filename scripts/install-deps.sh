@@ -5,7 +5,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 pkgs=(build-essential cmake ninja-build pkg-config clang
-      libgrpc-dev libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev libssl-dev)
+      libgrpc-dev libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev libssl-dev
+      libmicrohttpd-dev)
 # Interop tests drive taskhubd with the published Python and JavaScript SDKs.
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
