@@ -9,6 +9,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_SANITIZE=ON >/dev/null
 cmake --build build-test
+# Tests start many servers at once: give each ops port a free port rather than the default 9464.
+export TASKHUBD_OPS_LISTEN="${TASKHUBD_OPS_LISTEN:-127.0.0.1:0}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --test-dir build-test --output-on-failure -j2 "$@"

@@ -10,7 +10,7 @@
 #define TASKHUBD_VERSION "0.0.0"
 #endif
 
-enum opt_kind { OPT_STR, OPT_SIZE, OPT_INT, OPT_BOOL, OPT_FLAG, OPT_LEVEL };
+enum opt_kind { OPT_STR, OPT_SIZE, OPT_INT, OPT_BOOL, OPT_FLAG, OPT_LEVEL, OPT_LOGFMT };
 
 struct opt {
   const char *flag;
@@ -31,6 +31,13 @@ static const struct opt opts[] = {
      "DIR", "RocksDB directory, created if missing (default ./taskhubd-data)"},
     {"--log-level", "TASKHUBD_LOG_LEVEL", OPT_LEVEL, F(log_level), 0, "LEVEL",
      "debug, info, warn or error (default info)"},
+    {"--log-format", "TASKHUBD_LOG_FORMAT", OPT_LOGFMT, F(log_json), 0, "logfmt|json",
+     "one line per event on stderr, as logfmt or as JSON objects (default logfmt)"},
+    {"--ops-listen", "TASKHUBD_OPS_LISTEN", OPT_STR, F(ops_listen), sizeof(((struct sc_config *)0)->ops_listen),
+     "HOST:PORT", "HTTP port for /healthz, /readyz, /metrics and POST /admin/drain; \"off\" disables it "
+     "(default 127.0.0.1:9464)"},
+    {"--drain-grace", "TASKHUBD_DRAIN_GRACE", OPT_INT, F(drain_grace_s), 0, "SECONDS",
+     "on SIGTERM, stop handing out work and wait this long for work items in flight (default 30)"},
     {"--max-message", "TASKHUBD_MAX_MESSAGE", OPT_SIZE, F(max_message), 0, "BYTES",
      "largest gRPC message sent or received (default 16M)"},
     {"--max-payload", "TASKHUBD_MAX_PAYLOAD", OPT_SIZE, F(max_payload), 0, "BYTES",
@@ -57,6 +64,10 @@ static const struct opt opts[] = {
      "most commands folded into one commit (default 1024)"},
     {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
      "once serving, write the bound port and a newline to FD, then close it"},
+    {"--ops-ready-fd", NULL, OPT_INT, F(ops_ready_fd), 0, "FD",
+     "once the ops port listens (before recovery), write its port and a newline to FD"},
+    {"--hold-recovery-fd", NULL, OPT_INT, F(hold_recovery_fd), 0, "FD",
+     "testing aid: wait for a byte on FD before recovering state"},
 };
 
 void sc_config_usage(FILE *out)
@@ -138,7 +149,8 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
       fprintf(err, "taskhubd: %s: expected a non-negative integer, got \"%s\"\n", from, val);
       return -1;
     }
-    if (o->offset == F(ready_fd) || o->offset == F(max_batch) || o->offset == F(max_work_items)) {
+    if (o->offset == F(ready_fd) || o->offset == F(max_batch) || o->offset == F(max_work_items) ||
+        o->offset == F(ops_ready_fd) || o->offset == F(hold_recovery_fd)) {
       if (v > 1 << 30) {
         fprintf(err, "taskhubd: %s: value too large\n", from);
         return -1;
@@ -157,6 +169,16 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
       *(bool *)p = false;
     else {
       fprintf(err, "taskhubd: %s: expected on or off, got \"%s\"\n", from, val);
+      return -1;
+    }
+    return 0;
+  case OPT_LOGFMT:
+    if (strcmp(val, "json") == 0)
+      *(bool *)p = true;
+    else if (strcmp(val, "logfmt") == 0)
+      *(bool *)p = false;
+    else {
+      fprintf(err, "taskhubd: %s: expected logfmt or json, got \"%s\"\n", from, val);
       return -1;
     }
     return 0;
@@ -192,6 +214,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->orphan_grace_s = 30;
   c->health_ping_s = 20;
   c->max_work_items = 1000;
+  strcpy(c->ops_listen, "127.0.0.1:9464");
+  c->ops_ready_fd = -1;
+  c->drain_grace_s = 30;
+  c->hold_recovery_fd = -1;
 
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     const char *v = opts[i].env ? getenv(opts[i].env) : NULL;

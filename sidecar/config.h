@@ -23,6 +23,11 @@ struct sc_config {
   int64_t orphan_grace_s;    /* a closed stream's work items wait this long for their completions */
   int64_t health_ping_s;     /* idle work-item streams get a HealthPing this often */
   int max_work_items;        /* per-stream limit when a worker asks for 0 */
+  char ops_listen[256];      /* HTTP ops port, or "off" */
+  int ops_ready_fd;          /* -1: none */
+  bool log_json;
+  int64_t drain_grace_s;     /* how long SIGTERM waits for in-flight work items */
+  int hold_recovery_fd;      /* testing aid: recovery waits for a byte on this fd */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

@@ -1,7 +1,9 @@
 /* taskhubd: argv -> config -> store -> engine -> server, then wait for SIGTERM/SIGINT. */
 #include "common/log.h"
 #include "config.h"
+#include "common/util.h"
 #include "engine/engine.h"
+#include "ops/ops.h"
 #include "server/server.h"
 #include "store/store.h"
 
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
   if (rc != 0)
     return rc > 0 ? 0 : 2;
   sc_log_level = cfg.log_level;
+  sc_log_json = cfg.log_json;
 
   /* Signals are taken synchronously by sigwait below; every thread inherits the mask. */
   sigset_t sigs;
@@ -51,6 +54,23 @@ int main(int argc, char **argv)
     SC_ERROR("event=store_open_failed dir=\"%s\" error=\"%s\"", cfg.data_dir, err.msg);
     return 1;
   }
+  struct sc_ops *ops = NULL;
+  if (strcmp(cfg.ops_listen, "off") != 0 && cfg.ops_listen[0]) {
+    int ops_port = 0;
+    if (sc_ops_start(cfg.ops_listen, &ops, &ops_port, &err) != SC_OK) {
+      SC_ERROR("event=ops_listen_failed listen=%s error=\"%s\"", cfg.ops_listen, err.msg);
+      sc_store_close(store);
+      return 1;
+    }
+    SC_INFO("event=ops_listening listen=%s port=%d", cfg.ops_listen, ops_port);
+    announce_ready(cfg.ops_ready_fd, ops_port);
+  }
+  if (cfg.hold_recovery_fd >= 0) {
+    char b;
+    while (read(cfg.hold_recovery_fd, &b, 1) < 0 && errno == EINTR)
+      ;
+    close(cfg.hold_recovery_fd);
+  }
   struct sc_engine_config ecfg = {
       .wait_cap_us = cfg.wait_cap_s * 1000000,
       .max_batch = cfg.max_batch,
@@ -64,18 +84,22 @@ int main(int argc, char **argv)
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {
     SC_ERROR("event=engine_start_failed error=\"%s\"", err.msg);
+    sc_ops_stop(ops);
     sc_store_close(store);
     return 1;
   }
+  sc_ops_attach(ops, engine, store);
   struct sc_server *server = NULL;
   int port = 0;
   if (sc_server_start(&cfg, store, engine, &server, &port, &err) != SC_OK) {
     SC_ERROR("event=listen_failed listen=%s error=\"%s\"", cfg.listen, err.msg);
     sc_engine_stop(engine);
     sc_engine_free(engine);
+    sc_ops_stop(ops);
     sc_store_close(store);
     return 1;
   }
+  sc_ops_set_ready(ops, true);
   SC_INFO("event=serving listen=%s port=%d data_dir=\"%s\" group_commit=%s max_batch=%d", cfg.listen, port,
           cfg.data_dir, cfg.group_commit ? "on" : "off", cfg.max_batch);
   announce_ready(cfg.ready_fd, port);
@@ -84,12 +108,19 @@ int main(int argc, char **argv)
   while (sigwait(&sigs, &sig) != 0)
     ;
   SC_INFO("event=shutdown_begin signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  /* Drain: no new work goes out; what workers hold may still complete (the gRPC port stays open for it).
+   * Whatever is still out at the deadline stays queued durably and is handed out after the restart. */
+  int64_t t0 = sc_mono_us();
+  sc_engine_drain(engine);
+  size_t left = sc_engine_wait_drained(engine, sc_now_us() + cfg.drain_grace_s * 1000000);
+  SC_INFO("event=drained ms=%lld still_in_flight=%zu", (long long)(sc_mono_us() - t0) / 1000, left);
   sc_server_stop_accepting(server);
   sc_engine_stop(engine); /* commits what is queued; parked waits end with UNAVAILABLE */
   sc_server_destroy(server, SHUTDOWN_GRACE_MS);
   struct sc_engine_stats stats;
   sc_engine_get_stats(engine, &stats);
   sc_engine_free(engine);
+  sc_ops_stop(ops);
   sc_store_close(store);
   SC_INFO("event=shutdown_done commits=%llu commands=%llu", (unsigned long long)stats.commits,
           (unsigned long long)stats.commands);

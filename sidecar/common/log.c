@@ -7,11 +7,76 @@
 #include <time.h>
 
 int sc_log_level = SC_LOG_INFO;
+int sc_log_json = 0;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 static void vwrite(int level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+
+/* Appends |s| (n bytes) to out as a JSON string body. */
+static size_t json_escape(char *out, size_t cap, size_t o, const char *s, size_t n)
+{
+  for (size_t i = 0; i < n && o + 7 < cap; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20) {
+      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  return o;
+}
+
+/* logfmt ("k=v k2=\"v 2\"") to JSON ({"k":"v","k2":"v 2"}), after the given prefix fields. */
+static size_t to_json(char *out, size_t cap, const char *ts, int level, const char *msg)
+{
+  size_t o = (size_t)snprintf(out, cap, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[level]);
+  const char *p = msg;
+  while (*p && o + 16 < cap) {
+    while (*p == ' ')
+      p++;
+    const char *k = p;
+    while (*p && *p != '=' && *p != ' ')
+      p++;
+    size_t kl = (size_t)(p - k);
+    if (!kl)
+      break;
+    const char *v = "";
+    size_t vl = 0;
+    if (*p == '=') {
+      p++;
+      if (*p == '"') {
+        v = ++p;
+        while (*p && !(*p == '"' && p[-1] != '\\'))
+          p++;
+        vl = (size_t)(p - v);
+        if (*p)
+          p++;
+      } else {
+        v = p;
+        while (*p && *p != ' ')
+          p++;
+        vl = (size_t)(p - v);
+      }
+    }
+    out[o++] = ',';
+    out[o++] = '"';
+    o = json_escape(out, cap, o, k, kl);
+    out[o++] = '"';
+    out[o++] = ':';
+    out[o++] = '"';
+    o = json_escape(out, cap, o, v, vl);
+    if (o + 2 < cap)
+      out[o++] = '"';
+  }
+  if (o + 2 < cap)
+    out[o++] = '}';
+  return o;
+}
 
 static void vwrite(int level, const char *fmt, va_list ap)
 {
@@ -33,6 +98,16 @@ static void vwrite(int level, const char *fmt, va_list ap)
   size_t len = (size_t)n + (size_t)m;
   if (len > sizeof line - 2)
     len = sizeof line - 2;
+  if (sc_log_json) {
+    char json[4096], when[40];
+    line[len] = 0;
+    /* "ts=<time> level=<lvl> " is the prefix: keep the time, re-render the rest. */
+    snprintf(when, sizeof when, "%.24s", line + 3);
+    len = to_json(json, sizeof json - 2, when, level, line + n);
+    json[len++] = '\n';
+    fwrite(json, 1, len, stderr);
+    return;
+  }
   line[len++] = '\n';
   /* One write per line keeps lines whole when several threads log at once. */
   fwrite(line, 1, len, stderr);

@@ -8,6 +8,8 @@
 enum sc_log_level { SC_LOG_DEBUG = 0, SC_LOG_INFO, SC_LOG_WARN, SC_LOG_ERROR };
 
 extern int sc_log_level;
+/* Render lines as JSON objects instead of logfmt (the fields are parsed from the logfmt message). */
+extern int sc_log_json;
 
 /* The level is checked before the arguments are evaluated. */
 #define SC_LOG(level, ...)                                                    \

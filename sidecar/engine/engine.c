@@ -1,6 +1,7 @@
 #include "internal.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pbutil.h"
 #include "common/util.h"
 
@@ -248,6 +249,7 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
     sc_heap_push(&e->theap, (struct sc_heap_item){ni->scheduled_us, seq, NULL});
   }
   add_changed(e, ni->iid, ST_PENDING, true);
+  atomic_fetch_add_explicit(&sc_metrics.started, 1, memory_order_relaxed);
   SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d parent=%s input_bytes=%zu", ni->iid,
            ni->name, ni->scheduled_us != 0, rec.parent_instance_id,
            ni->input ? strlen(ni->input->value) : 0);
@@ -523,6 +525,7 @@ int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
       (rc = notify_parent(e, rec, ST_TERMINATED, output, NULL)) != SC_OK)
     return rc;
   add_changed(e, iid, ST_TERMINATED, true);
+  atomic_fetch_add_explicit(&sc_metrics.finished[ST_TERMINATED], 1, memory_order_relaxed);
   SC_INFO("event=instance_terminated instance=%s mode=server", iid);
   return SC_OK;
 }
@@ -814,7 +817,10 @@ void commit(struct sc_engine *e)
   size_t n = e->st->ops->txn_size(e->st);
   if (n == 0)
     return;
+  int64_t t0 = sc_mono_us();
   int rc = e->st->ops->txn_commit(e->st, e->cfg.sync, &err);
+  sc_hist_observe(&sc_metrics.commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS,
+                  (double)(sc_mono_us() - t0) / 1e6);
   if (rc != SC_OK) {
     /* Nothing was acknowledged; a restart recovers the last durable state. */
     sc_panic("commit failed: %s", err.msg);
@@ -902,10 +908,23 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   fire_timers(e, now);
   work_timers(e, now);
   commit(e);
+  if (n)
+    sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);
+  size_t in_orch, in_act;
+  work_inflight(e, &in_orch, &in_act);
   pthread_mutex_lock(&e->mu);
   e->stats.commands += n;
   if (n > e->stats.batched_max)
     e->stats.batched_max = n;
+  e->stats.ready_orchestrations = e->ready.n;
+  e->stats.queued_activities = e->actq.n;
+  e->stats.timers = e->theap.n;
+  e->stats.waiters = e->waiters.count;
+  e->stats.inflight_orchestrations = in_orch;
+  e->stats.inflight_activities = in_act;
+  e->stats.draining = e->draining;
+  if (e->draining && in_orch + in_act == 0)
+    pthread_cond_broadcast(&e->drained);
   pthread_mutex_unlock(&e->mu);
   wake_changed(e);
   expire_waiters(e, now);
@@ -938,7 +957,7 @@ static void *engine_main(void *arg)
   for (;;) {
     pthread_mutex_lock(&e->mu);
     for (;;) {
-      if (e->qh || e->stopping || e->conts)
+      if (e->qh || e->stopping || e->conts || e->kick)
         break;
       int64_t wake = next_wakeup(e);
       if (wake == INT64_MAX) {
@@ -970,6 +989,8 @@ static void *engine_main(void *arg)
       head = NULL;
     }
     bool stopping = e->stopping && !e->qh;
+    e->kick = false;
+    e->drain_now = e->draining;
     pthread_mutex_unlock(&e->mu);
     run_batch(e, head, stopping);
     if (stopping)
@@ -1013,6 +1034,7 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&e->cv, &ca);
+  pthread_cond_init(&e->drained, &ca);
   pthread_condattr_destroy(&ca);
   if (pthread_create(&e->th, NULL, engine_main, e) != 0)
     sc_panic("cannot start the engine thread");
@@ -1082,6 +1104,7 @@ void sc_engine_free(struct sc_engine *e)
   free(e->chg);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
+  pthread_cond_destroy(&e->drained);
   free(e);
 }
 
@@ -1090,4 +1113,35 @@ void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out)
   pthread_mutex_lock(&e->mu);
   *out = e->stats;
   pthread_mutex_unlock(&e->mu);
+}
+
+void sc_engine_drain(struct sc_engine *e)
+{
+  pthread_mutex_lock(&e->mu);
+  e->draining = true;
+  e->kick = true;
+  pthread_cond_signal(&e->cv); /* a batch refreshes the in-flight counts */
+  pthread_mutex_unlock(&e->mu);
+}
+
+size_t sc_engine_wait_drained(struct sc_engine *e, int64_t deadline_us)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t left = deadline_us - sc_now_us();
+  if (left < 0)
+    left = 0;
+  int64_t ns = ts.tv_nsec + (left % 1000000) * 1000;
+  ts.tv_sec += left / 1000000 + ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  pthread_mutex_lock(&e->mu);
+  /* The engine thread refreshes the counts after every batch and signals when they reach zero. */
+  e->kick = true;
+  pthread_cond_signal(&e->cv);
+  while (e->stats.inflight_orchestrations + e->stats.inflight_activities > 0 || !e->stats.draining)
+    if (pthread_cond_timedwait(&e->drained, &e->mu, &ts) != 0)
+      break;
+  size_t left_items = e->stats.inflight_orchestrations + e->stats.inflight_activities;
+  pthread_mutex_unlock(&e->mu);
+  return left_items;
 }

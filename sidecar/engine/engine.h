@@ -141,6 +141,9 @@ struct sc_engine_stats {
   uint64_t commits, commands, batched_max;
   uint64_t orch_dispatched, act_dispatched, orch_completed, act_completed, abandoned;
   uint64_t streams;
+  /* gauges, as of the end of the last batch */
+  uint64_t ready_orchestrations, queued_activities, timers, waiters, inflight_orchestrations, inflight_activities;
+  bool draining;
 };
 
 /* Recovers in-memory state (timers) from the store and starts the engine thread. */
@@ -157,5 +160,13 @@ void sc_engine_stop(struct sc_engine *e);
 void sc_engine_free(struct sc_engine *e);
 
 void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out);
+
+/*
+ * Drain: stop handing out work; completions of what is in flight are still applied. Thread-safe.
+ * sc_engine_wait_drained blocks until nothing is in flight or |deadline_us| (wall clock) passes, and returns
+ * the number of work items still in flight (their work stays queued durably and is redelivered later).
+ */
+void sc_engine_drain(struct sc_engine *e);
+size_t sc_engine_wait_drained(struct sc_engine *e, int64_t deadline_us);
 
 #endif

@@ -80,6 +80,10 @@ struct sc_engine {
   struct sc_map applied_set;
   char **dirty;              /* instances given work by this batch, examined after the commit */
   size_t ndirty, capdirty;
+  bool draining;             /* under mu: hand out no new work */
+  bool kick;                 /* under mu: run a batch even with nothing queued */
+  bool drain_now;            /* engine thread's copy of `draining` for this batch */
+  pthread_cond_t drained;    /* signalled when a drain finds nothing in flight */
   uint64_t *new_acts;        /* activities queued by this batch */
   size_t nnew_acts, capnew_acts;
 };
@@ -120,6 +124,8 @@ void mark_dirty(struct sc_engine *e, const char *iid);
 void work_after_commit(struct sc_engine *e);
 void work_timers(struct sc_engine *e, int64_t now);
 int64_t work_next_wakeup(struct sc_engine *e);
+/* Leases in flight, by kind. */
+void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 bool work_is_leased(struct sc_engine *e, const char *iid);
 void work_wipe(struct sc_engine *e);
 int apply_stream_open(struct sc_engine *e, struct sc_cmd *c);

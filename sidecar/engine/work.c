@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pbutil.h"
 #include "common/util.h"
 
@@ -369,6 +370,8 @@ static void lease_abandon(struct sc_engine *e, struct sc_lease *l, const char *w
 {
   int64_t now = sc_now_us();
   SC_INFO("event=work_item_abandoned token=%s instance=%s reason=%s", l->token, l->iid, why);
+  atomic_fetch_add_explicit(&sc_metrics.abandoned[l->kind == LEASE_ORCH ? SC_WI_ORCH : SC_WI_ACT], 1,
+                            memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
   e->stats.abandoned++;
   pthread_mutex_unlock(&e->mu);
@@ -726,9 +729,17 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   return DISPATCHED;
 }
 
+void work_inflight(struct sc_engine *e, size_t *orch, size_t *act)
+{
+  *orch = e->orch_leases.count;
+  *act = e->leases.count - e->orch_leases.count;
+}
+
 static void dispatch(struct sc_engine *e)
 {
   uint64_t norch = 0, nact = 0;
+  if (e->drain_now)
+    return; /* draining: what is queued stays queued (durably) for the next process */
   for (;;) {
     bool progress = false;
     if (e->ready.n && any_capacity(e, LEASE_ORCH)) {
@@ -758,6 +769,8 @@ static void dispatch(struct sc_engine *e)
   /* Clean-ups found while dispatching (stale messages, orphaned activities), in one commit. */
   commit(e);
   if (norch || nact) {
+    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ORCH], norch, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ACT], nact, memory_order_relaxed);
     pthread_mutex_lock(&e->mu);
     e->stats.orch_dispatched += norch;
     e->stats.act_dispatched += nact;
@@ -926,7 +939,9 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
   ts->name = a->name;
   ts->version = a->version;
   ts->input = a->input;
-  ts->parenttracecontext = a->parenttracecontext;
+  /* Without a trace context of its own, the activity joins the orchestration's trace. */
+  TraceContext *trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context;
+  ts->parenttracecontext = trace;
   ts->n_tags = a->n_tags;
   ts->tags = copy_tags(ar, &task_scheduled_event__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED;
@@ -945,7 +960,7 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
   oi->executionid = sc_pb_sv(ar, t->rec->execution_id);
   r->orchestrationinstance = oi;
   r->taskid = id;
-  r->parenttracecontext = a->parenttracecontext;
+  r->parenttracecontext = trace;
   r->n_tags = a->n_tags;
   r->tags = copy_tags(ar, &activity_request__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
   StoredActivity sa = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
@@ -1058,7 +1073,7 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
       .exec = exec,
       .version = a->version,
       .input = a->input,
-      .trace = a->parenttracecontext,
+      .trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context,
       .n_tags = a->n_tags,
       .tags = (void *const *)a->tags,
       .parent = p,
@@ -1422,6 +1437,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
       if ((rc = st->ops->children(st, true, l->iid, terminate_child, &rctx)) != SC_OK)
         return rc;
     }
+    atomic_fetch_add_explicit(&sc_metrics.finished[r->status & 7], 1, memory_order_relaxed);
     SC_DEBUG("event=orchestration_completed instance=%s status=%s", l->iid, sc_pb_status_name(r->status));
   } else if (t.can) {
     t.idx = 0;
@@ -1518,6 +1534,7 @@ int apply_complete_orch(struct sc_engine *e, struct sc_cmd *c)
     return fail(c, rc, "applying the work item of %s failed", l->iid);
   sc_map_remove(&e->backoff, l->iid);
   lease_release(e, l, true);
+  atomic_fetch_add_explicit(&sc_metrics.completed[SC_WI_ORCH], 1, memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
   e->stats.orch_completed++;
   pthread_mutex_unlock(&e->mu);
@@ -1567,6 +1584,7 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
   snprintf(bkey, sizeof bkey, "a%llu", (unsigned long long)l->act_seq);
   sc_map_remove(&e->backoff, bkey);
   lease_release(e, l, true);
+  atomic_fetch_add_explicit(&sc_metrics.completed[SC_WI_ACT], 1, memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
   e->stats.act_completed++;
   pthread_mutex_unlock(&e->mu);

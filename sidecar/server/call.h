@@ -32,6 +32,7 @@ struct sc_method {
   void (*handle)(struct sc_call *c);
   int preposted;
   void *registered;
+  size_t metric; /* index in sc_metrics */
 };
 
 /* A message waiting in a server stream's outbox. */

@@ -225,6 +225,34 @@ static void h_health(struct sc_call *c)
   sc_call_reply(c, 0, NULL, &resp.base);
 }
 
+static char *metadata(struct sc_call *c, const char *key)
+{
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    size_t kl = GRPC_SLICE_LENGTH(m->key);
+    if (kl == strlen(key) && memcmp(GRPC_SLICE_START_PTR(m->key), key, kl) == 0)
+      return sc_arena_strndup(&c->arena, (const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
+  }
+  return NULL;
+}
+
+/* A W3C traceparent in the call's metadata ("00-<trace id>-<parent span id>-<flags>") stands in for a missing
+ * parentTraceContext, so that spans join up even when the client SDK does not fill the field. */
+static TraceContext *trace_from_metadata(struct sc_call *c)
+{
+  char *tp = metadata(c, "traceparent");
+  if (!tp || strlen(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+    return NULL;
+  TraceContext *t = sc_arena_alloc(&c->arena, sizeof *t);
+  trace_context__init(t);
+  t->traceparent = tp;
+  t->spanid = sc_arena_strndup(&c->arena, tp + 36, 16);
+  char *state = metadata(c, "tracestate");
+  if (state)
+    t->tracestate = sc_pb_sv(&c->arena, state);
+  return t;
+}
+
 static void start_done(struct sc_cmd *cmd)
 {
   struct sc_call *c = cmd->user;
@@ -277,6 +305,8 @@ static void h_start(struct sc_call *c)
       return;
     }
   }
+  if (!r->parenttracecontext)
+    ((CreateInstanceRequest *)r)->parenttracecontext = trace_from_metadata(c);
   c->cmd.kind = SC_CMD_START;
   c->cmd.u.start.req = r;
   sc_call_post(c, start_done);
@@ -862,31 +892,31 @@ static void h_stream_history(struct sc_call *c)
 #define SVC "/TaskHubSidecarService/"
 
 struct sc_method sc_methods[] = {
-    {SVC "Hello", &google__protobuf__empty__descriptor, h_hello, 4, NULL},
-    {SVC "StartInstance", &create_instance_request__descriptor, h_start, 64, NULL},
-    {SVC "GetInstance", &get_instance_request__descriptor, h_get, 16, NULL},
-    {SVC "WaitForInstanceStart", &get_instance_request__descriptor, h_wait_start, 16, NULL},
-    {SVC "WaitForInstanceCompletion", &get_instance_request__descriptor, h_wait_completion, 64, NULL},
-    {SVC "RaiseEvent", &raise_event_request__descriptor, h_raise, 32, NULL},
-    {SVC "TerminateInstance", &terminate_request__descriptor, h_terminate, 16, NULL},
-    {SVC "SuspendInstance", &suspend_request__descriptor, h_suspend, 8, NULL},
-    {SVC "ResumeInstance", &resume_request__descriptor, h_resume, 8, NULL},
-    {SVC "QueryInstances", &query_instances_request__descriptor, h_query, 8, NULL},
-    {SVC "ListInstanceIds", &list_instance_ids_request__descriptor, h_list_ids, 8, NULL},
-    {SVC "PurgeInstances", &purge_instances_request__descriptor, h_purge, 8, NULL},
-    {SVC "CreateTaskHub", &create_task_hub_request__descriptor, h_create_hub, 2, NULL},
-    {SVC "DeleteTaskHub", &delete_task_hub_request__descriptor, h_delete_hub, 2, NULL},
-    {SVC "GetWorkItems", &get_work_items_request__descriptor, h_get_work_items, 4, NULL},
-    {SVC "CompleteOrchestratorTask", &orchestrator_response__descriptor, h_complete_orch, 64, NULL},
-    {SVC "CompleteActivityTask", &activity_response__descriptor, h_complete_act, 64, NULL},
+    {SVC "Hello", &google__protobuf__empty__descriptor, h_hello, 4, NULL, 0},
+    {SVC "StartInstance", &create_instance_request__descriptor, h_start, 64, NULL, 0},
+    {SVC "GetInstance", &get_instance_request__descriptor, h_get, 16, NULL, 0},
+    {SVC "WaitForInstanceStart", &get_instance_request__descriptor, h_wait_start, 16, NULL, 0},
+    {SVC "WaitForInstanceCompletion", &get_instance_request__descriptor, h_wait_completion, 64, NULL, 0},
+    {SVC "RaiseEvent", &raise_event_request__descriptor, h_raise, 32, NULL, 0},
+    {SVC "TerminateInstance", &terminate_request__descriptor, h_terminate, 16, NULL, 0},
+    {SVC "SuspendInstance", &suspend_request__descriptor, h_suspend, 8, NULL, 0},
+    {SVC "ResumeInstance", &resume_request__descriptor, h_resume, 8, NULL, 0},
+    {SVC "QueryInstances", &query_instances_request__descriptor, h_query, 8, NULL, 0},
+    {SVC "ListInstanceIds", &list_instance_ids_request__descriptor, h_list_ids, 8, NULL, 0},
+    {SVC "PurgeInstances", &purge_instances_request__descriptor, h_purge, 8, NULL, 0},
+    {SVC "CreateTaskHub", &create_task_hub_request__descriptor, h_create_hub, 2, NULL, 0},
+    {SVC "DeleteTaskHub", &delete_task_hub_request__descriptor, h_delete_hub, 2, NULL, 0},
+    {SVC "GetWorkItems", &get_work_items_request__descriptor, h_get_work_items, 4, NULL, 0},
+    {SVC "CompleteOrchestratorTask", &orchestrator_response__descriptor, h_complete_orch, 64, NULL, 0},
+    {SVC "CompleteActivityTask", &activity_response__descriptor, h_complete_act, 64, NULL, 0},
     {SVC "AbandonTaskOrchestratorWorkItem", &abandon_orchestration_task_request__descriptor, h_abandon_orch, 4,
-     NULL},
-    {SVC "AbandonTaskActivityWorkItem", &abandon_activity_task_request__descriptor, h_abandon_act, 4, NULL},
-    {SVC "AbandonTaskEntityWorkItem", &abandon_entity_task_request__descriptor, h_abandon_entity, 2, NULL},
-    {SVC "RewindInstance", &rewind_instance_request__descriptor, h_rewind, 4, NULL},
-    {SVC "RestartInstance", &restart_instance_request__descriptor, h_restart, 4, NULL},
-    {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, h_stream_history, 4, NULL},
-    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL},
+     NULL, 0},
+    {SVC "AbandonTaskActivityWorkItem", &abandon_activity_task_request__descriptor, h_abandon_act, 4, NULL, 0},
+    {SVC "AbandonTaskEntityWorkItem", &abandon_entity_task_request__descriptor, h_abandon_entity, 2, NULL, 0},
+    {SVC "RewindInstance", &rewind_instance_request__descriptor, h_rewind, 4, NULL, 0},
+    {SVC "RestartInstance", &restart_instance_request__descriptor, h_restart, 4, NULL, 0},
+    {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, h_stream_history, 4, NULL, 0},
+    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL, 0},
 };
 
 const size_t sc_n_methods = sizeof sc_methods / sizeof sc_methods[0];

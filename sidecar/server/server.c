@@ -8,6 +8,7 @@
 
 #include "call.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 #include <grpc/byte_buffer.h>
@@ -119,6 +120,7 @@ void sc_call_reply(struct sc_call *c, int code, const char *msg,
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
   }
+  sc_metrics_rpc(c->m ? c->m->metric : 0, code, (double)(sc_mono_us() - c->start_us) / 1e6);
   if (sc_log_level <= SC_LOG_DEBUG || code != GRPC_STATUS_OK) {
     const char *path = c->m ? c->m->path : "(unregistered)";
     if (code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_DATA_LOSS)
@@ -229,6 +231,7 @@ static void send_status_locked(struct sc_call *c)
 {
   struct sc_stream_out *o = c->out;
   o->status_sent = true;
+  sc_metrics_rpc(c->m ? c->m->metric : 0, o->end_code, (double)(sc_mono_us() - c->start_us) / 1e6);
   grpc_op op;
   memset(&op, 0, sizeof op);
   op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -533,9 +536,15 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   s->server = grpc_server_create(&ca, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
-  for (size_t i = 0; i < sc_n_methods; i++)
+  for (size_t i = 0; i < sc_n_methods; i++) {
     sc_methods[i].registered = grpc_server_register_method(
         s->server, sc_methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    /* Metric label: "StartInstance", or "Health/Check" outside our service. */
+    const char *p = sc_methods[i].path;
+    const char *label = strncmp(p, "/TaskHubSidecarService/", 23) == 0 ? p + 23 : strrchr(p, '.') + 1;
+    if (!sc_methods[i].metric)
+      sc_methods[i].metric = sc_metrics_add_method(label);
+  }
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
   int p = grpc_server_add_http2_port(s->server, cfg->listen, creds);
   grpc_server_credentials_release(creds);

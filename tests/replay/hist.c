@@ -1,6 +1,9 @@
 /* The .hist format (see hist.h): parser, expectation checker and formatter. */
 #include "hist.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -47,6 +50,8 @@ static char *adup(struct hist_arena *a, const char *s)
 
 static char *adupn(struct hist_arena *a, const char *s, size_t n)
 {
+  if (n >= (size_t)PTRDIFF_MAX) /* never: lengths come from pointers into one line */
+    n = 0;
   char *p = aalloc(a, n + 1);
   memcpy(p, s, n);
   p[n] = 0;
@@ -248,8 +253,11 @@ void hist_format_time(int64_t ns, char out[40])
     snprintf(f, sizeof f, "%06d", (int)(frac / 1000));
   else
     snprintf(f, sizeof f, "%09d", (int)frac);
-  snprintf(out, 40, "%04lld-%02u-%02uT%02d:%02d:%02d.%sZ", (long long)y, m, d, (int)(rem / 3600),
+  char full[128]; /* room for any year; real timestamps fit in 40 */
+  snprintf(full, sizeof full, "%04lld-%02u-%02uT%02d:%02d:%02d.%sZ", (long long)y, m, d, (int)(rem / 3600),
            (int)(rem / 60 % 60), (int)(rem % 60), f);
+  memcpy(out, full, 39);
+  out[39] = 0;
 }
 
 static int64_t pbts_ns(const Google__Protobuf__Timestamp *t)
@@ -522,7 +530,7 @@ static bool afailure(struct parser *p, const struct ptok *t, int n, TaskFailureD
   f->stacktrace = asv(p->a, get(t, n, "stack"));
   const char *nr = get(t, n, "nonretriable");
   if (nr) {
-    bool b;
+    bool b = false;
     if (!parse_bool(p, "nonretriable", nr, &b))
       return false;
     f->isnonretriable = b;
@@ -980,7 +988,7 @@ static bool parse_text(struct parser *p, const char *text, enum section sec, str
     }
     if (t[0].value)
       return perr(p, "expected an event type, got %s=", t[0].key);
-    HistoryEvent *ev;
+    HistoryEvent *ev = NULL;
     if (!build_event(p, t, n, &ev))
       return false;
     ev_push(p->a, sec == S_PAST ? past : nev, ev);

@@ -1,0 +1,314 @@
+#include "ops.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct sc_ops {
+  struct MHD_Daemon *d;
+  _Atomic(struct sc_engine *) engine;
+  _Atomic(struct sc_store *) store;
+  atomic_bool ready;
+  int64_t start_us;
+};
+
+/* ------------------------------------------------------------------ rendering */
+
+struct buf {
+  char *p;
+  size_t n, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (w < 0)
+      return;
+    if (b->p && (size_t)w < b->cap - b->n) {
+      b->n += (size_t)w;
+      return;
+    }
+    size_t cap = b->cap ? b->cap * 2 : 16384;
+    while (cap < b->n + (size_t)w + 1)
+      cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np)
+      sc_panic("out of memory rendering metrics");
+    b->p = np;
+    b->cap = cap;
+  }
+}
+
+static void help(struct buf *b, const char *name, const char *type, const char *text)
+{
+  put(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void hist(struct buf *b, const char *name, const char *labels, const struct sc_hist *h, const double *bounds,
+                 size_t nb)
+{
+  uint64_t cum = 0;
+  const char *sep = labels[0] ? "," : "";
+  for (size_t i = 0; i < nb; i++) {
+    cum += atomic_load_explicit(&h->le[i], memory_order_relaxed);
+    put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], (unsigned long long)cum);
+  }
+  cum += atomic_load_explicit(&h->le[nb], memory_order_relaxed);
+  put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+  put(b, "%s_sum%s%s%s %.6f\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+      (double)atomic_load_explicit(&h->sum_micros, memory_order_relaxed) / 1e6);
+  put(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+      (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
+}
+
+static const char *const grpc_code_names[SC_GRPC_CODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+
+static const char *const status_names[8] = {"RUNNING", "COMPLETED", "CONTINUED_AS_NEW", "FAILED",
+                                            "CANCELED", "TERMINATED", "PENDING", "SUSPENDED"};
+
+static const char *const kind_names[SC_WI_KINDS] = {"orchestration", "activity"};
+
+static void process_metrics(struct buf *b, struct sc_ops *o)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec / 1e6;
+  help(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.");
+  put(b, "process_cpu_seconds_total %.3f\n", cpu);
+  long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    long size;
+    if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+      pages = 0;
+    fclose(f);
+  }
+  help(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  put(b, "process_resident_memory_bytes %ld\n", pages * sysconf(_SC_PAGESIZE));
+  help(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+  put(b, "process_start_time_seconds %.3f\n", (double)o->start_us / 1e6);
+}
+
+char *sc_ops_render_metrics(struct sc_ops *o)
+{
+  struct buf b = {0};
+  struct sc_metrics *m = &sc_metrics;
+
+  help(&b, "taskhubd_up", "gauge", "1 once the store is open and recovery is done.");
+  put(&b, "taskhubd_up %d\n", atomic_load(&o->ready) ? 1 : 0);
+
+  help(&b, "taskhubd_grpc_requests_total", "counter", "gRPC calls handled, by method and status code.");
+  for (size_t i = 0; i < m->n_methods; i++)
+    for (int c = 0; c < SC_GRPC_CODES; c++) {
+      uint64_t v = atomic_load_explicit(&m->rpc[i][c], memory_order_relaxed);
+      if (v)
+        put(&b, "taskhubd_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n", m->method_names[i],
+            grpc_code_names[c], (unsigned long long)v);
+    }
+  help(&b, "taskhubd_grpc_request_duration_seconds", "histogram",
+       "Time from a call's arrival to its status, by method (streams: their whole life).");
+  for (size_t i = 0; i < m->n_methods; i++) {
+    if (!atomic_load_explicit(&m->rpc_latency[i].count, memory_order_relaxed))
+      continue;
+    char labels[96];
+    snprintf(labels, sizeof labels, "method=\"%s\"", m->method_names[i]);
+    hist(&b, "taskhubd_grpc_request_duration_seconds", labels, &m->rpc_latency[i], sc_latency_bounds,
+         SC_LATENCY_BUCKETS);
+  }
+
+  help(&b, "taskhubd_work_items_dispatched_total", "counter", "Work items sent to workers, by kind.");
+  for (int k = 0; k < SC_WI_KINDS; k++)
+    put(&b, "taskhubd_work_items_dispatched_total{kind=\"%s\"} %llu\n", kind_names[k],
+        (unsigned long long)atomic_load(&m->dispatched[k]));
+  help(&b, "taskhubd_work_items_completed_total", "counter", "Work items completed by workers, by kind.");
+  for (int k = 0; k < SC_WI_KINDS; k++)
+    put(&b, "taskhubd_work_items_completed_total{kind=\"%s\"} %llu\n", kind_names[k],
+        (unsigned long long)atomic_load(&m->completed[k]));
+  help(&b, "taskhubd_work_items_abandoned_total", "counter",
+       "Work items returned to the queue (abandoned, or their worker went away), by kind.");
+  for (int k = 0; k < SC_WI_KINDS; k++)
+    put(&b, "taskhubd_work_items_abandoned_total{kind=\"%s\"} %llu\n", kind_names[k],
+        (unsigned long long)atomic_load(&m->abandoned[k]));
+
+  help(&b, "taskhubd_orchestrations_started_total", "counter", "Orchestration instances created.");
+  put(&b, "taskhubd_orchestrations_started_total %llu\n", (unsigned long long)atomic_load(&m->started));
+  help(&b, "taskhubd_orchestrations_completed_total", "counter", "Orchestrations that finished, by status.");
+  for (int s = 0; s < 8; s++)
+    if (s == 1 || s == 3 || s == 4 || s == 5)
+      put(&b, "taskhubd_orchestrations_completed_total{status=\"%s\"} %llu\n", status_names[s],
+          (unsigned long long)atomic_load(&m->finished[s]));
+
+  help(&b, "taskhubd_commit_batch_size", "histogram", "Commands folded into one synced commit.");
+  hist(&b, "taskhubd_commit_batch_size", "", &m->commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS);
+  help(&b, "taskhubd_commit_duration_seconds", "histogram", "Time to write one synced commit.");
+  hist(&b, "taskhubd_commit_duration_seconds", "", &m->commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS);
+
+  struct sc_engine *e = atomic_load(&o->engine);
+  if (e) {
+    struct sc_engine_stats s;
+    sc_engine_get_stats(e, &s);
+    help(&b, "taskhubd_commits_total", "counter", "Synced commits written.");
+    put(&b, "taskhubd_commits_total %llu\n", (unsigned long long)s.commits);
+    help(&b, "taskhubd_workers_connected", "gauge", "Open GetWorkItems streams.");
+    put(&b, "taskhubd_workers_connected %llu\n", (unsigned long long)s.streams);
+    help(&b, "taskhubd_work_items_in_flight", "gauge", "Work items held by workers, by kind.");
+    put(&b, "taskhubd_work_items_in_flight{kind=\"orchestration\"} %llu\n",
+        (unsigned long long)s.inflight_orchestrations);
+    put(&b, "taskhubd_work_items_in_flight{kind=\"activity\"} %llu\n", (unsigned long long)s.inflight_activities);
+    help(&b, "taskhubd_ready_queue_depth", "gauge", "Work waiting for a worker, by kind.");
+    put(&b, "taskhubd_ready_queue_depth{kind=\"orchestration\"} %llu\n", (unsigned long long)s.ready_orchestrations);
+    put(&b, "taskhubd_ready_queue_depth{kind=\"activity\"} %llu\n", (unsigned long long)s.queued_activities);
+    help(&b, "taskhubd_timer_queue_depth", "gauge", "Durable timers and scheduled starts not yet due.");
+    put(&b, "taskhubd_timer_queue_depth %llu\n", (unsigned long long)s.timers);
+    help(&b, "taskhubd_waiting_clients", "gauge", "WaitForInstance* calls parked.");
+    put(&b, "taskhubd_waiting_clients %llu\n", (unsigned long long)s.waiters);
+    help(&b, "taskhubd_draining", "gauge", "1 while draining before exit.");
+    put(&b, "taskhubd_draining %d\n", s.draining ? 1 : 0);
+  }
+  struct sc_store *st = atomic_load(&o->store);
+  if (st) {
+    int64_t sst = st->ops->property(st, "rocksdb.total-sst-files-size");
+    int64_t mem = st->ops->property(st, "rocksdb.cur-size-all-mem-tables");
+    int64_t pend = st->ops->property(st, "rocksdb.compaction-pending");
+    int64_t keys = st->ops->property(st, "rocksdb.estimate-num-keys");
+    help(&b, "taskhubd_store_size_bytes", "gauge", "RocksDB size: SST files plus memtables.");
+    put(&b, "taskhubd_store_size_bytes %lld\n", (long long)((sst > 0 ? sst : 0) + (mem > 0 ? mem : 0)));
+    help(&b, "taskhubd_store_compaction_pending", "gauge", "Column families with a compaction pending.");
+    put(&b, "taskhubd_store_compaction_pending %lld\n", (long long)(pend > 0 ? pend : 0));
+    help(&b, "taskhubd_store_keys_estimate", "gauge", "Estimated number of keys in the store.");
+    put(&b, "taskhubd_store_keys_estimate %lld\n", (long long)(keys > 0 ? keys : 0));
+  }
+  process_metrics(&b, o);
+  return b.p;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
+                               enum MHD_ResponseMemoryMode mode)
+{
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, mode);
+  MHD_add_response_header(r, "Content-Type", type);
+  enum MHD_Result ret = MHD_queue_response(conn, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **state)
+{
+  struct sc_ops *o = cls;
+  (void)version;
+  (void)upload;
+  if (!*state) {
+    /* First call for this request: headers only. The body (if any) comes next. */
+    *state = (void *)1;
+    return MHD_YES;
+  }
+  *upload_size = 0;
+  static const char text[] = "text/plain; charset=utf-8";
+  if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
+    return respond(conn, 200, text, (char *)"ok\n", MHD_RESPMEM_PERSISTENT);
+  if (strcmp(method, "GET") == 0 && strcmp(url, "/readyz") == 0) {
+    struct sc_engine *e = atomic_load(&o->engine);
+    bool draining = false;
+    if (e) {
+      struct sc_engine_stats s;
+      sc_engine_get_stats(e, &s);
+      draining = s.draining;
+    }
+    if (atomic_load(&o->ready) && !draining)
+      return respond(conn, 200, text, (char *)"ready\n", MHD_RESPMEM_PERSISTENT);
+    return respond(conn, 503, text, (char *)(draining ? "draining\n" : "recovering\n"), MHD_RESPMEM_PERSISTENT);
+  }
+  if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
+    char *page = sc_ops_render_metrics(o);
+    return respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", page, MHD_RESPMEM_MUST_FREE);
+  }
+  if (strcmp(method, "POST") == 0 && strcmp(url, "/admin/drain") == 0) {
+    SC_INFO("event=drain_requested via=ops");
+    kill(getpid(), SIGTERM); /* the same path as a signal: drain, then exit */
+    return respond(conn, 202, text, (char *)"draining\n", MHD_RESPMEM_PERSISTENT);
+  }
+  return respond(conn, 404, text, (char *)"not found\n", MHD_RESPMEM_PERSISTENT);
+}
+
+int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_err *err)
+{
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  if (!colon || (size_t)(colon - listen) >= sizeof host) {
+    sc_err_set(err, SC_EINVAL, "--ops-listen: expected HOST:PORT, got \"%s\"", listen);
+    return SC_EINVAL;
+  }
+  memcpy(host, listen, (size_t)(colon - listen));
+  host[colon - listen] = 0;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)atoi(colon + 1));
+  if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
+    sc_err_set(err, SC_EINVAL, "--ops-listen: \"%s\" is not an IPv4 address", host);
+    return SC_EINVAL;
+  }
+  struct sc_ops *o = calloc(1, sizeof *o);
+  if (!o)
+    sc_panic("out of memory starting the ops server");
+  o->start_us = sc_now_us();
+  o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64,
+                          MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+  if (!o->d) {
+    free(o);
+    sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s for the ops port (address in use?)", listen);
+    return SC_EUNAVAIL;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(o->d, MHD_DAEMON_INFO_BIND_PORT);
+  *port = info ? info->port : 0;
+  *out = o;
+  return SC_OK;
+}
+
+void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st)
+{
+  if (!o)
+    return;
+  atomic_store(&o->engine, e);
+  atomic_store(&o->store, st);
+}
+
+void sc_ops_set_ready(struct sc_ops *o, bool ready)
+{
+  if (o)
+    atomic_store(&o->ready, ready);
+}
+
+void sc_ops_stop(struct sc_ops *o)
+{
+  if (!o)
+    return;
+  MHD_stop_daemon(o->d);
+  free(o);
+}

@@ -1,0 +1,29 @@
+#ifndef SC_OPS_H
+#define SC_OPS_H
+
+/*
+ * The ops port: a small HTTP server (libmicrohttpd) for orchestration platforms and operators.
+ *   GET  /healthz      200 while the process is alive
+ *   GET  /readyz       200 once the store is open and recovery is done, 503 before and while draining
+ *   GET  /metrics      Prometheus text format
+ *   POST /admin/drain  drain, then exit (as SIGTERM does)
+ */
+
+#include "common/status.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+
+struct sc_ops;
+
+/* |listen| is "HOST:PORT" (port 0: any free port). *port receives the bound port. */
+int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_err *err);
+/* Once they exist: the metrics then include engine and store figures. */
+void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st);
+void sc_ops_set_ready(struct sc_ops *o, bool ready);
+/* Renders the metrics page into a malloc'd string (for tests and the HTTP handler). */
+char *sc_ops_render_metrics(struct sc_ops *o);
+void sc_ops_stop(struct sc_ops *o);
+
+#endif
