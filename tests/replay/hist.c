@@ -716,7 +716,7 @@ static bool build_event(struct parser *p, const struct ptok *t, int n, HistoryEv
     break;
   }
   case HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED: {
-    int st;
+    int st = 0;
     if (!parse_status(p, get(t, n, "status"), &st))
       return false;
     e->executioncompleted->orchestrationstatus = st;
@@ -857,7 +857,7 @@ static bool copy_fields(struct parser *p, const struct ptok *t, int n, struct hi
       x->value = adup(p->a, buf);
     }
     if (strcmp(x->key, "status") == 0 && !x->contains) {
-      int st;
+      int st = 0;
       if (!parse_status(p, x->value, &st))
         return false;
     }
