@@ -51,18 +51,18 @@ int main(int argc, char **argv)
   struct sc_err err = {0};
   struct sc_store *store = NULL;
   if (sc_store_open_rocksdb(cfg.data_dir, &store, &err) != SC_OK) {
-    SC_ERROR("event=store_open_failed dir=\"%s\" error=\"%s\"", cfg.data_dir, err.msg);
+    SC_ERROR("event=store_open_failed dir=%s error=%s", SC_Q(cfg.data_dir), SC_Q(err.msg));
     return 1;
   }
   struct sc_ops *ops = NULL;
   if (strcmp(cfg.ops_listen, "off") != 0 && cfg.ops_listen[0]) {
     int ops_port = 0;
     if (sc_ops_start(cfg.ops_listen, &ops, &ops_port, &err) != SC_OK) {
-      SC_ERROR("event=ops_listen_failed listen=%s error=\"%s\"", cfg.ops_listen, err.msg);
+      SC_ERROR("event=ops_listen_failed listen=%s error=%s", SC_Q(cfg.ops_listen), SC_Q(err.msg));
       sc_store_close(store);
       return 1;
     }
-    SC_INFO("event=ops_listening listen=%s port=%d", cfg.ops_listen, ops_port);
+    SC_INFO("event=ops_listening listen=%s port=%d", SC_Q(cfg.ops_listen), ops_port);
     announce_ready(cfg.ops_ready_fd, ops_port);
   }
   if (cfg.hold_recovery_fd >= 0) {
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
   };
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {
-    SC_ERROR("event=engine_start_failed error=\"%s\"", err.msg);
+    SC_ERROR("event=engine_start_failed error=%s", SC_Q(err.msg));
     sc_ops_stop(ops);
     sc_store_close(store);
     return 1;
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
   struct sc_server *server = NULL;
   int port = 0;
   if (sc_server_start(&cfg, store, engine, &server, &port, &err) != SC_OK) {
-    SC_ERROR("event=listen_failed listen=%s error=\"%s\"", cfg.listen, err.msg);
+    SC_ERROR("event=listen_failed listen=%s error=%s", SC_Q(cfg.listen), SC_Q(err.msg));
     sc_engine_stop(engine);
     sc_engine_free(engine);
     sc_ops_stop(ops);
@@ -100,8 +100,8 @@ int main(int argc, char **argv)
     return 1;
   }
   sc_ops_set_ready(ops, true);
-  SC_INFO("event=serving listen=%s port=%d data_dir=\"%s\" group_commit=%s max_batch=%d", cfg.listen, port,
-          cfg.data_dir, cfg.group_commit ? "on" : "off", cfg.max_batch);
+  SC_INFO("event=serving listen=%s port=%d data_dir=%s group_commit=%s max_batch=%d", SC_Q(cfg.listen), port,
+          SC_Q(cfg.data_dir), cfg.group_commit ? "on" : "off", cfg.max_batch);
   announce_ready(cfg.ready_fd, port);
 
   int sig = 0;

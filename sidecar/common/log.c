@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,19 @@ static size_t to_json(char *out, size_t cap, const char *ts, int level, const ch
     if (*p == '=') {
       p++;
       if (*p == '"') {
-        v = ++p;
-        while (*p && !(*p == '"' && p[-1] != '\\'))
-          p++;
-        vl = (size_t)(p - v);
+        /* A quoted value: \" and \\ stand for " and \. Unescape into a scratch buffer. */
+        static _Thread_local char val[1024];
+        size_t n = 0;
+        p++;
+        while (*p && *p != '"' && n + 1 < sizeof val) {
+          if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+            p++;
+          val[n++] = *p++;
+        }
         if (*p)
           p++;
+        v = val;
+        vl = n;
       } else {
         v = p;
         while (*p && *p != ' ')
@@ -119,6 +127,30 @@ void sc_log_write(int level, const char *fmt, ...)
   va_start(ap, fmt);
   vwrite(level, fmt, ap);
   va_end(ap);
+}
+
+const char *sc_log_quote(const char *s)
+{
+  static _Thread_local char ring[8][600];
+  static _Thread_local unsigned next;
+  if (!s)
+    return "\"\"";
+  bool plain = *s != 0;
+  for (const char *p = s; *p && plain; p++)
+    plain = *p != ' ' && *p != '=' && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20;
+  if (plain && strlen(s) < sizeof ring[0])
+    return s;
+  char *out = ring[next++ % 8];
+  size_t o = 0;
+  out[o++] = '"';
+  for (const char *p = s; *p && o + 4 < sizeof ring[0]; p++) {
+    if (*p == '"' || *p == '\\')
+      out[o++] = '\\';
+    out[o++] = (unsigned char)*p < 0x20 ? '?' : *p;
+  }
+  out[o++] = '"';
+  out[o] = 0;
+  return out;
 }
 
 int sc_log_parse_level(const char *s)

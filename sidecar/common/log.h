@@ -23,6 +23,14 @@ extern int sc_log_json;
 #define SC_WARN(...) SC_LOG(SC_LOG_WARN, __VA_ARGS__)
 #define SC_ERROR(...) SC_LOG(SC_LOG_ERROR, __VA_ARGS__)
 
+/*
+ * A logfmt value: |s| as is when it is a plain token, else in double quotes with quotes and backslashes escaped,
+ * so that a client-chosen instance id cannot forge fields. Each thread has a small ring of buffers: the result
+ * lives until eight more calls on the same thread.
+ */
+const char *sc_log_quote(const char *s);
+#define SC_Q(s) sc_log_quote(s)
+
 void sc_log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -250,8 +250,8 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
   }
   add_changed(e, ni->iid, ST_PENDING, true);
   atomic_fetch_add_explicit(&sc_metrics.started, 1, memory_order_relaxed);
-  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d parent=%s input_bytes=%zu", ni->iid,
-           ni->name, ni->scheduled_us != 0, rec.parent_instance_id,
+  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d parent=%s input_bytes=%zu", SC_Q(ni->iid),
+           SC_Q(ni->name), ni->scheduled_us != 0, SC_Q(rec.parent_instance_id),
            ni->input ? strlen(ni->input->value) : 0);
   return SC_OK;
 }
@@ -285,7 +285,7 @@ static int apply_start(struct sc_engine *e, struct sc_cmd *c)
     case REUSE_IGNORE:
       return DONE;
     case REUSE_REPLACE:
-      SC_INFO("event=instance_replaced instance=%s old_status=%s", iid, sc_pb_status_name(old->status));
+      SC_INFO("event=instance_replaced instance=%s old_status=%s", SC_Q(iid), sc_pb_status_name(old->status));
       if (!sc_status_is_terminal(old->status) && old->parent &&
           (rc = notify_parent(e, old, ST_TERMINATED, NULL, NULL)) != SC_OK)
         return fail(c, rc, "replacing instance %s failed", iid);
@@ -349,7 +349,7 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
   int rc = e->st->ops->get_instance(e->st, true, piid, &e->ba, &prec);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
                                              (pexec && strcmp(pexec, prec->execution_id) != 0)))) {
-    SC_DEBUG("event=parent_notification_dropped parent=%s", piid);
+    SC_DEBUG("event=parent_notification_dropped parent=%s", SC_Q(piid));
     return SC_OK;
   }
   if (rc != SC_OK)
@@ -411,7 +411,7 @@ static int apply_raise(struct sc_engine *e, struct sc_cmd *c)
   if (load_live(e, c, req->instanceid, &old) != SC_OK)
     return DONE;
   if (sc_status_is_terminal(old->status)) {
-    SC_DEBUG("event=event_dropped instance=%s reason=terminal", req->instanceid);
+    SC_DEBUG("event=event_dropped instance=%s reason=terminal", SC_Q(req->instanceid));
     return DONE;
   }
   HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
@@ -526,7 +526,7 @@ int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
     return rc;
   add_changed(e, iid, ST_TERMINATED, true);
   atomic_fetch_add_explicit(&sc_metrics.finished[ST_TERMINATED], 1, memory_order_relaxed);
-  SC_INFO("event=instance_terminated instance=%s mode=server", iid);
+  SC_INFO("event=instance_terminated instance=%s mode=server", SC_Q(iid));
   return SC_OK;
 }
 
@@ -599,7 +599,7 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
     return rc;
   (*count)++;
   add_changed(e, iid, 0, false);
-  SC_DEBUG("event=instance_purged instance=%s", iid);
+  SC_DEBUG("event=instance_purged instance=%s", SC_Q(iid));
   return SC_OK;
 }
 
@@ -747,7 +747,7 @@ static void fire_timers(struct sc_engine *e, int64_t now)
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
                 (!t->execution_id[0] || strcmp(t->execution_id, rec->execution_id) == 0);
     if (!live) {
-      SC_DEBUG("event=timer_dropped instance=%s", t->instance_id);
+      SC_DEBUG("event=timer_dropped instance=%s", SC_Q(t->instance_id));
       continue;
     }
     if (t->kind == TASKHUBD__STORE__STORED_TIMER__KIND__ORCH_MSG && t->msg) {
@@ -759,7 +759,7 @@ static void fire_timers(struct sc_engine *e, int64_t now)
     }
     /* A due scheduled start has nothing to deliver: its ExecutionStarted already waits in the inbox. */
     mark_dirty(e, t->instance_id);
-    SC_DEBUG("event=timer_fired instance=%s kind=%d", t->instance_id, t->kind);
+    SC_DEBUG("event=timer_fired instance=%s kind=%d", SC_Q(t->instance_id), t->kind);
   }
 }
 
@@ -908,6 +908,17 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   fire_timers(e, now);
   work_timers(e, now);
   commit(e);
+  wake_changed(e);
+  expire_waiters(e, now);
+  if (stopping)
+    drop_all_waiters(e, SC_EUNAVAIL, "taskhubd is shutting down");
+  /* Replies go out only now: everything they report is durable. */
+  for (size_t i = 0; i < e->ndone; i++)
+    e->done[i]->done(e->done[i]);
+  e->ndone = 0;
+  /* So do work items: what they carry is committed. */
+  work_after_commit(e);
+  /* Gauges as of now, after this batch's work went out. */
   if (n)
     sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);
   size_t in_orch, in_act;
@@ -926,16 +937,6 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   if (e->draining && in_orch + in_act == 0)
     pthread_cond_broadcast(&e->drained);
   pthread_mutex_unlock(&e->mu);
-  wake_changed(e);
-  expire_waiters(e, now);
-  if (stopping)
-    drop_all_waiters(e, SC_EUNAVAIL, "taskhubd is shutting down");
-  /* Replies go out only now: everything they report is durable. */
-  for (size_t i = 0; i < e->ndone; i++)
-    e->done[i]->done(e->done[i]);
-  e->ndone = 0;
-  /* So do work items: what they carry is committed. */
-  work_after_commit(e);
   sc_arena_reset(&e->ba);
 }
 

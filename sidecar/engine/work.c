@@ -369,7 +369,7 @@ static int64_t backoff_delay(struct sc_engine *e, const char *key)
 static void lease_abandon(struct sc_engine *e, struct sc_lease *l, const char *why)
 {
   int64_t now = sc_now_us();
-  SC_INFO("event=work_item_abandoned token=%s instance=%s reason=%s", l->token, l->iid, why);
+  SC_INFO("event=work_item_abandoned token=%s instance=%s reason=%s", l->token, SC_Q(l->iid), why);
   atomic_fetch_add_explicit(&sc_metrics.abandoned[l->kind == LEASE_ORCH ? SC_WI_ORCH : SC_WI_ACT], 1,
                             memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
@@ -670,14 +670,14 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   wi.orchestratorrequest = &req;
   size_t size = work_item__get_packed_size(&wi);
   if (size > e->cfg.max_message) {
-    SC_ERROR("event=work_item_too_large instance=%s bytes=%zu max_message=%zu", iid, size,
+    SC_ERROR("event=work_item_too_large instance=%s bytes=%zu max_message=%zu", SC_Q(iid), size,
              e->cfg.max_message);
     lease_free(l);
     return DROPPED;
   }
   lease_attach(e, l);
   send_item(e, s, &wi);
-  SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu", iid,
+  SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu", SC_Q(iid),
            l->token, (unsigned long long)s->id, npast, l->nevents);
   return DISPATCHED;
 }
@@ -724,15 +724,19 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   wi.activityrequest = r;
   lease_attach(e, l);
   send_item(e, s, &wi);
-  SC_DEBUG("event=dispatched kind=activity instance=%s task=%d name=%s token=%s stream=%llu", iid, r->taskid,
-           r->name, l->token, (unsigned long long)s->id);
+  SC_DEBUG("event=dispatched kind=activity instance=%s task=%d name=%s token=%s stream=%llu", SC_Q(iid), r->taskid,
+           SC_Q(r->name), l->token, (unsigned long long)s->id);
   return DISPATCHED;
 }
 
+/* Work held by connected workers. Items of workers that went away wait for their grace period, not a drain. */
 void work_inflight(struct sc_engine *e, size_t *orch, size_t *act)
 {
-  *orch = e->orch_leases.count;
-  *act = e->leases.count - e->orch_leases.count;
+  *orch = *act = 0;
+  for (size_t i = 0; i < e->nstreams; i++) {
+    *orch += (size_t)e->streams[i]->n_orch;
+    *act += (size_t)e->streams[i]->n_act;
+  }
 }
 
 static void dispatch(struct sc_engine *e)
@@ -1098,7 +1102,7 @@ static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
   StoredInstance *target;
   rc = e->st->ops->get_instance(e->st, true, a->instance->instanceid, &e->ba, &target);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(target->status))) {
-    SC_DEBUG("event=event_dropped instance=%s reason=target_gone", a->instance->instanceid);
+    SC_DEBUG("event=event_dropped instance=%s reason=target_gone", SC_Q(a->instance->instanceid));
     return SC_OK; /* never re-runs a finished orchestration */
   }
   if (rc != SC_OK)
@@ -1241,7 +1245,7 @@ static int continue_as_new(struct turn *t)
     return rc;
   rc = st->ops->put_payload(st, t->iid, SC_PAYLOAD_INPUT, a->result ? a->result->value : NULL,
                             a->result ? strlen(a->result->value) : 0);
-  SC_DEBUG("event=continued_as_new instance=%s execution=%s carryover=%zu", t->iid, exec,
+  SC_DEBUG("event=continued_as_new instance=%s execution=%s carryover=%zu", SC_Q(t->iid), SC_Q(exec),
            a->n_carryoverevents);
   return rc;
 }
@@ -1330,7 +1334,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
   int rc = st->ops->get_instance(st, true, l->iid, &e->ba, &old);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(old->status) ||
                                              strcmp(old->execution_id, l->exec) != 0))) {
-    SC_INFO("event=completion_dropped instance=%s reason=instance_changed", l->iid);
+    SC_INFO("event=completion_dropped instance=%s reason=instance_changed", SC_Q(l->iid));
     return SC_OK; /* terminated, replaced or purged while the worker held it */
   }
   if (rc != SC_OK)
@@ -1365,7 +1369,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
     return rc;
 
   if (invalid) {
-    SC_WARN("event=invalid_actions instance=%s error=\"%s\"", l->iid, invalid);
+    SC_WARN("event=invalid_actions instance=%s error=%s", SC_Q(l->iid), SC_Q(invalid));
     CompleteOrchestrationAction fa = COMPLETE_ORCHESTRATION_ACTION__INIT;
     fa.orchestrationstatus = ST_FAILED;
     fa.failuredetails = make_failure(&e->ba, "InvalidAction", invalid);
@@ -1396,7 +1400,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
                              a->terminateorchestration->recurse);
         break;
       case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE:
-        SC_WARN("event=entity_message_ignored instance=%s action=%d reason=entities_not_supported", l->iid,
+        SC_WARN("event=entity_message_ignored instance=%s action=%d reason=entities_not_supported", SC_Q(l->iid),
                 a->id);
         break;
       default:
@@ -1438,7 +1442,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
         return rc;
     }
     atomic_fetch_add_explicit(&sc_metrics.finished[r->status & 7], 1, memory_order_relaxed);
-    SC_DEBUG("event=orchestration_completed instance=%s status=%s", l->iid, sc_pb_status_name(r->status));
+    SC_DEBUG("event=orchestration_completed instance=%s status=%s", SC_Q(l->iid), sc_pb_status_name(r->status));
   } else if (t.can) {
     t.idx = 0;
     if ((rc = continue_as_new(&t)) != SC_OK)
@@ -1661,7 +1665,7 @@ static int rewind_children(struct sc_engine *e, const char *iid, const StoredIns
           .parent = parent_info(&e->ba, iid, parent, h[i]->eventid),
       };
       rc = create_instance(e, &ni);
-      SC_INFO("event=child_recreated instance=%s parent=%s", ce->instanceid, iid);
+      SC_INFO("event=child_recreated instance=%s parent=%s", SC_Q(ce->instanceid), SC_Q(iid));
     } else if (rc == SC_OK) {
       rc = SC_OK; /* still running, or finished in a way the parent already saw */
     }
@@ -1708,7 +1712,7 @@ static int rewind_one(struct sc_engine *e, const char *iid, const Google__Protob
       (rc = st->ops->put_instance(st, iid, r, old)) != SC_OK)
     return rc;
   add_changed(e, iid, ST_RUNNING, true);
-  SC_INFO("event=instance_rewound instance=%s depth=%d", iid, depth);
+  SC_INFO("event=instance_rewound instance=%s depth=%d", SC_Q(iid), depth);
   return SC_OK;
 }
 
@@ -1769,6 +1773,6 @@ int apply_restart(struct sc_engine *e, struct sc_cmd *c)
   };
   if ((rc = create_instance(e, &ni)) != SC_OK)
     return fail(c, rc, "restarting %s failed", req->instanceid);
-  SC_INFO("event=instance_restarted instance=%s new_instance=%s", req->instanceid, c->u.restart.iid);
+  SC_INFO("event=instance_restarted instance=%s new_instance=%s", SC_Q(req->instanceid), SC_Q(c->u.restart.iid));
   return DONE;
 }

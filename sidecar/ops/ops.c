@@ -216,6 +216,20 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const
   return ret;
 }
 
+/* libmicrohttpd's own complaints (bad requests and the like) go through our log, one line each. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = 0;
+  SC_WARN("event=ops_http_error error=%s", SC_Q(msg));
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **state)
 {
@@ -227,7 +241,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     *state = (void *)1;
     return MHD_YES;
   }
-  *upload_size = 0;
+  if (*upload_size) {
+    *upload_size = 0; /* no endpoint reads a body: take it and answer once it is all in */
+    return MHD_YES;
+  }
   static const char text[] = "text/plain; charset=utf-8";
   if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0)
     return respond(conn, 200, text, (char *)"ok\n", MHD_RESPMEM_PERSISTENT);
@@ -279,7 +296,8 @@ int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_e
   o->start_us = sc_now_us();
   o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64,
-                          MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                          MHD_OPTION_END);
   if (!o->d) {
     free(o);
     sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s for the ops port (address in use?)", listen);

@@ -124,11 +124,11 @@ void sc_call_reply(struct sc_call *c, int code, const char *msg,
   if (sc_log_level <= SC_LOG_DEBUG || code != GRPC_STATUS_OK) {
     const char *path = c->m ? c->m->path : "(unregistered)";
     if (code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_DATA_LOSS)
-      SC_ERROR("event=rpc rpc=%s code=%d us=%lld error=\"%s\"", path, code,
-               (long long)(sc_mono_us() - c->start_us), msg ? msg : "");
+      SC_ERROR("event=rpc rpc=%s code=%d us=%lld error=%s", SC_Q(path), code,
+               (long long)(sc_mono_us() - c->start_us), SC_Q(msg ? msg : ""));
     else
-      SC_DEBUG("event=rpc rpc=%s code=%d us=%lld error=\"%s\"", path, code,
-               (long long)(sc_mono_us() - c->start_us), msg ? msg : "");
+      SC_DEBUG("event=rpc rpc=%s code=%d us=%lld error=%s", SC_Q(path), code,
+               (long long)(sc_mono_us() - c->start_us), SC_Q(msg ? msg : ""));
   }
   start_batch(c, ops, n, &c->t_done);
   call_unref(c); /* the handler's reference */
@@ -476,7 +476,7 @@ static void on_new(struct sc_call *c, bool ok)
     char msg[300];
     char *method = grpc_slice_to_c_string(c->details.method);
     snprintf(msg, sizeof msg, "method %s is not implemented by taskhubd", method);
-    SC_DEBUG("event=rpc_unimplemented rpc=%s", method);
+    SC_DEBUG("event=rpc_unimplemented rpc=%s", SC_Q(method));
     gpr_free(method);
     sc_call_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
     return;

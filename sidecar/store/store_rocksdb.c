@@ -36,7 +36,7 @@ static int rocks_status(char *rerr, struct sc_err *err, const char *what)
 {
   if (!rerr)
     return SC_OK;
-  SC_ERROR("event=store_error op=%s error=\"%s\"", what, rerr);
+  SC_ERROR("event=store_error op=%s error=%s", what, SC_Q(rerr));
   if (err)
     sc_err_set(err, SC_EIO, "store %s failed: %s", what, rerr);
   rocksdb_free(rerr);
