@@ -908,6 +908,14 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   fire_timers(e, now);
   work_timers(e, now);
   commit(e);
+  /* Counted before any reply goes out, so a caller that saw its reply sees its command counted. */
+  if (n)
+    sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);
+  pthread_mutex_lock(&e->mu);
+  e->stats.commands += n;
+  if (n > e->stats.batched_max)
+    e->stats.batched_max = n;
+  pthread_mutex_unlock(&e->mu);
   wake_changed(e);
   expire_waiters(e, now);
   if (stopping)
@@ -919,14 +927,9 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   /* So do work items: what they carry is committed. */
   work_after_commit(e);
   /* Gauges as of now, after this batch's work went out. */
-  if (n)
-    sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);
   size_t in_orch, in_act;
   work_inflight(e, &in_orch, &in_act);
   pthread_mutex_lock(&e->mu);
-  e->stats.commands += n;
-  if (n > e->stats.batched_max)
-    e->stats.batched_max = n;
   e->stats.ready_orchestrations = e->ready.n;
   e->stats.queued_activities = e->actq.n;
   e->stats.timers = e->theap.n;
