@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The standard benchmark set: starts taskhubd from BUILD_DIR on a free port with a fresh data directory (every
+# commit synced), drives it with th-bench (C SDK worker and client in one process) and prints one RESULT line
+# per scenario.
+#   bench/run.sh [BUILD_DIR] [smoke|quick|full]     (defaults: build, quick — a few minutes on 2 cores)
+set -euo pipefail
+build=${1:-build}
+size=${2:-quick}
+case "$size" in
+  smoke) hc=20; fans="100"; lat=5; tim=10; ev=10; large=300; idle=300 ;;
+  quick) hc=2000; fans="100 1000 10000"; lat=200; tim=1000; ev=1000; large=20000; idle=20000 ;;
+  full) hc=20000; fans="100 1000 10000"; lat=1000; tim=10000; ev=10000; large=1000000; idle=100000 ;;
+  *) echo "usage: bench/run.sh [BUILD_DIR] [smoke|quick|full]" >&2; exit 2 ;;
+esac
+bin="$build/sidecar/taskhubd"
+bench="$build/bench/th-bench"
+work=$(mktemp -d)
+pid=""
+trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+start() { # start DATA_DIR: sets pid and port; fails if taskhubd does not come up within 60 s
+  local fifo="$work/ready.$RANDOM"
+  mkfifo "$fifo"
+  "$bin" --listen 127.0.0.1:0 --data-dir "$1" --ops-listen off --log-level warn --ready-fd 3 3>"$fifo" \
+    2>>"$work/taskhubd.log" &
+  pid=$!
+  if ! read -r -t 60 port <"$fifo"; then
+    echo "taskhubd did not start; its log:" >&2
+    cat "$work/taskhubd.log" >&2
+    exit 1
+  fi
+  rm -f "$fifo"
+}
+stop() {
+  kill -TERM "$pid"
+  wait "$pid"
+  pid=""
+}
+run() { # run SCENARIO COUNT
+  "$bench" "127.0.0.1:$port" "$1" "$2" --sidecar-pid "$pid"
+}
+
+start "$work/main"
+run hello_cities5 "$hc"
+for n in $fans; do run fanout "$n"; done
+run latency "$lat"
+run timers "$tim"
+run events "$ev"
+stop
+
+start "$work/large"
+run large_state "$large"
+stop
+
+start "$work/idle"
+run idle "$idle"
+stop
+# Restart to serving with every waiting instance recovered.
+t0=$(date +%s%N)
+start "$work/idle"
+t1=$(date +%s%N)
+rss=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+ms=$(( (t1 - t0) / 1000000 ))
+echo "RESULT scenario=restart_to_serving throughput=0 p50_ms=$ms p95_ms=$ms p99_ms=$ms sidecar_cpu_s=0 sidecar_rss_mb=$rss instances=$idle"
+stop

@@ -1,0 +1,404 @@
+/*
+ * th-bench: taskhubd load scenarios driven by the C SDK (worker and client in this process).
+ *
+ *   th-bench TARGET SCENARIO [COUNT] [--sidecar-pid PID] [--json FILE]
+ *
+ * Scenarios (COUNT's meaning in brackets):
+ *   hello_cities5  orchestrations calling 5 activities in sequence [orchestrations, default 1000]
+ *   fanout         one orchestration fanning out activities and aggregating [activities, default 1000]
+ *   latency        one hello_cities5 at a time, start to completion as the client sees it [runs, default 200]
+ *   timers         orchestrations waiting on a 1 s durable timer [orchestrations, default 1000]
+ *   events         orchestrations waiting for an external event, then raised [orchestrations, default 1000]
+ *   large_state    COUNT finished instances, then QueryInstances by status (page of 100) and purge by filter
+ *   idle           COUNT instances left waiting for an event; reports the sidecar's RSS
+ *
+ * Prints one line: RESULT scenario=<name> throughput=<per second> p50_ms=<x> p95_ms=<x> p99_ms=<x>
+ * sidecar_cpu_s=<x> sidecar_rss_mb=<x> (CPU and RSS of --sidecar-pid over the measured part).
+ */
+#define _GNU_SOURCE
+#include "durabletask.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 16
+
+static const char *target;
+static int sidecar_pid;
+
+static double now_s(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void sidecar_usage(double *cpu_s, double *rss_mb)
+{
+  *cpu_s = *rss_mb = 0;
+  if (!sidecar_pid)
+    return;
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/stat", sidecar_pid);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+      *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  }
+  snprintf(path, sizeof path, "/proc/%d/statm", sidecar_pid);
+  f = fopen(path, "r");
+  if (f) {
+    long size, res;
+    if (fscanf(f, "%ld %ld", &size, &res) == 2)
+      *rss_mb = (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+    fclose(f);
+  }
+}
+
+static int cmpd(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static FILE *json_out;
+
+static void result(const char *scenario, double throughput, double *lat_ms, size_t n, double cpu0)
+{
+  double cpu, rss;
+  sidecar_usage(&cpu, &rss);
+  double p50 = 0, p95 = 0, p99 = 0;
+  if (n) {
+    qsort(lat_ms, n, sizeof *lat_ms, cmpd);
+    p50 = lat_ms[n / 2];
+    p95 = lat_ms[(size_t)((double)(n - 1) * 0.95)];
+    p99 = lat_ms[(size_t)((double)(n - 1) * 0.99)];
+  }
+  printf("RESULT scenario=%s throughput=%.1f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f sidecar_cpu_s=%.2f "
+         "sidecar_rss_mb=%.1f\n",
+         scenario, throughput, p50, p95, p99, cpu - cpu0, rss);
+  fflush(stdout);
+  if (json_out)
+    fprintf(json_out,
+            "{\"scenario\":\"%s\",\"throughput\":%.1f,\"p50_ms\":%.2f,\"p95_ms\":%.2f,\"p99_ms\":%.2f,"
+            "\"sidecar_cpu_s\":%.2f,\"sidecar_rss_mb\":%.1f}\n",
+            scenario, throughput, p50, p95, p99, cpu - cpu0, rss);
+}
+
+/* ------------------------------------------------------------------ orchestrators and activities */
+
+static const char *say_hello(dt_activity_ctx *ctx, const char *input, void *ud)
+{
+  (void)ud;
+  return dt_activity_printf(ctx, "\"Hello %s!\"", input ? input : "?");
+}
+
+static const char *hello_cities5(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input;
+  (void)ud;
+  static const char *const cities[] = {"Tokyo", "Seattle", "London", "Cairo", "Lima"};
+  const char *r = NULL;
+  for (int i = 0; i < 5; i++)
+    r = dt_await(ctx, dt_call_activity(ctx, "say_hello", cities[i]));
+  return r;
+}
+
+static const char *fanout(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)ud;
+  int n = input ? atoi(input) : 0;
+  dt_task **t = dt_ctx_alloc(ctx, (size_t)(n ? n : 1) * sizeof *t);
+  for (int i = 0; i < n; i++)
+    t[i] = dt_call_activity(ctx, "say_hello", "x");
+  dt_await(ctx, dt_when_all(ctx, t, (size_t)n));
+  return dt_ctx_printf(ctx, "%d", n);
+}
+
+static const char *timer1(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input;
+  (void)ud;
+  dt_await(ctx, dt_create_timer_in(ctx, 1000));
+  return "1";
+}
+
+static const char *wait_event(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input;
+  (void)ud;
+  return dt_await(ctx, dt_wait_event(ctx, "go"));
+}
+
+/* ------------------------------------------------------------------ parallel client work */
+
+struct job {
+  dt_client *c;
+  const char *name, *input;
+  char **ids;
+  double *lat_ms;
+  size_t from, to;
+  int op; /* 0 schedule, 1 wait completion (latency from server times), 2 raise "go", 3 wait start, 4 terminate */
+  atomic_int *failures;
+};
+
+static void *run_job(void *arg)
+{
+  struct job *j = arg;
+  for (size_t i = j->from; i < j->to; i++) {
+    int rc = DT_OK;
+    dt_instance *st = NULL;
+    switch (j->op) {
+    case 0:
+      rc = dt_client_schedule(j->c, j->name, &(dt_start_options){.input = j->input}, &j->ids[i]);
+      break;
+    case 1:
+      rc = dt_client_wait_completion(j->c, j->ids[i], 600000, false, &st);
+      if (rc == DT_OK && st->status != DT_STATUS_COMPLETED)
+        rc = DT_ERR_INTERNAL;
+      if (rc == DT_OK && j->lat_ms)
+        j->lat_ms[i] = (double)(st->last_updated_ms - st->created_ms);
+      break;
+    case 2:
+      rc = dt_client_raise_event(j->c, j->ids[i], "go", "1");
+      break;
+    case 3:
+      rc = dt_client_wait_start(j->c, j->ids[i], 600000, false, &st);
+      break;
+    case 4:
+      rc = dt_client_terminate(j->c, j->ids[i], NULL, false);
+      break;
+    }
+    dt_instance_free(st);
+    if (rc != DT_OK)
+      atomic_fetch_add(j->failures, 1);
+  }
+  return NULL;
+}
+
+/* Runs |op| over ids[0..n) on THREADS threads. */
+static int parallel(dt_client *c, int op, const char *name, const char *input, char **ids, double *lat, size_t n)
+{
+  pthread_t th[THREADS];
+  struct job jobs[THREADS];
+  atomic_int failures = 0;
+  size_t k = n < THREADS ? (n ? n : 1) : THREADS;
+  for (size_t t = 0; t < k; t++) {
+    jobs[t] = (struct job){c, name, input, ids, lat, n * t / k, n * (t + 1) / k, op, &failures};
+    pthread_create(&th[t], NULL, run_job, &jobs[t]);
+  }
+  for (size_t t = 0; t < k; t++)
+    pthread_join(th[t], NULL);
+  return atomic_load(&failures);
+}
+
+static void free_ids(char **ids, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    dt_free(ids[i]);
+  free(ids);
+}
+
+/* ------------------------------------------------------------------ scenarios */
+
+static int many(dt_client *c, const char *scenario, const char *orch, const char *input, size_t n, bool events)
+{
+  char **ids = calloc(n, sizeof *ids);
+  double *lat = calloc(n, sizeof *lat);
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  double t0 = now_s();
+  int bad = parallel(c, 0, orch, input, ids, NULL, n);
+  if (events) {
+    bad += parallel(c, 3, NULL, NULL, ids, NULL, n); /* all are waiting for the event now */
+    bad += parallel(c, 2, NULL, NULL, ids, NULL, n);
+  }
+  bad += parallel(c, 1, NULL, NULL, ids, lat, n);
+  double el = now_s() - t0;
+  if (bad)
+    fprintf(stderr, "th-bench: %d calls failed\n", bad);
+  result(scenario, (double)n / el, lat, n, cpu0);
+  free_ids(ids, n);
+  free(lat);
+  return bad ? 1 : 0;
+}
+
+static int scenario_fanout(dt_client *c, size_t n)
+{
+  char input[32];
+  snprintf(input, sizeof input, "%zu", n);
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  double t0 = now_s();
+  char *id = NULL;
+  dt_instance *st = NULL;
+  int rc = dt_client_schedule(c, "fanout", &(dt_start_options){.input = input}, &id);
+  if (rc == DT_OK)
+    rc = dt_client_wait_completion(c, id, 600000, false, &st);
+  double el = now_s() - t0;
+  double ms = el * 1e3;
+  char name[64];
+  snprintf(name, sizeof name, "fanout_%zu", n);
+  result(name, (double)n / el, &ms, 1, cpu0);
+  bool ok = rc == DT_OK && st->status == DT_STATUS_COMPLETED;
+  dt_instance_free(st);
+  dt_free(id);
+  return ok ? 0 : 1;
+}
+
+static int scenario_latency(dt_client *c, size_t n)
+{
+  double *lat = calloc(n, sizeof *lat);
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  double t0 = now_s();
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    double s = now_s();
+    char *id = NULL;
+    dt_instance *st = NULL;
+    int rc = dt_client_schedule(c, "hello_cities5", NULL, &id);
+    if (rc == DT_OK)
+      rc = dt_client_wait_completion(c, id, 60000, false, &st);
+    bad += rc != DT_OK || st->status != DT_STATUS_COMPLETED;
+    lat[i] = (now_s() - s) * 1e3;
+    dt_instance_free(st);
+    dt_free(id);
+  }
+  result("latency", (double)n / (now_s() - t0), lat, n, cpu0);
+  free(lat);
+  return bad ? 1 : 0;
+}
+
+static int scenario_large_state(dt_client *c, size_t n)
+{
+  char **ids = calloc(n, sizeof *ids);
+  double t0 = now_s();
+  int bad = parallel(c, 0, "never_runs", NULL, ids, NULL, n);
+  bad += parallel(c, 4, NULL, NULL, ids, NULL, n); /* server-side termination: finished instances */
+  fprintf(stderr, "th-bench: %zu finished instances in %.1f s\n", n, now_s() - t0);
+  enum { Q = 50 };
+  double lat[Q];
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  dt_status term = DT_STATUS_TERMINATED;
+  char *cont = NULL;
+  for (int i = 0; i < Q; i++) {
+    dt_query q = {.statuses = &term, .n_statuses = 1, .page_size = 100, .continuation = cont};
+    dt_instance_page *p = NULL;
+    double s = now_s();
+    int rc = dt_client_query(c, &q, &p);
+    lat[i] = (now_s() - s) * 1e3;
+    bad += rc != DT_OK || !p || p->n != 100;
+    free(cont);
+    cont = p && p->continuation ? strdup(p->continuation) : NULL;
+    dt_instance_page_free(p);
+  }
+  free(cont);
+  result("query_by_status_page100", Q / ((lat[0] + 1e-9) * Q / 1e3), lat, Q, cpu0);
+  sidecar_usage(&cpu0, &rss);
+  double ps = now_s();
+  int deleted = 0, total = 0;
+  bool complete = false;
+  dt_purge_filter f = {.statuses = &term, .n_statuses = 1};
+  while (!complete && dt_client_purge_filter(c, &f, &deleted, &complete) == DT_OK)
+    total += deleted;
+  double pel = now_s() - ps;
+  double pms = pel * 1e3;
+  result("purge_by_filter", (double)total / pel, &pms, 1, cpu0);
+  bad += (size_t)total != n;
+  free_ids(ids, n);
+  return bad ? 1 : 0;
+}
+
+static int scenario_idle(dt_client *c, size_t n)
+{
+  char **ids = calloc(n, sizeof *ids);
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  double t0 = now_s();
+  int bad = parallel(c, 0, "wait_event", NULL, ids, NULL, n);
+  bad += parallel(c, 3, NULL, NULL, ids, NULL, n);
+  double el = now_s() - t0;
+  result("idle_waiting", (double)n / el, NULL, 0, cpu0);
+  free_ids(ids, n);
+  return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 3) {
+    fprintf(stderr, "usage: th-bench TARGET SCENARIO [COUNT] [--sidecar-pid PID] [--json FILE]\n");
+    return 2;
+  }
+  target = argv[1];
+  const char *scenario = argv[2];
+  size_t count = 0;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--sidecar-pid") && i + 1 < argc)
+      sidecar_pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+      json_out = fopen(argv[++i], "a");
+    else
+      count = (size_t)atol(argv[i]);
+  }
+  dt_worker *w = NULL;
+  dt_worker_options wo = {.activity_threads = 2, .max_orchestrations = 1000, .max_activities = 1000};
+  dt_worker_new(target, &wo, &w);
+  dt_worker_add_orchestrator(w, "hello_cities5", hello_cities5, NULL);
+  dt_worker_add_orchestrator(w, "fanout", fanout, NULL);
+  dt_worker_add_orchestrator(w, "timer1", timer1, NULL);
+  dt_worker_add_orchestrator(w, "wait_event", wait_event, NULL);
+  dt_worker_add_activity(w, "say_hello", say_hello, NULL);
+  bool needs_worker = strcmp(scenario, "large_state") != 0;
+  if (needs_worker && dt_worker_start(w) != DT_OK) {
+    fprintf(stderr, "th-bench: cannot start the worker\n");
+    return 1;
+  }
+  dt_client *c = NULL;
+  if (dt_client_open(target, NULL, &c) != DT_OK)
+    return 1;
+  /* Warm up the connections and the worker's stream. */
+  if (needs_worker) {
+    char *id = NULL;
+    dt_instance *st = NULL;
+    dt_client_schedule(c, "hello_cities5", NULL, &id);
+    dt_client_wait_completion(c, id, 60000, false, &st);
+    dt_instance_free(st);
+    dt_free(id);
+  }
+  int rc;
+  if (!strcmp(scenario, "hello_cities5"))
+    rc = many(c, "hello_cities5", "hello_cities5", NULL, count ? count : 1000, false);
+  else if (!strcmp(scenario, "fanout"))
+    rc = scenario_fanout(c, count ? count : 1000);
+  else if (!strcmp(scenario, "latency"))
+    rc = scenario_latency(c, count ? count : 200);
+  else if (!strcmp(scenario, "timers"))
+    rc = many(c, "timers_1s", "timer1", NULL, count ? count : 1000, false);
+  else if (!strcmp(scenario, "events"))
+    rc = many(c, "events", "wait_event", NULL, count ? count : 1000, true);
+  else if (!strcmp(scenario, "large_state"))
+    rc = scenario_large_state(c, count ? count : 100000);
+  else if (!strcmp(scenario, "idle"))
+    rc = scenario_idle(c, count ? count : 100000);
+  else {
+    fprintf(stderr, "th-bench: unknown scenario %s\n", scenario);
+    rc = 2;
+  }
+  dt_client_close(c);
+  dt_worker_free(w);
+  if (json_out)
+    fclose(json_out);
+  return rc;
+}
