@@ -907,6 +907,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   int64_t now = sc_now_us();
   fire_timers(e, now);
   work_timers(e, now);
+  work_dispatch(e);
   commit(e);
   /* Counted before any reply goes out, so a caller that saw its reply sees its command counted. */
   if (n)
@@ -924,8 +925,6 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   for (size_t i = 0; i < e->ndone; i++)
     e->done[i]->done(e->done[i]);
   e->ndone = 0;
-  /* So do work items: what they carry is committed. */
-  work_after_commit(e);
   /* Gauges as of now, after this batch's work went out. */
   size_t in_orch, in_act;
   work_inflight(e, &in_orch, &in_act);

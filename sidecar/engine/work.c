@@ -585,7 +585,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   if (work_is_leased(e, iid))
     return DROPPED; /* examined again when its lease ends */
   StoredInstance *rec;
-  if (st->ops->get_instance(st, false, iid, &e->ba, &rec) != SC_OK)
+  if (st->ops->get_instance(st, true, iid, &e->ba, &rec) != SC_OK)
     return DROPPED;
   if (sc_status_is_terminal(rec->status))
     return DROPPED;
@@ -595,7 +595,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   struct sc_lease *l = lease_new(e, LEASE_ORCH, NULL, iid, rec->execution_id);
   struct sc_inbox_msg *msgs;
   size_t n;
-  if (st->ops->inbox_load(st, false, iid, &l->arena, &msgs, &n) != SC_OK || n == 0) {
+  if (st->ops->inbox_load(st, true, iid, &l->arena, &msgs, &n) != SC_OK || n == 0) {
     lease_free(l);
     return DROPPED;
   }
@@ -646,7 +646,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
 
   HistoryEvent **past = NULL;
   size_t npast = 0;
-  if (st->ops->history_load(st, false, iid, &e->ba, &past, &npast) != SC_OK) {
+  if (st->ops->history_load(st, true, iid, &e->ba, &past, &npast) != SC_OK) {
     lease_free(l);
     return DROPPED;
   }
@@ -687,7 +687,7 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   struct sc_store *st = e->st;
   struct sc_lease *l = lease_new(e, LEASE_ACT, NULL, "", NULL);
   StoredActivity *a;
-  if (st->ops->actq_get(st, false, seq, &l->arena, &a) != SC_OK || !a->request ||
+  if (st->ops->actq_get(st, true, seq, &l->arena, &a) != SC_OK || !a->request ||
       !a->request->orchestrationinstance) {
     lease_free(l);
     return DROPPED; /* completed meanwhile */
@@ -696,7 +696,7 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   const char *iid = r->orchestrationinstance->instanceid;
   const char *exec = r->orchestrationinstance->executionid ? r->orchestrationinstance->executionid->value : "";
   StoredInstance *rec;
-  if (st->ops->get_instance(st, false, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
+  if (st->ops->get_instance(st, true, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
       strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
     st->ops->actq_delete(st, seq);
@@ -770,8 +770,6 @@ static void dispatch(struct sc_engine *e)
     if (!progress)
       break;
   }
-  /* Clean-ups found while dispatching (stale messages, orphaned activities), in one commit. */
-  commit(e);
   if (norch || nact) {
     atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ORCH], norch, memory_order_relaxed);
     atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ACT], nact, memory_order_relaxed);
@@ -782,7 +780,7 @@ static void dispatch(struct sc_engine *e)
   }
 }
 
-void work_after_commit(struct sc_engine *e)
+void work_dispatch(struct sc_engine *e)
 {
   for (size_t i = 0; i < e->ndirty; i++)
     if (!work_is_leased(e, e->dirty[i]))
