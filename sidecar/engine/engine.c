@@ -15,6 +15,8 @@
 /* Instances one filter purge deletes per commit, so other commands interleave with a large purge. */
 #define PURGE_CHUNK 500
 #define MAX_RECURSION 64
+/* Batches of at most this many commands dispatch before their commit (see run_batch). */
+#define EARLY_DISPATCH_MAX 4
 
 /* A parked WaitForInstance* call. It stays in the deadline heap until its deadline pops, even when it was
  * answered earlier (cmd == NULL then), so that no heap entry ever points at freed memory. */
@@ -907,8 +909,16 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   int64_t now = sc_now_us();
   fire_timers(e, now);
   work_timers(e, now);
-  work_dispatch(e);
+  /* A small batch means a quiet engine where latency counts: hand out work while the commit syncs. Under load
+   * dispatching after the commit lets more completions gather into the next batch, which is cheaper. */
+  bool early = n <= EARLY_DISPATCH_MAX;
+  if (early)
+    work_dispatch(e);
   commit(e);
+  if (!early) {
+    work_dispatch(e);
+    commit(e); /* clean-ups dispatch found, if any */
+  }
   /* Counted before any reply goes out, so a caller that saw its reply sees its command counted. */
   if (n)
     sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);

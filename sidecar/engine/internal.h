@@ -121,10 +121,10 @@ void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
 int work_recover(struct sc_engine *e);
 void mark_dirty(struct sc_engine *e, const char *iid);
-/* Queues what this batch made ready and hands out work. It runs before the batch's commit and reads through
- * the transaction: the worker starts while the commit syncs. A work item is no acknowledgement — if the commit
+/* Queues what this batch made ready and hands out work, reading through the transaction. It may run before the
+ * batch's commit, so the worker starts while the commit syncs: a work item is no acknowledgement — if the commit
  * never lands, the process has died with every lease, and the work is redone from what is durable. Clean-ups
- * it finds (stale messages, orphaned activities) join the batch. */
+ * it finds (stale messages, orphaned activities) join the transaction. */
 void work_dispatch(struct sc_engine *e);
 void work_timers(struct sc_engine *e, int64_t now);
 int64_t work_next_wakeup(struct sc_engine *e);
