@@ -366,7 +366,9 @@ int main(int argc, char **argv)
     return 1;
   }
   dt_client *c = NULL;
-  if (dt_client_open(target, NULL, &c) != DT_OK)
+  /* Longer than the server's purge budget (30 s by default), so a long purge ends on the server's terms. */
+  dt_conn_options co = {.call_timeout_ms = 120000};
+  if (dt_client_open(target, &co, &c) != DT_OK)
     return 1;
   /* Warm up the connections and the worker's stream. */
   if (needs_worker) {

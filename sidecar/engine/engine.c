@@ -591,7 +591,7 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
     return rc;
   if (!sc_status_is_terminal(old->status))
     return SC_OK; /* only finished instances are purged; running ones are left alone */
-  if (recursive && depth < MAX_RECURSION) {
+  if (recursive && depth < MAX_RECURSION && old->has_children) {
     struct purge_ctx p = {e, depth, 0, SC_OK};
     if ((rc = st->ops->children(st, true, iid, purge_child, &p)) != SC_OK)
       return rc;

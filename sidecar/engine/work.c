@@ -1056,6 +1056,7 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
   }
   if (rc == SC_OK && (rc = st->ops->delete_instance(st, child, old)) != SC_OK)
     return rc;
+  t->rec->has_children = true; /* purge and recursive terminate look for its children */
   ParentInstanceInfo *p = sc_arena_alloc(ar, sizeof *p);
   parent_instance_info__init(p);
   p->taskscheduledid = id;
@@ -1434,7 +1435,7 @@ static int apply_turn(struct sc_engine *e, struct sc_lease *l, const Orchestrato
         (rc = st->ops->inbox_clear(st, l->iid)) != SC_OK || (rc = notify_parent(e, r, t.final_status, t.result,
                                                                                 t.failure)) != SC_OK)
       return rc;
-    if (t.terminated && t.terminated->recurse) {
+    if (t.terminated && t.terminated->recurse && r->has_children) {
       struct recurse_ctx rctx = {e, t.terminated->input};
       if ((rc = st->ops->children(st, true, l->iid, terminate_child, &rctx)) != SC_OK)
         return rc;

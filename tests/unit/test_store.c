@@ -199,8 +199,10 @@ TEST_IMPL(store_delete_instance_removes_everything)
   struct sc_store *st = th_open_store(dir);
   struct sc_arena a;
   sc_arena_init(&a);
-  StoredInstance *r = mkrec(&a, "o", 5, 42);
+  /* Not finished, so that it may still have inbox messages; one history event, as its count says. */
+  StoredInstance *r = mkrec(&a, "o", 6, 42);
   r->parent_instance_id = (char *)"parent";
+  r->history_count = 1;
   ASSERT_OK(st->ops->put_instance(st, "kid", r, NULL));
   ASSERT_OK(st->ops->put_payload(st, "kid", SC_PAYLOAD_OUTPUT, "out", 3));
   HistoryEvent *ev = sc_pb_event(&a, -1, 42);
