@@ -28,25 +28,27 @@ struct sc_waiter {
 
 /* ------------------------------------------------------------------ helpers */
 
+void *grow_array(void *v, size_t *cap, size_t n, size_t elem)
+{
+  if (n < *cap)
+    return v;
+  size_t nc = *cap ? *cap * 2 : 64;
+  void *p = realloc(v, nc * elem);
+  if (!p)
+    sc_panic("out of memory growing an array to %zu elements", nc);
+  *cap = nc;
+  return p;
+}
+
 void add_done(struct sc_engine *e, struct sc_cmd *c)
 {
-  if (e->ndone == e->capdone) {
-    e->capdone = e->capdone ? e->capdone * 2 : 64;
-    e->done = realloc(e->done, e->capdone * sizeof *e->done);
-    if (!e->done)
-      sc_panic("out of memory");
-  }
+  e->done = grow_array(e->done, &e->capdone, e->ndone, sizeof *e->done);
   e->done[e->ndone++] = c;
 }
 
 void add_changed(struct sc_engine *e, const char *iid, int status, bool exists)
 {
-  if (e->nchg == e->capchg) {
-    e->capchg = e->capchg ? e->capchg * 2 : 64;
-    e->chg = realloc(e->chg, e->capchg * sizeof *e->chg);
-    if (!e->chg)
-      sc_panic("out of memory");
-  }
+  e->chg = grow_array(e->chg, &e->capchg, e->nchg, sizeof *e->chg);
   e->chg[e->nchg++] = (struct changed){sc_arena_strdup(&e->ba, iid), status, exists};
 }
 

@@ -89,6 +89,8 @@ struct sc_engine {
 };
 
 /* engine.c */
+/* Makes room for one more element in a growing array (doubling, at least 64); aborts when memory runs out. */
+void *grow_array(void *v, size_t *cap, size_t n, size_t elem);
 void add_done(struct sc_engine *e, struct sc_cmd *c);
 void add_changed(struct sc_engine *e, const char *iid, int status, bool exists);
 int fail(struct sc_cmd *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -246,23 +246,13 @@ void work_free(struct sc_engine *e)
 
 void mark_dirty(struct sc_engine *e, const char *iid)
 {
-  if (e->ndirty == e->capdirty) {
-    e->capdirty = e->capdirty ? e->capdirty * 2 : 64;
-    e->dirty = realloc(e->dirty, e->capdirty * sizeof *e->dirty);
-    if (!e->dirty)
-      sc_panic("out of memory");
-  }
+  e->dirty = grow_array(e->dirty, &e->capdirty, e->ndirty, sizeof *e->dirty);
   e->dirty[e->ndirty++] = sc_arena_strdup(&e->ba, iid);
 }
 
 static void new_activity(struct sc_engine *e, uint64_t seq)
 {
-  if (e->nnew_acts == e->capnew_acts) {
-    e->capnew_acts = e->capnew_acts ? e->capnew_acts * 2 : 64;
-    e->new_acts = realloc(e->new_acts, e->capnew_acts * sizeof *e->new_acts);
-    if (!e->new_acts)
-      sc_panic("out of memory");
-  }
+  e->new_acts = grow_array(e->new_acts, &e->capnew_acts, e->nnew_acts, sizeof *e->new_acts);
   e->new_acts[e->nnew_acts++] = seq;
 }
 

@@ -729,17 +729,6 @@ static void h_get_work_items(struct sc_call *c)
   sc_call_post(c, stream_open_done);
 }
 
-static void complete_done(struct sc_cmd *cmd)
-{
-  struct sc_call *c = cmd->user;
-  if (cmd->err.code != SC_OK) {
-    sc_call_reply_err(c, &cmd->err);
-    return;
-  }
-  CompleteTaskResponse resp = COMPLETE_TASK_RESPONSE__INIT;
-  sc_call_reply(c, 0, NULL, &resp.base);
-}
-
 static void h_complete_orch(struct sc_call *c)
 {
   const OrchestratorResponse *r = (void *)c->req;
@@ -753,7 +742,7 @@ static void h_complete_orch(struct sc_call *c)
     return;
   c->cmd.kind = SC_CMD_COMPLETE_ORCH;
   c->cmd.u.complete_orch.resp = r;
-  sc_call_post(c, complete_done);
+  sc_call_post(c, empty_done); /* CompleteTaskResponse is empty too */
 }
 
 static void h_complete_act(struct sc_call *c)
@@ -769,7 +758,7 @@ static void h_complete_act(struct sc_call *c)
     return;
   c->cmd.kind = SC_CMD_COMPLETE_ACT;
   c->cmd.u.complete_act.resp = r;
-  sc_call_post(c, complete_done);
+  sc_call_post(c, empty_done);
 }
 
 static void abandon_common(struct sc_call *c, const char *token, enum sc_abandon_kind kind)
