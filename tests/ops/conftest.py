@@ -21,6 +21,7 @@ import re
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -36,21 +37,28 @@ from durabletask.client import TaskHubGrpcClient
 from durabletask.grpc_options import GrpcChannelOptions
 from durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 
-READY_TIMEOUT_S = 60.0   # generous: ASan builds start slowly on loaded CI machines
-STOP_TIMEOUT_S = 30.0
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared harness
+from taskhubd_harness import (  # noqa: E402
+    read_port as _read_port,
+    sanitizer_problems as _sanitizer_problems,
+    raw_stub,
+    Workers,
+    wait_until,
+    READY_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    SANITIZER_MARKERS,
+    CHANNEL_OPTIONS,
+)
+
 HTTP_TIMEOUT_S = 10.0
 # Every server gets this --drain-grace unless the test passes its own, so that a teardown SIGTERM
 # with work items still held by a (stopped) worker does not wait the default 30 s.
 DEFAULT_DRAIN_GRACE = "3"
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                     "ThreadSanitizer", "MemorySanitizer", "runtime error:")
 LOG_LEVEL = os.environ.get("TASKHUBD_OPS_LOG_LEVEL", "debug")
 
 SKIP_REASON = ("TASKHUBD_BIN is not set: the ops tests need the taskhubd binary "
                "(run them through ctest -R ops.python, or set TASKHUBD_BIN=<build>/sidecar/taskhubd)")
 
-# never route 127.0.0.1 through an http proxy configured in the environment
-CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -70,47 +78,6 @@ def _close(fd):
             os.close(fd)
         except OSError:
             pass
-
-
-def _read_port(fd: int, proc: subprocess.Popen, stderr_path: Path, what: str,
-               timeout: float = READY_TIMEOUT_S) -> int:
-    """Reads one "<port>\\n" line from fd (select with a deadline). Fails the test (and kills the
-    process) when the line does not come, the pipe hits EOF first, or the line is not a port."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while b"\n" not in buf:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"taskhubd did not write its {what} within {timeout}s; stderr:\n"
-                        + stderr_path.read_text(errors="replace"), pytrace=False)
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 64)
-        if not chunk:  # EOF: the write end was closed without a port line (exit or crash)
-            try:
-                rc = proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-            pytest.fail(f"taskhubd closed its {what} pipe without a port line (exit status {rc}); "
-                        f"read so far {buf!r}; stderr:\n" + stderr_path.read_text(errors="replace"),
-                        pytrace=False)
-        buf += chunk
-    line = buf.split(b"\n", 1)[0].strip()
-    try:
-        port = int(line)
-    except ValueError:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"taskhubd wrote a bad {what} line {buf!r}", pytrace=False)
-    if not 0 < port < 65536:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"taskhubd reported an impossible {what} {port}", pytrace=False)
-    return port
 
 
 @dataclass
@@ -270,14 +237,6 @@ def _stop_problems(server: Server) -> list:
         problems.append(f"taskhubd ({server.stderr_path.name}) did not exit within "
                         f"{STOP_TIMEOUT_S}s of SIGTERM")
     return problems
-
-
-def _sanitizer_problems(server: Server) -> list:
-    text = server.stderr_text()
-    hits = [m for m in SANITIZER_MARKERS if m in text]
-    if hits:
-        return [f"taskhubd ({server.stderr_path.name}) stderr mentions {hits}"]
-    return []
 
 
 @dataclass
@@ -658,55 +617,6 @@ def make_worker(server: Server, *, orchestrators: dict | None = None, activities
     return w
 
 
-def raw_stub(server: Server):
-    """A raw TaskHubSidecarService stub built from the SDK package's generated code."""
-    channel = grpc.insecure_channel(server.address, options=CHANNEL_OPTIONS)
-    return channel, pb_grpc.TaskHubSidecarServiceStub(channel)
-
-
-class Workers:
-    """Tracks the workers a test starts and stops whatever is still running at teardown.
-    gate() hands out threading.Events that test activities block on; all of them are set at
-    teardown first, so a failing test never leaves a worker hanging."""
-
-    def __init__(self):
-        self.running = []
-        self.threads = []
-        self.gates = []
-
-    def gate(self) -> threading.Event:
-        g = threading.Event()
-        self.gates.append(g)
-        return g
-
-    def start(self, w):
-        w.start()
-        self.running.append(w)
-        return w
-
-    def stop(self, w):
-        if w in self.running:
-            self.running.remove(w)
-            w.stop()
-
-    def stop_async(self, w) -> threading.Thread:
-        """TaskHubGrpcWorker.stop() waits for the work items it is executing: stop on a thread."""
-        if w in self.running:
-            self.running.remove(w)
-        t = threading.Thread(target=w.stop, name="worker-stop", daemon=True)
-        t.start()
-        self.threads.append(t)
-        return t
-
-    def close(self):
-        for g in self.gates:
-            g.set()
-        for w in list(self.running):
-            self.stop(w)
-        for t in self.threads:
-            t.join(timeout=STOP_TIMEOUT_S)
-
-
 @pytest.fixture
 def workers(server_factory):
     # depends on server_factory so that workers are stopped before the servers are
@@ -715,16 +625,3 @@ def workers(server_factory):
     ws.close()
 
 
-def wait_until(pred, timeout: float, what: str, interval: float = 0.02, on_timeout=None):
-    """Re-evaluates pred() until it returns a truthy value or the deadline passes
-    (a condition wait with a deadline; `interval` only paces the re-checks)."""
-    deadline = time.monotonic() + timeout
-    pacer = threading.Event()
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            extra = on_timeout() if on_timeout is not None else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{extra}", pytrace=False)
-        pacer.wait(interval)

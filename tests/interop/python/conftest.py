@@ -10,10 +10,9 @@ is set but the server does not come up, the test fails.
 """
 
 import os
-import select
 import signal
 import subprocess
-import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +23,13 @@ from durabletask.client import TaskHubGrpcClient
 from durabletask.grpc_options import GrpcChannelOptions
 from durabletask.worker import TaskHubGrpcWorker
 
-READY_TIMEOUT_S = 60.0   # generous: ASan builds start slowly on loaded CI machines
-STOP_TIMEOUT_S = 30.0
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: the shared harness
+from taskhubd_harness import (  # noqa: E402
+    read_port as _read_port,
+    READY_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+)
+
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                      "ThreadSanitizer", "runtime error:")
 
@@ -64,43 +68,6 @@ class Server:
         self.proc.kill()
         self.proc.wait(timeout=STOP_TIMEOUT_S)
         self.killed = True
-
-
-def _read_port(fd: int, proc: subprocess.Popen, stderr_path: Path) -> int:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    buf = b""
-    while b"\n" not in buf:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"taskhubd did not report its port within {READY_TIMEOUT_S}s; stderr:\n"
-                        + stderr_path.read_text(errors="replace"))
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 64)
-        if not chunk:  # EOF: the write end was closed without a port line (exit or crash)
-            try:
-                rc = proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-            pytest.fail(f"taskhubd closed --ready-fd without a port line (exit status {rc}); "
-                        f"read so far {buf!r}; stderr:\n" + stderr_path.read_text(errors="replace"))
-        buf += chunk
-    line = buf.split(b"\n", 1)[0].strip()
-    try:
-        port = int(line)
-    except ValueError:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"taskhubd wrote a bad ready line {buf!r}")
-    if not 0 < port < 65536:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"taskhubd reported an impossible port {port}")
-    return port
 
 
 def _start(binary: str, data_dir: Path, stderr_path: Path, extra_args) -> Server:
