@@ -1,12 +1,14 @@
 /*
  * The embedded RocksDB backend. Writes go into one WriteBatchWithIndex, so the engine reads its own
  * uncommitted writes while it builds a batch; commit writes the batch with a synced WAL. Range deletions
- * are done key by key because WriteBatchWithIndex cannot index a DeleteRange.
+ * are done key by key because WriteBatchWithIndex cannot index a DeleteRange. Transaction reads of an
+ * instance's record, history and inbox are served from the hot-instance cache (hot.h) when it knows them.
  */
 #include "store.h"
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hot.h"
 #include "keys.h"
 
 #include <rocksdb/c.h>
@@ -27,7 +29,12 @@ struct rstore {
   bool seq_dirty;
   unsigned char *scratch;
   size_t scratch_cap;
+  struct sc_hot hot;
 };
+
+/* The cache's byte budget: the instances of a few thousand orchestrations in flight, while 100,000 idle
+ * ones stay within the memory target (docs/performance.md). */
+#define HOT_BUDGET ((size_t)16 << 20)
 
 #define RS(s) ((struct rstore *)(s))
 
@@ -68,12 +75,13 @@ static void wb_put(struct rstore *r, int cf, const struct sc_key *k,
                                v, vlen);
 }
 
-static void wb_put_msg(struct rstore *r, int cf, const struct sc_key *k,
-                       const ProtobufCMessage *m)
+/* Writes |m| and returns its packed bytes (valid until the next pack). */
+static const unsigned char *wb_put_msg(struct rstore *r, int cf, const struct sc_key *k,
+                                       const ProtobufCMessage *m, size_t *len)
 {
-  size_t n;
-  const unsigned char *v = pack(r, m, &n);
-  wb_put(r, cf, k, v, n);
+  const unsigned char *v = pack(r, m, len);
+  wb_put(r, cf, k, v, *len);
+  return v;
 }
 
 static void wb_del(struct rstore *r, int cf, const struct sc_key *k)
@@ -232,6 +240,7 @@ static void rclose(struct sc_store *s)
   if (r->ro)
     rocksdb_readoptions_destroy(r->ro);
   free(r->scratch);
+  sc_hot_free(&r->hot);
   free(r);
 }
 
@@ -341,6 +350,7 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
     return rc;
   }
   r->wb = rocksdb_writebatch_wi_create(0, 1);
+  sc_hot_init(&r->hot, HOT_BUDGET);
   *out = &r->base;
   return SC_OK;
 }
@@ -349,6 +359,8 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
 
 static void txn_reset(struct sc_store *s)
 {
+  /* Writes still in the batch are being discarded: the cache forgets what they changed. */
+  sc_hot_end(&RS(s)->hot, rocksdb_writebatch_wi_count(RS(s)->wb) == 0);
   rocksdb_writebatch_wi_clear(RS(s)->wb);
   RS(s)->seq_dirty = false;
 }
@@ -366,11 +378,14 @@ static int txn_commit(struct sc_store *s, bool sync, struct sc_err *err)
     sc_put_be64(b, r->next_seq);
     rocksdb_writebatch_wi_put_cf(r->wb, r->cf[SC_CF_META], "seq", 3, (const char *)b, 8);
   }
-  if (rocksdb_writebatch_wi_count(r->wb) == 0)
+  if (rocksdb_writebatch_wi_count(r->wb) == 0) {
+    sc_hot_end(&r->hot, true);
     return SC_OK;
+  }
   char *rerr = NULL;
   rocksdb_write_writebatch_wi(r->db, sync ? r->wo_sync : r->wo_nosync, r->wb, &rerr);
   int rc = rocks_status(rerr, err, "commit");
+  sc_hot_end(&r->hot, rc == SC_OK);
   rocksdb_writebatch_wi_clear(r->wb);
   r->seq_dirty = false;
   return rc;
@@ -379,6 +394,7 @@ static int txn_commit(struct sc_store *s, bool sync, struct sc_err *err)
 static void txn_savepoint(struct sc_store *s)
 {
   rocksdb_writebatch_wi_set_save_point(RS(s)->wb);
+  sc_hot_savepoint(&RS(s)->hot);
 }
 
 static void txn_rollback(struct sc_store *s)
@@ -387,6 +403,7 @@ static void txn_rollback(struct sc_store *s)
   rocksdb_writebatch_wi_rollback_to_save_point(RS(s)->wb, &rerr);
   if (rerr)
     sc_panic("rollback to a save point failed: %s", rerr);
+  sc_hot_rollback(&RS(s)->hot);
 }
 
 static uint64_t next_seq(struct sc_store *s)
@@ -401,6 +418,14 @@ static int get_instance(struct sc_store *s, bool txn, const char *iid,
                         struct sc_arena *a, StoredInstance **out)
 {
   struct rstore *r = RS(s);
+  struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
+  if (e && e->rec_known) {
+    r->hot.hits++;
+    if (!e->rec)
+      return SC_ENOTFOUND;
+    return unpack_into(&taskhubd__store__stored_instance__descriptor, (const char *)e->rec, e->rec_len, a,
+                       (void **)out);
+  }
   struct sc_key k;
   sc_key_inst(&k, iid);
   char *v;
@@ -408,6 +433,12 @@ static int get_instance(struct sc_store *s, bool txn, const char *iid,
   int rc = get_raw(r, txn, SC_CF_INST, &k, r->ro, &v, &n);
   if (rc != SC_OK)
     return rc;
+  if (txn) {
+    r->hot.misses++;
+    e = sc_hot_get(&r->hot, iid, true);
+    sc_hot_journal(&r->hot, e);
+    sc_hot_set_rec(&r->hot, e, v, n);
+  }
   if (!v)
     return SC_ENOTFOUND;
   rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, n, a, (void **)out);
@@ -463,7 +494,13 @@ static int put_instance(struct sc_store *s, const char *iid,
   struct rstore *r = RS(s);
   struct sc_key k;
   sc_key_inst(&k, iid);
-  wb_put_msg(r, SC_CF_INST, &k, &rec->base);
+  size_t n;
+  const unsigned char *v = wb_put_msg(r, SC_CF_INST, &k, &rec->base, &n);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, true);
+  sc_hot_journal(&r->hot, e);
+  sc_hot_set_rec(&r->hot, e, v, n);
+  if (sc_status_is_terminal(rec->status) && e->hist_known)
+    sc_hot_forget_hist(&r->hot, e); /* not dispatched again unless rewound: give the memory back */
   if (old && index_same(old, rec))
     return SC_OK;
   if (old)
@@ -477,6 +514,11 @@ static int delete_instance(struct sc_store *s, const char *iid,
 {
   struct rstore *r = RS(s);
   struct sc_key k, lo, hi;
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, false);
+  if (e) {
+    sc_hot_journal(&r->hot, e);
+    sc_hot_forget(&r->hot, e);
+  }
   sc_key_inst(&k, iid);
   wb_del(r, SC_CF_INST, &k);
   index_del(r, iid, old);
@@ -537,9 +579,19 @@ static int put_payload(struct sc_store *s, const char *iid, int kind,
 static int history_append(struct sc_store *s, const char *iid, uint32_t index,
                           const HistoryEvent *ev)
 {
+  struct rstore *r = RS(s);
   struct sc_key k;
   sc_key_hist(&k, iid, index);
-  wb_put_msg(RS(s), SC_CF_HIST, &k, &ev->base);
+  size_t n;
+  const unsigned char *v = wb_put_msg(r, SC_CF_HIST, &k, &ev->base, &n);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, false);
+  if (e && e->hist_known) {
+    sc_hot_journal(&r->hot, e);
+    if (index != e->nev)
+      sc_hot_forget_hist(&r->hot, e); /* not the next index: let the store say what the history is */
+    else
+      sc_hot_hist_append(&r->hot, e, v, n);
+  }
   return SC_OK;
 }
 
@@ -553,13 +605,45 @@ static int clear_iid(struct sc_store *s, int cf, const char *iid)
 
 static int history_clear(struct sc_store *s, const char *iid)
 {
-  return clear_iid(s, SC_CF_HIST, iid);
+  struct rstore *r = RS(s);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, true);
+  int rc = SC_OK;
+  if (e->hist_known) {
+    struct sc_key k;
+    for (uint32_t i = 0; i < e->nev; i++) {
+      sc_key_hist(&k, iid, i);
+      wb_del(r, SC_CF_HIST, &k);
+    }
+  } else {
+    rc = clear_iid(s, SC_CF_HIST, iid);
+  }
+  sc_hot_journal(&r->hot, e);
+  if (rc == SC_OK)
+    sc_hot_set_hist_empty(&r->hot, e);
+  else
+    sc_hot_forget_hist(&r->hot, e);
+  return rc;
 }
 
 static int history_load(struct sc_store *s, bool txn, const char *iid,
                         struct sc_arena *a, HistoryEvent ***out, size_t *n)
 {
   struct rstore *r = RS(s);
+  struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
+  if (e && e->hist_known) {
+    r->hot.hits++;
+    /* The cache's own events: the caller reads them before its next store call. */
+    *out = sc_arena_alloc(a, (e->nev ? e->nev : 1) * sizeof **out);
+    memcpy(*out, e->ev, e->nev * sizeof **out);
+    *n = e->nev;
+    return SC_OK;
+  }
+  if (txn) {
+    r->hot.misses++;
+    e = sc_hot_get(&r->hot, iid, true);
+    sc_hot_journal(&r->hot, e);
+    sc_hot_set_hist_empty(&r->hot, e);
+  }
   struct sc_key lo, hi;
   sc_key_iid_lo(&lo, iid);
   sc_key_iid_hi(&hi, iid);
@@ -569,8 +653,12 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
   HistoryEvent **evs = NULL;
   int rc = SC_OK;
   for (; rc == SC_OK && range_valid(&ri); rocksdb_iter_next(ri.it)) {
-    size_t vl;
+    size_t vl, kl;
     const char *v = rocksdb_iter_value(ri.it, &vl);
+    const unsigned char *key = (const unsigned char *)rocksdb_iter_key(ri.it, &kl);
+    /* The cache keeps event i at history index i; any other layout is left to the store. */
+    if (e && e->hist_known && (kl != lo.len + 4 || sc_get_be32(key + lo.len) != cnt))
+      sc_hot_forget_hist(&r->hot, e);
     if (cnt == cap) {
       size_t nc = cap ? cap * 2 : 32;
       HistoryEvent **ne = sc_arena_alloc(a, nc * sizeof *ne);
@@ -579,11 +667,17 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
       evs = ne;
       cap = nc;
     }
+    if (e && e->hist_known && sc_hot_hist_append(&r->hot, e, v, vl)) {
+      evs[cnt++] = e->ev[e->nev - 1];
+      continue;
+    }
     rc = unpack_into(&history_event__descriptor, v, vl, a, (void **)&evs[cnt]);
     if (rc == SC_OK)
       cnt++;
   }
   int rc2 = range_close(&ri);
+  if (e && (rc != SC_OK || rc2 != SC_OK))
+    sc_hot_forget_hist(&r->hot, e);
   *out = evs;
   *n = cnt;
   return rc != SC_OK ? rc : rc2;
@@ -592,30 +686,82 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
 static int inbox_append(struct sc_store *s, const char *iid, int band,
                         uint64_t seq, const StoredMsg *m)
 {
+  struct rstore *r = RS(s);
   struct sc_key k;
   sc_key_inbox(&k, iid, band, seq);
-  wb_put_msg(RS(s), SC_CF_INBOX, &k, &m->base);
+  size_t n;
+  const unsigned char *v = wb_put_msg(r, SC_CF_INBOX, &k, &m->base, &n);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, false);
+  if (e && e->inbox_known) {
+    sc_hot_journal(&r->hot, e);
+    sc_hot_inbox_put(&r->hot, e, band, seq, v, n);
+  }
   return SC_OK;
 }
 
 static int inbox_delete(struct sc_store *s, const char *iid, int band,
                         uint64_t seq)
 {
+  struct rstore *r = RS(s);
   struct sc_key k;
   sc_key_inbox(&k, iid, band, seq);
-  wb_del(RS(s), SC_CF_INBOX, &k);
+  wb_del(r, SC_CF_INBOX, &k);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, false);
+  if (e && e->inbox_known) {
+    sc_hot_journal(&r->hot, e);
+    sc_hot_inbox_del(&r->hot, e, band, seq);
+  }
   return SC_OK;
 }
 
 static int inbox_clear(struct sc_store *s, const char *iid)
 {
-  return clear_iid(s, SC_CF_INBOX, iid);
+  struct rstore *r = RS(s);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, true);
+  int rc = SC_OK;
+  if (e->inbox_known) {
+    struct sc_key k;
+    for (size_t i = 0; i < e->nmsg; i++) {
+      sc_key_inbox(&k, iid, e->msg[i].band, e->msg[i].seq);
+      wb_del(r, SC_CF_INBOX, &k);
+    }
+  } else {
+    rc = clear_iid(s, SC_CF_INBOX, iid);
+  }
+  sc_hot_journal(&r->hot, e);
+  if (rc == SC_OK)
+    sc_hot_set_inbox_empty(&r->hot, e);
+  else
+    sc_hot_forget_inbox(&r->hot, e);
+  return rc;
 }
 
 static int inbox_load(struct sc_store *s, bool txn, const char *iid,
                       struct sc_arena *a, struct sc_inbox_msg **out, size_t *n)
 {
   struct rstore *r = RS(s);
+  struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
+  if (e && e->inbox_known) {
+    r->hot.hits++;
+    struct sc_inbox_msg *msgs = sc_arena_alloc(a, (e->nmsg ? e->nmsg : 1) * sizeof *msgs);
+    for (size_t i = 0; i < e->nmsg; i++) {
+      msgs[i].band = e->msg[i].band;
+      msgs[i].seq = e->msg[i].seq;
+      int rc = unpack_into(&taskhubd__store__stored_msg__descriptor, (const char *)e->msg[i].b, e->msg[i].len,
+                           a, (void **)&msgs[i].msg);
+      if (rc != SC_OK)
+        return rc;
+    }
+    *out = msgs;
+    *n = e->nmsg;
+    return SC_OK;
+  }
+  if (txn) {
+    r->hot.misses++;
+    e = sc_hot_get(&r->hot, iid, true);
+    sc_hot_journal(&r->hot, e);
+    sc_hot_set_inbox_empty(&r->hot, e);
+  }
   struct sc_key lo, hi;
   sc_key_iid_lo(&lo, iid);
   sc_key_iid_hi(&hi, iid);
@@ -642,11 +788,15 @@ static int inbox_load(struct sc_store *s, bool txn, const char *iid,
     }
     msgs[cnt].band = k[lo.len];
     msgs[cnt].seq = sc_get_be64(k + lo.len + 1);
+    if (e && e->inbox_known)
+      sc_hot_inbox_put(&r->hot, e, msgs[cnt].band, msgs[cnt].seq, v, vl);
     rc = unpack_into(&taskhubd__store__stored_msg__descriptor, v, vl, a, (void **)&msgs[cnt].msg);
     if (rc == SC_OK)
       cnt++;
   }
   int rc2 = range_close(&ri);
+  if (e && (rc != SC_OK || rc2 != SC_OK))
+    sc_hot_forget_inbox(&r->hot, e);
   *out = msgs;
   *n = cnt;
   return rc != SC_OK ? rc : rc2;
@@ -659,7 +809,8 @@ static int timer_put(struct sc_store *s, int64_t due_us, uint64_t seq,
 {
   struct sc_key k;
   sc_key_timer(&k, due_us, seq);
-  wb_put_msg(RS(s), SC_CF_TIMER, &k, &t->base);
+  size_t n;
+  wb_put_msg(RS(s), SC_CF_TIMER, &k, &t->base, &n);
   return SC_OK;
 }
 
@@ -758,7 +909,8 @@ static int actq_put(struct sc_store *s, uint64_t seq, const StoredActivity *act)
 {
   struct sc_key k;
   sc_key_actq(&k, seq);
-  wb_put_msg(RS(s), SC_CF_ACTQ, &k, &act->base);
+  size_t n;
+  wb_put_msg(RS(s), SC_CF_ACTQ, &k, &act->base, &n);
   return SC_OK;
 }
 
@@ -1082,6 +1234,7 @@ static int wipe(struct sc_store *s, struct sc_err *err)
   memset(hi, 0xff, sizeof hi);
   char *rerr = NULL;
   rocksdb_writebatch_wi_clear(r->wb);
+  sc_hot_clear(&r->hot);
   for (int i = 0; i < SC_CF_COUNT; i++) {
     rocksdb_delete_range_cf(r->db, r->wo_sync, r->cf[i], "", 0, (const char *)hi, sizeof hi, &rerr);
     if (rerr)
