@@ -396,15 +396,21 @@ static struct sc_stream *find_stream(struct sc_engine *e, void *ctx, size_t *idx
   return NULL;
 }
 
-static void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi)
+/* |size| is the packed size when the caller knows it (0: compute it); packing a large history twice costs. */
+static void send_item_sized(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size)
 {
-  size_t n = work_item__get_packed_size(wi);
+  size_t n = size ? size : work_item__get_packed_size(wi);
   uint8_t *buf = malloc(n ? n : 1);
   if (!buf)
     sc_panic("out of memory packing a work item");
   work_item__pack(wi, buf);
   s->last_send_us = sc_now_us();
   s->send(s->ctx, buf, n);
+}
+
+static void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi)
+{
+  send_item_sized(e, s, wi, 0);
 }
 
 static bool has_cap(const GetWorkItemsRequest *r, WorkerCapability c)
@@ -666,7 +672,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
     return DROPPED;
   }
   lease_attach(e, l);
-  send_item(e, s, &wi);
+  send_item_sized(e, s, &wi, size);
   SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu", SC_Q(iid),
            l->token, (unsigned long long)s->id, npast, l->nevents);
   return DISPATCHED;

@@ -164,6 +164,14 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   hist(&b, "taskhubd_commit_batch_size", "", &m->commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS);
   help(&b, "taskhubd_commit_duration_seconds", "histogram", "Time to write one synced commit.");
   hist(&b, "taskhubd_commit_duration_seconds", "", &m->commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS);
+  help(&b, "taskhubd_cache_lookups_total", "counter",
+       "Engine reads of an instance's record, history or inbox, by whether the hot-instance cache served them.");
+  put(&b, "taskhubd_cache_lookups_total{result=\"hit\"} %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->cache_hits, memory_order_relaxed));
+  put(&b, "taskhubd_cache_lookups_total{result=\"miss\"} %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->cache_misses, memory_order_relaxed));
+  help(&b, "taskhubd_cache_bytes", "gauge", "Memory held by the hot-instance cache (budget 16 MiB).");
+  put(&b, "taskhubd_cache_bytes %llu\n", (unsigned long long)atomic_load_explicit(&m->cache_bytes, memory_order_relaxed));
 
   struct sc_engine *e = atomic_load(&o->engine);
   if (e) {

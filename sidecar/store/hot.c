@@ -1,13 +1,27 @@
 #include "hot.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Unpacked events take about three times their packed size; the charge is an estimate, not malloc's truth. */
-#define EV_CHARGE(len) ((len) * 3 + 64)
-#define MSG_CHARGE(len) ((len) + 32)
+/* What one malloc costs beyond what was asked for (glibc's chunk header and rounding, roughly). */
+#define MALLOC_OVERHEAD 16
+#define MSG_CHARGE(len) ((len) + MALLOC_OVERHEAD)
+
+/* Unpacking an event makes several small allocations: the charge is their real sum. */
+static void *count_alloc(void *data, size_t size)
+{
+  *(size_t *)data += size + MALLOC_OVERHEAD;
+  return malloc(size);
+}
+
+static void count_free(void *data, void *p)
+{
+  (void)data;
+  free(p);
+}
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -24,6 +38,7 @@ void sc_hot_init(struct sc_hot *h, size_t budget)
   h->budget = budget;
 }
 
+/* Parts charge their own counters too, so that forgetting one part subtracts exactly what it added. */
 static void charge(struct sc_hot *h, struct sc_hot_inst *e, size_t add, size_t sub)
 {
   e->bytes = e->bytes + add - sub;
@@ -41,7 +56,7 @@ static void bury(struct sc_hot *h, HistoryEvent *ev)
 
 void sc_hot_forget_rec(struct sc_hot *h, struct sc_hot_inst *e)
 {
-  charge(h, e, 0, e->rec_len);
+  charge(h, e, 0, e->rec ? e->rec_len + MALLOC_OVERHEAD : 0);
   free(e->rec);
   e->rec = NULL;
   e->rec_len = 0;
@@ -56,25 +71,20 @@ void sc_hot_forget_hist(struct sc_hot *h, struct sc_hot_inst *e)
   e->ev = NULL;
   e->nev = e->cap_ev = 0;
   e->hist_known = false;
-  /* What the events were charged is recomputed from the other parts. */
-  size_t rest = sizeof *e + strlen(e->iid) + e->rec_len;
-  for (size_t i = 0; i < e->nmsg; i++)
-    rest += MSG_CHARGE(e->msg[i].len);
-  charge(h, e, rest, e->bytes);
+  charge(h, e, 0, e->hist_bytes);
+  e->hist_bytes = 0;
 }
 
 void sc_hot_forget_inbox(struct sc_hot *h, struct sc_hot_inst *e)
 {
-  size_t sub = 0;
-  for (size_t i = 0; i < e->nmsg; i++) {
-    sub += MSG_CHARGE(e->msg[i].len);
+  for (size_t i = 0; i < e->nmsg; i++)
     free(e->msg[i].b);
-  }
   free(e->msg);
   e->msg = NULL;
   e->nmsg = e->cap_msg = 0;
   e->inbox_known = false;
-  charge(h, e, 0, sub);
+  charge(h, e, 0, e->inbox_bytes);
+  e->inbox_bytes = 0;
 }
 
 void sc_hot_forget(struct sc_hot *h, struct sc_hot_inst *e)
@@ -160,7 +170,7 @@ struct sc_hot_inst *sc_hot_get(struct sc_hot *h, const char *iid, bool create)
   if (!h->tail)
     h->tail = e;
   sc_map_put(&h->map, e->iid, e);
-  charge(h, e, sizeof *e + strlen(iid), 0);
+  charge(h, e, sizeof *e + strlen(iid) + 1 + 2 * MALLOC_OVERHEAD + 48 /* its map entry */, 0);
   return e;
 }
 
@@ -185,7 +195,7 @@ void sc_hot_set_rec(struct sc_hot *h, struct sc_hot_inst *e, const void *rec, si
       sc_panic("out of memory in the instance cache");
     memcpy(e->rec, rec, len);
     e->rec_len = len;
-    charge(h, e, len, 0);
+    charge(h, e, len + MALLOC_OVERHEAD, 0);
   }
   e->rec_known = true;
 }
@@ -198,17 +208,22 @@ void sc_hot_set_hist_empty(struct sc_hot *h, struct sc_hot_inst *e)
 
 bool sc_hot_hist_append(struct sc_hot *h, struct sc_hot_inst *e, const void *ev, size_t len)
 {
-  HistoryEvent *u = history_event__unpack(NULL, len, ev);
+  size_t used = 0;
+  ProtobufCAllocator counting = {count_alloc, count_free, &used};
+  HistoryEvent *u = history_event__unpack(&counting, len, ev);
   if (!u) {
     sc_hot_forget_hist(h, e);
     return false;
   }
   if (e->nev == e->cap_ev) {
+    size_t old = e->cap_ev;
     e->cap_ev = e->cap_ev ? e->cap_ev * 2 : 16;
     e->ev = xrealloc(e->ev, e->cap_ev * sizeof *e->ev);
+    used += (e->cap_ev - old) * sizeof *e->ev;
   }
   e->ev[e->nev++] = u;
-  charge(h, e, EV_CHARGE(len), 0);
+  e->hist_bytes += used;
+  charge(h, e, used, 0);
   return true;
 }
 
@@ -239,20 +254,25 @@ bool sc_hot_inbox_put(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_
   }
   memcpy(b, m, len);
   if (at > 0 && msg_cmp(band, seq, &e->msg[at - 1]) == 0) { /* a rewrite of the same key */
+    e->inbox_bytes = e->inbox_bytes + MSG_CHARGE(len) - MSG_CHARGE(e->msg[at - 1].len);
     charge(h, e, MSG_CHARGE(len), MSG_CHARGE(e->msg[at - 1].len));
     free(e->msg[at - 1].b);
     e->msg[at - 1].b = b;
     e->msg[at - 1].len = len;
     return true;
   }
+  size_t add = MSG_CHARGE(len);
   if (e->nmsg == e->cap_msg) {
+    size_t old = e->cap_msg;
     e->cap_msg = e->cap_msg ? e->cap_msg * 2 : 8;
     e->msg = xrealloc(e->msg, e->cap_msg * sizeof *e->msg);
+    add += (e->cap_msg - old) * sizeof *e->msg;
   }
   memmove(&e->msg[at + 1], &e->msg[at], (e->nmsg - at) * sizeof *e->msg);
   e->msg[at] = (struct sc_hot_msg){band, seq, b, len};
   e->nmsg++;
-  charge(h, e, MSG_CHARGE(len), 0);
+  e->inbox_bytes += add;
+  charge(h, e, add, 0);
   return true;
 }
 
@@ -261,6 +281,7 @@ void sc_hot_inbox_del(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_
   for (size_t i = 0; i < e->nmsg; i++) {
     if (msg_cmp(band, seq, &e->msg[i]) != 0)
       continue;
+    e->inbox_bytes -= MSG_CHARGE(e->msg[i].len);
     charge(h, e, 0, MSG_CHARGE(e->msg[i].len));
     free(e->msg[i].b);
     memmove(&e->msg[i], &e->msg[i + 1], (e->nmsg - i - 1) * sizeof *e->msg);
@@ -298,4 +319,5 @@ void sc_hot_end(struct sc_hot *h, bool committed)
   free_grave(h);
   while (h->bytes > h->budget && h->tail)
     evict(h, h->tail);
+  atomic_store_explicit(&sc_metrics.cache_bytes, h->bytes, memory_order_relaxed);
 }

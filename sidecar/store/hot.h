@@ -35,7 +35,8 @@ struct sc_hot_inst {
   size_t nev, cap_ev;
   struct sc_hot_msg *msg; /* in key order: band, then seq */
   size_t nmsg, cap_msg;
-  size_t bytes;         /* charged against the budget */
+  size_t bytes;         /* charged against the budget: what was allocated for it */
+  size_t hist_bytes, inbox_bytes;
   uint64_t journal_gen; /* the save-point segment that last journaled this entry */
   struct sc_hot_inst *prev, *next; /* most recently used first */
 };
@@ -51,7 +52,6 @@ struct sc_hot {
   uint64_t gen;
   HistoryEvent **grave; /* events dropped in this transaction; a caller may still hold them */
   size_t ngrave, cap_grave;
-  uint64_t hits, misses;
 };
 
 void sc_hot_init(struct sc_hot *h, size_t budget);

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 #include "hot.h"
 #include "keys.h"
@@ -420,7 +421,7 @@ static int get_instance(struct sc_store *s, bool txn, const char *iid,
   struct rstore *r = RS(s);
   struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
   if (e && e->rec_known) {
-    r->hot.hits++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_hits, 1, memory_order_relaxed);
     if (!e->rec)
       return SC_ENOTFOUND;
     return unpack_into(&taskhubd__store__stored_instance__descriptor, (const char *)e->rec, e->rec_len, a,
@@ -434,7 +435,7 @@ static int get_instance(struct sc_store *s, bool txn, const char *iid,
   if (rc != SC_OK)
     return rc;
   if (txn) {
-    r->hot.misses++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_misses, 1, memory_order_relaxed);
     e = sc_hot_get(&r->hot, iid, true);
     sc_hot_journal(&r->hot, e);
     sc_hot_set_rec(&r->hot, e, v, n);
@@ -631,7 +632,7 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
   struct rstore *r = RS(s);
   struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
   if (e && e->hist_known) {
-    r->hot.hits++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_hits, 1, memory_order_relaxed);
     /* The cache's own events: the caller reads them before its next store call. */
     *out = sc_arena_alloc(a, (e->nev ? e->nev : 1) * sizeof **out);
     memcpy(*out, e->ev, e->nev * sizeof **out);
@@ -639,7 +640,7 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
     return SC_OK;
   }
   if (txn) {
-    r->hot.misses++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_misses, 1, memory_order_relaxed);
     e = sc_hot_get(&r->hot, iid, true);
     sc_hot_journal(&r->hot, e);
     sc_hot_set_hist_empty(&r->hot, e);
@@ -742,7 +743,7 @@ static int inbox_load(struct sc_store *s, bool txn, const char *iid,
   struct rstore *r = RS(s);
   struct sc_hot_inst *e = txn ? sc_hot_get(&r->hot, iid, false) : NULL;
   if (e && e->inbox_known) {
-    r->hot.hits++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_hits, 1, memory_order_relaxed);
     struct sc_inbox_msg *msgs = sc_arena_alloc(a, (e->nmsg ? e->nmsg : 1) * sizeof *msgs);
     for (size_t i = 0; i < e->nmsg; i++) {
       msgs[i].band = e->msg[i].band;
@@ -757,7 +758,7 @@ static int inbox_load(struct sc_store *s, bool txn, const char *iid,
     return SC_OK;
   }
   if (txn) {
-    r->hot.misses++;
+    atomic_fetch_add_explicit(&sc_metrics.cache_misses, 1, memory_order_relaxed);
     e = sc_hot_get(&r->hot, iid, true);
     sc_hot_journal(&r->hot, e);
     sc_hot_set_inbox_empty(&r->hot, e);

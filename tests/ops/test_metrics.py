@@ -32,6 +32,8 @@ EXPECTED_FAMILIES = {
     "taskhubd_commit_batch_size": "histogram",
     "taskhubd_commit_duration_seconds": "histogram",
     "taskhubd_commits_total": "counter",
+    "taskhubd_cache_lookups_total": "counter",
+    "taskhubd_cache_bytes": "gauge",
     "taskhubd_workers_connected": "gauge",
     "taskhubd_work_items_in_flight": "gauge",
     "taskhubd_ready_queue_depth": "gauge",
@@ -179,6 +181,10 @@ def test_metrics_after_known_workload(server_factory, workers):
     assert m.value("taskhubd_commit_duration_seconds_count") > 0
     assert m.value("taskhubd_commit_batch_size_count") > 0
     assert m.value("taskhubd_commits_total") > 0
+    # every chain's later turns and activity results find their instance in the hot-instance cache
+    assert m.value("taskhubd_cache_lookups_total", result="hit") >= 3 * N_CHAIN, m.text
+    assert m.value("taskhubd_cache_lookups_total", result="miss") >= 1
+    assert m.value("taskhubd_cache_bytes") > 0
     assert m.value("taskhubd_store_keys_estimate") >= 0
     assert m.value("process_resident_memory_bytes") > 0
     assert m.value("process_cpu_seconds_total") > 0
