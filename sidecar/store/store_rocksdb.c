@@ -635,7 +635,8 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
     atomic_fetch_add_explicit(&sc_metrics.cache_hits, 1, memory_order_relaxed);
     /* The cache's own events: the caller reads them before its next store call. */
     *out = sc_arena_alloc(a, (e->nev ? e->nev : 1) * sizeof **out);
-    memcpy(*out, e->ev, e->nev * sizeof **out);
+    if (e->nev)
+      memcpy(*out, e->ev, e->nev * sizeof **out);
     *n = e->nev;
     return SC_OK;
   }
