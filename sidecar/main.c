@@ -8,6 +8,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,12 @@ static void announce_ready(int fd, int port)
 
 int main(int argc, char **argv)
 {
+  /* Every work item allocates and frees on several threads; with glibc's defaults each thread's arena grows
+   * and shrinks its heap with mprotect several times per orchestration, and on a VM each of those is a TLB
+   * shootdown across CPUs. Growing in 8 MiB steps and keeping up to 32 MiB free at the top removed nine in ten
+   * of them (strace -c over 1,000 HelloCities5); untouched padding is not resident. */
+  mallopt(M_TOP_PAD, 8 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   struct sc_config cfg;
   int rc = sc_config_parse(&cfg, argc, argv, stdout, stderr);
   if (rc != 0)
