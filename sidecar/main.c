@@ -35,8 +35,8 @@ static void announce_ready(int fd, int port)
 int main(int argc, char **argv)
 {
   /* Every work item allocates and frees on several threads; with glibc's defaults each thread's arena grows
-   * and shrinks its heap with mprotect several times per orchestration, and on a VM each of those is a TLB
-   * shootdown across CPUs. Growing in 8 MiB steps and keeping up to 32 MiB free at the top removed nine in ten
+   * and shrinks its heap with mprotect several times per orchestration, each a change to the mappings of a
+   * multi-threaded process. Growing in 8 MiB steps and keeping up to 32 MiB free at the top removed nine in ten
    * of them (strace -c over 1,000 HelloCities5); untouched padding is not resident. */
   mallopt(M_TOP_PAD, 8 << 20);
   mallopt(M_TRIM_THRESHOLD, 32 << 20);
