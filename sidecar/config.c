@@ -62,6 +62,8 @@ static const struct opt opts[] = {
      "fold concurrent commands into one synced commit (default on)"},
     {"--max-batch", "TASKHUBD_MAX_BATCH", OPT_INT, F(max_batch), 0, "N",
      "most commands folded into one commit (default 1024)"},
+    {"--cache-size", "TASKHUBD_CACHE_SIZE", OPT_SIZE, F(cache_size), 0, "BYTES",
+     "memory for recently used instances' records, histories and inboxes (default 16M; 0: none kept)"},
     {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
      "once serving, write the bound port and a newline to FD, then close it"},
     {"--ops-ready-fd", NULL, OPT_INT, F(ops_ready_fd), 0, "FD",
@@ -134,7 +136,8 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
     return 0;
   case OPT_SIZE: {
     size_t v;
-    if (sc_parse_size(val, &v) < 0 || v == 0) {
+    /* Zero is a size only for the cache, where it means keep nothing. */
+    if (sc_parse_size(val, &v) < 0 || (v == 0 && o->offset != F(cache_size))) {
       fprintf(err, "taskhubd: %s: expected a positive size like 4096, 64K or 16M, got \"%s\"\n", from, val);
       return -1;
     }
@@ -218,6 +221,7 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->ops_ready_fd = -1;
   c->drain_grace_s = 30;
   c->hold_recovery_fd = -1;
+  c->cache_size = 16u << 20;
 
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     const char *v = opts[i].env ? getenv(opts[i].env) : NULL;

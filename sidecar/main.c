@@ -61,6 +61,7 @@ int main(int argc, char **argv)
     SC_ERROR("event=store_open_failed dir=%s error=%s", SC_Q(cfg.data_dir), SC_Q(err.msg));
     return 1;
   }
+  sc_store_rocksdb_cache(store, cfg.cache_size);
   struct sc_ops *ops = NULL;
   if (strcmp(cfg.ops_listen, "off") != 0 && cfg.ops_listen[0]) {
     int ops_port = 0;

@@ -170,7 +170,7 @@ char *sc_ops_render_metrics(struct sc_ops *o)
       (unsigned long long)atomic_load_explicit(&m->cache_hits, memory_order_relaxed));
   put(&b, "taskhubd_cache_lookups_total{result=\"miss\"} %llu\n",
       (unsigned long long)atomic_load_explicit(&m->cache_misses, memory_order_relaxed));
-  help(&b, "taskhubd_cache_bytes", "gauge", "Memory held by the hot-instance cache (budget 16 MiB).");
+  help(&b, "taskhubd_cache_bytes", "gauge", "Memory held by the hot-instance cache (budget: --cache-size).");
   put(&b, "taskhubd_cache_bytes %llu\n", (unsigned long long)atomic_load_explicit(&m->cache_bytes, memory_order_relaxed));
 
   struct sc_engine *e = atomic_load(&o->engine);

@@ -147,6 +147,9 @@ struct sc_store {
 /* Opens (creating if needed) the RocksDB store in |dir|. Refuses a newer schema with a message in |err|. */
 int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
                           struct sc_err *err);
+/* Sets the byte budget of a RocksDB store's hot-instance cache (default SC_HOT_DEFAULT_BUDGET). */
+void sc_store_rocksdb_cache(struct sc_store *s, size_t bytes);
+#define SC_HOT_DEFAULT_BUDGET ((size_t)16 << 20)
 
 static inline void sc_store_close(struct sc_store *s)
 {

@@ -33,9 +33,6 @@ struct rstore {
   struct sc_hot hot;
 };
 
-/* The cache's byte budget: the instances of a few thousand orchestrations in flight, while 100,000 idle
- * ones stay within the memory target (docs/performance.md). */
-#define HOT_BUDGET ((size_t)16 << 20)
 
 #define RS(s) ((struct rstore *)(s))
 
@@ -351,9 +348,16 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
     return rc;
   }
   r->wb = rocksdb_writebatch_wi_create(0, 1);
-  sc_hot_init(&r->hot, HOT_BUDGET);
+  /* The default budget holds the instances of a few thousand orchestrations in flight, while 100,000 idle ones
+   * stay within the memory target (docs/performance.md). */
+  sc_hot_init(&r->hot, SC_HOT_DEFAULT_BUDGET);
   *out = &r->base;
   return SC_OK;
+}
+
+void sc_store_rocksdb_cache(struct sc_store *s, size_t bytes)
+{
+  RS(s)->hot.budget = bytes;
 }
 
 /* ------------------------------------------------------------------ transaction */

@@ -194,3 +194,20 @@ def test_metrics_after_known_workload(server_factory, workers):
     assert http(s, "GET", "/healthz")[:2] == (200, "ok\n")
     assert http(s, "GET", "/readyz")[:2] == (200, "ready\n")
     assert http(s, "GET", "/no-such-page")[0] == 404
+
+
+def test_cache_size_zero_keeps_nothing_between_commits(server_factory, workers):
+    """--cache-size 0: every chain still completes with the right output, reads go to RocksDB, nothing stays."""
+    s = server_factory.start("--cache-size", "0")
+    with make_client(s) as c:
+        workers.start(make_worker(s, orchestrators={"m_chain": m_chain}, activities={"m_step": m_step}))
+        ids = [c.schedule_new_orchestration("m_chain", input=f"z{i}", instance_id=f"m-zero-{i}")
+               for i in range(N_CHAIN)]
+        for i, iid in enumerate(ids):
+            st = c.wait_for_orchestration_completion(iid, timeout=WAIT_S)
+            assert st is not None and st.runtime_status == OrchestrationStatus.COMPLETED, (iid, st)
+            assert st.serialized_output == json.dumps(f"z{i}a!b!c!"), st.serialized_output
+    m = scrape(s)
+    assert m.value("taskhubd_cache_bytes") == 0, m.text
+    # each of a chain's four turns reads its instance from the store again
+    assert m.value("taskhubd_cache_lookups_total", result="miss") >= 4 * N_CHAIN, m.text

@@ -21,6 +21,7 @@ TEST_IMPL(config_defaults)
   ASSERT_EQ(c.max_message, 16u << 20);
   ASSERT(c.group_commit);
   ASSERT_EQ(c.ready_fd, -1);
+  ASSERT_EQ(c.cache_size, 16u << 20);
   return 0;
 }
 
@@ -28,6 +29,7 @@ TEST_IMPL(config_env_then_flags)
 {
   setenv("TASKHUBD_LISTEN", "127.0.0.1:5000", 1);
   setenv("TASKHUBD_MAX_PAYLOAD", "64K", 1);
+  setenv("TASKHUBD_CACHE_SIZE", "0", 1);
   struct sc_config c;
   const char *argv[] = {"taskhubd", "--listen=127.0.0.1:6000", "--data-dir", "/tmp/x", "--group-commit", "off"};
   ASSERT_OK(parse(&c, 6, argv));
@@ -36,8 +38,10 @@ TEST_IMPL(config_env_then_flags)
   ASSERT_EQ(c.max_payload, 64 * 1024);
   ASSERT(!c.group_commit);
   ASSERT_EQ(c.max_batch, 1);
+  ASSERT_EQ(c.cache_size, 0);
   unsetenv("TASKHUBD_LISTEN");
   unsetenv("TASKHUBD_MAX_PAYLOAD");
+  unsetenv("TASKHUBD_CACHE_SIZE");
   return 0;
 }
 
