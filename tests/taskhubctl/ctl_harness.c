@@ -241,6 +241,17 @@ dt_instance *done(hub *h, const char *iid)
   return in;
 }
 
+void settle(hub *h)
+{
+  char iid[64];
+  snprintf(iid, sizeof iid, "settle-%d", ++h->settles);
+  sched(h, "hello", iid, "\"settle\"");
+  dt_instance *in = done(h, iid);
+  if (in->status != DT_STATUS_COMPLETED)
+    TEST_FAIL("the settling orchestration %s ended %d", iid, (int)in->status);
+  dt_instance_free(in);
+}
+
 char *history_types(hub *h, const char *iid)
 {
   dt_history *hist = NULL;

@@ -34,6 +34,7 @@ typedef struct hub {
   char addr[64];
   dt_client *c;
   dt_worker *w; /* NULL without a worker */
+  int settles;  /* settle() instances so far */
 } hub;
 
 /* Starts taskhubd, a client and (with_worker) a worker. Returns 0, or TEST_SKIP when $TASKHUBD_BIN or
@@ -109,6 +110,10 @@ bool exists(hub *h, const char *iid);
 void until_status(hub *h, const char *iid, dt_status status, int timeout_ms);
 /* Waits for the instance to finish (payloads included); asserts the wait succeeded. */
 dt_instance *done(hub *h, const char *iid);
+/* Runs a short orchestration through the hub's worker to completion. Work the engine handed out before it
+ * reaches the single worker stream first and completes first, so afterwards anything that was going to be
+ * delivered has been: absence checks use this instead of sleeping. */
+void settle(hub *h);
 /* The history event types of |iid| joined by ',' without OrchestratorStarted/Completed (caller frees). */
 char *history_types(hub *h, const char *iid);
 /* Number of lines of |text| that contain |needle|. */

@@ -285,8 +285,8 @@ TEST_IMPL(ctl_raise_suspend_resume)
   ASSERT_STR_EQ(jstr(doc, "operation"), "raise");
   ASSERT_STR_EQ(jstr(doc, "event"), "go");
   free_doc(doc, &r);
-  /* Suspended: the event waits. */
-  sleep_ms(400);
+  /* Suspended: the event waits, even after later work went through the same worker. */
+  settle(&h);
   dt_instance *in = get(&h, "r1");
   ASSERT_EQ(in->status, DT_STATUS_SUSPENDED);
   dt_instance_free(in);
@@ -412,7 +412,7 @@ TEST_IMPL(ctl_terminate)
   in = get(&h, "p2");
   ASSERT_STR_EQ(in->output, "{\"by\":\"ctl\"}");
   dt_instance_free(in);
-  sleep_ms(300);
+  settle(&h); /* a recursive terminate would have reached the child by now */
   in = get(&h, "p2-child");
   ASSERT_EQ(in->status, DT_STATUS_RUNNING);
   dt_instance_free(in);
