@@ -1,7 +1,9 @@
 /*
  * The worker: one GetWorkItems stream (reconnected with backoff), orchestrator turns replayed on the stream's
  * thread, activities on a pool, and completions sent asynchronously so that neither waits for the server's
- * commit before taking the next work item.
+ * commit before taking the next work item. The stream and the completions share one completion queue that
+ * only the stream thread polls: with a second polling thread, gRPC wakes one thread for the other's events,
+ * a hand-off on every step of an orchestration.
  */
 #include "internal.h"
 
@@ -43,21 +45,24 @@ struct dt_worker {
   bool started, stopped;
 
   pthread_mutex_t mu;
-  pthread_cond_t cv;       /* jobs queued, stop requested, in-flight sends finished */
+  pthread_cond_t cv;       /* jobs queued, stop requested */
   bool stopping;
   struct job *qh, *qt;     /* activities waiting for a pool thread */
   grpc_call *stream;       /* the current GetWorkItems call, to cancel on stop */
   int inflight;            /* asynchronous completions not yet answered */
 
-  pthread_t stream_thread, send_thread;
+  pthread_t stream_thread;
   pthread_t *pool;
   int n_pool;
-  grpc_completion_queue *send_cq;
+  grpc_completion_queue *cq; /* the stream's operations and every asynchronous completion */
 };
 
 /* ------------------------------------------------------------------ asynchronous sends */
 
+enum { TAG_STREAM, TAG_ASYNC };
+
 struct async_call {
+  int tag_kind; /* TAG_ASYNC; first, so that a completion-queue tag tells its kind */
   grpc_call *call;
   grpc_byte_buffer *req, *resp;
   grpc_metadata_array imd, tmd;
@@ -75,6 +80,7 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
     DT_ERROR("out of memory sending %s", method);
     return;
   }
+  a->tag_kind = TAG_ASYNC;
   a->method = method;
   grpc_metadata_array_init(&a->imd);
   grpc_metadata_array_init(&a->tmd);
@@ -84,7 +90,7 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   grpc_slice_unref(sl);
   gpr_timespec deadline =
       gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(w->conn.call_timeout_ms, GPR_TIMESPAN));
-  a->call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->send_cq,
+  a->call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq,
                                      grpc_slice_from_static_string(method), NULL, deadline, NULL);
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
@@ -107,36 +113,45 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
     DT_ERROR("cannot start %s", method);
 }
 
-static void *send_main(void *arg)
+/* Finishes an asynchronous completion once the server answered (or the call failed). */
+static void async_done(dt_worker *w, struct async_call *a)
 {
-  dt_worker *w = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(w->send_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
-    struct async_call *a = ev.tag;
-    if (a->status != GRPC_STATUS_OK) {
-      /* The server keeps the lease; it redelivers the item after the stream's grace period. */
-      char *d = grpc_slice_to_c_string(a->details);
-      DT_WARN("%s failed: %s (%s)", a->method, dt_strerror(dt__from_grpc(a->status)), d);
-      gpr_free(d);
-    }
-    grpc_byte_buffer_destroy(a->req);
-    if (a->resp)
-      grpc_byte_buffer_destroy(a->resp);
-    grpc_metadata_array_destroy(&a->imd);
-    grpc_metadata_array_destroy(&a->tmd);
-    grpc_slice_unref(a->details);
-    grpc_call_unref(a->call);
-    free(a);
-    pthread_mutex_lock(&w->mu);
-    if (--w->inflight == 0)
-      pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+  if (a->status != GRPC_STATUS_OK) {
+    /* The server keeps the lease; it redelivers the item after the stream's grace period. */
+    char *d = grpc_slice_to_c_string(a->details);
+    DT_WARN("%s failed: %s (%s)", a->method, dt_strerror(dt__from_grpc(a->status)), d);
+    gpr_free(d);
   }
-  return NULL;
+  grpc_byte_buffer_destroy(a->req);
+  if (a->resp)
+    grpc_byte_buffer_destroy(a->resp);
+  grpc_metadata_array_destroy(&a->imd);
+  grpc_metadata_array_destroy(&a->tmd);
+  grpc_slice_unref(a->details);
+  grpc_call_unref(a->call);
+  free(a);
+  pthread_mutex_lock(&w->mu);
+  w->inflight--;
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Polls the queue until |tag| completes or |deadline| passes, finishing completions that arrive meanwhile.
+ * Returns 1 when |tag| succeeded, 0 when it failed, -1 at the deadline; with no |tag|, 2 after one
+ * completion. */
+static int poll_until(dt_worker *w, const void *tag, gpr_timespec deadline)
+{
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(w->cq, deadline, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT || ev.type == GRPC_QUEUE_SHUTDOWN)
+      return -1;
+    if (ev.tag == tag)
+      return ev.success ? 1 : 0;
+    if (*(const int *)ev.tag == TAG_ASYNC) {
+      async_done(w, ev.tag);
+      if (!tag)
+        return 2;
+    }
+  }
 }
 
 static void send_msg(dt_worker *w, const char *method, const ProtobufCMessage *m)
@@ -296,32 +311,36 @@ static void enqueue_activity(dt_worker *w, WorkItem *wi)
 
 /* ------------------------------------------------------------------ the stream */
 
-/* Waits up to |ms| or until stop is requested; true when stopping. */
-static bool pause_ms(dt_worker *w, int ms)
+static bool is_stopping(dt_worker *w)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
   pthread_mutex_lock(&w->mu);
-  while (!w->stopping)
-    if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
-      break;
   bool stopping = w->stopping;
   pthread_mutex_unlock(&w->mu);
   return stopping;
 }
 
-static bool batch(grpc_completion_queue *cq, grpc_call *call, const grpc_op *ops, size_t n)
+/* Waits up to |ms| or until stop is requested, still finishing completions; true when stopping. Stop cannot
+ * wake a completion-queue wait, so it is looked at every 50 ms. */
+static bool pause_ms(dt_worker *w, int ms)
 {
-  if (grpc_call_start_batch(call, ops, n, (void *)ops, NULL) != GRPC_CALL_OK)
+  gpr_timespec end = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+  while (!is_stopping(w)) {
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(now, end) >= 0)
+      return false;
+    gpr_timespec slice = gpr_time_add(now, gpr_time_from_millis(50, GPR_TIMESPAN));
+    poll_until(w, NULL, gpr_time_cmp(slice, end) < 0 ? slice : end);
+  }
+  return true;
+}
+
+static const int stream_tag = TAG_STREAM;
+
+static bool batch(dt_worker *w, grpc_call *call, const grpc_op *ops, size_t n)
+{
+  if (grpc_call_start_batch(call, ops, n, (void *)&stream_tag, NULL) != GRPC_CALL_OK)
     return false;
-  grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  return ev.type == GRPC_OP_COMPLETE && ev.success;
+  return poll_until(w, &stream_tag, gpr_inf_future(GPR_CLOCK_REALTIME)) == 1;
 }
 
 /* One GetWorkItems stream until it ends; returns true when work items arrived (the connection was good). */
@@ -359,8 +378,7 @@ static bool stream_once(dt_worker *w)
   free(of), free(ofp), free(af), free(afp);
   grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
   grpc_slice_unref(sl);
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-  grpc_call *call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+  grpc_call *call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq,
                                              grpc_slice_from_static_string(M_GET_WORK), NULL,
                                              gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   pthread_mutex_lock(&w->mu);
@@ -383,7 +401,7 @@ static bool stream_once(dt_worker *w)
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-    if (batch(cq, call, ops, 4)) {
+    if (batch(w, call, ops, 4)) {
       DT_INFO("connected to %s for work items", w->target);
       for (;;) {
         grpc_byte_buffer *in = NULL;
@@ -391,7 +409,7 @@ static bool stream_once(dt_worker *w)
         memset(&rop, 0, sizeof rop);
         rop.op = GRPC_OP_RECV_MESSAGE;
         rop.data.recv_message.recv_message = &in;
-        if (!batch(cq, call, &rop, 1) || !in)
+        if (!batch(w, call, &rop, 1) || !in)
           break;
         grpc_byte_buffer_reader rd;
         WorkItem *wi = NULL;
@@ -427,7 +445,7 @@ static bool stream_once(dt_worker *w)
     sop.data.recv_status_on_client.trailing_metadata = &tmd;
     sop.data.recv_status_on_client.status = &status;
     sop.data.recv_status_on_client.status_details = &details;
-    batch(cq, call, &sop, 1);
+    batch(w, call, &sop, 1);
     if (status != GRPC_STATUS_OK && status != GRPC_STATUS_CANCELLED) {
       char *d = grpc_slice_to_c_string(details);
       DT_INFO("work-item stream ended: %s (%s)", dt_strerror(dt__from_grpc(status)), d);
@@ -442,10 +460,6 @@ static bool stream_once(dt_worker *w)
   grpc_metadata_array_destroy(&tmd);
   grpc_byte_buffer_destroy(out);
   grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-    ;
-  grpc_completion_queue_destroy(cq);
   return got_any;
 }
 
@@ -453,12 +467,7 @@ static void *stream_main(void *arg)
 {
   dt_worker *w = arg;
   int backoff = 100;
-  for (;;) {
-    pthread_mutex_lock(&w->mu);
-    bool stopping = w->stopping;
-    pthread_mutex_unlock(&w->mu);
-    if (stopping)
-      break;
+  while (!is_stopping(w)) {
     Google__Protobuf__Empty hello = GOOGLE__PROTOBUF__EMPTY__INIT;
     ProtobufCMessage *resp = NULL;
     int rc = dt__unary(&w->conn, M_HELLO, &hello.base, &google__protobuf__empty__descriptor, 5000, &resp, NULL);
@@ -558,16 +567,15 @@ int dt_worker_start(dt_worker *w)
   int rc = dt__conn_open(&w->conn, w->target, &w->opt.conn);
   if (rc != DT_OK)
     return rc;
-  w->send_cq = grpc_completion_queue_create_for_next(NULL);
+  w->cq = grpc_completion_queue_create_for_next(NULL);
   w->pool = calloc((size_t)w->opt.activity_threads, sizeof *w->pool);
   if (!w->pool) {
-    grpc_completion_queue_shutdown(w->send_cq);
-    grpc_completion_queue_destroy(w->send_cq);
+    grpc_completion_queue_shutdown(w->cq);
+    grpc_completion_queue_destroy(w->cq);
     dt__conn_close(&w->conn);
     return DT_ERR_NOMEM;
   }
   w->started = true;
-  pthread_create(&w->send_thread, NULL, send_main, w);
   for (int i = 0; i < w->opt.activity_threads; i++)
     if (pthread_create(&w->pool[i], NULL, pool_main, w) == 0)
       w->n_pool++;
@@ -600,13 +608,19 @@ void dt_worker_stop(dt_worker *w)
     free(j);
     j = next;
   }
-  pthread_mutex_lock(&w->mu);
-  while (w->inflight > 0)
-    pthread_cond_wait(&w->cv, &w->mu);
-  pthread_mutex_unlock(&w->mu);
-  grpc_completion_queue_shutdown(w->send_cq);
-  pthread_join(w->send_thread, NULL);
-  grpc_completion_queue_destroy(w->send_cq);
+  /* Every other thread has ended: this one polls until the server has answered every completion. */
+  for (;;) {
+    pthread_mutex_lock(&w->mu);
+    int inflight = w->inflight;
+    pthread_mutex_unlock(&w->mu);
+    if (inflight == 0)
+      break;
+    poll_until(w, NULL, gpr_inf_future(GPR_CLOCK_REALTIME));
+  }
+  grpc_completion_queue_shutdown(w->cq);
+  while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(w->cq);
   dt__conn_close(&w->conn);
   w->stopped = true;
 }
