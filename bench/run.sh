@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The standard benchmark set: starts taskhubd from BUILD_DIR on a free port with a fresh data directory (every
-# commit synced), drives it with th-bench (C SDK worker and client in one process) and prints one RESULT line
-# per scenario.
+# commit synced), drives it with th-bench (the C SDK: worker in a child process, client in th-bench) and prints
+# one RESULT line per scenario.
 #   bench/run.sh [BUILD_DIR] [smoke|quick|full]     (defaults: build, quick — a few minutes on 2 cores)
 set -euo pipefail
 build=${1:-build}
