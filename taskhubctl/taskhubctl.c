@@ -761,46 +761,50 @@ static int cmd_raise(struct ctl *c)
   return CTL_EXIT_OK;
 }
 
-static int cmd_suspend(struct ctl *c)
+/* suspend, resume and terminate: refuse a finished instance, make the call, acknowledge "<past> <id><suffix>". */
+static int act_on_live(struct ctl *c, const char *verb, const char *past, const char *suffix,
+                       int (*call)(struct ctl *c, const char *iid))
 {
   const char *iid = c->pos[0];
-  int ex = refuse_finished(c, iid, "suspend");
+  int ex = refuse_finished(c, iid, verb);
   if (ex >= 0)
     return ex;
-  int rc = dt_client_suspend(c->client, iid, c->reason);
+  int rc = call(c, iid);
   if (rc != DT_OK)
-    return fail(c, rc, iid, "suspend");
+    return fail(c, rc, iid, "%s", verb);
   char text[320];
-  snprintf(text, sizeof text, "suspended %s", iid);
-  return finish_ack(c, iid, "suspend", text);
+  snprintf(text, sizeof text, "%s %s%s", past, iid, suffix);
+  return finish_ack(c, iid, verb, text);
+}
+
+static int call_suspend(struct ctl *c, const char *iid)
+{
+  return dt_client_suspend(c->client, iid, c->reason);
+}
+
+static int call_resume(struct ctl *c, const char *iid)
+{
+  return dt_client_resume(c->client, iid, c->reason);
+}
+
+static int call_terminate(struct ctl *c, const char *iid)
+{
+  return dt_client_terminate(c->client, iid, c->term_output, c->recursive);
+}
+
+static int cmd_suspend(struct ctl *c)
+{
+  return act_on_live(c, "suspend", "suspended", "", call_suspend);
 }
 
 static int cmd_resume(struct ctl *c)
 {
-  const char *iid = c->pos[0];
-  int ex = refuse_finished(c, iid, "resume");
-  if (ex >= 0)
-    return ex;
-  int rc = dt_client_resume(c->client, iid, c->reason);
-  if (rc != DT_OK)
-    return fail(c, rc, iid, "resume");
-  char text[320];
-  snprintf(text, sizeof text, "resumed %s", iid);
-  return finish_ack(c, iid, "resume", text);
+  return act_on_live(c, "resume", "resumed", "", call_resume);
 }
 
 static int cmd_terminate(struct ctl *c)
 {
-  const char *iid = c->pos[0];
-  int ex = refuse_finished(c, iid, "terminate");
-  if (ex >= 0)
-    return ex;
-  int rc = dt_client_terminate(c->client, iid, c->term_output, c->recursive);
-  if (rc != DT_OK)
-    return fail(c, rc, iid, "terminate");
-  char text[320];
-  snprintf(text, sizeof text, "terminated %s%s", iid, c->recursive ? " and its sub-orchestrations" : "");
-  return finish_ack(c, iid, "terminate", text);
+  return act_on_live(c, "terminate", "terminated", c->recursive ? " and its sub-orchestrations" : "", call_terminate);
 }
 
 static int cmd_rewind(struct ctl *c)
