@@ -182,6 +182,27 @@ bool sc_poll(bool (*pred)(void *arg), void *arg, int timeout_ms)
 
 /* ------------------------------------------------------------------ history */
 
+dt_history *sc_history(sc_hub *h, const char *iid)
+{
+  dt_history *hist = NULL;
+  int rc = dt_client_history(h->c, iid, &hist);
+  if (rc != DT_OK)
+    TEST_FAIL("dt_client_history(%s): %s", iid, dt_strerror(rc));
+  return hist;
+}
+
+const char *sc_child_id(dt_orch_ctx *ctx)
+{
+  return dt_ctx_printf(ctx, "%s-child", dt_instance_id(ctx));
+}
+
+const char *sc_wait_event_orch(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input;
+  (void)ud;
+  return dt_ctx_printf(ctx, "{\"got\":%s}", dt_await(ctx, dt_wait_event(ctx, "proceed")));
+}
+
 char *sc_history_types(const dt_history *h, bool skip_orchestrator_started)
 {
   size_t cap = 1, len = 0;

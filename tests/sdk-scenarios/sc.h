@@ -70,6 +70,8 @@ bool sc_poll(bool (*pred)(void *arg), void *arg, int timeout_ms);
 int64_t sc_wall_ms(void);
 int64_t sc_mono_ms(void);
 
+/* The history of |iid|; fails the test when it cannot be read (free with dt_history_free). */
+dt_history *sc_history(sc_hub *h, const char *iid);
 /* Returns the history's event types joined by ',' (caller frees with free()). */
 char *sc_history_types(const dt_history *h, bool skip_orchestrator_started);
 /* Number of events of |type| in the history. */
@@ -95,5 +97,9 @@ const char *sc_unquote_ctx(dt_orch_ctx *ctx, const char *json);
 const char *sc_unquote_act(dt_activity_ctx *a, const char *json);
 /* A JSON string literal for |s| (escapes quotes, backslashes and control characters), in the context's memory. */
 const char *sc_json_str(dt_orch_ctx *ctx, const char *s);
+/* "<this instance's id>-child": the id the scenario parents give their sub-orchestration. */
+const char *sc_child_id(dt_orch_ctx *ctx);
+/* An orchestrator that waits for the event "proceed" and returns {"got":<its data>}. */
+const char *sc_wait_event_orch(dt_orch_ctx *ctx, const char *input, void *ud);
 
 #endif

@@ -161,15 +161,6 @@ static void reg(dt_worker *w)
   ASSERT_OK(dt_worker_add_orchestrator(w, "custom_status_orch", custom_status_orch, NULL));
 }
 
-static dt_history *history(sc_hub *h, const char *iid)
-{
-  dt_history *hist = NULL;
-  int rc = dt_client_history(h->c, iid, &hist);
-  if (rc != DT_OK)
-    TEST_FAIL("dt_client_history(%s): %s", iid, dt_strerror(rc));
-  return hist;
-}
-
 /* ------------------------------------------------------------------ 1. function chaining */
 
 TEST_IMPL(scen_function_chaining)
@@ -196,7 +187,7 @@ TEST_IMPL(scen_function_chaining)
   for (int i = 0; i < 5; i++)
     ASSERT_EQ(ids[i], i + 1);
 
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   char *types = sc_history_types(hist, true);
   ASSERT_STR_EQ(types, "ExecutionStarted,TaskScheduled,TaskCompleted,TaskScheduled,TaskCompleted,TaskScheduled,"
                        "TaskCompleted,TaskScheduled,TaskCompleted,TaskScheduled,TaskCompleted,ExecutionCompleted");
@@ -286,7 +277,7 @@ TEST_IMPL(scen_timer_never_fires_early)
 
   /* TimerFired carries the requested fireAt and points back at TimerCreated's id; it comes in a new episode
    * that started no earlier than fireAt */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "TimerCreated"), 1);
   ASSERT_EQ(sc_history_count(hist, "TimerFired"), 1);
   const dt_event *created = sc_history_find(hist, "TimerCreated", 0), *fired = sc_history_find(hist, "TimerFired", 0);
@@ -476,7 +467,7 @@ TEST_IMPL(scen_orchestrator_failure_details)
   dt_instance_free(st);
 
   /* the same details in the history's ExecutionCompleted */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   const dt_event *done = sc_history_find(hist, "ExecutionCompleted", 0);
   ASSERT(done != NULL);
   ASSERT_EQ(done->status, DT_STATUS_FAILED);
@@ -506,7 +497,7 @@ TEST_IMPL(scen_activity_failure_fails_orchestration)
   ASSERT_EQ(sc_attempts("disk_full", iid), 1);
   dt_instance_free(st);
 
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "TaskFailed"), 1);
   const dt_event *failed = sc_history_find(hist, "TaskFailed", 0);
   ASSERT_EQ(failed->task_id, 1);

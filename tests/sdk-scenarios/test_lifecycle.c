@@ -33,11 +33,6 @@ static const char *always_fails(dt_activity_ctx *a, const char *input, void *ud)
 
 /* ------------------------------------------------------------------ orchestrators */
 
-static const char *child_id(dt_orch_ctx *ctx)
-{
-  return dt_ctx_printf(ctx, "%s-child", dt_instance_id(ctx));
-}
-
 static const char *child_ok(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   const char *doubled = dt_await(ctx, dt_call_activity(ctx, "double", input));
@@ -47,7 +42,7 @@ static const char *child_ok(dt_orch_ctx *ctx, const char *input, void *ud)
 
 static const char *parent_ok(dt_orch_ctx *ctx, const char *input, void *ud)
 {
-  const char *r = dt_await(ctx, dt_call_sub_orchestrator(ctx, "child_ok", child_id(ctx), input));
+  const char *r = dt_await(ctx, dt_call_sub_orchestrator(ctx, "child_ok", sc_child_id(ctx), input));
   return dt_ctx_printf(ctx, "{\"child\":%s}", r);
 }
 
@@ -63,7 +58,7 @@ static const char *child_fail(dt_orch_ctx *ctx, const char *input, void *ud)
 
 static const char *parent_catches(dt_orch_ctx *ctx, const char *input, void *ud)
 {
-  dt_task *t = dt_call_sub_orchestrator(ctx, "child_fail", child_id(ctx), input);
+  dt_task *t = dt_call_sub_orchestrator(ctx, "child_fail", sc_child_id(ctx), input);
   int rc = dt_await_result(ctx, t, NULL);
   if (rc == DT_ERR_TASK_FAILED) {
     const dt_failure *f = dt_task_failure(t);
@@ -75,7 +70,7 @@ static const char *parent_catches(dt_orch_ctx *ctx, const char *input, void *ud)
 
 static const char *parent_does_not_catch(dt_orch_ctx *ctx, const char *input, void *ud)
 {
-  dt_await(ctx, dt_call_sub_orchestrator(ctx, "child_fail", child_id(ctx), input));
+  dt_await(ctx, dt_call_sub_orchestrator(ctx, "child_fail", sc_child_id(ctx), input));
   return "\"child did not fail\"";
 }
 
@@ -122,11 +117,6 @@ static const char *forget_orch(dt_orch_ctx *ctx, const char *input, void *ud)
                        dt_task_winner(any) == ev ? dt_task_result(ev) : "\"timeout\"");
 }
 
-static const char *wait_event_orch(dt_orch_ctx *ctx, const char *input, void *ud)
-{
-  return dt_ctx_printf(ctx, "{\"got\":%s}", dt_await(ctx, dt_wait_event(ctx, "proceed")));
-}
-
 static const char *long_child(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   dt_await(ctx, dt_wait_event(ctx, "never"));
@@ -135,12 +125,12 @@ static const char *long_child(dt_orch_ctx *ctx, const char *input, void *ud)
 
 static const char *parent_of_long_child(dt_orch_ctx *ctx, const char *input, void *ud)
 {
-  return dt_await(ctx, dt_call_sub_orchestrator(ctx, "long_child", child_id(ctx), NULL));
+  return dt_await(ctx, dt_call_sub_orchestrator(ctx, "long_child", sc_child_id(ctx), NULL));
 }
 
 static const char *parent_catches_long_child(dt_orch_ctx *ctx, const char *input, void *ud)
 {
-  dt_task *t = dt_call_sub_orchestrator(ctx, "long_child", child_id(ctx), NULL);
+  dt_task *t = dt_call_sub_orchestrator(ctx, "long_child", sc_child_id(ctx), NULL);
   const char *r = NULL;
   if (dt_await_result(ctx, t, &r) == DT_ERR_TASK_FAILED)
     return dt_ctx_printf(ctx, "{\"caught\":%s}", sc_json_str(ctx, dt_task_failure(t)->message));
@@ -174,21 +164,12 @@ static void reg(dt_worker *w)
   ASSERT_OK(dt_worker_add_orchestrator(w, "counter_orch", counter_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "can_collect_orch", can_collect_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "forget_orch", forget_orch, NULL));
-  ASSERT_OK(dt_worker_add_orchestrator(w, "wait_event_orch", wait_event_orch, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "wait_event_orch", sc_wait_event_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "long_child", long_child, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "parent_of_long_child", parent_of_long_child, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "parent_catches_long_child", parent_catches_long_child, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "retry_flaky_orch", retry_flaky_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "retry_always_orch", retry_always_orch, NULL));
-}
-
-static dt_history *history(sc_hub *h, const char *iid)
-{
-  dt_history *hist = NULL;
-  int rc = dt_client_history(h->c, iid, &hist);
-  if (rc != DT_OK)
-    TEST_FAIL("dt_client_history(%s): %s", iid, dt_strerror(rc));
-  return hist;
 }
 
 /* ------------------------------------------------------------------ 5. sub-orchestrations */
@@ -221,7 +202,7 @@ TEST_IMPL(scen_sub_orchestration_success)
   dt_instance_free(child);
 
   /* SubOrchestrationInstanceCreated names the child; the completion points back at it */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "SubOrchestrationInstanceCreated"), 1);
   ASSERT_EQ(sc_history_count(hist, "SubOrchestrationInstanceCompleted"), 1);
   const dt_event *created = sc_history_find(hist, "SubOrchestrationInstanceCreated", 0);
@@ -251,7 +232,7 @@ TEST_IMPL(scen_sub_orchestration_default_id)
   snprintf(want, sizeof want, "{\"doubled\":10,\"me\":\"%s\",\"parent\":\"%s\"}", cid, iid);
   ASSERT_STR_EQ(st->output, want);
   dt_instance_free(st);
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   const dt_event *created = sc_history_find(hist, "SubOrchestrationInstanceCreated", 0);
   ASSERT(created != NULL);
   ASSERT_STR_EQ(created->instance_id, cid);
@@ -290,7 +271,7 @@ TEST_IMPL(scen_sub_orchestration_failure_caught)
   ASSERT(child->output == NULL);
   dt_instance_free(child);
 
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "SubOrchestrationInstanceFailed"), 1);
   const dt_event *f = sc_history_find(hist, "SubOrchestrationInstanceFailed", 0);
   ASSERT_EQ(f->task_id, sc_history_find(hist, "SubOrchestrationInstanceCreated", 0)->event_id);
@@ -343,7 +324,7 @@ TEST_IMPL(scen_continue_as_new_counter)
   ASSERT_STR_EQ(st->input, "10"); /* the instance input is the last execution's */
   dt_instance_free(st);
   /* the history holds only the current execution */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "ExecutionStarted"), 1);
   ASSERT_STR_EQ(sc_history_find(hist, "ExecutionStarted", 0)->payload, "10");
   dt_history_free(hist);
@@ -446,7 +427,7 @@ TEST_IMPL(scen_suspend_resume)
   dt_instance_free(st);
 
   /* history: suspended, then resumed; the event is committed after the suspension */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "ExecutionSuspended"), 1);
   ASSERT_EQ(sc_history_count(hist, "ExecutionResumed"), 1);
   ASSERT_EQ(sc_history_count(hist, "EventRaised"), 1);
@@ -567,7 +548,7 @@ TEST_IMPL(scen_activity_retry_succeeds)
   ASSERT_EQ(sc_attempts("flaky", iid), 3);
   ASSERT_GE(elapsed, 400);   /* two 200 ms retry timers elapsed */
   ASSERT_LT(elapsed, 10000); /* and were dispatched promptly */
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "TaskScheduled"), 3);
   ASSERT_EQ(sc_history_count(hist, "TaskFailed"), 2);
   ASSERT_EQ(sc_history_count(hist, "TimerFired"), 2); /* one retry timer per failure */

@@ -54,11 +54,6 @@ static const char *record_uuids(dt_activity_ctx *a, const char *input, void *ud)
 
 /* ------------------------------------------------------------------ orchestrators */
 
-static const char *child_id(dt_orch_ctx *ctx)
-{
-  return dt_ctx_printf(ctx, "%s-child", dt_instance_id(ctx));
-}
-
 static const char *rewind_orch(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   const char *a = dt_await(ctx, dt_call_activity(ctx, "plain_activity", input));
@@ -75,7 +70,7 @@ static const char *rew_child(dt_orch_ctx *ctx, const char *input, void *ud)
 static const char *rew_parent(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   const char *pre = dt_await(ctx, dt_call_activity(ctx, "plain_activity", input));
-  const char *child = dt_await(ctx, dt_call_sub_orchestrator(ctx, "rew_child", child_id(ctx), input));
+  const char *child = dt_await(ctx, dt_call_sub_orchestrator(ctx, "rew_child", sc_child_id(ctx), input));
   return dt_ctx_printf(ctx, "{\"pre\":%s,\"child\":%s}", pre, child);
 }
 
@@ -83,11 +78,6 @@ static const char *restart_orch(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   const char *r = dt_await(ctx, dt_call_activity(ctx, "counting_activity", input));
   return dt_ctx_printf(ctx, "{\"input\":%s,\"result\":%s}", input, r);
-}
-
-static const char *wait_event_orch(dt_orch_ctx *ctx, const char *input, void *ud)
-{
-  return dt_ctx_printf(ctx, "{\"got\":%s}", dt_await(ctx, dt_wait_event(ctx, "proceed")));
 }
 
 static const char *hist_child(dt_orch_ctx *ctx, const char *input, void *ud)
@@ -99,7 +89,7 @@ static const char *hist_orch(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   const char *a = dt_await(ctx, dt_call_activity(ctx, "hist_activity", input));
   dt_await(ctx, dt_create_timer_in(ctx, 50));
-  const char *c = dt_await(ctx, dt_call_sub_orchestrator(ctx, "hist_child", child_id(ctx), input));
+  const char *c = dt_await(ctx, dt_call_sub_orchestrator(ctx, "hist_child", sc_child_id(ctx), input));
   return dt_ctx_printf(ctx, "[%s,%s]", a, c);
 }
 
@@ -128,19 +118,10 @@ static void reg(dt_worker *w)
   ASSERT_OK(dt_worker_add_orchestrator(w, "rew_child", rew_child, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "rew_parent", rew_parent, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "restart_orch", restart_orch, NULL));
-  ASSERT_OK(dt_worker_add_orchestrator(w, "wait_event_orch", wait_event_orch, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "wait_event_orch", sc_wait_event_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "hist_child", hist_child, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "hist_orch", hist_orch, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(w, "uuid_orch", uuid_orch, NULL));
-}
-
-static dt_history *history(sc_hub *h, const char *iid)
-{
-  dt_history *hist = NULL;
-  int rc = dt_client_history(h->c, iid, &hist);
-  if (rc != DT_OK)
-    TEST_FAIL("dt_client_history(%s): %s", iid, dt_strerror(rc));
-  return hist;
 }
 
 static char *execution_id(sc_hub *h, const char *iid)
@@ -183,7 +164,7 @@ TEST_IMPL(scen_rewind_failed_activity)
   ASSERT_EQ(sc_attempts("fails_first", iid), 2); /* only the failed activity ran again */
   ASSERT_EQ(sc_attempts("plain", iid), 1);       /* one that succeeded is not re-executed */
 
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   ASSERT_EQ(sc_history_count(hist, "TaskFailed"), 0);
   ASSERT_GE(sc_history_count(hist, "ExecutionRewound"), 1);
   ASSERT_EQ(sc_history_count(hist, "ExecutionCompleted"), 1);
@@ -368,7 +349,7 @@ TEST_IMPL(scen_history_layout)
   ASSERT_STR_EQ(st->output, "[\"act(h)\",\"child(h)\"]");
   dt_instance_free(st);
 
-  dt_history *hist = history(&h, iid);
+  dt_history *hist = sc_history(&h, iid);
   char *types = sc_history_types(hist, false);
   ASSERT_STR_EQ(types, "OrchestratorStarted,ExecutionStarted,TaskScheduled,"
                        "OrchestratorStarted,TaskCompleted,TimerCreated,"
@@ -409,7 +390,7 @@ TEST_IMPL(scen_history_layout)
   dt_history_free(hist);
 
   /* the child's history is its own; the child names its parent */
-  hist = history(&h, cid);
+  hist = sc_history(&h, cid);
   ASSERT_EQ(sc_history_count(hist, "ExecutionStarted"), 1);
   ASSERT_STR_EQ(sc_history_find(hist, "ExecutionStarted", 0)->name, "hist_child");
   dt_history_free(hist);
