@@ -5,6 +5,7 @@ from their conftest."""
 
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
@@ -62,6 +63,31 @@ def read_port(fd: int, proc: subprocess.Popen, stderr_path: Path, what: str = "p
         proc.wait()
         pytest.fail(f"taskhubd reported an impossible {what} {port}", pytrace=False)
     return port
+
+
+def skip_all_without_binary(items, reason: str):
+    """Marks every collected test skipped when TASKHUBD_BIN is unset (a suite run outside ctest)."""
+    if os.environ.get("TASKHUBD_BIN"):
+        return
+    marker = pytest.mark.skip(reason=reason)
+    for item in items:
+        item.add_marker(marker)
+
+
+def sigterm_problems(proc: subprocess.Popen, label: str) -> list:
+    """Stops a live taskhubd with SIGTERM; the problems found (it had died, exited non-zero, or hung)."""
+    if proc.poll() is not None:
+        return [f"taskhubd {label} died during the test (exit status {proc.returncode})"]
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return [f"taskhubd {label} did not exit within {STOP_TIMEOUT_S}s of SIGTERM"]
+    if rc != 0:
+        return [f"taskhubd {label} exited with status {rc} after SIGTERM (expected 0)"]
+    return []
 
 
 def sanitizer_problems(server) -> list:

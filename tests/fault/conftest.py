@@ -38,6 +38,8 @@ from taskhubd_harness import (  # noqa: E402
     sanitizer_problems as _sanitizer_problems,
     raw_stub,
     Workers,
+    sigterm_problems,
+    skip_all_without_binary,
     wait_until,
     READY_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -52,11 +54,7 @@ SKIP_REASON = ("TASKHUBD_BIN is not set: the fault tests need the taskhubd binar
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("TASKHUBD_BIN"):
-        return
-    marker = pytest.mark.skip(reason=SKIP_REASON)
-    for item in items:
-        item.add_marker(marker)
+    skip_all_without_binary(items, SKIP_REASON)
 
 
 # --------------------------------------------------------------------------- servers
@@ -123,26 +121,10 @@ def _spawn(binary: str, data_dir: Path, stderr_path: Path, extra_args: tuple) ->
 
 def _sigterm(server: Server) -> list:
     """Stops a live server with SIGTERM; returns a list of problems (empty when clean)."""
-    problems = []
     if server.killed or server.stopped:
-        return problems
+        return []
     server.stopped = True
-    if server.proc.poll() is not None:
-        problems.append(f"taskhubd on port {server.port} died during the test "
-                        f"(exit status {server.proc.returncode})")
-        return problems
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        rc = server.proc.wait(timeout=STOP_TIMEOUT_S)
-        if rc != 0:
-            problems.append(f"taskhubd on port {server.port} exited with status {rc} "
-                            f"after SIGTERM (expected 0)")
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        problems.append(f"taskhubd on port {server.port} did not exit within "
-                        f"{STOP_TIMEOUT_S}s of SIGTERM")
-    return problems
+    return sigterm_problems(server.proc, f"on port {server.port}")
 
 
 @dataclass

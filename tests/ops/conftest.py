@@ -42,6 +42,8 @@ from taskhubd_harness import (  # noqa: E402
     read_port as _read_port,
     sanitizer_problems as _sanitizer_problems,
     raw_stub,
+    sigterm_problems,
+    skip_all_without_binary,
     Workers,
     wait_until,
     READY_TIMEOUT_S,
@@ -63,11 +65,7 @@ _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("TASKHUBD_BIN"):
-        return
-    marker = pytest.mark.skip(reason=SKIP_REASON)
-    for item in items:
-        item.add_marker(marker)
+    skip_all_without_binary(items, SKIP_REASON)
 
 
 # --------------------------------------------------------------------------- servers
@@ -216,27 +214,11 @@ def _spawn(binary: str, data_dir: Path, stderr_path: Path, extra_args: tuple, ho
 
 def _stop_problems(server: Server) -> list:
     """Stops a live server with SIGTERM; returns a list of problems (empty when clean)."""
-    problems = []
     server.close_fds()
     if server.stopped:
-        return problems
+        return []
     server.stopped = True
-    if server.proc.poll() is not None:
-        problems.append(f"taskhubd ({server.stderr_path.name}) died during the test "
-                        f"(exit status {server.proc.returncode})")
-        return problems
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        rc = server.proc.wait(timeout=STOP_TIMEOUT_S)
-        if rc != 0:
-            problems.append(f"taskhubd ({server.stderr_path.name}) exited with status {rc} "
-                            f"after SIGTERM (expected 0)")
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        problems.append(f"taskhubd ({server.stderr_path.name}) did not exit within "
-                        f"{STOP_TIMEOUT_S}s of SIGTERM")
-    return problems
+    return sigterm_problems(server.proc, f"({server.stderr_path.name})")
 
 
 @dataclass

@@ -10,7 +10,6 @@ is set but the server does not come up, the test fails.
 """
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,23 +25,18 @@ from durabletask.worker import TaskHubGrpcWorker
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: the shared harness
 from taskhubd_harness import (  # noqa: E402
     read_port as _read_port,
-    READY_TIMEOUT_S,
+    sigterm_problems,
+    skip_all_without_binary,
+    SANITIZER_MARKERS,
     STOP_TIMEOUT_S,
 )
-
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                     "ThreadSanitizer", "runtime error:")
 
 SKIP_REASON = ("TASKHUBD_BIN is not set: the Python interop tests need the taskhubd binary "
                "(run them through ctest -L interop, or set TASKHUBD_BIN=<build>/sidecar/taskhubd)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("TASKHUBD_BIN"):
-        return
-    marker = pytest.mark.skip(reason=SKIP_REASON)
-    for item in items:
-        item.add_marker(marker)
+    skip_all_without_binary(items, SKIP_REASON)
 
 
 @dataclass
@@ -93,23 +87,7 @@ def _start(binary: str, data_dir: Path, stderr_path: Path, extra_args) -> Server
 
 def _stop(server: Server) -> list:
     """Returns a list of problems (empty when the server stopped cleanly)."""
-    problems = []
-    if not server.killed:
-        if server.proc.poll() is not None:
-            problems.append(f"taskhubd on port {server.port} died during the test "
-                            f"(exit status {server.proc.returncode})")
-        else:
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = server.proc.wait(timeout=STOP_TIMEOUT_S)
-                if rc != 0:
-                    problems.append(f"taskhubd on port {server.port} exited with status {rc} "
-                                    f"after SIGTERM (expected 0)")
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
-                problems.append(f"taskhubd on port {server.port} did not exit within "
-                                f"{STOP_TIMEOUT_S}s of SIGTERM")
+    problems = [] if server.killed else sigterm_problems(server.proc, f"on port {server.port}")
     text = server.stderr_text()
     hits = [m for m in SANITIZER_MARKERS if m in text]
     if hits:
