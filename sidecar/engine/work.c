@@ -397,7 +397,7 @@ static struct sc_stream *find_stream(struct sc_engine *e, void *ctx, size_t *idx
 }
 
 /* |size| is the packed size when the caller knows it (0: compute it); packing a large history twice costs. */
-static void send_item_sized(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size)
+static void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size)
 {
   size_t n = size ? size : work_item__get_packed_size(wi);
   uint8_t *buf = malloc(n ? n : 1);
@@ -406,11 +406,6 @@ static void send_item_sized(struct sc_engine *e, struct sc_stream *s, const Work
   work_item__pack(wi, buf);
   s->last_send_us = sc_now_us();
   s->send(s->ctx, buf, n);
-}
-
-static void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi)
-{
-  send_item_sized(e, s, wi, 0);
 }
 
 static bool has_cap(const GetWorkItemsRequest *r, WorkerCapability c)
@@ -672,7 +667,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
     return DROPPED;
   }
   lease_attach(e, l);
-  send_item_sized(e, s, &wi, size);
+  send_item(e, s, &wi, size);
   SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu", SC_Q(iid),
            l->token, (unsigned long long)s->id, npast, l->nevents);
   return DISPATCHED;
@@ -719,7 +714,7 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   wi.request_case = WORK_ITEM__REQUEST_ACTIVITY_REQUEST;
   wi.activityrequest = r;
   lease_attach(e, l);
-  send_item(e, s, &wi);
+  send_item(e, s, &wi, 0);
   SC_DEBUG("event=dispatched kind=activity instance=%s task=%d name=%s token=%s stream=%llu", SC_Q(iid), r->taskid,
            SC_Q(r->name), l->token, (unsigned long long)s->id);
   return DISPATCHED;
@@ -798,7 +793,7 @@ static void ping(struct sc_engine *e, int64_t now)
   wi.healthping = &hp;
   for (size_t i = 0; i < e->nstreams; i++)
     if (now - e->streams[i]->last_send_us >= e->cfg.health_ping_us)
-      send_item(e, e->streams[i], &wi);
+      send_item(e, e->streams[i], &wi, 0);
 }
 
 void work_timers(struct sc_engine *e, int64_t now)
