@@ -93,6 +93,15 @@ void sc_config_usage(FILE *out)
                "commits what is in flight, and closes the store.\n");
 }
 
+struct sc_limits sc_config_limits(const struct sc_config *c)
+{
+  return (struct sc_limits){
+      .max_id = c->max_id_length,
+      .max_name = c->max_name_length,
+      .max_payload = c->max_payload,
+  };
+}
+
 int sc_parse_size(const char *s, size_t *out)
 {
   errno = 0;

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "limits/limits.h"
+
 struct sc_config {
   char listen[256];
   char data_dir[4096];
@@ -37,6 +39,9 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
                     FILE *err);
 
 void sc_config_usage(FILE *out);
+
+/* The limits layer's view of the configuration. */
+struct sc_limits sc_config_limits(const struct sc_config *c);
 
 /* Parses "123", "64K", "16M", "1G" (powers of 1024); returns 0 or -1. */
 int sc_parse_size(const char *s, size_t *out);

@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "utf8.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,18 +17,29 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static void vwrite(int level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
-/* Appends |s| (n bytes) to out as a JSON string body. */
+/* Appends |s| (n bytes) to out as a JSON string body. Bytes that are not UTF-8 (a truncated value, a client's
+ * method name) become U+FFFD, and only whole characters are copied, so every line is valid JSON. */
 static size_t json_escape(char *out, size_t cap, size_t o, const char *s, size_t n)
 {
-  for (size_t i = 0; i < n && o + 7 < cap; i++) {
+  for (size_t i = 0; i < n && o + 7 < cap;) {
     unsigned char c = (unsigned char)s[i];
     if (c == '"' || c == '\\') {
       out[o++] = '\\';
       out[o++] = (char)c;
-    } else if (c < 0x20) {
+      i++;
+    } else if (c < 0x20 || c == 0x7f) {
       o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+      i++;
     } else {
-      out[o++] = (char)c;
+      size_t len = sc_utf8_seq_len((const unsigned char *)s + i, n - i);
+      if (len == 0) {
+        o += (size_t)snprintf(out + o, cap - o, "\\ufffd");
+        i++;
+      } else {
+        memcpy(out + o, s + i, len);
+        o += len;
+        i += len;
+      }
     }
   }
   return o;
@@ -104,8 +117,16 @@ static void vwrite(int level, const char *fmt, va_list ap)
   if (m < 0)
     m = 0;
   size_t len = (size_t)n + (size_t)m;
-  if (len > sizeof line - 2)
+  if (len > sizeof line - 2) {
     len = sizeof line - 2;
+    /* Cut before a character the limit split, so a long line stays UTF-8. */
+    size_t k = len;
+    while (k > 0 && ((unsigned char)line[k - 1] & 0xc0) == 0x80)
+      k--;
+    if (k > 0 && (unsigned char)line[k - 1] >= 0xc0 &&
+        sc_utf8_seq_len((const unsigned char *)line + k - 1, len - (k - 1)) != len - (k - 1))
+      len = k - 1;
+  }
   if (sc_log_json) {
     char json[4096], when[40];
     line[len] = 0;
@@ -137,16 +158,27 @@ const char *sc_log_quote(const char *s)
     return "\"\"";
   bool plain = *s != 0;
   for (const char *p = s; *p && plain; p++)
-    plain = *p != ' ' && *p != '=' && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20;
+    plain = *p != ' ' && *p != '=' && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 &&
+            (unsigned char)*p < 0x7f;
   if (plain && strlen(s) < sizeof ring[0])
     return s;
   char *out = ring[next++ % 8];
   size_t o = 0;
   out[o++] = '"';
-  for (const char *p = s; *p && o + 4 < sizeof ring[0]; p++) {
-    if (*p == '"' || *p == '\\')
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n && o + 6 < sizeof ring[0];) {
+    unsigned char ch = (unsigned char)s[i];
+    size_t len = ch < 0x80 ? 1 : sc_utf8_seq_len((const unsigned char *)s + i, n - i);
+    if (ch == '"' || ch == '\\')
       out[o++] = '\\';
-    out[o++] = (unsigned char)*p < 0x20 ? '?' : *p;
+    if (ch < 0x20 || ch == 0x7f || len == 0) {
+      out[o++] = '?'; /* control bytes and bytes that are not UTF-8 */
+      i++;
+      continue;
+    }
+    memcpy(out + o, s + i, len);
+    o += len;
+    i += len;
   }
   out[o++] = '"';
   out[o] = 0;

@@ -1,5 +1,6 @@
 #include "pbutil.h"
 
+#include <stdint.h>
 #include <string.h>
 
 Google__Protobuf__Timestamp *sc_pb_ts(struct sc_arena *a, int64_t us)
@@ -18,6 +19,11 @@ Google__Protobuf__Timestamp *sc_pb_ts(struct sc_arena *a, int64_t us)
 
 int64_t sc_pb_ts_us(const Google__Protobuf__Timestamp *t)
 {
+  /* Timestamps from the wire are range-checked (limits/wire.c); saturate anything else rather than overflow. */
+  if (t->seconds > INT64_MAX / 1000000 - 1)
+    return INT64_MAX;
+  if (t->seconds < INT64_MIN / 1000000 + 1)
+    return INT64_MIN;
   return t->seconds * 1000000 + t->nanos / 1000;
 }
 
@@ -59,4 +65,25 @@ const char *sc_pb_status_name(int status)
   case ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED: return "SUSPENDED";
   }
   return "UNKNOWN";
+}
+
+struct kv_entry {
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+
+void *sc_pb_copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d, size_t n, void *const *src)
+{
+  if (!n)
+    return NULL;
+  void **out = sc_arena_alloc(a, n * sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    struct kv_entry *e = sc_arena_alloc(a, d->sizeof_message);
+    protobuf_c_message_init(d, e);
+    e->key = ((struct kv_entry *)src[i])->key;
+    e->value = ((struct kv_entry *)src[i])->value;
+    out[i] = e;
+  }
+  return out;
 }

@@ -17,5 +17,8 @@ Google__Protobuf__StringValue *sc_pb_sv_copy(struct sc_arena *a,
                                              const Google__Protobuf__StringValue *v);
 HistoryEvent *sc_pb_event(struct sc_arena *a, int32_t event_id, int64_t us);
 const char *sc_pb_status_name(int status);
+/* Copies map<string,string> entries into entries of descriptor |d| (every generated entry type has the same
+ * layout); the strings are shared, not copied. */
+void *sc_pb_copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d, size_t n, void *const *src);
 
 #endif

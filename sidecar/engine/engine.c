@@ -62,28 +62,6 @@ int fail(struct sc_cmd *c, int code, const char *fmt, ...)
   return DONE;
 }
 
-/* All map<string,string> entry messages share this layout; only their descriptors differ. */
-struct kv_entry {
-  ProtobufCMessage base;
-  char *key;
-  char *value;
-};
-
-void *copy_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d, size_t n, void *const *src)
-{
-  if (!n)
-    return NULL;
-  void **out = sc_arena_alloc(a, n * sizeof *out);
-  for (size_t i = 0; i < n; i++) {
-    struct kv_entry *e = sc_arena_alloc(a, d->sizeof_message);
-    protobuf_c_message_init(d, e);
-    e->key = ((struct kv_entry *)src[i])->key;
-    e->value = ((struct kv_entry *)src[i])->value;
-    out[i] = e;
-  }
-  return out;
-}
-
 static bool wait_satisfied(bool completion, int status)
 {
   return completion ? sc_status_is_terminal(status) : status != ST_PENDING;
@@ -204,7 +182,7 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
   rec.last_updated_us = now;
   rec.scheduled_start_us = ni->scheduled_us;
   rec.n_tags = ni->n_tags;
-  rec.tags = copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, ni->n_tags, ni->tags);
+  rec.tags = sc_pb_copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, ni->n_tags, ni->tags);
   rec.trace_context = ni->trace;
   rec.has_input = ni->input != NULL;
   if (ni->parent) {
@@ -233,7 +211,7 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
     es->scheduledstarttimestamp = (Google__Protobuf__Timestamp *)ni->scheduled_ts;
   es->parenttracecontext = ni->trace;
   es->n_tags = ni->n_tags;
-  es->tags = copy_tags(a, &execution_started_event__tags_entry__descriptor, ni->n_tags, ni->tags);
+  es->tags = sc_pb_copy_tags(a, &execution_started_event__tags_entry__descriptor, ni->n_tags, ni->tags);
   HistoryEvent *ev = sc_pb_event(a, -1, now);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
   ev->executionstarted = es;

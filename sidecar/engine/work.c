@@ -936,7 +936,7 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
   TraceContext *trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context;
   ts->parenttracecontext = trace;
   ts->n_tags = a->n_tags;
-  ts->tags = copy_tags(ar, &task_scheduled_event__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
+  ts->tags = sc_pb_copy_tags(ar, &task_scheduled_event__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED;
   ev->taskscheduled = ts;
   int rc = hist(t, ev);
@@ -955,7 +955,7 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
   r->taskid = id;
   r->parenttracecontext = trace;
   r->n_tags = a->n_tags;
-  r->tags = copy_tags(ar, &activity_request__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
+  r->tags = sc_pb_copy_tags(ar, &activity_request__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
   StoredActivity sa = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
   sa.request = r;
   sa.enqueued_us = sc_now_us();
@@ -1020,7 +1020,7 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
   c->input = a->input;
   c->parenttracecontext = a->parenttracecontext;
   c->n_tags = a->n_tags;
-  c->tags = copy_tags(ar, &sub_orchestration_instance_created_event__tags_entry__descriptor, a->n_tags,
+  c->tags = sc_pb_copy_tags(ar, &sub_orchestration_instance_created_event__tags_entry__descriptor, a->n_tags,
                       (void *const *)a->tags);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED;
   ev->suborchestrationinstancecreated = c;
@@ -1172,7 +1172,7 @@ static int complete(struct turn *t, int32_t id, const CompleteOrchestrationActio
   t->failure = status == ST_FAILED ? fd : NULL;
   if (a->n_tags) {
     t->rec->n_tags = a->n_tags;
-    t->rec->tags = copy_tags(&e->ba, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
+    t->rec->tags = sc_pb_copy_tags(&e->ba, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
                              (void *const *)a->tags);
   }
   return SC_OK;
@@ -1197,7 +1197,7 @@ static int continue_as_new(struct turn *t)
   }
   if (a->n_tags) {
     r->n_tags = a->n_tags;
-    r->tags = copy_tags(ar, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
+    r->tags = sc_pb_copy_tags(ar, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
                         (void *const *)a->tags);
   }
   ExecutionStartedEvent *es = sc_arena_alloc(ar, sizeof *es);
@@ -1214,7 +1214,7 @@ static int continue_as_new(struct turn *t)
   es->parentinstance = r->parent;
   es->parenttracecontext = r->trace_context;
   es->n_tags = r->n_tags;
-  es->tags = copy_tags(ar, &execution_started_event__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
+  es->tags = sc_pb_copy_tags(ar, &execution_started_event__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
   HistoryEvent *ev = ev_new(e, -1);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
   ev->executionstarted = es;

@@ -9,6 +9,7 @@
 #include "common/arena.h"
 #include "config.h"
 #include "engine/engine.h"
+#include "limits/limits.h"
 #include "store/store.h"
 
 #include <grpc/grpc.h>
@@ -87,6 +88,7 @@ struct sc_server_ctx {
   const struct sc_config *cfg;
   struct sc_store *store;
   struct sc_engine *engine;
+  struct sc_limits limits; /* from cfg */
 };
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c);

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/pbutil.h"
 #include "common/util.h"
+#include "limits/limits.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "health.pb-c.h"
 
@@ -38,82 +39,41 @@ static bool reject(struct sc_call *c, int code, const char *fmt, ...)
   return false;
 }
 
-static size_t utf8_error(const unsigned char *s, size_t n)
+/* The limits layer's checks, answering the call when one fails. */
+static bool check(struct sc_call *c, bool ok, const struct sc_err *err)
 {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char b = s[i];
-    size_t k = b < 0x80 ? 0 : (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 9;
-    if (k == 9 || i + k >= n)
-      return i + 1;
-    if (k == 1 && b < 0xc2)
-      return i + 1;
-    for (size_t j = 1; j <= k; j++)
-      if ((s[i + j] & 0xc0) != 0x80)
-        return i + 1;
-    i += k + 1;
-  }
-  return 0;
+  if (!ok)
+    sc_call_reply_err(c, err);
+  return ok;
 }
 
-/* Ids and names: bounded, no control bytes (the key layout needs that), valid UTF-8. */
-static bool check_text(struct sc_call *c, const char *field, const char *v,
-                       size_t max, bool required)
+static const struct sc_limits *limits(struct sc_call *c)
 {
-  size_t n = strlen(v);
-  if (required && n == 0)
-    return reject(c, GRPC_INVALID_ARGUMENT, "%s: must not be empty", field);
-  if (n > max)
-    return reject(c, GRPC_INVALID_ARGUMENT, "%s: %zu bytes is longer than the %zu-byte limit", field, n,
-                  max);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char b = (unsigned char)v[i];
-    if (b < 0x20 || b == 0x7f)
-      return reject(c, GRPC_INVALID_ARGUMENT, "%s: contains control character 0x%02x at byte %zu", field, b,
-                    i);
-  }
-  size_t bad = utf8_error((const unsigned char *)v, n);
-  if (bad)
-    return reject(c, GRPC_INVALID_ARGUMENT, "%s: is not valid UTF-8 (byte %zu)", field, bad - 1);
-  return true;
+  return &sc_call_ctx(c)->limits;
 }
 
 static bool check_id(struct sc_call *c, const char *field, const char *v)
 {
-  return check_text(c, field, v, sc_call_ctx(c)->cfg->max_id_length, true);
+  struct sc_err err;
+  return check(c, sc_check_id(limits(c), field, v, &err), &err);
 }
 
-static bool check_payload(struct sc_call *c, const char *field,
-                          const Google__Protobuf__StringValue *v)
+static bool check_name(struct sc_call *c, const char *field, const char *v, bool required)
 {
-  size_t max = sc_call_ctx(c)->cfg->max_payload;
-  if (v && strlen(v->value) > max)
-    return reject(c, GRPC_RESOURCE_EXHAUSTED,
-                  "%s: %zu bytes exceeds the %zu-byte payload limit (--max-payload)", field,
-                  strlen(v->value), max);
-  return true;
+  struct sc_err err;
+  return check(c, sc_check_name(limits(c), field, v, required, &err), &err);
 }
 
-struct kv {
-  ProtobufCMessage base;
-  char *key;
-  char *value;
-};
+static bool check_payload(struct sc_call *c, const char *field, const Google__Protobuf__StringValue *v)
+{
+  struct sc_err err;
+  return check(c, sc_check_payload(limits(c), field, v ? v->value : NULL, &err), &err);
+}
 
 static bool check_tags(struct sc_call *c, size_t n, void *const *tags)
 {
-  const struct sc_config *cfg = sc_call_ctx(c)->cfg;
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    const struct kv *t = tags[i];
-    if (!check_text(c, "tags key", t->key, cfg->max_name_length, true))
-      return false;
-    total += strlen(t->key) + strlen(t->value);
-  }
-  if (total > cfg->max_payload)
-    return reject(c, GRPC_RESOURCE_EXHAUSTED, "tags: %zu bytes exceeds the %zu-byte payload limit", total,
-                  cfg->max_payload);
-  return true;
+  struct sc_err err;
+  return check(c, sc_check_tags(limits(c), "tags", n, tags, &err), &err);
 }
 
 static bool valid_status(int s)
@@ -123,22 +83,6 @@ static bool valid_status(int s)
 }
 
 /* ------------------------------------------------------------------ state */
-
-static void *convert_tags(struct sc_arena *a, const ProtobufCMessageDescriptor *d,
-                          size_t n, void *const *src)
-{
-  if (!n)
-    return NULL;
-  void **out = sc_arena_alloc(a, n * sizeof *out);
-  for (size_t i = 0; i < n; i++) {
-    struct kv *e = sc_arena_alloc(a, d->sizeof_message);
-    protobuf_c_message_init(d, e);
-    e->key = ((const struct kv *)src[i])->key;
-    e->value = ((const struct kv *)src[i])->value;
-    out[i] = e;
-  }
-  return out;
-}
 
 static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_store *st,
                                               const char *iid, int kind)
@@ -172,7 +116,7 @@ static OrchestrationState *build_state(struct sc_arena *a, struct sc_store *st,
   if (r->parent_instance_id[0])
     s->parentinstanceid = sc_pb_sv(a, r->parent_instance_id);
   s->n_tags = r->n_tags;
-  s->tags = convert_tags(a, &orchestration_state__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
+  s->tags = sc_pb_copy_tags(a, &orchestration_state__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
   if (r->status == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED)
     s->failuredetails = r->failure_details;
   if (payloads) {
@@ -268,12 +212,11 @@ static void start_done(struct sc_cmd *cmd)
 static void h_start(struct sc_call *c)
 {
   const CreateInstanceRequest *r = (void *)c->req;
-  const struct sc_config *cfg = sc_call_ctx(c)->cfg;
   if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
     return;
-  if (!check_text(c, "name", r->name, cfg->max_name_length, true))
+  if (!check_name(c, "name", r->name, true))
     return;
-  if (r->version && !check_text(c, "version", r->version->value, cfg->max_name_length, false))
+  if (r->version && !check_name(c, "version", r->version->value, false))
     return;
   if (r->executionid && r->executionid->value[0] && !check_id(c, "executionId", r->executionid->value))
     return;
@@ -379,7 +322,7 @@ static void h_raise(struct sc_call *c)
 {
   const RaiseEventRequest *r = (void *)c->req;
   if (!check_id(c, "instanceId", r->instanceid) ||
-      !check_text(c, "name", r->name, sc_call_ctx(c)->cfg->max_name_length, true) ||
+      !check_name(c, "name", r->name, true) ||
       !check_payload(c, "input", r->input))
     return;
   c->cmd.kind = SC_CMD_RAISE;
@@ -499,8 +442,9 @@ static void h_query(struct sc_call *c)
   }
   sq.page_size = page_size(q->maxinstancecount);
   if (q->instanceidprefix && q->instanceidprefix->value[0]) {
-    if (!check_text(c, "query.instanceIdPrefix", q->instanceidprefix->value,
-                    sc_call_ctx(c)->cfg->max_id_length, false))
+    struct sc_err err;
+    if (!check(c, sc_check_text("query.instanceIdPrefix", q->instanceidprefix->value, limits(c)->max_id, false,
+                                &err), &err))
       return;
     sq.prefix = q->instanceidprefix->value;
   }

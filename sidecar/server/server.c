@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
+#include "limits/limits.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -34,10 +35,6 @@ struct sc_server {
   pthread_cond_t cv;
   bool shutdown_done;
 };
-
-/* Validates that no string field holds a NUL byte, which protobuf-c would silently truncate. */
-int sc_pb_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
-                        size_t len, char *err, size_t errlen, int depth);
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c)
 {
@@ -442,7 +439,9 @@ static bool decode(struct sc_call *c)
   const uint8_t *p = GRPC_SLICE_START_PTR(sl);
   size_t len = GRPC_SLICE_LENGTH(sl);
   bool ok = false;
-  if (sc_pb_check_strings(c->m->req_desc, p, len, why, sizeof why, 0) != 0) {
+  /* Before unpacking: protobuf-c would recurse without bound into nested messages and accept any bytes in
+   * strings and timestamps. */
+  if (sc_wire_check(c->m->req_desc, p, len, why, sizeof why) != 0) {
     char msg[400];
     snprintf(msg, sizeof msg, "malformed %s: %s", c->m->req_desc->name, why);
     sc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
@@ -517,7 +516,7 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   struct sc_server *s = calloc(1, sizeof *s);
   if (!s)
     sc_panic("out of memory starting the server");
-  s->ctx = (struct sc_server_ctx){cfg, store, engine};
+  s->ctx = (struct sc_server_ctx){cfg, store, engine, sc_config_limits(cfg)};
   atomic_init(&s->shutting_down, false);
   atomic_init(&s->live_calls, 0);
   pthread_mutex_init(&s->mu, NULL);

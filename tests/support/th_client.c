@@ -62,6 +62,14 @@ th_client *th_client_open(int port)
   return c;
 }
 
+grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline)
+{
+  grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline,
+                                             NULL);
+  ASSERT(call != NULL);
+  return call;
+}
+
 void th_client_close(th_client *c)
 {
   if (c == NULL)

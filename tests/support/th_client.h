@@ -25,6 +25,8 @@ typedef struct th_call th_call;
 
 /* CONSTRUCTOR: opens an insecure channel to 127.0.0.1:port (calls grpc_init). Never NULL. */
 th_client *th_client_open(int port);
+/* Creates a call on the client's channel (for streaming helpers); never NULL. */
+grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline);
 /* DESTRUCTOR: destroys the channel (calls grpc_shutdown). Every th_call of the client must be freed first. */
 void th_client_close(th_client *c);
 
