@@ -39,9 +39,19 @@ static const struct opt opts[] = {
     {"--drain-grace", "TASKHUBD_DRAIN_GRACE", OPT_INT, F(drain_grace_s), 0, "SECONDS",
      "on SIGTERM, stop handing out work and wait this long for work items in flight (default 30)"},
     {"--max-message", "TASKHUBD_MAX_MESSAGE", OPT_SIZE, F(max_message), 0, "BYTES",
-     "largest gRPC message sent or received (default 16M)"},
+     "largest gRPC message taskhubd receives (default 16M)"},
+    {"--max-send-message", "TASKHUBD_MAX_SEND_MESSAGE", OPT_SIZE, F(max_send_message), 0, "BYTES",
+     "largest message taskhubd sends: work items, replies, history chunks; the SDKs receive 4 MiB by default, "
+     "raise theirs with this (default 4M)"},
     {"--max-payload", "TASKHUBD_MAX_PAYLOAD", OPT_SIZE, F(max_payload), 0, "BYTES",
-     "largest input, output, event or status payload (default 4M)"},
+     "largest input, output, event, result, custom status, failure or tag set; five of them must fit in "
+     "--max-send-message (default 512K)"},
+    {"--max-inbox", "TASKHUBD_MAX_INBOX", OPT_SIZE, F(max_inbox), 0, "N",
+     "messages waiting for one instance before RaiseEvent is refused (default 10000)"},
+    {"--max-inbox-bytes", "TASKHUBD_MAX_INBOX_BYTES", OPT_SIZE, F(max_inbox_bytes), 0, "BYTES",
+     "bytes waiting for one instance before RaiseEvent is refused (default 64M)"},
+    {"--max-history", "TASKHUBD_MAX_HISTORY", OPT_SIZE, F(max_history), 0, "N",
+     "events in one execution's history; an orchestration that grows past it fails (default 100000)"},
     {"--max-id-length", "TASKHUBD_MAX_ID_LENGTH", OPT_SIZE, F(max_id_length), 0, "N",
      "longest instance id in bytes (default 256)"},
     {"--max-name-length", "TASKHUBD_MAX_NAME_LENGTH", OPT_SIZE, F(max_name_length), 0, "N",
@@ -55,7 +65,18 @@ static const struct opt opts[] = {
     {"--health-ping", "TASKHUBD_HEALTH_PING", OPT_INT, F(health_ping_s), 0, "SECONDS",
      "send a HealthPing on work-item streams idle this long (default 20)"},
     {"--max-work-items", "TASKHUBD_MAX_WORK_ITEMS", OPT_INT, F(max_work_items), 0, "N",
-     "work items of each kind in flight per worker that sets no limit of its own (default 1000)"},
+     "work items of each kind in flight per worker: the limit of a worker that sets none, and the most a worker "
+     "may ask for (default 1000)"},
+    {"--max-outbox", "TASKHUBD_MAX_OUTBOX", OPT_SIZE, F(max_outbox), 0, "BYTES",
+     "a worker's stream with this much not yet sent gets no new work until it reads (default 1M)"},
+    {"--orchestration-lease", "TASKHUBD_ORCHESTRATION_LEASE", OPT_INT, F(orch_lease_s), 0, "SECONDS",
+     "an orchestration work item not completed or abandoned by then goes to another worker; 0: never "
+     "(default 300)"},
+    {"--activity-lease", "TASKHUBD_ACTIVITY_LEASE", OPT_INT, F(act_lease_s), 0, "SECONDS",
+     "the same for activity work items: longer than your longest activity; 0: never (default 3600)"},
+    {"--keepalive", "TASKHUBD_KEEPALIVE", OPT_INT, F(keepalive_s), 0, "SECONDS",
+     "ping idle connections this often and close those that do not answer, so a vanished worker's work "
+     "items go to others (default 30)"},
     {"--allow-delete-taskhub", "TASKHUBD_ALLOW_DELETE_TASKHUB", OPT_FLAG, F(allow_delete_taskhub), 0, NULL,
      "let DeleteTaskHub and CreateTaskHub(recreateIfExists) wipe all data"},
     {"--group-commit", "TASKHUBD_GROUP_COMMIT", OPT_BOOL, F(group_commit), 0, "on|off",
@@ -99,6 +120,7 @@ struct sc_limits sc_config_limits(const struct sc_config *c)
       .max_id = c->max_id_length,
       .max_name = c->max_name_length,
       .max_payload = c->max_payload,
+      .max_history = c->max_history,
   };
 }
 
@@ -216,7 +238,15 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->ready_fd = -1;
   c->log_level = SC_LOG_INFO;
   c->max_message = 16u << 20;
-  c->max_payload = 4u << 20;
+  c->max_send_message = 4u << 20;
+  c->max_payload = 512u << 10;
+  c->max_inbox = 10000;
+  c->max_inbox_bytes = 64u << 20;
+  c->max_history = 100000;
+  c->max_outbox = 1u << 20;
+  c->keepalive_s = 30;
+  c->orch_lease_s = 300;
+  c->act_lease_s = 3600;
   c->max_id_length = 256;
   c->max_name_length = 256;
   c->wait_cap_s = 600;
@@ -294,6 +324,20 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   if (c->max_payload > c->max_message) {
     fprintf(err, "taskhubd: --max-payload (%zu) cannot exceed --max-message (%zu)\n", c->max_payload,
             c->max_message);
+    return -1;
+  }
+  /* An instance's state (input, output, custom status, failure, tags) must fit in one reply, and its start in
+   * one work item, or what was accepted could never be read back or run. */
+  if (c->max_payload > (c->max_send_message - (c->max_send_message < (64u << 10) ? 0 : 64u << 10)) / 5) {
+    fprintf(err,
+            "taskhubd: --max-payload (%zu) is too large for --max-send-message (%zu): an instance's input, "
+            "output, custom status, failure and tags must fit in one reply; raise --max-send-message to at "
+            "least %zu (and the SDKs' receive limit with it)\n",
+            c->max_payload, c->max_send_message, c->max_payload * 5 + (64u << 10));
+    return -1;
+  }
+  if (c->keepalive_s == 0) {
+    fprintf(err, "taskhubd: --keepalive must be at least 1 second\n");
     return -1;
   }
   return 0;

@@ -13,8 +13,16 @@ struct sc_config {
   char data_dir[4096];
   int ready_fd;              /* -1: none */
   int log_level;
-  size_t max_message;        /* gRPC send/receive cap */
+  size_t max_message;        /* largest message received */
+  size_t max_send_message;   /* largest message sent: what a default SDK can receive */
   size_t max_payload;        /* any single input/output/event payload */
+  size_t max_inbox;          /* messages waiting for one instance before RaiseEvent is refused */
+  size_t max_inbox_bytes;    /* and their bytes */
+  size_t max_history;        /* events in one execution's history */
+  size_t max_outbox;         /* a worker stream holding this much unsent is given no new work */
+  int64_t keepalive_s;       /* HTTP/2 ping interval on idle connections */
+  int64_t orch_lease_s;      /* an orchestration work item not answered by then is handed out again */
+  int64_t act_lease_s;       /* the same for activities */
   size_t max_id_length;
   size_t max_name_length;
   int64_t wait_cap_s;        /* cap for WaitForInstance* without a deadline */

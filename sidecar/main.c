@@ -102,7 +102,13 @@ int main(int argc, char **argv)
       .orphan_grace_us = cfg.orphan_grace_s * 1000000,
       .health_ping_us = cfg.health_ping_s * 1000000,
       .default_max_items = cfg.max_work_items,
-      .max_message = cfg.max_message,
+      .max_message = cfg.max_send_message,
+      .max_outbox = cfg.max_outbox,
+      .max_inbox = cfg.max_inbox,
+      .max_inbox_bytes = cfg.max_inbox_bytes,
+      .orch_lease_us = cfg.orch_lease_s * 1000000,
+      .act_lease_us = cfg.act_lease_s * 1000000,
+      .limits = sc_config_limits(&cfg),
   };
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {

@@ -1056,6 +1056,14 @@ void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
   pthread_mutex_unlock(&e->mu);
 }
 
+void sc_engine_kick(struct sc_engine *e)
+{
+  pthread_mutex_lock(&e->mu);
+  e->kick = true;
+  pthread_cond_signal(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+
 void sc_engine_stop(struct sc_engine *e)
 {
   if (!e)

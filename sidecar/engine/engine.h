@@ -9,6 +9,7 @@
  */
 
 #include "common/status.h"
+#include "limits/limits.h"
 #include "store/keys.h"
 #include "store/store.h"
 
@@ -42,6 +43,9 @@ enum sc_cmd_kind {
  * malloc, and ownership passes to the callee, which must only queue it (called on the engine thread).
  */
 typedef void (*sc_stream_send_fn)(void *ctx, uint8_t *buf, size_t len);
+/* Whether a stream may be given more work: true when fewer than |cap| bytes wait to be sent on it. When false,
+ * the transport calls sc_engine_kick once they do. Called on the engine thread. */
+typedef bool (*sc_stream_ready_fn)(void *ctx, size_t cap);
 
 enum sc_abandon_kind { SC_ABANDON_ORCH, SC_ABANDON_ACT, SC_ABANDON_ENTITY };
 
@@ -100,6 +104,7 @@ struct sc_cmd {
     struct {
       const GetWorkItemsRequest *req; /* kept alive by the poster until the stream is closed */
       sc_stream_send_fn send;
+      sc_stream_ready_fn ready;     /* NULL: always ready */
       void *ctx;
       uint64_t id; /* out: pass to SC_CMD_STREAM_CLOSE */
     } stream_open;
@@ -133,8 +138,12 @@ struct sc_engine_config {
   bool sync; /* false only in unit tests that measure nothing durable */
   int64_t orphan_grace_us;  /* how long a closed stream's work items wait for their completions */
   int64_t health_ping_us;   /* idle streams get a HealthPing this often */
-  int default_max_items;    /* per-stream limit when a worker asks for 0 ("no limit") */
-  size_t max_message;       /* largest work item a stream can take */
+  int default_max_items;    /* per-stream limit when a worker asks for 0 ("no limit"), and the most it may ask */
+  size_t max_message;       /* largest work item a stream can take (--max-send-message) */
+  size_t max_outbox;        /* a stream holding this much unsent gets no new work (0: no cap) */
+  size_t max_inbox, max_inbox_bytes; /* RaiseEvent refused beyond these (0: no limit) */
+  int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */
+  struct sc_limits limits;  /* what worker actions and histories must pass, as client requests do */
 };
 
 struct sc_engine_stats {
@@ -152,6 +161,8 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
 
 /* Thread-safe. After sc_engine_stop has begun, commands complete with SC_EUNAVAIL. */
 void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd);
+/* Thread-safe: runs a batch soon even with nothing posted (a stream can take work again). */
+void sc_engine_kick(struct sc_engine *e);
 
 /* Applies what is queued, commits, answers parked waiters with SC_EUNAVAIL and joins the thread. Later
  * posts complete at once with SC_EUNAVAIL, so transport threads may still post until they are joined. */

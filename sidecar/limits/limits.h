@@ -31,6 +31,7 @@ struct sc_limits {
   size_t max_id;      /* --max-id-length: instance ids */
   size_t max_name;    /* --max-name-length: orchestration, activity, event names, versions, tag keys */
   size_t max_payload; /* --max-payload: any one input, output, event, result, custom status, failure or tag set */
+  size_t max_history; /* --max-history: events in one execution's history */
 };
 
 /*

@@ -52,6 +52,9 @@ struct sc_stream_out {
   pthread_mutex_t mu;
   struct sc_outmsg *head, *tail;
   size_t queued;
+  size_t bytes;      /* queued plus the message being sent: what this stream holds in memory */
+  size_t sending_len;
+  size_t kick_below; /* nonzero: the engine wants a kick once bytes drop below this */
   bool sending, ending, closed, status_sent;
   int end_code;
   char end_msg[160];
@@ -109,6 +112,9 @@ int64_t sc_call_deadline_us(const struct sc_call *c);
  * push queues one message (taking ownership of buf); end sends the status once the outbox is drained. */
 void sc_call_stream_begin(struct sc_call *c, bool work_stream);
 void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len);
+/* True when fewer than |cap| bytes wait to be sent on the stream; otherwise false, and the engine is kicked once
+ * they do. */
+bool sc_call_stream_ready(struct sc_call *c, size_t cap);
 void sc_call_stream_end(struct sc_call *c, int grpc_code, const char *msg);
 
 /* rpc.c */

@@ -649,6 +649,11 @@ static void stream_send(void *ctx, uint8_t *buf, size_t len)
   sc_call_stream_push(ctx, buf, len);
 }
 
+static bool stream_ready(void *ctx, size_t cap)
+{
+  return sc_call_stream_ready(ctx, cap);
+}
+
 static void stream_open_done(struct sc_cmd *cmd)
 {
   /* Only a stopping engine refuses a stream; the close that follows releases the engine's reference. */
@@ -669,6 +674,7 @@ static void h_get_work_items(struct sc_call *c)
   c->cmd.kind = SC_CMD_STREAM_OPEN;
   c->cmd.u.stream_open.req = r;
   c->cmd.u.stream_open.send = stream_send;
+  c->cmd.u.stream_open.ready = stream_ready;
   c->cmd.u.stream_open.ctx = c;
   sc_call_post(c, stream_open_done);
 }

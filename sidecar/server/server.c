@@ -201,6 +201,7 @@ static void drop_outbox_locked(struct sc_stream_out *o)
   }
   o->tail = NULL;
   o->queued = 0;
+  o->bytes = o->sending_len;
 }
 
 static void start_send_locked(struct sc_call *c)
@@ -211,6 +212,7 @@ static void start_send_locked(struct sc_call *c)
   if (!o->head)
     o->tail = NULL;
   o->queued--;
+  o->sending_len = m->len;
   grpc_slice sl = grpc_slice_new(m->buf, m->len, free);
   free(m);
   o->send_bb = grpc_raw_byte_buffer_create(&sl, 1);
@@ -249,6 +251,11 @@ static void on_send(struct sc_call *c, bool ok)
   grpc_byte_buffer_destroy(o->send_bb);
   o->send_bb = NULL;
   o->sending = false;
+  o->bytes -= o->sending_len;
+  o->sending_len = 0;
+  bool kick = o->kick_below && o->bytes < o->kick_below;
+  if (kick)
+    o->kick_below = 0;
   if (!ok) {
     o->closed = true; /* the client is gone; on_close finishes the call */
     drop_outbox_locked(o);
@@ -259,6 +266,8 @@ static void on_send(struct sc_call *c, bool ok)
     release = true;
   }
   pthread_mutex_unlock(&o->mu);
+  if (kick)
+    sc_engine_kick(c->srv->ctx.engine);
   if (release)
     call_unref(c);
   call_unref(c);
@@ -317,9 +326,21 @@ void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
     o->head = m;
   o->tail = m;
   o->queued++;
+  o->bytes += len;
   if (!o->sending)
     start_send_locked(c);
   pthread_mutex_unlock(&o->mu);
+}
+
+bool sc_call_stream_ready(struct sc_call *c, size_t cap)
+{
+  struct sc_stream_out *o = c->out;
+  pthread_mutex_lock(&o->mu);
+  bool ready = o->closed || o->bytes < cap;
+  if (!ready)
+    o->kick_below = cap;
+  pthread_mutex_unlock(&o->mu);
+  return ready;
 }
 
 void sc_call_stream_end(struct sc_call *c, int code, const char *msg)
@@ -523,15 +544,24 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->streams_mu, NULL);
   grpc_init();
-  grpc_arg args[2];
-  memset(args, 0, sizeof args);
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[0].value.integer = cfg->max_message > INT32_MAX ? INT32_MAX : (int)cfg->max_message;
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-  args[1].value.integer = args[0].value.integer;
-  grpc_channel_args ca = {2, args};
+  int max_msg = cfg->max_message > INT32_MAX ? INT32_MAX : (int)cfg->max_message;
+  int max_send = cfg->max_send_message > INT32_MAX ? INT32_MAX : (int)cfg->max_send_message;
+  int keepalive_ms = cfg->keepalive_s > INT32_MAX / 1000 ? INT32_MAX : (int)cfg->keepalive_s * 1000;
+  grpc_arg args[] = {
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = max_msg}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = max_send}},
+      /* A second server on our port must fail to bind, not share it. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+      /* Ping idle connections: a worker that vanished without closing its connection (a powered-off node, a
+       * dropped NAT entry) is then noticed, and its work items go to others. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = keepalive_ms}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = keepalive_ms < 20000 ? keepalive_ms : 20000}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+      /* Clients' own keepalive pings (the C SDK sends one every 30 s) are welcome down to every 10 s. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, {.integer = 10000}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+  };
+  grpc_channel_args ca = {sizeof args / sizeof args[0], args};
   s->server = grpc_server_create(&ca, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);

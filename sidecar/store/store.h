@@ -106,6 +106,9 @@ struct sc_store_ops {
   int (*inbox_clear)(struct sc_store *s, const char *iid);
   int (*inbox_load)(struct sc_store *s, bool txn, const char *iid,
                     struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
+  /* How many messages wait in |iid|'s inbox and their stored bytes, as the transaction sees them; counting
+   * stops once |max_count| are found. */
+  int (*inbox_stats)(struct sc_store *s, const char *iid, size_t max_count, size_t *count, size_t *bytes);
 
   int (*timer_put)(struct sc_store *s, int64_t due_us, uint64_t seq,
                    const StoredTimer *t);

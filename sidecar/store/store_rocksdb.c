@@ -742,6 +742,32 @@ static int inbox_clear(struct sc_store *s, const char *iid)
   return rc;
 }
 
+static int inbox_stats(struct sc_store *s, const char *iid, size_t max_count, size_t *count, size_t *bytes)
+{
+  struct rstore *r = RS(s);
+  struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, false);
+  *count = *bytes = 0;
+  if (e && e->inbox_known) {
+    for (size_t i = 0; i < e->nmsg && *count < max_count; i++) {
+      ++*count;
+      *bytes += e->msg[i].len;
+    }
+    return SC_OK;
+  }
+  struct sc_key lo, hi;
+  sc_key_iid_lo(&lo, iid);
+  sc_key_iid_hi(&hi, iid);
+  struct range_it ri;
+  range_open(r, true, SC_CF_INBOX, NULL, lo.b, lo.len, hi.b, hi.len, &ri);
+  for (; *count < max_count && range_valid(&ri); rocksdb_iter_next(ri.it)) {
+    size_t vl;
+    rocksdb_iter_value(ri.it, &vl);
+    ++*count;
+    *bytes += vl;
+  }
+  return range_close(&ri);
+}
+
 static int inbox_load(struct sc_store *s, bool txn, const char *iid,
                       struct sc_arena *a, struct sc_inbox_msg **out, size_t *n)
 {
@@ -1290,6 +1316,7 @@ static const struct sc_store_ops rocks_ops = {
     .inbox_delete = inbox_delete,
     .inbox_clear = inbox_clear,
     .inbox_load = inbox_load,
+    .inbox_stats = inbox_stats,
     .timer_put = timer_put,
     .timer_delete = timer_delete,
     .timer_get = timer_get,
