@@ -1,0 +1,352 @@
+/* Changes to instances shared by client commands and orchestration turns: creating one, queueing a message for
+ * one, telling a parent its child ended, terminating, rewinding. */
+#include "internal.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct recurse_ctx {
+  struct sc_engine *e;
+  const Google__Protobuf__StringValue *reason;
+};
+
+int create_instance(struct sc_engine *e, const struct new_instance *ni)
+{
+  struct sc_store *st = e->st;
+  struct sc_arena *a = &e->ba;
+  int64_t now = sc_now_us();
+  int rc;
+  StoredInstance rec;
+  taskhubd__store__stored_instance__init(&rec);
+  rec.name = (char *)ni->name;
+  if (ni->version) {
+    rec.version = ni->version->value;
+    rec.has_version = true;
+  }
+  rec.status = ST_PENDING;
+  rec.execution_id = (char *)ni->exec;
+  rec.created_us = now;
+  rec.last_updated_us = now;
+  rec.scheduled_start_us = ni->scheduled_us;
+  rec.n_tags = ni->n_tags;
+  rec.tags = sc_pb_copy_tags(a, &taskhubd__store__stored_instance__tags_entry__descriptor, ni->n_tags, ni->tags);
+  rec.trace_context = ni->trace;
+  rec.has_input = ni->input != NULL;
+  if (ni->parent) {
+    rec.parent = ni->parent;
+    rec.parent_instance_id = ni->parent->orchestrationinstance->instanceid;
+  }
+  if ((rc = st->ops->put_instance(st, ni->iid, &rec, NULL)) != SC_OK)
+    return rc;
+  if (ni->input &&
+      (rc = st->ops->put_payload(st, ni->iid, SC_PAYLOAD_INPUT, ni->input->value, strlen(ni->input->value))) !=
+          SC_OK)
+    return rc;
+
+  ExecutionStartedEvent *es = sc_arena_alloc(a, sizeof *es);
+  execution_started_event__init(es);
+  es->name = (char *)ni->name;
+  es->version = (Google__Protobuf__StringValue *)ni->version;
+  es->input = (Google__Protobuf__StringValue *)ni->input;
+  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)ni->iid;
+  oi->executionid = sc_pb_sv(a, ni->exec);
+  es->orchestrationinstance = oi;
+  es->parentinstance = ni->parent;
+  if (ni->scheduled_us)
+    es->scheduledstarttimestamp = (Google__Protobuf__Timestamp *)ni->scheduled_ts;
+  es->parenttracecontext = ni->trace;
+  es->n_tags = ni->n_tags;
+  es->tags = sc_pb_copy_tags(a, &execution_started_event__tags_entry__descriptor, ni->n_tags, ni->tags);
+  HistoryEvent *ev = sc_pb_event(a, -1, now);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
+  ev->executionstarted = es;
+  if ((rc = enqueue_msg(e, ni->iid, SC_BAND_START, ev, ni->exec)) != SC_OK)
+    return rc;
+
+  if (ni->scheduled_us) {
+    /* The ExecutionStarted waits in the inbox; this timer says when the instance may run. */
+    StoredTimer t;
+    taskhubd__store__stored_timer__init(&t);
+    t.kind = TASKHUBD__STORE__STORED_TIMER__KIND__START;
+    t.instance_id = (char *)ni->iid;
+    t.execution_id = (char *)ni->exec;
+    uint64_t seq = st->ops->next_seq(st);
+    if ((rc = st->ops->timer_put(st, ni->scheduled_us, seq, &t)) != SC_OK)
+      return rc;
+    sc_heap_push(&e->theap, (struct sc_heap_item){ni->scheduled_us, seq, NULL});
+  }
+  add_changed(e, ni->iid, ST_PENDING, true);
+  atomic_fetch_add_explicit(&sc_metrics.started, 1, memory_order_relaxed);
+  SC_DEBUG("event=instance_created instance=%s name=%s scheduled=%d parent=%s input_bytes=%zu", SC_Q(ni->iid),
+           SC_Q(ni->name), ni->scheduled_us != 0, SC_Q(rec.parent_instance_id),
+           ni->input ? strlen(ni->input->value) : 0);
+  return SC_OK;
+}
+
+char *new_exec_id(struct sc_arena *a)
+{
+  char *exec = sc_arena_alloc(a, 33);
+  sc_random_hex32(exec);
+  return exec;
+}
+
+int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec)
+{
+  struct sc_store *st = e->st;
+  StoredMsg m;
+  taskhubd__store__stored_msg__init(&m);
+  m.event = ev;
+  if (exec)
+    m.target_execution_id = (char *)exec;
+  int rc = st->ops->inbox_append(st, iid, band, st->ops->next_seq(st), &m);
+  if (rc == SC_OK)
+    mark_dirty(e, iid);
+  return rc;
+}
+
+int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
+                  const Google__Protobuf__StringValue *result, TaskFailureDetails *fd)
+{
+  const ParentInstanceInfo *p = child->parent;
+  if (!p || !p->orchestrationinstance)
+    return SC_OK;
+  const char *piid = p->orchestrationinstance->instanceid;
+  const char *pexec = p->orchestrationinstance->executionid ? p->orchestrationinstance->executionid->value : NULL;
+  StoredInstance *prec;
+  int rc = e->st->ops->get_instance(e->st, true, piid, &e->ba, &prec);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
+                                             (pexec && strcmp(pexec, prec->execution_id) != 0)))) {
+    SC_DEBUG("event=parent_notification_dropped parent=%s", SC_Q(piid));
+    return SC_OK;
+  }
+  if (rc != SC_OK)
+    return rc;
+  HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
+  if (status == ST_COMPLETED) {
+    SubOrchestrationInstanceCompletedEvent *c = sc_arena_alloc(&e->ba, sizeof *c);
+    sub_orchestration_instance_completed_event__init(c);
+    c->taskscheduledid = p->taskscheduledid;
+    c->result = (Google__Protobuf__StringValue *)result;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_COMPLETED;
+    ev->suborchestrationinstancecompleted = c;
+  } else {
+    SubOrchestrationInstanceFailedEvent *f = sc_arena_alloc(&e->ba, sizeof *f);
+    sub_orchestration_instance_failed_event__init(f);
+    f->taskscheduledid = p->taskscheduledid;
+    if (!fd)
+      fd = make_failure(&e->ba, status == ST_TERMINATED ? "TaskTerminated" : "TaskFailed",
+                   status == ST_TERMINATED
+                       ? sc_arena_printf(&e->ba, "sub-orchestration was terminated%s%s",
+                                         result ? ": " : "", result ? result->value : "")
+                       : "sub-orchestration failed");
+    f->failuredetails = fd;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
+    ev->suborchestrationinstancefailed = f;
+  }
+  return enqueue_msg(e, piid, SC_BAND_NORMAL, ev, pexec);
+}
+
+/* An instance that never ran is terminated here, without a worker: a worker given
+ * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
+int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
+                      const Google__Protobuf__StringValue *output, bool recurse)
+{
+  struct sc_store *st = e->st;
+  struct sc_arena *a = &e->ba;
+  struct sc_inbox_msg *msgs;
+  size_t n;
+  int rc = st->ops->inbox_load(st, true, iid, a, &msgs, &n);
+  if (rc != SC_OK)
+    return rc;
+  int64_t now = sc_now_us();
+  uint32_t idx = old->history_count;
+  for (size_t i = 0; i < n; i++) {
+    HistoryEvent *ev = msgs[i].msg->event;
+    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED) {
+      if ((rc = st->ops->history_append(st, iid, idx++, ev)) != SC_OK)
+        return rc;
+      break;
+    }
+  }
+  HistoryEvent *t = sc_pb_event(a, -1, now);
+  ExecutionTerminatedEvent *te = sc_arena_alloc(a, sizeof *te);
+  execution_terminated_event__init(te);
+  te->input = (Google__Protobuf__StringValue *)output;
+  te->recurse = recurse;
+  t->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
+  t->executionterminated = te;
+  HistoryEvent *done = sc_pb_event(a, -1, now);
+  ExecutionCompletedEvent *ce = sc_arena_alloc(a, sizeof *ce);
+  execution_completed_event__init(ce);
+  ce->orchestrationstatus = ST_TERMINATED;
+  ce->result = (Google__Protobuf__StringValue *)output;
+  done->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED;
+  done->executioncompleted = ce;
+  if ((rc = st->ops->history_append(st, iid, idx++, t)) != SC_OK ||
+      (rc = st->ops->history_append(st, iid, idx++, done)) != SC_OK ||
+      (rc = st->ops->inbox_clear(st, iid)) != SC_OK)
+    return rc;
+  StoredInstance *rec = copy_rec(a, old);
+  rec->status = ST_TERMINATED;
+  rec->completed_us = now;
+  rec->last_updated_us = now;
+  rec->history_count = idx;
+  rec->suspend_requested = rec->resume_requested = false;
+  rec->has_output = output != NULL;
+  if (output && (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output->value,
+                                           strlen(output->value))) != SC_OK)
+    return rc;
+  if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK ||
+      (rc = notify_parent(e, rec, ST_TERMINATED, output, NULL)) != SC_OK)
+    return rc;
+  add_changed(e, iid, ST_TERMINATED, true);
+  atomic_fetch_add_explicit(&sc_metrics.finished[ST_TERMINATED], 1, memory_order_relaxed);
+  SC_INFO("event=instance_terminated instance=%s mode=server", SC_Q(iid));
+  return SC_OK;
+}
+
+/* Terminates |iid| on behalf of an orchestration (terminate action, recursive terminate). */
+int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
+                           bool recurse)
+{
+  StoredInstance *rec;
+  int rc = e->st->ops->get_instance(e->st, true, iid, &e->ba, &rec);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(rec->status)))
+    return SC_OK;
+  if (rc != SC_OK)
+    return rc;
+  if (rec->status == ST_PENDING && !work_is_leased(e, iid))
+    return terminate_pending(e, iid, rec, reason, recurse);
+  HistoryEvent *ev = ev_new(e, -1);
+  ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
+  execution_terminated_event__init(te);
+  te->input = (Google__Protobuf__StringValue *)reason;
+  te->recurse = recurse;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
+  ev->executionterminated = te;
+  return enqueue_msg(e, iid, SC_BAND_NORMAL, ev, NULL);
+}
+
+static int terminate_child(const char *child, void *arg)
+{
+  struct recurse_ctx *r = arg;
+  return terminate_other(r->e, child, r->reason, true);
+}
+
+static ParentInstanceInfo *parent_info(struct sc_arena *a, const char *iid, const StoredInstance *p, int32_t task)
+{
+  ParentInstanceInfo *pi = sc_arena_alloc(a, sizeof *pi);
+  parent_instance_info__init(pi);
+  pi->taskscheduledid = task;
+  pi->name = sc_pb_sv(a, p->name);
+  if (p->has_version)
+    pi->version = sc_pb_sv(a, p->version);
+  OrchestrationInstance *oi = sc_arena_alloc(a, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)iid;
+  oi->executionid = sc_pb_sv(a, p->execution_id);
+  pi->orchestrationinstance = oi;
+  return pi;
+}
+
+/*
+ * Children created in this history that never reported completion: a FAILED one is rewound, a purged one is
+ * created again from its SubOrchestrationInstanceCreated event. Either way it reports to the parent's new
+ * execution (the rewound history carries a new execution id).
+ */
+int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *parent, HistoryEvent **h,
+                           size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (h[i]->event_type_case != HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED)
+      continue;
+    bool finished = false;
+    for (size_t j = i + 1; j < n && !finished; j++)
+      finished = h[j]->event_type_case == HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_COMPLETED &&
+                 h[j]->suborchestrationinstancecompleted->taskscheduledid == h[i]->eventid;
+    if (finished)
+      continue;
+    const SubOrchestrationInstanceCreatedEvent *ce = h[i]->suborchestrationinstancecreated;
+    StoredInstance *crec;
+    int rc = e->st->ops->get_instance(e->st, true, ce->instanceid, &e->ba, &crec);
+    if (rc == SC_OK && crec->status == ST_FAILED) {
+      rc = rewind_one(e, ce->instanceid, NULL, parent->execution_id, 1);
+    } else if (rc == SC_ENOTFOUND) {
+      char *exec = sc_arena_alloc(&e->ba, 33);
+      sc_random_hex32(exec);
+      struct new_instance ni = {
+          .iid = ce->instanceid,
+          .name = ce->name,
+          .exec = exec,
+          .version = ce->version,
+          .input = ce->input,
+          .trace = ce->parenttracecontext,
+          .n_tags = ce->n_tags,
+          .tags = (void *const *)ce->tags,
+          .parent = parent_info(&e->ba, iid, parent, h[i]->eventid),
+      };
+      rc = create_instance(e, &ni);
+      SC_INFO("event=child_recreated instance=%s parent=%s", SC_Q(ce->instanceid), SC_Q(iid));
+    } else if (rc == SC_OK) {
+      rc = SC_OK; /* still running, or finished in a way the parent already saw */
+    }
+    if (rc != SC_OK)
+      return rc;
+  }
+  return SC_OK;
+}
+
+int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
+                      const char *parent_exec, int depth)
+{
+  struct sc_store *st = e->st;
+  StoredInstance *old;
+  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
+  if (rc != SC_OK)
+    return rc;
+  if (old->status != ST_FAILED)
+    return SC_ESTATE;
+  StoredInstance *r = copy_rec(&e->ba, old);
+  r->status = ST_RUNNING;
+  r->completed_us = 0;
+  r->failure_details = NULL;
+  r->has_output = false;
+  r->last_updated_us = sc_now_us();
+  if (parent_exec && r->parent && r->parent->orchestrationinstance) {
+    ParentInstanceInfo *p = sc_arena_alloc(&e->ba, sizeof *p);
+    *p = *r->parent;
+    OrchestrationInstance *oi = sc_arena_alloc(&e->ba, sizeof *oi);
+    *oi = *r->parent->orchestrationinstance;
+    oi->executionid = sc_pb_sv(&e->ba, parent_exec);
+    p->orchestrationinstance = oi;
+    r->parent = p;
+  }
+  if ((rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
+    return rc;
+  HistoryEvent *ev = ev_new(e, -1);
+  ExecutionRewoundEvent *rw = sc_arena_alloc(&e->ba, sizeof *rw);
+  execution_rewound_event__init(rw);
+  rw->reason = (Google__Protobuf__StringValue *)reason;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_REWOUND;
+  ev->executionrewound = rw;
+  if ((rc = enqueue_msg(e, iid, SC_BAND_NORMAL, ev, NULL)) != SC_OK ||
+      (rc = st->ops->put_instance(st, iid, r, old)) != SC_OK)
+    return rc;
+  add_changed(e, iid, ST_RUNNING, true);
+  SC_INFO("event=instance_rewound instance=%s depth=%d", SC_Q(iid), depth);
+  return SC_OK;
+}
+
+int terminate_children(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason)
+{
+  struct recurse_ctx rctx = {e, reason};
+  return e->st->ops->children(e->st, true, iid, terminate_child, &rctx);
+}

@@ -1,0 +1,183 @@
+/* Connected GetWorkItems streams: what each accepts (limits, filters), and sending work items down them. */
+#include "internal.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct sc_stream *find_stream(struct sc_engine *e, void *ctx, size_t *idx)
+{
+  for (size_t i = 0; i < e->nstreams; i++)
+    if (e->streams[i]->ctx == ctx) {
+      if (idx)
+        *idx = i;
+      return e->streams[i];
+    }
+  return NULL;
+}
+
+/* |size| is the packed size when the caller knows it (0: compute it); packing a large history twice costs. */
+void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size)
+{
+  size_t n = size ? size : work_item__get_packed_size(wi);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf)
+    sc_panic("out of memory packing a work item");
+  work_item__pack(wi, buf);
+  s->last_send_us = sc_now_us();
+  s->send(s->ctx, buf, n);
+}
+
+static bool has_cap(const GetWorkItemsRequest *r, WorkerCapability c)
+{
+  for (size_t i = 0; i < r->n_capabilities; i++)
+    if (r->capabilities[i] == c)
+      return true;
+  return false;
+}
+
+int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
+{
+  const GetWorkItemsRequest *r = c->u.stream_open.req;
+  struct sc_stream *s = calloc(1, sizeof *s);
+  if (!s)
+    sc_panic("out of memory");
+  s->id = ++e->stream_seq;
+  s->req = r;
+  s->send = c->u.stream_open.send;
+  s->ctx = c->u.stream_open.ctx;
+  s->max_orch = r->maxconcurrentorchestrationworkitems > 0 ? r->maxconcurrentorchestrationworkitems
+                                                           : e->cfg.default_max_items;
+  s->max_act = r->maxconcurrentactivityworkitems > 0 ? r->maxconcurrentactivityworkitems
+                                                     : e->cfg.default_max_items;
+  s->history_streaming = has_cap(r, WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING);
+  s->last_send_us = sc_now_us();
+  if (e->nstreams == e->capstreams) {
+    e->capstreams = e->capstreams ? e->capstreams * 2 : 8;
+    e->streams = realloc(e->streams, e->capstreams * sizeof *e->streams);
+    if (!e->streams)
+      sc_panic("out of memory");
+  }
+  e->streams[e->nstreams++] = s;
+  c->u.stream_open.id = s->id;
+  e->new_stream = true; /* it may accept what no other stream's filter did */
+  pthread_mutex_lock(&e->mu);
+  e->stats.streams = e->nstreams;
+  pthread_mutex_unlock(&e->mu);
+  SC_INFO("event=worker_connected stream=%llu max_orchestrations=%d max_activities=%d history_streaming=%d "
+          "filters=%d",
+          (unsigned long long)s->id, s->max_orch, s->max_act, s->history_streaming,
+          r->workitemfilters != NULL);
+  return DONE;
+}
+
+int apply_stream_close(struct sc_engine *e, struct sc_cmd *c)
+{
+  size_t idx;
+  struct sc_stream *s = find_stream(e, c->u.stream_close.ctx, &idx);
+  if (!s)
+    return DONE;
+  int64_t due = sc_now_us() + e->cfg.orphan_grace_us;
+  int orphans = 0;
+  /* Its work items may still be completed over another connection for a while; then they are abandoned. */
+  while (s->leases) {
+    struct sc_lease *l = s->leases;
+    lease_detach_stream(l);
+    delay(e, due, D_ORPHAN, l->token, 0);
+    orphans++;
+  }
+  e->streams[idx] = e->streams[--e->nstreams];
+  if (e->rr >= e->nstreams)
+    e->rr = 0;
+  pthread_mutex_lock(&e->mu);
+  e->stats.streams = e->nstreams;
+  pthread_mutex_unlock(&e->mu);
+  SC_INFO("event=worker_disconnected stream=%llu orphaned_items=%d", (unsigned long long)s->id, orphans);
+  free(s);
+  return DONE;
+}
+
+static bool versions_match(char **versions, size_t n, const char *v)
+{
+  if (n == 0)
+    return true;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(versions[i], v ? v : "") == 0)
+      return true;
+  return false;
+}
+
+static bool accepts(const struct sc_stream *s, enum lease_kind kind, const char *name,
+                    const char *version)
+{
+  const WorkItemFilters *f = s->req->workitemfilters;
+  if (!f)
+    return true;
+  if (kind == LEASE_ORCH) {
+    for (size_t i = 0; i < f->n_orchestrations; i++)
+      if (strcmp(f->orchestrations[i]->name, name) == 0 &&
+          versions_match(f->orchestrations[i]->versions, f->orchestrations[i]->n_versions, version))
+        return true;
+    return false;
+  }
+  for (size_t i = 0; i < f->n_activities; i++)
+    if (strcmp(f->activities[i]->name, name) == 0 &&
+        (!version || !version[0] ||
+         versions_match(f->activities[i]->versions, f->activities[i]->n_versions, version)))
+      return true;
+  return false;
+}
+
+static bool free_slot(const struct sc_stream *s, enum lease_kind kind)
+{
+  return kind == LEASE_ORCH ? s->n_orch < s->max_orch : s->n_act < s->max_act;
+}
+
+bool any_capacity(struct sc_engine *e, enum lease_kind kind)
+{
+  for (size_t i = 0; i < e->nstreams; i++)
+    if (free_slot(e->streams[i], kind))
+      return true;
+  return false;
+}
+
+/* Round-robin over streams with a free slot whose filter accepts the item. */
+struct sc_stream *pick_stream(struct sc_engine *e, enum lease_kind kind, const char *name,
+                                     const char *version)
+{
+  for (size_t k = 0; k < e->nstreams; k++) {
+    size_t i = (e->rr + k) % e->nstreams;
+    struct sc_stream *s = e->streams[i];
+    if (free_slot(s, kind) && accepts(s, kind, name, version)) {
+      e->rr = (i + 1) % e->nstreams;
+      return s;
+    }
+  }
+  return NULL;
+}
+
+void ping(struct sc_engine *e, int64_t now)
+{
+  HealthPing hp = HEALTH_PING__INIT;
+  WorkItem wi = WORK_ITEM__INIT;
+  wi.request_case = WORK_ITEM__REQUEST_HEALTH_PING;
+  wi.healthping = &hp;
+  for (size_t i = 0; i < e->nstreams; i++)
+    if (now - e->streams[i]->last_send_us >= e->cfg.health_ping_us)
+      send_item(e, e->streams[i], &wi, 0);
+}
+
+/* Work held by connected workers. Items of workers that went away wait for their grace period, not a drain. */
+void work_inflight(struct sc_engine *e, size_t *orch, size_t *act)
+{
+  *orch = *act = 0;
+  for (size_t i = 0; i < e->nstreams; i++) {
+    *orch += (size_t)e->streams[i]->n_orch;
+    *act += (size_t)e->streams[i]->n_act;
+  }
+}

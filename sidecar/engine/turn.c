@@ -1,0 +1,544 @@
+/* Applying a worker's response to an orchestration work item: its actions become history events, activities,
+ * timers, sub-orchestrations and messages, and the instance's new state, all in the batch's transaction. */
+#include "internal.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct turn {
+  struct sc_engine *e;
+  const char *iid;
+  StoredInstance *rec; /* the new record, built up as the turn is applied */
+  uint32_t idx;        /* next history index */
+  bool completed;
+  int final_status;
+  const Google__Protobuf__StringValue *result;
+  TaskFailureDetails *failure;
+  const CompleteOrchestrationAction *can;
+  const ExecutionTerminatedEvent *terminated; /* consumed in this turn */
+};
+
+static int hist(struct turn *t, HistoryEvent *ev)
+{
+  return t->e->st->ops->history_append(t->e->st, t->iid, t->idx++, ev);
+}
+
+static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a)
+{
+  struct sc_engine *e = t->e;
+  struct sc_store *st = e->st;
+  struct sc_arena *ar = &e->ba;
+  HistoryEvent *ev = ev_new(e, id);
+  TaskScheduledEvent *ts = sc_arena_alloc(ar, sizeof *ts);
+  task_scheduled_event__init(ts);
+  ts->name = a->name;
+  ts->version = a->version;
+  ts->input = a->input;
+  /* Without a trace context of its own, the activity joins the orchestration's trace. */
+  TraceContext *trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context;
+  ts->parenttracecontext = trace;
+  ts->n_tags = a->n_tags;
+  ts->tags = sc_pb_copy_tags(ar, &task_scheduled_event__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED;
+  ev->taskscheduled = ts;
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  ActivityRequest *r = sc_arena_alloc(ar, sizeof *r);
+  activity_request__init(r);
+  r->name = a->name;
+  r->version = a->version;
+  r->input = a->input;
+  OrchestrationInstance *oi = sc_arena_alloc(ar, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)t->iid;
+  oi->executionid = sc_pb_sv(ar, t->rec->execution_id);
+  r->orchestrationinstance = oi;
+  r->taskid = id;
+  r->parenttracecontext = trace;
+  r->n_tags = a->n_tags;
+  r->tags = sc_pb_copy_tags(ar, &activity_request__tags_entry__descriptor, a->n_tags, (void *const *)a->tags);
+  StoredActivity sa = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
+  sa.request = r;
+  sa.enqueued_us = sc_now_us();
+  uint64_t seq = st->ops->next_seq(st);
+  if ((rc = st->ops->actq_put(st, seq, &sa)) != SC_OK)
+    return rc;
+  new_activity(e, seq);
+  return SC_OK;
+}
+
+static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
+{
+  struct sc_engine *e = t->e;
+  struct sc_store *st = e->st;
+  HistoryEvent *ev = ev_new(e, id);
+  TimerCreatedEvent *tc = sc_arena_alloc(&e->ba, sizeof *tc);
+  timer_created_event__init(tc);
+  tc->fireat = a->fireat;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED;
+  ev->timercreated = tc;
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  /* TimerFired echoes the requested fireAt: SDKs compute the next leg of long timers from it. */
+  HistoryEvent *fired = ev_new(e, -1);
+  TimerFiredEvent *tf = sc_arena_alloc(&e->ba, sizeof *tf);
+  timer_fired_event__init(tf);
+  tf->fireat = a->fireat;
+  tf->timerid = id;
+  fired->event_type_case = HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED;
+  fired->timerfired = tf;
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = fired;
+  m.target_execution_id = t->rec->execution_id;
+  StoredTimer tm = TASKHUBD__STORE__STORED_TIMER__INIT;
+  tm.kind = TASKHUBD__STORE__STORED_TIMER__KIND__ORCH_MSG;
+  tm.instance_id = (char *)t->iid;
+  tm.execution_id = t->rec->execution_id;
+  tm.msg = &m;
+  tm.band = SC_BAND_NORMAL;
+  int64_t due = sc_pb_ts_us(a->fireat);
+  uint64_t seq = st->ops->next_seq(st);
+  if ((rc = st->ops->timer_put(st, due, seq, &tm)) != SC_OK)
+    return rc;
+  sc_heap_push(&e->theap, (struct sc_heap_item){due, seq, NULL});
+  return SC_OK;
+}
+
+static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestrationAction *a)
+{
+  struct sc_engine *e = t->e;
+  struct sc_store *st = e->st;
+  struct sc_arena *ar = &e->ba;
+  /* The SDKs' own default: "<parent>:<action id as 4 hex digits>". */
+  const char *child = a->instanceid[0] ? a->instanceid : sc_arena_printf(ar, "%s:%04x", t->iid, (unsigned)id);
+  HistoryEvent *ev = ev_new(e, id);
+  SubOrchestrationInstanceCreatedEvent *c = sc_arena_alloc(ar, sizeof *c);
+  sub_orchestration_instance_created_event__init(c);
+  c->instanceid = (char *)child;
+  c->name = a->name;
+  c->version = a->version;
+  c->input = a->input;
+  c->parenttracecontext = a->parenttracecontext;
+  c->n_tags = a->n_tags;
+  c->tags = sc_pb_copy_tags(ar, &sub_orchestration_instance_created_event__tags_entry__descriptor, a->n_tags,
+                      (void *const *)a->tags);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED;
+  ev->suborchestrationinstancecreated = c;
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  StoredInstance *old;
+  rc = st->ops->get_instance(st, true, child, ar, &old);
+  if (rc != SC_OK && rc != SC_ENOTFOUND)
+    return rc;
+  if (rc == SC_OK && !sc_status_is_terminal(old->status)) {
+    /* Never touch a live instance; tell the parent at once so it does not wait forever. */
+    HistoryEvent *f = ev_new(e, -1);
+    SubOrchestrationInstanceFailedEvent *fe = sc_arena_alloc(ar, sizeof *fe);
+    sub_orchestration_instance_failed_event__init(fe);
+    fe->taskscheduledid = id;
+    fe->failuredetails = make_failure(
+        ar, "OrchestrationAlreadyExists",
+        sc_arena_printf(ar, "orchestration instance already exists: %s (status %s)", child,
+                        sc_pb_status_name(old->status)));
+    f->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
+    f->suborchestrationinstancefailed = fe;
+    return enqueue_msg(e, t->iid, SC_BAND_NORMAL, f, t->rec->execution_id);
+  }
+  if (rc == SC_OK && (rc = st->ops->delete_instance(st, child, old)) != SC_OK)
+    return rc;
+  t->rec->has_children = true; /* purge and recursive terminate look for its children */
+  ParentInstanceInfo *p = sc_arena_alloc(ar, sizeof *p);
+  parent_instance_info__init(p);
+  p->taskscheduledid = id;
+  p->name = sc_pb_sv(ar, t->rec->name);
+  if (t->rec->has_version)
+    p->version = sc_pb_sv(ar, t->rec->version);
+  OrchestrationInstance *poi = sc_arena_alloc(ar, sizeof *poi);
+  orchestration_instance__init(poi);
+  poi->instanceid = (char *)t->iid;
+  poi->executionid = sc_pb_sv(ar, t->rec->execution_id);
+  p->orchestrationinstance = poi;
+  char *exec = sc_arena_alloc(ar, 33);
+  sc_random_hex32(exec);
+  struct new_instance ni = {
+      .iid = child,
+      .name = a->name,
+      .exec = exec,
+      .version = a->version,
+      .input = a->input,
+      .trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context,
+      .n_tags = a->n_tags,
+      .tags = (void *const *)a->tags,
+      .parent = p,
+  };
+  return create_instance(e, &ni);
+}
+
+static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
+{
+  struct sc_engine *e = t->e;
+  HistoryEvent *ev = ev_new(e, id);
+  EventSentEvent *s = sc_arena_alloc(&e->ba, sizeof *s);
+  event_sent_event__init(s);
+  s->instanceid = a->instance->instanceid;
+  s->name = a->name;
+  s->input = a->data;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EVENT_SENT;
+  ev->eventsent = s;
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  StoredInstance *target;
+  rc = e->st->ops->get_instance(e->st, true, a->instance->instanceid, &e->ba, &target);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(target->status))) {
+    SC_DEBUG("event=event_dropped instance=%s reason=target_gone", SC_Q(a->instance->instanceid));
+    return SC_OK; /* never re-runs a finished orchestration */
+  }
+  if (rc != SC_OK)
+    return rc;
+  HistoryEvent *raised = ev_new(e, -1);
+  EventRaisedEvent *r = sc_arena_alloc(&e->ba, sizeof *r);
+  event_raised_event__init(r);
+  r->name = a->name;
+  r->input = a->data;
+  raised->event_type_case = HISTORY_EVENT__EVENT_TYPE_EVENT_RAISED;
+  raised->eventraised = r;
+  return enqueue_msg(e, a->instance->instanceid, SC_BAND_NORMAL, raised, NULL);
+}
+
+static int complete(struct turn *t, int32_t id, const CompleteOrchestrationAction *a)
+{
+  struct sc_engine *e = t->e;
+  if (a->orchestrationstatus == ST_CONTINUED) {
+    t->can = a;
+    return SC_OK;
+  }
+  int status = (int)a->orchestrationstatus;
+  TaskFailureDetails *fd = a->failuredetails;
+  if (!sc_status_is_terminal(status)) {
+    fd = make_failure(&e->ba, "InvalidOrchestrationStatus",
+                      sc_arena_printf(&e->ba, "the worker completed the orchestration with status %s",
+                                      sc_pb_status_name(status)));
+    status = ST_FAILED;
+  }
+  HistoryEvent *ev = ev_new(e, id);
+  ExecutionCompletedEvent *c = sc_arena_alloc(&e->ba, sizeof *c);
+  execution_completed_event__init(c);
+  c->orchestrationstatus = status;
+  c->result = a->result;
+  c->failuredetails = fd;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED;
+  ev->executioncompleted = c;
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  t->completed = true;
+  t->final_status = status;
+  t->result = a->result;
+  t->failure = status == ST_FAILED ? fd : NULL;
+  if (a->n_tags) {
+    t->rec->n_tags = a->n_tags;
+    t->rec->tags = sc_pb_copy_tags(&e->ba, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
+                             (void *const *)a->tags);
+  }
+  return SC_OK;
+}
+
+static int continue_as_new(struct turn *t)
+{
+  struct sc_engine *e = t->e;
+  struct sc_store *st = e->st;
+  struct sc_arena *ar = &e->ba;
+  const CompleteOrchestrationAction *a = t->can;
+  StoredInstance *r = t->rec;
+  int rc = st->ops->history_clear(st, t->iid);
+  if (rc != SC_OK)
+    return rc;
+  t->idx = 0;
+  char *exec = sc_arena_alloc(ar, 33);
+  sc_random_hex32(exec);
+  if (a->newversion) {
+    r->version = a->newversion->value;
+    r->has_version = true;
+  }
+  if (a->n_tags) {
+    r->n_tags = a->n_tags;
+    r->tags = sc_pb_copy_tags(ar, &taskhubd__store__stored_instance__tags_entry__descriptor, a->n_tags,
+                        (void *const *)a->tags);
+  }
+  ExecutionStartedEvent *es = sc_arena_alloc(ar, sizeof *es);
+  execution_started_event__init(es);
+  es->name = r->name;
+  if (r->has_version)
+    es->version = sc_pb_sv(ar, r->version);
+  es->input = a->result;
+  OrchestrationInstance *oi = sc_arena_alloc(ar, sizeof *oi);
+  orchestration_instance__init(oi);
+  oi->instanceid = (char *)t->iid;
+  oi->executionid = sc_pb_sv(ar, exec);
+  es->orchestrationinstance = oi;
+  es->parentinstance = r->parent;
+  es->parenttracecontext = r->trace_context;
+  es->n_tags = r->n_tags;
+  es->tags = sc_pb_copy_tags(ar, &execution_started_event__tags_entry__descriptor, r->n_tags, (void *const *)r->tags);
+  HistoryEvent *ev = ev_new(e, -1);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED;
+  ev->executionstarted = es;
+  /* Band 0 puts the new start and the carried-over events ahead of anything that arrived meanwhile. */
+  if ((rc = enqueue_msg(e, t->iid, SC_BAND_START, ev, exec)) != SC_OK)
+    return rc;
+  for (size_t i = 0; i < a->n_carryoverevents; i++)
+    if ((rc = enqueue_msg(e, t->iid, SC_BAND_START, a->carryoverevents[i], NULL)) != SC_OK)
+      return rc;
+  r->execution_id = exec;
+  r->status = ST_RUNNING;
+  r->created_us = sc_now_us();
+  r->completed_us = 0;
+  r->failure_details = NULL;
+  r->has_input = a->result != NULL;
+  r->has_output = false;
+  if ((rc = st->ops->put_payload(st, t->iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
+    return rc;
+  rc = st->ops->put_payload(st, t->iid, SC_PAYLOAD_INPUT, a->result ? a->result->value : NULL,
+                            a->result ? strlen(a->result->value) : 0);
+  SC_DEBUG("event=continued_as_new instance=%s execution=%s carryover=%zu", SC_Q(t->iid), SC_Q(exec),
+           a->n_carryoverevents);
+  return rc;
+}
+
+/* The SDK's rewind: the history becomes exactly what it sent, and failed children are rewound too. */
+static int rewind_history(struct turn *t, const RewindOrchestrationAction *a)
+{
+  struct sc_engine *e = t->e;
+  int rc = e->st->ops->history_clear(e->st, t->iid);
+  if (rc != SC_OK)
+    return rc;
+  t->idx = 0;
+  for (size_t i = 0; i < a->n_newhistory; i++) {
+    HistoryEvent *ev = a->newhistory[i];
+    if ((rc = hist(t, ev)) != SC_OK)
+      return rc;
+    if (ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED && ev->executionstarted &&
+        ev->executionstarted->orchestrationinstance && ev->executionstarted->orchestrationinstance->executionid)
+      t->rec->execution_id = ev->executionstarted->orchestrationinstance->executionid->value;
+  }
+  if ((rc = rewind_children(e, t->iid, t->rec, a->newhistory, a->n_newhistory)) != SC_OK)
+    return rc;
+  /* A wake-up so that a normal replay re-issues what the rewind removed. */
+  HistoryEvent *wake = ev_new(e, -1);
+  OrchestratorStartedEvent *os = sc_arena_alloc(&e->ba, sizeof *os);
+  orchestrator_started_event__init(os);
+  wake->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  wake->orchestratorstarted = os;
+  return enqueue_msg(e, t->iid, SC_BAND_NORMAL, wake, NULL);
+}
+
+static void status_from_event(struct turn *t, const HistoryEvent *ev)
+{
+  switch (ev->event_type_case) {
+  case HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED:
+    if (t->rec->status == ST_PENDING)
+      t->rec->status = ST_RUNNING;
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED:
+    t->rec->status = ST_SUSPENDED;
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_EXECUTION_RESUMED:
+    t->rec->status = ST_RUNNING;
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED:
+    t->terminated = ev->executionterminated;
+    break;
+  default:
+    break;
+  }
+}
+
+/* After consuming, the suspend/resume flags describe what is still queued. */
+static int refresh_suspend_flags(struct turn *t)
+{
+  StoredInstance *r = t->rec;
+  if (!r->suspend_requested && !r->resume_requested)
+    return SC_OK;
+  struct sc_inbox_msg *m;
+  size_t n;
+  int rc = t->e->st->ops->inbox_load(t->e->st, true, t->iid, &t->e->ba, &m, &n);
+  if (rc != SC_OK)
+    return rc;
+  r->suspend_requested = r->resume_requested = false;
+  for (size_t i = 0; i < n; i++) {
+    int type = m[i].msg->event ? (int)m[i].msg->event->event_type_case : 0;
+    if (type == HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED) {
+      r->suspend_requested = true;
+      r->resume_requested = false;
+    } else if (type == HISTORY_EVENT__EVENT_TYPE_EXECUTION_RESUMED) {
+      r->resume_requested = true;
+      r->suspend_requested = false;
+    }
+  }
+  return SC_OK;
+}
+
+int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *resp,
+                      OrchestratorAction **actions, size_t nact)
+{
+  struct sc_store *st = e->st;
+  StoredInstance *old;
+  int rc = st->ops->get_instance(st, true, l->iid, &e->ba, &old);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(old->status) ||
+                                             strcmp(old->execution_id, l->exec) != 0))) {
+    SC_INFO("event=completion_dropped instance=%s reason=instance_changed", SC_Q(l->iid));
+    return SC_OK; /* terminated, replaced or purged while the worker held it */
+  }
+  if (rc != SC_OK)
+    return rc;
+  struct turn t = {.e = e, .iid = l->iid, .rec = copy_rec(&e->ba, old), .idx = old->history_count};
+
+  const RewindOrchestrationAction *rewind = NULL;
+  char why[300];
+  const char *invalid = NULL;
+  for (size_t i = 0; i < nact; i++) {
+    if (actions[i]->orchestrator_action_type_case ==
+        ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_REWIND_ORCHESTRATION)
+      rewind = actions[i]->rewindorchestration;
+    if (!invalid)
+      invalid = invalid_action(actions[i], why, sizeof why);
+  }
+  size_t consumed = l->nevents;
+  if (resp->numeventsprocessed && resp->numeventsprocessed->value >= 1 &&
+      (size_t)resp->numeventsprocessed->value < consumed)
+    consumed = (size_t)resp->numeventsprocessed->value;
+  for (size_t i = 0; i < consumed; i++) {
+    /* A rewind's new history already holds the events of this work item. */
+    if (!rewind && (rc = hist(&t, l->events[i])) != SC_OK)
+      return rc;
+    status_from_event(&t, l->events[i]);
+  }
+  for (size_t i = 0; i < l->nkeys; i++)
+    if (l->keys[i].sent < (int)consumed &&
+        (rc = st->ops->inbox_delete(st, l->iid, l->keys[i].band, l->keys[i].seq)) != SC_OK)
+      return rc;
+  if ((rc = refresh_suspend_flags(&t)) != SC_OK)
+    return rc;
+
+  if (invalid) {
+    SC_WARN("event=invalid_actions instance=%s error=%s", SC_Q(l->iid), SC_Q(invalid));
+    CompleteOrchestrationAction fa = COMPLETE_ORCHESTRATION_ACTION__INIT;
+    fa.orchestrationstatus = ST_FAILED;
+    fa.failuredetails = make_failure(&e->ba, "InvalidAction", invalid);
+    rc = complete(&t, -1, &fa);
+  } else if (rewind) {
+    rc = rewind_history(&t, rewind);
+  } else {
+    for (size_t i = 0; rc == SC_OK && i < nact; i++) {
+      const OrchestratorAction *a = actions[i];
+      switch (a->orchestrator_action_type_case) {
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SCHEDULE_TASK:
+        rc = schedule_task(&t, a->id, a->scheduletask);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_TIMER:
+        rc = create_timer(&t, a->id, a->createtimer);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_SUB_ORCHESTRATION:
+        rc = sub_orchestration(&t, a->id, a->createsuborchestration);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_EVENT:
+        rc = send_event(&t, a->id, a->sendevent);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_COMPLETE_ORCHESTRATION:
+        rc = complete(&t, a->id, a->completeorchestration);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_TERMINATE_ORCHESTRATION:
+        rc = terminate_other(e, a->terminateorchestration->instanceid, a->terminateorchestration->reason,
+                             a->terminateorchestration->recurse);
+        break;
+      case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE:
+        SC_WARN("event=entity_message_ignored instance=%s action=%d reason=entities_not_supported", SC_Q(l->iid),
+                a->id);
+        break;
+      default:
+        break;
+      }
+    }
+  }
+  if (rc != SC_OK)
+    return rc;
+
+  StoredInstance *r = t.rec;
+  int64_t now = sc_now_us();
+  if (resp->customstatus) {
+    rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_CUSTOM_STATUS, resp->customstatus->value,
+                              strlen(resp->customstatus->value));
+    r->has_custom_status = true;
+  } else if (r->has_custom_status) {
+    rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_CUSTOM_STATUS, NULL, 0);
+    r->has_custom_status = false;
+  }
+  if (rc != SC_OK)
+    return rc;
+  if (resp->orchestrationtracecontext)
+    r->orchestration_trace = resp->orchestrationtracecontext;
+  if (t.completed && !t.can) {
+    r->status = t.final_status;
+    r->completed_us = now;
+    r->failure_details = t.failure;
+    r->has_output = t.result != NULL;
+    r->suspend_requested = r->resume_requested = false;
+    if ((rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_OUTPUT, t.result ? t.result->value : NULL,
+                                   t.result ? strlen(t.result->value) : 0)) != SC_OK ||
+        (rc = st->ops->inbox_clear(st, l->iid)) != SC_OK || (rc = notify_parent(e, r, t.final_status, t.result,
+                                                                                t.failure)) != SC_OK)
+      return rc;
+    if (t.terminated && t.terminated->recurse && r->has_children) {
+      if ((rc = terminate_children(e, l->iid, t.terminated->input)) != SC_OK)
+        return rc;
+    }
+    atomic_fetch_add_explicit(&sc_metrics.finished[r->status & 7], 1, memory_order_relaxed);
+    SC_DEBUG("event=orchestration_completed instance=%s status=%s", SC_Q(l->iid), sc_pb_status_name(r->status));
+  } else if (t.can) {
+    t.idx = 0;
+    if ((rc = continue_as_new(&t)) != SC_OK)
+      return rc;
+  }
+  r->last_updated_us = now;
+  r->history_count = t.idx;
+  if ((rc = st->ops->put_instance(st, l->iid, r, old)) != SC_OK)
+    return rc;
+  if (r->status != old->status || t.can)
+    add_changed(e, l->iid, r->status, true);
+  mark_dirty(e, l->iid); /* what arrived during the turn */
+  return SC_OK;
+}
+
+/* Joins the actions of buffered partial chunks (deprecated isPartial) with the final chunk's. */
+int gather_actions(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *last,
+                          OrchestratorAction ***out, size_t *n)
+{
+  size_t total = last->n_actions;
+  OrchestratorResponse **parts = sc_arena_alloc(&e->ba, (l->npartials + 1) * sizeof *parts);
+  for (size_t i = 0; i < l->npartials; i++) {
+    parts[i] = orchestrator_response__unpack(sc_arena_allocator(&e->ba), l->partial_lens[i], l->partials[i]);
+    if (!parts[i])
+      return SC_ECORRUPT;
+    total += parts[i]->n_actions;
+  }
+  OrchestratorAction **all = sc_arena_alloc(&e->ba, (total ? total : 1) * sizeof *all);
+  size_t k = 0;
+  for (size_t i = 0; i < l->npartials; i++)
+    for (size_t j = 0; j < parts[i]->n_actions; j++)
+      all[k++] = parts[i]->actions[j];
+  for (size_t j = 0; j < last->n_actions; j++)
+    all[k++] = last->actions[j];
+  *out = all;
+  *n = k;
+  return SC_OK;
+}

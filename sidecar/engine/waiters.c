@@ -1,0 +1,160 @@
+/* Parked WaitForInstanceStart/Completion calls, answered when the instance's status changes or their deadline
+ * passes. */
+#include "internal.h"
+
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pbutil.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A parked WaitForInstance* call. It stays in the deadline heap until its deadline pops, even when it was
+ * answered earlier (cmd == NULL then), so that no heap entry ever points at freed memory. */
+struct sc_waiter {
+  struct sc_cmd *cmd;
+  struct sc_waiter *next;
+  char *iid;
+};
+
+static bool wait_satisfied(bool completion, int status)
+{
+  return completion ? sc_status_is_terminal(status) : status != ST_PENDING;
+}
+
+static void waiter_unlink(struct sc_engine *e, struct sc_waiter *w)
+{
+  struct sc_waiter *head = sc_map_get(&e->waiters, w->iid);
+  struct sc_waiter **pp = &head;
+  while (*pp && *pp != w)
+    pp = &(*pp)->next;
+  if (*pp)
+    *pp = w->next;
+  if (head)
+    sc_map_put(&e->waiters, w->iid, head);
+  else
+    sc_map_remove(&e->waiters, w->iid);
+  free(w->iid);
+  w->iid = NULL;
+  w->next = NULL;
+}
+
+static void waiter_finish(struct sc_engine *e, struct sc_waiter *w, int code,
+                          const char *msg)
+{
+  struct sc_cmd *c = w->cmd;
+  if (!c)
+    return;
+  c->u.wait.w = NULL;
+  w->cmd = NULL;
+  c->err.code = code;
+  size_t n = msg ? strlen(msg) : 0;
+  if (n >= sizeof c->err.msg)
+    n = sizeof c->err.msg - 1; /* long instance ids make long messages: keep the start */
+  memcpy(c->err.msg, msg ? msg : "", n);
+  c->err.msg[n] = 0;
+  waiter_unlink(e, w);
+  add_done(e, c);
+}
+
+void wake_changed(struct sc_engine *e)
+{
+  for (size_t i = 0; i < e->nchg; i++) {
+    struct changed *ch = &e->chg[i];
+    struct sc_waiter *w = sc_map_get(&e->waiters, ch->iid);
+    while (w) {
+      struct sc_waiter *next = w->next;
+      if (!ch->exists) {
+        w->cmd->u.wait.exists = false;
+        waiter_finish(e, w, SC_OK, NULL);
+      } else if (wait_satisfied(w->cmd->u.wait.completion, ch->status)) {
+        w->cmd->u.wait.exists = true;
+        waiter_finish(e, w, SC_OK, NULL);
+      }
+      w = next;
+    }
+  }
+  e->nchg = 0;
+}
+
+void expire_waiters(struct sc_engine *e, int64_t now)
+{
+  const struct sc_heap_item *top;
+  while ((top = sc_heap_top(&e->wheap)) && top->due <= now) {
+    struct sc_waiter *w = sc_heap_pop(&e->wheap).data;
+    if (w->cmd) {
+      char msg[SC_MAX_ID + 64];
+      snprintf(msg, sizeof msg, "timed out waiting for instance %s", w->iid);
+      waiter_finish(e, w, SC_ETIMEOUT, msg);
+    }
+    free(w);
+  }
+}
+
+int apply_wait(struct sc_engine *e, struct sc_cmd *c)
+{
+  StoredInstance *rec;
+  int rc = e->st->ops->get_instance(e->st, true, c->u.wait.iid, &e->ba, &rec);
+  if (rc == SC_ENOTFOUND) {
+    c->u.wait.exists = false;
+    return DONE;
+  }
+  if (rc != SC_OK)
+    return fail(c, rc, "reading instance %s failed", c->u.wait.iid);
+  c->u.wait.exists = true;
+  if (wait_satisfied(c->u.wait.completion, rec->status))
+    return DONE;
+  struct sc_waiter *w = calloc(1, sizeof *w);
+  if (!w || !(w->iid = strdup(c->u.wait.iid)))
+    sc_panic("out of memory parking a waiter");
+  w->cmd = c;
+  w->next = sc_map_get(&e->waiters, w->iid);
+  sc_map_put(&e->waiters, w->iid, w);
+  c->u.wait.w = w;
+  int64_t due = sc_now_us() + e->cfg.wait_cap_us;
+  if (c->u.wait.deadline_us && c->u.wait.deadline_us < due)
+    due = c->u.wait.deadline_us;
+  sc_heap_push(&e->wheap, (struct sc_heap_item){due, e->wseq++, w});
+  return PARKED;
+}
+
+int apply_cancel(struct sc_engine *e, struct sc_cmd *c)
+{
+  struct sc_cmd *t = c->u.cancel.target;
+  if (t->u.wait.w)
+    waiter_finish(e, t->u.wait.w, SC_ECANCELLED, "the client cancelled the call");
+  return DONE;
+}
+
+void drop_all_waiters(struct sc_engine *e, int code, const char *msg)
+{
+  struct sc_map_entry *it;
+  while ((it = sc_map_first(&e->waiters))) {
+    struct sc_waiter *w = sc_map_value(it);
+    waiter_finish(e, w, code, msg);
+  }
+}
+
+void waiters_wipe(struct sc_engine *e)
+{
+  struct sc_map_entry *it;
+  while ((it = sc_map_first(&e->waiters))) {
+    struct sc_waiter *w = sc_map_value(it);
+    w->cmd->u.wait.exists = false;
+    waiter_finish(e, w, SC_OK, NULL);
+  }
+}
+
+void waiters_free(struct sc_engine *e)
+{
+  /* Waiters answered early stay in the deadline heap until they pop; free them now. */
+  while (sc_heap_top(&e->wheap)) {
+    struct sc_waiter *w = sc_heap_pop(&e->wheap).data;
+    free(w->iid);
+    free(w);
+  }
+  sc_heap_free(&e->wheap);
+  sc_map_free(&e->waiters);
+}
