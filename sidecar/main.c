@@ -103,6 +103,7 @@ int main(int argc, char **argv)
       .health_ping_us = cfg.health_ping_s * 1000000,
       .default_max_items = cfg.max_work_items,
       .max_message = cfg.max_send_message,
+      .max_receive = cfg.max_message,
       .max_outbox = cfg.max_outbox,
       .max_inbox = cfg.max_inbox,
       .max_inbox_bytes = cfg.max_inbox_bytes,

@@ -71,3 +71,34 @@ struct sc_heap_item sc_heap_pop(struct sc_heap *h)
     h->v[i] = last;
   return top;
 }
+
+static void sift_down(struct sc_heap *h, size_t i)
+{
+  struct sc_heap_item it = h->v[i];
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    const struct sc_heap_item *mv = &it;
+    if (l < h->n && less(&h->v[l], mv)) {
+      m = l;
+      mv = &h->v[l];
+    }
+    if (r < h->n && less(&h->v[r], mv))
+      m = r;
+    if (m == i)
+      break;
+    h->v[i] = h->v[m];
+    i = m;
+  }
+  h->v[i] = it;
+}
+
+void sc_heap_filter(struct sc_heap *h, int (*keep)(const struct sc_heap_item *it, void *ctx), void *ctx)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < h->n; i++)
+    if (keep(&h->v[i], ctx))
+      h->v[n++] = h->v[i];
+  h->n = n;
+  for (size_t i = n / 2; i-- > 0;)
+    sift_down(h, i);
+}

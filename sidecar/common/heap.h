@@ -25,5 +25,7 @@ void sc_heap_push(struct sc_heap *h, struct sc_heap_item it);
 /* The earliest item, or NULL when empty. */
 const struct sc_heap_item *sc_heap_top(const struct sc_heap *h);
 struct sc_heap_item sc_heap_pop(struct sc_heap *h);
+/* Keeps only the items |keep| returns true for (it may free the others' data), then restores the order. */
+void sc_heap_filter(struct sc_heap *h, int (*keep)(const struct sc_heap_item *it, void *ctx), void *ctx);
 
 #endif

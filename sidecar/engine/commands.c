@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Instances one filter purge deletes per commit, so other commands interleave with a large purge. */
@@ -66,6 +67,7 @@ int apply_start(struct sc_engine *e, struct sc_cmd *c)
         return fail(c, rc, "replacing instance %s failed", iid);
       if ((rc = st->ops->delete_instance(st, iid, old)) != SC_OK)
         return fail(c, rc, "replacing instance %s failed", iid);
+      leases_end_instance(e, iid); /* a worker's turn of the old execution is of no use now */
       break;
     }
   }
@@ -121,6 +123,21 @@ int apply_raise(struct sc_engine *e, struct sc_cmd *c)
   if (sc_status_is_terminal(old->status)) {
     SC_DEBUG("event=event_dropped instance=%s reason=terminal", SC_Q(req->instanceid));
     return DONE;
+  }
+  /* Events nobody consumes would pile up without bound: what waits for one instance is limited. Messages the
+   * engine produces itself (results, timers) are bounded by the orchestration's own actions and never refused. */
+  if (e->cfg.max_inbox || e->cfg.max_inbox_bytes) {
+    size_t count, bytes, add = req->input ? strlen(req->input->value) : 0;
+    size_t max = e->cfg.max_inbox ? e->cfg.max_inbox : SIZE_MAX;
+    int rc = e->st->ops->inbox_stats(e->st, req->instanceid, max, &count, &bytes);
+    if (rc != SC_OK)
+      return fail(c, rc, "reading the inbox of %s failed", req->instanceid);
+    if (e->cfg.max_inbox && count >= e->cfg.max_inbox)
+      return fail(c, SC_ETOOBIG, "instance %s already has %zu events waiting, the limit (--max-inbox)",
+                  req->instanceid, count);
+    if (e->cfg.max_inbox_bytes && bytes + add > e->cfg.max_inbox_bytes)
+      return fail(c, SC_ETOOBIG, "instance %s has %zu bytes of events waiting; %zu more would pass the %zu-byte "
+                  "limit (--max-inbox-bytes)", req->instanceid, bytes, add, e->cfg.max_inbox_bytes);
   }
   HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
   EventRaisedEvent *er = sc_arena_alloc(&e->ba, sizeof *er);
@@ -367,6 +384,7 @@ int apply_restart(struct sc_engine *e, struct sc_cmd *c)
     snprintf(c->u.restart.iid, sizeof c->u.restart.iid, "%s", req->instanceid);
     if ((rc = st->ops->delete_instance(st, req->instanceid, old)) != SC_OK)
       return fail(c, rc, "replacing %s failed", req->instanceid);
+    leases_end_instance(e, req->instanceid);
   }
   char *exec = sc_arena_alloc(&e->ba, 33);
   sc_random_hex32(exec);

@@ -1,6 +1,16 @@
 /*
- * Dispatch: the ready queue of orchestrations and the activity queue, and building the work items that go to
- * streams. Runs after each batch's commands are applied (see run_batch).
+ * Dispatch: the ready queue of orchestrations and the activity queue, the work that waits for a stream able to
+ * take it, and building the work items that go to streams. Runs after each batch's commands are applied (see
+ * run_batch).
+ *
+ * Work no stream can take now waits in a queue of its own kind, name and version (and whether its history must
+ * be streamed). A queue is served again whenever some stream might take more (a slot freed, a stream opened, a
+ * stream read its backlog), oldest first, for as long as a stream accepts it; nothing waits for a new stream.
+ *
+ * An orchestration's work item carries the inbox's messages in order, as many as fit in --max-send-message
+ * beside its history; the rest go in the next item. A history that does not fit goes by StreamInstanceHistory
+ * to workers that can stream it. What no connected worker that accepts it could ever receive fails the
+ * orchestration, with the reason, rather than waiting for good.
  */
 #include "internal.h"
 
@@ -13,17 +23,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Histories bigger than this go to streaming-capable workers by StreamInstanceHistory even when they fit. */
 #define HISTORY_STREAMING_THRESHOLD (1u << 20)
 
-enum dispatch_result { DISPATCHED, DROPPED, UNMATCHED };
+enum dispatch_result { DISPATCHED, DROPPED, WAITING };
+
+/* Work that waits for a stream able to take it. */
+struct waitq {
+  char *key;
+  struct want want;   /* name and version point into key's copy below */
+  char *name, *version;
+  struct fifo items;  /* instance ids (malloc'd) or activity seqs */
+  struct waitq *next; /* e->waitqs_list */
+};
 
 void work_init(struct sc_engine *e)
 {
-  char hex[33];
-  sc_random_hex32(hex);
-  memcpy(e->boot, hex, 8);
-  e->boot[8] = 0;
   sc_map_init(&e->queued);
+  sc_map_init(&e->waitqs);
   sc_heap_init(&e->delayed);
   leases_init(e);
   if (e->cfg.health_ping_us <= 0)
@@ -31,7 +48,12 @@ void work_init(struct sc_engine *e)
   if (e->cfg.default_max_items <= 0)
     e->cfg.default_max_items = 1000;
   if (!e->cfg.max_message)
-    e->cfg.max_message = 16u << 20;
+    e->cfg.max_message = 4u << 20;
+  if (!e->cfg.max_receive)
+    e->cfg.max_receive = 16u << 20;
+  if (!e->cfg.limits.max_id) /* unit tests that set no limits get the defaults */
+    e->cfg.limits = (struct sc_limits){.max_id = 256, .max_name = 256, .max_payload = 512u << 10,
+                                       .max_history = 100000};
   delay(e, sc_now_us() + e->cfg.health_ping_us / 2, D_PING, NULL, 0);
 }
 
@@ -64,23 +86,39 @@ int work_recover(struct sc_engine *e)
   return rc;
 }
 
+static void waitq_free(struct waitq *w)
+{
+  void *v;
+  while ((v = fifo_pop(&w->items)))
+    if (w->want.kind == LEASE_ORCH)
+      free(v);
+  fifo_free(&w->items);
+  free(w->key);
+  free(w->name);
+  free(w->version);
+  free(w);
+}
+
 void work_wipe(struct sc_engine *e)
 {
   char *s;
   while ((s = fifo_pop(&e->ready)))
     free(s);
-  while ((s = fifo_pop(&e->unmatched)))
-    free(s);
+  while (e->waitqs_list) {
+    struct waitq *w = e->waitqs_list;
+    e->waitqs_list = w->next;
+    waitq_free(w);
+  }
+  sc_map_free(&e->waitqs);
   sc_map_free(&e->queued);
   fifo_free(&e->actq);
-  fifo_free(&e->unmatched_act);
+  leases_end_all(e);
 }
 
 void work_free(struct sc_engine *e)
 {
   work_wipe(e);
   fifo_free(&e->ready);
-  fifo_free(&e->unmatched);
   leases_free(e);
   for (size_t i = 0; i < e->nstreams; i++)
     free(e->streams[i]);
@@ -91,6 +129,31 @@ void work_free(struct sc_engine *e)
   free(e->dirty);
   free(e->new_acts);
 }
+
+/* Parks an item until a stream can take what it wants. */
+static void wait_for_stream(struct sc_engine *e, const struct want *want, void *item)
+{
+  char key[2 * 1024];
+  snprintf(key, sizeof key, "%c%d%s\x01%s", want->kind == LEASE_ORCH ? 'o' : 'a', want->needs_streaming,
+           want->name, want->version ? want->version : "");
+  struct waitq *w = sc_map_get(&e->waitqs, key);
+  if (!w) {
+    w = calloc(1, sizeof *w);
+    if (!w)
+      sc_panic("out of memory");
+    w->key = xstrdup(key);
+    w->name = xstrdup(want->name);
+    w->version = xstrdup(want->version ? want->version : "");
+    w->want = (struct want){want->kind, w->name, w->version, want->needs_streaming};
+    sc_map_put(&e->waitqs, w->key, w);
+    w->next = e->waitqs_list;
+    e->waitqs_list = w;
+  }
+  fifo_push(&w->items, item);
+  e->last_waitq = w;
+}
+
+/* ------------------------------------------------------------------ orchestrations */
 
 static bool is_wakeup(const HistoryEvent *ev)
 {
@@ -111,117 +174,202 @@ static void drop_stale(struct sc_engine *e, const char *iid, const struct sc_inb
     st->ops->inbox_delete(st, iid, m[i].band, m[i].seq);
 }
 
+/* What one element of a repeated message field adds to its parent's encoding. */
+static size_t field_size(size_t len)
+{
+  size_t v = 1;
+  while (len >= 0x80) {
+    len >>= 7;
+    v++;
+  }
+  return 1 + v + len;
+}
+
+static size_t event_size(const HistoryEvent *ev)
+{
+  return field_size(history_event__get_packed_size(ev));
+}
+
+/* Fails an orchestration that no connected worker accepting it can receive. */
+static void undeliverable(struct sc_engine *e, const char *iid, StoredInstance *rec, size_t hist_bytes)
+{
+  char msg[400];
+  snprintf(msg, sizeof msg,
+           "the history of %zu bytes does not fit in a work item of at most %zu bytes (--max-send-message), and "
+           "no connected worker that runs '%s' can stream histories (WORKER_CAPABILITY_HISTORY_STREAMING)",
+           hist_bytes, e->cfg.max_message, rec->name);
+  SC_WARN("event=orchestration_undeliverable instance=%s history_bytes=%zu max_send_message=%zu", SC_Q(iid),
+          hist_bytes, e->cfg.max_message);
+  int rc = fail_by_server(e, iid, rec, "HistoryTooLarge", msg);
+  if (rc != SC_OK)
+    sc_panic("failing undeliverable orchestration %s: status %d", iid, rc);
+}
+
 static int dispatch_orch(struct sc_engine *e, const char *iid)
 {
   struct sc_store *st = e->st;
   if (work_is_leased(e, iid))
-    return DROPPED; /* examined again when its lease ends */
+    return DROPPED; /* looked at again when its lease ends */
   StoredInstance *rec;
   if (st->ops->get_instance(st, true, iid, &e->ba, &rec) != SC_OK)
     return DROPPED;
-  if (sc_status_is_terminal(rec->status))
+  if (sc_status_is_terminal(rec->status)) {
+    backoff_forget(e, LEASE_ORCH, iid, 0);
     return DROPPED;
+  }
   int64_t now = sc_now_us();
   if (rec->scheduled_start_us > now && rec->status == ST_PENDING)
     return DROPPED; /* its start timer marks it again */
-  struct sc_lease *l = lease_new(e, LEASE_ORCH, NULL, iid, rec->execution_id);
   struct sc_inbox_msg *msgs;
   size_t n;
-  if (st->ops->inbox_load(st, true, iid, &l->arena, &msgs, &n) != SC_OK || n == 0) {
-    lease_free(l);
+  if (st->ops->inbox_load(st, true, iid, &e->ba, &msgs, &n) != SC_OK || n == 0)
     return DROPPED;
-  }
-  l->keys = sc_arena_alloc(&l->arena, n * sizeof *l->keys);
-  l->events = sc_arena_alloc(&l->arena, (n + 1) * sizeof *l->events);
-  HistoryEvent *os = sc_pb_event(&l->arena, -1, now);
-  OrchestratorStartedEvent *ose = sc_arena_alloc(&l->arena, sizeof *ose);
-  orchestrator_started_event__init(ose);
-  os->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
-  os->orchestratorstarted = ose;
-  l->events[l->nevents++] = os;
-  size_t nstale = 0, nwake = 0;
+  /* What would be sent: the live messages, in order; stale ones and wake-up markers are consumed unsent. */
+  size_t nlive = 0, nstale = 0, nwake = 0;
   bool wakes = false;
   for (size_t i = 0; i < n; i++) {
     StoredMsg *m = msgs[i].msg;
-    struct msgkey *k = &l->keys[l->nkeys++];
-    k->band = msgs[i].band;
-    k->seq = msgs[i].seq;
-    k->sent = -1;
-    if (!m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0)) {
+    if (!m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0))
       nstale++;
-      continue;
-    }
-    if (is_wakeup(m->event)) {
+    else if (is_wakeup(m->event))
       nwake++;
-      continue;
+    else {
+      nlive++;
+      wakes |= wakes_suspended(m->event);
     }
-    wakes |= wakes_suspended(m->event);
-    k->sent = (int)l->nevents;
-    l->events[l->nevents++] = m->event;
   }
-  if (l->nevents == 1 && nwake == 0) {
+  if (nlive == 0 && nwake == 0) {
     if (nstale)
       drop_stale(e, iid, msgs, n);
-    lease_free(l);
     return DROPPED;
   }
-  if (rec->status == ST_SUSPENDED && !wakes && nwake == 0) {
-    lease_free(l); /* the SDK would only buffer these; dispatch on resume or terminate */
-    return DROPPED;
-  }
-  struct sc_stream *s = pick_stream(e, LEASE_ORCH, rec->name, rec->has_version ? rec->version : NULL);
-  if (!s) {
-    lease_free(l);
-    return UNMATCHED;
-  }
-  l->stream = s;
+  if (rec->status == ST_SUSPENDED && !wakes && nwake == 0)
+    return DROPPED; /* the SDK would only buffer these; dispatch on resume or terminate */
 
   HistoryEvent **past = NULL;
   size_t npast = 0;
-  if (st->ops->history_load(st, true, iid, &e->ba, &past, &npast) != SC_OK) {
-    lease_free(l);
+  if (st->ops->history_load(st, true, iid, &e->ba, &past, &npast) != SC_OK)
     return DROPPED;
-  }
+  HistoryEvent *os = sc_pb_event(&e->ba, -1, now);
+  OrchestratorStartedEvent *ose = sc_arena_alloc(&e->ba, sizeof *ose);
+  orchestrator_started_event__init(ose);
+  os->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  os->orchestratorstarted = ose;
+
   OrchestratorRequest req = ORCHESTRATOR_REQUEST__INIT;
   req.instanceid = (char *)iid;
   req.executionid = sc_pb_sv(&e->ba, rec->execution_id);
-  req.n_pastevents = npast;
-  req.pastevents = past;
-  req.n_newevents = l->nevents;
-  req.newevents = l->events;
   req.orchestrationtracecontext = rec->orchestration_trace;
-  if (s->history_streaming && orchestrator_request__get_packed_size(&req) > HISTORY_STREAMING_THRESHOLD) {
-    /* The worker fetches the history with StreamInstanceHistory instead. */
-    req.n_pastevents = 0;
-    req.pastevents = NULL;
-    req.requireshistorystreaming = true;
-  }
+  req.requireshistorystreaming = true; /* counted in the base size either way: one byte */
   WorkItem wi = WORK_ITEM__INIT;
-  wi.completiontoken = l->token;
+  char token_room[sizeof ((struct sc_lease *)0)->token];
+  memset(token_room, 'x', sizeof token_room - 1);
+  token_room[sizeof token_room - 1] = 0;
+  wi.completiontoken = token_room;
   wi.request_case = WORK_ITEM__REQUEST_ORCHESTRATOR_REQUEST;
   wi.orchestratorrequest = &req;
+  /* The empty item, plus the length prefix the request gains once it holds events. */
+  size_t base = work_item__get_packed_size(&wi) + 4;
+  size_t hist_bytes = 0;
+  for (size_t i = 0; i < npast; i++)
+    hist_bytes += event_size(past[i]);
+  size_t first = 0; /* the first message that would be sent */
+  for (size_t i = 0; i < n && !first; i++) {
+    const StoredMsg *m = msgs[i].msg;
+    if (m->event && !is_wakeup(m->event) &&
+        !(m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0))
+      first = event_size(m->event);
+  }
+  size_t limit = e->cfg.max_message;
+  size_t fixed = base + event_size(os);
+  struct want want = {LEASE_ORCH, rec->name, rec->has_version ? rec->version : "", false};
+  want.needs_streaming = fixed + hist_bytes + first > limit;
+  struct pick_why why;
+  struct sc_stream *s = pick_stream(e, &want, &why);
+  if (!s) {
+    if (want.needs_streaming && why.accepting > 0 && why.accepting_streaming == 0) {
+      undeliverable(e, iid, rec, hist_bytes);
+      return DROPPED;
+    }
+    wait_for_stream(e, &want, xstrdup(iid));
+    return WAITING;
+  }
+  bool streamed = s->history_streaming && (want.needs_streaming || fixed + hist_bytes > HISTORY_STREAMING_THRESHOLD);
+  size_t budget = limit - fixed - (streamed ? 0 : hist_bytes);
+
+  struct sc_lease *l = lease_new(e, LEASE_ORCH, iid, rec->execution_id);
+  l->started_us = now;
+  l->keys = malloc(n * sizeof *l->keys);
+  HistoryEvent **evs = sc_arena_alloc(&e->ba, (n + 1) * sizeof *evs);
+  if (!l->keys)
+    sc_panic("out of memory");
+  size_t nev = 0, used = 0;
+  evs[nev++] = os;
+  for (size_t i = 0; i < n; i++) {
+    StoredMsg *m = msgs[i].msg;
+    bool stale = !m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id));
+    int sent = -1;
+    if (!stale && !is_wakeup(m->event)) {
+      size_t sz = event_size(m->event);
+      if (nev > 1 && used + sz > budget)
+        break; /* the rest goes in the next work item */
+      used += sz;
+      sent = (int)nev;
+      evs[nev++] = m->event;
+    }
+    l->keys[l->nkeys++] = (struct msgkey){msgs[i].band, sent, msgs[i].seq};
+  }
+  l->nsent = nev;
+  req.requireshistorystreaming = streamed;
+  if (!streamed) {
+    req.n_pastevents = npast;
+    req.pastevents = past;
+  }
+  req.n_newevents = nev;
+  req.newevents = evs;
+  wi.completiontoken = l->token;
   size_t size = work_item__get_packed_size(&wi);
-  if (size > e->cfg.max_message) {
-    SC_ERROR("event=work_item_too_large instance=%s bytes=%zu max_message=%zu", SC_Q(iid), size,
-             e->cfg.max_message);
+  if (size > limit) {
+    /* Every event is within the payload limits, which fit; this guards the arithmetic above, not a path. */
     lease_free(l);
+    char msg[200];
+    snprintf(msg, sizeof msg, "the work item of %zu bytes exceeds --max-send-message (%zu)", size, limit);
+    if (fail_by_server(e, iid, rec, "WorkItemTooLarge", msg) != SC_OK)
+      sc_panic("failing orchestration %s: %s", iid, msg);
     return DROPPED;
   }
-  lease_attach(e, l);
+  lease_attach(e, l, s);
   send_item(e, s, &wi, size);
-  SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu", SC_Q(iid),
-           l->token, (unsigned long long)s->id, npast, l->nevents);
+  SC_DEBUG("event=dispatched kind=orchestration instance=%s token=%s stream=%llu past=%zu new=%zu streamed=%d "
+           "bytes=%zu",
+           SC_Q(iid), l->token, (unsigned long long)s->id, npast, nev, streamed, size);
   return DISPATCHED;
+}
+
+/* ------------------------------------------------------------------ activities */
+
+/* Tells the orchestration that its activity could not be handed to any worker. */
+static void fail_activity(struct sc_engine *e, uint64_t seq, const ActivityRequest *r, const char *exec,
+                          const char *why)
+{
+  HistoryEvent *ev = ev_new(e, -1);
+  TaskFailedEvent *f = sc_arena_alloc(&e->ba, sizeof *f);
+  task_failed_event__init(f);
+  f->taskscheduledid = r->taskid;
+  f->failuredetails = make_failure(&e->ba, "WorkItemTooLarge", why);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_FAILED;
+  ev->taskfailed = f;
+  e->st->ops->actq_delete(e->st, seq);
+  if (enqueue_msg(e, r->orchestrationinstance->instanceid, SC_BAND_NORMAL, ev, exec) != SC_OK)
+    sc_panic("failing an activity of %s", r->orchestrationinstance->instanceid);
 }
 
 static int dispatch_act(struct sc_engine *e, uint64_t seq)
 {
   struct sc_store *st = e->st;
-  struct sc_lease *l = lease_new(e, LEASE_ACT, NULL, "", NULL);
   StoredActivity *a;
-  if (st->ops->actq_get(st, true, seq, &l->arena, &a) != SC_OK || !a->request ||
-      !a->request->orchestrationinstance) {
-    lease_free(l);
+  if (st->ops->actq_get(st, true, seq, &e->ba, &a) != SC_OK || !a->request || !a->request->orchestrationinstance) {
+    backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED; /* completed meanwhile */
   }
   ActivityRequest *r = a->request;
@@ -232,19 +380,16 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
       strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
     st->ops->actq_delete(st, seq);
-    lease_free(l);
+    backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED;
   }
-  struct sc_stream *s = pick_stream(e, LEASE_ACT, r->name, r->version ? r->version->value : NULL);
+  struct want want = {LEASE_ACT, r->name, r->version ? r->version->value : "", false};
+  struct sc_stream *s = pick_stream(e, &want, NULL);
   if (!s) {
-    lease_free(l);
-    return UNMATCHED;
+    wait_for_stream(e, &want, SEQ2P(seq));
+    return WAITING;
   }
-  free(l->iid);
-  free(l->exec);
-  l->iid = xstrdup(iid);
-  l->exec = xstrdup(exec);
-  l->stream = s;
+  struct sc_lease *l = lease_new(e, LEASE_ACT, iid, exec);
   l->act_seq = seq;
   l->task_id = r->taskid;
   char key[SC_MAX_ID + 16];
@@ -254,69 +399,95 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   wi.completiontoken = l->token;
   wi.request_case = WORK_ITEM__REQUEST_ACTIVITY_REQUEST;
   wi.activityrequest = r;
-  lease_attach(e, l);
-  send_item(e, s, &wi, 0);
+  size_t size = work_item__get_packed_size(&wi);
+  if (size > e->cfg.max_message) {
+    /* Its input and tags are each within --max-payload, which fits; this is a guard, not a path. */
+    char why[200];
+    snprintf(why, sizeof why, "the activity's work item of %zu bytes exceeds --max-send-message (%zu)", size,
+             e->cfg.max_message);
+    fail_activity(e, seq, r, exec, why);
+    lease_free(l);
+    return DROPPED;
+  }
+  lease_attach(e, l, s);
+  send_item(e, s, &wi, size);
   SC_DEBUG("event=dispatched kind=activity instance=%s task=%d name=%s token=%s stream=%llu", SC_Q(iid), r->taskid,
            SC_Q(r->name), l->token, (unsigned long long)s->id);
   return DISPATCHED;
 }
 
+/* ------------------------------------------------------------------ the loop */
+
+static int dispatch_item(struct sc_engine *e, enum lease_kind kind, void *item)
+{
+  if (kind == LEASE_ACT)
+    return dispatch_act(e, P2SEQ(item));
+  char *iid = item;
+  sc_map_remove(&e->queued, iid);
+  int r = dispatch_orch(e, iid);
+  if (r == WAITING)
+    sc_map_put(&e->queued, iid, (void *)1); /* new messages are read when it leaves the queue */
+  free(iid);
+  return r;
+}
+
+/* Serves waiting work, oldest first, while some stream takes it. */
+static void serve_waiting(struct sc_engine *e, uint64_t *n)
+{
+  if (e->served_gen == e->slots_gen || !e->waitqs_list)
+    return;
+  e->served_gen = e->slots_gen;
+  struct waitq **pp = &e->waitqs_list;
+  while (*pp) {
+    struct waitq *w = *pp;
+    while (w->items.n && pick_stream(e, &w->want, NULL)) {
+      e->last_waitq = NULL;
+      int r = dispatch_item(e, w->want.kind, fifo_pop(&w->items));
+      n[w->want.kind] += r == DISPATCHED;
+      if (r == WAITING && e->last_waitq == w)
+        break; /* taken back by its own queue: no stream takes it after all */
+    }
+    if (w->items.n == 0) {
+      *pp = w->next;
+      sc_map_remove(&e->waitqs, w->key);
+      waitq_free(w);
+    } else {
+      pp = &w->next;
+    }
+  }
+}
+
 static void dispatch(struct sc_engine *e)
 {
-  uint64_t norch = 0, nact = 0;
+  uint64_t n[2] = {0, 0};
   if (e->drain_now)
     return; /* draining: what is queued stays queued (durably) for the next process */
+  serve_waiting(e, n);
   for (;;) {
     bool progress = false;
     if (e->ready.n && any_capacity(e, LEASE_ORCH)) {
-      char *iid = fifo_pop(&e->ready);
-      sc_map_remove(&e->queued, iid);
-      int r = dispatch_orch(e, iid);
-      if (r == UNMATCHED) {
-        sc_map_put(&e->queued, iid, (void *)1);
-        fifo_push(&e->unmatched, iid);
-      } else {
-        free(iid);
-      }
-      norch += r == DISPATCHED;
+      n[LEASE_ORCH] += dispatch_item(e, LEASE_ORCH, fifo_pop(&e->ready)) == DISPATCHED;
       progress = true;
     }
     if (e->actq.n && any_capacity(e, LEASE_ACT)) {
-      void *seq = fifo_pop(&e->actq);
-      int r = dispatch_act(e, P2SEQ(seq));
-      if (r == UNMATCHED)
-        fifo_push(&e->unmatched_act, seq);
-      nact += r == DISPATCHED;
+      n[LEASE_ACT] += dispatch_item(e, LEASE_ACT, fifo_pop(&e->actq)) == DISPATCHED;
       progress = true;
     }
     if (!progress)
       break;
   }
-  if (norch || nact) {
-    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ORCH], norch, memory_order_relaxed);
-    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ACT], nact, memory_order_relaxed);
+  if (n[LEASE_ORCH] || n[LEASE_ACT]) {
+    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ORCH], n[LEASE_ORCH], memory_order_relaxed);
+    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ACT], n[LEASE_ACT], memory_order_relaxed);
     pthread_mutex_lock(&e->mu);
-    e->stats.orch_dispatched += norch;
-    e->stats.act_dispatched += nact;
+    e->stats.orch_dispatched += n[LEASE_ORCH];
+    e->stats.act_dispatched += n[LEASE_ACT];
     pthread_mutex_unlock(&e->mu);
   }
 }
 
 void work_dispatch(struct sc_engine *e)
 {
-  if (e->new_stream) {
-    /* A new stream may accept what no other stream's filter did. */
-    e->new_stream = false;
-    char *iid;
-    while ((iid = fifo_pop(&e->unmatched))) {
-      sc_map_remove(&e->queued, iid);
-      push_ready(e, iid);
-      free(iid);
-    }
-    void *seq;
-    while ((seq = fifo_pop(&e->unmatched_act)))
-      fifo_push(&e->actq, seq);
-  }
   for (size_t i = 0; i < e->ndirty; i++)
     if (!work_is_leased(e, e->dirty[i]))
       push_ready(e, e->dirty[i]);
@@ -325,6 +496,14 @@ void work_dispatch(struct sc_engine *e)
     fifo_push(&e->actq, SEQ2P(e->new_acts[i]));
   e->nnew_acts = 0;
   dispatch(e);
+}
+
+size_t work_waiting(struct sc_engine *e)
+{
+  size_t n = 0;
+  for (struct waitq *w = e->waitqs_list; w; w = w->next)
+    n += w->items.n;
+  return n;
 }
 
 void work_timers(struct sc_engine *e, int64_t now)
@@ -339,12 +518,9 @@ void work_timers(struct sc_engine *e, int64_t now)
     case D_ACT:
       new_activity(e, d->seq);
       break;
-    case D_ORPHAN: {
-      struct sc_lease *l = sc_map_get(&e->leases, d->key);
-      if (l && !l->stream)
-        lease_abandon(e, l, "stream_closed");
+    case D_EXPIRE:
+      lease_expire(e, d->key, now);
       break;
-    }
     case D_PING:
       ping(e, now);
       delay(e, now + e->cfg.health_ping_us / 3, D_PING, NULL, 0);

@@ -13,12 +13,16 @@
 
 /* Batches of at most this many commands dispatch before their commit (see run_batch). */
 #define EARLY_DISPATCH_MAX 4
+#define TIMERS_PER_BATCH 2000
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
   struct sc_store *st = e->st;
   const struct sc_heap_item *top;
-  while ((top = sc_heap_top(&e->theap)) && top->due <= now) {
+  /* After downtime many timers are due at once: a few thousand per batch, so commits stay small and other
+   * commands go on; the next batch starts at once while more are due. */
+  int budget = TIMERS_PER_BATCH;
+  while (budget-- > 0 && (top = sc_heap_top(&e->theap)) && top->due <= now) {
     struct sc_heap_item it = sc_heap_pop(&e->theap);
     StoredTimer *t;
     int rc = st->ops->timer_get(st, it.due, it.seq, &e->ba, &t);
@@ -88,6 +92,8 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
     return apply_rewind(e, c);
   case SC_CMD_RESTART:
     return apply_restart(e, c);
+  case SC_CMD_RENEW:
+    return apply_renew(e, c);
   case SC_CMD_WIPE:
     break; /* handled by run_batch */
   }
@@ -130,6 +136,23 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
   SC_WARN("event=taskhub_wiped recreate=%d", c->u.wipe.recreate);
 }
 
+/* What becomes of an applied command: answered after the commit, parked, or (a purge by filter) continued in the
+ * next batch. The last batch before a stop has no next batch: it answers the purge as incomplete. */
+static void settle(struct sc_engine *e, struct sc_cmd *c, int r, bool stopping)
+{
+  if (c->err.code != SC_OK)
+    e->st->ops->txn_rollback(e->st); /* a failed command leaves nothing behind */
+  if (r == CONTINUED && c->err.code == SC_OK && !stopping) {
+    c->next = e->conts;
+    e->conts = c;
+    return;
+  }
+  if (r == CONTINUED)
+    c->u.purge.complete = false;
+  if (r != PARKED)
+    add_done(e, c);
+}
+
 static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_store *st = e->st;
@@ -142,15 +165,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     struct sc_cmd *c = conts;
     conts = c->next;
     st->ops->txn_savepoint(st);
-    int r = purge_filter_chunk(e, c);
-    if (r == CONTINUED && !stopping) {
-      c->next = e->conts;
-      e->conts = c;
-    } else {
-      if (r == CONTINUED)
-        c->u.purge.complete = false;
-      add_done(e, c);
-    }
+    settle(e, c, purge_filter_chunk(e, c), stopping);
   }
   while (cmds) {
     struct sc_cmd *c = cmds;
@@ -163,15 +178,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
       continue;
     }
     st->ops->txn_savepoint(st);
-    int r = apply(e, c);
-    if (c->err.code != SC_OK)
-      st->ops->txn_rollback(st); /* a failed command leaves nothing behind */
-    if (r == DONE) {
-      add_done(e, c);
-    } else if (r == CONTINUED) {
-      c->next = e->conts;
-      e->conts = c;
-    }
+    settle(e, c, apply(e, c), stopping);
   }
   int64_t now = sc_now_us();
   fire_timers(e, now);
@@ -196,6 +203,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   pthread_mutex_unlock(&e->mu);
   wake_changed(e);
   expire_waiters(e, now);
+  waiters_compact(e);
   if (stopping)
     drop_all_waiters(e, SC_EUNAVAIL, "taskhubd is shutting down");
   /* Replies go out only now: everything they report is durable. */
@@ -269,6 +277,8 @@ static void *engine_main(void *arg)
       head = NULL;
     }
     bool stopping = e->stopping && !e->qh;
+    if (e->kick)
+      e->slots_gen++; /* a stream may take work again: serve what waits */
     e->kick = false;
     e->drain_now = e->draining;
     pthread_mutex_unlock(&e->mu);

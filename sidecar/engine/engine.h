@@ -36,6 +36,7 @@ enum sc_cmd_kind {
   SC_CMD_ABANDON,
   SC_CMD_REWIND,
   SC_CMD_RESTART,
+  SC_CMD_RENEW,
 };
 
 /*
@@ -128,6 +129,9 @@ struct sc_cmd {
       const RestartInstanceRequest *req;
       char iid[SC_MAX_ID + 1]; /* out: the restarted instance */
     } restart;
+    struct {
+      const char *iid; /* a worker fetched this instance's history for the work item it holds */
+    } renew;
   } u;
 };
 
@@ -140,6 +144,7 @@ struct sc_engine_config {
   int64_t health_ping_us;   /* idle streams get a HealthPing this often */
   int default_max_items;    /* per-stream limit when a worker asks for 0 ("no limit"), and the most it may ask */
   size_t max_message;       /* largest work item a stream can take (--max-send-message) */
+  size_t max_receive;       /* largest message a worker can send (--max-message) */
   size_t max_outbox;        /* a stream holding this much unsent gets no new work (0: no cap) */
   size_t max_inbox, max_inbox_bytes; /* RaiseEvent refused beyond these (0: no limit) */
   int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */

@@ -154,63 +154,87 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
   return enqueue_msg(e, piid, SC_BAND_NORMAL, ev, pexec);
 }
 
-/* An instance that never ran is terminated here, without a worker: a worker given
- * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
-int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
-                      const Google__Protobuf__StringValue *output, bool recurse)
+/*
+ * Ends an instance without a worker: appends |cause| (if any) and ExecutionCompleted to its history (with the
+ * ExecutionStarted still waiting in the inbox first, for an instance that never ran), empties its inbox and
+ * tells its parent.
+ */
+static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, int status,
+                            const Google__Protobuf__StringValue *output, TaskFailureDetails *fd, HistoryEvent *cause)
 {
   struct sc_store *st = e->st;
   struct sc_arena *a = &e->ba;
-  struct sc_inbox_msg *msgs;
-  size_t n;
-  int rc = st->ops->inbox_load(st, true, iid, a, &msgs, &n);
-  if (rc != SC_OK)
-    return rc;
   int64_t now = sc_now_us();
   uint32_t idx = old->history_count;
-  for (size_t i = 0; i < n; i++) {
-    HistoryEvent *ev = msgs[i].msg->event;
-    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED) {
-      if ((rc = st->ops->history_append(st, iid, idx++, ev)) != SC_OK)
-        return rc;
-      break;
+  int rc;
+  if (idx == 0) {
+    struct sc_inbox_msg *msgs;
+    size_t n;
+    if ((rc = st->ops->inbox_load(st, true, iid, a, &msgs, &n)) != SC_OK)
+      return rc;
+    for (size_t i = 0; i < n; i++) {
+      HistoryEvent *ev = msgs[i].msg->event;
+      if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED) {
+        if ((rc = st->ops->history_append(st, iid, idx++, ev)) != SC_OK)
+          return rc;
+        break;
+      }
     }
   }
-  HistoryEvent *t = sc_pb_event(a, -1, now);
-  ExecutionTerminatedEvent *te = sc_arena_alloc(a, sizeof *te);
-  execution_terminated_event__init(te);
-  te->input = (Google__Protobuf__StringValue *)output;
-  te->recurse = recurse;
-  t->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
-  t->executionterminated = te;
   HistoryEvent *done = sc_pb_event(a, -1, now);
   ExecutionCompletedEvent *ce = sc_arena_alloc(a, sizeof *ce);
   execution_completed_event__init(ce);
-  ce->orchestrationstatus = ST_TERMINATED;
+  ce->orchestrationstatus = status;
   ce->result = (Google__Protobuf__StringValue *)output;
+  ce->failuredetails = fd;
   done->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED;
   done->executioncompleted = ce;
-  if ((rc = st->ops->history_append(st, iid, idx++, t)) != SC_OK ||
-      (rc = st->ops->history_append(st, iid, idx++, done)) != SC_OK ||
-      (rc = st->ops->inbox_clear(st, iid)) != SC_OK)
+  if ((cause && (rc = st->ops->history_append(st, iid, idx++, cause)) != SC_OK) ||
+      (rc = st->ops->history_append(st, iid, idx++, done)) != SC_OK || (rc = st->ops->inbox_clear(st, iid)) != SC_OK)
     return rc;
   StoredInstance *rec = copy_rec(a, old);
-  rec->status = ST_TERMINATED;
+  rec->status = status;
   rec->completed_us = now;
   rec->last_updated_us = now;
   rec->history_count = idx;
   rec->suspend_requested = rec->resume_requested = false;
   rec->has_output = output != NULL;
-  if (output && (rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output->value,
-                                           strlen(output->value))) != SC_OK)
+  rec->failure_details = fd;
+  if ((rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output ? output->value : NULL,
+                                 output ? strlen(output->value) : 0)) != SC_OK)
     return rc;
   if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK ||
-      (rc = notify_parent(e, rec, ST_TERMINATED, output, NULL)) != SC_OK)
+      (rc = notify_parent(e, rec, status, output, fd)) != SC_OK)
     return rc;
-  add_changed(e, iid, ST_TERMINATED, true);
-  atomic_fetch_add_explicit(&sc_metrics.finished[ST_TERMINATED], 1, memory_order_relaxed);
-  SC_INFO("event=instance_terminated instance=%s mode=server", SC_Q(iid));
+  add_changed(e, iid, status, true);
+  atomic_fetch_add_explicit(&sc_metrics.finished[status & 7], 1, memory_order_relaxed);
   return SC_OK;
+}
+
+/* An instance that never ran is terminated here, without a worker: a worker given
+ * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
+int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
+                      const Google__Protobuf__StringValue *output, bool recurse)
+{
+  HistoryEvent *t = ev_new(e, -1);
+  ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
+  execution_terminated_event__init(te);
+  te->input = (Google__Protobuf__StringValue *)output;
+  te->recurse = recurse;
+  t->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
+  t->executionterminated = te;
+  int rc = finish_by_server(e, iid, old, ST_TERMINATED, output, NULL, t);
+  if (rc == SC_OK)
+    SC_INFO("event=instance_terminated instance=%s mode=server", SC_Q(iid));
+  return rc;
+}
+
+int fail_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, const char *type, const char *msg)
+{
+  int rc = finish_by_server(e, iid, old, ST_FAILED, NULL, make_failure(&e->ba, type, msg), NULL);
+  if (rc == SC_OK)
+    SC_WARN("event=orchestration_failed_by_server instance=%s type=%s", SC_Q(iid), type);
+  return rc;
 }
 
 /* Terminates |iid| on behalf of an orchestration (terminate action, recursive terminate). */

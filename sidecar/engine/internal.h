@@ -37,6 +37,7 @@
 enum apply_result { DONE, PARKED, CONTINUED };
 
 struct sc_waiter;
+struct waitq;
 
 struct changed {
   const char *iid;
@@ -66,21 +67,24 @@ struct msgkey {
 
 struct sc_stream;
 
+/* A work item held by a worker (see the state machine in lease.c). */
 struct sc_lease {
-  char token[48];
+  char token[34];           /* 'o' or 'a' and 32 random hex digits */
   enum lease_kind kind;
   struct sc_stream *stream; /* NULL once orphaned */
-  struct sc_lease *snext, *sprev;
+  struct sc_lease *snext, *sprev; /* the stream's leases */
+  struct sc_lease *wnext, *wprev; /* leases of the same work: the active one and orphans */
   char *iid;
   char *exec;
-  struct sc_arena arena;
-  /* orchestrations */
-  HistoryEvent **events;
-  size_t nevents;
+  int64_t deadline_us;      /* it expires then (0: never) */
+  /* orchestrations: the inbox messages the item carried, re-read from the inbox when it completes, so a
+   * lease holds no copy of its events */
+  int64_t started_us;       /* the timestamp of the item's OrchestratorStarted */
+  size_t nsent;             /* newEvents sent, OrchestratorStarted included */
   struct msgkey *keys;
   size_t nkeys;
-  uint8_t **partials; /* isPartial chunks, packed */
-  size_t *partial_lens, npartials;
+  uint8_t **partials;       /* isPartial chunks, packed */
+  size_t *partial_lens, npartials, partial_bytes;
   /* activities */
   uint64_t act_seq;
   int32_t task_id;
@@ -100,8 +104,8 @@ struct sc_stream {
   struct sc_lease *leases;
 };
 
-/* In-memory delays (the `delayed` heap): abandon backoff, orphan grace, health pings. */
-enum delayed_kind { D_READY, D_ACT, D_ORPHAN, D_PING };
+/* In-memory delays (the `delayed` heap): abandon backoff, lease expiry and orphan grace, health pings. */
+enum delayed_kind { D_READY, D_ACT, D_EXPIRE, D_PING };
 
 struct delayed {
   enum delayed_kind kind;
@@ -125,6 +129,7 @@ struct sc_engine {
   struct sc_heap wheap;   /* waiter deadlines */
   struct sc_heap theap;   /* durable timers: (due, seq) */
   uint64_t wseq;
+  size_t waiters_answered;  /* answered waiters still in wheap */
   struct sc_cmd *conts;   /* filter purges to continue in the next batch */
   struct sc_cmd **done;
   size_t ndone, capdone;
@@ -132,18 +137,18 @@ struct sc_engine {
   size_t nchg, capchg;
 
   /* Work items. */
-  char boot[9];             /* tokens carry it, so a token from before a restart is never reused */
-  uint64_t token_seq;
   struct sc_stream **streams;
   size_t nstreams, capstreams, rr;
   uint64_t stream_seq;
-  bool new_stream;          /* a stream opened in this batch */
   struct fifo ready;        /* instance ids that may have work */
-  struct sc_map queued;     /* iid -> (void*)1 while in `ready` */
-  struct fifo unmatched;    /* ready ids no connected stream's filter accepts */
-  struct fifo unmatched_act; /* activity seqs no connected stream accepts */
-  struct sc_map orch_leases; /* iid -> lease */
-  struct sc_map leases;      /* token -> lease */
+  struct sc_map queued;     /* iid -> (void*)1 while in `ready` or waiting for a stream */
+  struct sc_map waitqs;     /* work waiting for a stream able to take it, by what it wants (dispatch.c) */
+  struct waitq *waitqs_list, *last_waitq;
+  uint64_t served_gen;      /* slots_gen when the waiting work was last served */
+  struct sc_map orch_leases; /* iid -> its active lease */
+  struct sc_map leases;      /* token -> lease, orphans included */
+  struct sc_map by_work;     /* "o<iid>" or "a<seq>" -> the leases of that work (a list) */
+  uint64_t slots_gen;        /* bumped whenever a stream may take more work */
   struct sc_map act_by_task; /* "iid\x01taskId" -> lease, for clients that send no token */
   struct sc_map backoff;     /* iid or "a<seq>" -> abandon count */
   struct fifo actq;          /* queued activity sequence numbers */
@@ -191,31 +196,61 @@ int apply_cancel(struct sc_engine *e, struct sc_cmd *c);
 void wake_changed(struct sc_engine *e);
 void expire_waiters(struct sc_engine *e, int64_t now);
 void drop_all_waiters(struct sc_engine *e, int code, const char *msg);
+void waiters_compact(struct sc_engine *e);
 /* After a wipe: every waited-for instance is gone. */
 void waiters_wipe(struct sc_engine *e);
 void waiters_free(struct sc_engine *e);
 
-/* lease.c */
+/* lease.c: the state machine is described at the top of that file. */
 void leases_init(struct sc_engine *e);
 void leases_free(struct sc_engine *e);
-struct sc_lease *lease_new(struct sc_engine *e, enum lease_kind kind, struct sc_stream *s, const char *iid,
-                           const char *exec);
+/* A lease with a fresh token, not yet held; lease_free it if it is never attached. */
+struct sc_lease *lease_new(struct sc_engine *e, enum lease_kind kind, const char *iid, const char *exec);
 void lease_free(struct sc_lease *l);
-void lease_attach(struct sc_engine *e, struct sc_lease *l);
-void lease_detach_stream(struct sc_lease *l);
-/* Ends a lease: after a completion (`applied`: its token answers OK from now on) or an abandon. */
-void lease_release(struct sc_engine *e, struct sc_lease *l, bool applied);
-/* Returns a lease's work to the queue (abandon, or a stream that stayed away past its grace). */
+/* The stream now holds it: it becomes the work's active lease and starts its expiry. */
+void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s);
+/* Its completion was applied: it and every other lease of the same work end; the instance is looked at again. */
+void lease_applied(struct sc_engine *e, struct sc_lease *l);
+/* Ends it without requeueing anything (its completion was dropped); the instance is looked at again. */
+void lease_release(struct sc_engine *e, struct sc_lease *l);
+/* Ends it and queues its work again after a backoff (abandoned, expired, or its completion was refused). */
 void lease_abandon(struct sc_engine *e, struct sc_lease *l, const char *why);
+/* Its stream closed: the slot is freed and the work queued again; the token completes until the grace ends. */
+void lease_orphan(struct sc_engine *e, struct sc_lease *l);
+/* A sign of progress: the expiry starts again. */
+void lease_renew(struct sc_engine *e, struct sc_lease *l);
+/* A D_EXPIRE delay came due for |token|. */
+void lease_expire(struct sc_engine *e, const char *token, int64_t now);
+/* The instance was replaced or restarted: its leases are of no use any more. */
+void leases_end_instance(struct sc_engine *e, const char *iid);
+void leases_end_all(struct sc_engine *e);
+void applied_add(struct sc_engine *e, const char *key);
+bool applied_has(struct sc_engine *e, const char *key);
+/* Forgets the abandon count of work that completed or went away. */
+void backoff_forget(struct sc_engine *e, enum lease_kind kind, const char *iid, uint64_t act_seq);
 bool work_is_leased(struct sc_engine *e, const char *iid);
+/* By token, or without one by instance id (orchestrations) or "iid\x01taskId" (activities). */
 struct sc_lease *find_lease(struct sc_engine *e, enum lease_kind kind, const char *token, const char *fallback);
 int unknown_token(struct sc_engine *e, struct sc_cmd *c, const char *token, const char *what);
 
 /* streams.c */
 int apply_stream_open(struct sc_engine *e, struct sc_cmd *c);
 int apply_stream_close(struct sc_engine *e, struct sc_cmd *c);
-/* Round-robin over streams with a free slot whose filter accepts the item. */
-struct sc_stream *pick_stream(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version);
+/* What a work item needs of a stream. */
+struct want {
+  enum lease_kind kind;
+  const char *name, *version;
+  bool needs_streaming; /* its history does not fit in the item: only HISTORY_STREAMING workers can take it */
+};
+/* Why pick_stream found nothing: streams whose filter accepts the item, and those of them that stream history. */
+struct pick_why {
+  int accepting, accepting_streaming;
+};
+/* Round-robin over streams with a free slot that read what they are sent and accept the item; NULL if none.
+ * With |why|, every stream is examined to say why none was found. */
+struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why);
+/* Whether some stream could take an item of this name now. */
+bool stream_accepts_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version);
 bool any_capacity(struct sc_engine *e, enum lease_kind kind);
 /* |size| is the packed size when the caller knows it (0: compute it). */
 void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size);
@@ -234,6 +269,8 @@ void work_wipe(struct sc_engine *e);
  * it finds (stale messages, orphaned activities) join the transaction. */
 void work_dispatch(struct sc_engine *e);
 void work_timers(struct sc_engine *e, int64_t now);
+/* Work items waiting for a stream able to take them. */
+size_t work_waiting(struct sc_engine *e);
 int64_t work_next_wakeup(struct sc_engine *e);
 
 /* instance.c */
@@ -254,6 +291,8 @@ char *new_exec_id(struct sc_arena *a);
 int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec);
 int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
                       const Google__Protobuf__StringValue *output, bool recurse);
+/* Fails an orchestration that cannot go on (its work cannot be delivered), with the reason in its failure. */
+int fail_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, const char *type, const char *msg);
 /* Terminates |iid| on behalf of an orchestration (terminate action, recursive terminate). */
 int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason, bool recurse);
 /* Terminates every child of |iid|, recursively. */
@@ -277,12 +316,23 @@ int apply_rewind(struct sc_engine *e, struct sc_cmd *c);
 int apply_restart(struct sc_engine *e, struct sc_cmd *c);
 
 /* turncheck.c */
-/* NULL when the actions can be applied, else why not (written to buf). */
-const char *invalid_action(const OrchestratorAction *a, char *buf, size_t len);
+struct turn_check {
+  const struct sc_limits *lim;
+  const char *iid;
+  size_t history_count;  /* events in the history before this turn */
+  size_t consumed;       /* the work item's events this turn appends */
+  bool rewind_requested; /* the work item carried an ExecutionRewound */
+};
+/* NULL when the response can be applied; else why not (written to buf), with the failure's errorType. */
+const char *check_turn(const struct turn_check *tc, const OrchestratorResponse *resp, OrchestratorAction **acts,
+                       size_t n, const char **type, char *buf, size_t len);
 
 /* turn.c */
+/* Applies a worker's response to the lease's turn, or with |forced_msg| fails the orchestration with that reason
+ * instead. *dropped: the instance ended, was replaced or purged meanwhile, and nothing was applied. */
 int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *resp,
-               OrchestratorAction **actions, size_t nact);
+               OrchestratorAction **actions, size_t nact, const char *forced_type, const char *forced_msg,
+               bool *dropped);
 /* Joins the actions of buffered partial chunks (deprecated isPartial) with the final chunk's. */
 int gather_actions(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *last,
                    OrchestratorAction ***out, size_t *n);
@@ -291,6 +341,8 @@ int gather_actions(struct sc_engine *e, struct sc_lease *l, const OrchestratorRe
 int apply_complete_orch(struct sc_engine *e, struct sc_cmd *c);
 int apply_complete_act(struct sc_engine *e, struct sc_cmd *c);
 int apply_abandon(struct sc_engine *e, struct sc_cmd *c);
+/* The worker holding the instance's work item shows progress (it fetched the history). */
+int apply_renew(struct sc_engine *e, struct sc_cmd *c);
 
 /* engine.c */
 /* Commits the transaction now (panics on failure: nothing was acknowledged, a restart recovers). */

@@ -50,11 +50,13 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
   s->id = ++e->stream_seq;
   s->req = r;
   s->send = c->u.stream_open.send;
+  s->ready = c->u.stream_open.ready;
   s->ctx = c->u.stream_open.ctx;
-  s->max_orch = r->maxconcurrentorchestrationworkitems > 0 ? r->maxconcurrentorchestrationworkitems
-                                                           : e->cfg.default_max_items;
-  s->max_act = r->maxconcurrentactivityworkitems > 0 ? r->maxconcurrentactivityworkitems
-                                                     : e->cfg.default_max_items;
+  /* A worker's own limit counts up to --max-work-items: no worker holds more than that of each kind. */
+  int cap = e->cfg.default_max_items;
+  int32_t mo = r->maxconcurrentorchestrationworkitems, ma = r->maxconcurrentactivityworkitems;
+  s->max_orch = mo > 0 && mo < cap ? mo : cap;
+  s->max_act = ma > 0 && ma < cap ? ma : cap;
   s->history_streaming = has_cap(r, WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING);
   s->last_send_us = sc_now_us();
   if (e->nstreams == e->capstreams) {
@@ -65,7 +67,7 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
   }
   e->streams[e->nstreams++] = s;
   c->u.stream_open.id = s->id;
-  e->new_stream = true; /* it may accept what no other stream's filter did */
+  e->slots_gen++; /* it may accept what waits */
   pthread_mutex_lock(&e->mu);
   e->stats.streams = e->nstreams;
   pthread_mutex_unlock(&e->mu);
@@ -82,13 +84,10 @@ int apply_stream_close(struct sc_engine *e, struct sc_cmd *c)
   struct sc_stream *s = find_stream(e, c->u.stream_close.ctx, &idx);
   if (!s)
     return DONE;
-  int64_t due = sc_now_us() + e->cfg.orphan_grace_us;
   int orphans = 0;
-  /* Its work items may still be completed over another connection for a while; then they are abandoned. */
+  /* Its work goes to whoever can take it now; the tokens still complete it for a while (lease.c). */
   while (s->leases) {
-    struct sc_lease *l = s->leases;
-    lease_detach_stream(l);
-    delay(e, due, D_ORPHAN, l->token, 0);
+    lease_orphan(e, s->leases);
     orphans++;
   }
   e->streams[idx] = e->streams[--e->nstreams];
@@ -146,19 +145,44 @@ bool any_capacity(struct sc_engine *e, enum lease_kind kind)
   return false;
 }
 
-/* Round-robin over streams with a free slot whose filter accepts the item. */
-struct sc_stream *pick_stream(struct sc_engine *e, enum lease_kind kind, const char *name,
-                                     const char *version)
+/* Whether the stream's worker reads what it is sent: one that holds --max-outbox unsent gets no more. */
+static bool reads(struct sc_engine *e, struct sc_stream *s)
 {
+  return !s->ready || !e->cfg.max_outbox || s->ready(s->ctx, e->cfg.max_outbox);
+}
+
+struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why)
+{
+  if (why)
+    why->accepting = why->accepting_streaming = 0;
+  struct sc_stream *found = NULL;
   for (size_t k = 0; k < e->nstreams; k++) {
     size_t i = (e->rr + k) % e->nstreams;
     struct sc_stream *s = e->streams[i];
-    if (free_slot(s, kind) && accepts(s, kind, name, version)) {
-      e->rr = (i + 1) % e->nstreams;
-      return s;
+    if (!why && !free_slot(s, w->kind))
+      continue;
+    if (!accepts(s, w->kind, w->name, w->version))
+      continue;
+    if (why) {
+      why->accepting++;
+      why->accepting_streaming += s->history_streaming;
     }
+    if (found || (w->needs_streaming && !s->history_streaming) || !free_slot(s, w->kind) || !reads(e, s))
+      continue;
+    found = s;
+    e->rr = (i + 1) % e->nstreams;
+    if (!why)
+      break;
   }
-  return NULL;
+  return found;
+}
+
+bool stream_accepts_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version)
+{
+  for (size_t i = 0; i < e->nstreams; i++)
+    if (free_slot(e->streams[i], kind) && accepts(e->streams[i], kind, name, version) && reads(e, e->streams[i]))
+      return true;
+  return false;
 }
 
 void ping(struct sc_engine *e, int64_t now)

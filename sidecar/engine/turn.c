@@ -388,40 +388,79 @@ static int refresh_suspend_flags(struct turn *t)
   return SC_OK;
 }
 
+/* The events the lease's work item carried: its OrchestratorStarted, then the inbox messages it sent, read again
+ * from the inbox (a lease keeps only their keys). SC_ENOTFOUND when one is gone. */
+static int lease_events(struct sc_engine *e, const struct sc_lease *l, HistoryEvent ***out)
+{
+  HistoryEvent **evs = sc_arena_alloc(&e->ba, (l->nsent ? l->nsent : 1) * sizeof *evs);
+  HistoryEvent *os = sc_pb_event(&e->ba, -1, l->started_us);
+  OrchestratorStartedEvent *ose = sc_arena_alloc(&e->ba, sizeof *ose);
+  orchestrator_started_event__init(ose);
+  os->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  os->orchestratorstarted = ose;
+  evs[0] = os;
+  struct sc_inbox_msg *m;
+  size_t n;
+  int rc = e->st->ops->inbox_load(e->st, true, l->iid, &e->ba, &m, &n);
+  if (rc != SC_OK)
+    return rc;
+  /* Both are in key order (band, then seq). */
+  size_t j = 0;
+  for (size_t i = 0; i < l->nkeys; i++) {
+    const struct msgkey *k = &l->keys[i];
+    if (k->sent < 1)
+      continue;
+    while (j < n && (m[j].band < k->band || (m[j].band == k->band && m[j].seq < k->seq)))
+      j++;
+    if (j == n || m[j].band != k->band || m[j].seq != k->seq || !m[j].msg->event)
+      return SC_ENOTFOUND;
+    evs[k->sent] = m[j].msg->event;
+  }
+  *out = evs;
+  return SC_OK;
+}
+
 int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *resp,
-                      OrchestratorAction **actions, size_t nact)
+               OrchestratorAction **actions, size_t nact, const char *forced_type, const char *forced_msg,
+               bool *dropped)
 {
   struct sc_store *st = e->st;
   StoredInstance *old;
+  HistoryEvent **events = NULL;
+  *dropped = false;
   int rc = st->ops->get_instance(st, true, l->iid, &e->ba, &old);
-  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(old->status) ||
-                                             strcmp(old->execution_id, l->exec) != 0))) {
+  if (rc == SC_OK && !sc_status_is_terminal(old->status) && strcmp(old->execution_id, l->exec) == 0)
+    rc = lease_events(e, l, &events);
+  else if (rc == SC_OK)
+    rc = SC_ENOTFOUND;
+  if (rc == SC_ENOTFOUND) {
     SC_INFO("event=completion_dropped instance=%s reason=instance_changed", SC_Q(l->iid));
+    *dropped = true;
     return SC_OK; /* terminated, replaced or purged while the worker held it */
   }
   if (rc != SC_OK)
     return rc;
   struct turn t = {.e = e, .iid = l->iid, .rec = copy_rec(&e->ba, old), .idx = old->history_count};
 
-  const RewindOrchestrationAction *rewind = NULL;
-  char why[300];
-  const char *invalid = NULL;
-  for (size_t i = 0; i < nact; i++) {
-    if (actions[i]->orchestrator_action_type_case ==
-        ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_REWIND_ORCHESTRATION)
-      rewind = actions[i]->rewindorchestration;
-    if (!invalid)
-      invalid = invalid_action(actions[i], why, sizeof why);
-  }
-  size_t consumed = l->nevents;
+  size_t consumed = l->nsent;
   if (resp->numeventsprocessed && resp->numeventsprocessed->value >= 1 &&
       (size_t)resp->numeventsprocessed->value < consumed)
     consumed = (size_t)resp->numeventsprocessed->value;
+  struct turn_check tc = {&e->cfg.limits, l->iid, old->history_count, consumed, false};
+  for (size_t i = 0; i < l->nsent; i++)
+    tc.rewind_requested |= events[i]->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_REWOUND;
+  char why[320];
+  const char *invalid_type = forced_type;
+  const char *invalid = forced_msg ? forced_msg : check_turn(&tc, resp, actions, nact, &invalid_type, why, sizeof why);
+  const RewindOrchestrationAction *rewind = NULL;
+  for (size_t i = 0; !invalid && i < nact; i++)
+    if (actions[i]->orchestrator_action_type_case == ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_REWIND_ORCHESTRATION)
+      rewind = actions[i]->rewindorchestration;
   for (size_t i = 0; i < consumed; i++) {
     /* A rewind's new history already holds the events of this work item. */
-    if (!rewind && (rc = hist(&t, l->events[i])) != SC_OK)
+    if (!rewind && (rc = hist(&t, events[i])) != SC_OK)
       return rc;
-    status_from_event(&t, l->events[i]);
+    status_from_event(&t, events[i]);
   }
   for (size_t i = 0; i < l->nkeys; i++)
     if (l->keys[i].sent < (int)consumed &&
@@ -431,10 +470,10 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
     return rc;
 
   if (invalid) {
-    SC_WARN("event=invalid_actions instance=%s error=%s", SC_Q(l->iid), SC_Q(invalid));
+    SC_WARN("event=invalid_response instance=%s type=%s error=%s", SC_Q(l->iid), invalid_type, SC_Q(invalid));
     CompleteOrchestrationAction fa = COMPLETE_ORCHESTRATION_ACTION__INIT;
     fa.orchestrationstatus = ST_FAILED;
-    fa.failuredetails = make_failure(&e->ba, "InvalidAction", invalid);
+    fa.failuredetails = make_failure(&e->ba, invalid_type, invalid);
     rc = complete(&t, -1, &fa);
   } else if (rewind) {
     rc = rewind_history(&t, rewind);
@@ -475,7 +514,9 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
 
   StoredInstance *r = t.rec;
   int64_t now = sc_now_us();
-  if (resp->customstatus) {
+  if (invalid) {
+    /* The custom status may be what was wrong: keep the last good one. */
+  } else if (resp->customstatus) {
     rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_CUSTOM_STATUS, resp->customstatus->value,
                               strlen(resp->customstatus->value));
     r->has_custom_status = true;
@@ -515,7 +556,6 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
     return rc;
   if (r->status != old->status || t.can)
     add_changed(e, l->iid, r->status, true);
-  mark_dirty(e, l->iid); /* what arrived during the turn */
   return SC_OK;
 }
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A parked WaitForInstance* call. It stays in the deadline heap until its deadline pops, even when it was
- * answered earlier (cmd == NULL then), so that no heap entry ever points at freed memory. */
+/* A parked WaitForInstance* call. It stays in the deadline heap until its deadline pops or the heap is compacted,
+ * even when it was answered earlier (cmd == NULL then), so that no heap entry ever points at freed memory. */
 struct sc_waiter {
   struct sc_cmd *cmd;
   struct sc_waiter *next;
@@ -57,6 +57,27 @@ static void waiter_finish(struct sc_engine *e, struct sc_waiter *w, int code,
   c->err.msg[n] = 0;
   waiter_unlink(e, w);
   add_done(e, c);
+  e->waiters_answered++;
+}
+
+static int still_waiting(const struct sc_heap_item *it, void *ctx)
+{
+  struct sc_waiter *w = it->data;
+  (void)ctx;
+  if (w->cmd)
+    return 1;
+  free(w);
+  return 0;
+}
+
+/* Answered waiters leave the deadline heap lazily; once they are most of it, it is rebuilt without them, so
+ * many short waits do not hold memory until the longest deadline. */
+void waiters_compact(struct sc_engine *e)
+{
+  if (e->waiters_answered < 1024 || e->waiters_answered * 2 < e->wheap.n)
+    return;
+  sc_heap_filter(&e->wheap, still_waiting, NULL);
+  e->waiters_answered = 0;
 }
 
 void wake_changed(struct sc_engine *e)
@@ -89,6 +110,7 @@ void expire_waiters(struct sc_engine *e, int64_t now)
       snprintf(msg, sizeof msg, "timed out waiting for instance %s", w->iid);
       waiter_finish(e, w, SC_ETIMEOUT, msg);
     }
+    e->waiters_answered--; /* answered now or before: it leaves the heap */
     free(w);
   }
 }

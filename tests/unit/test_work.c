@@ -520,7 +520,8 @@ TEST_IMPL(work_invalid_action_fails_the_orchestration)
   ASSERT_OK(complete_orch(&f, w->completiontoken, &x, 1, NULL));
   StoredInstance *r = get(&f, "bad");
   ASSERT_EQ(r->status, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED);
-  ASSERT_STR_CONTAINS(r->failure_details->errormessage, "sendEvent.instance.instanceId");
+  ASSERT_STR_CONTAINS(r->failure_details->errormessage, "sendEvent.instance");
+  ASSERT_STR_EQ(r->failure_details->errortype, "InvalidAction");
   teardown(&f);
   return 0;
 }
