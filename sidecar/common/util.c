@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -71,4 +72,11 @@ int sc_hex_decode(const char *in, size_t len, void *out, size_t *out_len)
   }
   *out_len = len / 2;
   return 0;
+}
+
+void sc_trim_heap(void)
+{
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }

@@ -12,6 +12,9 @@ int64_t sc_mono_us(void);
 /* Writes 32 lowercase hex characters of fresh randomness and a NUL (out must hold 33 bytes). */
 void sc_random_hex32(char out[33]);
 
+/* Gives free heap memory back to the system (glibc keeps freed pages inside its heaps otherwise). */
+void sc_trim_heap(void);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void sc_hex_encode(const void *in, size_t n, char *out);
 /* Decodes 2n hex digits into n bytes; returns 0 or -1 on a bad digit or odd length. */

@@ -178,10 +178,8 @@ static void drop_stale(struct sc_engine *e, const char *iid, const struct sc_inb
 static size_t field_size(size_t len)
 {
   size_t v = 1;
-  while (len >= 0x80) {
-    len >>= 7;
+  for (size_t x = len; x >= 0x80; x >>= 7)
     v++;
-  }
   return 1 + v + len;
 }
 

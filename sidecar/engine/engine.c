@@ -14,6 +14,7 @@
 /* Batches of at most this many commands dispatch before their commit (see run_batch). */
 #define EARLY_DISPATCH_MAX 4
 #define TIMERS_PER_BATCH 2000
+#define TRIM_EVERY_US 5000000
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
@@ -216,6 +217,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   pthread_mutex_lock(&e->mu);
   e->stats.ready_orchestrations = e->ready.n;
   e->stats.queued_activities = e->actq.n;
+  e->stats.waiting_items = work_waiting(e);
   e->stats.timers = e->theap.n;
   e->stats.waiters = e->waiters.count;
   e->stats.inflight_orchestrations = in_orch;
@@ -247,14 +249,29 @@ static void *engine_main(void *arg)
     for (;;) {
       if (e->qh || e->stopping || e->conts || e->kick)
         break;
+      /* Idle after work: hand back what payloads flowing through left free in glibc's heaps (300 MB of
+       * 100 KB inputs left 360 MB resident without this, 60 MB with it), at most every few seconds. */
+      if (e->worked_since_trim && sc_mono_us() - e->last_trim_us > TRIM_EVERY_US) {
+        e->worked_since_trim = false;
+        pthread_mutex_unlock(&e->mu);
+        sc_trim_heap();
+        e->last_trim_us = sc_mono_us();
+        pthread_mutex_lock(&e->mu);
+        continue;
+      }
       int64_t wake = next_wakeup(e);
-      if (wake == INT64_MAX) {
+      int64_t delta = wake == INT64_MAX ? INT64_MAX : wake - sc_now_us();
+      if (delta <= 0)
+        break;
+      if (e->worked_since_trim) {
+        int64_t until_trim = e->last_trim_us + TRIM_EVERY_US - sc_mono_us();
+        if (until_trim < delta)
+          delta = until_trim > 0 ? until_trim : 1;
+      }
+      if (delta == INT64_MAX) {
         pthread_cond_wait(&e->cv, &e->mu);
         continue;
       }
-      int64_t delta = wake - sc_now_us();
-      if (delta <= 0)
-        break;
       struct timespec ts;
       clock_gettime(CLOCK_MONOTONIC, &ts);
       int64_t ns = ts.tv_nsec + (delta % 1000000) * 1000;
@@ -283,6 +300,7 @@ static void *engine_main(void *arg)
     e->drain_now = e->draining;
     pthread_mutex_unlock(&e->mu);
     run_batch(e, head, stopping);
+    e->worked_since_trim = true;
     if (stopping)
       break;
   }

@@ -157,6 +157,7 @@ struct sc_engine_stats {
   uint64_t streams;
   /* gauges, as of the end of the last batch */
   uint64_t ready_orchestrations, queued_activities, timers, waiters, inflight_orchestrations, inflight_activities;
+  uint64_t waiting_items; /* work no connected stream can take now */
   bool draining;
 };
 

@@ -130,6 +130,8 @@ struct sc_engine {
   struct sc_heap theap;   /* durable timers: (due, seq) */
   uint64_t wseq;
   size_t waiters_answered;  /* answered waiters still in wheap */
+  bool worked_since_trim;   /* a batch ran since the heap was last trimmed */
+  int64_t last_trim_us;
   struct sc_cmd *conts;   /* filter purges to continue in the next batch */
   struct sc_cmd **done;
   size_t ndone, capdone;

@@ -172,6 +172,10 @@ char *sc_ops_render_metrics(struct sc_ops *o)
       (unsigned long long)atomic_load_explicit(&m->cache_misses, memory_order_relaxed));
   help(&b, "taskhubd_cache_bytes", "gauge", "Memory held by the hot-instance cache (budget: --cache-size).");
   put(&b, "taskhubd_cache_bytes %llu\n", (unsigned long long)atomic_load_explicit(&m->cache_bytes, memory_order_relaxed));
+  help(&b, "taskhubd_stream_buffered_bytes", "gauge",
+       "Work items and history chunks waiting to be sent to clients that have not read them yet.");
+  put(&b, "taskhubd_stream_buffered_bytes %lld\n",
+      (long long)atomic_load_explicit(&m->stream_bytes, memory_order_relaxed));
 
   struct sc_engine *e = atomic_load(&o->engine);
   if (e) {
@@ -188,6 +192,9 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     help(&b, "taskhubd_ready_queue_depth", "gauge", "Work waiting for a worker, by kind.");
     put(&b, "taskhubd_ready_queue_depth{kind=\"orchestration\"} %llu\n", (unsigned long long)s.ready_orchestrations);
     put(&b, "taskhubd_ready_queue_depth{kind=\"activity\"} %llu\n", (unsigned long long)s.queued_activities);
+    help(&b, "taskhubd_waiting_for_worker", "gauge",
+         "Work items no connected worker can take now (filters, limits, unread streams).");
+    put(&b, "taskhubd_waiting_for_worker %llu\n", (unsigned long long)s.waiting_items);
     help(&b, "taskhubd_timer_queue_depth", "gauge", "Durable timers and scheduled starts not yet due.");
     put(&b, "taskhubd_timer_queue_depth %llu\n", (unsigned long long)s.timers);
     help(&b, "taskhubd_waiting_clients", "gauge", "WaitForInstance* calls parked.");

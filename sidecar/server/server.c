@@ -193,6 +193,8 @@ int64_t sc_call_deadline_us(const struct sc_call *c)
 
 static void drop_outbox_locked(struct sc_stream_out *o)
 {
+  atomic_fetch_sub_explicit(&sc_metrics.stream_bytes, (int_fast64_t)(o->bytes - o->sending_len),
+                            memory_order_relaxed);
   while (o->head) {
     struct sc_outmsg *m = o->head;
     o->head = m->next;
@@ -252,6 +254,7 @@ static void on_send(struct sc_call *c, bool ok)
   o->send_bb = NULL;
   o->sending = false;
   o->bytes -= o->sending_len;
+  atomic_fetch_sub_explicit(&sc_metrics.stream_bytes, (int_fast64_t)o->sending_len, memory_order_relaxed);
   o->sending_len = 0;
   bool kick = o->kick_below && o->bytes < o->kick_below;
   if (kick)
@@ -327,6 +330,7 @@ void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
   o->tail = m;
   o->queued++;
   o->bytes += len;
+  atomic_fetch_add_explicit(&sc_metrics.stream_bytes, (int_fast64_t)len, memory_order_relaxed);
   if (!o->sending)
     start_send_locked(c);
   pthread_mutex_unlock(&o->mu);

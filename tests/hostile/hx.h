@@ -32,4 +32,54 @@ void hx_assert_alive(th_client *c);
 /* The server's current log (log-<starts-1>.txt), malloc()ed. */
 char *hx_server_log(const th_server *s);
 
+/* A TCP port nobody listens on now. */
+int hx_free_port(void);
+/* GET http://127.0.0.1:port/path: the body (malloc()ed), the status in *code. */
+char *hx_http_get(int port, const char *path, int *code);
+/* The value of an unlabelled metric on the ops port. */
+double hx_metric(int port, const char *name);
+
+/* ---- a scripted worker ---- */
+
+/* Memory for hand-built messages, freed at once. */
+typedef struct hx_arena {
+  void **p;
+  size_t n, cap;
+} hx_arena;
+void *hx_alloc(hx_arena *a, size_t n);
+char *hx_strdup(hx_arena *a, const char *s);
+void hx_arena_free(hx_arena *a);
+
+/* Opens GetWorkItems. limits of 0 send nothing; names: NULL-terminated filter lists (NULL: no filters). */
+th_stream *hx_worker(th_client *c, int max_orch, int max_act, const char *const *orchestrations,
+                     const char *const *activities, int history_streaming);
+/* The next orchestration (or activity) work item within wait_ms; aborts the test on anything else. */
+WorkItem *hx_expect_orch(th_stream *s, int wait_ms, const char *what);
+WorkItem *hx_expect_act(th_stream *s, int wait_ms, const char *what);
+
+/* Actions. */
+OrchestratorAction *hx_schedule(hx_arena *a, int32_t id, const char *name, const char *input);
+OrchestratorAction *hx_timer(hx_arena *a, int32_t id, long long fire_at_ms);
+OrchestratorAction *hx_sub(hx_arena *a, int32_t id, const char *name, const char *iid);
+OrchestratorAction *hx_finish(hx_arena *a, int32_t id, int status, const char *result);
+
+grpc_status_code hx_complete_orch(th_client *c, const char *token, const char *iid, OrchestratorAction **acts,
+                                  size_t n, const char *custom_status, char **details);
+grpc_status_code hx_complete_act(th_client *c, const char *token, const char *iid, int32_t task_id,
+                                 const char *result, char **details);
+
+/* WaitForInstanceCompletion with a deadline; the state (caller frees with it_free) or aborts on timeout. */
+GetInstanceResponse *hx_wait_done(th_client *c, const char *iid, int wait_ms);
+/* The instance's history by StreamInstanceHistory; events owned by the returned chunks (hx_history_free). */
+typedef struct hx_hist {
+  HistoryEvent **ev;
+  size_t n;
+  HistoryChunk **chunks;
+  size_t nchunks;
+} hx_hist;
+void hx_history(th_client *c, const char *iid, hx_hist *h);
+void hx_history_free(hx_hist *h);
+/* Events of one type in it. */
+size_t hx_count(const hx_hist *h, int type);
+
 #endif
