@@ -255,6 +255,12 @@ static void nondeterminism(dt_orch_ctx *ctx, const char *fmt, ...)
   va_end(ap);
   DT_WARN("%s: nondeterminism: %s", ctx->instance_id, msg ? msg : "");
   ctx->nondeterministic = true;
+  /* Found while stepping the history after the code returned, failed or continued as new: that outcome came
+   * from a run that diverged, so the failure replaces it. A termination came from outside and stays. */
+  if (ctx->complete && ctx->status != ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED) {
+    ctx->complete = false;
+    ctx->keep_events = false;
+  }
   fail_now(ctx, "NonDeterminismError", msg, NULL);
 }
 

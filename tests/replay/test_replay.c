@@ -862,6 +862,33 @@ TEST_IMPL(replay_nondeterminism_timer_vs_activity)
   return 0;
 }
 
+/* The code returned before the replay reached a confirmation event it does not account for: the executor steps
+ * the rest of the history after the return, and what it finds there fails the orchestration, whatever the code
+ * returned (the other SDKs do the same). One file per kind of confirmation event. */
+TEST_IMPL(replay_nondeterminism_after_return_activity)
+{
+  expect_file("nd_after_return_activity.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_timer)
+{
+  expect_file("nd_after_return_timer.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_sub)
+{
+  expect_file("nd_after_return_sub.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_send)
+{
+  expect_file("nd_after_return_send.hist");
+  return 0;
+}
+
 /* ------------------------------------------------------------------ retries */
 
 TEST_IMPL(replay_retry_failure_creates_timer)
