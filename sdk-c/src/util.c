@@ -112,6 +112,10 @@ void dt__arena_init(dt__arena *a)
 void *dt__arena_alloc(dt__arena *a, size_t n)
 {
   const size_t al = sizeof(max_align_t);
+  /* Checked before rounding up and adding the chunk header, either of which would wrap around into a small
+   * allocation. No object may be larger than PTRDIFF_MAX anyway. */
+  if (n > (size_t)PTRDIFF_MAX - sizeof(struct dt__arena_chunk) - al)
+    return NULL;
   n = n ? (n + al - 1) & ~(al - 1) : al;
   struct dt__arena_chunk *c = a->head;
   if (!c || c->cap - c->off < n) {
