@@ -5,16 +5,12 @@
  */
 #include "internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #define SVC "/TaskHubSidecarService/"
 
@@ -114,46 +110,6 @@ static int call_empty(dt_client *c, const char *method, const ProtobufCMessage *
   if (rc == DT_OK)
     protobuf_c_message_free_unpacked(resp, NULL);
   return rc;
-}
-
-/* 32 lowercase hex digits from the kernel's random source. */
-static int random_id(char out[33])
-{
-  unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    got += (size_t)n;
-  }
-  if (got < sizeof b) {
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return DT_ERR_INTERNAL;
-    got = 0;
-    while (got < sizeof b) {
-      ssize_t n = read(fd, b + got, sizeof b - got);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      got += (size_t)n;
-    }
-    close(fd);
-    if (got < sizeof b)
-      return DT_ERR_INTERNAL;
-  }
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < sizeof b; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
-  out[32] = '\0';
-  return DT_OK;
 }
 
 /* ------------------------------------------------------------------ failures, instances */
@@ -303,7 +259,7 @@ int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *o
   char gen[33];
   const char *iid = opt->instance_id;
   if (!iid || !*iid) {
-    int rc = random_id(gen);
+    int rc = dt__random_hex32(gen);
     if (rc != DT_OK)
       return rc;
     iid = gen;

@@ -1,0 +1,207 @@
+/*
+ * C SDK fault tests: what the SDK does when a system or gRPC call it depends on fails (fault.h injects the
+ * failures). Where the defect was a hang, the call under test runs on a helper thread and the test fails when it
+ * has not returned within a bound, rather than hanging until CTest's timeout.
+ */
+#define _GNU_SOURCE
+#include "durabletask.h"
+#include "fault.h"
+#include "hist.h"
+#include "internal.h"
+#include "test.h"
+#include "th_server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef HIST_DATA_DIR
+#error HIST_DATA_DIR must name tests/data/replay
+#endif
+
+#define BOUND_MS 10000 /* far above what any of these calls takes when it works */
+
+/* ------------------------------------------------------------------ bounded calls */
+
+struct bounded {
+  void (*fn)(void *arg);
+  void *arg;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+};
+
+static void *bounded_main(void *p)
+{
+  struct bounded *b = p;
+  b->fn(b->arg);
+  pthread_mutex_lock(&b->mu);
+  b->done = true;
+  pthread_cond_signal(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+  return NULL;
+}
+
+/* Runs fn(arg) on a helper thread; fails the test (aborting the process, helper included) when it has not
+ * returned within |ms|. */
+static void run_bounded(void (*fn)(void *), void *arg, int ms, const char *what)
+{
+  struct bounded b = {fn, arg, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&b.cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_t t;
+  ASSERT_OK(pthread_create(&t, NULL, bounded_main, &b));
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&b.mu);
+  while (!b.done) {
+    if (pthread_cond_timedwait(&b.cv, &b.mu, &until) == ETIMEDOUT && !b.done)
+      TEST_FAIL("%s did not return within %d ms", what, ms);
+  }
+  pthread_mutex_unlock(&b.mu);
+  ASSERT_OK(pthread_join(t, NULL));
+  pthread_cond_destroy(&b.cv);
+}
+
+/* ------------------------------------------------------------------ randomness */
+
+/* A rewind hands back the history without running the code. */
+static const char *o_not_run(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)ctx;
+  (void)input;
+  (void)ud;
+  TEST_FAIL("a rewind ran the orchestrator");
+}
+
+struct rewind_run {
+  int rc;
+  char exec[64];
+};
+
+static void rewind_replay(void *p)
+{
+  struct rewind_run *r = p;
+  char *err = NULL;
+  hist *h = hist_load(HIST_DATA_DIR "/rewind.hist", &err);
+  if (!h)
+    TEST_FAIL("%s", err ? err : "hist_load failed");
+  static const struct dt__orchestrator chain[1] = {{(char *)"Chain", o_not_run, NULL}};
+  uint8_t *out = NULL;
+  size_t len = 0;
+  r->rc = dt__replay(chain, 1, hist_request(h), "token-1", &out, &len);
+  r->exec[0] = '\0';
+  if (r->rc == DT_OK) {
+    OrchestratorResponse *resp = orchestrator_response__unpack(NULL, len, out);
+    ASSERT(resp != NULL && resp->n_actions == 1 && resp->actions[0]->rewindorchestration);
+    const RewindOrchestrationAction *rw = resp->actions[0]->rewindorchestration;
+    ASSERT(rw->n_newhistory > 1 && rw->newhistory[1]->executionstarted);
+    const ExecutionStartedEvent *es = rw->newhistory[1]->executionstarted;
+    ASSERT(es->orchestrationinstance && es->orchestrationinstance->executionid);
+    snprintf(r->exec, sizeof r->exec, "%s", es->orchestrationinstance->executionid->value);
+    orchestrator_response__free_unpacked(resp, NULL);
+  } else {
+    ASSERT(out == NULL);
+  }
+  free(out);
+  hist_free(h);
+}
+
+static bool is_hex32(const char *s)
+{
+  if (strlen(s) != 32)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+      return false;
+  return true;
+}
+
+/* A rewind gives the execution a new random id. getrandom failing every time (EINTR forever) made that a busy
+ * loop; the kernel's /dev/urandom must serve instead. */
+TEST_IMPL(sdk_fault_random_rewind_getrandom_eintr)
+{
+  fault_getrandom_errno(EINTR);
+  struct rewind_run r;
+  run_bounded(rewind_replay, &r, BOUND_MS, "dt__replay of a rewind while getrandom fails");
+  ASSERT_OK(r.rc);
+  if (!is_hex32(r.exec))
+    TEST_FAIL("the new execution id is \"%s\", expected 32 hex digits", r.exec);
+  ASSERT_GT(fault_getrandom_calls(), 0);
+  return 0;
+}
+
+/* With no randomness at all the rewind cannot get an execution id: dt__replay fails (the worker abandons the
+ * work item) rather than spin or make one up. */
+TEST_IMPL(sdk_fault_random_rewind_no_source)
+{
+  fault_getrandom_errno(EINTR);
+  fault_urandom_fails(true);
+  struct rewind_run r;
+  run_bounded(rewind_replay, &r, BOUND_MS, "dt__replay of a rewind without randomness");
+  ASSERT_EQ(r.rc, DT_ERR_INTERNAL);
+  return 0;
+}
+
+struct schedule_run {
+  dt_client *c;
+  int rc;
+  char *iid;
+};
+
+static void schedule_generated(void *p)
+{
+  struct schedule_run *s = p;
+  s->rc = dt_client_schedule(s->c, "Hello", NULL, &s->iid);
+}
+
+/* dt_client_schedule without an instance id generates one; getrandom failing with EINTR forever looped. */
+TEST_IMPL(sdk_fault_random_client_getrandom_eintr)
+{
+  th_server srv;
+  int rc = th_server_start(&srv, NULL);
+  if (rc != 0)
+    return rc;
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", srv.port);
+  struct schedule_run s = {NULL, -1, NULL};
+  ASSERT_OK(dt_client_open(target, NULL, &s.c));
+  fault_getrandom_errno(EINTR);
+  run_bounded(schedule_generated, &s, BOUND_MS, "dt_client_schedule while getrandom fails");
+  ASSERT_OK(s.rc);
+  if (!is_hex32(s.iid))
+    TEST_FAIL("the generated instance id is \"%s\", expected 32 hex digits", s.iid);
+  ASSERT_GT(fault_getrandom_calls(), 0);
+  dt_instance *in = NULL;
+  ASSERT_OK(dt_client_get(s.c, s.iid, false, &in));
+  ASSERT_STR_EQ(in->name, "Hello");
+  dt_instance_free(in);
+  dt_free(s.iid);
+  dt_client_close(s.c);
+  th_server_free(&srv);
+  return 0;
+}
+
+/* No randomness at all: the call fails with DT_ERR_INTERNAL, before anything is sent. */
+TEST_IMPL(sdk_fault_random_client_no_source)
+{
+  struct schedule_run s = {NULL, -1, NULL};
+  ASSERT_OK(dt_client_open("127.0.0.1:1", NULL, &s.c)); /* never reached */
+  fault_getrandom_errno(EINTR);
+  fault_urandom_fails(true);
+  run_bounded(schedule_generated, &s, BOUND_MS, "dt_client_schedule without randomness");
+  ASSERT_EQ(s.rc, DT_ERR_INTERNAL);
+  ASSERT(s.iid == NULL);
+  dt_client_close(s.c);
+  return 0;
+}
