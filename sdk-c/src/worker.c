@@ -71,6 +71,8 @@ struct async_call {
   const char *method;
 };
 
+static void async_done(dt_worker *w, struct async_call *a);
+
 /* Sends a packed request without waiting for the answer; takes ownership of |buf|. */
 static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t len)
 {
@@ -109,8 +111,14 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   pthread_mutex_lock(&w->mu);
   w->inflight++;
   pthread_mutex_unlock(&w->mu);
-  if (grpc_call_start_batch(a->call, ops, 6, a, NULL) != GRPC_CALL_OK)
-    DT_ERROR("cannot start %s", method);
+  grpc_call_error e = grpc_call_start_batch(a->call, ops, 6, a, NULL);
+  if (e != GRPC_CALL_OK) {
+    /* No completion will ever come for it, so it is finished here: dt_worker_stop waits for inflight == 0. The
+     * server keeps the lease and redelivers the item after the stream's grace period. */
+    DT_ERROR("cannot start %s: grpc_call_start_batch returned %d", method, (int)e);
+    a->status = GRPC_STATUS_OK; /* nothing to report twice */
+    async_done(w, a);
+  }
 }
 
 /* Finishes an asynchronous completion once the server answered (or the call failed). */
@@ -615,7 +623,8 @@ void dt_worker_stop(dt_worker *w)
     pthread_mutex_unlock(&w->mu);
     if (inflight == 0)
       break;
-    poll_until(w, NULL, gpr_inf_future(GPR_CLOCK_REALTIME));
+    if (poll_until(w, NULL, gpr_inf_future(GPR_CLOCK_REALTIME)) < 0)
+      break; /* the queue is shut down: nothing more can arrive */
   }
   grpc_completion_queue_shutdown(w->cq);
   while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)

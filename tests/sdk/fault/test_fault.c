@@ -22,6 +22,20 @@
 
 #define BOUND_MS 10000 /* far above what any of these calls takes when it works */
 
+static void sdk_log(int level, const char *message, void *user_data)
+{
+  (void)user_data;
+  if (level >= 2)
+    fprintf(stderr, "sdk[%s]: %s\n", level >= 3 ? "error" : "warn", message);
+}
+
+static int64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ------------------------------------------------------------------ bounded calls */
 
 struct bounded {
@@ -71,6 +85,102 @@ static void run_bounded(void (*fn)(void *), void *arg, int ms, const char *what)
   pthread_mutex_unlock(&b.mu);
   ASSERT_OK(pthread_join(t, NULL));
   pthread_cond_destroy(&b.cv);
+}
+
+/* Polls |counter| until it reaches |want| or |ms| pass. */
+static bool until_count(int (*counter)(void), int want, int ms)
+{
+  int64_t end = mono_ms() + ms;
+  while (counter() < want) {
+    if (mono_ms() >= end)
+      return false;
+    struct timespec d = {0, 5 * 1000 * 1000}; /* poll interval, not synchronisation */
+    nanosleep(&d, NULL);
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------------ a worker against a real taskhubd */
+
+static const char *o_hello(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)ud;
+  return dt_ctx_printf(ctx, "{\"hello\":%s}", input ? input : "null");
+}
+
+static void wait_done(dt_client *c, const char *iid, const char *want_output)
+{
+  dt_instance *in = NULL;
+  int rc = dt_client_wait_completion(c, iid, 30000, true, &in);
+  if (rc != DT_OK)
+    TEST_FAIL("waiting for %s: %s", iid, dt_strerror(rc));
+  if (in->status != DT_STATUS_COMPLETED)
+    TEST_FAIL("%s is %s, expected COMPLETED", iid, dt_status_name(in->status));
+  ASSERT_STR_EQ(in->output, want_output);
+  dt_instance_free(in);
+}
+
+static void schedule(dt_client *c, const char *iid, const char *input)
+{
+  dt_start_options o = {.instance_id = iid, .input = input};
+  ASSERT_OK(dt_client_schedule(c, "Hello", &o, NULL));
+}
+
+static dt_worker *hello_worker(const char *target)
+{
+  dt_worker *w = NULL;
+  ASSERT_OK(dt_worker_new(target, NULL, &w));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "Hello", o_hello, NULL));
+  ASSERT_OK(dt_worker_start(w));
+  return w;
+}
+
+static void stop_worker(void *w)
+{
+  dt_worker_stop(w);
+}
+
+/* A completion whose grpc_call_start_batch fails is never answered by the server: dt_worker_stop waited for it
+ * forever. It must return, and the work item must still be done by another worker once the server gives it
+ * back (after its orphan grace). */
+TEST_IMPL(sdk_fault_worker_stop_after_failed_batch)
+{
+  th_server srv;
+  const char *args[] = {"--orphan-grace", "1", NULL};
+  int rc = th_server_start(&srv, args);
+  if (rc != 0)
+    return rc;
+  dt_set_log_fn(sdk_log, NULL);
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", srv.port);
+  dt_client *c = NULL;
+  ASSERT_OK(dt_client_open(target, NULL, &c));
+  dt_worker *w = hello_worker(target);
+
+  /* The worker is connected and completing work (so its Hello call is behind it). */
+  schedule(c, "fault-batch-1", "\"one\"");
+  wait_done(c, "fault-batch-1", "{\"hello\":\"one\"}");
+
+  /* The next completion the worker sends cannot be started. */
+  fault_start_batch_fail_next(1);
+  schedule(c, "fault-batch-2", "\"two\"");
+  if (!until_count(fault_start_batch_failed, 1, BOUND_MS))
+    TEST_FAIL("the worker never started the completion of fault-batch-2");
+  run_bounded(stop_worker, w, BOUND_MS, "dt_worker_stop after a failed grpc_call_start_batch");
+  dt_worker_free(w);
+
+  dt_instance *in = NULL;
+  ASSERT_OK(dt_client_get(c, "fault-batch-2", false, &in));
+  ASSERT_EQ(in->status, DT_STATUS_PENDING); /* its first turn never completed: that completion never went out */
+  dt_instance_free(in);
+
+  /* Another worker gets it once the server has given it back. */
+  w = hello_worker(target);
+  wait_done(c, "fault-batch-2", "{\"hello\":\"two\"}");
+  dt_worker_free(w);
+  dt_client_close(c);
+  th_server_free(&srv);
+  return 0;
 }
 
 /* ------------------------------------------------------------------ randomness */
