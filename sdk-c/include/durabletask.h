@@ -362,7 +362,8 @@ int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_f
 int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
 /* Connects and starts processing on background threads; reconnects with backoff when the server goes away.
  * The worker asks the server only for the orchestrators and activities registered with it, so workers in other
- * languages can serve the rest of the same task hub. */
+ * languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created: nothing is
+ * left running then, and the worker can be started again. */
 int dt_worker_start(dt_worker *w);
 /* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
 void dt_worker_stop(dt_worker *w);

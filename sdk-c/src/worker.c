@@ -583,11 +583,32 @@ int dt_worker_start(dt_worker *w)
     dt__conn_close(&w->conn);
     return DT_ERR_NOMEM;
   }
-  w->started = true;
-  for (int i = 0; i < w->opt.activity_threads; i++)
-    if (pthread_create(&w->pool[i], NULL, pool_main, w) == 0)
+  int err = 0;
+  for (int i = 0; i < w->opt.activity_threads && !err; i++)
+    if ((err = pthread_create(&w->pool[i], NULL, pool_main, w)) == 0)
       w->n_pool++;
-  pthread_create(&w->stream_thread, NULL, stream_main, w);
+  if (!err)
+    err = pthread_create(&w->stream_thread, NULL, stream_main, w);
+  if (err) {
+    /* Undo everything: the threads that did start have nothing to do yet and leave when told to stop. */
+    DT_ERROR("cannot start the worker's threads: pthread_create failed (%d)", err);
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n_pool; i++)
+      pthread_join(w->pool[i], NULL);
+    w->n_pool = 0;
+    w->stopping = false;
+    free(w->pool);
+    w->pool = NULL;
+    grpc_completion_queue_shutdown(w->cq);
+    grpc_completion_queue_destroy(w->cq);
+    w->cq = NULL;
+    dt__conn_close(&w->conn);
+    return DT_ERR_NOMEM;
+  }
+  w->started = true;
   return DT_OK;
 }
 

@@ -183,6 +183,42 @@ TEST_IMPL(sdk_fault_worker_stop_after_failed_batch)
   return 0;
 }
 
+/* ------------------------------------------------------------------ worker threads */
+
+static void start_fails_at(int nth)
+{
+  dt_set_log_fn(sdk_log, NULL);
+  dt_worker_options opt = {.activity_threads = 2};
+  dt_worker *w = NULL;
+  ASSERT_OK(dt_worker_new("127.0.0.1:1", &opt, &w)); /* nothing listens there: the connection never matters */
+  ASSERT_OK(dt_worker_add_orchestrator(w, "Hello", o_hello, NULL));
+  fault_pthread_create_fail_nth(nth);
+  int rc = dt_worker_start(w);
+  ASSERT_EQ(fault_pthread_create_failed(), 1);
+  if (rc == DT_OK)
+    TEST_FAIL("dt_worker_start returned DT_OK although pthread_create #%d (of %d) failed", nth, 3);
+  ASSERT_EQ(rc, DT_ERR_NOMEM);
+  /* Not started: registrations are still allowed, and a second start works. */
+  ASSERT_OK(dt_worker_add_orchestrator(w, "Hello2", o_hello, NULL));
+  ASSERT_OK(dt_worker_start(w));
+  run_bounded(stop_worker, w, BOUND_MS, "dt_worker_stop");
+  dt_worker_free(w);
+}
+
+/* The stream thread is created last (after two activity threads); when that fails, dt_worker_start must fail
+ * and leave nothing running (the activity threads are joined; LeakSanitizer checks the rest). */
+TEST_IMPL(sdk_fault_worker_start_stream_thread_fails)
+{
+  start_fails_at(3);
+  return 0;
+}
+
+TEST_IMPL(sdk_fault_worker_start_pool_thread_fails)
+{
+  start_fails_at(2);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ randomness */
 
 /* A rewind hands back the history without running the code. */
