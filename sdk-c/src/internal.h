@@ -54,6 +54,17 @@ void dt__conn_close(dt__conn *c);
 int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
               int timeout_ms, ProtobufCMessage **resp, char **err_msg);
 
+/*
+ * One server-streaming call (StreamInstanceHistory): sends |req|, then unpacks every message with |rd| and hands it
+ * to |on_msg|, which takes ownership (free with protobuf_c_message_free_unpacked(m, NULL)) and returns DT_OK to go
+ * on, or an error, which cancels the call. Returns DT_OK once the server ended the stream with OK, else the
+ * callback's error, DT_ERR_INTERNAL for an undecodable message, or the call's status. timeout_ms as for dt__unary
+ * (a deadline for the whole stream).
+ */
+int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *rd, int timeout_ms,
+                      int (*on_msg)(ProtobufCMessage *m, void *arg), void *arg);
+
 /* gRPC status code -> DT_* code. */
 int dt__from_grpc(grpc_status_code s);
 

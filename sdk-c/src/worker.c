@@ -22,6 +22,8 @@
 #define M_DONE_ORCH "/TaskHubSidecarService/CompleteOrchestratorTask"
 #define M_DONE_ACT "/TaskHubSidecarService/CompleteActivityTask"
 #define M_ABANDON_ACT "/TaskHubSidecarService/AbandonTaskActivityWorkItem"
+#define M_ABANDON_ORCH "/TaskHubSidecarService/AbandonTaskOrchestratorWorkItem"
+#define M_HISTORY "/TaskHubSidecarService/StreamInstanceHistory"
 
 struct activity {
   char *name;
@@ -176,13 +178,99 @@ static void send_msg(dt_worker *w, const char *method, const ProtobufCMessage *m
 
 /* ------------------------------------------------------------------ orchestrations */
 
+/* The past events of a work item that requires history streaming, as the chunks that hold them. */
+struct past {
+  HistoryChunk **chunks;
+  size_t n_chunks, cap_chunks;
+  size_t n_events;
+  HistoryEvent **events; /* all of them, in order, pointing into the chunks */
+};
+
+static int on_past_chunk(ProtobufCMessage *m, void *arg)
+{
+  struct past *p = arg;
+  HistoryChunk *ch = (HistoryChunk *)m;
+  if (p->n_chunks == p->cap_chunks) {
+    size_t cap = p->cap_chunks ? p->cap_chunks * 2 : 8;
+    HistoryChunk **c = realloc(p->chunks, cap * sizeof *c);
+    if (!c) {
+      protobuf_c_message_free_unpacked(m, NULL);
+      return DT_ERR_NOMEM;
+    }
+    p->chunks = c;
+    p->cap_chunks = cap;
+  }
+  p->chunks[p->n_chunks++] = ch;
+  p->n_events += ch->n_events;
+  return DT_OK;
+}
+
+static void past_free(struct past *p)
+{
+  for (size_t i = 0; i < p->n_chunks; i++)
+    history_chunk__free_unpacked(p->chunks[i], NULL);
+  free(p->chunks);
+  free(p->events);
+  memset(p, 0, sizeof *p);
+}
+
+/* Fetches the history the server left out of |r| (requiresHistoryStreaming): StreamInstanceHistory for the work
+ * item's execution. Runs on the stream thread, which has nothing else to do until this work item is replayed. */
+static int fetch_past(dt_worker *w, const OrchestratorRequest *r, struct past *p)
+{
+  StreamInstanceHistoryRequest req = STREAM_INSTANCE_HISTORY_REQUEST__INIT;
+  req.instanceid = r->instanceid;
+  req.executionid = r->executionid;
+  req.forworkitemprocessing = true;
+  int rc = dt__server_stream(&w->conn, M_HISTORY, &req.base, &history_chunk__descriptor, 0, on_past_chunk, p);
+  if (rc != DT_OK)
+    return rc;
+  p->events = malloc((p->n_events ? p->n_events : 1) * sizeof *p->events);
+  if (!p->events)
+    return DT_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < p->n_chunks; i++)
+    for (size_t j = 0; j < p->chunks[i]->n_events; j++)
+      p->events[k++] = p->chunks[i]->events[j];
+  return DT_OK;
+}
+
+/* Gives a work item back to the server now (it redelivers it, with a backoff if this repeats), rather than
+ * completing it wrongly or leaving it to the lease timeout. */
+static void abandon_orchestration(dt_worker *w, const WorkItem *wi)
+{
+  AbandonOrchestrationTaskRequest ab = ABANDON_ORCHESTRATION_TASK_REQUEST__INIT;
+  ab.completiontoken = wi->completiontoken;
+  send_msg(w, M_ABANDON_ORCH, &ab.base);
+}
+
 static void run_orchestration(dt_worker *w, WorkItem *wi)
 {
+  OrchestratorRequest *r = wi->orchestratorrequest;
+  HistoryEvent **sent = r->pastevents; /* nothing, when the history is streamed */
+  size_t n_sent = r->n_pastevents;
+  struct past past;
+  memset(&past, 0, sizeof past);
+  if (r->requireshistorystreaming) {
+    int rc = fetch_past(w, r, &past);
+    if (rc != DT_OK) {
+      DT_WARN("%s: fetching the history failed: %s; abandoning the work item", r->instanceid, dt_strerror(rc));
+      past_free(&past);
+      abandon_orchestration(w, wi);
+      return;
+    }
+    r->pastevents = past.events; /* borrowed for the replay; put back before the work item is freed */
+    r->n_pastevents = past.n_events;
+  }
   uint8_t *buf = NULL;
   size_t len = 0;
-  int rc = dt__replay(w->orchs, w->n_orchs, wi->orchestratorrequest, wi->completiontoken, &buf, &len);
+  int rc = dt__replay(w->orchs, w->n_orchs, r, wi->completiontoken, &buf, &len);
+  r->pastevents = sent;
+  r->n_pastevents = n_sent;
+  past_free(&past);
   if (rc != DT_OK) {
-    DT_ERROR("%s: replay failed: %s", wi->orchestratorrequest->instanceid, dt_strerror(rc));
+    DT_ERROR("%s: replay failed: %s; abandoning the work item", r->instanceid, dt_strerror(rc));
+    abandon_orchestration(w, wi);
     return;
   }
   send_async(w, M_DONE_ORCH, buf, len);
@@ -357,6 +445,10 @@ static bool stream_once(dt_worker *w)
   GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
   req.maxconcurrentorchestrationworkitems = w->opt.max_orchestrations;
   req.maxconcurrentactivityworkitems = w->opt.max_activities;
+  /* Large histories may then come without pastEvents, to be fetched with StreamInstanceHistory (run_orchestration). */
+  WorkerCapability caps[] = {WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING};
+  req.n_capabilities = sizeof caps / sizeof caps[0];
+  req.capabilities = caps;
   /* Ask only for what is registered here, so that workers in other languages can share the task hub. */
   WorkItemFilters filters = WORK_ITEM_FILTERS__INIT;
   OrchestrationFilter *of = calloc(w->n_orchs + 1, sizeof *of);

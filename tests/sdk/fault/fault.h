@@ -25,4 +25,8 @@ int fault_pthread_create_failed(void); /* calls that failed by injection */
 void fault_start_batch_fail_next(int n);
 int fault_start_batch_failed(void); /* batches that failed by injection */
 
+/* protobuf_c_message_unpack() of a HistoryChunk returns NULL (an undecodable chunk) while set. */
+void fault_history_chunk_fails(bool on);
+int fault_history_chunk_failed(void); /* unpacks that failed by injection */
+
 #endif

@@ -3,7 +3,9 @@
  * failures). Where the defect was a hang, the call under test runs on a helper thread and the test fails when it
  * has not returned within a bound, rather than hanging until CTest's timeout.
  */
-#define _GNU_SOURCE
+#include "sc.h" /* first: it defines _GNU_SOURCE */
+
+#include "big_history.h"
 #include "durabletask.h"
 #include "fault.h"
 #include "hist.h"
@@ -216,6 +218,59 @@ TEST_IMPL(sdk_fault_worker_start_stream_thread_fails)
 TEST_IMPL(sdk_fault_worker_start_pool_thread_fails)
 {
   start_fails_at(2);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ history streaming */
+
+struct abandon_wait {
+  sc_hub *h;
+  const char *iid;
+};
+
+static bool abandoned_or_finished(void *arg)
+{
+  struct abandon_wait *a = arg;
+  if (sc_log_count(&a->h->srv, "event=work_item_abandoned", "reason=worker_abandoned") > 0)
+    return true;
+  dt_instance *in = sc_get(a->h, a->iid, false);
+  bool finished = in && in->status != DT_STATUS_RUNNING && in->status != DT_STATUS_PENDING;
+  dt_instance_free(in);
+  return finished;
+}
+
+/* A work item whose history must be streamed, and the history cannot be read (here: a chunk that does not decode):
+ * the worker gives the item back with AbandonTaskOrchestratorWorkItem instead of replaying what it has (which
+ * would fail the orchestration: no ExecutionStarted) or dropping it until its lease runs out. Once chunks decode
+ * again, the redelivered item completes. */
+TEST_IMPL(sdk_fault_history_fetch_fails_abandons)
+{
+  sc_hub h;
+  int rc = sc_hub_start(&h, NULL, big_register);
+  if (rc != 0)
+    return rc;
+  fault_history_chunk_fails(true);
+  char iid[64];
+  sc_id(iid, sizeof iid, "fetchfail");
+  sc_schedule(&h, "BigHistory", BIG_INPUT, iid);
+  struct abandon_wait aw = {&h, iid};
+  if (!sc_poll(abandoned_or_finished, &aw, SC_WAIT_MS))
+    TEST_FAIL("%s was neither abandoned nor finished within %d ms", iid, SC_WAIT_MS);
+  fault_history_chunk_fails(false);
+  dt_instance *in = sc_get(&h, iid, false);
+  ASSERT(in != NULL);
+  if (in->status != DT_STATUS_RUNNING)
+    TEST_FAIL("%s is %s: the work item whose history could not be fetched was not abandoned", iid,
+              dt_status_name(in->status));
+  dt_instance_free(in);
+  ASSERT_GT(fault_history_chunk_failed(), 0);
+  ASSERT_GT(sc_log_count(&h.srv, "event=work_item_abandoned", iid), 0);
+
+  in = sc_done(&h, iid, SC_WAIT_MS);
+  SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+  ASSERT_STR_EQ(in->output, BIG_OUTPUT);
+  dt_instance_free(in);
+  sc_hub_stop(&h);
   return 0;
 }
 

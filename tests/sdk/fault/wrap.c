@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include "orchestrator_service.pb-c.h"
+
 #include <grpc/grpc.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -23,6 +25,13 @@ grpc_call_error __real_grpc_call_start_batch(grpc_call *call, const grpc_op *ops
 grpc_call_error __wrap_grpc_call_start_batch(grpc_call *call, const grpc_op *ops, size_t nops, void *tag,
                                              void *reserved);
 
+ProtobufCMessage *__real_protobuf_c_message_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
+                                                   size_t len, const uint8_t *data);
+ProtobufCMessage *__wrap_protobuf_c_message_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
+                                                   size_t len, const uint8_t *data);
+
+static atomic_bool g_chunk_fails;
+static atomic_int g_chunk_failed;
 static atomic_int g_getrandom_errno, g_getrandom_calls;
 static atomic_bool g_urandom_fails;
 static atomic_int g_pthread_nth, g_pthread_failed;
@@ -114,4 +123,24 @@ grpc_call_error __wrap_grpc_call_start_batch(grpc_call *call, const grpc_op *ops
     return GRPC_CALL_ERROR;
   }
   return __real_grpc_call_start_batch(call, ops, nops, tag, reserved);
+}
+
+void fault_history_chunk_fails(bool on)
+{
+  atomic_store(&g_chunk_fails, on);
+}
+
+int fault_history_chunk_failed(void)
+{
+  return atomic_load(&g_chunk_failed);
+}
+
+ProtobufCMessage *__wrap_protobuf_c_message_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
+                                                   size_t len, const uint8_t *data)
+{
+  if (d == &history_chunk__descriptor && atomic_load(&g_chunk_fails)) {
+    atomic_fetch_add(&g_chunk_failed, 1);
+    return NULL;
+  }
+  return __real_protobuf_c_message_unpack(d, a, len, data);
 }
