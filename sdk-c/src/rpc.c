@@ -7,6 +7,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,16 +33,23 @@ int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
   if (!target || !*target)
     return DT_ERR_INVALID_ARG;
   grpc_init();
-  grpc_arg args[2];
-  memset(args, 0, sizeof args);
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[0].value.integer = opt && opt->max_receive_bytes > 0 ? opt->max_receive_bytes : 16 << 20;
-  /* Tests and sidecars run on loopback: never route through a proxy from the environment. */
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY;
-  args[1].value.integer = 0;
-  grpc_channel_args ca = {2, args};
+  int keepalive_ms = opt && opt->keepalive_ms != 0 ? opt->keepalive_ms : 30000;
+  int keepalive_timeout_ms = opt && opt->keepalive_timeout_ms > 0 ? opt->keepalive_timeout_ms : 10000;
+  grpc_arg args[] = {
+      {GRPC_ARG_INTEGER,
+       (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       {.integer = opt && opt->max_receive_bytes > 0 ? opt->max_receive_bytes : 16 << 20}},
+      /* Tests and sidecars run on loopback: never route through a proxy from the environment. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ENABLE_HTTP_PROXY, {.integer = 0}},
+      /* Keepalive: a connection that went silent without closing (a dropped NAT entry, a vanished peer) would
+       * otherwise hold the worker's GetWorkItems stream, which has no deadline, forever. Pings go out while idle
+       * too, and without data in between (taskhubd accepts one every 10 s). INT_MAX turns them off. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = keepalive_ms > 0 ? keepalive_ms : INT_MAX}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = keepalive_timeout_ms}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = keepalive_ms > 0}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+  };
+  grpc_channel_args ca = {sizeof args / sizeof args[0], args};
   grpc_channel_credentials *creds;
   if (opt && opt->tls)
     creds = grpc_ssl_credentials_create(opt->root_certs_pem, NULL, NULL, NULL);
