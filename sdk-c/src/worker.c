@@ -215,7 +215,8 @@ static void past_free(struct past *p)
 }
 
 /* Fetches the history the server left out of |r| (requiresHistoryStreaming): StreamInstanceHistory for the work
- * item's execution. Runs on the stream thread, which has nothing else to do until this work item is replayed. */
+ * item's execution. Runs on the stream thread, which has nothing else to do until this work item is replayed; the
+ * call has a completion queue of its own (dt__server_stream), so answers to completions wait in the shared one. */
 static int fetch_past(dt_worker *w, const OrchestratorRequest *r, struct past *p)
 {
   StreamInstanceHistoryRequest req = STREAM_INSTANCE_HISTORY_REQUEST__INIT;
