@@ -103,6 +103,14 @@ typedef struct dt_conn_options {
   int call_timeout_ms;
   /* Largest message accepted from the server (0: 16 MiB). */
   int max_receive_bytes;
+  /* HTTP/2 keepalive: after this many milliseconds without anything received, the connection is pinged, and
+   * closed when the ping is not answered within keepalive_timeout_ms; calls on it fail with DT_ERR_UNAVAILABLE
+   * and the worker reconnects. This is how a connection that went silent without closing (a NAT or load
+   * balancer dropping it, a peer that vanished) is noticed. 0: 30000 and 10000; a negative keepalive_ms turns
+   * keepalive off. taskhubd accepts pings down to one every 10 s (more often only while it sends data, e.g.
+   * with a short --health-ping); other servers may close connections that ping more often than they allow. */
+  int keepalive_ms;
+  int keepalive_timeout_ms;
 } dt_conn_options;
 
 /* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"). |opt| may be NULL.
@@ -362,7 +370,8 @@ int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_f
 int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
 /* Connects and starts processing on background threads; reconnects with backoff when the server goes away.
  * The worker asks the server only for the orchestrators and activities registered with it, so workers in other
- * languages can serve the rest of the same task hub. */
+ * languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created: nothing is
+ * left running then, and the worker can be started again. */
 int dt_worker_start(dt_worker *w);
 /* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
 void dt_worker_stop(dt_worker *w);

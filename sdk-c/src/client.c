@@ -1,20 +1,12 @@
 /*
  * The client: one function per TaskHubSidecarService RPC. Requests are built on the stack, responses come back
  * unpacked by protobuf-c and are copied into malloc()ed API structs, so nothing protobuf-c owns ever reaches the
- * caller. StreamInstanceHistory is the one server-streaming call and drives the gRPC core API itself.
+ * caller. StreamInstanceHistory is the one server-streaming call (dt__server_stream, shared with the worker).
  */
 #include "internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/support/alloc.h>
-#include <grpc/support/time.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #define SVC "/TaskHubSidecarService/"
 
@@ -114,46 +106,6 @@ static int call_empty(dt_client *c, const char *method, const ProtobufCMessage *
   if (rc == DT_OK)
     protobuf_c_message_free_unpacked(resp, NULL);
   return rc;
-}
-
-/* 32 lowercase hex digits from the kernel's random source. */
-static int random_id(char out[33])
-{
-  unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    got += (size_t)n;
-  }
-  if (got < sizeof b) {
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return DT_ERR_INTERNAL;
-    got = 0;
-    while (got < sizeof b) {
-      ssize_t n = read(fd, b + got, sizeof b - got);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      got += (size_t)n;
-    }
-    close(fd);
-    if (got < sizeof b)
-      return DT_ERR_INTERNAL;
-  }
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < sizeof b; i++) {
-    out[2 * i] = hex[b[i] >> 4];
-    out[2 * i + 1] = hex[b[i] & 15];
-  }
-  out[32] = '\0';
-  return DT_OK;
 }
 
 /* ------------------------------------------------------------------ failures, instances */
@@ -303,7 +255,7 @@ int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *o
   char gen[33];
   const char *iid = opt->instance_id;
   if (!iid || !*iid) {
-    int rc = random_id(gen);
+    int rc = dt__random_hex32(gen);
     if (rc != DT_OK)
       return rc;
     iid = gen;
@@ -825,116 +777,34 @@ static int history_append(dt_history *h, size_t *cap, const HistoryChunk *ch)
   return DT_OK;
 }
 
-/* Starts one batch and waits for it on |cq| (the call's only pending batch). Returns the op's success flag. */
-static bool run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t n)
+struct history_read {
+  dt_history *h;
+  size_t cap;
+};
+
+static int on_chunk(ProtobufCMessage *m, void *arg)
 {
-  grpc_call_error e = grpc_call_start_batch(call, ops, n, (void *)ops, NULL);
-  if (e != GRPC_CALL_OK) {
-    DT_ERROR("grpc_call_start_batch failed: %d", (int)e);
-    return false;
-  }
-  grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  return ev.type == GRPC_OP_COMPLETE && ev.success;
+  struct history_read *r = arg;
+  int rc = history_append(r->h, &r->cap, (const HistoryChunk *)m);
+  protobuf_c_message_free_unpacked(m, NULL);
+  return rc;
 }
 
 int dt_client_history(dt_client *c, const char *instance_id, dt_history **out)
 {
   if (!c || !valid_id(instance_id) || !out)
     return DT_ERR_INVALID_ARG;
-  dt_history *h = calloc(1, sizeof *h);
-  if (!h)
+  struct history_read r = {calloc(1, sizeof(dt_history)), 0};
+  if (!r.h)
     return DT_ERR_NOMEM;
-  size_t cap = 0;
-
   StreamInstanceHistoryRequest req = STREAM_INSTANCE_HISTORY_REQUEST__INIT;
   req.instanceid = (char *)instance_id;
-  size_t len = stream_instance_history_request__get_packed_size(&req);
-  grpc_slice sl = grpc_slice_malloc(len);
-  stream_instance_history_request__pack(&req, GRPC_SLICE_START_PTR(sl));
-  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
-
-  const char *method = SVC "StreamInstanceHistory";
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                       gpr_time_from_millis(c->conn.call_timeout_ms, GPR_TIMESPAN));
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-  grpc_call *call = grpc_channel_create_call(c->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                             grpc_slice_from_static_string(method), NULL, deadline, NULL);
-  grpc_metadata_array imd, tmd;
-  grpc_metadata_array_init(&imd);
-  grpc_metadata_array_init(&tmd);
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
-  int rc = DT_OK; /* our own failure while reading the stream, if any */
-
-  grpc_op ops[4];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
-  bool ok = run_batch(call, cq, ops, 4);
-
-  /* Messages until the server ends the stream (or the call fails: then there is no message either). */
-  while (ok) {
-    grpc_byte_buffer *in = NULL;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &in;
-    if (!run_batch(call, cq, &op, 1) || !in)
-      break;
-    HistoryChunk *ch = NULL;
-    grpc_byte_buffer_reader r;
-    if (grpc_byte_buffer_reader_init(&r, in)) {
-      grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-      grpc_byte_buffer_reader_destroy(&r);
-      ch = history_chunk__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-      grpc_slice_unref(all);
-    }
-    grpc_byte_buffer_destroy(in);
-    rc = ch ? history_append(h, &cap, ch) : DT_ERR_INTERNAL;
-    if (ch)
-      history_chunk__free_unpacked(ch, NULL);
-    if (rc != DT_OK) {
-      DT_WARN("rpc=%s instance=%s reading the stream failed: %s", method, instance_id, dt_strerror(rc));
-      grpc_call_cancel(call, NULL);
-      break;
-    }
-  }
-
-  grpc_op st;
-  memset(&st, 0, sizeof st);
-  st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  st.data.recv_status_on_client.trailing_metadata = &tmd;
-  st.data.recv_status_on_client.status = &status;
-  st.data.recv_status_on_client.status_details = &details;
-  if (!run_batch(call, cq, &st, 1) && rc == DT_OK)
-    rc = DT_ERR_INTERNAL;
-  else if (rc == DT_OK)
-    rc = dt__from_grpc(status);
+  int rc = dt__server_stream(&c->conn, SVC "StreamInstanceHistory", &req.base, &history_chunk__descriptor, 0,
+                             on_chunk, &r);
   if (rc != DT_OK) {
-    char *d = grpc_slice_to_c_string(details);
-    DT_DEBUG("rpc=%s rc=%s grpc_status=%d message=\"%s\"", method, dt_strerror(rc), (int)status, d);
-    gpr_free(d);
-  }
-
-  grpc_slice_unref(details);
-  grpc_metadata_array_destroy(&imd);
-  grpc_metadata_array_destroy(&tmd);
-  grpc_byte_buffer_destroy(send);
-  grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-    ;
-  grpc_completion_queue_destroy(cq);
-
-  if (rc != DT_OK) {
-    dt_history_free(h);
+    dt_history_free(r.h);
     return rc;
   }
-  *out = h;
+  *out = r.h;
   return DT_OK;
 }

@@ -54,6 +54,17 @@ void dt__conn_close(dt__conn *c);
 int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
               int timeout_ms, ProtobufCMessage **resp, char **err_msg);
 
+/*
+ * One server-streaming call (StreamInstanceHistory): sends |req|, then unpacks every message with |rd| and hands it
+ * to |on_msg|, which takes ownership (free with protobuf_c_message_free_unpacked(m, NULL)) and returns DT_OK to go
+ * on, or an error, which cancels the call. Returns DT_OK once the server ended the stream with OK, else the
+ * callback's error, DT_ERR_INTERNAL for an undecodable message, or the call's status. timeout_ms as for dt__unary
+ * (a deadline for the whole stream).
+ */
+int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *rd, int timeout_ms,
+                      int (*on_msg)(ProtobufCMessage *m, void *arg), void *arg);
+
 /* gRPC status code -> DT_* code. */
 int dt__from_grpc(grpc_status_code s);
 
@@ -61,8 +72,9 @@ int64_t dt__now_ms(void);
 
 /* UUIDv5 of |name| in the Durable Task namespace, formatted 8-4-4-4-12. */
 void dt__uuid5_string(const char *name, char out[37]);
-/* 32 lowercase hex digits of randomness (+ NUL). */
-void dt__random_hex32(char out[33]);
+/* 32 lowercase hex digits of randomness (+ NUL) from getrandom, else /dev/urandom. DT_OK, or DT_ERR_INTERNAL
+ * (|out| untouched) when neither gives any; never blocks for long or spins. */
+int dt__random_hex32(char out[33]) __attribute__((warn_unused_result));
 
 /* ------------------------------------------------------------------ replay */
 
@@ -74,7 +86,8 @@ struct dt__orchestrator {
 
 /*
  * Runs one orchestrator work item: replays |req| through the registered orchestrator and packs the
- * OrchestratorResponse (echoing |token|) into *out (malloc'd; caller frees). Returns DT_OK, or DT_ERR_NOMEM.
+ * OrchestratorResponse (echoing |token|) into *out (malloc'd; caller frees). Returns DT_OK, DT_ERR_NOMEM, or
+ * DT_ERR_INTERNAL (a rewind found no randomness for its new execution id); the work item is then not done.
  * Failures of the orchestration itself (unknown name, nondeterminism, errors) are in the response.
  */
 int dt__replay(const struct dt__orchestrator *orchs, size_t n, const OrchestratorRequest *req, const char *token,

@@ -255,6 +255,12 @@ static void nondeterminism(dt_orch_ctx *ctx, const char *fmt, ...)
   va_end(ap);
   DT_WARN("%s: nondeterminism: %s", ctx->instance_id, msg ? msg : "");
   ctx->nondeterministic = true;
+  /* Found while stepping the history after the code returned, failed or continued as new: that outcome came
+   * from a run that diverged, so the failure replaces it. A termination came from outside and stays. */
+  if (ctx->complete && ctx->status != ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED) {
+    ctx->complete = false;
+    ctx->keep_events = false;
+  }
   fail_now(ctx, "NonDeterminismError", msg, NULL);
 }
 
@@ -970,7 +976,8 @@ static OrchestratorAction *completion_action(dt_orch_ctx *ctx)
   return a;
 }
 
-/* The SDK half of a rewind: hand back the history with the failures taken out (protocol: rewind). */
+/* The SDK half of a rewind: hand back the history with the failures taken out (protocol: rewind). NULL when
+ * there is no randomness for the new execution id. */
 static OrchestratorAction *rewind_action(dt_orch_ctx *ctx)
 {
   size_t n = ctx->n_events;
@@ -983,7 +990,8 @@ static OrchestratorAction *rewind_action(dt_orch_ctx *ctx)
   rewind_orchestration_action__init(r);
   r->newhistory = alloc0(ctx, (n ? n : 1) * sizeof *r->newhistory);
   char exec[33];
-  dt__random_hex32(exec);
+  if (dt__random_hex32(exec) != DT_OK)
+    return NULL; /* no new execution id: the work item is not done */
   for (size_t i = 0; i < n; i++) {
     HistoryEvent *e = ctx->events[i];
     int type = (int)e->event_type_case;
@@ -1138,7 +1146,7 @@ int dt__replay(const struct dt__orchestrator *orchs, size_t n, const Orchestrato
       resp.actions = alloc0(ctx, sizeof *resp.actions);
       resp.actions[0] = rewind_action(ctx);
       resp.n_actions = 1;
-      rc = pack(&resp, out, out_len);
+      rc = resp.actions[0] ? pack(&resp, out, out_len) : DT_ERR_INTERNAL;
       goto out;
     }
     struct run r = {ctx, lookup(orchs, n, ctx->events, ctx->n_events), NULL, false};

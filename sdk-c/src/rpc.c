@@ -1,4 +1,5 @@
-/* Unary gRPC calls over the C core API: one completion queue per call, drained by the calling thread. */
+/* Unary and server-streaming gRPC calls over the C core API: one completion queue per call, drained by the calling
+ * thread. */
 #include "internal.h"
 
 #include <grpc/byte_buffer.h>
@@ -6,6 +7,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,16 +33,23 @@ int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
   if (!target || !*target)
     return DT_ERR_INVALID_ARG;
   grpc_init();
-  grpc_arg args[2];
-  memset(args, 0, sizeof args);
-  args[0].type = GRPC_ARG_INTEGER;
-  args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[0].value.integer = opt && opt->max_receive_bytes > 0 ? opt->max_receive_bytes : 16 << 20;
-  /* Tests and sidecars run on loopback: never route through a proxy from the environment. */
-  args[1].type = GRPC_ARG_INTEGER;
-  args[1].key = (char *)GRPC_ARG_ENABLE_HTTP_PROXY;
-  args[1].value.integer = 0;
-  grpc_channel_args ca = {2, args};
+  int keepalive_ms = opt && opt->keepalive_ms != 0 ? opt->keepalive_ms : 30000;
+  int keepalive_timeout_ms = opt && opt->keepalive_timeout_ms > 0 ? opt->keepalive_timeout_ms : 10000;
+  grpc_arg args[] = {
+      {GRPC_ARG_INTEGER,
+       (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       {.integer = opt && opt->max_receive_bytes > 0 ? opt->max_receive_bytes : 16 << 20}},
+      /* Tests and sidecars run on loopback: never route through a proxy from the environment. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ENABLE_HTTP_PROXY, {.integer = 0}},
+      /* Keepalive: a connection that went silent without closing (a dropped NAT entry, a vanished peer) would
+       * otherwise hold the worker's GetWorkItems stream, which has no deadline, forever. Pings go out while idle
+       * too, and without data in between (taskhubd accepts one every 10 s). INT_MAX turns them off. */
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = keepalive_ms > 0 ? keepalive_ms : INT_MAX}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = keepalive_timeout_ms}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = keepalive_ms > 0}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+  };
+  grpc_channel_args ca = {sizeof args / sizeof args[0], args};
   grpc_channel_credentials *creds;
   if (opt && opt->tls)
     creds = grpc_ssl_credentials_create(opt->root_certs_pem, NULL, NULL, NULL);
@@ -135,6 +144,106 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
   grpc_byte_buffer_destroy(out);
   if (in)
     grpc_byte_buffer_destroy(in);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(cq);
+  return rc;
+}
+
+/* Starts one batch and waits for it on |cq| (the call's only pending batch). Returns the op's success flag. */
+static bool run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t n)
+{
+  grpc_call_error e = grpc_call_start_batch(call, ops, n, (void *)ops, NULL);
+  if (e != GRPC_CALL_OK) {
+    DT_ERROR("grpc_call_start_batch failed: %d", (int)e);
+    return false;
+  }
+  grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *rd, int timeout_ms,
+                      int (*on_msg)(ProtobufCMessage *m, void *arg), void *arg)
+{
+  size_t len = protobuf_c_message_get_packed_size(req);
+  grpc_slice sl = grpc_slice_malloc(len);
+  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
+  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+
+  gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
+  if (timeout_ms != DT__NO_DEADLINE)
+    deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                            gpr_time_from_millis(timeout_ms > 0 ? timeout_ms : c->call_timeout_ms, GPR_TIMESPAN));
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                             grpc_slice_from_static_string(method), NULL, deadline, NULL);
+  grpc_metadata_array imd, tmd;
+  grpc_metadata_array_init(&imd);
+  grpc_metadata_array_init(&tmd);
+  grpc_status_code status = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  int rc = DT_OK; /* our own failure while reading the stream, if any */
+
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &imd;
+  bool ok = run_batch(call, cq, ops, 4);
+
+  /* Messages until the server ends the stream (or the call fails: then there is no message either). */
+  while (ok) {
+    grpc_byte_buffer *in = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &in;
+    if (!run_batch(call, cq, &op, 1) || !in)
+      break;
+    ProtobufCMessage *m = NULL;
+    grpc_byte_buffer_reader r;
+    if (grpc_byte_buffer_reader_init(&r, in)) {
+      grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+      grpc_byte_buffer_reader_destroy(&r);
+      m = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+      grpc_slice_unref(all);
+    }
+    grpc_byte_buffer_destroy(in);
+    rc = m ? on_msg(m, arg) : DT_ERR_INTERNAL;
+    if (rc != DT_OK) {
+      DT_WARN("rpc=%s reading the stream failed: %s", method, dt_strerror(rc));
+      grpc_call_cancel(call, NULL);
+      break;
+    }
+  }
+
+  grpc_op st;
+  memset(&st, 0, sizeof st);
+  st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  st.data.recv_status_on_client.trailing_metadata = &tmd;
+  st.data.recv_status_on_client.status = &status;
+  st.data.recv_status_on_client.status_details = &details;
+  if (!run_batch(call, cq, &st, 1) && rc == DT_OK)
+    rc = DT_ERR_INTERNAL;
+  else if (rc == DT_OK)
+    rc = dt__from_grpc(status);
+  if (rc != DT_OK) {
+    char *d = grpc_slice_to_c_string(details);
+    DT_DEBUG("rpc=%s rc=%s grpc_status=%d message=\"%s\"", method, dt_strerror(rc), (int)status, d);
+    gpr_free(d);
+  }
+
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&imd);
+  grpc_metadata_array_destroy(&tmd);
+  grpc_byte_buffer_destroy(send);
   grpc_call_unref(call);
   grpc_completion_queue_shutdown(cq);
   while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)

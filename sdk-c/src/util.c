@@ -1,11 +1,14 @@
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
-#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static dt_log_fn log_fn;
 static void *log_data;
@@ -112,6 +115,10 @@ void dt__arena_init(dt__arena *a)
 void *dt__arena_alloc(dt__arena *a, size_t n)
 {
   const size_t al = sizeof(max_align_t);
+  /* Checked before rounding up and adding the chunk header, either of which would wrap around into a small
+   * allocation. No object may be larger than PTRDIFF_MAX anyway. */
+  if (n > (size_t)PTRDIFF_MAX - sizeof(struct dt__arena_chunk) - al)
+    return NULL;
   n = n ? (n + al - 1) & ~(al - 1) : al;
   struct dt__arena_chunk *c = a->head;
   if (!c || c->cap - c->off < n) {
@@ -169,19 +176,50 @@ void dt__arena_free(dt__arena *a)
   a->head = NULL;
 }
 
-void dt__random_hex32(char out[33])
+/* getrandom() blocks only until the kernel's pool is first seeded, and a signal can interrupt that wait: EINTR is
+ * retried, but only so often. Other errors (ENOSYS from old kernels and some seccomp sandboxes) go straight to
+ * /dev/urandom. */
+#define RANDOM_TRIES 64
+
+static size_t fill_random(unsigned char *b, size_t len)
+{
+  size_t got = 0;
+  for (int i = 0; got < len && i < RANDOM_TRIES; i++) {
+    ssize_t n = getrandom(b + got, len - got, 0);
+    if (n > 0)
+      got += (size_t)n;
+    else if (n < 0 && errno != EINTR)
+      break;
+  }
+  if (got == len)
+    return got;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  got = 0;
+  for (int i = 0; got < len && i < RANDOM_TRIES; i++) {
+    ssize_t n = read(fd, b + got, len - got);
+    if (n > 0)
+      got += (size_t)n;
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  close(fd);
+  return got;
+}
+
+int dt__random_hex32(char out[33])
 {
   static const char digits[] = "0123456789abcdef";
   unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
-    if (n > 0)
-      got += (size_t)n;
+  if (fill_random(b, sizeof b) != sizeof b) {
+    DT_ERROR("no randomness: getrandom and /dev/urandom both failed");
+    return DT_ERR_INTERNAL;
   }
   for (int i = 0; i < 16; i++) {
     out[2 * i] = digits[b[i] >> 4];
     out[2 * i + 1] = digits[b[i] & 15];
   }
   out[32] = 0;
+  return DT_OK;
 }

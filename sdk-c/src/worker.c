@@ -22,6 +22,8 @@
 #define M_DONE_ORCH "/TaskHubSidecarService/CompleteOrchestratorTask"
 #define M_DONE_ACT "/TaskHubSidecarService/CompleteActivityTask"
 #define M_ABANDON_ACT "/TaskHubSidecarService/AbandonTaskActivityWorkItem"
+#define M_ABANDON_ORCH "/TaskHubSidecarService/AbandonTaskOrchestratorWorkItem"
+#define M_HISTORY "/TaskHubSidecarService/StreamInstanceHistory"
 
 struct activity {
   char *name;
@@ -71,6 +73,8 @@ struct async_call {
   const char *method;
 };
 
+static void async_done(dt_worker *w, struct async_call *a);
+
 /* Sends a packed request without waiting for the answer; takes ownership of |buf|. */
 static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t len)
 {
@@ -109,8 +113,14 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   pthread_mutex_lock(&w->mu);
   w->inflight++;
   pthread_mutex_unlock(&w->mu);
-  if (grpc_call_start_batch(a->call, ops, 6, a, NULL) != GRPC_CALL_OK)
-    DT_ERROR("cannot start %s", method);
+  grpc_call_error e = grpc_call_start_batch(a->call, ops, 6, a, NULL);
+  if (e != GRPC_CALL_OK) {
+    /* No completion will ever come for it, so it is finished here: dt_worker_stop waits for inflight == 0. The
+     * server keeps the lease and redelivers the item after the stream's grace period. */
+    DT_ERROR("cannot start %s: grpc_call_start_batch returned %d", method, (int)e);
+    a->status = GRPC_STATUS_OK; /* nothing to report twice */
+    async_done(w, a);
+  }
 }
 
 /* Finishes an asynchronous completion once the server answered (or the call failed). */
@@ -168,13 +178,100 @@ static void send_msg(dt_worker *w, const char *method, const ProtobufCMessage *m
 
 /* ------------------------------------------------------------------ orchestrations */
 
+/* The past events of a work item that requires history streaming, as the chunks that hold them. */
+struct past {
+  HistoryChunk **chunks;
+  size_t n_chunks, cap_chunks;
+  size_t n_events;
+  HistoryEvent **events; /* all of them, in order, pointing into the chunks */
+};
+
+static int on_past_chunk(ProtobufCMessage *m, void *arg)
+{
+  struct past *p = arg;
+  HistoryChunk *ch = (HistoryChunk *)m;
+  if (p->n_chunks == p->cap_chunks) {
+    size_t cap = p->cap_chunks ? p->cap_chunks * 2 : 8;
+    HistoryChunk **c = realloc(p->chunks, cap * sizeof *c);
+    if (!c) {
+      protobuf_c_message_free_unpacked(m, NULL);
+      return DT_ERR_NOMEM;
+    }
+    p->chunks = c;
+    p->cap_chunks = cap;
+  }
+  p->chunks[p->n_chunks++] = ch;
+  p->n_events += ch->n_events;
+  return DT_OK;
+}
+
+static void past_free(struct past *p)
+{
+  for (size_t i = 0; i < p->n_chunks; i++)
+    history_chunk__free_unpacked(p->chunks[i], NULL);
+  free(p->chunks);
+  free(p->events);
+  memset(p, 0, sizeof *p);
+}
+
+/* Fetches the history the server left out of |r| (requiresHistoryStreaming): StreamInstanceHistory for the work
+ * item's execution. Runs on the stream thread, which has nothing else to do until this work item is replayed; the
+ * call has a completion queue of its own (dt__server_stream), so answers to completions wait in the shared one. */
+static int fetch_past(dt_worker *w, const OrchestratorRequest *r, struct past *p)
+{
+  StreamInstanceHistoryRequest req = STREAM_INSTANCE_HISTORY_REQUEST__INIT;
+  req.instanceid = r->instanceid;
+  req.executionid = r->executionid;
+  req.forworkitemprocessing = true;
+  int rc = dt__server_stream(&w->conn, M_HISTORY, &req.base, &history_chunk__descriptor, 0, on_past_chunk, p);
+  if (rc != DT_OK)
+    return rc;
+  p->events = malloc((p->n_events ? p->n_events : 1) * sizeof *p->events);
+  if (!p->events)
+    return DT_ERR_NOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < p->n_chunks; i++)
+    for (size_t j = 0; j < p->chunks[i]->n_events; j++)
+      p->events[k++] = p->chunks[i]->events[j];
+  return DT_OK;
+}
+
+/* Gives a work item back to the server now (it redelivers it, with a backoff if this repeats), rather than
+ * completing it wrongly or leaving it to the lease timeout. */
+static void abandon_orchestration(dt_worker *w, const WorkItem *wi)
+{
+  AbandonOrchestrationTaskRequest ab = ABANDON_ORCHESTRATION_TASK_REQUEST__INIT;
+  ab.completiontoken = wi->completiontoken;
+  send_msg(w, M_ABANDON_ORCH, &ab.base);
+}
+
 static void run_orchestration(dt_worker *w, WorkItem *wi)
 {
+  OrchestratorRequest *r = wi->orchestratorrequest;
+  HistoryEvent **sent = r->pastevents; /* nothing, when the history is streamed */
+  size_t n_sent = r->n_pastevents;
+  struct past past;
+  memset(&past, 0, sizeof past);
+  if (r->requireshistorystreaming) {
+    int rc = fetch_past(w, r, &past);
+    if (rc != DT_OK) {
+      DT_WARN("%s: fetching the history failed: %s; abandoning the work item", r->instanceid, dt_strerror(rc));
+      past_free(&past);
+      abandon_orchestration(w, wi);
+      return;
+    }
+    r->pastevents = past.events; /* borrowed for the replay; put back before the work item is freed */
+    r->n_pastevents = past.n_events;
+  }
   uint8_t *buf = NULL;
   size_t len = 0;
-  int rc = dt__replay(w->orchs, w->n_orchs, wi->orchestratorrequest, wi->completiontoken, &buf, &len);
+  int rc = dt__replay(w->orchs, w->n_orchs, r, wi->completiontoken, &buf, &len);
+  r->pastevents = sent;
+  r->n_pastevents = n_sent;
+  past_free(&past);
   if (rc != DT_OK) {
-    DT_ERROR("%s: replay failed: %s", wi->orchestratorrequest->instanceid, dt_strerror(rc));
+    DT_ERROR("%s: replay failed: %s; abandoning the work item", r->instanceid, dt_strerror(rc));
+    abandon_orchestration(w, wi);
     return;
   }
   send_async(w, M_DONE_ORCH, buf, len);
@@ -349,6 +446,10 @@ static bool stream_once(dt_worker *w)
   GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
   req.maxconcurrentorchestrationworkitems = w->opt.max_orchestrations;
   req.maxconcurrentactivityworkitems = w->opt.max_activities;
+  /* Large histories may then come without pastEvents, to be fetched with StreamInstanceHistory (run_orchestration). */
+  WorkerCapability caps[] = {WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING};
+  req.n_capabilities = sizeof caps / sizeof caps[0];
+  req.capabilities = caps;
   /* Ask only for what is registered here, so that workers in other languages can share the task hub. */
   WorkItemFilters filters = WORK_ITEM_FILTERS__INIT;
   OrchestrationFilter *of = calloc(w->n_orchs + 1, sizeof *of);
@@ -575,11 +676,32 @@ int dt_worker_start(dt_worker *w)
     dt__conn_close(&w->conn);
     return DT_ERR_NOMEM;
   }
-  w->started = true;
-  for (int i = 0; i < w->opt.activity_threads; i++)
-    if (pthread_create(&w->pool[i], NULL, pool_main, w) == 0)
+  int err = 0;
+  for (int i = 0; i < w->opt.activity_threads && !err; i++)
+    if ((err = pthread_create(&w->pool[i], NULL, pool_main, w)) == 0)
       w->n_pool++;
-  pthread_create(&w->stream_thread, NULL, stream_main, w);
+  if (!err)
+    err = pthread_create(&w->stream_thread, NULL, stream_main, w);
+  if (err) {
+    /* Undo everything: the threads that did start have nothing to do yet and leave when told to stop. */
+    DT_ERROR("cannot start the worker's threads: pthread_create failed (%d)", err);
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->n_pool; i++)
+      pthread_join(w->pool[i], NULL);
+    w->n_pool = 0;
+    w->stopping = false;
+    free(w->pool);
+    w->pool = NULL;
+    grpc_completion_queue_shutdown(w->cq);
+    grpc_completion_queue_destroy(w->cq);
+    w->cq = NULL;
+    dt__conn_close(&w->conn);
+    return DT_ERR_NOMEM;
+  }
+  w->started = true;
   return DT_OK;
 }
 
@@ -615,7 +737,8 @@ void dt_worker_stop(dt_worker *w)
     pthread_mutex_unlock(&w->mu);
     if (inflight == 0)
       break;
-    poll_until(w, NULL, gpr_inf_future(GPR_CLOCK_REALTIME));
+    if (poll_until(w, NULL, gpr_inf_future(GPR_CLOCK_REALTIME)) < 0)
+      break; /* the queue is shut down: nothing more can arrive */
   }
   grpc_completion_queue_shutdown(w->cq);
   while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)

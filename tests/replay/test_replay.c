@@ -237,6 +237,16 @@ static const char *o_long_timer(dt_orch_ctx *ctx, const char *input, void *ud)
   return "\"woke\"";
 }
 
+/* HugeAlloc: asks the context for SIZE_MAX - <input> bytes; never returns. */
+static int g_huge_reached;
+static const char *o_huge_alloc(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  size_t n = SIZE_MAX - (size_t)strtoull(input ? input : "0", NULL, 10);
+  dt_ctx_alloc(ctx, n);
+  g_huge_reached = 1; /* dt_ctx_alloc never returns NULL: it must have ended the run instead */
+  return "\"allocated\"";
+}
+
 #define ORCH(n, f) {(char *)(n), (f), NULL}
 static const struct dt__orchestrator orchs[] = {
     ORCH("Chain", o_chain),
@@ -258,6 +268,7 @@ static const struct dt__orchestrator orchs[] = {
     ORCH("Retry", o_retry),
     ORCH("RetryHandler", o_retry_handler),
     ORCH("LongTimer", o_long_timer),
+    ORCH("HugeAlloc", o_huge_alloc),
     ORCH("RecChain", demo_chain),
     ORCH("RecFanOut", demo_fanout),
 };
@@ -862,6 +873,33 @@ TEST_IMPL(replay_nondeterminism_timer_vs_activity)
   return 0;
 }
 
+/* The code returned before the replay reached a confirmation event it does not account for: the executor steps
+ * the rest of the history after the return, and what it finds there fails the orchestration, whatever the code
+ * returned (the other SDKs do the same). One file per kind of confirmation event. */
+TEST_IMPL(replay_nondeterminism_after_return_activity)
+{
+  expect_file("nd_after_return_activity.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_timer)
+{
+  expect_file("nd_after_return_timer.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_sub)
+{
+  expect_file("nd_after_return_sub.hist");
+  return 0;
+}
+
+TEST_IMPL(replay_nondeterminism_after_return_send)
+{
+  expect_file("nd_after_return_send.hist");
+  return 0;
+}
+
 /* ------------------------------------------------------------------ retries */
 
 TEST_IMPL(replay_retry_failure_creates_timer)
@@ -1103,5 +1141,57 @@ TEST_IMPL(replay_await_result_task_failed)
 {
   expect_file("await_result_failed.hist");
   ASSERT_EQ(g_await_rc, DT_ERR_TASK_FAILED);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+/* Sizes near SIZE_MAX must take the arena's out-of-memory path, never wrap around into a small allocation
+ * (rounding up to the alignment, or adding the chunk header, overflowed). */
+static const size_t huge_minus[] = {4, 0, 1, 15, 16, 17, 40, 64, 100};
+
+TEST_IMPL(replay_ctx_alloc_huge_fails_cleanly)
+{
+  for (size_t i = 0; i < sizeof huge_minus / sizeof huge_minus[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text,
+             "OrchestratorStarted ts=2026-01-01T00:00:00Z\nExecutionStarted name=HugeAlloc instance=huge-%zu "
+             "input=%zu\n",
+             huge_minus[i], huge_minus[i]);
+    char *err = NULL;
+    hist *h = hist_parse(text, "inline", &err);
+    if (!h)
+      TEST_FAIL("%s", err ? err : "hist_parse failed");
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    g_huge_reached = 0;
+    int rc = dt__replay(orchs, N_ORCHS, hist_request(h), "token-1", &out, &out_len);
+    if (rc != DT_ERR_NOMEM)
+      TEST_FAIL("dt_ctx_alloc(ctx, SIZE_MAX - %zu): dt__replay returned %d (%s), expected DT_ERR_NOMEM", huge_minus[i],
+                rc, dt_strerror(rc));
+    ASSERT(out == NULL);
+    ASSERT_EQ(g_huge_reached, 0);
+    hist_free(h);
+  }
+  return 0;
+}
+
+TEST_IMPL(replay_arena_huge_sizes_return_null)
+{
+  dt__arena a;
+  dt__arena_init(&a);
+  char *small = dt__arena_alloc(&a, 10); /* a chunk exists, so a wrapped size would be carved from it */
+  ASSERT(small != NULL);
+  for (size_t i = 0; i < sizeof huge_minus / sizeof huge_minus[0]; i++) {
+    void *p = dt__arena_alloc(&a, SIZE_MAX - huge_minus[i]);
+    if (p != NULL)
+      TEST_FAIL("dt__arena_alloc(SIZE_MAX - %zu) returned %p, expected NULL", huge_minus[i], p);
+  }
+  ASSERT(dt__arena_alloc(&a, (size_t)PTRDIFF_MAX) == NULL);
+  /* Still usable afterwards. */
+  char *again = dt__arena_alloc(&a, 100);
+  ASSERT(again != NULL);
+  memset(again, 'x', 100);
+  dt__arena_free(&a);
   return 0;
 }

@@ -54,13 +54,16 @@ fail() {
 
 # start_server [PORT]: starts taskhubd on 127.0.0.1:PORT (default 0: a free port) with data dir $T/data,
 # learns the bound port through --ready-fd (a FIFO read with a timeout), and sets SERVER_PID and SERVER_PORT.
+# The ops HTTP port is a free one too, given on the command line rather than left to the environment: with
+# the default (9464) a plain ctest fails whenever something else holds that port, or tests run in parallel.
 start_server() {
   local port=${1:-0}
   local log="$T/server-$SERVER_STARTS.log"
   local fifo="$T/ready-$SERVER_STARTS"
   SERVER_STARTS=$((SERVER_STARTS + 1))
   mkfifo "$fifo" || fail "mkfifo"
-  "$TASKHUBD_BIN" --listen "127.0.0.1:$port" --data-dir "$T/data" --ready-fd 3 3>"$fifo" 2>"$log" &
+  "$TASKHUBD_BIN" --listen "127.0.0.1:$port" --ops-listen 127.0.0.1:0 --data-dir "$T/data" --ready-fd 3 \
+    3>"$fifo" 2>"$log" &
   SERVER_PID=$!
   local got=""
   # Opening the FIFO for reading pairs with the server's write end; EOF (empty read) means it died first.

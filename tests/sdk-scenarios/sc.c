@@ -1,8 +1,11 @@
 #include "sc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +151,94 @@ void sc_expect_status_(const dt_instance *in, dt_status want, const char *file, 
               dt_status_name(in->status), dt_status_name(want), in->output ? in->output : "-",
               f && f->error_type ? f->error_type : "-", f && f->message ? f->message : "-");
   }
+}
+
+int sc_log_count(const th_server *s, const char *a, const char *b)
+{
+  int n = 0;
+  for (int i = 0; i < s->starts; i++) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/log-%d.txt", s->root, i);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) >= 0)
+      if (strstr(line, a) && (!b || strstr(line, b)))
+        n++;
+    free(line);
+    fclose(f);
+  }
+  return n;
+}
+
+static int ops_port(const th_server *s)
+{
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/log-%d.txt", s->root, s->starts - 1);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    TEST_FAIL("cannot read %s", path);
+  char *line = NULL;
+  size_t cap = 0;
+  int port = 0;
+  while (!port && getline(&line, &cap, f) >= 0) {
+    const char *p = strstr(line, "event=ops_listening");
+    if (p && (p = strstr(p, " port=")) != NULL)
+      port = atoi(p + 6);
+  }
+  free(line);
+  fclose(f);
+  if (port <= 0)
+    TEST_FAIL("no ops port in %s (start the server with --ops-listen 127.0.0.1:0)", path);
+  return port;
+}
+
+long long sc_metric(const th_server *s, const char *series)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)ops_port(s));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    TEST_FAIL("connecting to the ops port: %s", strerror(errno));
+  static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_EQ(write(fd, req, sizeof req - 1), (long long)(sizeof req - 1));
+  size_t len = 0, cap = 65536;
+  char *body = malloc(cap);
+  ASSERT(body != NULL);
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      cap *= 2;
+      body = realloc(body, cap);
+      ASSERT(body != NULL);
+    }
+    ssize_t n = read(fd, body + len, cap - len - 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      TEST_FAIL("reading /metrics: %s", strerror(errno));
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  close(fd);
+  body[len] = '\0';
+  if (strncmp(body, "HTTP/1.", 7) != 0 || strstr(body, " 200 ") == NULL)
+    TEST_FAIL("GET /metrics: %.80s", body);
+  long long v = 0;
+  size_t sl = strlen(series);
+  for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (strncmp(p, series, sl) == 0 && p[sl] == ' ') {
+      v = strtoll(p + sl + 1, NULL, 10);
+      break;
+    }
+  free(body);
+  return v;
 }
 
 /* ------------------------------------------------------------------ time */

@@ -60,6 +60,15 @@ dt_instance *sc_get(sc_hub *h, const char *iid, bool payloads);
 dt_instance *sc_until_status(sc_hub *h, const char *iid, dt_status status, int timeout_ms);
 void sc_raise(sc_hub *h, const char *iid, const char *name, const char *data);
 
+/* Lines of the server's logs (every start so far) that contain |a| and, unless NULL, |b|. */
+int sc_log_count(const th_server *s, const char *a, const char *b);
+
+/* The value of one series of the server's /metrics, e.g.
+ * "taskhubd_grpc_requests_total{method=\"Hello\",code=\"OK\"}" (0 when the server does not list it). The ops port
+ * is read from the server's log ("event=ops_listening ... port=N"): start the server with
+ * --ops-listen 127.0.0.1:0. */
+long long sc_metric(const th_server *s, const char *series);
+
 /* Asserts the status, with the failure details in the message when it differs. */
 void sc_expect_status_(const dt_instance *in, dt_status want, const char *file, int line);
 #define SC_EXPECT_STATUS(in, want) sc_expect_status_((in), (want), __FILE__, __LINE__)
