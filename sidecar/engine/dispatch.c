@@ -23,7 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Histories bigger than this go to streaming-capable workers by StreamInstanceHistory even when they fit. */
+/* Work items bigger than this leave the history to StreamInstanceHistory for workers that can fetch it, even when
+ * it would fit. */
 #define HISTORY_STREAMING_THRESHOLD (1u << 20)
 
 enum dispatch_result { DISPATCHED, DROPPED, WAITING };
@@ -271,12 +272,16 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   size_t hist_bytes = 0;
   for (size_t i = 0; i < npast; i++)
     hist_bytes += event_size(past[i]);
-  size_t first = 0; /* the first message that would be sent */
-  for (size_t i = 0; i < n && !first; i++) {
+  size_t first = 0, live_bytes = 0; /* the first message that would be sent, and all of them */
+  for (size_t i = 0; i < n; i++) {
     const StoredMsg *m = msgs[i].msg;
     if (m->event && !is_wakeup(m->event) &&
-        !(m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0))
-      first = event_size(m->event);
+        !(m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0)) {
+      size_t sz = event_size(m->event);
+      if (!first)
+        first = sz;
+      live_bytes += sz;
+    }
   }
   size_t limit = e->cfg.max_message;
   size_t fixed = base + event_size(os);
@@ -292,7 +297,8 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
     wait_for_stream(e, &want, xstrdup(iid));
     return WAITING;
   }
-  bool streamed = s->history_streaming && (want.needs_streaming || fixed + hist_bytes > HISTORY_STREAMING_THRESHOLD);
+  bool streamed = s->history_streaming &&
+                  (want.needs_streaming || fixed + hist_bytes + live_bytes > HISTORY_STREAMING_THRESHOLD);
   size_t budget = limit - fixed - (streamed ? 0 : hist_bytes);
 
   struct sc_lease *l = lease_new(e, LEASE_ORCH, iid, rec->execution_id);

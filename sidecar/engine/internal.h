@@ -73,7 +73,7 @@ struct sc_lease {
   enum lease_kind kind;
   struct sc_stream *stream; /* NULL once orphaned */
   struct sc_lease *snext, *sprev; /* the stream's leases */
-  struct sc_lease *wnext, *wprev; /* leases of the same work: the active one and orphans */
+  struct sc_lease *wnext, *wprev; /* leases of the same work (at most one since a redelivery supersedes) */
   char *iid;
   char *exec;
   int64_t deadline_us;      /* it expires then (0: never) */

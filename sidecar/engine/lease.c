@@ -7,11 +7,11 @@
  *
  *   queued ──dispatch──> ACTIVE lease (held by a connected stream; one per orchestration instance)
  *   ACTIVE ──its stream closes──> ORPHAN: the slot is free and the work is queued again at once, so a
- *          reconnected or different worker gets it now; the orphan's token still completes it until
- *          --orphan-grace passes (a worker may finish over a new connection)
+ *          reconnected or different worker gets it now; until then, and for at most --orphan-grace, the
+ *          orphan's token still completes it (a worker may finish over a new connection)
+ *   ORPHAN ──its work is handed out again──> ended: the new work item's token is the valid one
  *   ACTIVE ──expires (--orchestration-lease / --activity-lease, renewed by signs of progress)──> ended, queued again
- *   any    ──completion applied──> ended; every other lease of the same work ends too (first result wins: their
- *          tokens answer NOT_FOUND from then on, a repeat of the applied one answers OK)
+ *   any    ──completion applied──> ended; a repeat of it answers OK, any other token of the same work NOT_FOUND
  *   any    ──completion dropped (the instance ended, was replaced or purged meanwhile)──> ended
  *   any    ──completion refused (it contradicts its token), or it could not be applied──> ended, queued again
  *   any    ──abandoned by the worker──> ended, queued again after a backoff
@@ -123,6 +123,8 @@ struct sc_lease *lease_new(struct sc_engine *e, enum lease_kind kind, const char
   return l;
 }
 
+static void end(struct sc_engine *e, struct sc_lease *l, bool look_again);
+
 static int64_t lease_span(struct sc_engine *e, enum lease_kind kind)
 {
   return kind == LEASE_ORCH ? e->cfg.orch_lease_us : e->cfg.act_lease_us;
@@ -130,6 +132,14 @@ static int64_t lease_span(struct sc_engine *e, enum lease_kind kind)
 
 void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s)
 {
+  char key[SC_MAX_ID + 8];
+  work_key(l, key, sizeof key);
+  /* Handed out again: an orphan's token is stale from now on, so only one result can ever be applied. */
+  struct sc_lease *o;
+  while ((o = sc_map_get(&e->by_work, key))) {
+    SC_DEBUG("event=lease_superseded token=%s instance=%s", o->token, SC_Q(o->iid));
+    end(e, o, false);
+  }
   l->stream = s;
   l->snext = s->leases;
   l->sprev = NULL;
@@ -145,8 +155,6 @@ void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s)
       sc_map_put(&e->act_by_task, l->task_key, l);
   }
   sc_map_put(&e->leases, l->token, l);
-  char key[SC_MAX_ID + 8];
-  work_key(l, key, sizeof key);
   struct sc_lease *head = sc_map_get(&e->by_work, key);
   l->wnext = head;
   l->wprev = NULL;
