@@ -124,8 +124,8 @@ int main(int argc, char **argv)
   if (sc_server_start(&cfg, store, engine, &server, &port, &err) != SC_OK) {
     SC_ERROR("event=listen_failed listen=%s error=%s", SC_Q(cfg.listen), SC_Q(err.msg));
     sc_engine_stop(engine);
-    sc_engine_free(engine);
     sc_ops_stop(ops);
+    sc_engine_free(engine);
     sc_store_close(store);
     return 1;
   }
@@ -149,8 +149,9 @@ int main(int argc, char **argv)
   sc_server_destroy(server, SHUTDOWN_GRACE_MS);
   struct sc_engine_stats stats;
   sc_engine_get_stats(engine, &stats);
-  sc_engine_free(engine);
+  /* The ops server reads the engine and the store for /readyz and /metrics: it stops before they go. */
   sc_ops_stop(ops);
+  sc_engine_free(engine);
   sc_store_close(store);
   SC_INFO("event=shutdown_done commits=%llu commands=%llu", (unsigned long long)stats.commits,
           (unsigned long long)stats.commands);
