@@ -1,5 +1,6 @@
 #include "helpers.h"
 
+#include "common/pbutil.h"
 #include "test.h"
 
 #include <ftw.h>
@@ -68,3 +69,62 @@ int th_engine_run(struct sc_engine *e, struct sc_cmd *cmd)
   pthread_mutex_unlock(&b.mu);
   return cmd->err.code;
 }
+
+/* ---- an engine on a fresh store ---- */
+
+void fx_setup(struct fixture *f, int max_batch, int64_t wait_cap_us)
+{
+  f->dir = th_tempdir();
+  f->st = th_open_store(f->dir);
+  struct sc_engine_config cfg = {.wait_cap_us = wait_cap_us, .max_batch = max_batch, .sync = true};
+  struct sc_err err;
+  ASSERT_OK(sc_engine_start(f->st, &cfg, &f->e, &err));
+  sc_arena_init(&f->a);
+}
+
+void fx_teardown(struct fixture *f)
+{
+  sc_engine_stop(f->e);
+  sc_engine_free(f->e);
+  sc_store_close(f->st);
+  sc_arena_free(&f->a);
+  th_rmdir(f->dir);
+}
+
+CreateInstanceRequest *fx_start_req(struct sc_arena *a, const char *iid, const char *input)
+{
+  CreateInstanceRequest *r = sc_arena_alloc(a, sizeof *r);
+  create_instance_request__init(r);
+  r->instanceid = (char *)iid;
+  r->name = (char *)"orch";
+  r->input = sc_pb_sv(a, input);
+  return r;
+}
+
+int fx_start(struct fixture *f, CreateInstanceRequest *r, char *iid_out)
+{
+  struct sc_cmd c = {.kind = SC_CMD_START};
+  c.u.start.req = r;
+  int rc = th_engine_run(f->e, &c);
+  if (iid_out)
+    strcpy(iid_out, c.u.start.iid);
+  return rc;
+}
+
+StoredInstance *fx_get(struct fixture *f, const char *iid)
+{
+  StoredInstance *r = NULL;
+  int rc = f->st->ops->get_instance(f->st, false, iid, &f->a, &r);
+  return rc == SC_OK ? r : NULL;
+}
+
+int fx_terminate(struct fixture *f, const char *iid, const char *output)
+{
+  TerminateRequest t = TERMINATE_REQUEST__INIT;
+  t.instanceid = (char *)iid;
+  t.output = sc_pb_sv(&f->a, output);
+  struct sc_cmd c = {.kind = SC_CMD_TERMINATE};
+  c.u.terminate.req = &t;
+  return th_engine_run(f->e, &c);
+}
+

@@ -19,6 +19,9 @@ TEST_IMPL(config_defaults)
   ASSERT_OK(parse(&c, 1, argv));
   ASSERT_STR_EQ(c.listen, "127.0.0.1:4001");
   ASSERT_EQ(c.max_message, 16u << 20);
+  /* What is accepted fits what a default SDK receives: five payloads in 4 MiB. */
+  ASSERT_EQ(c.max_send_message, 4u << 20);
+  ASSERT_EQ(c.max_payload, 512u << 10);
   ASSERT(c.group_commit);
   ASSERT_EQ(c.ready_fd, -1);
   ASSERT_EQ(c.cache_size, 16u << 20);
@@ -56,6 +59,11 @@ TEST_IMPL(config_rejects_bad_values)
   ASSERT_EQ(parse(&c, 2, a3), -1);
   const char *a4[] = {"taskhubd", "--max-payload", "32M", "--max-message", "16M"};
   ASSERT_EQ(parse(&c, 5, a4), -1);
+  /* A payload limit whose instance state could not be read back by a client with the send limit. */
+  const char *a6[] = {"taskhubd", "--max-payload", "4M"};
+  ASSERT_EQ(parse(&c, 3, a6), -1);
+  const char *a7[] = {"taskhubd", "--max-payload", "4M", "--max-send-message", "21M", "--max-message", "32M"};
+  ASSERT_EQ(parse(&c, 7, a7), 0);
   const char *a5[] = {"taskhubd", "--help"};
   ASSERT_EQ(parse(&c, 2, a5), 1);
   size_t v;

@@ -8,84 +8,21 @@
 #define PENDING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING
 #define TERMINATED ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED
 
-struct fixture {
-  char *dir;
-  struct sc_store *st;
-  struct sc_engine *e;
-  struct sc_arena a;
-};
-
-static void setup(struct fixture *f, int max_batch, int64_t wait_cap_us)
-{
-  f->dir = th_tempdir();
-  f->st = th_open_store(f->dir);
-  struct sc_engine_config cfg = {.wait_cap_us = wait_cap_us, .max_batch = max_batch, .sync = true};
-  struct sc_err err;
-  ASSERT_OK(sc_engine_start(f->st, &cfg, &f->e, &err));
-  sc_arena_init(&f->a);
-}
-
-static void teardown(struct fixture *f)
-{
-  sc_engine_stop(f->e);
-  sc_engine_free(f->e);
-  sc_store_close(f->st);
-  sc_arena_free(&f->a);
-  th_rmdir(f->dir);
-}
-
-static CreateInstanceRequest *start_req(struct sc_arena *a, const char *iid, const char *input)
-{
-  CreateInstanceRequest *r = sc_arena_alloc(a, sizeof *r);
-  create_instance_request__init(r);
-  r->instanceid = (char *)iid;
-  r->name = (char *)"orch";
-  r->input = sc_pb_sv(a, input);
-  return r;
-}
-
-static int start(struct fixture *f, CreateInstanceRequest *r, char *iid_out)
-{
-  struct sc_cmd c = {.kind = SC_CMD_START};
-  c.u.start.req = r;
-  int rc = th_engine_run(f->e, &c);
-  if (iid_out)
-    strcpy(iid_out, c.u.start.iid);
-  return rc;
-}
-
-static StoredInstance *get(struct fixture *f, const char *iid)
-{
-  StoredInstance *r = NULL;
-  int rc = f->st->ops->get_instance(f->st, false, iid, &f->a, &r);
-  return rc == SC_OK ? r : NULL;
-}
-
-static int terminate(struct fixture *f, const char *iid, const char *output)
-{
-  TerminateRequest t = TERMINATE_REQUEST__INIT;
-  t.instanceid = (char *)iid;
-  t.output = sc_pb_sv(&f->a, output);
-  struct sc_cmd c = {.kind = SC_CMD_TERMINATE};
-  c.u.terminate.req = &t;
-  return th_engine_run(f->e, &c);
-}
-
 TEST_IMPL(engine_start_generates_ids_and_rejects_duplicates)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
+  fx_setup(&f, 64, 60000000);
   char iid[SC_MAX_ID + 1];
-  ASSERT_OK(start(&f, start_req(&f.a, "", "1"), iid));
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "", "1"), iid));
   ASSERT_EQ(strlen(iid), 32);
-  StoredInstance *r = get(&f, iid);
+  StoredInstance *r = fx_get(&f, iid);
   ASSERT(r != NULL);
   ASSERT_EQ(r->status, PENDING);
   ASSERT_EQ(strlen(r->execution_id), 32);
 
-  ASSERT_OK(start(&f, start_req(&f.a, "fixed", "1"), iid));
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "fixed", "1"), iid));
   struct sc_cmd c = {.kind = SC_CMD_START};
-  c.u.start.req = start_req(&f.a, "fixed", "2");
+  c.u.start.req = fx_start_req(&f.a, "fixed", "2");
   ASSERT_EQ(th_engine_run(f.e, &c), SC_EEXIST);
   ASSERT_STR_CONTAINS(c.err.msg, "orchestration instance already exists");
   /* The failed start changed nothing. */
@@ -93,53 +30,53 @@ TEST_IMPL(engine_start_generates_ids_and_rejects_duplicates)
   size_t n;
   ASSERT_OK(f.st->ops->get_payload(f.st, false, "fixed", SC_PAYLOAD_INPUT, &f.a, &p, &n));
   ASSERT_STR_EQ(p, "1");
-  teardown(&f);
+  fx_teardown(&f);
   return 0;
 }
 
 TEST_IMPL(engine_reuse_policies)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
-  ASSERT_OK(start(&f, start_req(&f.a, "r", "old"), NULL));
-  char *old_exec = sc_arena_strdup(&f.a, get(&f, "r")->execution_id);
+  fx_setup(&f, 64, 60000000);
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "r", "old"), NULL));
+  char *old_exec = sc_arena_strdup(&f.a, fx_get(&f, "r")->execution_id);
 
   OrchestrationStatus replaceable[] = {PENDING, TERMINATED};
   OrchestrationIdReusePolicy pol = ORCHESTRATION_ID_REUSE_POLICY__INIT;
   pol.n_replaceablestatus = 2;
   pol.replaceablestatus = replaceable;
-  CreateInstanceRequest *req = start_req(&f.a, "r", "new");
+  CreateInstanceRequest *req = fx_start_req(&f.a, "r", "new");
   req->orchestrationidreusepolicy = &pol;
-  ASSERT_OK(start(&f, req, NULL));
-  ASSERT(strcmp(get(&f, "r")->execution_id, old_exec) != 0);
+  ASSERT_OK(fx_start(&f, req, NULL));
+  ASSERT(strcmp(fx_get(&f, "r")->execution_id, old_exec) != 0);
 
   /* Legacy encoding: IGNORE keeps the existing instance untouched. */
-  char *exec2 = sc_arena_strdup(&f.a, get(&f, "r")->execution_id);
+  char *exec2 = sc_arena_strdup(&f.a, fx_get(&f, "r")->execution_id);
   pol.action = CREATE_ORCHESTRATION_ACTION__CREATE_ORCHESTRATION_ACTION_IGNORE;
   pol.n_replaceablestatus = 1;
-  req = start_req(&f.a, "r", "ignored");
+  req = fx_start_req(&f.a, "r", "ignored");
   req->orchestrationidreusepolicy = &pol;
-  ASSERT_OK(start(&f, req, NULL));
-  ASSERT_STR_EQ(get(&f, "r")->execution_id, exec2);
+  ASSERT_OK(fx_start(&f, req, NULL));
+  ASSERT_STR_EQ(fx_get(&f, "r")->execution_id, exec2);
 
   /* Status not listed: ALREADY_EXISTS. */
   OrchestrationStatus only_terminated[] = {TERMINATED};
   pol.action = 0;
   pol.replaceablestatus = only_terminated;
-  req = start_req(&f.a, "r", "x");
+  req = fx_start_req(&f.a, "r", "x");
   req->orchestrationidreusepolicy = &pol;
-  ASSERT_EQ(start(&f, req, NULL), SC_EEXIST);
-  teardown(&f);
+  ASSERT_EQ(fx_start(&f, req, NULL), SC_EEXIST);
+  fx_teardown(&f);
   return 0;
 }
 
 TEST_IMPL(engine_terminate_pending_writes_history)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
-  ASSERT_OK(start(&f, start_req(&f.a, "t", "in"), NULL));
-  ASSERT_OK(terminate(&f, "t", "\"bye\""));
-  StoredInstance *r = get(&f, "t");
+  fx_setup(&f, 64, 60000000);
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "t", "in"), NULL));
+  ASSERT_OK(fx_terminate(&f, "t", "\"bye\""));
+  StoredInstance *r = fx_get(&f, "t");
   ASSERT_EQ(r->status, TERMINATED);
   ASSERT_GT(r->completed_us, 0);
   HistoryEvent **h;
@@ -154,9 +91,9 @@ TEST_IMPL(engine_terminate_pending_writes_history)
   ASSERT_OK(f.st->ops->inbox_load(f.st, false, "t", &f.a, &m, &n));
   ASSERT_EQ(n, 0);
   /* Terminating again is a no-op; an unknown id is NOT_FOUND. */
-  ASSERT_OK(terminate(&f, "t", "again"));
-  ASSERT_EQ(terminate(&f, "nope", NULL), SC_ENOTFOUND);
-  teardown(&f);
+  ASSERT_OK(fx_terminate(&f, "t", "again"));
+  ASSERT_EQ(fx_terminate(&f, "nope", NULL), SC_ENOTFOUND);
+  fx_teardown(&f);
   return 0;
 }
 
@@ -176,28 +113,28 @@ static void *wait_thread(void *arg)
 TEST_IMPL(engine_wait_is_woken_by_terminate)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
-  ASSERT_OK(start(&f, start_req(&f.a, "w", NULL), NULL));
+  fx_setup(&f, 64, 60000000);
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "w", NULL), NULL));
   struct async_wait w = {&f, {.kind = SC_CMD_WAIT}, -99};
   w.cmd.u.wait.iid = "w";
   w.cmd.u.wait.completion = true;
   pthread_t th;
   ASSERT_OK(pthread_create(&th, NULL, wait_thread, &w));
   /* Whether the wait parks before or after the terminate, it must end with the instance terminal. */
-  ASSERT_OK(terminate(&f, "w", NULL));
+  ASSERT_OK(fx_terminate(&f, "w", NULL));
   pthread_join(th, NULL);
   ASSERT_OK(w.rc);
   ASSERT(w.cmd.u.wait.exists);
-  ASSERT_EQ(get(&f, "w")->status, TERMINATED);
-  teardown(&f);
+  ASSERT_EQ(fx_get(&f, "w")->status, TERMINATED);
+  fx_teardown(&f);
   return 0;
 }
 
 TEST_IMPL(engine_wait_times_out_and_unknown_returns_at_once)
 {
   struct fixture f;
-  setup(&f, 64, 50000); /* a 50 ms cap */
-  ASSERT_OK(start(&f, start_req(&f.a, "slow", NULL), NULL));
+  fx_setup(&f, 64, 50000); /* a 50 ms cap */
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "slow", NULL), NULL));
   struct sc_cmd c = {.kind = SC_CMD_WAIT};
   c.u.wait.iid = "slow";
   c.u.wait.completion = false;
@@ -206,7 +143,7 @@ TEST_IMPL(engine_wait_times_out_and_unknown_returns_at_once)
   u.u.wait.iid = "unknown";
   ASSERT_OK(th_engine_run(f.e, &u));
   ASSERT(!u.u.wait.exists);
-  teardown(&f);
+  fx_teardown(&f);
   return 0;
 }
 
@@ -220,8 +157,8 @@ static int suspend(struct fixture *f, const char *iid, bool resume)
 TEST_IMPL(engine_suspend_resume_are_deduplicated)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
-  ASSERT_OK(start(&f, start_req(&f.a, "s", NULL), NULL));
+  fx_setup(&f, 64, 60000000);
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "s", NULL), NULL));
   ASSERT_OK(suspend(&f, "s", true)); /* resume while running: dropped */
   ASSERT_OK(suspend(&f, "s", false));
   ASSERT_OK(suspend(&f, "s", false)); /* second suspend: dropped */
@@ -235,20 +172,20 @@ TEST_IMPL(engine_suspend_resume_are_deduplicated)
   ASSERT_EQ(m[1].msg->event->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED);
   ASSERT_EQ(m[2].msg->event->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_RESUMED);
   ASSERT_EQ(suspend(&f, "missing", false), SC_ENOTFOUND);
-  teardown(&f);
+  fx_teardown(&f);
   return 0;
 }
 
 TEST_IMPL(engine_purge_by_filter_only_terminal)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
+  fx_setup(&f, 64, 60000000);
   char iid[16];
   for (int i = 0; i < 1200; i++) {
     snprintf(iid, sizeof iid, "p%04d", i);
-    ASSERT_OK(start(&f, start_req(&f.a, iid, NULL), NULL));
+    ASSERT_OK(fx_start(&f, fx_start_req(&f.a, iid, NULL), NULL));
     if (i % 2 == 0)
-      ASSERT_OK(terminate(&f, iid, NULL));
+      ASSERT_OK(fx_terminate(&f, iid, NULL));
   }
   PurgeInstanceFilter flt = PURGE_INSTANCE_FILTER__INIT;
   PurgeInstancesRequest req = PURGE_INSTANCES_REQUEST__INIT;
@@ -259,9 +196,9 @@ TEST_IMPL(engine_purge_by_filter_only_terminal)
   ASSERT_OK(th_engine_run(f.e, &c));
   ASSERT_EQ(c.u.purge.deleted, 600); /* more than one chunk of 500 */
   ASSERT(c.u.purge.complete);
-  ASSERT(get(&f, "p0000") == NULL);
-  ASSERT(get(&f, "p0001") != NULL);
-  teardown(&f);
+  ASSERT(fx_get(&f, "p0000") == NULL);
+  ASSERT(fx_get(&f, "p0001") != NULL);
+  fx_teardown(&f);
   return 0;
 }
 
@@ -296,7 +233,7 @@ static void post_many(struct fixture *f, int n, struct sc_engine_stats *stats)
   for (int i = 0; i < n; i++) {
     char *iid = sc_arena_printf(&f->a, "g%05d", i);
     cmds[i].kind = SC_CMD_START;
-    cmds[i].u.start.req = start_req(&f->a, iid, "x");
+    cmds[i].u.start.req = fx_start_req(&f->a, iid, "x");
     cmds[i].done = count_done;
     cmds[i].user = &k;
     sc_engine_post(f->e, &cmds[i]);
@@ -313,19 +250,19 @@ static void post_many(struct fixture *f, int n, struct sc_engine_stats *stats)
 TEST_IMPL(engine_group_commit_folds_queued_commands)
 {
   struct fixture f;
-  setup(&f, 1024, 60000000);
+  fx_setup(&f, 1024, 60000000);
   struct sc_engine_stats s;
   post_many(&f, 500, &s);
   ASSERT_EQ(s.commands, 500);
   ASSERT_LT(s.commits, 500);
   ASSERT_GT(s.batched_max, 1);
-  teardown(&f);
+  fx_teardown(&f);
 
-  setup(&f, 1, 60000000); /* --group-commit off */
+  fx_setup(&f, 1, 60000000); /* --group-commit off */
   post_many(&f, 100, &s);
   ASSERT_EQ(s.commits, 100);
   ASSERT_EQ(s.batched_max, 1);
-  teardown(&f);
+  fx_teardown(&f);
   return 0;
 }
 
@@ -340,11 +277,11 @@ static int count_timer(const struct sc_timer_row *row, void *ctx)
 TEST_IMPL(engine_scheduled_start_survives_restart)
 {
   struct fixture f;
-  setup(&f, 64, 60000000);
-  CreateInstanceRequest *r = start_req(&f.a, "later", NULL);
+  fx_setup(&f, 64, 60000000);
+  CreateInstanceRequest *r = fx_start_req(&f.a, "later", NULL);
   r->scheduledstarttimestamp = sc_pb_ts(&f.a, sc_now_us() + 3600LL * 1000000);
-  ASSERT_OK(start(&f, r, NULL));
-  ASSERT_GT(get(&f, "later")->scheduled_start_us, 0);
+  ASSERT_OK(fx_start(&f, r, NULL));
+  ASSERT_GT(fx_get(&f, "later")->scheduled_start_us, 0);
   sc_engine_stop(f.e);
   sc_engine_free(f.e);
   sc_store_close(f.st);
@@ -356,7 +293,7 @@ TEST_IMPL(engine_scheduled_start_survives_restart)
   struct sc_engine_config cfg = {.wait_cap_us = 1000000, .max_batch = 8, .sync = true};
   struct sc_err err;
   ASSERT_OK(sc_engine_start(f.st, &cfg, &f.e, &err));
-  ASSERT_EQ(get(&f, "later")->status, PENDING);
-  teardown(&f);
+  ASSERT_EQ(fx_get(&f, "later")->status, PENDING);
+  fx_teardown(&f);
   return 0;
 }

@@ -1,6 +1,7 @@
 /* The work-item engine without gRPC: a fake stream collects what the engine sends. */
 #include "common/pbutil.h"
 #include "common/util.h"
+#include "engine/internal.h"
 #include "helpers.h"
 #include "test.h"
 
@@ -522,6 +523,51 @@ TEST_IMPL(work_invalid_action_fails_the_orchestration)
   ASSERT_EQ(r->status, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED);
   ASSERT_STR_CONTAINS(r->failure_details->errormessage, "sendEvent.instance");
   ASSERT_STR_EQ(r->failure_details->errortype, "InvalidAction");
+  teardown(&f);
+  return 0;
+}
+
+static void abandon(struct fx *f, const char *token, enum sc_abandon_kind kind)
+{
+  struct sc_cmd c = {.kind = SC_CMD_ABANDON};
+  c.u.abandon.token = token;
+  c.u.abandon.kind = kind;
+  ASSERT_OK(th_engine_run(f->e, &c));
+}
+
+/* The abandon count of an activity whose orchestration ended meanwhile is forgotten with it. */
+TEST_IMPL(work_backoff_of_a_dropped_activity_is_forgotten)
+{
+  struct fx f;
+  setup(&f);
+  start(&f, "bk", "o");
+  open_stream(&f);
+  WorkItem *w = next_item(&f.fs);
+  OrchestratorAction *a1[] = {schedule(&f.a, 1, "act")};
+  ASSERT_OK(complete_orch(&f, w->completiontoken, a1, 1, NULL));
+  WorkItem *act = next_item(&f.fs);
+  abandon(&f, act->completiontoken, SC_ABANDON_ACT);
+  act = next_item(&f.fs); /* the first retry is immediate */
+  abandon(&f, act->completiontoken, SC_ABANDON_ACT); /* the second waits a second */
+  /* The orchestration ends before the activity comes back. */
+  TerminateRequest t = TERMINATE_REQUEST__INIT;
+  t.instanceid = (char *)"bk";
+  struct sc_cmd c = {.kind = SC_CMD_TERMINATE};
+  c.u.terminate.req = &t;
+  ASSERT_OK(th_engine_run(f.e, &c));
+  w = next_item(&f.fs);
+  OrchestratorAction *fin[] = {finish(&f.a, 2, ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED, NULL)};
+  ASSERT_OK(complete_orch(&f, w->completiontoken, fin, 1, NULL));
+  /* When the delayed retry comes due, the activity is dropped, and its count with it. */
+  int64_t until = sc_mono_us() + 10000000;
+  size_t left;
+  do {
+    struct sc_cmd k = {.kind = SC_CMD_WAIT};
+    k.u.wait.iid = "nobody";
+    ASSERT_OK(th_engine_run(f.e, &k)); /* between batches: the engine thread is not touching the map */
+    left = f.e->backoff.count;
+  } while (left && sc_mono_us() < until);
+  ASSERT_EQ(left, 0);
   teardown(&f);
   return 0;
 }
