@@ -136,7 +136,9 @@ struct sc_store_ops {
                struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
 
-  /* Deletes every record (DeleteTaskHub); commits on its own, synced. */
+  /* Deletes every record (DeleteTaskHub) and discards the transaction; commits on its own, atomically and
+   * synced: after a crash the store is either untouched or empty. The sequence counter carries on (it never
+   * goes back), so sequence numbers stay unique across the wipe. */
   int (*wipe)(struct sc_store *s, struct sc_err *err);
 
   /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */

@@ -1264,21 +1264,24 @@ static int wipe(struct sc_store *s, struct sc_err *err)
   struct rstore *r = RS(s);
   static unsigned char hi[SC_KEY_MAX + 16];
   memset(hi, 0xff, sizeof hi);
-  char *rerr = NULL;
   rocksdb_writebatch_wi_clear(r->wb);
+  r->seq_dirty = false;
   sc_hot_clear(&r->hot);
-  for (int i = 0; i < SC_CF_COUNT; i++) {
-    rocksdb_delete_range_cf(r->db, r->wo_sync, r->cf[i], "", 0, (const char *)hi, sizeof hi, &rerr);
-    if (rerr)
-      return rocks_status(rerr, err, "wipe");
-  }
-  unsigned char b[8];
-  sc_put_be32(b, SC_SCHEMA_VERSION);
-  rocksdb_put_cf(r->db, r->wo_sync, r->cf[SC_CF_META], "schema", 6, (const char *)b, 4, &rerr);
-  if (rerr)
-    return rocks_status(rerr, err, "wipe");
-  sc_put_be64(b, r->next_seq);
-  rocksdb_put_cf(r->db, r->wo_sync, r->cf[SC_CF_META], "seq", 3, (const char *)b, 8, &rerr);
+  /* One batch, one synced write: a crash leaves either the old store or an empty one, never old inbox and
+   * timer keys beside a fresh schema, nor a sequence counter that starts again at 1. The puts come after the
+   * range deletions in the batch, so they survive them. */
+  rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    rocksdb_writebatch_delete_range_cf(b, r->cf[i], "", 0, (const char *)hi, sizeof hi);
+  unsigned char v[8];
+  sc_put_be32(v, SC_SCHEMA_VERSION);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "schema", 6, (const char *)v, 4);
+  /* Sequence numbers handed out before the wipe are never handed out again. */
+  sc_put_be64(v, r->next_seq);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "seq", 3, (const char *)v, 8);
+  char *rerr = NULL;
+  rocksdb_write(r->db, r->wo_sync, b, &rerr);
+  rocksdb_writebatch_destroy(b);
   return rocks_status(rerr, err, "wipe");
 }
 

@@ -3,7 +3,10 @@
 #include "store/keys.h"
 #include "test.h"
 
+#include <dlfcn.h>
 #include <rocksdb/c.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static StoredInstance *mkrec(struct sc_arena *a, const char *name, int status, int64_t created)
 {
@@ -240,6 +243,183 @@ TEST_IMPL(store_delete_instance_removes_everything)
   nchildren = 0;
   ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
   ASSERT_EQ(nchildren, 0);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+static HistoryEvent *started_event(struct sc_arena *a, int32_t id, int64_t ts)
+{
+  HistoryEvent *ev = sc_pb_event(a, id, ts);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  OrchestratorStartedEvent *os = sc_arena_alloc(a, sizeof *os);
+  orchestrator_started_event__init(os);
+  ev->orchestratorstarted = os;
+  return ev;
+}
+
+/* Keys in each column family of the closed store in |dir|, by opening it with RocksDB directly. */
+static void count_keys(const char *dir, size_t counts[SC_CF_COUNT])
+{
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  const rocksdb_options_t *opts[SC_CF_COUNT];
+  rocksdb_column_family_handle_t *h[SC_CF_COUNT];
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    opts[i] = o;
+  rocksdb_t *db = rocksdb_open_column_families(o, dir, SC_CF_COUNT, (const char *const *)sc_cf_names, opts, h, &err);
+  ASSERT(err == NULL);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  for (int i = 0; i < SC_CF_COUNT; i++) {
+    counts[i] = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, h[i]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+      counts[i]++;
+    rocksdb_iter_destroy(it);
+    rocksdb_column_family_handle_destroy(h[i]);
+  }
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_close(db);
+  rocksdb_options_destroy(o);
+}
+
+TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  /* Something in every column family. */
+  StoredInstance *r = mkrec(&a, "o", 5, 42);
+  r->parent_instance_id = (char *)"p";
+  r->history_count = 1;
+  ASSERT_OK(st->ops->put_instance(st, "w", r, NULL));
+  ASSERT_OK(st->ops->put_payload(st, "w", SC_PAYLOAD_INPUT, "in", 2));
+  HistoryEvent *ev = started_event(&a, -1, 42);
+  ASSERT_OK(st->ops->history_append(st, "w", 0, ev));
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = ev;
+  uint64_t seq = 0;
+  for (int i = 0; i < 100; i++)
+    seq = st->ops->next_seq(st);
+  ASSERT_OK(st->ops->inbox_append(st, "w", SC_BAND_NORMAL, seq, &m));
+  StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
+  t.instance_id = (char *)"w";
+  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
+  StoredActivity act = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
+  ASSERT_OK(st->ops->actq_put(st, st->ops->next_seq(st), &act));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  sc_store_close(st);
+  size_t counts[SC_CF_COUNT];
+  count_keys(dir, counts);
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    if (counts[i] == 0)
+      TEST_FAIL("column family %s is empty before the wipe", sc_cf_names[i]);
+
+  st = th_open_store(dir);
+  /* A number taken by a transaction the wipe then discards, with the write it made. */
+  uint64_t last = st->ops->next_seq(st);
+  ASSERT_GT(last, seq);
+  ASSERT_OK(st->ops->put_instance(st, "uncommitted", mkrec(&a, "o", 0, 1), NULL));
+  ASSERT_OK(st->ops->wipe(st, &err));
+  ASSERT_EQ(st->ops->txn_size(st), 0);
+  /* Numbers go on from where they were, in this process and after a restart. */
+  ASSERT_GT(st->ops->next_seq(st), last);
+  sc_store_close(st);
+  count_keys(dir, counts);
+  ASSERT_EQ(counts[SC_CF_META], 2); /* schema and seq */
+  for (int i = 1; i < SC_CF_COUNT; i++)
+    if (counts[i] != 0)
+      TEST_FAIL("column family %s holds %zu keys after the wipe", sc_cf_names[i], counts[i]);
+  st = th_open_store(dir);
+  ASSERT_GT(st->ops->next_seq(st), last);
+  StoredInstance *got;
+  ASSERT_EQ(st->ops->get_instance(st, false, "w", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->get_instance(st, false, "uncommitted", &a, &got), SC_ENOTFOUND);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+/*
+ * A process crash in the middle of a wipe. RocksDB calls fdatasync (or fsync) once per synced write; these
+ * wrappers, which the dynamic linker prefers to libc's, end the process right after the n-th such call, as a
+ * crash would, once armed. Unarmed, they only pass through.
+ */
+static int crash_after_syncs;
+
+static void maybe_crash(void)
+{
+  if (crash_after_syncs > 0 && --crash_after_syncs == 0)
+    _exit(99);
+}
+
+int fdatasync(int fd)
+{
+  int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  int rc = real(fd);
+  maybe_crash();
+  return rc;
+}
+
+int fsync(int fd)
+{
+  int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  int rc = real(fd);
+  maybe_crash();
+  return rc;
+}
+
+TEST_IMPL(store_wipe_is_atomic_across_a_crash)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  StoredInstance *r = mkrec(&a, "o", 0, 42);
+  r->history_count = 1;
+  ASSERT_OK(st->ops->put_instance(st, "c", r, NULL));
+  HistoryEvent *ev = started_event(&a, -1, 42);
+  ASSERT_OK(st->ops->history_append(st, "c", 0, ev));
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = ev;
+  uint64_t seq = 0;
+  for (int i = 0; i < 50; i++)
+    seq = st->ops->next_seq(st);
+  ASSERT_OK(st->ops->inbox_append(st, "c", SC_BAND_NORMAL, seq, &m));
+  StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
+  t.instance_id = (char *)"c";
+  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  sc_store_close(st);
+
+  /* The wipe runs in a child that dies right after its first synced write. */
+  fflush(NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    st = th_open_store(dir);
+    crash_after_syncs = 1;
+    st->ops->wipe(st, &err);
+    _exit(0); /* the wipe made no synced write at all */
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 99);
+
+  /* Whatever one synced write holds, the store is either untouched or wiped, never in between: here wiped,
+   * with no instance, inbox or timer left and the sequence counter where it was. */
+  size_t counts[SC_CF_COUNT];
+  count_keys(dir, counts);
+  for (int i = 1; i < SC_CF_COUNT; i++)
+    if (counts[i] != 0)
+      TEST_FAIL("column family %s holds %zu keys after the crash", sc_cf_names[i], counts[i]);
+  st = th_open_store(dir);
+  ASSERT_GT(st->ops->next_seq(st), seq + 1);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
