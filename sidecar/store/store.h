@@ -34,15 +34,25 @@ struct sc_query {
   int64_t from_us, to_us;
   const char *prefix;          /* instance id prefix, NULL or "" for none */
   size_t page_size;
+  /* Entries examined (matching or not) before the page ends early; 0: SC_QUERY_DEFAULT_SCAN. A page cut short
+   * by it may hold fewer rows, or none, and still carries a cursor, which resumes after the last entry
+   * examined. So one page costs a bounded amount of work however selective the filter is. */
+  size_t max_scan;
   const unsigned char *cursor; /* from the previous page, or NULL */
   size_t cursor_len;
 };
+
+#define SC_QUERY_DEFAULT_SCAN 5000
 
 struct sc_query_row {
   char *iid;
   StoredInstance *rec;
 };
 
+/*
+ * A page of query results. next_cursor is NULL only when nothing follows; otherwise it is strictly greater, in
+ * the query's order, than the cursor the page was asked with, so a cursor never repeats.
+ */
 struct sc_query_page {
   struct sc_query_row *rows;
   size_t n;
@@ -131,7 +141,8 @@ struct sc_store_ops {
   int (*actq_scan)(struct sc_store *s, sc_seq_fn fn, void *ctx);
   int (*inbox_scan_instances)(struct sc_store *s, sc_child_fn fn, void *ctx);
 
-  /* Committed state; a page of results allocated from |a|. */
+  /* Committed state; a page of results allocated from |a|, consistent within the page. Any thread. The work
+   * per page is bounded by page_size and max_scan. */
   int (*query)(struct sc_store *s, const struct sc_query *q,
                struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);

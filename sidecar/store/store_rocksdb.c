@@ -1047,7 +1047,15 @@ static void set_cursor(struct sc_query_page *p, struct sc_arena *a,
   p->next_cursor_len = n;
 }
 
-/* Prefix queries walk the instance records in id order; the cursor is the last id returned. */
+static size_t scan_budget(const struct sc_query *q)
+{
+  return q->max_scan ? q->max_scan : SC_QUERY_DEFAULT_SCAN;
+}
+
+/*
+ * Prefix queries walk the instance records in id order. The cursor is the last id returned, or, when the scan
+ * budget runs out first, the last id examined.
+ */
 static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
                         const struct sc_query *q, struct sc_arena *a,
                         struct sc_query_page *out)
@@ -1078,7 +1086,8 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
   struct range_it ri;
   range_open(r, false, SC_CF_INST, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &ri);
   int rc = SC_OK;
-  for (; range_valid(&ri); rocksdb_iter_next(ri.it)) {
+  size_t budget = scan_budget(q), scanned = 0;
+  while (range_valid(&ri)) {
     size_t kl, vl;
     const char *k = rocksdb_iter_key(ri.it, &kl);
     if (kl < pl || memcmp(k, q->prefix, pl) != 0)
@@ -1088,14 +1097,26 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
     rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
     if (rc != SC_OK)
       break;
-    if (!status_wanted(q, rec->status) || !time_wanted(q, rec->created_us))
-      continue;
-    if (out->n == q->page_size) {
-      /* One more match exists: this page is not the last. */
-      set_cursor(out, a, out->rows[out->n - 1].iid, strlen(out->rows[out->n - 1].iid));
+    scanned++;
+    if (status_wanted(q, rec->status) && time_wanted(q, rec->created_us)) {
+      if (out->n == q->page_size) {
+        /* One more match exists: this page is not the last. */
+        set_cursor(out, a, out->rows[out->n - 1].iid, strlen(out->rows[out->n - 1].iid));
+        break;
+      }
+      page_add(out, q->page_size, a, k, kl, rec);
+    }
+    if (scanned == budget) {
+      /* Out of budget: resume after this record, if anything follows it. */
+      set_cursor(out, a, k, kl);
+      rocksdb_iter_next(ri.it);
+      if (!range_valid(&ri) || (k = rocksdb_iter_key(ri.it, &kl), kl < pl || memcmp(k, q->prefix, pl) != 0)) {
+        out->next_cursor = NULL;
+        out->next_cursor_len = 0;
+      }
       break;
     }
-    page_add(out, q->page_size, a, k, kl, rec);
+    rocksdb_iter_next(ri.it);
   }
   int rc2 = range_close(&ri);
   return rc != SC_OK ? rc : rc2;
@@ -1103,7 +1124,8 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
 
 /*
  * Index queries: one iterator per wanted status over `ix_status` (or a single one over `ix_created` /
- * `ix_completed`), merged by (time, id). The cursor is the last (time, id) returned.
+ * `ix_completed`), merged by (time, id). The cursor is the last (time, id) returned, or, when the scan budget
+ * runs out first, the last one examined.
  */
 #define MAX_MERGE 16
 
@@ -1148,6 +1170,8 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
     range_open(r, false, cf, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &its[i]);
   }
   int rc = SC_OK;
+  size_t budget = scan_budget(q), scanned = 0;
+  size_t pl = q->prefix ? strlen(q->prefix) : 0;
   for (;;) {
     /* Pick the iterator with the smallest (time, id). */
     int best = -1;
@@ -1175,51 +1199,54 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
     }
     const char *tid = bk + off;
     size_t tidl = bkl - off;
+    const char *iid = tid + 8;
+    size_t iidl = tidl - 8;
+    scanned++;
+    bool wanted = true;
     if (completed) {
       size_t vl;
       const char *v = rocksdb_iter_value(its[best].it, &vl);
-      if (vl != 1 || !status_wanted(q, (unsigned char)v[0])) {
-        rocksdb_iter_next(its[best].it);
-        continue;
+      wanted = vl == 1 && status_wanted(q, (unsigned char)v[0]);
+    }
+    if (wanted && pl && (iidl < pl || memcmp(iid, q->prefix, pl) != 0))
+      wanted = false;
+    if (wanted) {
+      if (out->n == q->page_size)
+        break; /* another match: the cursor set when the page filled stands */
+      /* Load the record under the same snapshot as the index. */
+      struct sc_key k;
+      k.len = iidl;
+      memcpy(k.b, iid, iidl);
+      rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+      rocksdb_readoptions_set_snapshot(ro, snap);
+      char *v;
+      size_t vl;
+      rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
+      rocksdb_readoptions_destroy(ro);
+      if (rc != SC_OK)
+        break;
+      if (!v) {
+        SC_WARN("event=index_orphan cf=%s", sc_cf_names[cf]);
+      } else {
+        StoredInstance *rec;
+        rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
+        rocksdb_free(v);
+        if (rc != SC_OK)
+          break;
+        page_add(out, q->page_size, a, iid, iidl, rec);
+        if (out->n == q->page_size)
+          set_cursor(out, a, tid, tidl);
       }
     }
-    if (out->n == q->page_size)
-      break; /* another match: the cursor set when the page filled stands */
-    const char *iid = tid + 8;
-    size_t iidl = tidl - 8;
-    if (q->prefix && q->prefix[0] &&
-        (iidl < strlen(q->prefix) || memcmp(iid, q->prefix, strlen(q->prefix)) != 0)) {
-      rocksdb_iter_next(its[best].it);
-      continue;
-    }
-    /* Load the record under the same snapshot as the index. */
-    struct sc_key k;
-    k.len = iidl;
-    memcpy(k.b, iid, iidl);
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(ro, snap);
-    char *v;
-    size_t vl;
-    rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
-    rocksdb_readoptions_destroy(ro);
-    if (rc != SC_OK)
-      break;
-    if (!v) {
-      SC_WARN("event=index_orphan cf=%s", sc_cf_names[cf]);
-      rocksdb_iter_next(its[best].it);
-      continue;
-    }
-    StoredInstance *rec;
-    rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
-    rocksdb_free(v);
-    if (rc != SC_OK)
-      break;
-    page_add(out, q->page_size, a, iid, iidl, rec);
-    if (out->n == q->page_size)
+    if (scanned == budget) {
+      /* Out of budget: resume after this entry (the check below drops the cursor if nothing follows). */
       set_cursor(out, a, tid, tidl);
+      rocksdb_iter_next(its[best].it);
+      break;
+    }
     rocksdb_iter_next(its[best].it);
   }
-  /* A full page whose iterators are exhausted is the last page after all. */
+  /* A page whose iterators are exhausted is the last page after all. */
   if (out->next_cursor) {
     bool more = false;
     for (size_t i = 0; i < nit; i++)

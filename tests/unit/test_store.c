@@ -425,3 +425,112 @@ TEST_IMPL(store_wipe_is_atomic_across_a_crash)
   th_rmdir(dir);
   return 0;
 }
+
+/* Pages through |q| to the end; checks that cursors only grow and the last page alone has none. Appends the ids
+ * returned to |ids| (one string, space-separated) and returns the number of pages. */
+static int query_all(struct sc_store *st, struct sc_query *q, struct sc_arena *a, char *ids, size_t cap)
+{
+  struct sc_query_page page;
+  struct sc_err err;
+  unsigned char cur[SC_KEY_MAX], prev[SC_KEY_MAX];
+  size_t prev_len = 0;
+  int pages = 0;
+  q->cursor = NULL;
+  do {
+    ASSERT_OK(st->ops->query(st, q, a, &page, &err));
+    pages++;
+    ASSERT_LE(page.n, q->page_size);
+    for (size_t i = 0; i < page.n; i++) {
+      ASSERT_LT(strlen(ids) + strlen(page.rows[i].iid) + 2, cap);
+      strcat(ids, page.rows[i].iid);
+      strcat(ids, " ");
+    }
+    if (page.next_cursor) {
+      if (prev_len) {
+        size_t m = prev_len < page.next_cursor_len ? prev_len : page.next_cursor_len;
+        int c = memcmp(page.next_cursor, prev, m);
+        ASSERT(c > 0 || (c == 0 && page.next_cursor_len > prev_len));
+      }
+      memcpy(prev, page.next_cursor, page.next_cursor_len);
+      prev_len = page.next_cursor_len;
+      memcpy(cur, page.next_cursor, page.next_cursor_len);
+      q->cursor = cur;
+      q->cursor_len = page.next_cursor_len;
+    }
+  } while (page.next_cursor);
+  q->cursor = NULL;
+  return pages;
+}
+
+TEST_IMPL(store_query_scan_budget_ends_pages_early)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  /* 40 finished instances, created and completed in id order; only x-07 and x-31 FAILED, the rest TERMINATED. */
+  char iid[32];
+  for (int i = 0; i < 40; i++) {
+    snprintf(iid, sizeof iid, "x-%02d", i);
+    ASSERT_OK(st->ops->put_instance(st, iid, mkrec(&a, "o", i == 7 || i == 31 ? 3 : 5, 1000000 + i * 1000), NULL));
+  }
+  struct sc_err err;
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  char ids[2048];
+  int failed = 3, terminated = 5;
+
+  /* ListInstanceIds(FAILED) with a budget of 4 entries: ten pages, most of them empty, and exactly the two. */
+  struct sc_query l = {.index = SC_Q_COMPLETED, .statuses = &failed, .n_statuses = 1, .page_size = 100,
+                       .max_scan = 4};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &l, &a, ids, sizeof ids), 10);
+  ASSERT_STR_EQ(ids, "x-07 x-31 ");
+  /* The first page stops after x-03, with nothing found. */
+  struct sc_query_page page;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 0);
+  ASSERT(page.next_cursor != NULL);
+  ASSERT_EQ(page.next_cursor_len, 8 + 4);
+  ASSERT_MEM_EQ(page.next_cursor + 8, 4, "x-03", 4);
+  /* A budget that runs out exactly on the last entry: no cursor, the page is the last. */
+  l.max_scan = 40;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 2);
+  ASSERT(page.next_cursor == NULL);
+  /* Without max_scan the default budget covers all 40. */
+  l.max_scan = 0;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 2);
+  ASSERT(page.next_cursor == NULL);
+
+  /* Budget and page size together: TERMINATED, 5 per page, 3 entries per page examined. */
+  struct sc_query t = {.index = SC_Q_COMPLETED, .statuses = &terminated, .n_statuses = 1, .page_size = 5,
+                       .max_scan = 3};
+  ids[0] = 0;
+  query_all(st, &t, &a, ids, sizeof ids);
+  char want[2048] = "";
+  for (int i = 0; i < 40; i++)
+    if (i != 7 && i != 31) {
+      snprintf(iid, sizeof iid, "x-%02d ", i);
+      strcat(want, iid);
+    }
+  ASSERT_STR_EQ(ids, want);
+
+  /* Prefix queries (id order over the records) are bounded the same way. */
+  struct sc_query p = {.index = SC_Q_CREATED, .statuses = &failed, .n_statuses = 1, .prefix = "x-", .page_size = 10,
+                       .max_scan = 6};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &p, &a, ids, sizeof ids), 7);
+  ASSERT_STR_EQ(ids, "x-07 x-31 ");
+  /* And merged status iterators with a created-time filter. */
+  int both[2] = {failed, terminated};
+  struct sc_query m = {.index = SC_Q_CREATED, .statuses = both, .n_statuses = 2, .page_size = 100, .max_scan = 2,
+                       .has_from = true, .from_us = 1030000};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &m, &a, ids, sizeof ids), 5);
+  ASSERT_STR_EQ(ids, "x-30 x-31 x-32 x-33 x-34 x-35 x-36 x-37 x-38 x-39 ");
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
