@@ -2,7 +2,8 @@
 #define SC_CALL_H
 
 /*
- * Transport internals shared by server.c (the completion-queue machinery) and rpc.c (the handlers).
+ * Transport internals shared by server.c (the completion-queue machinery), rpc.c (the handlers that post to
+ * the engine) and reads.c (the handlers that read committed state, on reader threads).
  * One struct sc_call per RPC; its embedded tags are the completion-queue tags.
  */
 
@@ -10,6 +11,7 @@
 #include "config.h"
 #include "engine/engine.h"
 #include "limits/limits.h"
+#include "readers.h"
 #include "store/store.h"
 
 #include <grpc/grpc.h>
@@ -21,6 +23,7 @@ struct sc_call;
 struct sc_server;
 
 typedef void (*sc_tag_fn)(struct sc_call *c, bool ok);
+typedef void (*sc_call_fn)(struct sc_call *c);
 
 struct sc_tag {
   sc_tag_fn fn;
@@ -85,6 +88,9 @@ struct sc_call {
   struct sc_cmd cmd;
   struct sc_cmd cancel_cmd;
   int64_t start_us;
+  struct sc_job read_job; /* sc_call_read: one at a time */
+  sc_call_fn read_fn;
+  void *read_ctx;         /* the read handler's own state */
 };
 
 struct sc_server_ctx {
@@ -96,11 +102,20 @@ struct sc_server_ctx {
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c);
 
+/* An extra reference, for work that may outlive the handler's (a queued read job); sc_call_unref drops it. */
+void sc_call_ref(struct sc_call *c);
+void sc_call_unref(struct sc_call *c);
+
+/* Runs fn(c) on a reader thread (readers.h). The reference the caller holds passes to fn. */
+void sc_call_read(struct sc_call *c, sc_call_fn fn);
+
 /* Sends the reply (message only when code is 0) and gives up the handler's reference. */
 void sc_call_reply(struct sc_call *c, int grpc_code, const char *msg,
                    const ProtobufCMessage *resp);
 /* Replies with the gRPC code of an sc status. */
 void sc_call_reply_err(struct sc_call *c, const struct sc_err *err);
+/* Replies with |code| and a formatted message; returns false, for `return sc_call_reject(...)`. */
+bool sc_call_reject(struct sc_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Posts c->cmd to the engine; its done callback receives the call in cmd->user. */
 void sc_call_post(struct sc_call *c, sc_cmd_done_fn done);
 /* Starts watching for the client going away; a parked wait is then cancelled in the engine. */
@@ -120,5 +135,12 @@ void sc_call_stream_end(struct sc_call *c, int grpc_code, const char *msg);
 /* rpc.c */
 extern struct sc_method sc_methods[];
 extern const size_t sc_n_methods;
+
+/* reads.c: the handlers that read committed state, on the reader threads. */
+void sc_h_get_instance(struct sc_call *c);
+void sc_h_wait_start(struct sc_call *c);
+void sc_h_wait_completion(struct sc_call *c);
+void sc_h_query_instances(struct sc_call *c);
+void sc_h_list_instance_ids(struct sc_call *c);
 
 #endif
