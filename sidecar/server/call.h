@@ -48,8 +48,8 @@ struct sc_outmsg {
 
 /*
  * Server-streaming state: an outbox sent one message at a time (gRPC allows one send in flight), so a slow
- * reader never blocks whoever produces its messages. Guarded by mu: the engine thread queues, the
- * completion-queue thread sends.
+ * reader never blocks whoever produces its messages. Guarded by mu: the engine thread (work items) or a reader
+ * thread (history chunks) queues, the completion-queue thread sends.
  */
 struct sc_stream_out {
   pthread_mutex_t mu;
@@ -63,6 +63,7 @@ struct sc_stream_out {
   char end_msg[160];
   grpc_byte_buffer *send_bb;
   bool work_stream; /* GetWorkItems: registered with the engine */
+  sc_call_fn pull;  /* NULL, or called when the outbox empties: see sc_call_stream_begin_pull */
   struct sc_call *prev, *next; /* the server's list of open streams */
 };
 
@@ -126,6 +127,12 @@ int64_t sc_call_deadline_us(const struct sc_call *c);
 /* Streams: sc_call_stream_begin sends the initial metadata and watches for the client going away;
  * push queues one message (taking ownership of buf); end sends the status once the outbox is drained. */
 void sc_call_stream_begin(struct sc_call *c, bool work_stream);
+/* A stream whose messages are made on demand, so that a client that does not read holds one message at most:
+ * |pull| runs on the completion-queue thread each time a send completes with nothing queued behind it while
+ * the stream is neither ending nor closed, and must (eventually) push the next message or end the stream. */
+void sc_call_stream_begin_pull(struct sc_call *c, sc_call_fn pull);
+/* False once the stream is ending or the client has gone: no point making more messages. */
+bool sc_call_stream_live(struct sc_call *c);
 void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len);
 /* True when fewer than |cap| bytes wait to be sent on the stream; otherwise false, and the engine is kicked once
  * they do. */
@@ -142,5 +149,6 @@ void sc_h_wait_start(struct sc_call *c);
 void sc_h_wait_completion(struct sc_call *c);
 void sc_h_query_instances(struct sc_call *c);
 void sc_h_list_instance_ids(struct sc_call *c);
+void sc_h_stream_history(struct sc_call *c);
 
 #endif

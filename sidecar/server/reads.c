@@ -1,8 +1,9 @@
 /*
  * The handlers that read committed state: GetInstance, the replies of WaitForInstanceStart/Completion,
- * QueryInstances and ListInstanceIds. They run on the reader threads (readers.h), never
+ * QueryInstances, ListInstanceIds and StreamInstanceHistory. They run on the reader threads (readers.h), never
  * on the completion-queue thread, which serves every other RPC, nor on the engine thread, which applies every
- * write; and each does a bounded amount of work per reply: query pages stop after a scan budget.
+ * write; and each does a bounded amount of work per reply or per message: query pages stop after a scan
+ * budget, histories are read one chunk at a time as the client takes them.
  */
 #include "call.h"
 #include "common/log.h"
@@ -17,8 +18,18 @@
 
 #define GRPC_INVALID_ARGUMENT 3
 #define GRPC_NOT_FOUND 5
+#define GRPC_RESOURCE_EXHAUSTED 8
+#define GRPC_ABORTED 10
 #define MAX_PAGE 1000
 #define DEFAULT_PAGE 100
+
+/* History chunks: at most this many events and, unless one event is larger, about this many bytes, so that a
+ * client that stops reading holds up little memory (the message in flight), while a reader still gets
+ * several hundred events per message. */
+#define CHUNK_EVENTS 500
+#define CHUNK_BYTES (64u << 10)
+/* Framing of the events in a HistoryChunk: a tag and a length of up to 5 bytes each. */
+#define CHUNK_EVENT_OVERHEAD 6
 
 /* ------------------------------------------------------------------ shared */
 
@@ -40,6 +51,13 @@ static bool valid_status(int s)
 {
   return s >= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING &&
          s <= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED;
+}
+
+/* What taskhubd may put in one message, less room for the framing around the part being sized. */
+static size_t send_budget(struct sc_call *c)
+{
+  size_t send = sc_call_ctx(c)->cfg->max_send_message;
+  return send > (128u << 10) ? send - (64u << 10) : send / 2;
 }
 
 static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_store *st,
@@ -372,4 +390,156 @@ static void list_ids_read(struct sc_call *c)
 void sc_h_list_instance_ids(struct sc_call *c)
 {
   sc_call_read(c, list_ids_read);
+}
+
+/* ------------------------------------------------------------------ StreamInstanceHistory */
+
+/*
+ * The stream reads one chunk from the store each time the previous one has been sent, so a client that does not
+ * read holds one chunk, not the history. Every chunk is read in one consistent view with the instance record;
+ * the history it belongs to is identified by the execution id, the created time and the store's history
+ * generation, all taken from the first chunk. Within one execution a history only grows, so the stream ends
+ * at the length it had when the stream opened; if any chunk shows another history (continue-as-new, rewind,
+ * purge), the stream ends with ABORTED rather than splice two histories.
+ */
+struct hist_stream {
+  const char *iid;
+  char *exec;
+  int64_t created_us;
+  uint64_t generation;
+  uint32_t next, end; /* events [next, end) are still to be sent */
+  size_t chunk_bytes;
+  size_t max_send;
+};
+
+static void hist_end_err(struct sc_call *c, int rc, const char *what)
+{
+  struct hist_stream *h = c->read_ctx;
+  char msg[SC_MAX_ID + 96];
+  snprintf(msg, sizeof msg, "%s the history of %s failed", what, h->iid);
+  sc_call_stream_end(c, sc_status_to_grpc(rc), msg);
+}
+
+/* Reads events [h->next, ...) into one chunk and queues it; ends the stream after the last one or on a
+ * change. On a reader thread; |first| carries the slice the open already read. */
+static void hist_send_chunk(struct sc_call *c, struct sc_arena *a, const struct sc_history_slice *first)
+{
+  struct hist_stream *h = c->read_ctx;
+  struct sc_store *st = sc_call_ctx(c)->store;
+  struct sc_history_slice sl;
+  if (first) {
+    sl = *first;
+  } else {
+    uint32_t want = h->end - h->next < CHUNK_EVENTS ? h->end - h->next : CHUNK_EVENTS;
+    int rc = st->ops->history_range(st, h->iid, h->next, want, h->chunk_bytes, a, &sl);
+    if (rc == SC_ENOTFOUND) {
+      sc_call_stream_end(c, GRPC_ABORTED, "the history changed while it was streamed (the instance was purged)");
+      return;
+    }
+    if (rc != SC_OK) {
+      hist_end_err(c, rc, "reading");
+      return;
+    }
+    if (strcmp(sl.rec->execution_id, h->exec) != 0 || sl.rec->created_us != h->created_us ||
+        sl.generation != h->generation || sl.rec->history_count < h->end || sl.n == 0) {
+      SC_INFO("event=history_stream_aborted instance=%s sent=%u", SC_Q(h->iid), (unsigned)h->next);
+      sc_call_stream_end(c, GRPC_ABORTED, "the history changed while it was streamed");
+      return;
+    }
+  }
+  if (sl.n > h->end - h->next)
+    sl.n = h->end - h->next;
+  HistoryChunk ch = HISTORY_CHUNK__INIT;
+  ch.n_events = sl.n;
+  ch.events = sl.events;
+  size_t len = history_chunk__get_packed_size(&ch);
+  if (len > h->max_send) {
+    /* Only a single event can be this large: it cannot be sent at all. */
+    char msg[SC_MAX_ID + 160];
+    snprintf(msg, sizeof msg, "history event %u of %s is %zu bytes encoded, more than --max-send-message (%zu)",
+             (unsigned)h->next, h->iid, len, h->max_send);
+    sc_call_stream_end(c, GRPC_RESOURCE_EXHAUSTED, msg);
+    return;
+  }
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    sc_panic("out of memory packing a history chunk");
+  history_chunk__pack(&ch, buf);
+  /* Once pushed, the chunk may be sent and the next pull run on another thread before this one goes on: h is
+   * done with first. */
+  h->next += (uint32_t)sl.n;
+  bool last = h->next == h->end;
+  sc_call_stream_push(c, buf, len);
+  if (last)
+    sc_call_stream_end(c, 0, NULL);
+}
+
+static void hist_next(struct sc_call *c)
+{
+  struct hist_stream *h = c->read_ctx;
+  /* After the last chunk the stream is ending, or about to be: nothing more to read. */
+  if (h->next < h->end && sc_call_stream_live(c)) {
+    struct sc_arena a;
+    sc_arena_init(&a);
+    hist_send_chunk(c, &a, NULL);
+    sc_arena_free(&a);
+  }
+  sc_call_unref(c);
+}
+
+/* On the completion-queue thread: the previous chunk is sent, read the next one on a reader thread. */
+static void hist_pull(struct sc_call *c)
+{
+  sc_call_ref(c);
+  sc_call_read(c, hist_next);
+}
+
+static void hist_open(struct sc_call *c)
+{
+  const StreamInstanceHistoryRequest *r = (void *)c->req;
+  if (!check_id(c, "instanceId", r->instanceid))
+    return;
+  struct sc_store *st = sc_call_ctx(c)->store;
+  struct hist_stream *h = sc_arena_calloc(&c->arena, sizeof *h);
+  h->iid = r->instanceid;
+  h->max_send = sc_call_ctx(c)->cfg->max_send_message;
+  /* Room for the framing of every event of a full chunk. */
+  size_t room = send_budget(c);
+  room = room > CHUNK_EVENTS * CHUNK_EVENT_OVERHEAD * 2 ? room - CHUNK_EVENTS * CHUNK_EVENT_OVERHEAD : room / 2;
+  h->chunk_bytes = room < CHUNK_BYTES ? room : CHUNK_BYTES;
+  c->read_ctx = h;
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_history_slice sl;
+  int rc = st->ops->history_range(st, r->instanceid, 0, CHUNK_EVENTS, h->chunk_bytes, &a, &sl);
+  const char *want_exec = r->executionid && r->executionid->value[0] ? r->executionid->value : NULL;
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && want_exec && strcmp(want_exec, sl.rec->execution_id) != 0)) {
+    sc_call_reject(c, GRPC_NOT_FOUND, "instance not found: %s%s%s", r->instanceid,
+                   rc == SC_OK ? " with execution " : "", rc == SC_OK ? want_exec : "");
+  } else if (rc != SC_OK) {
+    struct sc_err err;
+    sc_err_set(&err, rc, "reading the history of %s failed", r->instanceid);
+    sc_call_reply_err(c, &err);
+  } else if (limits(c)->max_history && sl.rec->history_count > limits(c)->max_history) {
+    sc_call_reject(c, GRPC_RESOURCE_EXHAUSTED, "the history of %s has %u events, more than --max-history (%zu)",
+                   r->instanceid, (unsigned)sl.rec->history_count, limits(c)->max_history);
+  } else {
+    h->exec = sc_arena_strdup(&c->arena, sl.rec->execution_id);
+    h->created_us = sl.rec->created_us;
+    h->generation = sl.generation;
+    h->end = sl.rec->history_count;
+    sc_call_stream_begin_pull(c, hist_pull);
+    if (h->end == 0)
+      sc_call_stream_end(c, 0, NULL);
+    else if (sl.n == 0)
+      hist_end_err(c, SC_ECORRUPT, "reading"); /* the record counts events the store does not hold */
+    else
+      hist_send_chunk(c, &a, &sl);
+  }
+  sc_arena_free(&a);
+}
+
+void sc_h_stream_history(struct sc_call *c)
+{
+  sc_call_read(c, hist_open);
 }

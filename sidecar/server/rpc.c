@@ -1,7 +1,7 @@
 /*
  * The RPC handlers that post commands: validate each decoded request (naming the offending field), then post a
  * command to the engine and reply from its done callback, after the commit. The handlers that read committed
- * state (GetInstance, WaitFor*, QueryInstances, ListInstanceIds) are in reads.c.
+ * state (GetInstance, WaitFor*, QueryInstances, ListInstanceIds, StreamInstanceHistory) are in reads.c.
  */
 #include "call.h"
 #include "common/log.h"
@@ -457,64 +457,6 @@ static void h_restart(struct sc_call *c)
   sc_call_post(c, restart_done);
 }
 
-/* Chunks of at most this many events or about this many bytes. */
-#define CHUNK_EVENTS 500
-#define CHUNK_BYTES (1u << 20)
-
-static void push_chunk(struct sc_call *c, HistoryEvent **evs, size_t n)
-{
-  HistoryChunk ch = HISTORY_CHUNK__INIT;
-  ch.n_events = n;
-  ch.events = evs;
-  size_t len = history_chunk__get_packed_size(&ch);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf)
-    sc_panic("out of memory");
-  history_chunk__pack(&ch, buf);
-  sc_call_stream_push(c, buf, len);
-}
-
-static void h_stream_history(struct sc_call *c)
-{
-  const StreamInstanceHistoryRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid))
-    return;
-  struct sc_store *st = sc_call_ctx(c)->store;
-  StoredInstance *rec;
-  int rc = st->ops->get_instance(st, false, r->instanceid, &c->arena, &rec);
-  if (rc == SC_ENOTFOUND ||
-      (rc == SC_OK && r->executionid && r->executionid->value[0] &&
-       strcmp(r->executionid->value, rec->execution_id) != 0)) {
-    reject(c, GRPC_NOT_FOUND, "instance not found: %s%s%s", r->instanceid,
-           rc == SC_OK ? " with execution " : "", rc == SC_OK ? r->executionid->value : "");
-    return;
-  }
-  HistoryEvent **h = NULL;
-  size_t n = 0;
-  if (rc == SC_OK)
-    rc = st->ops->history_load(st, false, r->instanceid, &c->arena, &h, &n);
-  if (rc != SC_OK) {
-    struct sc_err err;
-    sc_err_set(&err, rc, "reading the history of %s failed", r->instanceid);
-    sc_call_reply_err(c, &err);
-    return;
-  }
-  sc_call_stream_begin(c, false);
-  size_t start = 0, bytes = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t sz = history_event__get_packed_size(h[i]) + 8;
-    if (i > start && (i - start == CHUNK_EVENTS || bytes + sz > CHUNK_BYTES)) {
-      push_chunk(c, h + start, i - start);
-      start = i;
-      bytes = 0;
-    }
-    bytes += sz;
-  }
-  if (n > start)
-    push_chunk(c, h + start, n - start);
-  sc_call_stream_end(c, 0, NULL);
-}
-
 #define SVC "/TaskHubSidecarService/"
 
 struct sc_method sc_methods[] = {
@@ -541,7 +483,7 @@ struct sc_method sc_methods[] = {
     {SVC "AbandonTaskEntityWorkItem", &abandon_entity_task_request__descriptor, h_abandon_entity, 2, NULL, 0},
     {SVC "RewindInstance", &rewind_instance_request__descriptor, h_rewind, 4, NULL, 0},
     {SVC "RestartInstance", &restart_instance_request__descriptor, h_restart, 4, NULL, 0},
-    {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, h_stream_history, 4, NULL, 0},
+    {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, sc_h_stream_history, 4, NULL, 0},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL, 0},
 };
 

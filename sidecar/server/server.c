@@ -289,7 +289,7 @@ static void send_status_locked(struct sc_call *c)
 static void on_send(struct sc_call *c, bool ok)
 {
   struct sc_stream_out *o = c->out;
-  bool release = false;
+  bool release = false, pull = false;
   pthread_mutex_lock(&o->mu);
   grpc_byte_buffer_destroy(o->send_bb);
   o->send_bb = NULL;
@@ -307,10 +307,14 @@ static void on_send(struct sc_call *c, bool ok)
   } else if (o->ending && !o->status_sent) {
     send_status_locked(c);
     release = true;
+  } else if (!o->ending && !o->closed) {
+    pull = o->pull != NULL;
   }
   pthread_mutex_unlock(&o->mu);
   if (kick)
     sc_engine_kick(c->srv->ctx.engine);
+  if (pull)
+    o->pull(c);
   if (release)
     call_unref(c);
   call_unref(c);
@@ -346,6 +350,23 @@ void sc_call_stream_begin(struct sc_call *c, bool work_stream)
     s->streams = c;
     pthread_mutex_unlock(&s->streams_mu);
   }
+}
+
+void sc_call_stream_begin_pull(struct sc_call *c, sc_call_fn pull)
+{
+  sc_call_stream_begin(c, false);
+  pthread_mutex_lock(&c->out->mu);
+  c->out->pull = pull;
+  pthread_mutex_unlock(&c->out->mu);
+}
+
+bool sc_call_stream_live(struct sc_call *c)
+{
+  struct sc_stream_out *o = c->out;
+  pthread_mutex_lock(&o->mu);
+  bool live = !o->closed && !o->ending && !o->status_sent;
+  pthread_mutex_unlock(&o->mu);
+  return live;
 }
 
 void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
@@ -683,7 +704,7 @@ void sc_server_destroy(struct sc_server *s, int grace_ms)
     pthread_mutex_unlock(&s->mu);
   }
   /* Reads still queued run now, while the completion queue can take their replies; a read posted after this
-   * runs on the posting thread. */
+   * (a stream's next chunk) runs on the posting thread. */
   sc_readers_stop(s->readers);
   grpc_server_destroy(s->server);
   grpc_completion_queue_shutdown(s->cq);

@@ -60,6 +60,18 @@ struct sc_query_page {
   size_t next_cursor_len;
 };
 
+/* A slice of an instance's committed history and its record, read in one consistent view. */
+struct sc_history_slice {
+  StoredInstance *rec;
+  /* Identifies the history as a whole: it changes whenever the history is replaced (continue-as-new, rewind;
+   * history_clear) and never while it only grows. With the record's execution id and created time it tells
+   * a reader whether two slices belong to the same history. */
+  uint64_t generation;
+  HistoryEvent **events;
+  size_t n;
+  size_t bytes; /* encoded size of the events */
+};
+
 struct sc_inbox_msg {
   int band;
   uint64_t seq;
@@ -105,9 +117,21 @@ struct sc_store_ops {
 
   int (*history_append)(struct sc_store *s, const char *iid, uint32_t index,
                         const HistoryEvent *ev);
+  /* Empties the history before it is replaced, and gives it a new generation (see sc_history_slice). */
   int (*history_clear)(struct sc_store *s, const char *iid);
   int (*history_load)(struct sc_store *s, bool txn, const char *iid,
                       struct sc_arena *a, HistoryEvent ***out, size_t *n);
+  /*
+   * Committed state, for readers that must not hold a whole history (StreamInstanceHistory): events
+   * |from|, |from|+1, ... in order, at most |max_events| of them and, after the first, no more than
+   * |max_bytes| of encoded events (a larger first event comes alone), together with the instance record and
+   * the history's generation as of the same moment. Fewer than |max_events| come only at the end of the
+   * history or when the next event would pass |max_bytes|. SC_ENOTFOUND when the instance does not exist.
+   * Results are allocated from |a|; any thread.
+   */
+  int (*history_range)(struct sc_store *s, const char *iid, uint32_t from,
+                       size_t max_events, size_t max_bytes,
+                       struct sc_arena *a, struct sc_history_slice *out);
 
   int (*inbox_append)(struct sc_store *s, const char *iid, int band,
                       uint64_t seq, const StoredMsg *m);

@@ -36,6 +36,8 @@ struct rstore {
 
 #define RS(s) ((struct rstore *)(s))
 
+static uint64_t next_seq(struct sc_store *s);
+
 /* The one place RocksDB error strings are turned into our status. */
 static int rocks_status(char *rerr, struct sc_err *err, const char *what)
 {
@@ -529,7 +531,7 @@ static int delete_instance(struct sc_store *s, const char *iid,
   index_del(r, iid, old);
   /* Point deletes where the record says what exists: a range scan through the transaction costs far more,
    * and purge by filter does this for every instance. */
-  for (int kind = SC_PAYLOAD_INPUT; kind <= SC_PAYLOAD_CUSTOM_STATUS; kind++) {
+  for (int kind = SC_PAYLOAD_INPUT; kind <= SC_PAYLOAD_HISTORY_GEN; kind++) {
     sc_key_payload(&k, iid, kind);
     wb_del(r, SC_CF_PAYLOAD, &k);
   }
@@ -613,6 +615,13 @@ static int history_clear(struct sc_store *s, const char *iid)
   struct rstore *r = RS(s);
   struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, true);
   int rc = SC_OK;
+  /* A new generation, so that a reader streaming the old history in slices notices the replacement even when
+   * the new one keeps the execution id (an SDK's rewind may). The sequence counter never repeats a value. */
+  struct sc_key gk;
+  unsigned char gen[8];
+  sc_key_payload(&gk, iid, SC_PAYLOAD_HISTORY_GEN);
+  sc_put_be64(gen, next_seq(s));
+  wb_put(r, SC_CF_PAYLOAD, &gk, gen, sizeof gen);
   if (e->hist_known) {
     struct sc_key k;
     for (uint32_t i = 0; i < e->nev; i++) {
@@ -687,6 +696,68 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
   *out = evs;
   *n = cnt;
   return rc != SC_OK ? rc : rc2;
+}
+
+static int history_range(struct sc_store *s, const char *iid, uint32_t from, size_t max_events, size_t max_bytes,
+                         struct sc_arena *a, struct sc_history_slice *out)
+{
+  struct rstore *r = RS(s);
+  memset(out, 0, sizeof *out);
+  const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(r->db);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_snapshot(ro, snap);
+  struct sc_key k;
+  sc_key_inst(&k, iid);
+  char *v;
+  size_t vl;
+  int rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
+  if (rc == SC_OK && !v)
+    rc = SC_ENOTFOUND;
+  if (rc == SC_OK) {
+    rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&out->rec);
+    rocksdb_free(v);
+  }
+  if (rc == SC_OK) {
+    sc_key_payload(&k, iid, SC_PAYLOAD_HISTORY_GEN);
+    rc = get_raw(r, false, SC_CF_PAYLOAD, &k, ro, &v, &vl);
+    if (rc == SC_OK && v) {
+      if (vl == 8)
+        out->generation = sc_get_be64((const unsigned char *)v);
+      else
+        rc = SC_ECORRUPT;
+      rocksdb_free(v);
+    }
+  }
+  rocksdb_readoptions_destroy(ro);
+  if (rc == SC_OK && max_events > 0) {
+    struct sc_key lo, hi;
+    sc_key_hist(&lo, iid, from);
+    sc_key_iid_hi(&hi, iid);
+    struct range_it ri;
+    range_open(r, false, SC_CF_HIST, snap, lo.b, lo.len, hi.b, hi.len, &ri);
+    out->events = sc_arena_alloc(a, max_events * sizeof *out->events);
+    for (; rc == SC_OK && out->n < max_events && range_valid(&ri); rocksdb_iter_next(ri.it)) {
+      size_t kl;
+      const unsigned char *key = (const unsigned char *)rocksdb_iter_key(ri.it, &kl);
+      const char *ev = rocksdb_iter_value(ri.it, &vl);
+      if (kl != lo.len || sc_get_be32(key + lo.len - 4) != from + out->n) {
+        rc = SC_ECORRUPT; /* event i lives at index i, with no gaps */
+        break;
+      }
+      if (out->n > 0 && out->bytes + vl > max_bytes)
+        break;
+      rc = unpack_into(&history_event__descriptor, ev, vl, a, (void **)&out->events[out->n]);
+      if (rc == SC_OK) {
+        out->n++;
+        out->bytes += vl;
+      }
+    }
+    int rc2 = range_close(&ri);
+    if (rc == SC_OK)
+      rc = rc2;
+  }
+  rocksdb_release_snapshot(r->db, snap);
+  return rc;
 }
 
 static int inbox_append(struct sc_store *s, const char *iid, int band,
@@ -1342,6 +1413,7 @@ static const struct sc_store_ops rocks_ops = {
     .history_append = history_append,
     .history_clear = history_clear,
     .history_load = history_load,
+    .history_range = history_range,
     .inbox_append = inbox_append,
     .inbox_delete = inbox_delete,
     .inbox_clear = inbox_clear,

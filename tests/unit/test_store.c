@@ -534,3 +534,76 @@ TEST_IMPL(store_query_scan_budget_ends_pages_early)
   th_rmdir(dir);
   return 0;
 }
+
+TEST_IMPL(store_history_range_reads_slices_and_generations)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  struct sc_history_slice sl;
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  StoredInstance *r = mkrec(&a, "o", 0, 42);
+  r->history_count = 10;
+  ASSERT_OK(st->ops->put_instance(st, "h", r, NULL));
+  for (uint32_t i = 0; i < 10; i++)
+    ASSERT_OK(st->ops->history_append(st, "h", i, started_event(&a, (int32_t)i, 1000 + i)));
+  /* Not committed yet: the reader sees nothing. */
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 4, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 4);
+  ASSERT_EQ(sl.rec->history_count, 10);
+  ASSERT_STR_EQ(sl.rec->execution_id, "e1");
+  uint64_t gen0 = sl.generation;
+  size_t one = sl.bytes / 4;
+  for (size_t i = 0; i < sl.n; i++)
+    ASSERT_EQ(sl.events[i]->eventid, (int32_t)i);
+  /* From the middle; a byte budget of two and a half events gives two. */
+  ASSERT_OK(st->ops->history_range(st, "h", 4, 10, one * 5 / 2, &a, &sl));
+  ASSERT_EQ(sl.n, 2);
+  ASSERT_EQ(sl.events[0]->eventid, 4);
+  ASSERT_EQ(sl.events[1]->eventid, 5);
+  /* A first event larger than the budget still comes, alone. */
+  ASSERT_OK(st->ops->history_range(st, "h", 6, 10, 1, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  /* The end: fewer than asked, then none. */
+  ASSERT_OK(st->ops->history_range(st, "h", 8, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 2);
+  ASSERT_OK(st->ops->history_range(st, "h", 10, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 0);
+
+  /* Growing keeps the generation; replacing the history changes it, for good. */
+  ASSERT_OK(st->ops->history_append(st, "h", 10, started_event(&a, 10, 2000)));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 10, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  ASSERT_EQ(sl.generation, gen0);
+  ASSERT_OK(st->ops->history_clear(st, "h"));
+  ASSERT_OK(st->ops->history_append(st, "h", 0, started_event(&a, 77, 3000)));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  ASSERT_EQ(sl.events[0]->eventid, 77);
+  ASSERT_NE(sl.generation, gen0);
+  uint64_t gen1 = sl.generation;
+  ASSERT_OK(st->ops->history_clear(st, "h"));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 0);
+  ASSERT_NE(sl.generation, gen1);
+  ASSERT_NE(sl.generation, gen0);
+  /* Deleting the instance takes the generation with it. */
+  ASSERT_OK(st->ops->delete_instance(st, "h", sl.rec));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  char *p;
+  size_t n;
+  ASSERT_EQ(st->ops->get_payload(st, false, "h", SC_PAYLOAD_HISTORY_GEN, &a, &p, &n), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
