@@ -28,8 +28,9 @@
  * several hundred events per message. */
 #define CHUNK_EVENTS 500
 #define CHUNK_BYTES (64u << 10)
-/* Framing of the events in a HistoryChunk: a tag and a length of up to 5 bytes each. */
-#define CHUNK_EVENT_OVERHEAD 6
+/* Framing of one element of a repeated message field (events in a chunk, states in a page): a tag and a
+ * length of up to 5 bytes. */
+#define FIELD_HEADER 6
 
 /* ------------------------------------------------------------------ shared */
 
@@ -294,13 +295,13 @@ static void query_read(struct sc_call *c)
   }
   QueryInstancesResponse resp = QUERY_INSTANCES_RESPONSE__INIT;
   resp.orchestrationstate = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof(OrchestrationState *));
-  /* With payloads a page could outgrow the message limit: end it early, and the token resumes after the last
-   * state sent. */
-  size_t budget = sc_call_ctx(c)->cfg->max_message / 2, used = 0;
+  /* With payloads a page could outgrow what a client can receive: end it early, and the token resumes after
+   * the last state sent. */
+  size_t budget = send_budget(c), used = 0;
   for (size_t i = 0; i < page.n; i++) {
     OrchestrationState *s = build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec,
                                         q->fetchinputsandoutputs);
-    used += orchestration_state__get_packed_size(s);
+    used += orchestration_state__get_packed_size(s) + FIELD_HEADER;
     if (i > 0 && used > budget) {
       const struct sc_query_row *last = &page.rows[i - 1];
       size_t il = strlen(last->iid);
@@ -505,7 +506,7 @@ static void hist_open(struct sc_call *c)
   h->max_send = sc_call_ctx(c)->cfg->max_send_message;
   /* Room for the framing of every event of a full chunk. */
   size_t room = send_budget(c);
-  room = room > CHUNK_EVENTS * CHUNK_EVENT_OVERHEAD * 2 ? room - CHUNK_EVENTS * CHUNK_EVENT_OVERHEAD : room / 2;
+  room = room > CHUNK_EVENTS * FIELD_HEADER * 2 ? room - CHUNK_EVENTS * FIELD_HEADER : room / 2;
   h->chunk_bytes = room < CHUNK_BYTES ? room : CHUNK_BYTES;
   c->read_ctx = h;
   struct sc_arena a;

@@ -568,3 +568,73 @@ TEST_IMPL(hostile_reads_history_replaced_while_streamed)
   it_teardown(&e);
   return 0;
 }
+
+/* ------------------------------------------------------------------ defect 11: query pages and the send limit */
+
+#define QUERY_PAYLOAD (500 << 10)
+#define QUERY_BIG 12
+
+/* Pages of QueryInstances with inputs and outputs end before they outgrow what taskhubd may send (and what
+ * an SDK receives by default), however large the page asked for. */
+TEST_IMPL(hostile_reads_query_pages_fit_the_send_limit)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  char *big = it_repeat('q', QUERY_PAYLOAD);
+  it_strs want = {0};
+  for (int i = 0; i < QUERY_BIG; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "heavy-%02d", i);
+    free(it_start(e.cli, id, "Heavy", big));
+    it_strs_add(&want, id);
+  }
+  QueryInstancesRequest req = QUERY_INSTANCES_REQUEST__INIT;
+  InstanceQuery q = INSTANCE_QUERY__INIT;
+  q.fetchinputsandoutputs = true;
+  q.maxinstancecount = 100;
+  req.query = &q;
+  Google__Protobuf__StringValue tok = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  it_strs got = {0};
+  char *token = NULL;
+  int pages = 0;
+  do {
+    if (token) {
+      tok.value = token;
+      q.continuationtoken = &tok;
+    }
+    void *resp = NULL;
+    size_t len = 0;
+    char *d = NULL;
+    size_t n = query_instances_request__get_packed_size(&req);
+    uint8_t *buf = malloc(n);
+    ASSERT(buf != NULL);
+    query_instances_request__pack(&req, buf);
+    ASSERT_STATUS(th_call_raw(e.cli, IT_SVC "QueryInstances", buf, n, IT_TIMEOUT_MS, &resp, &len, &d),
+                  GRPC_STATUS_OK, d);
+    free(d);
+    free(buf);
+    ASSERT_LE(len, 4u << 20);
+    QueryInstancesResponse *r = query_instances_response__unpack(NULL, len, resp);
+    ASSERT(r != NULL);
+    free(resp);
+    pages++;
+    for (size_t i = 0; i < r->n_orchestrationstate; i++) {
+      ASSERT(r->orchestrationstate[i]->input != NULL);
+      ASSERT_EQ(strlen(r->orchestrationstate[i]->input->value), QUERY_PAYLOAD);
+      it_strs_add(&got, r->orchestrationstate[i]->instanceid);
+    }
+    free(token);
+    token = r->continuationtoken ? strdup(r->continuationtoken->value) : NULL;
+    query_instances_response__free_unpacked(r, NULL);
+  } while (token);
+  fprintf(stderr, "%d instances with %d-byte inputs came in %d pages\n", QUERY_BIG, QUERY_PAYLOAD, pages);
+  ASSERT_GT(pages, 1);
+  it_assert_same_set(&got, &want, "QueryInstances(fetchInputsAndOutputs)");
+  it_strs_free(&got);
+  it_strs_free(&want);
+  free(big);
+  it_teardown(&e);
+  return 0;
+}
