@@ -2,7 +2,8 @@
 #define SC_CALL_H
 
 /*
- * Transport internals shared by server.c (the completion-queue machinery) and rpc.c (the handlers).
+ * Transport internals shared by server.c (the completion-queue machinery), rpc.c (the handlers that post to
+ * the engine) and reads.c (the handlers that read committed state, on reader threads).
  * One struct sc_call per RPC; its embedded tags are the completion-queue tags.
  */
 
@@ -10,6 +11,7 @@
 #include "config.h"
 #include "engine/engine.h"
 #include "limits/limits.h"
+#include "readers.h"
 #include "store/store.h"
 
 #include <grpc/grpc.h>
@@ -21,6 +23,7 @@ struct sc_call;
 struct sc_server;
 
 typedef void (*sc_tag_fn)(struct sc_call *c, bool ok);
+typedef void (*sc_call_fn)(struct sc_call *c);
 
 struct sc_tag {
   sc_tag_fn fn;
@@ -45,8 +48,8 @@ struct sc_outmsg {
 
 /*
  * Server-streaming state: an outbox sent one message at a time (gRPC allows one send in flight), so a slow
- * reader never blocks whoever produces its messages. Guarded by mu: the engine thread queues, the
- * completion-queue thread sends.
+ * reader never blocks whoever produces its messages. Guarded by mu: the engine thread (work items) or a reader
+ * thread (history chunks) queues, the completion-queue thread sends.
  */
 struct sc_stream_out {
   pthread_mutex_t mu;
@@ -60,6 +63,7 @@ struct sc_stream_out {
   char end_msg[160];
   grpc_byte_buffer *send_bb;
   bool work_stream; /* GetWorkItems: registered with the engine */
+  sc_call_fn pull;  /* NULL, or called when the outbox empties: see sc_call_stream_begin_pull */
   struct sc_call *prev, *next; /* the server's list of open streams */
 };
 
@@ -85,6 +89,9 @@ struct sc_call {
   struct sc_cmd cmd;
   struct sc_cmd cancel_cmd;
   int64_t start_us;
+  struct sc_job read_job; /* sc_call_read: one at a time */
+  sc_call_fn read_fn;
+  void *read_ctx;         /* the read handler's own state */
 };
 
 struct sc_server_ctx {
@@ -96,11 +103,20 @@ struct sc_server_ctx {
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c);
 
+/* An extra reference, for work that may outlive the handler's (a queued read job); sc_call_unref drops it. */
+void sc_call_ref(struct sc_call *c);
+void sc_call_unref(struct sc_call *c);
+
+/* Runs fn(c) on a reader thread (readers.h). The reference the caller holds passes to fn. */
+void sc_call_read(struct sc_call *c, sc_call_fn fn);
+
 /* Sends the reply (message only when code is 0) and gives up the handler's reference. */
 void sc_call_reply(struct sc_call *c, int grpc_code, const char *msg,
                    const ProtobufCMessage *resp);
 /* Replies with the gRPC code of an sc status. */
 void sc_call_reply_err(struct sc_call *c, const struct sc_err *err);
+/* Replies with |code| and a formatted message; returns false, for `return sc_call_reject(...)`. */
+bool sc_call_reject(struct sc_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Posts c->cmd to the engine; its done callback receives the call in cmd->user. */
 void sc_call_post(struct sc_call *c, sc_cmd_done_fn done);
 /* Starts watching for the client going away; a parked wait is then cancelled in the engine. */
@@ -111,6 +127,12 @@ int64_t sc_call_deadline_us(const struct sc_call *c);
 /* Streams: sc_call_stream_begin sends the initial metadata and watches for the client going away;
  * push queues one message (taking ownership of buf); end sends the status once the outbox is drained. */
 void sc_call_stream_begin(struct sc_call *c, bool work_stream);
+/* A stream whose messages are made on demand, so that a client that does not read holds one message at most:
+ * |pull| runs on the completion-queue thread each time a send completes with nothing queued behind it while
+ * the stream is neither ending nor closed, and must (eventually) push the next message or end the stream. */
+void sc_call_stream_begin_pull(struct sc_call *c, sc_call_fn pull);
+/* False once the stream is ending or the client has gone: no point making more messages. */
+bool sc_call_stream_live(struct sc_call *c);
 void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len);
 /* True when fewer than |cap| bytes wait to be sent on the stream; otherwise false, and the engine is kicked once
  * they do. */
@@ -120,5 +142,13 @@ void sc_call_stream_end(struct sc_call *c, int grpc_code, const char *msg);
 /* rpc.c */
 extern struct sc_method sc_methods[];
 extern const size_t sc_n_methods;
+
+/* reads.c: the handlers that read committed state, on the reader threads. */
+void sc_h_get_instance(struct sc_call *c);
+void sc_h_wait_start(struct sc_call *c);
+void sc_h_wait_completion(struct sc_call *c);
+void sc_h_query_instances(struct sc_call *c);
+void sc_h_list_instance_ids(struct sc_call *c);
+void sc_h_stream_history(struct sc_call *c);
 
 #endif

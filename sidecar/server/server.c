@@ -1,7 +1,8 @@
 /*
  * The gRPC transport: one completion-queue thread drives a small state machine per call. Registered methods
  * arrive with their request payload; everything else arrives through the generic path and is answered
- * UNIMPLEMENTED. Replies to engine commands are started from the engine thread (grpc_call_start_batch may
+ * UNIMPLEMENTED. Replies to engine commands are started from the engine thread, and reads of committed state
+ * run on a small pool of reader threads (readers.h), which start their own replies (grpc_call_start_batch may
  * be called from any thread); the reference count on each call keeps it alive until every batch is done.
  */
 #include "server.h"
@@ -18,8 +19,15 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Reader threads: reads are short (bounded pages and chunks), so two keep up while leaving a core to the
+ * engine and the completion queue on small machines. */
+#define READER_THREADS 2
 
 struct sc_server {
   struct sc_server_ctx ctx;
@@ -28,6 +36,7 @@ struct sc_server {
   grpc_server *server;
   grpc_completion_queue *cq;
   pthread_t th;
+  struct sc_readers *readers;
   atomic_bool shutting_down;
   atomic_int live_calls;
   struct sc_tag shutdown_tag;
@@ -69,6 +78,29 @@ static void call_unref(struct sc_call *c)
   }
   atomic_fetch_sub(&c->srv->live_calls, 1);
   free(c);
+}
+
+void sc_call_ref(struct sc_call *c)
+{
+  atomic_fetch_add(&c->refs, 1);
+}
+
+void sc_call_unref(struct sc_call *c)
+{
+  call_unref(c);
+}
+
+static void run_read(struct sc_job *j)
+{
+  struct sc_call *c = (struct sc_call *)((char *)j - offsetof(struct sc_call, read_job));
+  c->read_fn(c);
+}
+
+void sc_call_read(struct sc_call *c, sc_call_fn fn)
+{
+  c->read_fn = fn;
+  c->read_job.fn = run_read;
+  sc_readers_post(c->srv->readers, &c->read_job);
 }
 
 static void start_batch(struct sc_call *c, const grpc_op *ops, size_t n,
@@ -134,6 +166,17 @@ void sc_call_reply(struct sc_call *c, int code, const char *msg,
 void sc_call_reply_err(struct sc_call *c, const struct sc_err *err)
 {
   sc_call_reply(c, sc_status_to_grpc(err->code), err->msg, NULL);
+}
+
+bool sc_call_reject(struct sc_call *c, int code, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sc_call_reply(c, code, msg, NULL);
+  return false;
 }
 
 void sc_call_post(struct sc_call *c, sc_cmd_done_fn done)
@@ -248,7 +291,7 @@ static void send_status_locked(struct sc_call *c)
 static void on_send(struct sc_call *c, bool ok)
 {
   struct sc_stream_out *o = c->out;
-  bool release = false;
+  bool release = false, pull = false;
   pthread_mutex_lock(&o->mu);
   grpc_byte_buffer_destroy(o->send_bb);
   o->send_bb = NULL;
@@ -267,10 +310,14 @@ static void on_send(struct sc_call *c, bool ok)
   } else if (o->ending && !o->status_sent) {
     send_status_locked(c);
     release = true;
+  } else if (!o->ending && !o->closed) {
+    pull = o->pull != NULL;
   }
   pthread_mutex_unlock(&o->mu);
   if (kick)
     sc_engine_kick(c->srv->ctx.engine);
+  if (pull)
+    o->pull(c);
   if (release)
     call_unref(c);
   call_unref(c);
@@ -306,6 +353,23 @@ void sc_call_stream_begin(struct sc_call *c, bool work_stream)
     s->streams = c;
     pthread_mutex_unlock(&s->streams_mu);
   }
+}
+
+void sc_call_stream_begin_pull(struct sc_call *c, sc_call_fn pull)
+{
+  sc_call_stream_begin(c, false);
+  pthread_mutex_lock(&c->out->mu);
+  c->out->pull = pull;
+  pthread_mutex_unlock(&c->out->mu);
+}
+
+bool sc_call_stream_live(struct sc_call *c)
+{
+  struct sc_stream_out *o = c->out;
+  pthread_mutex_lock(&o->mu);
+  bool live = !o->closed && !o->ending && !o->status_sent;
+  pthread_mutex_unlock(&o->mu);
+  return live;
 }
 
 void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
@@ -597,6 +661,7 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
       request(s, &sc_methods[i]);
   for (int j = 0; j < 4; j++)
     request(s, NULL);
+  s->readers = sc_readers_start(READER_THREADS);
   if (pthread_create(&s->th, NULL, cq_main, s) != 0)
     sc_panic("cannot start the completion-queue thread");
   *out = s;
@@ -642,9 +707,13 @@ void sc_server_destroy(struct sc_server *s, int grace_ms)
       pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
   }
+  /* Reads still queued run now, while the completion queue can take their replies; a read posted after this
+   * (a stream's next chunk) runs on the posting thread. */
+  sc_readers_stop(s->readers);
   grpc_server_destroy(s->server);
   grpc_completion_queue_shutdown(s->cq);
   pthread_join(s->th, NULL);
+  sc_readers_free(s->readers);
   grpc_completion_queue_destroy(s->cq);
   if (atomic_load(&s->live_calls) != 0)
     SC_WARN("event=shutdown_leak calls=%d", atomic_load(&s->live_calls));

@@ -34,6 +34,9 @@ enum sc_cf {
 extern const char *const sc_cf_names[SC_CF_COUNT];
 
 enum sc_payload_kind { SC_PAYLOAD_INPUT = 1, SC_PAYLOAD_OUTPUT = 2, SC_PAYLOAD_CUSTOM_STATUS = 3 };
+/* Also under `iid 0 kind` in the payload CF, but store-internal: be64 generation of the instance's history, set
+ * from the sequence counter whenever the history is replaced (history_clear); absent until then. */
+#define SC_PAYLOAD_HISTORY_GEN 4
 
 /* Inbox bands: band 0 (ExecutionStarted, carried-over events) is read before band 1 (everything else). */
 enum { SC_BAND_START = 0, SC_BAND_NORMAL = 1 };

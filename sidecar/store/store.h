@@ -34,20 +34,42 @@ struct sc_query {
   int64_t from_us, to_us;
   const char *prefix;          /* instance id prefix, NULL or "" for none */
   size_t page_size;
+  /* Entries examined (matching or not) before the page ends early; 0: SC_QUERY_DEFAULT_SCAN. A page cut short
+   * by it may hold fewer rows, or none, and still carries a cursor, which resumes after the last entry
+   * examined. So one page costs a bounded amount of work however selective the filter is. */
+  size_t max_scan;
   const unsigned char *cursor; /* from the previous page, or NULL */
   size_t cursor_len;
 };
+
+#define SC_QUERY_DEFAULT_SCAN 5000
 
 struct sc_query_row {
   char *iid;
   StoredInstance *rec;
 };
 
+/*
+ * A page of query results. next_cursor is NULL only when nothing follows; otherwise it is strictly greater, in
+ * the query's order, than the cursor the page was asked with, so a cursor never repeats.
+ */
 struct sc_query_page {
   struct sc_query_row *rows;
   size_t n;
   unsigned char *next_cursor; /* NULL on the last page */
   size_t next_cursor_len;
+};
+
+/* A slice of an instance's committed history and its record, read in one consistent view. */
+struct sc_history_slice {
+  StoredInstance *rec;
+  /* Identifies the history as a whole: it changes whenever the history is replaced (continue-as-new, rewind;
+   * history_clear) and never while it only grows. With the record's execution id and created time it tells
+   * a reader whether two slices belong to the same history. */
+  uint64_t generation;
+  HistoryEvent **events;
+  size_t n;
+  size_t bytes; /* encoded size of the events */
 };
 
 struct sc_inbox_msg {
@@ -95,9 +117,21 @@ struct sc_store_ops {
 
   int (*history_append)(struct sc_store *s, const char *iid, uint32_t index,
                         const HistoryEvent *ev);
+  /* Empties the history before it is replaced, and gives it a new generation (see sc_history_slice). */
   int (*history_clear)(struct sc_store *s, const char *iid);
   int (*history_load)(struct sc_store *s, bool txn, const char *iid,
                       struct sc_arena *a, HistoryEvent ***out, size_t *n);
+  /*
+   * Committed state, for readers that must not hold a whole history (StreamInstanceHistory): events
+   * |from|, |from|+1, ... in order, at most |max_events| of them and, after the first, no more than
+   * |max_bytes| of encoded events (a larger first event comes alone), together with the instance record and
+   * the history's generation as of the same moment. Fewer than |max_events| come only at the end of the
+   * history or when the next event would pass |max_bytes|. SC_ENOTFOUND when the instance does not exist.
+   * Results are allocated from |a|; any thread.
+   */
+  int (*history_range)(struct sc_store *s, const char *iid, uint32_t from,
+                       size_t max_events, size_t max_bytes,
+                       struct sc_arena *a, struct sc_history_slice *out);
 
   int (*inbox_append)(struct sc_store *s, const char *iid, int band,
                       uint64_t seq, const StoredMsg *m);
@@ -131,12 +165,15 @@ struct sc_store_ops {
   int (*actq_scan)(struct sc_store *s, sc_seq_fn fn, void *ctx);
   int (*inbox_scan_instances)(struct sc_store *s, sc_child_fn fn, void *ctx);
 
-  /* Committed state; a page of results allocated from |a|. */
+  /* Committed state; a page of results allocated from |a|, consistent within the page. Any thread. The work
+   * per page is bounded by page_size and max_scan. */
   int (*query)(struct sc_store *s, const struct sc_query *q,
                struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
 
-  /* Deletes every record (DeleteTaskHub); commits on its own, synced. */
+  /* Deletes every record (DeleteTaskHub) and discards the transaction; commits on its own, atomically and
+   * synced: after a crash the store is either untouched or empty. The sequence counter carries on (it never
+   * goes back), so sequence numbers stay unique across the wipe. */
   int (*wipe)(struct sc_store *s, struct sc_err *err);
 
   /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */

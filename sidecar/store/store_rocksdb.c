@@ -36,6 +36,8 @@ struct rstore {
 
 #define RS(s) ((struct rstore *)(s))
 
+static uint64_t next_seq(struct sc_store *s);
+
 /* The one place RocksDB error strings are turned into our status. */
 static int rocks_status(char *rerr, struct sc_err *err, const char *what)
 {
@@ -529,7 +531,7 @@ static int delete_instance(struct sc_store *s, const char *iid,
   index_del(r, iid, old);
   /* Point deletes where the record says what exists: a range scan through the transaction costs far more,
    * and purge by filter does this for every instance. */
-  for (int kind = SC_PAYLOAD_INPUT; kind <= SC_PAYLOAD_CUSTOM_STATUS; kind++) {
+  for (int kind = SC_PAYLOAD_INPUT; kind <= SC_PAYLOAD_HISTORY_GEN; kind++) {
     sc_key_payload(&k, iid, kind);
     wb_del(r, SC_CF_PAYLOAD, &k);
   }
@@ -613,6 +615,13 @@ static int history_clear(struct sc_store *s, const char *iid)
   struct rstore *r = RS(s);
   struct sc_hot_inst *e = sc_hot_get(&r->hot, iid, true);
   int rc = SC_OK;
+  /* A new generation, so that a reader streaming the old history in slices notices the replacement even when
+   * the new one keeps the execution id (an SDK's rewind may). The sequence counter never repeats a value. */
+  struct sc_key gk;
+  unsigned char gen[8];
+  sc_key_payload(&gk, iid, SC_PAYLOAD_HISTORY_GEN);
+  sc_put_be64(gen, next_seq(s));
+  wb_put(r, SC_CF_PAYLOAD, &gk, gen, sizeof gen);
   if (e->hist_known) {
     struct sc_key k;
     for (uint32_t i = 0; i < e->nev; i++) {
@@ -687,6 +696,68 @@ static int history_load(struct sc_store *s, bool txn, const char *iid,
   *out = evs;
   *n = cnt;
   return rc != SC_OK ? rc : rc2;
+}
+
+static int history_range(struct sc_store *s, const char *iid, uint32_t from, size_t max_events, size_t max_bytes,
+                         struct sc_arena *a, struct sc_history_slice *out)
+{
+  struct rstore *r = RS(s);
+  memset(out, 0, sizeof *out);
+  const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(r->db);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_snapshot(ro, snap);
+  struct sc_key k;
+  sc_key_inst(&k, iid);
+  char *v;
+  size_t vl;
+  int rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
+  if (rc == SC_OK && !v)
+    rc = SC_ENOTFOUND;
+  if (rc == SC_OK) {
+    rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&out->rec);
+    rocksdb_free(v);
+  }
+  if (rc == SC_OK) {
+    sc_key_payload(&k, iid, SC_PAYLOAD_HISTORY_GEN);
+    rc = get_raw(r, false, SC_CF_PAYLOAD, &k, ro, &v, &vl);
+    if (rc == SC_OK && v) {
+      if (vl == 8)
+        out->generation = sc_get_be64((const unsigned char *)v);
+      else
+        rc = SC_ECORRUPT;
+      rocksdb_free(v);
+    }
+  }
+  rocksdb_readoptions_destroy(ro);
+  if (rc == SC_OK && max_events > 0) {
+    struct sc_key lo, hi;
+    sc_key_hist(&lo, iid, from);
+    sc_key_iid_hi(&hi, iid);
+    struct range_it ri;
+    range_open(r, false, SC_CF_HIST, snap, lo.b, lo.len, hi.b, hi.len, &ri);
+    out->events = sc_arena_alloc(a, max_events * sizeof *out->events);
+    for (; rc == SC_OK && out->n < max_events && range_valid(&ri); rocksdb_iter_next(ri.it)) {
+      size_t kl;
+      const unsigned char *key = (const unsigned char *)rocksdb_iter_key(ri.it, &kl);
+      const char *ev = rocksdb_iter_value(ri.it, &vl);
+      if (kl != lo.len || sc_get_be32(key + lo.len - 4) != from + out->n) {
+        rc = SC_ECORRUPT; /* event i lives at index i, with no gaps */
+        break;
+      }
+      if (out->n > 0 && out->bytes + vl > max_bytes)
+        break;
+      rc = unpack_into(&history_event__descriptor, ev, vl, a, (void **)&out->events[out->n]);
+      if (rc == SC_OK) {
+        out->n++;
+        out->bytes += vl;
+      }
+    }
+    int rc2 = range_close(&ri);
+    if (rc == SC_OK)
+      rc = rc2;
+  }
+  rocksdb_release_snapshot(r->db, snap);
+  return rc;
 }
 
 static int inbox_append(struct sc_store *s, const char *iid, int band,
@@ -1047,7 +1118,15 @@ static void set_cursor(struct sc_query_page *p, struct sc_arena *a,
   p->next_cursor_len = n;
 }
 
-/* Prefix queries walk the instance records in id order; the cursor is the last id returned. */
+static size_t scan_budget(const struct sc_query *q)
+{
+  return q->max_scan ? q->max_scan : SC_QUERY_DEFAULT_SCAN;
+}
+
+/*
+ * Prefix queries walk the instance records in id order. The cursor is the last id returned, or, when the scan
+ * budget runs out first, the last id examined.
+ */
 static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
                         const struct sc_query *q, struct sc_arena *a,
                         struct sc_query_page *out)
@@ -1078,7 +1157,8 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
   struct range_it ri;
   range_open(r, false, SC_CF_INST, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &ri);
   int rc = SC_OK;
-  for (; range_valid(&ri); rocksdb_iter_next(ri.it)) {
+  size_t budget = scan_budget(q), scanned = 0;
+  while (range_valid(&ri)) {
     size_t kl, vl;
     const char *k = rocksdb_iter_key(ri.it, &kl);
     if (kl < pl || memcmp(k, q->prefix, pl) != 0)
@@ -1088,14 +1168,26 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
     rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
     if (rc != SC_OK)
       break;
-    if (!status_wanted(q, rec->status) || !time_wanted(q, rec->created_us))
-      continue;
-    if (out->n == q->page_size) {
-      /* One more match exists: this page is not the last. */
-      set_cursor(out, a, out->rows[out->n - 1].iid, strlen(out->rows[out->n - 1].iid));
+    scanned++;
+    if (status_wanted(q, rec->status) && time_wanted(q, rec->created_us)) {
+      if (out->n == q->page_size) {
+        /* One more match exists: this page is not the last. */
+        set_cursor(out, a, out->rows[out->n - 1].iid, strlen(out->rows[out->n - 1].iid));
+        break;
+      }
+      page_add(out, q->page_size, a, k, kl, rec);
+    }
+    if (scanned == budget) {
+      /* Out of budget: resume after this record, if anything follows it. */
+      set_cursor(out, a, k, kl);
+      rocksdb_iter_next(ri.it);
+      if (!range_valid(&ri) || (k = rocksdb_iter_key(ri.it, &kl), kl < pl || memcmp(k, q->prefix, pl) != 0)) {
+        out->next_cursor = NULL;
+        out->next_cursor_len = 0;
+      }
       break;
     }
-    page_add(out, q->page_size, a, k, kl, rec);
+    rocksdb_iter_next(ri.it);
   }
   int rc2 = range_close(&ri);
   return rc != SC_OK ? rc : rc2;
@@ -1103,7 +1195,8 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
 
 /*
  * Index queries: one iterator per wanted status over `ix_status` (or a single one over `ix_created` /
- * `ix_completed`), merged by (time, id). The cursor is the last (time, id) returned.
+ * `ix_completed`), merged by (time, id). The cursor is the last (time, id) returned, or, when the scan budget
+ * runs out first, the last one examined.
  */
 #define MAX_MERGE 16
 
@@ -1148,6 +1241,8 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
     range_open(r, false, cf, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &its[i]);
   }
   int rc = SC_OK;
+  size_t budget = scan_budget(q), scanned = 0;
+  size_t pl = q->prefix ? strlen(q->prefix) : 0;
   for (;;) {
     /* Pick the iterator with the smallest (time, id). */
     int best = -1;
@@ -1175,51 +1270,54 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
     }
     const char *tid = bk + off;
     size_t tidl = bkl - off;
+    const char *iid = tid + 8;
+    size_t iidl = tidl - 8;
+    scanned++;
+    bool wanted = true;
     if (completed) {
       size_t vl;
       const char *v = rocksdb_iter_value(its[best].it, &vl);
-      if (vl != 1 || !status_wanted(q, (unsigned char)v[0])) {
-        rocksdb_iter_next(its[best].it);
-        continue;
+      wanted = vl == 1 && status_wanted(q, (unsigned char)v[0]);
+    }
+    if (wanted && pl && (iidl < pl || memcmp(iid, q->prefix, pl) != 0))
+      wanted = false;
+    if (wanted) {
+      if (out->n == q->page_size)
+        break; /* another match: the cursor set when the page filled stands */
+      /* Load the record under the same snapshot as the index. */
+      struct sc_key k;
+      k.len = iidl;
+      memcpy(k.b, iid, iidl);
+      rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+      rocksdb_readoptions_set_snapshot(ro, snap);
+      char *v;
+      size_t vl;
+      rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
+      rocksdb_readoptions_destroy(ro);
+      if (rc != SC_OK)
+        break;
+      if (!v) {
+        SC_WARN("event=index_orphan cf=%s", sc_cf_names[cf]);
+      } else {
+        StoredInstance *rec;
+        rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
+        rocksdb_free(v);
+        if (rc != SC_OK)
+          break;
+        page_add(out, q->page_size, a, iid, iidl, rec);
+        if (out->n == q->page_size)
+          set_cursor(out, a, tid, tidl);
       }
     }
-    if (out->n == q->page_size)
-      break; /* another match: the cursor set when the page filled stands */
-    const char *iid = tid + 8;
-    size_t iidl = tidl - 8;
-    if (q->prefix && q->prefix[0] &&
-        (iidl < strlen(q->prefix) || memcmp(iid, q->prefix, strlen(q->prefix)) != 0)) {
-      rocksdb_iter_next(its[best].it);
-      continue;
-    }
-    /* Load the record under the same snapshot as the index. */
-    struct sc_key k;
-    k.len = iidl;
-    memcpy(k.b, iid, iidl);
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(ro, snap);
-    char *v;
-    size_t vl;
-    rc = get_raw(r, false, SC_CF_INST, &k, ro, &v, &vl);
-    rocksdb_readoptions_destroy(ro);
-    if (rc != SC_OK)
-      break;
-    if (!v) {
-      SC_WARN("event=index_orphan cf=%s", sc_cf_names[cf]);
-      rocksdb_iter_next(its[best].it);
-      continue;
-    }
-    StoredInstance *rec;
-    rc = unpack_into(&taskhubd__store__stored_instance__descriptor, v, vl, a, (void **)&rec);
-    rocksdb_free(v);
-    if (rc != SC_OK)
-      break;
-    page_add(out, q->page_size, a, iid, iidl, rec);
-    if (out->n == q->page_size)
+    if (scanned == budget) {
+      /* Out of budget: resume after this entry (the check below drops the cursor if nothing follows). */
       set_cursor(out, a, tid, tidl);
+      rocksdb_iter_next(its[best].it);
+      break;
+    }
     rocksdb_iter_next(its[best].it);
   }
-  /* A full page whose iterators are exhausted is the last page after all. */
+  /* A page whose iterators are exhausted is the last page after all. */
   if (out->next_cursor) {
     bool more = false;
     for (size_t i = 0; i < nit; i++)
@@ -1264,21 +1362,24 @@ static int wipe(struct sc_store *s, struct sc_err *err)
   struct rstore *r = RS(s);
   static unsigned char hi[SC_KEY_MAX + 16];
   memset(hi, 0xff, sizeof hi);
-  char *rerr = NULL;
   rocksdb_writebatch_wi_clear(r->wb);
+  r->seq_dirty = false;
   sc_hot_clear(&r->hot);
-  for (int i = 0; i < SC_CF_COUNT; i++) {
-    rocksdb_delete_range_cf(r->db, r->wo_sync, r->cf[i], "", 0, (const char *)hi, sizeof hi, &rerr);
-    if (rerr)
-      return rocks_status(rerr, err, "wipe");
-  }
-  unsigned char b[8];
-  sc_put_be32(b, SC_SCHEMA_VERSION);
-  rocksdb_put_cf(r->db, r->wo_sync, r->cf[SC_CF_META], "schema", 6, (const char *)b, 4, &rerr);
-  if (rerr)
-    return rocks_status(rerr, err, "wipe");
-  sc_put_be64(b, r->next_seq);
-  rocksdb_put_cf(r->db, r->wo_sync, r->cf[SC_CF_META], "seq", 3, (const char *)b, 8, &rerr);
+  /* One batch, one synced write: a crash leaves either the old store or an empty one, never old inbox and
+   * timer keys beside a fresh schema, nor a sequence counter that starts again at 1. The puts come after the
+   * range deletions in the batch, so they survive them. */
+  rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    rocksdb_writebatch_delete_range_cf(b, r->cf[i], "", 0, (const char *)hi, sizeof hi);
+  unsigned char v[8];
+  sc_put_be32(v, SC_SCHEMA_VERSION);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "schema", 6, (const char *)v, 4);
+  /* Sequence numbers handed out before the wipe are never handed out again. */
+  sc_put_be64(v, r->next_seq);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "seq", 3, (const char *)v, 8);
+  char *rerr = NULL;
+  rocksdb_write(r->db, r->wo_sync, b, &rerr);
+  rocksdb_writebatch_destroy(b);
   return rocks_status(rerr, err, "wipe");
 }
 
@@ -1312,6 +1413,7 @@ static const struct sc_store_ops rocks_ops = {
     .history_append = history_append,
     .history_clear = history_clear,
     .history_load = history_load,
+    .history_range = history_range,
     .inbox_append = inbox_append,
     .inbox_delete = inbox_delete,
     .inbox_clear = inbox_clear,

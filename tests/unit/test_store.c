@@ -3,7 +3,10 @@
 #include "store/keys.h"
 #include "test.h"
 
+#include <dlfcn.h>
 #include <rocksdb/c.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static StoredInstance *mkrec(struct sc_arena *a, const char *name, int status, int64_t created)
 {
@@ -240,6 +243,365 @@ TEST_IMPL(store_delete_instance_removes_everything)
   nchildren = 0;
   ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
   ASSERT_EQ(nchildren, 0);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+static HistoryEvent *started_event(struct sc_arena *a, int32_t id, int64_t ts)
+{
+  HistoryEvent *ev = sc_pb_event(a, id, ts);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
+  OrchestratorStartedEvent *os = sc_arena_alloc(a, sizeof *os);
+  orchestrator_started_event__init(os);
+  ev->orchestratorstarted = os;
+  return ev;
+}
+
+/* Keys in each column family of the closed store in |dir|, by opening it with RocksDB directly. */
+static void count_keys(const char *dir, size_t counts[SC_CF_COUNT])
+{
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  const rocksdb_options_t *opts[SC_CF_COUNT];
+  rocksdb_column_family_handle_t *h[SC_CF_COUNT];
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    opts[i] = o;
+  rocksdb_t *db = rocksdb_open_column_families(o, dir, SC_CF_COUNT, (const char *const *)sc_cf_names, opts, h, &err);
+  ASSERT(err == NULL);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  for (int i = 0; i < SC_CF_COUNT; i++) {
+    counts[i] = 0;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, h[i]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+      counts[i]++;
+    rocksdb_iter_destroy(it);
+    rocksdb_column_family_handle_destroy(h[i]);
+  }
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_close(db);
+  rocksdb_options_destroy(o);
+}
+
+TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  /* Something in every column family. */
+  StoredInstance *r = mkrec(&a, "o", 5, 42);
+  r->parent_instance_id = (char *)"p";
+  r->history_count = 1;
+  ASSERT_OK(st->ops->put_instance(st, "w", r, NULL));
+  ASSERT_OK(st->ops->put_payload(st, "w", SC_PAYLOAD_INPUT, "in", 2));
+  HistoryEvent *ev = started_event(&a, -1, 42);
+  ASSERT_OK(st->ops->history_append(st, "w", 0, ev));
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = ev;
+  uint64_t seq = 0;
+  for (int i = 0; i < 100; i++)
+    seq = st->ops->next_seq(st);
+  ASSERT_OK(st->ops->inbox_append(st, "w", SC_BAND_NORMAL, seq, &m));
+  StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
+  t.instance_id = (char *)"w";
+  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
+  StoredActivity act = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
+  ASSERT_OK(st->ops->actq_put(st, st->ops->next_seq(st), &act));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  sc_store_close(st);
+  size_t counts[SC_CF_COUNT];
+  count_keys(dir, counts);
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    if (counts[i] == 0)
+      TEST_FAIL("column family %s is empty before the wipe", sc_cf_names[i]);
+
+  st = th_open_store(dir);
+  /* A number taken by a transaction the wipe then discards, with the write it made. */
+  uint64_t last = st->ops->next_seq(st);
+  ASSERT_GT(last, seq);
+  ASSERT_OK(st->ops->put_instance(st, "uncommitted", mkrec(&a, "o", 0, 1), NULL));
+  ASSERT_OK(st->ops->wipe(st, &err));
+  ASSERT_EQ(st->ops->txn_size(st), 0);
+  /* Numbers go on from where they were, in this process and after a restart. */
+  ASSERT_GT(st->ops->next_seq(st), last);
+  sc_store_close(st);
+  count_keys(dir, counts);
+  ASSERT_EQ(counts[SC_CF_META], 2); /* schema and seq */
+  for (int i = 1; i < SC_CF_COUNT; i++)
+    if (counts[i] != 0)
+      TEST_FAIL("column family %s holds %zu keys after the wipe", sc_cf_names[i], counts[i]);
+  st = th_open_store(dir);
+  ASSERT_GT(st->ops->next_seq(st), last);
+  StoredInstance *got;
+  ASSERT_EQ(st->ops->get_instance(st, false, "w", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->get_instance(st, false, "uncommitted", &a, &got), SC_ENOTFOUND);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+/*
+ * A process crash in the middle of a wipe. RocksDB calls fdatasync (or fsync) once per synced write; these
+ * wrappers, which the dynamic linker prefers to libc's, end the process right after the n-th such call, as a
+ * crash would, once armed. Unarmed, they only pass through.
+ */
+static int crash_after_syncs;
+
+static void maybe_crash(void)
+{
+  if (crash_after_syncs > 0 && --crash_after_syncs == 0)
+    _exit(99);
+}
+
+int fdatasync(int fd)
+{
+  int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  int rc = real(fd);
+  maybe_crash();
+  return rc;
+}
+
+int fsync(int fd)
+{
+  int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  int rc = real(fd);
+  maybe_crash();
+  return rc;
+}
+
+TEST_IMPL(store_wipe_is_atomic_across_a_crash)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  StoredInstance *r = mkrec(&a, "o", 0, 42);
+  r->history_count = 1;
+  ASSERT_OK(st->ops->put_instance(st, "c", r, NULL));
+  HistoryEvent *ev = started_event(&a, -1, 42);
+  ASSERT_OK(st->ops->history_append(st, "c", 0, ev));
+  StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
+  m.event = ev;
+  uint64_t seq = 0;
+  for (int i = 0; i < 50; i++)
+    seq = st->ops->next_seq(st);
+  ASSERT_OK(st->ops->inbox_append(st, "c", SC_BAND_NORMAL, seq, &m));
+  StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
+  t.instance_id = (char *)"c";
+  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  sc_store_close(st);
+
+  /* The wipe runs in a child that dies right after its first synced write. */
+  fflush(NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    st = th_open_store(dir);
+    crash_after_syncs = 1;
+    st->ops->wipe(st, &err);
+    _exit(0); /* the wipe made no synced write at all */
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 99);
+
+  /* Whatever one synced write holds, the store is either untouched or wiped, never in between: here wiped,
+   * with no instance, inbox or timer left and the sequence counter where it was. */
+  size_t counts[SC_CF_COUNT];
+  count_keys(dir, counts);
+  for (int i = 1; i < SC_CF_COUNT; i++)
+    if (counts[i] != 0)
+      TEST_FAIL("column family %s holds %zu keys after the crash", sc_cf_names[i], counts[i]);
+  st = th_open_store(dir);
+  ASSERT_GT(st->ops->next_seq(st), seq + 1);
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+/* Pages through |q| to the end; checks that cursors only grow and the last page alone has none. Appends the ids
+ * returned to |ids| (one string, space-separated) and returns the number of pages. */
+static int query_all(struct sc_store *st, struct sc_query *q, struct sc_arena *a, char *ids, size_t cap)
+{
+  struct sc_query_page page;
+  struct sc_err err;
+  unsigned char cur[SC_KEY_MAX], prev[SC_KEY_MAX];
+  size_t prev_len = 0;
+  int pages = 0;
+  q->cursor = NULL;
+  do {
+    ASSERT_OK(st->ops->query(st, q, a, &page, &err));
+    pages++;
+    ASSERT_LE(page.n, q->page_size);
+    for (size_t i = 0; i < page.n; i++) {
+      ASSERT_LT(strlen(ids) + strlen(page.rows[i].iid) + 2, cap);
+      strcat(ids, page.rows[i].iid);
+      strcat(ids, " ");
+    }
+    if (page.next_cursor) {
+      if (prev_len) {
+        size_t m = prev_len < page.next_cursor_len ? prev_len : page.next_cursor_len;
+        int c = memcmp(page.next_cursor, prev, m);
+        ASSERT(c > 0 || (c == 0 && page.next_cursor_len > prev_len));
+      }
+      memcpy(prev, page.next_cursor, page.next_cursor_len);
+      prev_len = page.next_cursor_len;
+      memcpy(cur, page.next_cursor, page.next_cursor_len);
+      q->cursor = cur;
+      q->cursor_len = page.next_cursor_len;
+    }
+  } while (page.next_cursor);
+  q->cursor = NULL;
+  return pages;
+}
+
+TEST_IMPL(store_query_scan_budget_ends_pages_early)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  /* 40 finished instances, created and completed in id order; only x-07 and x-31 FAILED, the rest TERMINATED. */
+  char iid[32];
+  for (int i = 0; i < 40; i++) {
+    snprintf(iid, sizeof iid, "x-%02d", i);
+    ASSERT_OK(st->ops->put_instance(st, iid, mkrec(&a, "o", i == 7 || i == 31 ? 3 : 5, 1000000 + i * 1000), NULL));
+  }
+  struct sc_err err;
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  char ids[2048];
+  int failed = 3, terminated = 5;
+
+  /* ListInstanceIds(FAILED) with a budget of 4 entries: ten pages, most of them empty, and exactly the two. */
+  struct sc_query l = {.index = SC_Q_COMPLETED, .statuses = &failed, .n_statuses = 1, .page_size = 100,
+                       .max_scan = 4};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &l, &a, ids, sizeof ids), 10);
+  ASSERT_STR_EQ(ids, "x-07 x-31 ");
+  /* The first page stops after x-03, with nothing found. */
+  struct sc_query_page page;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 0);
+  ASSERT(page.next_cursor != NULL);
+  ASSERT_EQ(page.next_cursor_len, 8 + 4);
+  ASSERT_MEM_EQ(page.next_cursor + 8, 4, "x-03", 4);
+  /* A budget that runs out exactly on the last entry: no cursor, the page is the last. */
+  l.max_scan = 40;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 2);
+  ASSERT(page.next_cursor == NULL);
+  /* Without max_scan the default budget covers all 40. */
+  l.max_scan = 0;
+  ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
+  ASSERT_EQ(page.n, 2);
+  ASSERT(page.next_cursor == NULL);
+
+  /* Budget and page size together: TERMINATED, 5 per page, 3 entries per page examined. */
+  struct sc_query t = {.index = SC_Q_COMPLETED, .statuses = &terminated, .n_statuses = 1, .page_size = 5,
+                       .max_scan = 3};
+  ids[0] = 0;
+  query_all(st, &t, &a, ids, sizeof ids);
+  char want[2048] = "";
+  for (int i = 0; i < 40; i++)
+    if (i != 7 && i != 31) {
+      snprintf(iid, sizeof iid, "x-%02d ", i);
+      strcat(want, iid);
+    }
+  ASSERT_STR_EQ(ids, want);
+
+  /* Prefix queries (id order over the records) are bounded the same way. */
+  struct sc_query p = {.index = SC_Q_CREATED, .statuses = &failed, .n_statuses = 1, .prefix = "x-", .page_size = 10,
+                       .max_scan = 6};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &p, &a, ids, sizeof ids), 7);
+  ASSERT_STR_EQ(ids, "x-07 x-31 ");
+  /* And merged status iterators with a created-time filter. */
+  int both[2] = {failed, terminated};
+  struct sc_query m = {.index = SC_Q_CREATED, .statuses = both, .n_statuses = 2, .page_size = 100, .max_scan = 2,
+                       .has_from = true, .from_us = 1030000};
+  ids[0] = 0;
+  ASSERT_EQ(query_all(st, &m, &a, ids, sizeof ids), 5);
+  ASSERT_STR_EQ(ids, "x-30 x-31 x-32 x-33 x-34 x-35 x-36 x-37 x-38 x-39 ");
+  sc_store_close(st);
+  sc_arena_free(&a);
+  th_rmdir(dir);
+  return 0;
+}
+
+TEST_IMPL(store_history_range_reads_slices_and_generations)
+{
+  char *dir = th_tempdir();
+  struct sc_store *st = th_open_store(dir);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_err err;
+  struct sc_history_slice sl;
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  StoredInstance *r = mkrec(&a, "o", 0, 42);
+  r->history_count = 10;
+  ASSERT_OK(st->ops->put_instance(st, "h", r, NULL));
+  for (uint32_t i = 0; i < 10; i++)
+    ASSERT_OK(st->ops->history_append(st, "h", i, started_event(&a, (int32_t)i, 1000 + i)));
+  /* Not committed yet: the reader sees nothing. */
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 4, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 4);
+  ASSERT_EQ(sl.rec->history_count, 10);
+  ASSERT_STR_EQ(sl.rec->execution_id, "e1");
+  uint64_t gen0 = sl.generation;
+  size_t one = sl.bytes / 4;
+  for (size_t i = 0; i < sl.n; i++)
+    ASSERT_EQ(sl.events[i]->eventid, (int32_t)i);
+  /* From the middle; a byte budget of two and a half events gives two. */
+  ASSERT_OK(st->ops->history_range(st, "h", 4, 10, one * 5 / 2, &a, &sl));
+  ASSERT_EQ(sl.n, 2);
+  ASSERT_EQ(sl.events[0]->eventid, 4);
+  ASSERT_EQ(sl.events[1]->eventid, 5);
+  /* A first event larger than the budget still comes, alone. */
+  ASSERT_OK(st->ops->history_range(st, "h", 6, 10, 1, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  /* The end: fewer than asked, then none. */
+  ASSERT_OK(st->ops->history_range(st, "h", 8, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 2);
+  ASSERT_OK(st->ops->history_range(st, "h", 10, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 0);
+
+  /* Growing keeps the generation; replacing the history changes it, for good. */
+  ASSERT_OK(st->ops->history_append(st, "h", 10, started_event(&a, 10, 2000)));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 10, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  ASSERT_EQ(sl.generation, gen0);
+  ASSERT_OK(st->ops->history_clear(st, "h"));
+  ASSERT_OK(st->ops->history_append(st, "h", 0, started_event(&a, 77, 3000)));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 1);
+  ASSERT_EQ(sl.events[0]->eventid, 77);
+  ASSERT_NE(sl.generation, gen0);
+  uint64_t gen1 = sl.generation;
+  ASSERT_OK(st->ops->history_clear(st, "h"));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
+  ASSERT_EQ(sl.n, 0);
+  ASSERT_NE(sl.generation, gen1);
+  ASSERT_NE(sl.generation, gen0);
+  /* Deleting the instance takes the generation with it. */
+  ASSERT_OK(st->ops->delete_instance(st, "h", sl.rec));
+  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  char *p;
+  size_t n;
+  ASSERT_EQ(st->ops->get_payload(st, false, "h", SC_PAYLOAD_HISTORY_GEN, &a, &p, &n), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
