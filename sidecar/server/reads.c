@@ -495,6 +495,20 @@ static void hist_pull(struct sc_call *c)
   sc_call_read(c, hist_next);
 }
 
+static void renew_done(struct sc_cmd *cmd)
+{
+  sc_call_unref(cmd->user);
+}
+
+/* A worker fetching the history for the work item it holds is at work on it: its lease starts again. */
+static void renew_lease(struct sc_call *c)
+{
+  c->cmd.kind = SC_CMD_RENEW;
+  c->cmd.u.renew.iid = ((const StreamInstanceHistoryRequest *)(void *)c->req)->instanceid;
+  sc_call_ref(c);
+  sc_call_post(c, renew_done);
+}
+
 static void hist_open(struct sc_call *c)
 {
   const StreamInstanceHistoryRequest *r = (void *)c->req;
@@ -521,10 +535,11 @@ static void hist_open(struct sc_call *c)
     struct sc_err err;
     sc_err_set(&err, rc, "reading the history of %s failed", r->instanceid);
     sc_call_reply_err(c, &err);
-  } else if (limits(c)->max_history && sl.rec->history_count > limits(c)->max_history) {
-    sc_call_reject(c, GRPC_RESOURCE_EXHAUSTED, "the history of %s has %u events, more than --max-history (%zu)",
-                   r->instanceid, (unsigned)sl.rec->history_count, limits(c)->max_history);
   } else {
+    /* No length limit here: histories are read a chunk at a time, and one a turn took just past --max-history
+     * (the events of its failing turn) must still be readable. */
+    if (r->forworkitemprocessing)
+      renew_lease(c);
     h->exec = sc_arena_strdup(&c->arena, sl.rec->execution_id);
     h->created_us = sl.rec->created_us;
     h->generation = sl.generation;

@@ -156,3 +156,67 @@ TEST_IMPL(hostile_replaced_instance_is_dispatched)
   it_teardown(&e);
   return 0;
 }
+
+/* Signs of progress renew a lease: a worker that sends its response in (deprecated) partial chunks, or fetches the
+ * history of the item it holds, keeps the item past --orchestration-lease. */
+TEST_IMPL(hostile_lease_renewed_by_progress)
+{
+  static const char *const args[] = {"--orchestration-lease", "2", NULL};
+  it_env e;
+  int rc = it_setup(&e, args);
+  if (rc)
+    return rc;
+  th_stream *w1 = hx_worker(e.cli, 0, 0, NULL, NULL, 0);
+  hx_assert_alive(e.cli);
+  free(it_start(e.cli, "slow", "Orch", NULL));
+  WorkItem *wi = hx_expect_orch(w1, 10000, "slow's work item");
+  th_client *cli2 = th_client_open(e.srv.port);
+  th_stream *w2 = hx_worker(cli2, 0, 0, NULL, NULL, 0);
+  hx_assert_alive(cli2);
+  hx_arena a = {0};
+  long long t0 = th_now_ms();
+  for (int i = 0; th_now_ms() - t0 < 5000; i++) {
+    /* A partial chunk, then a history fetch, in turns: each restarts the 2 s lease. */
+    if (i % 2 == 0) {
+      OrchestratorResponse r = ORCHESTRATOR_RESPONSE__INIT;
+      OrchestratorAction *act = hx_schedule(&a, i + 1, "Part", NULL);
+      r.completiontoken = wi->completiontoken;
+      r.actions = &act;
+      r.n_actions = 1;
+      r.ispartial = 1;
+      char *d = NULL;
+      ASSERT_STATUS(th_call_unary(e.cli, IT_SVC "CompleteOrchestratorTask", &r.base, NULL, IT_TIMEOUT_MS, NULL, &d),
+                    GRPC_STATUS_OK, d);
+      free(d);
+    } else {
+      StreamInstanceHistoryRequest req = STREAM_INSTANCE_HISTORY_REQUEST__INIT;
+      req.instanceid = (char *)"slow";
+      req.forworkitemprocessing = 1;
+      th_stream *hs = th_stream_start(e.cli, IT_SVC "StreamInstanceHistory", &req.base, IT_TIMEOUT_MS);
+      uint8_t *buf;
+      size_t len;
+      while (th_stream_read(hs, IT_TIMEOUT_MS, &buf, &len) == 1)
+        free(buf);
+      th_stream_free(hs);
+    }
+    /* Meanwhile nobody else gets the item. */
+    WorkItem *stolen = th_work_next(w2, 800);
+    if (stolen)
+      TEST_FAIL("the item went to another worker after %lld ms although its holder kept working",
+                th_now_ms() - t0);
+  }
+  OrchestratorAction *fin = hx_finish(&a, 100, COMPLETED, "\"slow\"");
+  char *d = NULL;
+  ASSERT_STATUS(hx_complete_orch(e.cli, wi->completiontoken, NULL, &fin, 1, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  GetInstanceResponse *g = hx_wait_done(e.cli, "slow", 10000);
+  ASSERT_EQ(g->orchestrationstate->orchestrationstatus, COMPLETED);
+  it_free(g);
+  work_item__free_unpacked(wi, NULL);
+  hx_arena_free(&a);
+  th_stream_free(w1);
+  th_stream_free(w2);
+  th_client_close(cli2);
+  it_teardown(&e);
+  return 0;
+}
