@@ -53,7 +53,7 @@ static const struct opt opts[] = {
     {"--max-history", "TASKHUBD_MAX_HISTORY", OPT_SIZE, F(max_history), 0, "N",
      "events in one execution's history; an orchestration that grows past it fails (default 100000)"},
     {"--max-id-length", "TASKHUBD_MAX_ID_LENGTH", OPT_SIZE, F(max_id_length), 0, "N",
-     "longest instance id in bytes (default 256)"},
+     "longest instance id in bytes, at most 1024 (default 256)"},
     {"--max-name-length", "TASKHUBD_MAX_NAME_LENGTH", OPT_SIZE, F(max_name_length), 0, "N",
      "longest orchestration, activity or event name in bytes (default 256)"},
     {"--wait-cap", "TASKHUBD_WAIT_CAP", OPT_INT, F(wait_cap_s), 0, "SECONDS",
@@ -61,7 +61,8 @@ static const struct opt opts[] = {
     {"--purge-timeout", "TASKHUBD_PURGE_TIMEOUT", OPT_INT, F(purge_timeout_s), 0, "SECONDS",
      "time budget of a purge by filter without its own timeout (default 30)"},
     {"--orphan-grace", "TASKHUBD_ORPHAN_GRACE", OPT_INT, F(orphan_grace_s), 0, "SECONDS",
-     "how long work items of a disconnected worker wait for their completions before redelivery (default 30)"},
+     "a disconnected worker's work items go to the next worker at once; until then, for at most this long, "
+     "their old tokens still complete them (default 30)"},
     {"--health-ping", "TASKHUBD_HEALTH_PING", OPT_INT, F(health_ping_s), 0, "SECONDS",
      "send a HealthPing on work-item streams idle this long (default 20)"},
     {"--max-work-items", "TASKHUBD_MAX_WORK_ITEMS", OPT_INT, F(max_work_items), 0, "N",
