@@ -209,3 +209,55 @@ TEST_IMPL(hostile_reuse_policy_rejection_text)
   it_teardown(&e);
   return 0;
 }
+
+/* A rewind that was asked for must still give a history that replays: exactly one ExecutionStarted. */
+TEST_IMPL(hostile_rewound_history_must_replay)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  th_stream *w = hx_worker(e.cli, 0, 0, NULL, NULL, 0);
+  hx_arena a = {0};
+  OrchestratorAction *failed = hx_finish(&a, 1, FAILED, NULL);
+  GetInstanceResponse *g = one_turn(&e, w, "rw", &failed, 1);
+  ASSERT_EQ(g->orchestrationstate->orchestrationstatus, FAILED);
+  it_free(g);
+  RewindInstanceRequest rr = REWIND_INSTANCE_REQUEST__INIT;
+  rr.instanceid = (char *)"rw";
+  char *d = NULL;
+  ASSERT_STATUS(th_call_unary(e.cli, IT_SVC "RewindInstance", &rr.base, NULL, IT_TIMEOUT_MS, NULL, &d),
+                GRPC_STATUS_OK, d);
+  free(d);
+  WorkItem *wi = hx_expect_orch(w, 10000, "the rewind request");
+  const OrchestratorRequest *req = wi->orchestratorrequest;
+  /* The SDK's answer, with the ExecutionStarted of the past history twice. */
+  HistoryEvent *start = NULL;
+  for (size_t i = 0; i < req->n_pastevents && !start; i++)
+    if (req->pastevents[i]->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED)
+      start = req->pastevents[i];
+  ASSERT(start != NULL);
+  OrchestratorAction *rw = hx_alloc(&a, sizeof *rw);
+  orchestrator_action__init(rw);
+  rw->id = 1;
+  RewindOrchestrationAction *r = hx_alloc(&a, sizeof *r);
+  rewind_orchestration_action__init(r);
+  HistoryEvent **hist = hx_alloc(&a, 2 * sizeof *hist);
+  hist[0] = hist[1] = start;
+  r->newhistory = hist;
+  r->n_newhistory = 2;
+  rw->orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_REWIND_ORCHESTRATION;
+  rw->rewindorchestration = r;
+  ASSERT_STATUS(hx_complete_orch(e.cli, wi->completiontoken, NULL, &rw, 1, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  work_item__free_unpacked(wi, NULL);
+  g = hx_wait_done(e.cli, "rw", 10000);
+  ASSERT_EQ(g->orchestrationstate->orchestrationstatus, FAILED);
+  ASSERT_STR_EQ(g->orchestrationstate->failuredetails->errortype, "InvalidAction");
+  ASSERT_STR_CONTAINS(g->orchestrationstate->failuredetails->errormessage, "2 executionStarted events");
+  it_free(g);
+  hx_arena_free(&a);
+  th_stream_free(w);
+  it_teardown(&e);
+  return 0;
+}
