@@ -47,30 +47,6 @@ const struct sc_heap_item *sc_heap_top(const struct sc_heap *h)
   return h->n ? &h->v[0] : NULL;
 }
 
-struct sc_heap_item sc_heap_pop(struct sc_heap *h)
-{
-  SC_ASSERT(h->n > 0);
-  struct sc_heap_item top = h->v[0];
-  struct sc_heap_item last = h->v[--h->n];
-  size_t i = 0;
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    const struct sc_heap_item *mv = &last;
-    if (l < h->n && less(&h->v[l], mv)) {
-      m = l;
-      mv = &h->v[l];
-    }
-    if (r < h->n && less(&h->v[r], mv))
-      m = r;
-    if (m == i)
-      break;
-    h->v[i] = h->v[m];
-    i = m;
-  }
-  if (h->n)
-    h->v[i] = last;
-  return top;
-}
 
 static void sift_down(struct sc_heap *h, size_t i)
 {
@@ -90,6 +66,16 @@ static void sift_down(struct sc_heap *h, size_t i)
     i = m;
   }
   h->v[i] = it;
+}
+
+struct sc_heap_item sc_heap_pop(struct sc_heap *h)
+{
+  SC_ASSERT(h->n > 0);
+  struct sc_heap_item top = h->v[0];
+  h->v[0] = h->v[--h->n];
+  if (h->n)
+    sift_down(h, 0);
+  return top;
 }
 
 void sc_heap_filter(struct sc_heap *h, int (*keep)(const struct sc_heap_item *it, void *ctx), void *ctx)

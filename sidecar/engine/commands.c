@@ -207,14 +207,7 @@ int apply_terminate(struct sc_engine *e, struct sc_cmd *c)
   if (old->status == ST_PENDING && !work_is_leased(e, req->instanceid)) {
     rc = terminate_pending(e, req->instanceid, old, req->output, req->recursive);
   } else {
-    HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
-    ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
-    execution_terminated_event__init(te);
-    te->input = req->output;
-    te->recurse = req->recursive;
-    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
-    ev->executionterminated = te;
-    rc = enqueue(e, req->instanceid, old, ev, &rec);
+    rc = enqueue(e, req->instanceid, old, terminated_event(e, req->output, req->recursive), &rec);
     if (rc == SC_OK)
       rc = e->st->ops->put_instance(e->st, req->instanceid, rec, old);
   }

@@ -18,19 +18,6 @@
 #define MAX_PARTIALS 256
 #define MAX_PARTIAL_FACTOR 4
 
-static bool schedules(const OrchestratorAction *a)
-{
-  switch (a->orchestrator_action_type_case) {
-  case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SCHEDULE_TASK:
-  case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_TIMER:
-  case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_SUB_ORCHESTRATION:
-  case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_EVENT:
-    return true;
-  default:
-    return false;
-  }
-}
-
 /*
  * A completion without a token names only its instance, so a retry of one already applied would match the
  * instance's next work item. An SDK never sends an action twice once the history confirms it: a response whose
@@ -40,7 +27,7 @@ static bool tokenless_repeat(struct sc_engine *e, const char *iid, const Orchest
 {
   bool any = false;
   for (size_t i = 0; i < resp->n_actions && !any; i++)
-    any = schedules(resp->actions[i]);
+    any = action_schedules(resp->actions[i]);
   if (!any)
     return false;
   HistoryEvent **h;
@@ -53,7 +40,7 @@ static bool tokenless_repeat(struct sc_engine *e, const char *iid, const Orchest
         t != HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED && t != HISTORY_EVENT__EVENT_TYPE_EVENT_SENT)
       continue;
     for (size_t j = 0; j < resp->n_actions; j++)
-      if (schedules(resp->actions[j]) && resp->actions[j]->id == h[i]->eventid)
+      if (action_schedules(resp->actions[j]) && resp->actions[j]->id == h[i]->eventid)
         return true;
   }
   return false;

@@ -211,10 +211,7 @@ static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance
   return SC_OK;
 }
 
-/* An instance that never ran is terminated here, without a worker: a worker given
- * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
-int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
-                      const Google__Protobuf__StringValue *output, bool recurse)
+HistoryEvent *terminated_event(struct sc_engine *e, const Google__Protobuf__StringValue *output, bool recurse)
 {
   HistoryEvent *t = ev_new(e, -1);
   ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
@@ -223,7 +220,15 @@ int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
   te->recurse = recurse;
   t->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
   t->executionterminated = te;
-  int rc = finish_by_server(e, iid, old, ST_TERMINATED, output, NULL, t);
+  return t;
+}
+
+/* An instance that never ran is terminated here, without a worker: a worker given
+ * [ExecutionStarted, ExecutionTerminated] of an unknown orchestration would mark it FAILED instead. */
+int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
+                      const Google__Protobuf__StringValue *output, bool recurse)
+{
+  int rc = finish_by_server(e, iid, old, ST_TERMINATED, output, NULL, terminated_event(e, output, recurse));
   if (rc == SC_OK)
     SC_INFO("event=instance_terminated instance=%s mode=server", SC_Q(iid));
   return rc;
@@ -249,14 +254,7 @@ int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf
     return rc;
   if (rec->status == ST_PENDING && !work_is_leased(e, iid))
     return terminate_pending(e, iid, rec, reason, recurse);
-  HistoryEvent *ev = ev_new(e, -1);
-  ExecutionTerminatedEvent *te = sc_arena_alloc(&e->ba, sizeof *te);
-  execution_terminated_event__init(te);
-  te->input = (Google__Protobuf__StringValue *)reason;
-  te->recurse = recurse;
-  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED;
-  ev->executionterminated = te;
-  return enqueue_msg(e, iid, SC_BAND_NORMAL, ev, NULL);
+  return enqueue_msg(e, iid, SC_BAND_NORMAL, terminated_event(e, reason, recurse), NULL);
 }
 
 static int terminate_child(const char *child, void *arg)

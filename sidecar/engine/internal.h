@@ -291,6 +291,8 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni);
 char *new_exec_id(struct sc_arena *a);
 /* Appends |ev| to |iid|'s inbox (tagged with |exec| unless NULL) and marks the instance dirty. */
 int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec);
+/* ExecutionTerminated{output, recurse}, stamped now. */
+HistoryEvent *terminated_event(struct sc_engine *e, const Google__Protobuf__StringValue *output, bool recurse);
 int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
                       const Google__Protobuf__StringValue *output, bool recurse);
 /* Fails an orchestration that cannot go on (its work cannot be delivered), with the reason in its failure. */
@@ -325,6 +327,9 @@ struct turn_check {
   size_t consumed;       /* the work item's events this turn appends */
   bool rewind_requested; /* the work item carried an ExecutionRewound */
 };
+/* Actions whose id becomes the eventId of a history event that later events point back at (tasks, timers,
+ * sub-orchestrations, sent events). */
+bool action_schedules(const OrchestratorAction *a);
 /* NULL when the response can be applied; else why not (written to buf), with the failure's errorType. */
 const char *check_turn(const struct turn_check *tc, const OrchestratorResponse *resp, OrchestratorAction **acts,
                        size_t n, const char **type, char *buf, size_t len);

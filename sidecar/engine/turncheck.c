@@ -253,8 +253,7 @@ static bool check_action(struct check *k, const OrchestratorAction *a)
 #undef F
 }
 
-/* Actions whose id becomes the eventId of a history event that later events point back at. */
-static bool referenced_by_id(const OrchestratorAction *a)
+bool action_schedules(const OrchestratorAction *a)
 {
   switch (a->orchestrator_action_type_case) {
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SCHEDULE_TASK:
@@ -276,7 +275,7 @@ static int cmp_i32(const void *a, const void *b)
 /* Events an action adds to the history. */
 static size_t adds_events(const OrchestratorAction *a)
 {
-  return referenced_by_id(a) || a->orchestrator_action_type_case ==
+  return action_schedules(a) || a->orchestrator_action_type_case ==
                                     ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_COMPLETE_ORCHESTRATION;
 }
 
@@ -292,7 +291,7 @@ const char *check_turn(const struct turn_check *tc, const OrchestratorResponse *
     const OrchestratorAction *a = acts[i];
     if (done)
       ok = bad(&k, "InvalidAction", "action %d comes after the orchestration completed (action %d)", a->id, done->id);
-    else if (referenced_by_id(a) && a->id < 0)
+    else if (action_schedules(a) && a->id < 0)
       ok = bad(&k, "InvalidAction", "action %d: ids of scheduled work must not be negative", a->id);
     else
       ok = check_action(&k, a);
@@ -300,7 +299,7 @@ const char *check_turn(const struct turn_check *tc, const OrchestratorResponse *
       done = a;
       continues = a->completeorchestration->orchestrationstatus == ST_CONTINUED;
     }
-    nref += referenced_by_id(a);
+    nref += action_schedules(a);
     added += adds_events(a);
   }
   if (ok && nref > 1) {
@@ -310,7 +309,7 @@ const char *check_turn(const struct turn_check *tc, const OrchestratorResponse *
       sc_panic("out of memory checking a turn");
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-      if (referenced_by_id(acts[i]))
+      if (action_schedules(acts[i]))
         ids[m++] = acts[i]->id;
     qsort(ids, m, sizeof *ids, cmp_i32);
     for (size_t i = 1; ok && i < m; i++)

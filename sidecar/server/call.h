@@ -115,8 +115,19 @@ void sc_call_reply(struct sc_call *c, int grpc_code, const char *msg,
                    const ProtobufCMessage *resp);
 /* Replies with the gRPC code of an sc status. */
 void sc_call_reply_err(struct sc_call *c, const struct sc_err *err);
+/* checks.c: the limits layer's checks of request fields. Each answers the call (INVALID_ARGUMENT or
+ * RESOURCE_EXHAUSTED, naming the field) and returns false when one fails. */
 /* Replies with |code| and a formatted message; returns false, for `return sc_call_reject(...)`. */
 bool sc_call_reject(struct sc_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const struct sc_limits *sc_call_limits(const struct sc_call *c);
+bool sc_call_check_id(struct sc_call *c, const char *field, const char *v);
+bool sc_call_check_name(struct sc_call *c, const char *field, const char *v, bool required);
+/* Text of at most |max| bytes, possibly empty (an id prefix). */
+bool sc_call_check_text(struct sc_call *c, const char *field, const char *v, size_t max);
+bool sc_call_check_payload(struct sc_call *c, const char *field, const Google__Protobuf__StringValue *v);
+bool sc_call_check_tags(struct sc_call *c, size_t n, void *const *tags);
+/* An OrchestrationStatus value the protocol defines. */
+bool sc_call_valid_status(int s);
 /* Posts c->cmd to the engine; its done callback receives the call in cmd->user. */
 void sc_call_post(struct sc_call *c, sc_cmd_done_fn done);
 /* Starts watching for the client going away; a parked wait is then cancelled in the engine. */

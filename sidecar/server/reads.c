@@ -34,25 +34,6 @@
 
 /* ------------------------------------------------------------------ shared */
 
-static const struct sc_limits *limits(struct sc_call *c)
-{
-  return &sc_call_ctx(c)->limits;
-}
-
-static bool check_id(struct sc_call *c, const char *field, const char *v)
-{
-  struct sc_err err;
-  if (sc_check_id(limits(c), field, v, &err))
-    return true;
-  sc_call_reply_err(c, &err);
-  return false;
-}
-
-static bool valid_status(int s)
-{
-  return s >= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING &&
-         s <= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED;
-}
 
 /* What taskhubd may put in one message, less room for the framing around the part being sized. */
 static size_t send_budget(struct sc_call *c)
@@ -131,7 +112,7 @@ static void reply_instance(struct sc_call *c, const char *iid, bool payloads)
 static void get_read(struct sc_call *c)
 {
   const GetInstanceRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   reply_instance(c, r->instanceid, r->getinputsandoutputs);
 }
@@ -167,7 +148,7 @@ static void wait_done(struct sc_cmd *cmd)
 static void wait_common(struct sc_call *c, bool completion)
 {
   const GetInstanceRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   int64_t dl = sc_call_deadline_us(c);
   c->cmd.kind = SC_CMD_WAIT;
@@ -198,7 +179,7 @@ static bool collect_statuses(struct sc_call *c, const char *field, size_t n,
   *nout = 0;
   for (size_t i = 0; i < n; i++) {
     int s = (int)in[i];
-    if (!valid_status(s))
+    if (!sc_call_valid_status(s))
       return sc_call_reject(c, GRPC_INVALID_ARGUMENT, "%s: unknown status %d", field, s);
     bool dup = false;
     for (size_t j = 0; j < *nout; j++)
@@ -267,11 +248,8 @@ static void query_read(struct sc_call *c)
   }
   sq.page_size = page_size(q->maxinstancecount);
   if (q->instanceidprefix && q->instanceidprefix->value[0]) {
-    struct sc_err err;
-    if (!sc_check_text("query.instanceIdPrefix", q->instanceidprefix->value, limits(c)->max_id, false, &err)) {
-      sc_call_reply_err(c, &err);
+    if (!sc_call_check_text(c, "query.instanceIdPrefix", q->instanceidprefix->value, sc_call_limits(c)->max_id))
       return;
-    }
     sq.prefix = q->instanceidprefix->value;
   }
   sq.has_from = q->createdtimefrom != NULL;
@@ -512,7 +490,7 @@ static void renew_lease(struct sc_call *c)
 static void hist_open(struct sc_call *c)
 {
   const StreamInstanceHistoryRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   struct sc_store *st = sc_call_ctx(c)->store;
   struct hist_stream *h = sc_arena_calloc(&c->arena, sizeof *h);

@@ -20,64 +20,6 @@
 #define GRPC_NOT_FOUND 5
 #define MAX_PURGE_BATCH 500
 
-/* ------------------------------------------------------------------ validation */
-
-static bool reject(struct sc_call *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool reject(struct sc_call *c, int code, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  sc_call_reply(c, code, msg, NULL);
-  return false;
-}
-
-/* The limits layer's checks, answering the call when one fails. */
-static bool check(struct sc_call *c, bool ok, const struct sc_err *err)
-{
-  if (!ok)
-    sc_call_reply_err(c, err);
-  return ok;
-}
-
-static const struct sc_limits *limits(struct sc_call *c)
-{
-  return &sc_call_ctx(c)->limits;
-}
-
-static bool check_id(struct sc_call *c, const char *field, const char *v)
-{
-  struct sc_err err;
-  return check(c, sc_check_id(limits(c), field, v, &err), &err);
-}
-
-static bool check_name(struct sc_call *c, const char *field, const char *v, bool required)
-{
-  struct sc_err err;
-  return check(c, sc_check_name(limits(c), field, v, required, &err), &err);
-}
-
-static bool check_payload(struct sc_call *c, const char *field, const Google__Protobuf__StringValue *v)
-{
-  struct sc_err err;
-  return check(c, sc_check_payload(limits(c), field, v ? v->value : NULL, &err), &err);
-}
-
-static bool check_tags(struct sc_call *c, size_t n, void *const *tags)
-{
-  struct sc_err err;
-  return check(c, sc_check_tags(limits(c), "tags", n, tags, &err), &err);
-}
-
-static bool valid_status(int s)
-{
-  return s >= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING &&
-         s <= ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_SUSPENDED;
-}
 
 /* ------------------------------------------------------------------ handlers */
 
@@ -91,7 +33,7 @@ static void h_health(struct sc_call *c)
 {
   const Grpc__Health__V1__HealthCheckRequest *r = (void *)c->req;
   if (r->service[0] && strcmp(r->service, "TaskHubSidecarService") != 0) {
-    reject(c, GRPC_NOT_FOUND, "unknown service %s", r->service);
+    sc_call_reject(c, GRPC_NOT_FOUND, "unknown service %s", r->service);
     return;
   }
   Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
@@ -142,23 +84,23 @@ static void start_done(struct sc_cmd *cmd)
 static void h_start(struct sc_call *c)
 {
   const CreateInstanceRequest *r = (void *)c->req;
-  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+  if (r->instanceid[0] && !sc_call_check_id(c, "instanceId", r->instanceid))
     return;
-  if (!check_name(c, "name", r->name, true))
+  if (!sc_call_check_name(c, "name", r->name, true))
     return;
-  if (r->version && !check_name(c, "version", r->version->value, false))
+  if (r->version && !sc_call_check_name(c, "version", r->version->value, false))
     return;
-  if (r->executionid && r->executionid->value[0] && !check_id(c, "executionId", r->executionid->value))
+  if (r->executionid && r->executionid->value[0] && !sc_call_check_id(c, "executionId", r->executionid->value))
     return;
-  if (!check_payload(c, "input", r->input) || !check_tags(c, r->n_tags, (void *const *)r->tags))
+  if (!sc_call_check_payload(c, "input", r->input) || !sc_call_check_tags(c, r->n_tags, (void *const *)r->tags))
     return;
   const OrchestrationIdReusePolicy *p = r->orchestrationidreusepolicy;
   if (p) {
     bool live = false, terminated = false;
     for (size_t i = 0; i < p->n_replaceablestatus; i++) {
       int s = (int)p->replaceablestatus[i];
-      if (!valid_status(s)) {
-        reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.replaceableStatus: unknown status %d", s);
+      if (!sc_call_valid_status(s)) {
+        sc_call_reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.replaceableStatus: unknown status %d", s);
         return;
       }
       live |= s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING ||
@@ -167,13 +109,13 @@ static void h_start(struct sc_call *c)
       terminated |= s == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED;
     }
     if ((int)p->action < 0 || (int)p->action > 2) {
-      reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.action: unknown action %d", (int)p->action);
+      sc_call_reject(c, GRPC_INVALID_ARGUMENT, "orchestrationIdReusePolicy.action: unknown action %d", (int)p->action);
       return;
     }
     /* Replacing a live instance terminates it, so a policy that allows that must allow TERMINATED too. */
     if (p->action == 0 && live && !terminated) {
       /* The managed service's wording, which the JS SDK's tests expect. */
-      reject(c, GRPC_INVALID_ARGUMENT,
+      sc_call_reject(c, GRPC_INVALID_ARGUMENT,
              "Invalid reusable statuses: cannot exclude 'Terminated' while also allowing reuse of running "
              "instances (orchestrationIdReusePolicy.replaceableStatus)");
       return;
@@ -202,9 +144,9 @@ static void empty_done(struct sc_cmd *cmd)
 static void h_raise(struct sc_call *c)
 {
   const RaiseEventRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid) ||
-      !check_name(c, "name", r->name, true) ||
-      !check_payload(c, "input", r->input))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid) ||
+      !sc_call_check_name(c, "name", r->name, true) ||
+      !sc_call_check_payload(c, "input", r->input))
     return;
   c->cmd.kind = SC_CMD_RAISE;
   c->cmd.u.raise.req = r;
@@ -214,7 +156,7 @@ static void h_raise(struct sc_call *c)
 static void h_terminate(struct sc_call *c)
 {
   const TerminateRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid) || !check_payload(c, "output", r->output))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid) || !sc_call_check_payload(c, "output", r->output))
     return;
   c->cmd.kind = SC_CMD_TERMINATE;
   c->cmd.u.terminate.req = r;
@@ -224,7 +166,7 @@ static void h_terminate(struct sc_call *c)
 static void suspend_common(struct sc_call *c, const char *iid,
                            const Google__Protobuf__StringValue *reason, bool resume)
 {
-  if (!check_id(c, "instanceId", iid) || !check_payload(c, "reason", reason))
+  if (!sc_call_check_id(c, "instanceId", iid) || !sc_call_check_payload(c, "reason", reason))
     return;
   c->cmd.kind = resume ? SC_CMD_RESUME : SC_CMD_SUSPEND;
   c->cmd.u.suspend.iid = iid;
@@ -270,26 +212,26 @@ static void h_purge(struct sc_call *c)
   int64_t deadline = 0;
   switch (r->request_case) {
   case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_ID:
-    if (!check_id(c, "instanceId", r->instanceid))
+    if (!sc_call_check_id(c, "instanceId", r->instanceid))
       return;
     break;
   case PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_BATCH: {
     const InstanceBatch *b = r->instancebatch;
     if (b->n_instanceids > MAX_PURGE_BATCH) {
-      reject(c, GRPC_INVALID_ARGUMENT, "instanceBatch.instanceIds: %zu ids, at most %d per call",
+      sc_call_reject(c, GRPC_INVALID_ARGUMENT, "instanceBatch.instanceIds: %zu ids, at most %d per call",
              b->n_instanceids, MAX_PURGE_BATCH);
       return;
     }
     for (size_t i = 0; i < b->n_instanceids; i++)
-      if (!check_id(c, "instanceBatch.instanceIds", b->instanceids[i]))
+      if (!sc_call_check_id(c, "instanceBatch.instanceIds", b->instanceids[i]))
         return;
     break;
   }
   case PURGE_INSTANCES_REQUEST__REQUEST_PURGE_INSTANCE_FILTER: {
     const PurgeInstanceFilter *f = r->purgeinstancefilter;
     for (size_t i = 0; i < f->n_runtimestatus; i++)
-      if (!valid_status((int)f->runtimestatus[i])) {
-        reject(c, GRPC_INVALID_ARGUMENT, "purgeInstanceFilter.runtimeStatus: unknown status %d",
+      if (!sc_call_valid_status((int)f->runtimestatus[i])) {
+        sc_call_reject(c, GRPC_INVALID_ARGUMENT, "purgeInstanceFilter.runtimeStatus: unknown status %d",
                (int)f->runtimestatus[i]);
         return;
       }
@@ -300,7 +242,7 @@ static void h_purge(struct sc_call *c)
     break;
   }
   default:
-    reject(c, GRPC_INVALID_ARGUMENT, "request: one of instanceId, purgeInstanceFilter or instanceBatch is required");
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "request: one of instanceId, purgeInstanceFilter or instanceBatch is required");
     return;
   }
   c->cmd.kind = SC_CMD_PURGE;
@@ -354,7 +296,7 @@ static void h_get_work_items(struct sc_call *c)
   const GetWorkItemsRequest *r = (void *)c->req;
   if (r->maxconcurrentorchestrationworkitems < 0 || r->maxconcurrentactivityworkitems < 0 ||
       r->maxconcurrententityworkitems < 0) {
-    reject(c, GRPC_INVALID_ARGUMENT, "maxConcurrent*WorkItems: must not be negative");
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "maxConcurrent*WorkItems: must not be negative");
     return;
   }
   sc_call_stream_begin(c, true);
@@ -371,10 +313,10 @@ static void h_complete_orch(struct sc_call *c)
 {
   const OrchestratorResponse *r = (void *)c->req;
   if (!r->completiontoken[0] && !r->instanceid[0]) {
-    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId, for clients without tokens)");
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId, for clients without tokens)");
     return;
   }
-  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+  if (r->instanceid[0] && !sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   /* Sizes and the actions themselves are the engine's to judge: what it cannot accept fails the orchestration
    * with the reason, where refusing the call would leave the work item to be redelivered for ever. */
@@ -387,10 +329,10 @@ static void h_complete_act(struct sc_call *c)
 {
   const ActivityResponse *r = (void *)c->req;
   if (!r->completiontoken[0] && !r->instanceid[0]) {
-    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId and taskId, for clients without tokens)");
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "completionToken: required (or instanceId and taskId, for clients without tokens)");
     return;
   }
-  if (r->instanceid[0] && !check_id(c, "instanceId", r->instanceid))
+  if (r->instanceid[0] && !sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   /* A result over the payload limit fails the task in the engine, with the reason. */
   c->cmd.kind = SC_CMD_COMPLETE_ACT;
@@ -401,7 +343,7 @@ static void h_complete_act(struct sc_call *c)
 static void abandon_common(struct sc_call *c, const char *token, enum sc_abandon_kind kind)
 {
   if (!token[0]) {
-    reject(c, GRPC_INVALID_ARGUMENT, "completionToken: must not be empty");
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "completionToken: must not be empty");
     return;
   }
   c->cmd.kind = SC_CMD_ABANDON;
@@ -428,7 +370,7 @@ static void h_abandon_entity(struct sc_call *c)
 static void h_rewind(struct sc_call *c)
 {
   const RewindInstanceRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid) || !check_payload(c, "reason", r->reason))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid) || !sc_call_check_payload(c, "reason", r->reason))
     return;
   c->cmd.kind = SC_CMD_REWIND;
   c->cmd.u.rewind.req = r;
@@ -450,7 +392,7 @@ static void restart_done(struct sc_cmd *cmd)
 static void h_restart(struct sc_call *c)
 {
   const RestartInstanceRequest *r = (void *)c->req;
-  if (!check_id(c, "instanceId", r->instanceid))
+  if (!sc_call_check_id(c, "instanceId", r->instanceid))
     return;
   c->cmd.kind = SC_CMD_RESTART;
   c->cmd.u.restart.req = r;

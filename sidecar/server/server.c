@@ -168,16 +168,6 @@ void sc_call_reply_err(struct sc_call *c, const struct sc_err *err)
   sc_call_reply(c, sc_status_to_grpc(err->code), err->msg, NULL);
 }
 
-bool sc_call_reject(struct sc_call *c, int code, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  sc_call_reply(c, code, msg, NULL);
-  return false;
-}
 
 void sc_call_post(struct sc_call *c, sc_cmd_done_fn done)
 {

@@ -95,6 +95,21 @@ char *hx_server_log(const th_server *s)
   return buf;
 }
 
+long hx_rss_kb(pid_t pid)
+{
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  ASSERT(f != NULL);
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  fclose(f);
+  ASSERT_GT(kb, 0);
+  return kb;
+}
+
 int hx_free_port(void)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -32,6 +32,8 @@ void hx_assert_alive(th_client *c);
 /* The server's current log (log-<starts-1>.txt), malloc()ed. */
 char *hx_server_log(const th_server *s);
 
+/* The resident memory of process |pid| in kB (VmRSS). */
+long hx_rss_kb(pid_t pid);
 /* A TCP port nobody listens on now. */
 int hx_free_port(void);
 /* GET http://127.0.0.1:port/path: the body (malloc()ed), the status in *code. */

@@ -427,21 +427,6 @@ static size_t read_history(th_stream *s, int *tasks)
   return n;
 }
 
-static long rss_kb(pid_t pid)
-{
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  ASSERT(f != NULL);
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-      break;
-  fclose(f);
-  ASSERT_GT(kb, 0);
-  return kb;
-}
-
 #define NON_READERS 50
 
 TEST_IMPL(hostile_reads_history_stream_holds_little_for_idle_readers)
@@ -465,7 +450,7 @@ TEST_IMPL(hostile_reads_history_stream_holds_little_for_idle_readers)
   th_stream_free(s);
 
   /* Fifty callers on a channel of their own open the stream and read one message each, then stop reading. */
-  long before = rss_kb(e.srv.pid);
+  long before = hx_rss_kb(e.srv.pid);
   th_client *idle = th_client_open(e.srv.port);
   th_stream *streams[NON_READERS];
   for (int i = 0; i < NON_READERS; i++)
@@ -481,7 +466,7 @@ TEST_IMPL(hostile_reads_history_stream_holds_little_for_idle_readers)
   }
   /* A Hello round trip on the same channel: the server has taken in everything sent before it. */
   hx_assert_alive(idle);
-  long after = rss_kb(e.srv.pid);
+  long after = hx_rss_kb(e.srv.pid);
   fprintf(stderr, "taskhubd VmRSS: %ld kB before %d idle streams of a %zu-event history, %ld kB with them (+%ld kB)\n",
           before, NON_READERS, events, after, after - before);
 

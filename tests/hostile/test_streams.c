@@ -13,22 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The server's resident memory in kB. */
-static long rss_kb(pid_t pid)
-{
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  ASSERT(f != NULL);
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-      break;
-  fclose(f);
-  ASSERT_GT(kb, 0);
-  return kb;
-}
-
 #define INPUT_BYTES 100000
 
 /* A worker that asks for a million items and never reads gets what fits its stream's buffer, not everything:
@@ -53,7 +37,7 @@ TEST_IMPL(hostile_worker_that_never_reads)
     free(it_start(e.cli, id, "Orch", input));
   }
   free(input);
-  long before = rss_kb(e.srv.pid);
+  long before = hx_rss_kb(e.srv.pid);
   /* Its own connection, as a separate worker process would have. */
   th_client *lazy_cli = th_client_open(e.srv.port);
   th_stream *lazy = getenv("HX_NO_LAZY") ? NULL : hx_worker(lazy_cli, 1000000, 1000000, NULL, NULL, 0);
@@ -76,7 +60,7 @@ TEST_IMPL(hostile_worker_that_never_reads)
     hx_arena_free(&a);
     work_item__free_unpacked(wi, NULL);
   }
-  long after = rss_kb(e.srv.pid);
+  long after = hx_rss_kb(e.srv.pid);
   fprintf(stderr, "busy worker got %d of %d in %lld ms; server RSS %ld -> %ld kB\n", got, n_pending,
           th_now_ms() - t0, before, after);
   double held = hx_metric(ops, "taskhubd_stream_buffered_bytes");
