@@ -76,7 +76,6 @@ int main(int argc, char **argv)
     SC_ERROR("event=store_open_failed dir=%s error=%s", SC_Q(cfg.data_dir), SC_Q(err.msg));
     return 1;
   }
-  sc_store_rocksdb_cache(store, cfg.cache_size);
   struct sc_ops *ops = NULL;
   if (strcmp(cfg.ops_listen, "off") != 0 && cfg.ops_listen[0]) {
     int ops_port = 0;
@@ -110,6 +109,7 @@ int main(int argc, char **argv)
       .orch_lease_us = cfg.orch_lease_s * 1000000,
       .act_lease_us = cfg.act_lease_s * 1000000,
       .limits = sc_config_limits(&cfg),
+      .cache_budget = cfg.cache_size,
   };
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {

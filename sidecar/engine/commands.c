@@ -42,7 +42,7 @@ static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status
 int apply_start(struct sc_engine *e, struct sc_cmd *c)
 {
   const CreateInstanceRequest *req = c->u.start.req;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   if (req->instanceid[0])
     snprintf(c->u.start.iid, sizeof c->u.start.iid, "%s", req->instanceid);
   else
@@ -50,7 +50,7 @@ int apply_start(struct sc_engine *e, struct sc_cmd *c)
   const char *iid = c->u.start.iid;
 
   StoredInstance *old = NULL;
-  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
+  int rc = sc_txn_get_instance(tx, iid, &e->ba, &old);
   if (rc != SC_OK && rc != SC_ENOTFOUND)
     return fail(c, rc, "reading instance %s failed", iid);
   if (rc == SC_OK) {
@@ -65,7 +65,7 @@ int apply_start(struct sc_engine *e, struct sc_cmd *c)
       if (!sc_status_is_terminal(old->status) && old->parent &&
           (rc = notify_parent(e, old, ST_TERMINATED, NULL, NULL)) != SC_OK)
         return fail(c, rc, "replacing instance %s failed", iid);
-      if ((rc = st->ops->delete_instance(st, iid, old)) != SC_OK)
+      if ((rc = sc_txn_delete_instance(tx, iid, old, sc_status_is_terminal(old->status))) != SC_OK)
         return fail(c, rc, "replacing instance %s failed", iid);
       leases_end_instance(e, iid); /* a worker's turn of the old execution is of no use now */
       break;
@@ -106,7 +106,7 @@ static int enqueue(struct sc_engine *e, const char *iid, StoredInstance *old,
 static int load_live(struct sc_engine *e, struct sc_cmd *c, const char *iid,
                      StoredInstance **out)
 {
-  int rc = e->st->ops->get_instance(e->st, true, iid, &e->ba, out);
+  int rc = sc_txn_get_instance(e->tx, iid, &e->ba, out);
   if (rc == SC_ENOTFOUND)
     return fail(c, SC_ENOTFOUND, "instance not found: %s", iid), SC_ENOTFOUND;
   if (rc != SC_OK)
@@ -129,7 +129,7 @@ int apply_raise(struct sc_engine *e, struct sc_cmd *c)
   if (e->cfg.max_inbox || e->cfg.max_inbox_bytes) {
     size_t count, bytes, add = req->input ? strlen(req->input->value) : 0;
     size_t max = e->cfg.max_inbox ? e->cfg.max_inbox : SIZE_MAX;
-    int rc = e->st->ops->inbox_stats(e->st, req->instanceid, max, &count, &bytes);
+    int rc = sc_txn_inbox_stats(e->tx, req->instanceid, max, &count, &bytes);
     if (rc != SC_OK)
       return fail(c, rc, "reading the inbox of %s failed", req->instanceid);
     if (e->cfg.max_inbox && count >= e->cfg.max_inbox)
@@ -148,7 +148,7 @@ int apply_raise(struct sc_engine *e, struct sc_cmd *c)
   ev->eventraised = er;
   int rc = enqueue(e, req->instanceid, old, ev, &rec);
   if (rc == SC_OK)
-    rc = e->st->ops->put_instance(e->st, req->instanceid, rec, old);
+    rc = sc_txn_put_instance(e->tx, req->instanceid, rec, old);
   if (rc != SC_OK)
     return fail(c, rc, "queueing event for %s failed", req->instanceid);
   return DONE;
@@ -187,7 +187,7 @@ int apply_suspend(struct sc_engine *e, struct sc_cmd *c, bool resume)
   if (rc == SC_OK) {
     rec->suspend_requested = !resume;
     rec->resume_requested = resume;
-    rc = e->st->ops->put_instance(e->st, iid, rec, old);
+    rc = sc_txn_put_instance(e->tx, iid, rec, old);
   }
   if (rc != SC_OK)
     return fail(c, rc, "queueing %s for %s failed", resume ? "resume" : "suspend", iid);
@@ -209,7 +209,7 @@ int apply_terminate(struct sc_engine *e, struct sc_cmd *c)
   } else {
     rc = enqueue(e, req->instanceid, old, terminated_event(e, req->output, req->recursive), &rec);
     if (rc == SC_OK)
-      rc = e->st->ops->put_instance(e->st, req->instanceid, rec, old);
+      rc = sc_txn_put_instance(e->tx, req->instanceid, rec, old);
   }
   if (rc != SC_OK)
     return fail(c, rc, "terminating %s failed", req->instanceid);
@@ -225,9 +225,9 @@ static int purge_child(const char *child, void *arg)
 static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
                      int depth, int32_t *count)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredInstance *old;
-  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
+  int rc = sc_txn_get_instance(tx, iid, &e->ba, &old);
   if (rc == SC_ENOTFOUND)
     return SC_OK;
   if (rc != SC_OK)
@@ -236,11 +236,11 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
     return SC_OK; /* only finished instances are purged; running ones are left alone */
   if (recursive && depth < MAX_RECURSION && old->has_children) {
     struct purge_ctx p = {e, depth, 0, SC_OK};
-    if ((rc = st->ops->children(st, true, iid, purge_child, &p)) != SC_OK)
+    if ((rc = sc_txn_children(tx, iid, purge_child, &p)) != SC_OK)
       return rc;
     *count += p.count;
   }
-  if ((rc = st->ops->delete_instance(st, iid, old)) != SC_OK)
+  if ((rc = sc_txn_delete_instance(tx, iid, old, sc_status_is_terminal(old->status))) != SC_OK)
     return rc;
   (*count)++;
   add_changed(e, iid, 0, false);
@@ -339,7 +339,7 @@ int apply_rewind(struct sc_engine *e, struct sc_cmd *c)
 {
   const RewindInstanceRequest *req = c->u.rewind.req;
   StoredInstance *rec;
-  int rc = e->st->ops->get_instance(e->st, true, req->instanceid, &e->ba, &rec);
+  int rc = sc_txn_get_instance(e->tx, req->instanceid, &e->ba, &rec);
   if (rc == SC_ENOTFOUND)
     return fail(c, SC_ENOTFOUND, "instance not found: %s", req->instanceid);
   if (rc != SC_OK)
@@ -356,9 +356,9 @@ int apply_rewind(struct sc_engine *e, struct sc_cmd *c)
 int apply_restart(struct sc_engine *e, struct sc_cmd *c)
 {
   const RestartInstanceRequest *req = c->u.restart.req;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredInstance *old;
-  int rc = st->ops->get_instance(st, true, req->instanceid, &e->ba, &old);
+  int rc = sc_txn_get_instance(tx, req->instanceid, &e->ba, &old);
   if (rc == SC_ENOTFOUND)
     return fail(c, SC_ENOTFOUND, "instance not found: %s", req->instanceid);
   if (rc != SC_OK)
@@ -368,14 +368,14 @@ int apply_restart(struct sc_engine *e, struct sc_cmd *c)
                 req->instanceid, sc_pb_status_name(old->status));
   char *input = NULL;
   size_t ilen;
-  if (old->has_input && (rc = st->ops->get_payload(st, true, req->instanceid, SC_PAYLOAD_INPUT, &e->ba, &input,
+  if (old->has_input && (rc = sc_txn_get_payload(tx, req->instanceid, SC_PAYLOAD_INPUT, &e->ba, &input,
                                                    &ilen)) != SC_OK)
     return fail(c, rc, "reading the input of %s failed", req->instanceid);
   if (req->restartwithnewinstanceid) {
     sc_random_hex32(c->u.restart.iid);
   } else {
     snprintf(c->u.restart.iid, sizeof c->u.restart.iid, "%s", req->instanceid);
-    if ((rc = st->ops->delete_instance(st, req->instanceid, old)) != SC_OK)
+    if ((rc = sc_txn_delete_instance(tx, req->instanceid, old, sc_status_is_terminal(old->status))) != SC_OK)
       return fail(c, rc, "replacing %s failed", req->instanceid);
     leases_end_instance(e, req->instanceid);
   }

@@ -32,7 +32,7 @@ static bool tokenless_repeat(struct sc_engine *e, const char *iid, const Orchest
     return false;
   HistoryEvent **h;
   size_t n;
-  if (e->st->ops->history_load(e->st, true, iid, &e->ba, &h, &n) != SC_OK)
+  if (sc_txn_history_load(e->tx, iid, &e->ba, &h, &n) != SC_OK)
     return false;
   for (size_t i = 0; i < n; i++) {
     int t = (int)h[i]->event_type_case;
@@ -183,10 +183,10 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
     return fail(c, SC_EINVAL, "instanceId/taskId: %s/%d does not match the work item's task %s/%d",
                 resp->instanceid, resp->taskid, l->iid, l->task_id);
   }
-  struct sc_store *st = e->st;
-  int rc = st->ops->actq_delete(st, l->act_seq);
+  struct sc_txn *tx = e->tx;
+  int rc = sc_txn_actq_delete(tx, l->act_seq);
   StoredInstance *rec;
-  int grc = st->ops->get_instance(st, true, l->iid, &e->ba, &rec);
+  int grc = sc_txn_get_instance(tx, l->iid, &e->ba, &rec);
   if (rc == SC_OK && grc == SC_OK && !sc_status_is_terminal(rec->status) &&
       strcmp(rec->execution_id, l->exec) == 0)
     rc = enqueue_msg(e, l->iid, SC_BAND_NORMAL, activity_outcome(e, l, resp), l->exec);

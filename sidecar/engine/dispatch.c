@@ -170,9 +170,9 @@ static bool wakes_suspended(const HistoryEvent *ev)
 /* Deletes inbox messages nobody will ever read (stale executions); dispatch commits them together. */
 static void drop_stale(struct sc_engine *e, const char *iid, const struct sc_inbox_msg *m, size_t n)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   for (size_t i = 0; i < n; i++)
-    st->ops->inbox_delete(st, iid, m[i].band, m[i].seq);
+    sc_txn_inbox_delete(tx, iid, m[i].band, m[i].seq);
 }
 
 /* What one element of a repeated message field adds to its parent's encoding. */
@@ -206,11 +206,11 @@ static void undeliverable(struct sc_engine *e, const char *iid, StoredInstance *
 
 static int dispatch_orch(struct sc_engine *e, const char *iid)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   if (work_is_leased(e, iid))
     return DROPPED; /* looked at again when its lease ends */
   StoredInstance *rec;
-  if (st->ops->get_instance(st, true, iid, &e->ba, &rec) != SC_OK)
+  if (sc_txn_get_instance(tx, iid, &e->ba, &rec) != SC_OK)
     return DROPPED;
   if (sc_status_is_terminal(rec->status)) {
     backoff_forget(e, LEASE_ORCH, iid, 0);
@@ -221,7 +221,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
     return DROPPED; /* its start timer marks it again */
   struct sc_inbox_msg *msgs;
   size_t n;
-  if (st->ops->inbox_load(st, true, iid, &e->ba, &msgs, &n) != SC_OK || n == 0)
+  if (sc_txn_inbox_load(tx, iid, &e->ba, &msgs, &n) != SC_OK || n == 0)
     return DROPPED;
   /* What would be sent: the live messages, in order; stale ones and wake-up markers are consumed unsent. */
   size_t nlive = 0, nstale = 0, nwake = 0;
@@ -247,7 +247,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
 
   HistoryEvent **past = NULL;
   size_t npast = 0;
-  if (st->ops->history_load(st, true, iid, &e->ba, &past, &npast) != SC_OK)
+  if (sc_txn_history_load(tx, iid, &e->ba, &past, &npast) != SC_OK)
     return DROPPED;
   HistoryEvent *os = sc_pb_event(&e->ba, -1, now);
   OrchestratorStartedEvent *ose = sc_arena_alloc(&e->ba, sizeof *ose);
@@ -363,16 +363,16 @@ static void fail_activity(struct sc_engine *e, uint64_t seq, const ActivityReque
   f->failuredetails = make_failure(&e->ba, "WorkItemTooLarge", why);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_FAILED;
   ev->taskfailed = f;
-  e->st->ops->actq_delete(e->st, seq);
+  sc_txn_actq_delete(e->tx, seq);
   if (enqueue_msg(e, r->orchestrationinstance->instanceid, SC_BAND_NORMAL, ev, exec) != SC_OK)
     sc_panic("failing an activity of %s", r->orchestrationinstance->instanceid);
 }
 
 static int dispatch_act(struct sc_engine *e, uint64_t seq)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredActivity *a;
-  if (st->ops->actq_get(st, true, seq, &e->ba, &a) != SC_OK || !a->request || !a->request->orchestrationinstance) {
+  if (sc_txn_actq_get(tx, seq, &e->ba, &a) != SC_OK || !a->request || !a->request->orchestrationinstance) {
     backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED; /* completed meanwhile */
   }
@@ -380,10 +380,10 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   const char *iid = r->orchestrationinstance->instanceid;
   const char *exec = r->orchestrationinstance->executionid ? r->orchestrationinstance->executionid->value : "";
   StoredInstance *rec;
-  if (st->ops->get_instance(st, true, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
+  if (sc_txn_get_instance(tx, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
       strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
-    st->ops->actq_delete(st, seq);
+    sc_txn_actq_delete(tx, seq);
     backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED;
   }

@@ -18,7 +18,7 @@
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   const struct sc_heap_item *top;
   /* After downtime many timers are due at once: a few thousand per batch, so commits stay small and other
    * commands go on; the next batch starts at once while more are due. */
@@ -26,14 +26,14 @@ static void fire_timers(struct sc_engine *e, int64_t now)
   while (budget-- > 0 && (top = sc_heap_top(&e->theap)) && top->due <= now) {
     struct sc_heap_item it = sc_heap_pop(&e->theap);
     StoredTimer *t;
-    int rc = st->ops->timer_get(st, it.due, it.seq, &e->ba, &t);
+    int rc = sc_txn_timer_get(tx, it.due, it.seq, &e->ba, &t);
     if (rc == SC_ENOTFOUND)
       continue;
     if (rc != SC_OK)
       sc_panic("reading a due timer failed (status %d)", rc);
-    st->ops->timer_delete(st, it.due, it.seq);
+    sc_txn_timer_delete(tx, it.due, it.seq);
     StoredInstance *rec;
-    rc = st->ops->get_instance(st, true, t->instance_id, &e->ba, &rec);
+    rc = sc_txn_get_instance(tx, t->instance_id, &e->ba, &rec);
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
                 (!t->execution_id[0] || strcmp(t->execution_id, rec->execution_id) == 0);
     if (!live) {
@@ -43,7 +43,7 @@ static void fire_timers(struct sc_engine *e, int64_t now)
     if (t->kind == TASKHUBD__STORE__STORED_TIMER__KIND__ORCH_MSG && t->msg) {
       if (t->msg->event)
         t->msg->event->timestamp = sc_pb_ts(&e->ba, now); /* TimerFired is stamped when it fires */
-      rc = st->ops->inbox_append(st, t->instance_id, (int)t->band, st->ops->next_seq(st), t->msg);
+      rc = sc_txn_inbox_append(tx, t->instance_id, (int)t->band, sc_txn_next_seq(tx), t->msg);
       if (rc != SC_OK)
         sc_panic("delivering a timer failed (status %d)", rc);
     }
@@ -104,11 +104,11 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
 void commit(struct sc_engine *e)
 {
   struct sc_err err = {0};
-  size_t n = e->st->ops->txn_size(e->st);
+  size_t n = sc_txn_size(e->tx);
   if (n == 0)
     return;
   int64_t t0 = sc_mono_us();
-  int rc = e->st->ops->txn_commit(e->st, e->cfg.sync, &err);
+  int rc = sc_txn_commit(e->tx, e->cfg.sync, &err);
   sc_hist_observe(&sc_metrics.commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS,
                   (double)(sc_mono_us() - t0) / 1e6);
   if (rc != SC_OK) {
@@ -129,7 +129,7 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
   }
   commit(e); /* what came before the wipe in this batch */
   struct sc_err err = {0};
-  if (e->st->ops->wipe(e->st, &err) != SC_OK)
+  if (sc_txn_wipe(e->tx, &err) != SC_OK)
     sc_panic("wiping the store failed: %s", err.msg);
   sc_heap_free(&e->theap);
   work_wipe(e);
@@ -142,7 +142,7 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
 static void settle(struct sc_engine *e, struct sc_cmd *c, int r, bool stopping)
 {
   if (c->err.code != SC_OK)
-    e->st->ops->txn_rollback(e->st); /* a failed command leaves nothing behind */
+    sc_txn_rollback(e->tx); /* a failed command leaves nothing behind */
   if (r == CONTINUED && c->err.code == SC_OK && !stopping) {
     c->next = e->conts;
     e->conts = c;
@@ -156,8 +156,8 @@ static void settle(struct sc_engine *e, struct sc_cmd *c, int r, bool stopping)
 
 static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
-  struct sc_store *st = e->st;
-  st->ops->txn_reset(st);
+  struct sc_txn *tx = e->tx;
+  sc_txn_reset(tx);
   size_t n = 0;
   struct sc_cmd *conts = e->conts;
   e->conts = NULL;
@@ -165,7 +165,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   while (conts) {
     struct sc_cmd *c = conts;
     conts = c->next;
-    st->ops->txn_savepoint(st);
+    sc_txn_savepoint(tx);
     settle(e, c, purge_filter_chunk(e, c), stopping);
   }
   while (cmds) {
@@ -178,7 +178,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
       add_done(e, c);
       continue;
     }
-    st->ops->txn_savepoint(st);
+    sc_txn_savepoint(tx);
     settle(e, c, apply(e, c), stopping);
   }
   int64_t now = sc_now_us();
@@ -315,6 +315,7 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
     sc_panic("out of memory starting the engine");
   e->st = st;
   e->cfg = *cfg;
+  e->tx = sc_txn_new(st, cfg->cache_budget);
   if (e->cfg.max_batch < 1)
     e->cfg.max_batch = 1;
   sc_arena_init(&e->ba);
@@ -325,6 +326,7 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   int rc = st->ops->timer_scan(st, recover_timer, e);
   if (rc != SC_OK) {
     sc_err_set(err, rc, "recovering timers from the store failed");
+    sc_txn_free(e->tx);
     free(e);
     return rc;
   }
@@ -332,6 +334,7 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   if ((rc = work_recover(e)) != SC_OK) {
     sc_err_set(err, rc, "recovering queued work from the store failed");
     work_free(e);
+    sc_txn_free(e->tx);
     free(e);
     return rc;
   }
@@ -409,6 +412,7 @@ void sc_engine_free(struct sc_engine *e)
   sc_heap_free(&e->theap);
   work_free(e);
   sc_arena_free(&e->ba);
+  sc_txn_free(e->tx);
   free(e->done);
   free(e->chg);
   pthread_mutex_destroy(&e->mu);

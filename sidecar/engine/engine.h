@@ -10,8 +10,7 @@
 
 #include "common/status.h"
 #include "limits/limits.h"
-#include "store/keys.h"
-#include "store/store.h"
+#include "store/txn.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,7 +86,7 @@ struct sc_cmd {
       /* engine-internal progress of a filter purge */
       bool started;
       size_t cursor_len;
-      unsigned char cursor[SC_KEY_MAX];
+      unsigned char cursor[SC_CURSOR_MAX];
     } purge;
     struct {
       const char *iid;
@@ -149,6 +148,7 @@ struct sc_engine_config {
   size_t max_inbox, max_inbox_bytes; /* RaiseEvent refused beyond these (0: no limit) */
   int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */
   struct sc_limits limits;  /* what worker actions and histories must pass, as client requests do */
+  size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
 };
 
 struct sc_engine_stats {

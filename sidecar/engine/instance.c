@@ -18,7 +18,7 @@ struct recurse_ctx {
 
 int create_instance(struct sc_engine *e, const struct new_instance *ni)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   struct sc_arena *a = &e->ba;
   int64_t now = sc_now_us();
   int rc;
@@ -42,10 +42,10 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
     rec.parent = ni->parent;
     rec.parent_instance_id = ni->parent->orchestrationinstance->instanceid;
   }
-  if ((rc = st->ops->put_instance(st, ni->iid, &rec, NULL)) != SC_OK)
+  if ((rc = sc_txn_put_instance(tx, ni->iid, &rec, NULL)) != SC_OK)
     return rc;
   if (ni->input &&
-      (rc = st->ops->put_payload(st, ni->iid, SC_PAYLOAD_INPUT, ni->input->value, strlen(ni->input->value))) !=
+      (rc = sc_txn_put_payload(tx, ni->iid, SC_PAYLOAD_INPUT, ni->input->value, strlen(ni->input->value))) !=
           SC_OK)
     return rc;
 
@@ -78,8 +78,8 @@ int create_instance(struct sc_engine *e, const struct new_instance *ni)
     t.kind = TASKHUBD__STORE__STORED_TIMER__KIND__START;
     t.instance_id = (char *)ni->iid;
     t.execution_id = (char *)ni->exec;
-    uint64_t seq = st->ops->next_seq(st);
-    if ((rc = st->ops->timer_put(st, ni->scheduled_us, seq, &t)) != SC_OK)
+    uint64_t seq = sc_txn_next_seq(tx);
+    if ((rc = sc_txn_timer_put(tx, ni->scheduled_us, seq, &t)) != SC_OK)
       return rc;
     sc_heap_push(&e->theap, (struct sc_heap_item){ni->scheduled_us, seq, NULL});
   }
@@ -100,13 +100,13 @@ char *new_exec_id(struct sc_arena *a)
 
 int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredMsg m;
   taskhubd__store__stored_msg__init(&m);
   m.event = ev;
   if (exec)
     m.target_execution_id = (char *)exec;
-  int rc = st->ops->inbox_append(st, iid, band, st->ops->next_seq(st), &m);
+  int rc = sc_txn_inbox_append(tx, iid, band, sc_txn_next_seq(tx), &m);
   if (rc == SC_OK)
     mark_dirty(e, iid);
   return rc;
@@ -121,7 +121,7 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
   const char *piid = p->orchestrationinstance->instanceid;
   const char *pexec = p->orchestrationinstance->executionid ? p->orchestrationinstance->executionid->value : NULL;
   StoredInstance *prec;
-  int rc = e->st->ops->get_instance(e->st, true, piid, &e->ba, &prec);
+  int rc = sc_txn_get_instance(e->tx, piid, &e->ba, &prec);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
                                              (pexec && strcmp(pexec, prec->execution_id) != 0)))) {
     SC_DEBUG("event=parent_notification_dropped parent=%s", SC_Q(piid));
@@ -162,7 +162,7 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
 static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, int status,
                             const Google__Protobuf__StringValue *output, TaskFailureDetails *fd, HistoryEvent *cause)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   struct sc_arena *a = &e->ba;
   int64_t now = sc_now_us();
   uint32_t idx = old->history_count;
@@ -170,12 +170,12 @@ static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance
   if (idx == 0) {
     struct sc_inbox_msg *msgs;
     size_t n;
-    if ((rc = st->ops->inbox_load(st, true, iid, a, &msgs, &n)) != SC_OK)
+    if ((rc = sc_txn_inbox_load(tx, iid, a, &msgs, &n)) != SC_OK)
       return rc;
     for (size_t i = 0; i < n; i++) {
       HistoryEvent *ev = msgs[i].msg->event;
       if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED) {
-        if ((rc = st->ops->history_append(st, iid, idx++, ev)) != SC_OK)
+        if ((rc = sc_txn_history_append(tx, iid, idx++, ev)) != SC_OK)
           return rc;
         break;
       }
@@ -189,8 +189,8 @@ static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance
   ce->failuredetails = fd;
   done->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED;
   done->executioncompleted = ce;
-  if ((cause && (rc = st->ops->history_append(st, iid, idx++, cause)) != SC_OK) ||
-      (rc = st->ops->history_append(st, iid, idx++, done)) != SC_OK || (rc = st->ops->inbox_clear(st, iid)) != SC_OK)
+  if ((cause && (rc = sc_txn_history_append(tx, iid, idx++, cause)) != SC_OK) ||
+      (rc = sc_txn_history_append(tx, iid, idx++, done)) != SC_OK || (rc = sc_txn_inbox_clear(tx, iid)) != SC_OK)
     return rc;
   StoredInstance *rec = copy_rec(a, old);
   rec->status = status;
@@ -200,10 +200,10 @@ static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance
   rec->suspend_requested = rec->resume_requested = false;
   rec->has_output = output != NULL;
   rec->failure_details = fd;
-  if ((rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, output ? output->value : NULL,
+  if ((rc = sc_txn_put_payload(tx, iid, SC_PAYLOAD_OUTPUT, output ? output->value : NULL,
                                  output ? strlen(output->value) : 0)) != SC_OK)
     return rc;
-  if ((rc = st->ops->put_instance(st, iid, rec, old)) != SC_OK ||
+  if ((rc = sc_txn_put_instance(tx, iid, rec, old)) != SC_OK ||
       (rc = notify_parent(e, rec, status, output, fd)) != SC_OK)
     return rc;
   add_changed(e, iid, status, true);
@@ -247,7 +247,7 @@ int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf
                            bool recurse)
 {
   StoredInstance *rec;
-  int rc = e->st->ops->get_instance(e->st, true, iid, &e->ba, &rec);
+  int rc = sc_txn_get_instance(e->tx, iid, &e->ba, &rec);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(rec->status)))
     return SC_OK;
   if (rc != SC_OK)
@@ -298,7 +298,7 @@ int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *
       continue;
     const SubOrchestrationInstanceCreatedEvent *ce = h[i]->suborchestrationinstancecreated;
     StoredInstance *crec;
-    int rc = e->st->ops->get_instance(e->st, true, ce->instanceid, &e->ba, &crec);
+    int rc = sc_txn_get_instance(e->tx, ce->instanceid, &e->ba, &crec);
     if (rc == SC_OK && crec->status == ST_FAILED) {
       rc = rewind_one(e, ce->instanceid, NULL, parent->execution_id, 1);
     } else if (rc == SC_ENOTFOUND) {
@@ -329,9 +329,9 @@ int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *
 int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
                       const char *parent_exec, int depth)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredInstance *old;
-  int rc = st->ops->get_instance(st, true, iid, &e->ba, &old);
+  int rc = sc_txn_get_instance(tx, iid, &e->ba, &old);
   if (rc != SC_OK)
     return rc;
   if (old->status != ST_FAILED)
@@ -351,7 +351,7 @@ int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__Str
     p->orchestrationinstance = oi;
     r->parent = p;
   }
-  if ((rc = st->ops->put_payload(st, iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
+  if ((rc = sc_txn_put_payload(tx, iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
     return rc;
   HistoryEvent *ev = ev_new(e, -1);
   ExecutionRewoundEvent *rw = sc_arena_alloc(&e->ba, sizeof *rw);
@@ -360,7 +360,7 @@ int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__Str
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_EXECUTION_REWOUND;
   ev->executionrewound = rw;
   if ((rc = enqueue_msg(e, iid, SC_BAND_NORMAL, ev, NULL)) != SC_OK ||
-      (rc = st->ops->put_instance(st, iid, r, old)) != SC_OK)
+      (rc = sc_txn_put_instance(tx, iid, r, old)) != SC_OK)
     return rc;
   add_changed(e, iid, ST_RUNNING, true);
   SC_INFO("event=instance_rewound instance=%s depth=%d", SC_Q(iid), depth);
@@ -370,5 +370,5 @@ int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__Str
 int terminate_children(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason)
 {
   struct recurse_ctx rctx = {e, reason};
-  return e->st->ops->children(e->st, true, iid, terminate_child, &rctx);
+  return sc_txn_children(e->tx, iid, terminate_child, &rctx);
 }

@@ -19,6 +19,7 @@
 #include "common/heap.h"
 #include "common/map.h"
 #include "engine.h"
+#include "store/txn.h"
 
 #include <pthread.h>
 
@@ -114,7 +115,7 @@ struct delayed {
 };
 
 struct sc_engine {
-  struct sc_store *st;
+  struct sc_store *st;     /* committed state: start-up scans, queries, the wipe */
   struct sc_engine_config cfg;
   pthread_t th;
   pthread_mutex_t mu;
@@ -124,6 +125,7 @@ struct sc_engine {
   struct sc_engine_stats stats; /* under mu */
 
   /* Engine thread only from here on. */
+  struct sc_txn *tx;      /* the batch's transaction and the hot-instance cache */
   struct sc_arena ba;     /* everything one batch allocates */
   struct sc_map waiters;  /* iid -> struct sc_waiter list */
   struct sc_heap wheap;   /* waiter deadlines */

@@ -26,13 +26,13 @@ struct turn {
 
 static int hist(struct turn *t, HistoryEvent *ev)
 {
-  return t->e->st->ops->history_append(t->e->st, t->iid, t->idx++, ev);
+  return sc_txn_history_append(t->e->tx, t->iid, t->idx++, ev);
 }
 
 static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a)
 {
   struct sc_engine *e = t->e;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   struct sc_arena *ar = &e->ba;
   HistoryEvent *ev = ev_new(e, id);
   TaskScheduledEvent *ts = sc_arena_alloc(ar, sizeof *ts);
@@ -67,8 +67,8 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
   StoredActivity sa = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
   sa.request = r;
   sa.enqueued_us = sc_now_us();
-  uint64_t seq = st->ops->next_seq(st);
-  if ((rc = st->ops->actq_put(st, seq, &sa)) != SC_OK)
+  uint64_t seq = sc_txn_next_seq(tx);
+  if ((rc = sc_txn_actq_put(tx, seq, &sa)) != SC_OK)
     return rc;
   new_activity(e, seq);
   return SC_OK;
@@ -77,7 +77,7 @@ static int schedule_task(struct turn *t, int32_t id, const ScheduleTaskAction *a
 static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
 {
   struct sc_engine *e = t->e;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   HistoryEvent *ev = ev_new(e, id);
   TimerCreatedEvent *tc = sc_arena_alloc(&e->ba, sizeof *tc);
   timer_created_event__init(tc);
@@ -105,8 +105,8 @@ static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
   tm.msg = &m;
   tm.band = SC_BAND_NORMAL;
   int64_t due = sc_pb_ts_us(a->fireat);
-  uint64_t seq = st->ops->next_seq(st);
-  if ((rc = st->ops->timer_put(st, due, seq, &tm)) != SC_OK)
+  uint64_t seq = sc_txn_next_seq(tx);
+  if ((rc = sc_txn_timer_put(tx, due, seq, &tm)) != SC_OK)
     return rc;
   sc_heap_push(&e->theap, (struct sc_heap_item){due, seq, NULL});
   return SC_OK;
@@ -115,7 +115,7 @@ static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
 static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestrationAction *a)
 {
   struct sc_engine *e = t->e;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   struct sc_arena *ar = &e->ba;
   /* The SDKs' own default: "<parent>:<action id as 4 hex digits>". */
   const char *child = a->instanceid[0] ? a->instanceid : sc_arena_printf(ar, "%s:%04x", t->iid, (unsigned)id);
@@ -136,7 +136,7 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
   if (rc != SC_OK)
     return rc;
   StoredInstance *old;
-  rc = st->ops->get_instance(st, true, child, ar, &old);
+  rc = sc_txn_get_instance(tx, child, ar, &old);
   if (rc != SC_OK && rc != SC_ENOTFOUND)
     return rc;
   if (rc == SC_OK && !sc_status_is_terminal(old->status)) {
@@ -153,7 +153,7 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
     f->suborchestrationinstancefailed = fe;
     return enqueue_msg(e, t->iid, SC_BAND_NORMAL, f, t->rec->execution_id);
   }
-  if (rc == SC_OK && (rc = st->ops->delete_instance(st, child, old)) != SC_OK)
+  if (rc == SC_OK && (rc = sc_txn_delete_instance(tx, child, old, sc_status_is_terminal(old->status))) != SC_OK)
     return rc;
   t->rec->has_children = true; /* purge and recursive terminate look for its children */
   ParentInstanceInfo *p = sc_arena_alloc(ar, sizeof *p);
@@ -198,7 +198,7 @@ static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
   if (rc != SC_OK)
     return rc;
   StoredInstance *target;
-  rc = e->st->ops->get_instance(e->st, true, a->instance->instanceid, &e->ba, &target);
+  rc = sc_txn_get_instance(e->tx, a->instance->instanceid, &e->ba, &target);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(target->status))) {
     SC_DEBUG("event=event_dropped instance=%s reason=target_gone", SC_Q(a->instance->instanceid));
     return SC_OK; /* never re-runs a finished orchestration */
@@ -256,11 +256,11 @@ static int complete(struct turn *t, int32_t id, const CompleteOrchestrationActio
 static int continue_as_new(struct turn *t)
 {
   struct sc_engine *e = t->e;
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   struct sc_arena *ar = &e->ba;
   const CompleteOrchestrationAction *a = t->can;
   StoredInstance *r = t->rec;
-  int rc = st->ops->history_clear(st, t->iid);
+  int rc = sc_txn_history_clear(tx, t->iid);
   if (rc != SC_OK)
     return rc;
   t->idx = 0;
@@ -306,9 +306,9 @@ static int continue_as_new(struct turn *t)
   r->failure_details = NULL;
   r->has_input = a->result != NULL;
   r->has_output = false;
-  if ((rc = st->ops->put_payload(st, t->iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
+  if ((rc = sc_txn_put_payload(tx, t->iid, SC_PAYLOAD_OUTPUT, NULL, 0)) != SC_OK)
     return rc;
-  rc = st->ops->put_payload(st, t->iid, SC_PAYLOAD_INPUT, a->result ? a->result->value : NULL,
+  rc = sc_txn_put_payload(tx, t->iid, SC_PAYLOAD_INPUT, a->result ? a->result->value : NULL,
                             a->result ? strlen(a->result->value) : 0);
   SC_DEBUG("event=continued_as_new instance=%s execution=%s carryover=%zu", SC_Q(t->iid), SC_Q(exec),
            a->n_carryoverevents);
@@ -319,7 +319,7 @@ static int continue_as_new(struct turn *t)
 static int rewind_history(struct turn *t, const RewindOrchestrationAction *a)
 {
   struct sc_engine *e = t->e;
-  int rc = e->st->ops->history_clear(e->st, t->iid);
+  int rc = sc_txn_history_clear(e->tx, t->iid);
   if (rc != SC_OK)
     return rc;
   t->idx = 0;
@@ -371,7 +371,7 @@ static int refresh_suspend_flags(struct turn *t)
     return SC_OK;
   struct sc_inbox_msg *m;
   size_t n;
-  int rc = t->e->st->ops->inbox_load(t->e->st, true, t->iid, &t->e->ba, &m, &n);
+  int rc = sc_txn_inbox_load(t->e->tx, t->iid, &t->e->ba, &m, &n);
   if (rc != SC_OK)
     return rc;
   r->suspend_requested = r->resume_requested = false;
@@ -401,7 +401,7 @@ static int lease_events(struct sc_engine *e, const struct sc_lease *l, HistoryEv
   evs[0] = os;
   struct sc_inbox_msg *m;
   size_t n;
-  int rc = e->st->ops->inbox_load(e->st, true, l->iid, &e->ba, &m, &n);
+  int rc = sc_txn_inbox_load(e->tx, l->iid, &e->ba, &m, &n);
   if (rc != SC_OK)
     return rc;
   /* Both are in key order (band, then seq). */
@@ -424,11 +424,11 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
                OrchestratorAction **actions, size_t nact, const char *forced_type, const char *forced_msg,
                bool *dropped)
 {
-  struct sc_store *st = e->st;
+  struct sc_txn *tx = e->tx;
   StoredInstance *old;
   HistoryEvent **events = NULL;
   *dropped = false;
-  int rc = st->ops->get_instance(st, true, l->iid, &e->ba, &old);
+  int rc = sc_txn_get_instance(tx, l->iid, &e->ba, &old);
   if (rc == SC_OK && !sc_status_is_terminal(old->status) && strcmp(old->execution_id, l->exec) == 0)
     rc = lease_events(e, l, &events);
   else if (rc == SC_OK)
@@ -464,7 +464,7 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
   }
   for (size_t i = 0; i < l->nkeys; i++)
     if (l->keys[i].sent < (int)consumed &&
-        (rc = st->ops->inbox_delete(st, l->iid, l->keys[i].band, l->keys[i].seq)) != SC_OK)
+        (rc = sc_txn_inbox_delete(tx, l->iid, l->keys[i].band, l->keys[i].seq)) != SC_OK)
       return rc;
   if ((rc = refresh_suspend_flags(&t)) != SC_OK)
     return rc;
@@ -517,11 +517,11 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
   if (invalid) {
     /* The custom status may be what was wrong: keep the last good one. */
   } else if (resp->customstatus) {
-    rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_CUSTOM_STATUS, resp->customstatus->value,
+    rc = sc_txn_put_payload(tx, l->iid, SC_PAYLOAD_CUSTOM_STATUS, resp->customstatus->value,
                               strlen(resp->customstatus->value));
     r->has_custom_status = true;
   } else if (r->has_custom_status) {
-    rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_CUSTOM_STATUS, NULL, 0);
+    rc = sc_txn_put_payload(tx, l->iid, SC_PAYLOAD_CUSTOM_STATUS, NULL, 0);
     r->has_custom_status = false;
   }
   if (rc != SC_OK)
@@ -534,9 +534,9 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
     r->failure_details = t.failure;
     r->has_output = t.result != NULL;
     r->suspend_requested = r->resume_requested = false;
-    if ((rc = st->ops->put_payload(st, l->iid, SC_PAYLOAD_OUTPUT, t.result ? t.result->value : NULL,
+    if ((rc = sc_txn_put_payload(tx, l->iid, SC_PAYLOAD_OUTPUT, t.result ? t.result->value : NULL,
                                    t.result ? strlen(t.result->value) : 0)) != SC_OK ||
-        (rc = st->ops->inbox_clear(st, l->iid)) != SC_OK || (rc = notify_parent(e, r, t.final_status, t.result,
+        (rc = sc_txn_inbox_clear(tx, l->iid)) != SC_OK || (rc = notify_parent(e, r, t.final_status, t.result,
                                                                                 t.failure)) != SC_OK)
       return rc;
     if (t.terminated && t.terminated->recurse && r->has_children) {
@@ -552,7 +552,7 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
   }
   r->last_updated_us = now;
   r->history_count = t.idx;
-  if ((rc = st->ops->put_instance(st, l->iid, r, old)) != SC_OK)
+  if ((rc = sc_txn_put_instance(tx, l->iid, r, old)) != SC_OK)
     return rc;
   if (r->status != old->status || t.can)
     add_changed(e, l->iid, r->status, true);

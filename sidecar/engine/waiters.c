@@ -118,7 +118,7 @@ void expire_waiters(struct sc_engine *e, int64_t now)
 int apply_wait(struct sc_engine *e, struct sc_cmd *c)
 {
   StoredInstance *rec;
-  int rc = e->st->ops->get_instance(e->st, true, c->u.wait.iid, &e->ba, &rec);
+  int rc = sc_txn_get_instance(e->tx, c->u.wait.iid, &e->ba, &rec);
   if (rc == SC_ENOTFOUND) {
     c->u.wait.exists = false;
     return DONE;

@@ -10,7 +10,7 @@
 #include "common/pbutil.h"
 #include "common/util.h"
 #include "limits/limits.h"
-#include "store/keys.h"
+#include "store/store.h"
 
 #include <stdlib.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@ static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_stor
 {
   char *data;
   size_t len;
-  if (st->ops->get_payload(st, false, iid, kind, a, &data, &len) != SC_OK)
+  if (st->ops->get_payload(st, iid, kind, a, &data, &len) != SC_OK)
     return NULL;
   return sc_pb_sv(a, data);
 }
@@ -94,7 +94,7 @@ static void reply_instance(struct sc_call *c, const char *iid, bool payloads)
   struct sc_store *st = sc_call_ctx(c)->store;
   GetInstanceResponse resp = GET_INSTANCE_RESPONSE__INIT;
   StoredInstance *rec;
-  int rc = st->ops->get_instance(st, false, iid, &c->arena, &rec);
+  int rc = sc_store_get_instance(st, iid, &c->arena, &rec);
   if (rc == SC_OK) {
     resp.exists = true;
     resp.orchestrationstate = build_state(&c->arena, st, iid, rec, payloads);
@@ -257,7 +257,7 @@ static void query_read(struct sc_call *c)
   sq.has_to = q->createdtimeto != NULL;
   sq.to_us = sq.has_to ? sc_pb_ts_us(q->createdtimeto) : 0;
   bool prefix_mode = sq.prefix != NULL;
-  unsigned char cur[SC_KEY_MAX];
+  unsigned char cur[SC_CURSOR_MAX];
   if (q->continuationtoken && q->continuationtoken->value[0]) {
     if (!decode_cursor(c, "query.continuationToken", q->continuationtoken->value, prefix_mode, cur,
                        &sq.cursor_len))
@@ -287,7 +287,7 @@ static void query_read(struct sc_call *c)
         memcpy(cur, last->iid, il);
         page.next_cursor_len = il;
       } else {
-        sc_key_ts(cur, last->rec->created_us);
+        sc_cursor_put_time(cur, last->rec->created_us);
         memcpy(cur + 8, last->iid, il);
         page.next_cursor_len = 8 + il;
       }
@@ -332,7 +332,7 @@ static void list_ids_read(struct sc_call *c)
   sq.from_us = sq.has_from ? sc_pb_ts_us(r->completedtimefrom) : 0;
   sq.has_to = r->completedtimeto != NULL;
   sq.to_us = sq.has_to ? sc_pb_ts_us(r->completedtimeto) : 0;
-  unsigned char cur[SC_KEY_MAX];
+  unsigned char cur[SC_CURSOR_MAX];
   if (r->lastinstancekey && r->lastinstancekey->value[0]) {
     /* "<16 hex digits of the completion time>:<instance id>" */
     const char *k = r->lastinstancekey->value;

@@ -2,10 +2,28 @@
 #define SC_STORE_H
 
 /*
- * The store: durable state in domain terms. The engine (one thread) owns the single write transaction;
- * reads marked `txn` see that transaction's uncommitted writes, other reads see committed state only and
- * may be called from any thread. RocksDB (store_rocksdb.c) is the embedded backend; the table of functions
- * is what a second backend implements.
+ * A store backend: committed state, read from any thread, and atomic change sets, applied by the engine's one
+ * thread. The engine never talks to a backend directly: it works through a transaction (txn.h), which keeps
+ * what the transaction wrote (so the engine reads its own writes), the hot-instance cache, save points, and
+ * turns the transaction into one change set at commit. A backend therefore needs no transactions of its own:
+ * RocksDB writes a change set as one WriteBatch; a database applies it in one transaction.
+ *
+ * What a backend may rely on:
+ *  - One writer. apply, wipe and seq_start are called from one thread, one at a time; reads may run
+ *    concurrently with them on any thread.
+ *  - Instance ids hold no NUL or control byte and are at most SC_MAX_ID bytes; names and payloads are valid
+ *    UTF-8 (the limits layer checks everything from outside).
+ *  - Changes come in the order the engine made them and must be applied in that order: a history cleared and
+ *    appended to in one change set ends with the appended events only.
+ *  - Event i of a history is stored under index i, without gaps; appends come in index order.
+ *  - A change set's sequence numbers (inbox, timers, activities, history generations) come from seq_start and
+ *    only grow; apply persists the next one (`next_seq`) with the change set.
+ * What a backend must guarantee:
+ *  - apply is all or nothing, and durable when it returns SC_OK with |sync| set.
+ *  - Reads see only applied change sets, each whole; a read that returns several things (a query page, a history
+ *    slice with its record) sees them as of one moment.
+ *  - Errors are sc_status codes: SC_ENOTFOUND for a missing thing, SC_ECORRUPT for a record that does not
+ *    decode, SC_EIO for the backend failing; messages go to the log.
  */
 
 #include "common/arena.h"
@@ -21,6 +39,14 @@ typedef Taskhubd__Store__StoredInstance StoredInstance;
 typedef Taskhubd__Store__StoredMsg StoredMsg;
 typedef Taskhubd__Store__StoredTimer StoredTimer;
 typedef Taskhubd__Store__StoredActivity StoredActivity;
+
+/* Longest instance id a backend must store (--max-id-length is capped at this). */
+#define SC_MAX_ID 1024
+
+enum sc_payload_kind { SC_PAYLOAD_INPUT = 1, SC_PAYLOAD_OUTPUT = 2, SC_PAYLOAD_CUSTOM_STATUS = 3 };
+
+/* Inbox bands: band 0 (ExecutionStarted, carried-over events) is read before band 1 (everything else). */
+enum { SC_BAND_START = 0, SC_BAND_NORMAL = 1 };
 
 struct sc_store;
 
@@ -43,6 +69,28 @@ struct sc_query {
 };
 
 #define SC_QUERY_DEFAULT_SCAN 5000
+/*
+ * Query cursors have one shape for every backend, so that the transport can cut a page short and tokens stay
+ * valid when a task hub moves between stores: for prefix queries the instance id of the last entry; for index
+ * queries that entry's time (8 bytes: microseconds, big-endian, sign bit flipped, so byte order is time order)
+ * followed by its instance id.
+ */
+#define SC_CURSOR_MAX (2 * SC_MAX_ID + 32)
+
+static inline void sc_cursor_put_time(unsigned char out[8], int64_t us)
+{
+  uint64_t v = (uint64_t)us ^ (1ULL << 63);
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    out[i] = (unsigned char)v;
+}
+
+static inline int64_t sc_cursor_get_time(const unsigned char in[8])
+{
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | in[i];
+  return (int64_t)(v ^ (1ULL << 63));
+}
 
 struct sc_query_row {
   char *iid;
@@ -64,8 +112,8 @@ struct sc_query_page {
 struct sc_history_slice {
   StoredInstance *rec;
   /* Identifies the history as a whole: it changes whenever the history is replaced (continue-as-new, rewind;
-   * history_clear) and never while it only grows. With the record's execution id and created time it tells
-   * a reader whether two slices belong to the same history. */
+   * SC_CH_HISTORY_CLEAR) and never while it only grows. With the record's execution id and created time it
+   * tells a reader whether two slices belong to the same history. */
   uint64_t generation;
   HistoryEvent **events;
   size_t n;
@@ -78,6 +126,18 @@ struct sc_inbox_msg {
   StoredMsg *msg;
 };
 
+/* Encoded records as the backend holds them: what the transaction layer caches without decoding twice. */
+struct sc_blob {
+  uint8_t *b;
+  size_t len;
+};
+
+struct sc_inbox_blob {
+  int band;
+  uint64_t seq;
+  struct sc_blob msg; /* a packed StoredMsg */
+};
+
 struct sc_timer_row {
   int64_t due_us;
   uint64_t seq;
@@ -88,93 +148,98 @@ typedef int (*sc_timer_fn)(const struct sc_timer_row *row, void *ctx);
 typedef int (*sc_child_fn)(const char *child_iid, void *ctx);
 typedef int (*sc_seq_fn)(uint64_t seq, void *ctx);
 
+/* ------------------------------------------------------------------ change sets */
+
+enum sc_change_kind {
+  SC_CH_PUT_INSTANCE,    /* iid, rec (+ val: rec packed), old (NULL: new): index entries move from old to rec */
+  SC_CH_DELETE_INSTANCE, /* iid, old: its record, payloads, history (old->history_count events), inbox (keys, when
+                          * known) and index entries */
+  SC_CH_PUT_PAYLOAD,     /* iid, kind, val (NULL: delete the payload) */
+  SC_CH_HISTORY_APPEND,  /* iid, index, val: a packed HistoryEvent */
+  SC_CH_HISTORY_CLEAR,   /* iid, seq: the history's new generation; index: events it held, or UINT32_MAX unknown */
+  SC_CH_INBOX_PUT,       /* iid, band, seq, val: a packed StoredMsg */
+  SC_CH_INBOX_DELETE,    /* iid, band, seq */
+  SC_CH_INBOX_CLEAR,     /* iid; keys: the messages it held, when known */
+  SC_CH_TIMER_PUT,       /* due_us, seq, val: a packed StoredTimer */
+  SC_CH_TIMER_DELETE,    /* due_us, seq */
+  SC_CH_ACTQ_PUT,        /* seq, val: a packed StoredActivity */
+  SC_CH_ACTQ_DELETE,     /* seq */
+};
+
+struct sc_inbox_key {
+  int band;
+  uint64_t seq;
+};
+
+struct sc_change {
+  enum sc_change_kind kind;
+  const char *iid;
+  int band;         /* inbox band, or payload kind */
+  uint32_t index;   /* history index */
+  uint64_t seq;
+  int64_t due_us;
+  const uint8_t *val;
+  size_t len;
+  /* Txn-owned decoded copies. A record's history_count is the number of events its history holds (the engine
+   * keeps it so), which a backend may use to delete them. */
+  const StoredInstance *rec, *old;
+  /* Clearing an inbox (SC_CH_INBOX_CLEAR, SC_CH_DELETE_INSTANCE): when keys_known, exactly the messages it holds
+   * at that point (a backend may delete them one by one); otherwise the backend deletes whatever is there. */
+  bool keys_known;
+  const struct sc_inbox_key *keys;
+  size_t nkeys;
+};
+
+struct sc_changes {
+  const struct sc_change *v;
+  size_t n;
+  uint64_t next_seq; /* persisted with the change set: the next seq_start */
+};
+
 struct sc_store_ops {
   void (*close)(struct sc_store *s);
 
-  /* The write transaction. */
-  void (*txn_reset)(struct sc_store *s);
-  size_t (*txn_size)(struct sc_store *s); /* operations buffered */
-  int (*txn_commit)(struct sc_store *s, bool sync, struct sc_err *err);
-  void (*txn_savepoint)(struct sc_store *s);
-  void (*txn_rollback)(struct sc_store *s);
-  uint64_t (*next_seq)(struct sc_store *s); /* persisted with the transaction */
+  /* ---- committed state; results allocated from |a|; any thread ---- */
 
-  /* Instances. get returns SC_ENOTFOUND when absent; results are allocated from |a|. */
-  int (*get_instance)(struct sc_store *s, bool txn, const char *iid,
-                      struct sc_arena *a, StoredInstance **out);
-  /* Writes |rec| and moves its index entries from |old| (NULL when new). */
-  int (*put_instance)(struct sc_store *s, const char *iid,
-                      const StoredInstance *rec, const StoredInstance *old);
-  /* Deletes the record, payloads, history, inbox and index entries of |iid|. */
-  int (*delete_instance)(struct sc_store *s, const char *iid,
-                         const StoredInstance *old);
-
-  int (*get_payload)(struct sc_store *s, bool txn, const char *iid, int kind,
-                     struct sc_arena *a, char **data, size_t *len);
-  /* data == NULL deletes. */
-  int (*put_payload)(struct sc_store *s, const char *iid, int kind,
-                     const char *data, size_t len);
-
-  int (*history_append)(struct sc_store *s, const char *iid, uint32_t index,
-                        const HistoryEvent *ev);
-  /* Empties the history before it is replaced, and gives it a new generation (see sc_history_slice). */
-  int (*history_clear)(struct sc_store *s, const char *iid);
-  int (*history_load)(struct sc_store *s, bool txn, const char *iid,
-                      struct sc_arena *a, HistoryEvent ***out, size_t *n);
+  /* The packed record; SC_ENOTFOUND when absent (sc_store_get_instance decodes it). */
+  int (*get_instance)(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob *out);
+  /* SC_ENOTFOUND when absent; *data is NUL-terminated. */
+  int (*get_payload)(struct sc_store *s, const char *iid, int kind, struct sc_arena *a, char **data, size_t *len);
+  /* The whole history as packed events, event i at index i (empty when there is none). */
+  int (*history_load)(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob **out, size_t *n);
   /*
-   * Committed state, for readers that must not hold a whole history (StreamInstanceHistory): events
-   * |from|, |from|+1, ... in order, at most |max_events| of them and, after the first, no more than
-   * |max_bytes| of encoded events (a larger first event comes alone), together with the instance record and
-   * the history's generation as of the same moment. Fewer than |max_events| come only at the end of the
-   * history or when the next event would pass |max_bytes|. SC_ENOTFOUND when the instance does not exist.
-   * Results are allocated from |a|; any thread.
+   * For readers that must not hold a whole history (StreamInstanceHistory): events |from|, |from|+1, ... in
+   * order, at most |max_events| of them and, after the first, no more than |max_bytes| of encoded events (a
+   * larger first event comes alone), together with the instance record and the history's generation as of the
+   * same moment. Fewer than |max_events| come only at the end of the history or when the next event would pass
+   * |max_bytes|. SC_ENOTFOUND when the instance does not exist.
    */
-  int (*history_range)(struct sc_store *s, const char *iid, uint32_t from,
-                       size_t max_events, size_t max_bytes,
+  int (*history_range)(struct sc_store *s, const char *iid, uint32_t from, size_t max_events, size_t max_bytes,
                        struct sc_arena *a, struct sc_history_slice *out);
-
-  int (*inbox_append)(struct sc_store *s, const char *iid, int band,
-                      uint64_t seq, const StoredMsg *m);
-  int (*inbox_delete)(struct sc_store *s, const char *iid, int band,
-                      uint64_t seq);
-  int (*inbox_clear)(struct sc_store *s, const char *iid);
-  int (*inbox_load)(struct sc_store *s, bool txn, const char *iid,
-                    struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
-  /* How many messages wait in |iid|'s inbox and their stored bytes, as the transaction sees them; counting
-   * stops once |max_count| are found. */
-  int (*inbox_stats)(struct sc_store *s, const char *iid, size_t max_count, size_t *count, size_t *bytes);
-
-  int (*timer_put)(struct sc_store *s, int64_t due_us, uint64_t seq,
-                   const StoredTimer *t);
-  int (*timer_delete)(struct sc_store *s, int64_t due_us, uint64_t seq);
-  /* Reads one timer as the transaction sees it; SC_ENOTFOUND when absent. */
-  int (*timer_get)(struct sc_store *s, int64_t due_us, uint64_t seq,
-                   struct sc_arena *a, StoredTimer **out);
-  /* Committed timers in due order; the callback's rows live until it returns. Used at start-up. */
+  /* The inbox in key order (band, then seq), packed. */
+  int (*inbox_load)(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_inbox_blob **out, size_t *n);
+  int (*timer_get)(struct sc_store *s, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
+  int (*actq_get)(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
+  /* The instances whose record names |parent| as parent. */
+  int (*children)(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
+  /* Start-up scans: timers in due order (rows live until the callback returns), queued activities in order,
+   * every instance with inbox messages. */
   int (*timer_scan)(struct sc_store *s, sc_timer_fn fn, void *ctx);
-
-  int (*children)(struct sc_store *s, bool txn, const char *parent,
-                  sc_child_fn fn, void *ctx);
-
-  /* The activity queue. */
-  int (*actq_put)(struct sc_store *s, uint64_t seq, const StoredActivity *a);
-  int (*actq_delete)(struct sc_store *s, uint64_t seq);
-  int (*actq_get)(struct sc_store *s, bool txn, uint64_t seq,
-                  struct sc_arena *a, StoredActivity **out);
-  /* Start-up scans of committed state: queued activities in order, and every instance with inbox messages. */
   int (*actq_scan)(struct sc_store *s, sc_seq_fn fn, void *ctx);
   int (*inbox_scan_instances)(struct sc_store *s, sc_child_fn fn, void *ctx);
-
-  /* Committed state; a page of results allocated from |a|, consistent within the page. Any thread. The work
-   * per page is bounded by page_size and max_scan. */
-  int (*query)(struct sc_store *s, const struct sc_query *q,
-               struct sc_arena *a, struct sc_query_page *out,
+  /* A page of results, consistent within the page. The work per page is bounded by page_size and max_scan. */
+  int (*query)(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
 
-  /* Deletes every record (DeleteTaskHub) and discards the transaction; commits on its own, atomically and
-   * synced: after a crash the store is either untouched or empty. The sequence counter carries on (it never
-   * goes back), so sequence numbers stay unique across the wipe. */
-  int (*wipe)(struct sc_store *s, struct sc_err *err);
+  /* ---- the writer ---- */
+
+  /* The first sequence number not used yet (read at open; afterwards the transaction counts on). */
+  uint64_t (*seq_start)(struct sc_store *s);
+  /* Applies the change set atomically (see the guarantees above); durable on return when |sync|. */
+  int (*apply)(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
+  /* Deletes every record (DeleteTaskHub); atomic and synced: after a crash the store is either untouched or
+   * empty. The sequence counter is set to |next_seq| (it never goes back). */
+  int (*wipe)(struct sc_store *s, uint64_t next_seq, struct sc_err *err);
 
   /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */
   int64_t (*property)(struct sc_store *s, const char *name);
@@ -185,17 +250,21 @@ struct sc_store {
 };
 
 /* Opens (creating if needed) the RocksDB store in |dir|. Refuses a newer schema with a message in |err|. */
-int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
-                          struct sc_err *err);
-/* Sets the byte budget of a RocksDB store's hot-instance cache (default SC_HOT_DEFAULT_BUDGET). */
-void sc_store_rocksdb_cache(struct sc_store *s, size_t bytes);
-#define SC_HOT_DEFAULT_BUDGET ((size_t)16 << 20)
+int sc_store_open_rocksdb(const char *dir, struct sc_store **out, struct sc_err *err);
 
 static inline void sc_store_close(struct sc_store *s)
 {
   if (s)
     s->ops->close(s);
 }
+
+/* The committed record of |iid|, decoded into |a|; SC_ENOTFOUND when absent. */
+int sc_store_get_instance(struct sc_store *s, const char *iid, struct sc_arena *a, StoredInstance **out);
+/* The committed history and inbox of |iid|, decoded into |a|. */
+int sc_store_history(struct sc_store *s, const char *iid, struct sc_arena *a, HistoryEvent ***out, size_t *n);
+int sc_store_inbox(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
+/* Decodes a packed record into |a|; SC_ECORRUPT (logged) when it does not decode. */
+int sc_store_unpack(const ProtobufCMessageDescriptor *d, const struct sc_blob *b, struct sc_arena *a, void **out);
 
 /* Shorthand for the instance-record helpers shared by the engine and the transport. */
 static inline bool sc_status_is_terminal(int st)

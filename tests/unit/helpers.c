@@ -76,7 +76,7 @@ void fx_setup(struct fixture *f, int max_batch, int64_t wait_cap_us)
 {
   f->dir = th_tempdir();
   f->st = th_open_store(f->dir);
-  struct sc_engine_config cfg = {.wait_cap_us = wait_cap_us, .max_batch = max_batch, .sync = true};
+  struct sc_engine_config cfg = {.wait_cap_us = wait_cap_us, .max_batch = max_batch, .sync = true, .cache_budget = SC_CACHE_DEFAULT_BUDGET};
   struct sc_err err;
   ASSERT_OK(sc_engine_start(f->st, &cfg, &f->e, &err));
   sc_arena_init(&f->a);
@@ -114,7 +114,7 @@ int fx_start(struct fixture *f, CreateInstanceRequest *r, char *iid_out)
 StoredInstance *fx_get(struct fixture *f, const char *iid)
 {
   StoredInstance *r = NULL;
-  int rc = f->st->ops->get_instance(f->st, false, iid, &f->a, &r);
+  int rc = sc_store_get_instance(f->st, iid, &f->a, &r);
   return rc == SC_OK ? r : NULL;
 }
 

@@ -28,7 +28,7 @@ TEST_IMPL(engine_start_generates_ids_and_rejects_duplicates)
   /* The failed start changed nothing. */
   char *p;
   size_t n;
-  ASSERT_OK(f.st->ops->get_payload(f.st, false, "fixed", SC_PAYLOAD_INPUT, &f.a, &p, &n));
+  ASSERT_OK(f.st->ops->get_payload(f.st, "fixed", SC_PAYLOAD_INPUT, &f.a, &p, &n));
   ASSERT_STR_EQ(p, "1");
   fx_teardown(&f);
   return 0;
@@ -81,14 +81,14 @@ TEST_IMPL(engine_terminate_pending_writes_history)
   ASSERT_GT(r->completed_us, 0);
   HistoryEvent **h;
   size_t n;
-  ASSERT_OK(f.st->ops->history_load(f.st, false, "t", &f.a, &h, &n));
+  ASSERT_OK(sc_store_history(f.st, "t", &f.a, &h, &n));
   ASSERT_EQ(n, 3);
   ASSERT_EQ(h[0]->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED);
   ASSERT_EQ(h[1]->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_TERMINATED);
   ASSERT_EQ(h[2]->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED);
   ASSERT_STR_EQ(h[2]->executioncompleted->result->value, "\"bye\"");
   struct sc_inbox_msg *m;
-  ASSERT_OK(f.st->ops->inbox_load(f.st, false, "t", &f.a, &m, &n));
+  ASSERT_OK(sc_store_inbox(f.st, "t", &f.a, &m, &n));
   ASSERT_EQ(n, 0);
   /* Terminating again is a no-op; an unknown id is NOT_FOUND. */
   ASSERT_OK(fx_terminate(&f, "t", "again"));
@@ -166,7 +166,7 @@ TEST_IMPL(engine_suspend_resume_are_deduplicated)
   ASSERT_OK(suspend(&f, "s", true)); /* second resume: dropped */
   struct sc_inbox_msg *m;
   size_t n;
-  ASSERT_OK(f.st->ops->inbox_load(f.st, false, "s", &f.a, &m, &n));
+  ASSERT_OK(sc_store_inbox(f.st, "s", &f.a, &m, &n));
   ASSERT_EQ(n, 3);
   ASSERT_EQ(m[0].msg->event->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED);
   ASSERT_EQ(m[1].msg->event->event_type_case, HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED);
@@ -290,7 +290,7 @@ TEST_IMPL(engine_scheduled_start_survives_restart)
   int timers = 0;
   ASSERT_OK(f.st->ops->timer_scan(f.st, count_timer, &timers));
   ASSERT_EQ(timers, 1);
-  struct sc_engine_config cfg = {.wait_cap_us = 1000000, .max_batch = 8, .sync = true};
+  struct sc_engine_config cfg = {.wait_cap_us = 1000000, .max_batch = 8, .sync = true, .cache_budget = SC_CACHE_DEFAULT_BUDGET};
   struct sc_err err;
   ASSERT_OK(sc_engine_start(f.st, &cfg, &f.e, &err));
   ASSERT_EQ(fx_get(&f, "later")->status, PENDING);

@@ -132,17 +132,17 @@ TEST_IMPL(engine_purge_in_the_last_batch_is_answered)
   return 0;
 }
 
-/* ---- a store whose delete_instance fails on the Nth call ---- */
+/* ---- a store whose record reads fail from the Nth call on ---- */
 
 static const struct sc_store_ops *real_ops;
 static struct sc_store_ops faulty_ops;
-static atomic_int deletes_left;
+static atomic_int reads_left;
 
-static int faulty_delete(struct sc_store *s, const char *iid, const StoredInstance *old)
+static int faulty_get_instance(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob *out)
 {
-  if (atomic_fetch_sub(&deletes_left, 1) == 0)
+  if (atomic_fetch_sub(&reads_left, 1) <= 0)
     return SC_EIO;
-  return real_ops->delete_instance(s, iid, old);
+  return real_ops->get_instance(s, iid, a, out);
 }
 
 /* A purge chunk that fails halfway leaves nothing of itself behind: the instances it had deleted before the
@@ -152,10 +152,16 @@ TEST_IMPL(engine_failing_purge_chunk_is_rolled_back)
   struct fixture f;
   fx_setup(&f, 64, 60000000);
   terminated_instances(&f, "fp", 700);
+  /* Without a cache every record the purge deletes is read from the store. */
+  sc_engine_stop(f.e);
+  sc_engine_free(f.e);
+  struct sc_engine_config cfg = {.wait_cap_us = 60000000, .max_batch = 64, .sync = true, .cache_budget = 0};
+  struct sc_err err;
+  ASSERT_OK(sc_engine_start(f.st, &cfg, &f.e, &err));
   real_ops = f.st->ops;
   faulty_ops = *real_ops;
-  faulty_ops.delete_instance = faulty_delete;
-  atomic_store(&deletes_left, 600); /* the first chunk (500) commits; the second fails at its 101st */
+  faulty_ops.get_instance = faulty_get_instance;
+  atomic_store(&reads_left, 600); /* the first chunk (500) commits; the second fails at its 101st */
   f.st->ops = &faulty_ops;
   struct sc_cmd c = {.kind = SC_CMD_PURGE};
   c.u.purge.req = purge_all(&f.a);
@@ -207,15 +213,14 @@ TEST_IMPL(engine_answered_waiters_leave_the_heap)
   return 0;
 }
 
-/* ---- a store that records the largest transaction it commits ---- */
+/* ---- a store that records the largest change set it applies ---- */
 
 static size_t largest_txn;
-static int recording_commit(struct sc_store *s, bool sync, struct sc_err *err)
+static int recording_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err)
 {
-  size_t n = real_ops->txn_size(s);
-  if (n > largest_txn)
-    largest_txn = n;
-  return real_ops->txn_commit(s, sync, err);
+  if (ch->n > largest_txn)
+    largest_txn = ch->n;
+  return real_ops->apply(s, ch, sync, err);
 }
 
 /* After downtime, thousands of due timers fire in several modest commits, not one huge one. */
@@ -240,10 +245,10 @@ TEST_IMPL(engine_due_timers_fire_in_batches)
     usleep(50000);
   real_ops = f.st->ops;
   faulty_ops = *real_ops;
-  faulty_ops.txn_commit = recording_commit;
+  faulty_ops.apply = recording_apply;
   f.st->ops = &faulty_ops;
   largest_txn = 0;
-  struct sc_engine_config cfg = {.wait_cap_us = 60000000, .max_batch = 1024, .sync = true};
+  struct sc_engine_config cfg = {.wait_cap_us = 60000000, .max_batch = 1024, .sync = true, .cache_budget = SC_CACHE_DEFAULT_BUDGET};
   struct sc_err err;
   ASSERT_OK(sc_engine_start(f.st, &cfg, &f.e, &err));
   struct sc_engine_stats s;
@@ -252,7 +257,7 @@ TEST_IMPL(engine_due_timers_fire_in_batches)
     ASSERT_LT(sc_mono_us(), until);
     sc_engine_get_stats(f.e, &s);
   } while (s.timers > 0 || s.commits == 0);
-  fprintf(stderr, "%d due timers: largest commit %zu operations\n", N, largest_txn);
+  fprintf(stderr, "%d due timers: largest commit %zu changes\n", N, largest_txn);
   ASSERT_LE(largest_txn, 2500);
   fx_teardown(&f);
   f.st = NULL;

@@ -1,7 +1,7 @@
 #include "common/heap.h"
 #include "common/map.h"
 #include "common/util.h"
-#include "store/keys.h"
+#include "store/rocksdb/keys.h"
 #include "test.h"
 
 static int keycmp(const struct sc_key *a, const struct sc_key *b)

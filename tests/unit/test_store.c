@@ -1,6 +1,7 @@
 #include "common/pbutil.h"
 #include "helpers.h"
-#include "store/keys.h"
+#include "store/rocksdb/keys.h"
+#include "store/txn.h"
 #include "test.h"
 
 #include <dlfcn.h>
@@ -22,38 +23,43 @@ static StoredInstance *mkrec(struct sc_arena *a, const char *name, int status, i
   return r;
 }
 
-static void put_commit(struct sc_store *st, const char *iid, StoredInstance *r)
+static void put_commit(struct sc_txn *tx, const char *iid, StoredInstance *r)
 {
-  ASSERT_OK(st->ops->put_instance(st, iid, r, NULL));
+  ASSERT_OK(sc_txn_put_instance(tx, iid, r, NULL));
   struct sc_err err;
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
 }
 
 TEST_IMPL(store_txn_reads_own_writes_and_persists)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   StoredInstance *got;
-  ASSERT_OK(st->ops->put_instance(st, "i1", mkrec(&a, "orch", 6, 100), NULL));
-  ASSERT_OK(st->ops->put_payload(st, "i1", SC_PAYLOAD_INPUT, "{\"x\":1}", 7));
-  ASSERT_OK(st->ops->get_instance(st, true, "i1", &a, &got));
+  ASSERT_OK(sc_txn_put_instance(tx, "i1", mkrec(&a, "orch", 6, 100), NULL));
+  ASSERT_OK(sc_txn_put_payload(tx, "i1", SC_PAYLOAD_INPUT, "{\"x\":1}", 7));
+  ASSERT_OK(sc_txn_get_instance(tx, "i1", &a, &got));
   ASSERT_STR_EQ(got->name, "orch");
   /* Not committed: other readers do not see it. */
-  ASSERT_EQ(st->ops->get_instance(st, false, "i1", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(sc_store_get_instance(st, "i1", &a, &got), SC_ENOTFOUND);
   struct sc_err err;
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
-  ASSERT_OK(st->ops->get_instance(st, false, "i1", &a, &got));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
+  ASSERT_OK(sc_store_get_instance(st, "i1", &a, &got));
+  sc_txn_free(tx);
   sc_store_close(st);
 
   st = th_open_store(dir);
-  ASSERT_OK(st->ops->get_instance(st, false, "i1", &a, &got));
+
+  tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
+  ASSERT_OK(sc_store_get_instance(st, "i1", &a, &got));
   ASSERT_EQ(got->status, 6);
   char *p;
   size_t n;
-  ASSERT_OK(st->ops->get_payload(st, false, "i1", SC_PAYLOAD_INPUT, &a, &p, &n));
+  ASSERT_OK(st->ops->get_payload(st, "i1", SC_PAYLOAD_INPUT, &a, &p, &n));
   ASSERT_STR_EQ(p, "{\"x\":1}");
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -64,14 +70,16 @@ TEST_IMPL(store_rollback_discards_writes)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
-  st->ops->txn_savepoint(st);
-  ASSERT_OK(st->ops->put_instance(st, "gone", mkrec(&a, "o", 6, 1), NULL));
-  st->ops->txn_rollback(st);
-  ASSERT_EQ(st->ops->txn_size(st), 0);
+  sc_txn_savepoint(tx);
+  ASSERT_OK(sc_txn_put_instance(tx, "gone", mkrec(&a, "o", 6, 1), NULL));
+  sc_txn_rollback(tx);
+  ASSERT_EQ(sc_txn_size(tx), 0);
   StoredInstance *got;
-  ASSERT_EQ(st->ops->get_instance(st, true, "gone", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(sc_txn_get_instance(tx, "gone", &a, &got), SC_ENOTFOUND);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -123,13 +131,14 @@ TEST_IMPL(store_query_pages_by_status_time_and_prefix)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   /* 30 instances: every third TERMINATED, the rest PENDING; created 1000 µs apart. */
   char iid[32];
   for (int i = 0; i < 30; i++) {
     snprintf(iid, sizeof iid, "%s-%02d", i < 20 ? "alpha" : "beta", i);
-    put_commit(st, iid, mkrec(&a, "o", i % 3 == 0 ? 5 : 6, 1000000 + i * 1000));
+    put_commit(tx, iid, mkrec(&a, "o", i % 3 == 0 ? 5 : 6, 1000000 + i * 1000));
   }
   int terminated = 5, pending = 6;
   struct sc_query q = {.index = SC_Q_CREATED, .statuses = &pending, .n_statuses = 1, .page_size = 7};
@@ -183,6 +192,7 @@ TEST_IMPL(store_query_pages_by_status_time_and_prefix)
   struct sc_query l = {.index = SC_Q_COMPLETED, .page_size = 100};
   ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
   ASSERT_EQ(page.n, 10);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -200,49 +210,51 @@ TEST_IMPL(store_delete_instance_removes_everything)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   /* Not finished, so that it may still have inbox messages; one history event, as its count says. */
   StoredInstance *r = mkrec(&a, "o", 6, 42);
   r->parent_instance_id = (char *)"parent";
   r->history_count = 1;
-  ASSERT_OK(st->ops->put_instance(st, "kid", r, NULL));
-  ASSERT_OK(st->ops->put_payload(st, "kid", SC_PAYLOAD_OUTPUT, "out", 3));
+  ASSERT_OK(sc_txn_put_instance(tx, "kid", r, NULL));
+  ASSERT_OK(sc_txn_put_payload(tx, "kid", SC_PAYLOAD_OUTPUT, "out", 3));
   HistoryEvent *ev = sc_pb_event(&a, -1, 42);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
   OrchestratorStartedEvent os = ORCHESTRATOR_STARTED_EVENT__INIT;
   ev->orchestratorstarted = &os;
-  ASSERT_OK(st->ops->history_append(st, "kid", 0, ev));
+  ASSERT_OK(sc_txn_history_append(tx, "kid", 0, ev));
   StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
   m.event = ev;
-  ASSERT_OK(st->ops->inbox_append(st, "kid", SC_BAND_NORMAL, 7, &m));
+  ASSERT_OK(sc_txn_inbox_append(tx, "kid", SC_BAND_NORMAL, 7, &m));
   struct sc_err err;
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
 
   int nchildren = 0;
-  ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
+  ASSERT_OK(st->ops->children(st, "parent", count_child, &nchildren));
   ASSERT_EQ(nchildren, 1);
   struct sc_query q = {.index = SC_Q_CREATED, .page_size = 10};
   struct sc_query_page page;
   ASSERT_OK(st->ops->query(st, &q, &a, &page, &err));
   ASSERT_EQ(page.n, 1);
 
-  ASSERT_OK(st->ops->delete_instance(st, "kid", r));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_delete_instance(tx, "kid", r, false));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   ASSERT_OK(st->ops->query(st, &q, &a, &page, &err));
   ASSERT_EQ(page.n, 0);
   HistoryEvent **h;
   size_t n;
-  ASSERT_OK(st->ops->history_load(st, false, "kid", &a, &h, &n));
+  ASSERT_OK(sc_store_history(st, "kid", &a, &h, &n));
   ASSERT_EQ(n, 0);
   struct sc_inbox_msg *msgs;
-  ASSERT_OK(st->ops->inbox_load(st, false, "kid", &a, &msgs, &n));
+  ASSERT_OK(sc_store_inbox(st, "kid", &a, &msgs, &n));
   ASSERT_EQ(n, 0);
   char *p;
-  ASSERT_EQ(st->ops->get_payload(st, false, "kid", SC_PAYLOAD_OUTPUT, &a, &p, &n), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->get_payload(st, "kid", SC_PAYLOAD_OUTPUT, &a, &p, &n), SC_ENOTFOUND);
   nchildren = 0;
-  ASSERT_OK(st->ops->children(st, false, "parent", count_child, &nchildren));
+  ASSERT_OK(st->ops->children(st, "parent", count_child, &nchildren));
   ASSERT_EQ(nchildren, 0);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -288,6 +300,7 @@ TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   struct sc_err err;
@@ -295,22 +308,23 @@ TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
   StoredInstance *r = mkrec(&a, "o", 5, 42);
   r->parent_instance_id = (char *)"p";
   r->history_count = 1;
-  ASSERT_OK(st->ops->put_instance(st, "w", r, NULL));
-  ASSERT_OK(st->ops->put_payload(st, "w", SC_PAYLOAD_INPUT, "in", 2));
+  ASSERT_OK(sc_txn_put_instance(tx, "w", r, NULL));
+  ASSERT_OK(sc_txn_put_payload(tx, "w", SC_PAYLOAD_INPUT, "in", 2));
   HistoryEvent *ev = started_event(&a, -1, 42);
-  ASSERT_OK(st->ops->history_append(st, "w", 0, ev));
+  ASSERT_OK(sc_txn_history_append(tx, "w", 0, ev));
   StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
   m.event = ev;
   uint64_t seq = 0;
   for (int i = 0; i < 100; i++)
-    seq = st->ops->next_seq(st);
-  ASSERT_OK(st->ops->inbox_append(st, "w", SC_BAND_NORMAL, seq, &m));
+    seq = sc_txn_next_seq(tx);
+  ASSERT_OK(sc_txn_inbox_append(tx, "w", SC_BAND_NORMAL, seq, &m));
   StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
   t.instance_id = (char *)"w";
-  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
+  ASSERT_OK(sc_txn_timer_put(tx, 5000, sc_txn_next_seq(tx), &t));
   StoredActivity act = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
-  ASSERT_OK(st->ops->actq_put(st, st->ops->next_seq(st), &act));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_actq_put(tx, sc_txn_next_seq(tx), &act));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
+  sc_txn_free(tx);
   sc_store_close(st);
   size_t counts[SC_CF_COUNT];
   count_keys(dir, counts);
@@ -319,14 +333,17 @@ TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
       TEST_FAIL("column family %s is empty before the wipe", sc_cf_names[i]);
 
   st = th_open_store(dir);
+
+  tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   /* A number taken by a transaction the wipe then discards, with the write it made. */
-  uint64_t last = st->ops->next_seq(st);
+  uint64_t last = sc_txn_next_seq(tx);
   ASSERT_GT(last, seq);
-  ASSERT_OK(st->ops->put_instance(st, "uncommitted", mkrec(&a, "o", 0, 1), NULL));
-  ASSERT_OK(st->ops->wipe(st, &err));
-  ASSERT_EQ(st->ops->txn_size(st), 0);
+  ASSERT_OK(sc_txn_put_instance(tx, "uncommitted", mkrec(&a, "o", 0, 1), NULL));
+  ASSERT_OK(sc_txn_wipe(tx, &err));
+  ASSERT_EQ(sc_txn_size(tx), 0);
   /* Numbers go on from where they were, in this process and after a restart. */
-  ASSERT_GT(st->ops->next_seq(st), last);
+  ASSERT_GT(sc_txn_next_seq(tx), last);
+  sc_txn_free(tx);
   sc_store_close(st);
   count_keys(dir, counts);
   ASSERT_EQ(counts[SC_CF_META], 2); /* schema and seq */
@@ -334,10 +351,12 @@ TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
     if (counts[i] != 0)
       TEST_FAIL("column family %s holds %zu keys after the wipe", sc_cf_names[i], counts[i]);
   st = th_open_store(dir);
-  ASSERT_GT(st->ops->next_seq(st), last);
+  tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
+  ASSERT_GT(sc_txn_next_seq(tx), last);
   StoredInstance *got;
-  ASSERT_EQ(st->ops->get_instance(st, false, "w", &a, &got), SC_ENOTFOUND);
-  ASSERT_EQ(st->ops->get_instance(st, false, "uncommitted", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(sc_store_get_instance(st, "w", &a, &got), SC_ENOTFOUND);
+  ASSERT_EQ(sc_store_get_instance(st, "uncommitted", &a, &got), SC_ENOTFOUND);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -376,24 +395,26 @@ TEST_IMPL(store_wipe_is_atomic_across_a_crash)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   struct sc_err err;
   StoredInstance *r = mkrec(&a, "o", 0, 42);
   r->history_count = 1;
-  ASSERT_OK(st->ops->put_instance(st, "c", r, NULL));
+  ASSERT_OK(sc_txn_put_instance(tx, "c", r, NULL));
   HistoryEvent *ev = started_event(&a, -1, 42);
-  ASSERT_OK(st->ops->history_append(st, "c", 0, ev));
+  ASSERT_OK(sc_txn_history_append(tx, "c", 0, ev));
   StoredMsg m = TASKHUBD__STORE__STORED_MSG__INIT;
   m.event = ev;
   uint64_t seq = 0;
   for (int i = 0; i < 50; i++)
-    seq = st->ops->next_seq(st);
-  ASSERT_OK(st->ops->inbox_append(st, "c", SC_BAND_NORMAL, seq, &m));
+    seq = sc_txn_next_seq(tx);
+  ASSERT_OK(sc_txn_inbox_append(tx, "c", SC_BAND_NORMAL, seq, &m));
   StoredTimer t = TASKHUBD__STORE__STORED_TIMER__INIT;
   t.instance_id = (char *)"c";
-  ASSERT_OK(st->ops->timer_put(st, 5000, st->ops->next_seq(st), &t));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_timer_put(tx, 5000, sc_txn_next_seq(tx), &t));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
+  sc_txn_free(tx);
   sc_store_close(st);
 
   /* The wipe runs in a child that dies right after its first synced write. */
@@ -402,8 +423,9 @@ TEST_IMPL(store_wipe_is_atomic_across_a_crash)
   ASSERT(pid >= 0);
   if (pid == 0) {
     st = th_open_store(dir);
+    tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
     crash_after_syncs = 1;
-    st->ops->wipe(st, &err);
+    sc_txn_wipe(tx, &err);
     _exit(0); /* the wipe made no synced write at all */
   }
   int status = 0;
@@ -419,7 +441,9 @@ TEST_IMPL(store_wipe_is_atomic_across_a_crash)
     if (counts[i] != 0)
       TEST_FAIL("column family %s holds %zu keys after the crash", sc_cf_names[i], counts[i]);
   st = th_open_store(dir);
-  ASSERT_GT(st->ops->next_seq(st), seq + 1);
+  tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
+  ASSERT_GT(sc_txn_next_seq(tx), seq + 1);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -466,16 +490,17 @@ TEST_IMPL(store_query_scan_budget_ends_pages_early)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   /* 40 finished instances, created and completed in id order; only x-07 and x-31 FAILED, the rest TERMINATED. */
   char iid[32];
   for (int i = 0; i < 40; i++) {
     snprintf(iid, sizeof iid, "x-%02d", i);
-    ASSERT_OK(st->ops->put_instance(st, iid, mkrec(&a, "o", i == 7 || i == 31 ? 3 : 5, 1000000 + i * 1000), NULL));
+    ASSERT_OK(sc_txn_put_instance(tx, iid, mkrec(&a, "o", i == 7 || i == 31 ? 3 : 5, 1000000 + i * 1000), NULL));
   }
   struct sc_err err;
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   char ids[2048];
   int failed = 3, terminated = 5;
 
@@ -529,6 +554,7 @@ TEST_IMPL(store_query_scan_budget_ends_pages_early)
   ids[0] = 0;
   ASSERT_EQ(query_all(st, &m, &a, ids, sizeof ids), 5);
   ASSERT_STR_EQ(ids, "x-30 x-31 x-32 x-33 x-34 x-35 x-36 x-37 x-38 x-39 ");
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);
@@ -539,6 +565,7 @@ TEST_IMPL(store_history_range_reads_slices_and_generations)
 {
   char *dir = th_tempdir();
   struct sc_store *st = th_open_store(dir);
+  struct sc_txn *tx = sc_txn_new(st, SC_CACHE_DEFAULT_BUDGET);
   struct sc_arena a;
   sc_arena_init(&a);
   struct sc_err err;
@@ -546,12 +573,12 @@ TEST_IMPL(store_history_range_reads_slices_and_generations)
   ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
   StoredInstance *r = mkrec(&a, "o", 0, 42);
   r->history_count = 10;
-  ASSERT_OK(st->ops->put_instance(st, "h", r, NULL));
+  ASSERT_OK(sc_txn_put_instance(tx, "h", r, NULL));
   for (uint32_t i = 0; i < 10; i++)
-    ASSERT_OK(st->ops->history_append(st, "h", i, started_event(&a, (int32_t)i, 1000 + i)));
+    ASSERT_OK(sc_txn_history_append(tx, "h", i, started_event(&a, (int32_t)i, 1000 + i)));
   /* Not committed yet: the reader sees nothing. */
   ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
 
   ASSERT_OK(st->ops->history_range(st, "h", 0, 4, 1 << 20, &a, &sl));
   ASSERT_EQ(sl.n, 4);
@@ -576,32 +603,33 @@ TEST_IMPL(store_history_range_reads_slices_and_generations)
   ASSERT_EQ(sl.n, 0);
 
   /* Growing keeps the generation; replacing the history changes it, for good. */
-  ASSERT_OK(st->ops->history_append(st, "h", 10, started_event(&a, 10, 2000)));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_history_append(tx, "h", 10, started_event(&a, 10, 2000)));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   ASSERT_OK(st->ops->history_range(st, "h", 10, 10, 1 << 20, &a, &sl));
   ASSERT_EQ(sl.n, 1);
   ASSERT_EQ(sl.generation, gen0);
-  ASSERT_OK(st->ops->history_clear(st, "h"));
-  ASSERT_OK(st->ops->history_append(st, "h", 0, started_event(&a, 77, 3000)));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_history_clear(tx, "h"));
+  ASSERT_OK(sc_txn_history_append(tx, "h", 0, started_event(&a, 77, 3000)));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
   ASSERT_EQ(sl.n, 1);
   ASSERT_EQ(sl.events[0]->eventid, 77);
   ASSERT_NE(sl.generation, gen0);
   uint64_t gen1 = sl.generation;
-  ASSERT_OK(st->ops->history_clear(st, "h"));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_history_clear(tx, "h"));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   ASSERT_OK(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl));
   ASSERT_EQ(sl.n, 0);
   ASSERT_NE(sl.generation, gen1);
   ASSERT_NE(sl.generation, gen0);
   /* Deleting the instance takes the generation with it. */
-  ASSERT_OK(st->ops->delete_instance(st, "h", sl.rec));
-  ASSERT_OK(st->ops->txn_commit(st, true, &err));
+  ASSERT_OK(sc_txn_delete_instance(tx, "h", sl.rec, false));
+  ASSERT_OK(sc_txn_commit(tx, true, &err));
   char *p;
   size_t n;
-  ASSERT_EQ(st->ops->get_payload(st, false, "h", SC_PAYLOAD_HISTORY_GEN, &a, &p, &n), SC_ENOTFOUND);
+  ASSERT_EQ(st->ops->get_payload(st, "h", SC_PAYLOAD_HISTORY_GEN, &a, &p, &n), SC_ENOTFOUND);
   ASSERT_EQ(st->ops->history_range(st, "h", 0, 10, 1 << 20, &a, &sl), SC_ENOTFOUND);
+  sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);
   th_rmdir(dir);

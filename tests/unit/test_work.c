@@ -66,7 +66,7 @@ static void engine_up(struct fx *f)
 {
   f->st = th_open_store(f->dir);
   struct sc_engine_config cfg = {.wait_cap_us = 60000000, .max_batch = 64, .sync = true,
-                                 .orphan_grace_us = 0, .health_ping_us = 3600000000LL};
+                                 .orphan_grace_us = 0, .health_ping_us = 3600000000LL, .cache_budget = SC_CACHE_DEFAULT_BUDGET};
   struct sc_err err;
   ASSERT_OK(sc_engine_start(f->st, &cfg, &f->e, &err));
 }
@@ -183,7 +183,7 @@ static int complete_act(struct fx *f, const char *token, const char *result)
 static StoredInstance *get(struct fx *f, const char *iid)
 {
   StoredInstance *r;
-  ASSERT_OK(f->st->ops->get_instance(f->st, false, iid, &f->a, &r));
+  ASSERT_OK(sc_store_get_instance(f->st, iid, &f->a, &r));
   return r;
 }
 
@@ -233,10 +233,10 @@ TEST_IMPL(work_chain_runs_end_to_end)
   ASSERT(!r->has_custom_status); /* absent in the last turn: cleared */
   char *out;
   size_t n;
-  ASSERT_OK(f.st->ops->get_payload(f.st, false, "c1", SC_PAYLOAD_OUTPUT, &f.a, &out, &n));
+  ASSERT_OK(f.st->ops->get_payload(f.st, "c1", SC_PAYLOAD_OUTPUT, &f.a, &out, &n));
   ASSERT_STR_EQ(out, "\"done\"");
   HistoryEvent **h;
-  ASSERT_OK(f.st->ops->history_load(f.st, false, "c1", &f.a, &h, &n));
+  ASSERT_OK(sc_store_history(f.st, "c1", &f.a, &h, &n));
   const int want[] = {HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED, HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED,
                       HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED, HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED,
                       HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED, HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED};

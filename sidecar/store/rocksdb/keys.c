@@ -9,14 +9,15 @@ const char *const sc_cf_names[SC_CF_COUNT] = {
     "default", "inst", "payload", "hist", "inbox", "timer", "actq",
     "ix_created", "ix_status", "ix_completed", "ix_parent"};
 
+/* Timestamps in keys are encoded as in query cursors, which index keys double as. */
 void sc_key_ts(unsigned char out[8], int64_t us)
 {
-  sc_put_be64(out, (uint64_t)us ^ (1ULL << 63));
+  sc_cursor_put_time(out, us);
 }
 
 int64_t sc_key_get_ts(const unsigned char in[8])
 {
-  return (int64_t)(sc_get_be64(in) ^ (1ULL << 63));
+  return sc_cursor_get_time(in);
 }
 
 static void add(struct sc_key *k, const void *p, size_t n)

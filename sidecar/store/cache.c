@@ -1,4 +1,4 @@
-#include "hot.h"
+#include "cache.h"
 
 #include "common/log.h"
 #include "common/metrics.h"
@@ -31,7 +31,7 @@ static void *xrealloc(void *p, size_t n)
   return q;
 }
 
-void sc_hot_init(struct sc_hot *h, size_t budget)
+void sc_cache_init(struct sc_cache *h, size_t budget)
 {
   memset(h, 0, sizeof *h);
   sc_map_init(&h->map);
@@ -39,13 +39,13 @@ void sc_hot_init(struct sc_hot *h, size_t budget)
 }
 
 /* Parts charge their own counters too, so that forgetting one part subtracts exactly what it added. */
-static void charge(struct sc_hot *h, struct sc_hot_inst *e, size_t add, size_t sub)
+static void charge(struct sc_cache *h, struct sc_cache_inst *e, size_t add, size_t sub)
 {
   e->bytes = e->bytes + add - sub;
   h->bytes = h->bytes + add - sub;
 }
 
-static void bury(struct sc_hot *h, HistoryEvent *ev)
+static void bury(struct sc_cache *h, HistoryEvent *ev)
 {
   if (h->ngrave == h->cap_grave) {
     h->cap_grave = h->cap_grave ? h->cap_grave * 2 : 64;
@@ -54,7 +54,7 @@ static void bury(struct sc_hot *h, HistoryEvent *ev)
   h->grave[h->ngrave++] = ev;
 }
 
-void sc_hot_forget_rec(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_forget_rec(struct sc_cache *h, struct sc_cache_inst *e)
 {
   charge(h, e, 0, e->rec ? e->rec_len + MALLOC_OVERHEAD : 0);
   free(e->rec);
@@ -63,7 +63,7 @@ void sc_hot_forget_rec(struct sc_hot *h, struct sc_hot_inst *e)
   e->rec_known = false;
 }
 
-void sc_hot_forget_hist(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_forget_hist(struct sc_cache *h, struct sc_cache_inst *e)
 {
   for (size_t i = 0; i < e->nev; i++)
     bury(h, e->ev[i]);
@@ -75,7 +75,7 @@ void sc_hot_forget_hist(struct sc_hot *h, struct sc_hot_inst *e)
   e->hist_bytes = 0;
 }
 
-void sc_hot_forget_inbox(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_forget_inbox(struct sc_cache *h, struct sc_cache_inst *e)
 {
   for (size_t i = 0; i < e->nmsg; i++)
     free(e->msg[i].b);
@@ -87,14 +87,14 @@ void sc_hot_forget_inbox(struct sc_hot *h, struct sc_hot_inst *e)
   e->inbox_bytes = 0;
 }
 
-void sc_hot_forget(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_forget(struct sc_cache *h, struct sc_cache_inst *e)
 {
-  sc_hot_forget_rec(h, e);
-  sc_hot_forget_hist(h, e);
-  sc_hot_forget_inbox(h, e);
+  sc_cache_forget_rec(h, e);
+  sc_cache_forget_hist(h, e);
+  sc_cache_forget_inbox(h, e);
 }
 
-static void unlink_lru(struct sc_hot *h, struct sc_hot_inst *e)
+static void unlink_lru(struct sc_cache *h, struct sc_cache_inst *e)
 {
   if (e->prev)
     e->prev->next = e->next;
@@ -107,44 +107,42 @@ static void unlink_lru(struct sc_hot *h, struct sc_hot_inst *e)
   e->prev = e->next = NULL;
 }
 
-static void evict(struct sc_hot *h, struct sc_hot_inst *e)
+static void evict(struct sc_cache *h, struct sc_cache_inst *e)
 {
-  sc_hot_forget(h, e);
+  sc_cache_forget(h, e);
   unlink_lru(h, e);
   sc_map_remove(&h->map, e->iid);
   h->bytes -= e->bytes;
+  free(e->pend);
   free(e->iid);
   free(e);
 }
 
-static void free_grave(struct sc_hot *h)
+static void free_grave(struct sc_cache *h)
 {
   for (size_t i = 0; i < h->ngrave; i++)
     history_event__free_unpacked(h->grave[i], NULL);
   h->ngrave = 0;
 }
 
-void sc_hot_clear(struct sc_hot *h)
+void sc_cache_clear(struct sc_cache *h)
 {
   while (h->head)
     evict(h, h->head);
   free_grave(h);
-  h->njournal = h->nmarks = 0;
 }
 
-void sc_hot_free(struct sc_hot *h)
+void sc_cache_free(struct sc_cache *h)
 {
-  sc_hot_clear(h);
+  sc_cache_clear(h);
   sc_map_free(&h->map);
-  free(h->journal);
-  free(h->marks);
   free(h->grave);
   memset(h, 0, sizeof *h);
 }
 
-struct sc_hot_inst *sc_hot_get(struct sc_hot *h, const char *iid, bool create)
+struct sc_cache_inst *sc_cache_get(struct sc_cache *h, const char *iid, bool create)
 {
-  struct sc_hot_inst *e = sc_map_get(&h->map, iid);
+  struct sc_cache_inst *e = sc_map_get(&h->map, iid);
   if (e) {
     if (h->head != e) {
       unlink_lru(h, e);
@@ -162,7 +160,6 @@ struct sc_hot_inst *sc_hot_get(struct sc_hot *h, const char *iid, bool create)
   e = calloc(1, sizeof *e);
   if (!e || !(e->iid = strdup(iid)))
     sc_panic("out of memory in the instance cache");
-  e->journal_gen = UINT64_MAX;
   e->next = h->head;
   if (h->head)
     h->head->prev = e;
@@ -174,21 +171,10 @@ struct sc_hot_inst *sc_hot_get(struct sc_hot *h, const char *iid, bool create)
   return e;
 }
 
-void sc_hot_journal(struct sc_hot *h, struct sc_hot_inst *e)
-{
-  if (e->journal_gen == h->gen)
-    return;
-  e->journal_gen = h->gen;
-  if (h->njournal == h->cap_journal) {
-    h->cap_journal = h->cap_journal ? h->cap_journal * 2 : 256;
-    h->journal = xrealloc(h->journal, h->cap_journal * sizeof *h->journal);
-  }
-  h->journal[h->njournal++] = e;
-}
 
-void sc_hot_set_rec(struct sc_hot *h, struct sc_hot_inst *e, const void *rec, size_t len)
+void sc_cache_set_rec(struct sc_cache *h, struct sc_cache_inst *e, const void *rec, size_t len)
 {
-  sc_hot_forget_rec(h, e);
+  sc_cache_forget_rec(h, e);
   if (rec) {
     e->rec = malloc(len ? len : 1);
     if (!e->rec)
@@ -200,20 +186,31 @@ void sc_hot_set_rec(struct sc_hot *h, struct sc_hot_inst *e, const void *rec, si
   e->rec_known = true;
 }
 
-void sc_hot_set_hist_empty(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_set_hist_empty(struct sc_cache *h, struct sc_cache_inst *e)
 {
-  sc_hot_forget_hist(h, e);
+  sc_cache_forget_hist(h, e);
   e->hist_known = true;
 }
 
-bool sc_hot_hist_append(struct sc_hot *h, struct sc_hot_inst *e, const void *ev, size_t len)
+bool sc_cache_hist_put(struct sc_cache *h, struct sc_cache_inst *e, uint32_t index, const void *ev, size_t len)
 {
+  if (index > e->nev) {
+    sc_cache_forget_hist(h, e);
+    return false;
+  }
   size_t used = 0;
   ProtobufCAllocator counting = {count_alloc, count_free, &used};
   HistoryEvent *u = history_event__unpack(&counting, len, ev);
   if (!u) {
-    sc_hot_forget_hist(h, e);
+    sc_cache_forget_hist(h, e);
     return false;
+  }
+  if (index < e->nev) { /* a rewrite: the old event may still be read by a caller until the transaction ends */
+    bury(h, e->ev[index]);
+    e->ev[index] = u;
+    e->hist_bytes += used;
+    charge(h, e, used, 0);
+    return true;
   }
   if (e->nev == e->cap_ev) {
     size_t old = e->cap_ev;
@@ -227,31 +224,29 @@ bool sc_hot_hist_append(struct sc_hot *h, struct sc_hot_inst *e, const void *ev,
   return true;
 }
 
-void sc_hot_set_inbox_empty(struct sc_hot *h, struct sc_hot_inst *e)
+void sc_cache_set_inbox_empty(struct sc_cache *h, struct sc_cache_inst *e)
 {
-  sc_hot_forget_inbox(h, e);
+  sc_cache_forget_inbox(h, e);
   e->inbox_known = true;
 }
 
-static int msg_cmp(int band, uint64_t seq, const struct sc_hot_msg *m)
+static int msg_cmp(int band, uint64_t seq, const struct sc_cache_msg *m)
 {
   if (band != m->band)
     return band < m->band ? -1 : 1;
   return seq < m->seq ? -1 : seq > m->seq;
 }
 
-bool sc_hot_inbox_put(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_t seq, const void *m,
-                      size_t len)
+void sc_cache_inbox_put(struct sc_cache *h, struct sc_cache_inst *e, int band, uint64_t seq, const void *m,
+                        size_t len)
 {
   /* Usually the newest message: search from the end. */
   size_t at = e->nmsg;
   while (at > 0 && msg_cmp(band, seq, &e->msg[at - 1]) < 0)
     at--;
   unsigned char *b = malloc(len ? len : 1);
-  if (!b) {
-    sc_hot_forget_inbox(h, e);
-    return false;
-  }
+  if (!b)
+    sc_panic("out of memory in the instance cache");
   memcpy(b, m, len);
   if (at > 0 && msg_cmp(band, seq, &e->msg[at - 1]) == 0) { /* a rewrite of the same key */
     e->inbox_bytes = e->inbox_bytes + MSG_CHARGE(len) - MSG_CHARGE(e->msg[at - 1].len);
@@ -259,7 +254,7 @@ bool sc_hot_inbox_put(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_
     free(e->msg[at - 1].b);
     e->msg[at - 1].b = b;
     e->msg[at - 1].len = len;
-    return true;
+    return;
   }
   size_t add = MSG_CHARGE(len);
   if (e->nmsg == e->cap_msg) {
@@ -269,14 +264,13 @@ bool sc_hot_inbox_put(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_
     add += (e->cap_msg - old) * sizeof *e->msg;
   }
   memmove(&e->msg[at + 1], &e->msg[at], (e->nmsg - at) * sizeof *e->msg);
-  e->msg[at] = (struct sc_hot_msg){band, seq, b, len};
+  e->msg[at] = (struct sc_cache_msg){band, seq, b, len};
   e->nmsg++;
   e->inbox_bytes += add;
   charge(h, e, add, 0);
-  return true;
 }
 
-void sc_hot_inbox_del(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_t seq)
+void sc_cache_inbox_del(struct sc_cache *h, struct sc_cache_inst *e, int band, uint64_t seq)
 {
   for (size_t i = 0; i < e->nmsg; i++) {
     if (msg_cmp(band, seq, &e->msg[i]) != 0)
@@ -290,34 +284,26 @@ void sc_hot_inbox_del(struct sc_hot *h, struct sc_hot_inst *e, int band, uint64_
   }
 }
 
-void sc_hot_savepoint(struct sc_hot *h)
+void sc_cache_pend(struct sc_cache *h, struct sc_cache_inst *e, size_t index)
 {
-  if (h->nmarks == h->cap_marks) {
-    h->cap_marks = h->cap_marks ? h->cap_marks * 2 : 64;
-    h->marks = xrealloc(h->marks, h->cap_marks * sizeof *h->marks);
+  if (e->npend == e->cap_pend) {
+    size_t old = e->cap_pend;
+    e->cap_pend = e->cap_pend ? e->cap_pend * 2 : 8;
+    e->pend = xrealloc(e->pend, e->cap_pend * sizeof *e->pend);
+    charge(h, e, (e->cap_pend - old) * sizeof *e->pend, 0);
   }
-  h->marks[h->nmarks++] = h->njournal;
-  h->gen++;
+  e->pend[e->npend++] = index;
 }
 
-void sc_hot_rollback(struct sc_hot *h)
+void sc_cache_trim(struct sc_cache *h)
 {
-  size_t from = h->nmarks ? h->marks[--h->nmarks] : 0;
-  for (size_t i = from; i < h->njournal; i++)
-    sc_hot_forget(h, h->journal[i]);
-  h->njournal = from;
-  h->gen++; /* entries of the rolled-back segment journal again when changed next */
-}
-
-void sc_hot_end(struct sc_hot *h, bool committed)
-{
-  if (!committed)
-    for (size_t i = 0; i < h->njournal; i++)
-      sc_hot_forget(h, h->journal[i]);
-  h->njournal = h->nmarks = 0;
-  h->gen++;
   free_grave(h);
-  while (h->bytes > h->budget && h->tail)
-    evict(h, h->tail);
+  struct sc_cache_inst *e = h->tail;
+  while (h->bytes > h->budget && e) {
+    struct sc_cache_inst *prev = e->prev;
+    if (!e->npend)
+      evict(h, e);
+    e = prev;
+  }
   atomic_store_explicit(&sc_metrics.cache_bytes, h->bytes, memory_order_relaxed);
 }

@@ -7,14 +7,15 @@
  * `iid 0x00 suffix` keys are ordered and prefix-free.
  */
 
+#include "store/store.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define SC_SCHEMA_VERSION 1u
 
-/* Longest instance id the key layout supports (config caps --max-id-length at this). */
-#define SC_MAX_ID 1024
-#define SC_KEY_MAX (2 * SC_MAX_ID + 32)
+/* Longest key; query cursors are keys too. */
+#define SC_KEY_MAX SC_CURSOR_MAX
 
 enum sc_cf {
   SC_CF_META = 0, /* "default": schema version, sequence counter */
@@ -33,13 +34,10 @@ enum sc_cf {
 
 extern const char *const sc_cf_names[SC_CF_COUNT];
 
-enum sc_payload_kind { SC_PAYLOAD_INPUT = 1, SC_PAYLOAD_OUTPUT = 2, SC_PAYLOAD_CUSTOM_STATUS = 3 };
 /* Also under `iid 0 kind` in the payload CF, but store-internal: be64 generation of the instance's history, set
  * from the sequence counter whenever the history is replaced (history_clear); absent until then. */
 #define SC_PAYLOAD_HISTORY_GEN 4
 
-/* Inbox bands: band 0 (ExecutionStarted, carried-over events) is read before band 1 (everything else). */
-enum { SC_BAND_START = 0, SC_BAND_NORMAL = 1 };
 
 struct sc_key {
   size_t len;

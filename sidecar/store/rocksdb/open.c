@@ -1,0 +1,275 @@
+/*
+ * Opening and closing the RocksDB backend, its schema record and sequence counter, the wipe, and the helpers
+ * the other files share.
+ */
+#include "rocks.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int sc_rocks_status(char *rerr, struct sc_err *err, const char *what)
+{
+  if (!rerr)
+    return SC_OK;
+  SC_ERROR("event=store_error op=%s error=%s", what, SC_Q(rerr));
+  if (err)
+    sc_err_set(err, SC_EIO, "store %s failed: %s", what, rerr);
+  rocksdb_free(rerr);
+  return SC_EIO;
+}
+
+int sc_rocks_get(struct rstore *r, int cf, const struct sc_key *k, const rocksdb_readoptions_t *ro, char **val,
+                 size_t *len)
+{
+  char *rerr = NULL;
+  *val = rocksdb_get_cf(r->db, ro, r->cf[cf], (const char *)k->b, k->len, len, &rerr);
+  return sc_rocks_status(rerr, NULL, "get");
+}
+
+int sc_rocks_unpack(const ProtobufCMessageDescriptor *d, const char *v, size_t n, struct sc_arena *a, void **out)
+{
+  struct sc_blob b = {(uint8_t *)v, n};
+  return sc_store_unpack(d, &b, a, out);
+}
+
+void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
+                   const void *hi, size_t hilen, struct sc_range *ri)
+{
+  ri->ro = rocksdb_readoptions_create();
+  if (hi) {
+    SC_ASSERT(hilen <= sizeof ri->hi.b);
+    memcpy(ri->hi.b, hi, hilen);
+    ri->hi.len = hilen;
+    rocksdb_readoptions_set_iterate_upper_bound(ri->ro, (const char *)ri->hi.b, ri->hi.len);
+  }
+  if (snap)
+    rocksdb_readoptions_set_snapshot(ri->ro, snap);
+  ri->it = rocksdb_create_iterator_cf(r->db, ri->ro, r->cf[cf]);
+  rocksdb_iter_seek(ri->it, lo, lolen);
+}
+
+int sc_range_close(struct sc_range *ri)
+{
+  char *rerr = NULL;
+  rocksdb_iter_get_error(ri->it, &rerr);
+  rocksdb_iter_destroy(ri->it);
+  rocksdb_readoptions_destroy(ri->ro);
+  return sc_rocks_status(rerr, NULL, "iterate");
+}
+
+/* ------------------------------------------------------------------ open/close */
+
+static const struct sc_store_ops rocks_ops;
+
+static void rclose(struct sc_store *s)
+{
+  struct rstore *r = RS(s);
+  if (r->wb)
+    rocksdb_writebatch_destroy(r->wb);
+  if (r->db && r->n_all_cf) {
+    /* Flushed memtables make the next start read SST files instead of replaying the WAL. */
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < SC_CF_COUNT; i++) {
+      char *rerr = NULL;
+      rocksdb_flush_cf(r->db, fo, r->cf[i], &rerr);
+      if (rerr) {
+        SC_WARN("event=store_flush_failed cf=%s error=%s", sc_cf_names[i], SC_Q(rerr));
+        rocksdb_free(rerr);
+      }
+    }
+    rocksdb_flushoptions_destroy(fo);
+  }
+  if (r->db) {
+    for (int i = 0; i < r->n_all_cf; i++)
+      rocksdb_column_family_handle_destroy(r->all_cf[i]);
+    rocksdb_close(r->db);
+  }
+  free(r->all_cf);
+  if (r->opts)
+    rocksdb_options_destroy(r->opts);
+  if (r->wo_sync)
+    rocksdb_writeoptions_destroy(r->wo_sync);
+  if (r->wo_nosync)
+    rocksdb_writeoptions_destroy(r->wo_nosync);
+  if (r->ro)
+    rocksdb_readoptions_destroy(r->ro);
+  free(r);
+}
+
+static int check_schema(struct rstore *r, const char *dir, struct sc_err *err)
+{
+  char *rerr = NULL;
+  size_t n;
+  char *v = rocksdb_get_cf(r->db, r->ro, r->cf[SC_CF_META], "schema", 6, &n, &rerr);
+  if (rerr)
+    return sc_rocks_status(rerr, err, "read schema");
+  unsigned char b[8];
+  if (!v) {
+    /* A new store: record the schema so later versions know what they are reading. */
+    sc_put_be32(b, SC_SCHEMA_VERSION);
+    rocksdb_put_cf(r->db, r->wo_sync, r->cf[SC_CF_META], "schema", 6, (const char *)b, 4, &rerr);
+    return sc_rocks_status(rerr, err, "write schema");
+  }
+  if (n != 4) {
+    rocksdb_free(v);
+    sc_err_set(err, SC_ECORRUPT, "data directory %s has a malformed schema record", dir);
+    return SC_ECORRUPT;
+  }
+  uint32_t ver = sc_get_be32((const unsigned char *)v);
+  rocksdb_free(v);
+  if (ver > SC_SCHEMA_VERSION) {
+    sc_err_set(err, SC_ESTATE,
+               "data directory %s holds schema version %u, newer than this taskhubd supports (%u); "
+               "refusing to open it: run a newer taskhubd",
+               dir, ver, SC_SCHEMA_VERSION);
+    return SC_ESTATE;
+  }
+  v = rocksdb_get_cf(r->db, r->ro, r->cf[SC_CF_META], "seq", 3, &n, &rerr);
+  if (rerr)
+    return sc_rocks_status(rerr, err, "read sequence");
+  if (v && n == 8)
+    r->next_seq = sc_get_be64((const unsigned char *)v);
+  rocksdb_free(v);
+  return SC_OK;
+}
+
+int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
+                          struct sc_err *err)
+{
+  struct rstore *r = calloc(1, sizeof *r);
+  if (!r)
+    sc_panic("out of memory opening the store");
+  r->base.ops = &rocks_ops;
+  r->next_seq = 1;
+  r->opts = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(r->opts, 1);
+  rocksdb_options_set_create_missing_column_families(r->opts, 1);
+  rocksdb_options_increase_parallelism(r->opts, 2);
+  rocksdb_options_set_max_background_jobs(r->opts, 2);
+  /* Memtables are the sidecar's largest memory user and what a restart replays from the WAL: cap them all
+   * together, so RSS stays small with many idle instances and recovery reads little. */
+  rocksdb_options_set_write_buffer_size(r->opts, 8u << 20);
+  rocksdb_options_set_db_write_buffer_size(r->opts, 32u << 20);
+  r->wo_sync = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(r->wo_sync, 1);
+  r->wo_nosync = rocksdb_writeoptions_create();
+  r->ro = rocksdb_readoptions_create();
+
+  /* Open every column family present, so that a store written by a newer version still opens far
+   * enough to read its schema version and refuse it with a clear message. */
+  size_t n_existing = 0;
+  char *rerr = NULL;
+  char **existing = rocksdb_list_column_families(r->opts, dir, &n_existing, &rerr);
+  if (rerr) {
+    rocksdb_free(rerr); /* a new directory has no column families yet */
+    rerr = NULL;
+    if (existing)
+      rocksdb_list_column_families_destroy(existing, 0);
+    existing = NULL;
+    n_existing = 0;
+  }
+  const char *names[64];
+  int n = 0;
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    names[n++] = sc_cf_names[i];
+  for (size_t i = 0; i < n_existing && n < 64; i++) {
+    bool known = false;
+    for (int j = 0; j < SC_CF_COUNT; j++)
+      known |= strcmp(existing[i], sc_cf_names[j]) == 0;
+    if (!known)
+      names[n++] = existing[i];
+  }
+  const rocksdb_options_t *cf_opts[64];
+  for (int i = 0; i < n; i++)
+    cf_opts[i] = r->opts;
+  r->all_cf = calloc((size_t)n, sizeof *r->all_cf);
+  r->db = rocksdb_open_column_families(r->opts, dir, n, names, cf_opts, r->all_cf, &rerr);
+  if (existing)
+    rocksdb_list_column_families_destroy(existing, n_existing);
+  if (rerr) {
+    sc_err_set(err, SC_EIO, "cannot open the store in %s: %s", dir, rerr);
+    rocksdb_free(rerr);
+    r->db = NULL;
+    rclose(&r->base);
+    return SC_EIO;
+  }
+  r->n_all_cf = n;
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    r->cf[i] = r->all_cf[i];
+  int rc = check_schema(r, dir, err);
+  if (rc != SC_OK) {
+    rclose(&r->base);
+    return rc;
+  }
+  r->wb = rocksdb_writebatch_create();
+  *out = &r->base;
+  return SC_OK;
+}
+
+static int wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err)
+{
+  struct rstore *r = RS(s);
+  static unsigned char hi[SC_KEY_MAX + 16];
+  memset(hi, 0xff, sizeof hi);
+  /* One batch, one synced write: a crash leaves either the old store or an empty one, never old inbox and
+   * timer keys beside a fresh schema, nor a sequence counter that starts again at 1. The puts come after the
+   * range deletions in the batch, so they survive them. */
+  rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+  for (int i = 0; i < SC_CF_COUNT; i++)
+    rocksdb_writebatch_delete_range_cf(b, r->cf[i], "", 0, (const char *)hi, sizeof hi);
+  unsigned char v[8];
+  sc_put_be32(v, SC_SCHEMA_VERSION);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "schema", 6, (const char *)v, 4);
+  /* Sequence numbers handed out before the wipe are never handed out again. */
+  if (next_seq > r->next_seq)
+    r->next_seq = next_seq;
+  sc_put_be64(v, r->next_seq);
+  rocksdb_writebatch_put_cf(b, r->cf[SC_CF_META], "seq", 3, (const char *)v, 8);
+  char *rerr = NULL;
+  rocksdb_write(r->db, r->wo_sync, b, &rerr);
+  rocksdb_writebatch_destroy(b);
+  return sc_rocks_status(rerr, err, "wipe");
+}
+
+static int64_t property(struct sc_store *s, const char *name)
+{
+  struct rstore *r = RS(s);
+  int64_t total = 0;
+  for (int i = 0; i < SC_CF_COUNT; i++) {
+    char *v = rocksdb_property_value_cf(r->db, r->cf[i], name);
+    if (!v)
+      return -1;
+    total += strtoll(v, NULL, 10);
+    rocksdb_free(v);
+  }
+  return total;
+}
+
+static uint64_t seq_start(struct sc_store *s)
+{
+  return RS(s)->next_seq;
+}
+
+static const struct sc_store_ops rocks_ops = {
+    .close = rclose,
+    .get_instance = sc_rocks_get_instance,
+    .get_payload = sc_rocks_get_payload,
+    .history_load = sc_rocks_history_load,
+    .history_range = sc_rocks_history_range,
+    .inbox_load = sc_rocks_inbox_load,
+    .timer_get = sc_rocks_timer_get,
+    .actq_get = sc_rocks_actq_get,
+    .children = sc_rocks_children,
+    .timer_scan = sc_rocks_timer_scan,
+    .actq_scan = sc_rocks_actq_scan,
+    .inbox_scan_instances = sc_rocks_inbox_scan_instances,
+    .query = sc_rocks_query,
+    .seq_start = seq_start,
+    .apply = sc_rocks_apply,
+    .wipe = wipe,
+    .property = property,
+};

@@ -1,0 +1,75 @@
+#ifndef SC_ROCKS_H
+#define SC_ROCKS_H
+
+/*
+ * Inside the RocksDB backend: the handle and the helpers its files share. open.c opens and closes the database,
+ * read.c serves committed reads, query.c pages through the indexes, apply.c writes a change set as one
+ * WriteBatch. Keys are laid out in keys.h.
+ */
+
+#include "keys.h"
+#include "store/store.h"
+
+#include <rocksdb/c.h>
+#include <stdbool.h>
+
+struct rstore {
+  struct sc_store base;
+  rocksdb_t *db;
+  rocksdb_options_t *opts;
+  rocksdb_column_family_handle_t *cf[SC_CF_COUNT];
+  rocksdb_column_family_handle_t **all_cf; /* including ones a newer version created */
+  int n_all_cf;
+  rocksdb_writeoptions_t *wo_sync, *wo_nosync;
+  rocksdb_readoptions_t *ro;
+  rocksdb_writebatch_t *wb; /* reused by every apply */
+  uint64_t next_seq;        /* as persisted by the last apply or wipe */
+};
+
+#define RS(s) ((struct rstore *)(s))
+
+/* The one place RocksDB error strings become our status (and a log line); frees |rerr|. */
+int sc_rocks_status(char *rerr, struct sc_err *err, const char *what);
+
+/* Reads one value with |ro|; *val is malloc'd by RocksDB (rocksdb_free) or NULL when absent. */
+int sc_rocks_get(struct rstore *r, int cf, const struct sc_key *k, const rocksdb_readoptions_t *ro, char **val,
+                 size_t *len);
+
+/* Decodes into |a|; SC_ECORRUPT (logged) when it does not decode. */
+int sc_rocks_unpack(const ProtobufCMessageDescriptor *d, const char *v, size_t n, struct sc_arena *a, void **out);
+
+/* An iterator over [lo, hi) of one column family, optionally at a snapshot (hi NULL: to the end). */
+struct sc_range {
+  rocksdb_iterator_t *it;
+  rocksdb_readoptions_t *ro; /* owns the upper bound */
+  struct sc_key hi;
+};
+
+void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
+                   const void *hi, size_t hilen, struct sc_range *ri);
+static inline bool sc_range_valid(struct sc_range *ri)
+{
+  return rocksdb_iter_valid(ri->it);
+}
+int sc_range_close(struct sc_range *ri);
+
+/* The operations, by file. */
+int sc_rocks_get_instance(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob *out);
+int sc_rocks_get_payload(struct sc_store *s, const char *iid, int kind, struct sc_arena *a, char **data,
+                         size_t *len);
+int sc_rocks_history_load(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob **out, size_t *n);
+int sc_rocks_history_range(struct sc_store *s, const char *iid, uint32_t from, size_t max_events, size_t max_bytes,
+                           struct sc_arena *a, struct sc_history_slice *out);
+int sc_rocks_inbox_load(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_inbox_blob **out,
+                        size_t *n);
+int sc_rocks_timer_get(struct sc_store *s, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
+int sc_rocks_actq_get(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
+int sc_rocks_children(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
+int sc_rocks_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx);
+int sc_rocks_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx);
+int sc_rocks_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx);
+int sc_rocks_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
+                   struct sc_err *err);
+int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
+
+#endif
