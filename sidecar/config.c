@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <libpq-fe.h>
+
 #include "common/log.h"
 
 #include <errno.h>
@@ -29,6 +31,10 @@ static const struct opt opts[] = {
      "HOST:PORT", "gRPC address; port 0 picks a free port; unix:PATH also works (default 127.0.0.1:4001)"},
     {"--data-dir", "TASKHUBD_DATA_DIR", OPT_STR, F(data_dir), sizeof(((struct sc_config *)0)->data_dir),
      "DIR", "RocksDB directory, created if missing (default ./taskhubd-data)"},
+    {"--store", "TASKHUBD_STORE", OPT_STR, F(store), sizeof(((struct sc_config *)0)->store), "STORE",
+     "rocksdb:DIR (the default, in --data-dir), or a PostgreSQL URI (postgresql://...) or conninfo "
+     "(\"host=... dbname=...\"; one writing taskhubd per database for now); its password comes from PGPASSWORD or PGPASSFILE, "
+     "never from here"},
     {"--log-level", "TASKHUBD_LOG_LEVEL", OPT_LEVEL, F(log_level), 0, "LEVEL",
      "debug, info, warn or error (default info)"},
     {"--log-format", "TASKHUBD_LOG_FORMAT", OPT_LOGFMT, F(log_json), 0, "logfmt|json",
@@ -305,6 +311,31 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
     }
     if (set(c, o, val, o->flag, err) < 0)
       return -1;
+  }
+  if (!strncmp(c->store, "rocksdb:", 8)) {
+    if (!c->store[8]) {
+      fprintf(err, "taskhubd: --store rocksdb:DIR needs a directory\n");
+      return -1;
+    }
+    memmove(c->data_dir, c->store + 8, strlen(c->store + 8) + 1);
+  } else if (c->store[0]) {
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(c->store, &perr);
+    if (!o) {
+      fprintf(err, "taskhubd: --store: not rocksdb:DIR nor a PostgreSQL URI or conninfo: %s", perr ? perr : "\n");
+      PQfreemem(perr);
+      return -1;
+    }
+    bool has_password = false;
+    for (PQconninfoOption *i = o; i->keyword; i++)
+      has_password |= !strcmp(i->keyword, "password") && i->val && i->val[0];
+    PQconninfoFree(o);
+    if (has_password) {
+      fprintf(err, "taskhubd: --store must not hold the password (it would show in the process list): put it in "
+                   "PGPASSWORD or a PGPASSFILE\n");
+      return -1;
+    }
+    c->store_postgres = true;
   }
   if (c->wait_cap_s == 0) {
     fprintf(err, "taskhubd: --wait-cap must be at least 1 second\n");

@@ -11,6 +11,8 @@
 struct sc_config {
   char listen[256];
   char data_dir[4096];
+  char store[4096];          /* --store as given: "" or rocksdb:DIR (RocksDB in data_dir), else PostgreSQL */
+  bool store_postgres;       /* store holds a PostgreSQL URI or conninfo */
   int ready_fd;              /* -1: none */
   int log_level;
   size_t max_message;        /* largest message received */

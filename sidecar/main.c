@@ -46,6 +46,9 @@ static void absl_deadlock_detection_off(void)
     set_mode(0); /* OnDeadlockCycle::kIgnore */
 }
 
+/* How long taskhubd waits for PostgreSQL to accept connections at start before it gives up (and is restarted). */
+#define STORE_WAIT_S 300
+
 int main(int argc, char **argv)
 {
   absl_deadlock_detection_off();
@@ -71,21 +74,26 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   struct sc_err err = {0};
-  struct sc_store *store = NULL;
-  if (sc_store_open_rocksdb(cfg.data_dir, &store, &err) != SC_OK) {
-    SC_ERROR("event=store_open_failed dir=%s error=%s", SC_Q(cfg.data_dir), SC_Q(err.msg));
-    return 1;
-  }
+  /* The ops port first: while the store is being opened (PostgreSQL may still be starting) /healthz answers and
+   * /readyz says not ready. */
   struct sc_ops *ops = NULL;
   if (strcmp(cfg.ops_listen, "off") != 0 && cfg.ops_listen[0]) {
     int ops_port = 0;
     if (sc_ops_start(cfg.ops_listen, &ops, &ops_port, &err) != SC_OK) {
       SC_ERROR("event=ops_listen_failed listen=%s error=%s", SC_Q(cfg.ops_listen), SC_Q(err.msg));
-      sc_store_close(store);
       return 1;
     }
     SC_INFO("event=ops_listening listen=%s port=%d", SC_Q(cfg.ops_listen), ops_port);
     announce_ready(cfg.ops_ready_fd, ops_port);
+  }
+  struct sc_store *store = NULL;
+  int src = cfg.store_postgres ? sc_store_open_postgres(cfg.store, STORE_WAIT_S, &store, &err)
+                               : sc_store_open_rocksdb(cfg.data_dir, &store, &err);
+  if (src != SC_OK) {
+    SC_ERROR("event=store_open_failed store=%s error=%s", cfg.store_postgres ? "postgresql" : "rocksdb",
+             SC_Q(err.msg));
+    sc_ops_stop(ops);
+    return 1;
   }
   if (cfg.hold_recovery_fd >= 0) {
     char b;
@@ -130,8 +138,8 @@ int main(int argc, char **argv)
     return 1;
   }
   sc_ops_set_ready(ops, true);
-  SC_INFO("event=serving listen=%s port=%d data_dir=%s group_commit=%s max_batch=%d", SC_Q(cfg.listen), port,
-          SC_Q(cfg.data_dir), cfg.group_commit ? "on" : "off", cfg.max_batch);
+  SC_INFO("event=serving listen=%s port=%d store=%s data_dir=%s group_commit=%s max_batch=%d", SC_Q(cfg.listen),
+          port, cfg.store_postgres ? "postgresql" : "rocksdb", cfg.store_postgres ? "-" : SC_Q(cfg.data_dir), cfg.group_commit ? "on" : "off", cfg.max_batch);
   announce_ready(cfg.ready_fd, port);
 
   int sig = 0;

@@ -251,6 +251,9 @@ struct sc_store {
 
 /* Opens (creating if needed) the RocksDB store in |dir|. Refuses a newer schema with a message in |err|. */
 int sc_store_open_rocksdb(const char *dir, struct sc_store **out, struct sc_err *err);
+/* Connects to PostgreSQL (a URI or conninfo; waiting up to |wait_s| seconds for it to accept connections), creates
+ * or migrates the tables, and refuses a newer schema with a message in |err|. */
+int sc_store_open_postgres(const char *conninfo, int wait_s, struct sc_store **out, struct sc_err *err);
 
 static inline void sc_store_close(struct sc_store *s)
 {

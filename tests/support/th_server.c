@@ -178,6 +178,28 @@ static int wait_child(pid_t pid, long long timeout_ms, int *status)
   }
 }
 
+/*
+ * With $TASKHUBD_TEST_PG (the directory of a server that tests/support/pg.sh started), the server keeps its task
+ * hub in a PostgreSQL database of its own, named after its temp dir, instead of RocksDB.
+ */
+static void pg_database(th_server *s)
+{
+  const char *pg = getenv("TASKHUBD_TEST_PG");
+  if (!pg || !*pg)
+    return;
+  unsigned h = 2166136261u;
+  for (const char *p = s->root; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof cmd, "bash '%s' createdb '%s' th_%08x_%d", TH_PG_SH, pg, h, (int)getpid());
+  FILE *f = popen(cmd, "r");
+  if (!f || !fgets(s->store, sizeof s->store, f))
+    TEST_FAIL("creating a PostgreSQL database failed: %s", cmd);
+  s->store[strcspn(s->store, "\n")] = 0;
+  if (pclose(f) != 0)
+    TEST_FAIL("creating a PostgreSQL database failed: %s", cmd);
+}
+
 static void spawn(th_server *s)
 {
   const char *bin = getenv("TASKHUBD_BIN");
@@ -200,8 +222,13 @@ static void spawn(th_server *s)
   argv[n++] = (char *)bin;
   argv[n++] = (char *)"--listen";
   argv[n++] = (char *)"127.0.0.1:0";
-  argv[n++] = (char *)"--data-dir";
-  argv[n++] = s->data_dir;
+  if (s->store[0]) {
+    argv[n++] = (char *)"--store";
+    argv[n++] = s->store;
+  } else {
+    argv[n++] = (char *)"--data-dir";
+    argv[n++] = s->data_dir;
+  }
   argv[n++] = (char *)"--ready-fd";
   argv[n++] = fdstr;
   for (int i = 0; i < s->n_extra; i++)
@@ -287,6 +314,7 @@ int th_server_start(th_server *s, const char *const *extra_args)
   if (mkdtemp(s->root) == NULL)
     TEST_FAIL("mkdtemp %s: %s", s->root, strerror(errno));
   snprintf(s->data_dir, sizeof s->data_dir, "%s/data", s->root);
+  pg_database(s);
   for (const char *const *a = extra_args; a && *a; a++) {
     ASSERT(s->n_extra < TH_SERVER_MAX_ARGS);
     s->extra[s->n_extra] = strdup(*a);

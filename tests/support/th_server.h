@@ -27,6 +27,7 @@ typedef struct th_server {
   int starts;     /* number of starts so far; log-<starts-1>.txt is the current log */
   char root[PATH_MAX / 2];
   char data_dir[PATH_MAX];
+  char store[512]; /* with $TASKHUBD_TEST_PG: the PostgreSQL database of this server, kept across restarts */
   char *extra[TH_SERVER_MAX_ARGS];
   int n_extra;
 } th_server;

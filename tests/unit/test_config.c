@@ -48,6 +48,31 @@ TEST_IMPL(config_env_then_flags)
   return 0;
 }
 
+/* --store: rocksdb:DIR is the data directory; anything else is PostgreSQL, whose password never comes from here. */
+TEST_IMPL(config_store)
+{
+  struct sc_config c;
+  const char *a1[] = {"taskhubd", "--store", "rocksdb:/var/lib/th"};
+  ASSERT_EQ(parse(&c, 3, a1), 0);
+  ASSERT(!c.store_postgres);
+  ASSERT_STR_EQ(c.data_dir, "/var/lib/th");
+  const char *a2[] = {"taskhubd", "--store", "postgresql://th@db:5432/hub?sslmode=require"};
+  ASSERT_EQ(parse(&c, 3, a2), 0);
+  ASSERT(c.store_postgres);
+  const char *a3[] = {"taskhubd", "--store", "host=db dbname=hub user=th"};
+  ASSERT_EQ(parse(&c, 3, a3), 0);
+  ASSERT(c.store_postgres);
+  const char *a4[] = {"taskhubd", "--store", "postgresql://th:secret@db/hub"};
+  ASSERT_EQ(parse(&c, 3, a4), -1);
+  const char *a5[] = {"taskhubd", "--store", "host=db password=secret"};
+  ASSERT_EQ(parse(&c, 3, a5), -1);
+  const char *a6[] = {"taskhubd", "--store", "host=db nonsense"};
+  ASSERT_EQ(parse(&c, 3, a6), -1);
+  const char *a7[] = {"taskhubd", "--store", "rocksdb:"};
+  ASSERT_EQ(parse(&c, 3, a7), -1);
+  return 0;
+}
+
 TEST_IMPL(config_rejects_bad_values)
 {
   struct sc_config c;

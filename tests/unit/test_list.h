@@ -1,5 +1,6 @@
 TEST_ENTRY(config_defaults)
 TEST_ENTRY(config_env_then_flags)
+TEST_ENTRY(config_store)
 TEST_ENTRY(config_rejects_bad_values)
 TEST_ENTRY(engine_start_generates_ids_and_rejects_duplicates)
 TEST_ENTRY(engine_reuse_policies)

@@ -12,6 +12,7 @@ is set but the server does not come up, the test fails.
 import os
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,12 +65,25 @@ class Server:
         self.killed = True
 
 
+def _store_args(data_dir: Path) -> list:
+    """--data-dir, or with $TASKHUBD_TEST_PG a PostgreSQL database of the server's own (tests/support/pg.sh)."""
+    pg = os.environ.get("TASKHUBD_TEST_PG")
+    if not pg:
+        return ["--data-dir", str(data_dir)]
+    name = "th_py_%08x_%d" % (zlib.crc32(str(data_dir).encode()), os.getpid())
+    pg_sh = Path(__file__).resolve().parents[2] / "support" / "pg.sh"
+    conninfo = subprocess.run(["bash", str(pg_sh), "createdb", pg, name], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    return ["--store", conninfo]
+
+
 def _start(binary: str, data_dir: Path, stderr_path: Path, extra_args) -> Server:
+    store = _store_args(data_dir)
     r, w = os.pipe()
     try:
         with open(stderr_path, "ab") as err:
             proc = subprocess.Popen(
-                [binary, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
+                [binary, "--listen", "127.0.0.1:0", *store,
                  "--ready-fd", str(w), "--log-level", "info", *extra_args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 pass_fds=(w,), close_fds=True)

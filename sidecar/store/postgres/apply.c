@@ -1,0 +1,184 @@
+/*
+ * A change set becomes one PostgreSQL transaction, sent in pipeline mode: BEGIN, one prepared statement per
+ * change, the sequence counter, COMMIT, then one sync, so the whole batch costs one round trip however many
+ * changes it holds. Any statement failing aborts the transaction, and nothing of it is applied.
+ */
+#include "pg.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <string.h>
+
+/* The partition of an instance: FNV-1a of its id, which never changes (the number of partitions is fixed when
+ * the task hub is created; one for now). */
+static int32_t part_of(const char *iid)
+{
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)iid; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  (void)h;
+  return 0;
+}
+
+static bool send(PGconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p)
+{
+  char name[16];
+  snprintf(name, sizeof name, "s%d", (int)st);
+  return PQsendQueryPrepared(c, name, p->n, p->v, p->len, p->fmt, 1) == 1;
+}
+
+static bool send_change(PGconn *c, const struct sc_change *ch)
+{
+  struct sc_pgparams p = {0};
+  switch (ch->kind) {
+  case SC_CH_PUT_INSTANCE: {
+    const StoredInstance *r = ch->rec;
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i32(&p, part_of(ch->iid));
+    sc_pg_i32(&p, r->status);
+    sc_pg_i64(&p, r->created_us);
+    if (sc_status_is_terminal(r->status))
+      sc_pg_i64(&p, r->completed_us);
+    else
+      sc_pg_null(&p);
+    if (r->parent_instance_id && r->parent_instance_id[0])
+      sc_pg_text(&p, r->parent_instance_id);
+    else
+      sc_pg_null(&p);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_PUT_INSTANCE, &p);
+  }
+  case SC_CH_DELETE_INSTANCE:
+    sc_pg_text(&p, ch->iid);
+    if (!send(c, PS_DELETE_INSTANCE, &p))
+      return false;
+    return !ch->old->has_children || send(c, PS_ORPHAN_CHILDREN, &p);
+  case SC_CH_PUT_PAYLOAD:
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i32(&p, ch->band);
+    if (!ch->val)
+      return send(c, PS_DELETE_PAYLOAD, &p);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_PUT_PAYLOAD, &p);
+  case SC_CH_HISTORY_APPEND:
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i32(&p, (int32_t)ch->index);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_HISTORY_APPEND, &p);
+  case SC_CH_HISTORY_CLEAR: {
+    unsigned char gen[8];
+    sc_put_be64(gen, ch->seq);
+    sc_pg_text(&p, ch->iid);
+    sc_pg_bytes(&p, gen, sizeof gen);
+    return send(c, PS_HISTORY_CLEAR, &p);
+  }
+  case SC_CH_INBOX_PUT:
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i32(&p, ch->band);
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_i32(&p, part_of(ch->iid));
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_INBOX_PUT, &p);
+  case SC_CH_INBOX_DELETE:
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i32(&p, ch->band);
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    return send(c, PS_INBOX_DELETE, &p);
+  case SC_CH_INBOX_CLEAR:
+    sc_pg_text(&p, ch->iid);
+    return send(c, PS_INBOX_CLEAR, &p);
+  case SC_CH_TIMER_PUT:
+    sc_pg_i64(&p, ch->due_us);
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_TIMER_PUT, &p);
+  case SC_CH_TIMER_DELETE:
+    sc_pg_i64(&p, ch->due_us);
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    return send(c, PS_TIMER_DELETE, &p);
+  case SC_CH_ACTQ_PUT:
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_ACTQ_PUT, &p);
+  case SC_CH_ACTQ_DELETE:
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    return send(c, PS_ACTQ_DELETE, &p);
+  }
+  return false;
+}
+
+/* Reads every result up to the sync; false if any statement failed (the first error goes to |err|). */
+static bool drain(PGconn *c, struct sc_err *err)
+{
+  bool ok = true;
+  for (;;) {
+    PGresult *r = PQgetResult(c);
+    if (!r) {
+      if (PQstatus(c) == CONNECTION_BAD) {
+        if (ok)
+          sc_err_set(err, SC_EIO, "PostgreSQL: connection lost: %s", PQerrorMessage(c));
+        return false;
+      }
+      continue; /* the end of one statement's results */
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      return ok;
+    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && ok) {
+      ok = false;
+      sc_err_set(err, SC_EIO, "PostgreSQL: commit failed: %s",
+                 st == PGRES_PIPELINE_ABORTED ? "pipeline aborted" : PQresultErrorMessage(r));
+    }
+    PQclear(r);
+  }
+}
+
+static bool send_sql(PGconn *c, const char *sql)
+{
+  return PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
+}
+
+int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, struct sc_err *err)
+{
+  struct pgstore *s = PG(st);
+  PGconn *c = s->writer.c;
+  if (!c || PQstatus(c) != CONNECTION_OK) {
+    /* Nothing of this change set was sent: reconnecting and sending it is safe. */
+    if (sc_pg_connect(s, &s->writer, err) != SC_OK)
+      return SC_EIO;
+    c = s->writer.c;
+    if (!sc_pg_writer_lock(c)) {
+      sc_err_set(err, SC_EIO, "another taskhubd took this database while the connection was down");
+      return SC_EIO;
+    }
+  }
+  if (PQenterPipelineMode(c) != 1) {
+    sc_err_set(err, SC_EIO, "PostgreSQL: cannot enter pipeline mode: %s", PQerrorMessage(c));
+    return SC_EIO;
+  }
+  bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
+  for (size_t i = 0; ok && i < chs->n; i++)
+    ok = send_change(c, &chs->v[i]);
+  if (ok && chs->next_seq != s->next_seq) {
+    struct sc_pgparams p = {0};
+    sc_pg_i64(&p, (int64_t)chs->next_seq);
+    ok = send(c, PS_SET_SEQ, &p);
+  }
+  ok = ok && send_sql(c, "COMMIT") && PQpipelineSync(c) == 1;
+  if (!ok)
+    sc_err_set(err, SC_EIO, "PostgreSQL: sending the commit failed: %s", PQerrorMessage(c));
+  /* Whatever was sent is read back before the connection is used again. */
+  bool applied = drain(c, ok ? err : &(struct sc_err){0}) && ok;
+  PQexitPipelineMode(c);
+  if (!applied && PQstatus(c) == CONNECTION_OK)
+    PQclear(PQexec(c, "ROLLBACK")); /* an explicit transaction stays open, failed, after its pipeline's sync */
+  if (!applied) {
+    SC_ERROR("event=store_error op=commit error=%s", SC_Q(err->msg));
+    return SC_EIO;
+  }
+  s->next_seq = chs->next_seq;
+  return SC_OK;
+}

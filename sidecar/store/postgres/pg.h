@@ -1,0 +1,125 @@
+#ifndef SC_PG_H
+#define SC_PG_H
+
+/*
+ * Inside the PostgreSQL backend: the handle and the helpers its files share. open.c connects, applies the schema
+ * and keeps the connections (one for the writer, a small pool for readers on any thread); read.c serves committed
+ * reads, query.c pages through instances, apply.c writes a change set as one transaction, pipelined into one
+ * round trip. Every statement is prepared once per connection and exchanges binary values, so ids and payloads
+ * are never quoted or escaped. The tables are in schema.c.
+ */
+
+#include "store/store.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#define SC_PG_SCHEMA_VERSION 1
+#define SC_PG_POOL 4
+
+struct sc_pgconn {
+  PGconn *c;
+  bool busy;
+};
+
+struct pgstore {
+  struct sc_store base;
+  char *conninfo;
+  struct sc_pgconn writer;
+  pthread_mutex_t mu; /* the readers' pool */
+  pthread_cond_t cv;
+  struct sc_pgconn pool[SC_PG_POOL];
+  uint64_t next_seq; /* as persisted by the last apply or wipe */
+};
+
+#define PG(s) ((struct pgstore *)(s))
+
+/* The statements every connection prepares, by name. */
+enum sc_pg_stmt {
+  PS_GET_INSTANCE,
+  PS_GET_PAYLOAD,
+  PS_HISTORY_LOAD,
+  PS_HISTORY_RANGE,
+  PS_INBOX_LOAD,
+  PS_TIMER_GET,
+  PS_ACTQ_GET,
+  PS_CHILDREN,
+  PS_TIMER_SCAN,
+  PS_ACTQ_SCAN,
+  PS_INBOX_SCAN,
+  PS_PUT_INSTANCE,
+  PS_DELETE_INSTANCE,
+  PS_ORPHAN_CHILDREN,
+  PS_PUT_PAYLOAD,
+  PS_DELETE_PAYLOAD,
+  PS_HISTORY_APPEND,
+  PS_HISTORY_CLEAR,
+  PS_INBOX_PUT,
+  PS_INBOX_DELETE,
+  PS_INBOX_CLEAR,
+  PS_TIMER_PUT,
+  PS_TIMER_DELETE,
+  PS_ACTQ_PUT,
+  PS_ACTQ_DELETE,
+  PS_SET_SEQ,
+  PS_COUNT
+};
+
+extern const char *const sc_pg_sql[PS_COUNT];
+
+/* The tables, created or migrated in one transaction under an advisory lock. */
+int sc_pg_migrate(PGconn *c, uint64_t *next_seq, struct sc_err *err);
+
+/* Binary parameters of one statement. */
+#define SC_PG_MAX_PARAMS 12
+struct sc_pgparams {
+  int n;
+  const char *v[SC_PG_MAX_PARAMS];
+  int len[SC_PG_MAX_PARAMS];
+  int fmt[SC_PG_MAX_PARAMS];
+  unsigned char num[SC_PG_MAX_PARAMS][8];
+};
+
+void sc_pg_text(struct sc_pgparams *p, const char *s);
+void sc_pg_bytes(struct sc_pgparams *p, const void *b, size_t n);
+void sc_pg_i64(struct sc_pgparams *p, int64_t v);
+void sc_pg_i32(struct sc_pgparams *p, int32_t v);
+void sc_pg_null(struct sc_pgparams *p);
+
+/* Binary results. */
+int64_t sc_pg_get_i64(const PGresult *r, int row, int col);
+int32_t sc_pg_get_i32(const PGresult *r, int row, int col);
+
+/* A reader's connection from the pool (waits for one), and its return. NULL when none can connect. */
+struct sc_pgconn *sc_pg_acquire(struct pgstore *s);
+void sc_pg_release(struct pgstore *s, struct sc_pgconn *c);
+
+/* Runs a prepared statement, binary in and out; reconnects once when the connection was lost. NULL on failure
+ * (logged). The caller PQclear()s the result. */
+PGresult *sc_pg_exec(struct sc_pgconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p, const char *what);
+/* Takes the one-writer-per-database lock on the writer's session; false when another session holds it. */
+bool sc_pg_writer_lock(PGconn *c);
+/* Opens |c| (connects and prepares); SC_OK or SC_EIO with the reason in |err|. */
+int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err);
+
+/* The operations, by file. */
+int sc_pg_get_instance(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob *out);
+int sc_pg_get_payload(struct sc_store *s, const char *iid, int kind, struct sc_arena *a, char **data, size_t *len);
+int sc_pg_history_load(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob **out, size_t *n);
+int sc_pg_history_range(struct sc_store *s, const char *iid, uint32_t from, size_t max_events, size_t max_bytes,
+                        struct sc_arena *a, struct sc_history_slice *out);
+int sc_pg_inbox_load(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_inbox_blob **out,
+                     size_t *n);
+int sc_pg_timer_get(struct sc_store *s, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
+int sc_pg_actq_get(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
+int sc_pg_children(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
+int sc_pg_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx);
+int sc_pg_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx);
+int sc_pg_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx);
+int sc_pg_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
+                struct sc_err *err);
+int sc_pg_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
+int sc_pg_wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * QueryInstances, ListInstanceIds and purge by filter: one statement per page, built for the filter at hand and
+ * planned with its values, ordered like the RocksDB indexes so that cursors (store.h) mean the same in both
+ * stores. PostgreSQL chooses the scan: the page size bounds what a page returns, and max_scan is not used.
+ */
+#include "pg.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct sql {
+  char b[1024];
+  size_t n;
+};
+
+static void add(struct sql *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct sql *q, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(q->b + q->n, sizeof q->b - q->n, fmt, ap);
+  va_end(ap);
+  SC_ASSERT(w >= 0 && (size_t)w < sizeof q->b - q->n);
+  q->n += (size_t)w;
+}
+
+/* The LIKE pattern matching ids that start with |prefix|. */
+static char *like_prefix(struct sc_arena *a, const char *prefix)
+{
+  size_t n = strlen(prefix);
+  char *p = sc_arena_alloc(a, 2 * n + 2), *o = p;
+  for (size_t i = 0; i < n; i++) {
+    if (prefix[i] == '\\' || prefix[i] == '%' || prefix[i] == '_')
+      *o++ = '\\';
+    *o++ = prefix[i];
+  }
+  *o++ = '%';
+  *o = 0;
+  return p;
+}
+
+int sc_pg_query(struct sc_store *st, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
+                struct sc_err *err)
+{
+  memset(out, 0, sizeof *out);
+  const bool by_id = q->index == SC_Q_CREATED && q->prefix && q->prefix[0];
+  const char *tcol = q->index == SC_Q_COMPLETED ? "completed_us" : "created_us";
+  struct sql s = {{0}, 0};
+  struct sc_pgparams p = {0};
+  add(&s, "SELECT iid, %s, rec FROM th_instance WHERE true", tcol);
+  if (q->index == SC_Q_COMPLETED)
+    add(&s, " AND completed_us IS NOT NULL");
+  if (q->n_statuses) {
+    add(&s, " AND status IN (");
+    for (size_t i = 0; i < q->n_statuses; i++)
+      add(&s, "%s%d", i ? "," : "", q->statuses[i]);
+    add(&s, ")");
+  }
+  if (q->has_from) {
+    sc_pg_i64(&p, q->from_us);
+    add(&s, " AND %s >= $%d", tcol, p.n);
+  }
+  if (q->has_to) {
+    sc_pg_i64(&p, q->to_us);
+    add(&s, " AND %s < $%d", tcol, p.n);
+  }
+  size_t pl = q->prefix ? strlen(q->prefix) : 0;
+  if (pl) {
+    sc_pg_text(&p, like_prefix(a, q->prefix));
+    add(&s, " AND iid LIKE $%d", p.n);
+  }
+  if (q->cursor) {
+    if (by_id) {
+      if (q->cursor_len > SC_MAX_ID || q->cursor_len < pl || memcmp(q->cursor, q->prefix, pl) != 0)
+        goto bad_cursor;
+      sc_pg_bytes(&p, q->cursor, q->cursor_len);
+      add(&s, " AND iid > $%d", p.n);
+    } else {
+      if (q->cursor_len < 8 || q->cursor_len - 8 > SC_MAX_ID)
+        goto bad_cursor;
+      sc_pg_i64(&p, sc_cursor_get_time(q->cursor));
+      sc_pg_bytes(&p, q->cursor + 8, q->cursor_len - 8);
+      add(&s, " AND (%s, iid) > ($%d, $%d)", tcol, p.n - 1, p.n);
+    }
+  }
+  if (by_id)
+    add(&s, " ORDER BY iid");
+  else
+    add(&s, " ORDER BY %s, iid", tcol);
+  add(&s, " LIMIT %zu", q->page_size + 1);
+
+  struct sc_pgconn *c = sc_pg_acquire(PG(st));
+  PGresult *r = NULL;
+  if (c) {
+    r = PQexecParams(c->c, s.b, p.n, NULL, p.v, p.len, p.fmt, 1);
+    sc_pg_release(PG(st), c);
+  }
+  if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    SC_ERROR("event=store_error op=query error=%s", SC_Q(r ? PQresultErrorMessage(r) : "no connection"));
+    if (r)
+      PQclear(r);
+    sc_err_set(err, SC_EIO, "query failed reading the store");
+    return SC_EIO;
+  }
+  int rows = PQntuples(r);
+  size_t n = (size_t)rows < q->page_size ? (size_t)rows : q->page_size;
+  out->rows = sc_arena_alloc(a, (n ? n : 1) * sizeof *out->rows);
+  int rc = SC_OK;
+  for (size_t i = 0; rc == SC_OK && i < n; i++) {
+    out->rows[i].iid = sc_arena_strndup(a, PQgetvalue(r, (int)i, 0), (size_t)PQgetlength(r, (int)i, 0));
+    struct sc_blob b = {(uint8_t *)PQgetvalue(r, (int)i, 2), (size_t)PQgetlength(r, (int)i, 2)};
+    rc = sc_store_unpack(&taskhubd__store__stored_instance__descriptor, &b, a, (void **)&out->rows[i].rec);
+    out->n = i + 1;
+  }
+  if (rc == SC_OK && (size_t)rows > q->page_size && n > 0) {
+    /* One more match exists: the cursor is the last row returned. */
+    const char *iid = out->rows[n - 1].iid;
+    size_t il = strlen(iid);
+    if (by_id) {
+      out->next_cursor = (unsigned char *)sc_arena_strndup(a, iid, il);
+      out->next_cursor_len = il;
+    } else {
+      out->next_cursor = sc_arena_alloc(a, 8 + il);
+      sc_cursor_put_time(out->next_cursor, sc_pg_get_i64(r, (int)n - 1, 1));
+      memcpy(out->next_cursor + 8, iid, il);
+      out->next_cursor_len = 8 + il;
+    }
+  }
+  PQclear(r);
+  if (rc != SC_OK)
+    sc_err_set(err, rc, "query failed reading the store");
+  return rc;
+
+bad_cursor:
+  sc_err_set(err, SC_EINVAL, "continuationToken: not a token this server issued for this query");
+  return SC_EINVAL;
+}

@@ -1,0 +1,135 @@
+/*
+ * The PostgreSQL tables and statements. Ids are `text COLLATE "C"`, so they sort byte by byte as in RocksDB and
+ * query cursors mean the same in both stores. Records are the same protobuf bytes RocksDB keeps; the columns
+ * beside them are what queries filter and order on. `part` is the instance's partition (a stable hash of its id),
+ * for spreading partitions among replicas; one replica owns them all for now.
+ */
+#include "pg.h"
+
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const sc_pg_sql[PS_COUNT] = {
+    [PS_GET_INSTANCE] = "SELECT rec FROM th_instance WHERE iid = $1",
+    [PS_GET_PAYLOAD] = "SELECT data FROM th_payload WHERE iid = $1 AND kind = $2",
+    [PS_HISTORY_LOAD] = "SELECT idx, ev FROM th_history WHERE iid = $1 ORDER BY idx",
+    /* One statement, so one snapshot: the record, the generation, then the events from $2 on. */
+    [PS_HISTORY_RANGE] = "SELECT * FROM (SELECT 0 AS part, -1 AS idx, rec FROM th_instance WHERE iid = $1 "
+                         "UNION ALL SELECT 1, -1, data FROM th_payload WHERE iid = $1 AND kind = 4 "
+                         "UNION ALL (SELECT 2, idx, ev FROM th_history WHERE iid = $1 AND idx >= $2 "
+                         "ORDER BY idx LIMIT $3)) u ORDER BY part, idx",
+    [PS_INBOX_LOAD] = "SELECT band, seq, msg FROM th_inbox WHERE iid = $1 ORDER BY band, seq",
+    [PS_TIMER_GET] = "SELECT timer FROM th_timer WHERE due_us = $1 AND seq = $2",
+    [PS_ACTQ_GET] = "SELECT act FROM th_actq WHERE seq = $1",
+    [PS_CHILDREN] = "SELECT iid FROM th_instance WHERE parent = $1 ORDER BY iid",
+    [PS_TIMER_SCAN] = "SELECT due_us, seq, timer FROM th_timer ORDER BY due_us, seq",
+    [PS_ACTQ_SCAN] = "SELECT seq FROM th_actq ORDER BY seq",
+    [PS_INBOX_SCAN] = "SELECT DISTINCT iid FROM th_inbox ORDER BY iid",
+    [PS_PUT_INSTANCE] = "INSERT INTO th_instance (iid, part, status, created_us, completed_us, parent, rec) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (iid) DO UPDATE SET "
+                        "status = $3, created_us = $4, completed_us = $5, parent = $6, rec = $7",
+    [PS_DELETE_INSTANCE] = "WITH p AS (DELETE FROM th_payload WHERE iid = $1), "
+                           "h AS (DELETE FROM th_history WHERE iid = $1), "
+                           "m AS (DELETE FROM th_inbox WHERE iid = $1) "
+                           "DELETE FROM th_instance WHERE iid = $1",
+    /* As RocksDB drops a deleted parent's index entries: a new instance with the same id has no children. */
+    [PS_ORPHAN_CHILDREN] = "UPDATE th_instance SET parent = NULL WHERE parent = $1",
+    [PS_PUT_PAYLOAD] = "INSERT INTO th_payload (iid, kind, data) VALUES ($1, $2, $3) "
+                       "ON CONFLICT (iid, kind) DO UPDATE SET data = $3",
+    [PS_DELETE_PAYLOAD] = "DELETE FROM th_payload WHERE iid = $1 AND kind = $2",
+    [PS_HISTORY_APPEND] = "INSERT INTO th_history (iid, idx, ev) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (iid, idx) DO UPDATE SET ev = $3",
+    [PS_HISTORY_CLEAR] = "WITH h AS (DELETE FROM th_history WHERE iid = $1) "
+                         "INSERT INTO th_payload (iid, kind, data) VALUES ($1, 4, $2) "
+                         "ON CONFLICT (iid, kind) DO UPDATE SET data = $2",
+    [PS_INBOX_PUT] = "INSERT INTO th_inbox (iid, band, seq, part, msg) VALUES ($1, $2, $3, $4, $5) "
+                     "ON CONFLICT (iid, band, seq) DO UPDATE SET msg = $5",
+    [PS_INBOX_DELETE] = "DELETE FROM th_inbox WHERE iid = $1 AND band = $2 AND seq = $3",
+    [PS_INBOX_CLEAR] = "DELETE FROM th_inbox WHERE iid = $1",
+    [PS_TIMER_PUT] = "INSERT INTO th_timer (due_us, seq, timer) VALUES ($1, $2, $3) "
+                     "ON CONFLICT (due_us, seq) DO UPDATE SET timer = $3",
+    [PS_TIMER_DELETE] = "DELETE FROM th_timer WHERE due_us = $1 AND seq = $2",
+    [PS_ACTQ_PUT] = "INSERT INTO th_actq (seq, act) VALUES ($1, $2) ON CONFLICT (seq) DO UPDATE SET act = $2",
+    [PS_ACTQ_DELETE] = "DELETE FROM th_actq WHERE seq = $1",
+    [PS_SET_SEQ] = "UPDATE th_meta SET value = $1 WHERE key = 'seq'",
+};
+
+/* Schema version 1. Each later version adds one entry to the migrations below; nothing is ever edited. */
+static const char *const v1 =
+    "CREATE TABLE th_instance (iid text COLLATE \"C\" PRIMARY KEY, part int NOT NULL, status int NOT NULL, "
+    "  created_us bigint NOT NULL, completed_us bigint, parent text COLLATE \"C\", rec bytea NOT NULL);"
+    "CREATE INDEX th_instance_created ON th_instance (created_us, iid);"
+    "CREATE INDEX th_instance_status ON th_instance (status, created_us, iid);"
+    "CREATE INDEX th_instance_completed ON th_instance (completed_us, iid) WHERE completed_us IS NOT NULL;"
+    "CREATE INDEX th_instance_parent ON th_instance (parent, iid) WHERE parent IS NOT NULL;"
+    "CREATE TABLE th_payload (iid text COLLATE \"C\", kind int, data bytea NOT NULL, PRIMARY KEY (iid, kind));"
+    "CREATE TABLE th_history (iid text COLLATE \"C\", idx int, ev bytea NOT NULL, PRIMARY KEY (iid, idx));"
+    "CREATE TABLE th_inbox (iid text COLLATE \"C\", band int, seq bigint, part int NOT NULL, msg bytea NOT NULL,"
+    "  PRIMARY KEY (iid, band, seq));"
+    "CREATE TABLE th_timer (due_us bigint, seq bigint, timer bytea NOT NULL, PRIMARY KEY (due_us, seq));"
+    "CREATE TABLE th_actq (seq bigint PRIMARY KEY, act bytea NOT NULL);"
+    "INSERT INTO th_meta (key, value) VALUES ('seq', 1);";
+
+static const char *const migrations[] = {v1};
+#define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
+
+/* Runs |sql|; its rows, or NULL after rolling back with the reason in |err|. */
+static PGresult *run(PGconn *c, const char *sql, const char *what, struct sc_err *err)
+{
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+    return r;
+  sc_err_set(err, SC_EIO, "PostgreSQL: %s failed: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+  PQclear(r);
+  PQclear(PQexec(c, "ROLLBACK"));
+  return NULL;
+}
+
+/* Runs a statement whose rows are not needed. */
+static bool exec(PGconn *c, const char *sql, const char *what, struct sc_err *err)
+{
+  PGresult *r = run(c, sql, what, err);
+  PQclear(r);
+  return r != NULL;
+}
+
+int sc_pg_migrate(PGconn *c, uint64_t *next_seq, struct sc_err *err)
+{
+  /* Replicas starting together: one migrates, the others wait on the lock and then find it done. */
+  if (!exec(c, "BEGIN", "locking the schema", err) ||
+      !exec(c, "SELECT pg_advisory_xact_lock(7306451270412591)", "locking the schema", err) ||
+      !exec(c, "CREATE TABLE IF NOT EXISTS th_meta (key text PRIMARY KEY, value bigint NOT NULL)",
+            "reading the schema version", err))
+    return SC_EIO;
+  PGresult *r = run(c, "SELECT value FROM th_meta WHERE key = 'schema'", "reading the schema version", err);
+  if (!r)
+    return SC_EIO;
+  long version = PQntuples(r) ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+  PQclear(r);
+  if (version > (long)N_MIGRATIONS) {
+    PQclear(PQexec(c, "ROLLBACK"));
+    sc_err_set(err, SC_ESTATE,
+               "the database holds taskhubd schema version %ld, newer than this taskhubd supports (%d); refusing "
+               "to use it: run a newer taskhubd",
+               version, (int)N_MIGRATIONS);
+    return SC_ESTATE;
+  }
+  for (long v = version; v < (long)N_MIGRATIONS; v++) {
+    SC_INFO("event=store_migrate from=%ld to=%ld", v, v + 1);
+    if (!exec(c, migrations[v], "migrating the schema", err))
+      return SC_EIO;
+  }
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO th_meta (key, value) VALUES ('schema', %d) ON CONFLICT (key) DO UPDATE SET value = %d",
+           (int)N_MIGRATIONS, (int)N_MIGRATIONS);
+  if (!exec(c, sql, "recording the schema version", err) ||
+      !(r = run(c, "SELECT value FROM th_meta WHERE key = 'seq'", "reading the sequence counter", err)))
+    return SC_EIO;
+  *next_seq = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 1;
+  PQclear(r);
+  return exec(c, "COMMIT", "committing the schema", err) ? SC_OK : SC_EIO;
+}

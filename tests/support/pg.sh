@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# A real PostgreSQL server for tests (Debian's package): initdb into a fresh directory as a non-root user, on a
+# free port on 127.0.0.1, stopped afterwards.
+#   pg.sh start DIR     prints the conninfo of the server's "postgres" database (user taskhubd, no password)
+#   pg.sh stop DIR
+#   pg.sh createdb DIR NAME   creates database NAME (if missing) and prints its conninfo
+set -euo pipefail
+cmd=$1 dir=$2
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$bin" ] || { echo "pg.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+as=()
+if [ "$(id -u)" = 0 ]; then as=(runuser -u postgres --); fi # initdb refuses to run as root
+case "$cmd" in
+start)
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U taskhubd -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 ||
+    { cat "$dir/initdb.log" >&2; exit 1; }
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null ||
+    { cat "$dir/server.log" >&2; exit 1; }
+  echo "$port" >"$dir/port"
+  echo "host=127.0.0.1 port=$port user=taskhubd dbname=postgres"
+  ;;
+stop)
+  [ -d "$dir/data" ] && "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  ;;
+createdb)
+  port=$(cat "$dir/port")
+  "$bin/psql" -qAt "host=127.0.0.1 port=$port user=taskhubd dbname=postgres" \
+    -c "SELECT 1 FROM pg_database WHERE datname = '$3'" | grep -q 1 ||
+    "$bin/createdb" -h 127.0.0.1 -p "$port" -U taskhubd "$3"
+  echo "host=127.0.0.1 port=$port user=taskhubd dbname=$3"
+  ;;
+*) echo "usage: pg.sh start|stop DIR | createdb DIR NAME" >&2; exit 2 ;;
+esac
