@@ -172,6 +172,18 @@ char *sc_ops_render_metrics(struct sc_ops *o)
       (unsigned long long)atomic_load_explicit(&m->cache_misses, memory_order_relaxed));
   help(&b, "taskhubd_cache_bytes", "gauge", "Memory held by the hot-instance cache (budget: --cache-size).");
   put(&b, "taskhubd_cache_bytes %llu\n", (unsigned long long)atomic_load_explicit(&m->cache_bytes, memory_order_relaxed));
+  help(&b, "taskhubd_postgres_round_trips_total", "counter",
+       "Round trips to PostgreSQL: reads (one statement each) and commits (one pipelined transaction each).");
+  put(&b, "taskhubd_postgres_round_trips_total{kind=\"read\"} %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_reads, memory_order_relaxed));
+  put(&b, "taskhubd_postgres_round_trips_total{kind=\"commit\"} %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_commits, memory_order_relaxed));
+  help(&b, "taskhubd_postgres_errors_total", "counter", "PostgreSQL statements or commits that failed.");
+  put(&b, "taskhubd_postgres_errors_total %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_errors, memory_order_relaxed));
+  help(&b, "taskhubd_postgres_reconnects_total", "counter", "PostgreSQL connections found broken and opened again.");
+  put(&b, "taskhubd_postgres_reconnects_total %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_reconnects, memory_order_relaxed));
   help(&b, "taskhubd_stream_buffered_bytes", "gauge",
        "Work items and history chunks waiting to be sent to clients that have not read them yet.");
   put(&b, "taskhubd_stream_buffered_bytes %lld\n",

@@ -50,6 +50,15 @@ TEST_IMPL(scen_history_streaming)
   long long fetches = sc_metric(&h.srv, HISTORY_CALLS);
   if (fetches < 2)
     TEST_FAIL("taskhubd served %lld StreamInstanceHistory calls, expected at least 2 (history streamed)", fetches);
+  /* Run against PostgreSQL too (label pg): the 1.5 MB history went through its commits and reads. */
+  long long pg_commits = sc_metric(&h.srv, "taskhubd_postgres_round_trips_total{kind=\"commit\"}");
+  long long pg_reads = sc_metric(&h.srv, "taskhubd_postgres_round_trips_total{kind=\"read\"}");
+  if (getenv("TASKHUBD_TEST_PG")) {
+    ASSERT_GT(pg_commits, 5);
+    ASSERT_GT(pg_reads, 2);
+  } else {
+    ASSERT_EQ(pg_commits + pg_reads, 0);
+  }
   sc_hub_stop(&h);
   return 0;
 }

@@ -6,6 +6,7 @@
 #include "pg.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 #include <string.h>
@@ -147,6 +148,7 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
   PGconn *c = s->writer.c;
   if (!c || PQstatus(c) != CONNECTION_OK) {
     /* Nothing of this change set was sent: reconnecting and sending it is safe. */
+    atomic_fetch_add_explicit(&sc_metrics.pg_reconnects, 1, memory_order_relaxed);
     if (sc_pg_connect(s, &s->writer, err) != SC_OK)
       return SC_EIO;
     c = s->writer.c;
@@ -172,6 +174,9 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
     sc_err_set(err, SC_EIO, "PostgreSQL: sending the commit failed: %s", PQerrorMessage(c));
   /* Whatever was sent is read back before the connection is used again. */
   bool applied = drain(c, ok ? err : &(struct sc_err){0}) && ok;
+  atomic_fetch_add_explicit(&sc_metrics.pg_commits, 1, memory_order_relaxed);
+  if (!applied)
+    atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
   PQexitPipelineMode(c);
   if (!applied && PQstatus(c) == CONNECTION_OK)
     PQclear(PQexec(c, "ROLLBACK")); /* an explicit transaction stays open, failed, after its pipeline's sync */

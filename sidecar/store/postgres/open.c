@@ -6,6 +6,7 @@
 #include "pg.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
@@ -105,14 +106,17 @@ PGresult *sc_pg_exec(struct sc_pgconn *c, enum sc_pg_stmt st, const struct sc_pg
       return NULL;
     PGresult *r = PQexecPrepared(c->c, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                  p ? p->fmt : NULL, 1);
+    atomic_fetch_add_explicit(&sc_metrics.pg_reads, 1, memory_order_relaxed);
     ExecStatusType rs = PQresultStatus(r);
     if (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK)
       return r;
+    atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
     SC_ERROR("event=store_error op=%s error=%s", what, SC_Q(PQresultErrorMessage(r)));
     PQclear(r);
     if (PQstatus(c->c) != CONNECTION_BAD || attempt > 0)
       return NULL;
     /* The server went away (restart, failover): reconnect once and try again. */
+    atomic_fetch_add_explicit(&sc_metrics.pg_reconnects, 1, memory_order_relaxed);
     PQreset(c->c);
     struct sc_err err = {0};
     if (PQstatus(c->c) != CONNECTION_OK || !prepare(c->c, &err))

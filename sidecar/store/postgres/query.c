@@ -6,6 +6,7 @@
 #include "pg.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/util.h"
 
 #include <stdarg.h>
@@ -97,9 +98,11 @@ int sc_pg_query(struct sc_store *st, const struct sc_query *q, struct sc_arena *
   PGresult *r = NULL;
   if (c) {
     r = PQexecParams(c->c, s.b, p.n, NULL, p.v, p.len, p.fmt, 1);
+    atomic_fetch_add_explicit(&sc_metrics.pg_reads, 1, memory_order_relaxed);
     sc_pg_release(PG(st), c);
   }
   if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
     SC_ERROR("event=store_error op=query error=%s", SC_Q(r ? PQresultErrorMessage(r) : "no connection"));
     if (r)
       PQclear(r);
