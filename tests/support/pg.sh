@@ -4,6 +4,7 @@
 #   pg.sh start DIR     prints the conninfo of the server's "postgres" database (user taskhubd, no password)
 #   pg.sh stop DIR
 #   pg.sh createdb DIR NAME   creates database NAME (if missing) and prints its conninfo
+#   pg.sh restart DIR   a fast shutdown (connections cut, as in a failover) and a start on the same port
 set -euo pipefail
 cmd=$1 dir=$2
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -26,6 +27,9 @@ start)
 stop)
   [ -d "$dir/data" ] && "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   ;;
+restart)
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  ;;
 createdb)
   port=$(cat "$dir/port")
   "$bin/psql" -qAt "host=127.0.0.1 port=$port user=taskhubd dbname=postgres" \
@@ -33,5 +37,5 @@ createdb)
     "$bin/createdb" -h 127.0.0.1 -p "$port" -U taskhubd "$3"
   echo "host=127.0.0.1 port=$port user=taskhubd dbname=$3"
   ;;
-*) echo "usage: pg.sh start|stop DIR | createdb DIR NAME" >&2; exit 2 ;;
+*) echo "usage: pg.sh start|stop|restart DIR | createdb DIR NAME" >&2; exit 2 ;;
 esac

@@ -10,6 +10,7 @@
 #include "common/util.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* The partition of an instance: FNV-1a of its id, which never changes (the number of partitions is fixed when
  * the task hub is created; one for now). */
@@ -142,15 +143,17 @@ static bool send_sql(PGconn *c, const char *sql)
   return PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
 }
 
-int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, struct sc_err *err)
+/* One attempt: *lost is set when the connection broke (or was broken to begin with). */
+static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, bool *lost, struct sc_err *err)
 {
-  struct pgstore *s = PG(st);
+  *lost = false;
   PGconn *c = s->writer.c;
   if (!c || PQstatus(c) != CONNECTION_OK) {
-    /* Nothing of this change set was sent: reconnecting and sending it is safe. */
     atomic_fetch_add_explicit(&sc_metrics.pg_reconnects, 1, memory_order_relaxed);
-    if (sc_pg_connect(s, &s->writer, err) != SC_OK)
+    if (sc_pg_connect(s, &s->writer, err) != SC_OK) {
+      *lost = true;
       return SC_EIO;
+    }
     c = s->writer.c;
     if (!sc_pg_writer_lock(c)) {
       sc_err_set(err, SC_EIO, "another taskhubd took this database while the connection was down");
@@ -159,6 +162,7 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
   }
   if (PQenterPipelineMode(c) != 1) {
     sc_err_set(err, SC_EIO, "PostgreSQL: cannot enter pipeline mode: %s", PQerrorMessage(c));
+    *lost = PQstatus(c) != CONNECTION_OK;
     return SC_EIO;
   }
   bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
@@ -178,9 +182,35 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
   if (!applied)
     atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
   PQexitPipelineMode(c);
-  if (!applied && PQstatus(c) == CONNECTION_OK)
+  *lost = PQstatus(c) != CONNECTION_OK;
+  if (!applied && !*lost)
     PQclear(PQexec(c, "ROLLBACK")); /* an explicit transaction stays open, failed, after its pipeline's sync */
-  if (!applied) {
+  return applied ? SC_OK : SC_EIO;
+}
+
+/*
+ * A commit whose connection broke (PostgreSQL restarted, failed over, or the network dropped) is sent again once
+ * a connection is back, for as long as STORE_RETRY_S: whether or not the first try committed, the second leaves
+ * the same state, since every change sets a key to a value or deletes it (nothing adds to what is there) and no
+ * other writer changed those keys meanwhile. Nothing is acknowledged until a try has committed. Other failures
+ * (a statement refused) are not retried.
+ */
+#define STORE_RETRY_S 300
+
+int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, struct sc_err *err)
+{
+  struct pgstore *s = PG(st);
+  bool lost;
+  int rc = attempt(s, chs, sync, &lost, err);
+  for (int waited = 0; rc != SC_OK && lost && waited < STORE_RETRY_S * 10; waited++) {
+    if (waited % 50 == 0)
+      SC_WARN("event=store_reconnecting error=%s", SC_Q(err->msg));
+    usleep(100000);
+    rc = attempt(s, chs, sync, &lost, err);
+    if (rc == SC_OK)
+      SC_INFO("event=store_reconnected op=commit");
+  }
+  if (rc != SC_OK) {
     SC_ERROR("event=store_error op=commit error=%s", SC_Q(err->msg));
     return SC_EIO;
   }
