@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef TASKHUBD_VERSION
 #define TASKHUBD_VERSION "0.0.0"
@@ -33,8 +34,14 @@ static const struct opt opts[] = {
      "DIR", "RocksDB directory, created if missing (default ./taskhubd-data)"},
     {"--store", "TASKHUBD_STORE", OPT_STR, F(store), sizeof(((struct sc_config *)0)->store), "STORE",
      "rocksdb:DIR (the default, in --data-dir), or a PostgreSQL URI (postgresql://...) or conninfo "
-     "(\"host=... dbname=...\"; one writing taskhubd per database for now); its password comes from PGPASSWORD or PGPASSFILE, "
+     "(\"host=... dbname=...\"; for now one replica writes, the others wait as standbys); its password comes from PGPASSWORD or PGPASSFILE, "
      "never from here"},
+    {"--replica-id", "TASKHUBD_REPLICA_ID", OPT_STR, F(replica_id), sizeof(((struct sc_config *)0)->replica_id),
+     "NAME", "with PostgreSQL: this replica's name, unique among the replicas of one task hub (default: the host "
+     "name, which is the pod name in Kubernetes)"},
+    {"--partition-lease", "TASKHUBD_PARTITION_LEASE", OPT_INT, F(partition_lease_s), 0, "SECONDS",
+     "with PostgreSQL: a replica that stops renewing its partitions (killed, stalled, cut off) loses them to "
+     "another after this long (default 15)"},
     {"--log-level", "TASKHUBD_LOG_LEVEL", OPT_LEVEL, F(log_level), 0, "LEVEL",
      "debug, info, warn or error (default info)"},
     {"--log-format", "TASKHUBD_LOG_FORMAT", OPT_LOGFMT, F(log_json), 0, "logfmt|json",
@@ -268,6 +275,9 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->drain_grace_s = 30;
   c->hold_recovery_fd = -1;
   c->cache_size = 16u << 20;
+  c->partition_lease_s = 15;
+  if (gethostname(c->replica_id, sizeof c->replica_id - 1) != 0 || !c->replica_id[0])
+    strcpy(c->replica_id, "taskhubd");
 
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
@@ -336,6 +346,14 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
       return -1;
     }
     c->store_postgres = true;
+  }
+  if (c->partition_lease_s < 1) {
+    fprintf(err, "taskhubd: --partition-lease must be at least 1 second\n");
+    return -1;
+  }
+  if (!c->replica_id[0]) {
+    fprintf(err, "taskhubd: --replica-id must not be empty\n");
+    return -1;
   }
   if (c->wait_cap_s == 0) {
     fprintf(err, "taskhubd: --wait-cap must be at least 1 second\n");

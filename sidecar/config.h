@@ -13,6 +13,8 @@ struct sc_config {
   char data_dir[4096];
   char store[4096];          /* --store as given: "" or rocksdb:DIR (RocksDB in data_dir), else PostgreSQL */
   bool store_postgres;       /* store holds a PostgreSQL URI or conninfo */
+  char replica_id[256];      /* this replica's name in the partition table (PostgreSQL) */
+  int64_t partition_lease_s; /* a stalled replica's partitions move to another after this */
   int ready_fd;              /* -1: none */
   int log_level;
   size_t max_message;        /* largest message received */

@@ -87,7 +87,9 @@ int main(int argc, char **argv)
     announce_ready(cfg.ops_ready_fd, ops_port);
   }
   struct sc_store *store = NULL;
-  int src = cfg.store_postgres ? sc_store_open_postgres(cfg.store, STORE_WAIT_S, &store, &err)
+  struct sc_pg_options pgo = {.conninfo = cfg.store, .wait_s = STORE_WAIT_S, .owner = cfg.replica_id,
+                              .lease_ms = cfg.partition_lease_s * 1000};
+  int src = cfg.store_postgres ? sc_store_open_postgres(&pgo, &store, &err)
                                : sc_store_open_rocksdb(cfg.data_dir, &store, &err);
   if (src != SC_OK) {
     SC_ERROR("event=store_open_failed store=%s error=%s", cfg.store_postgres ? "postgresql" : "rocksdb",

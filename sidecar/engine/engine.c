@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <errno.h>
 #include <time.h>
 
@@ -111,6 +112,12 @@ void commit(struct sc_engine *e)
   int rc = sc_txn_commit(e->tx, e->cfg.sync, &err);
   sc_hist_observe(&sc_metrics.commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS,
                   (double)(sc_mono_us() - t0) / 1e6);
+  if (rc == SC_ELOCKLOST) {
+    /* Another replica owns the partitions now (this one stalled past its lease): nothing of this batch was
+     * written or acknowledged, and nothing more may be. Leave at once; restarted, it waits as a standby. */
+    SC_ERROR("event=fenced_exit error=%s", SC_Q(err.msg));
+    _exit(3);
+  }
   if (rc != SC_OK) {
     /* Nothing was acknowledged; a restart recovers the last durable state. */
     sc_panic("commit failed: %s", err.msg);

@@ -184,6 +184,20 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   help(&b, "taskhubd_postgres_reconnects_total", "counter", "PostgreSQL connections found broken and opened again.");
   put(&b, "taskhubd_postgres_reconnects_total %llu\n",
       (unsigned long long)atomic_load_explicit(&m->pg_reconnects, memory_order_relaxed));
+  help(&b, "taskhubd_partitions_owned", "gauge", "Task hub partitions this replica owns (PostgreSQL store).");
+  put(&b, "taskhubd_partitions_owned %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_partitions_owned, memory_order_relaxed));
+  help(&b, "taskhubd_partition_lease_renewals_total", "counter", "Partition leases renewed.");
+  put(&b, "taskhubd_partition_lease_renewals_total %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_lease_renewals, memory_order_relaxed));
+  help(&b, "taskhubd_partition_lease_losses_total", "counter",
+       "Partition leases found taken by another replica (this one stalled past its lease).");
+  put(&b, "taskhubd_partition_lease_losses_total %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_lease_losses, memory_order_relaxed));
+  help(&b, "taskhubd_fenced_commits_total", "counter",
+       "Commits refused because another replica owns the partitions now (nothing of them was written).");
+  put(&b, "taskhubd_fenced_commits_total %llu\n",
+      (unsigned long long)atomic_load_explicit(&m->pg_fenced_commits, memory_order_relaxed));
   help(&b, "taskhubd_stream_buffered_bytes", "gauge",
        "Work items and history chunks waiting to be sent to clients that have not read them yet.");
   put(&b, "taskhubd_stream_buffered_bytes %lld\n",

@@ -251,9 +251,16 @@ struct sc_store {
 
 /* Opens (creating if needed) the RocksDB store in |dir|. Refuses a newer schema with a message in |err|. */
 int sc_store_open_rocksdb(const char *dir, struct sc_store **out, struct sc_err *err);
-/* Connects to PostgreSQL (a URI or conninfo; waiting up to |wait_s| seconds for it to accept connections), creates
- * or migrates the tables, and refuses a newer schema with a message in |err|. */
-int sc_store_open_postgres(const char *conninfo, int wait_s, struct sc_store **out, struct sc_err *err);
+struct sc_pg_options {
+  const char *conninfo; /* a URI or conninfo */
+  int wait_s;           /* how long to wait for PostgreSQL to accept connections */
+  const char *owner;    /* this replica's name among the replicas (unique among them) */
+  int64_t lease_ms;     /* partition lease: a stalled replica's partitions move after this */
+};
+
+/* Connects to PostgreSQL, creates or migrates the tables (refusing a newer schema with a message in |err|), and
+ * waits until this replica owns the task hub's partitions (a standby waits here). */
+int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out, struct sc_err *err);
 
 static inline void sc_store_close(struct sc_store *s)
 {

@@ -1,13 +1,17 @@
 /*
- * The store underneath a running hub: PostgreSQL restarted (every connection cut, as in a failover) while
- * orchestrations are in flight. Runs in the pg registration only (it starts a PostgreSQL server of its own, so
- * the shared one stays up for the other tests); the RocksDB registration skips it.
+ * The PostgreSQL store underneath running hubs, in the pg registration only (the RocksDB one skips these):
+ *  - PostgreSQL restarted (every connection cut, as in a failover) while orchestrations are in flight; this test
+ *    starts a PostgreSQL server of its own, so the shared one stays up for the other tests;
+ *  - a replica stopped (SIGSTOP) past its partition lease, a standby taking over, then the stopped one resumed:
+ *    it must not commit anything.
  */
 #include "sc.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define N_INSTANCES 40
 
@@ -25,8 +29,18 @@ static const char *steps(dt_orch_ctx *ctx, const char *input, void *ud)
   return dt_await(ctx, dt_call_activity(ctx, "Inc", v));
 }
 
+/* Three steps, no timer. */
+static const char *chain(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  const char *v = input;
+  for (int i = 0; i < 3; i++)
+    v = dt_await(ctx, dt_call_activity(ctx, "Inc", v));
+  return v;
+}
+
 static void reg(dt_worker *w)
 {
+  dt_worker_add_orchestrator(w, "Chain", chain, NULL);
   dt_worker_add_orchestrator(w, "Steps", steps, NULL);
   dt_worker_add_activity(w, "Inc", inc, NULL);
 }
@@ -35,7 +49,10 @@ static void reg(dt_worker *w)
 static void pg(const char *cmd, const char *dir, char *out, size_t cap)
 {
   char line[1024];
-  snprintf(line, sizeof line, "bash '%s' %s '%s'", TH_PG_SH, cmd, dir);
+  if (dir[0])
+    snprintf(line, sizeof line, "bash '%s' %s '%s'", TH_PG_SH, cmd, dir);
+  else
+    snprintf(line, sizeof line, "bash '%s' %s", TH_PG_SH, cmd);
   FILE *f = popen(line, "r");
   ASSERT(f != NULL);
   if (out && !fgets(out, (int)cap, f))
@@ -81,5 +98,80 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   char rm[128];
   snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
   ASSERT_EQ(system(rm), 0);
+  return 0;
+}
+
+static void expect_done(sc_hub *h, char ids[][64], int n, const char *output)
+{
+  for (int i = 0; i < n; i++) {
+    dt_instance *in = sc_done(h, ids[i], SC_WAIT_MS);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    ASSERT_STR_EQ(in->output, output);
+    dt_instance_free(in);
+  }
+}
+
+TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
+{
+  const char *pgdir = getenv("TASKHUBD_TEST_PG");
+  if (!pgdir)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  /* Two replicas on one database of the shared server. */
+  char cmd[1024], conninfo[512];
+  snprintf(cmd, sizeof cmd, "createdb '%s' th_fence_%d", pgdir, (int)getpid());
+  pg(cmd, "", conninfo, sizeof conninfo);
+  const char *args_a[] = {"--store", conninfo, "--replica-id", "replica-a", "--partition-lease", "2",
+                          "--ops-listen", "127.0.0.1:0", NULL};
+  const char *args_b[] = {"--store", conninfo, "--replica-id", "replica-b", "--partition-lease", "2",
+                          "--ops-listen", "127.0.0.1:0", NULL};
+  sc_hub a, b;
+  int rc = sc_hub_start(&a, args_a, reg);
+  if (rc != 0)
+    return rc;
+  enum { N = 10 };
+  char before[N][64], during[N][64], pending[N][64];
+  for (int i = 0; i < N; i++)
+    sc_schedule(&a, "Chain", "0", sc_id(before[i], sizeof before[i], "fa"));
+  expect_done(&a, before, N, "3");
+  /* Acknowledged by A, then A stalls with them waiting on their timers. */
+  for (int i = 0; i < N; i++)
+    sc_schedule(&a, "Steps", "0", sc_id(pending[i], sizeof pending[i], "fp"));
+  th_server_signal(&a.srv, SIGSTOP);
+
+  /* B takes the partitions once A's lease has run out, and runs everything. */
+  rc = sc_hub_start(&b, args_b, reg);
+  ASSERT_EQ(rc, 0);
+  ASSERT_GE(sc_log_count(&b.srv, "event=partitions_taken", "owner=replica-b"), 1);
+  for (int i = 0; i < N; i++)
+    sc_schedule(&b, "Chain", "10", sc_id(during[i], sizeof during[i], "fb"));
+  expect_done(&b, during, N, "13");
+  expect_done(&b, pending, N, "3");
+  expect_done(&b, before, N, "3");
+
+  /* A resumes: whatever it tries to commit is refused, and it leaves. */
+  th_server_signal(&a.srv, SIGCONT);
+  dt_start_options o;
+  memset(&o, 0, sizeof o);
+  o.instance_id = "late-through-a";
+  char *got = NULL;
+  int late = dt_client_schedule(a.c, "Chain", &o, &got);
+  free(got);
+  int status = 0;
+  if (!th_server_wait_exit(&a.srv, 20000, &status))
+    TEST_FAIL("the stalled replica went on running after its partitions were taken");
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 3);
+  ASSERT_GE(sc_log_count(&a.srv, "event=commit_fenced", "owner=replica-a"), 1);
+  ASSERT_EQ(sc_log_count(&a.srv, "event=fenced_exit", NULL), 1);
+  ASSERT(late != DT_OK); /* never acknowledged */
+  ASSERT(sc_get(&b, "late-through-a", false) == NULL);
+  fprintf(stderr, "stalled replica: %d commits refused by the fence\n",
+          sc_log_count(&a.srv, "event=commit_fenced", NULL));
+  dt_worker_free(a.w);
+  a.w = NULL;
+  dt_client_close(a.c);
+  a.c = NULL;
+  th_server_free(&a.srv);
+  sc_hub_stop(&b);
   return 0;
 }

@@ -110,8 +110,9 @@ static bool send_change(PGconn *c, const struct sc_change *ch)
   return false;
 }
 
-/* Reads every result up to the sync; false if any statement failed (the first error goes to |err|). */
-static bool drain(PGconn *c, struct sc_err *err)
+/* Reads every result up to the sync; false if any statement failed (the first error goes to |err|); *fenced when
+ * the fence refused the commit. */
+static bool drain(PGconn *c, bool *fenced, struct sc_err *err)
 {
   bool ok = true;
   for (;;) {
@@ -129,6 +130,9 @@ static bool drain(PGconn *c, struct sc_err *err)
       PQclear(r);
       return ok;
     }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, "TH001") == 0)
+      *fenced = true;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && ok) {
       ok = false;
       sc_err_set(err, SC_EIO, "PostgreSQL: commit failed: %s",
@@ -147,6 +151,10 @@ static bool send_sql(PGconn *c, const char *sql)
 static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, bool *lost, struct sc_err *err)
 {
   *lost = false;
+  if (atomic_load(&s->fenced)) {
+    sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
+    return SC_ELOCKLOST;
+  }
   PGconn *c = s->writer.c;
   if (!c || PQstatus(c) != CONNECTION_OK) {
     atomic_fetch_add_explicit(&sc_metrics.pg_reconnects, 1, memory_order_relaxed);
@@ -155,10 +163,6 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
       return SC_EIO;
     }
     c = s->writer.c;
-    if (!sc_pg_writer_lock(c)) {
-      sc_err_set(err, SC_EIO, "another taskhubd took this database while the connection was down");
-      return SC_EIO;
-    }
   }
   if (PQenterPipelineMode(c) != 1) {
     sc_err_set(err, SC_EIO, "PostgreSQL: cannot enter pipeline mode: %s", PQerrorMessage(c));
@@ -166,6 +170,13 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     return SC_EIO;
   }
   bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
+  if (ok) {
+    /* First, in the same transaction: are the partitions still ours? (owner.c) */
+    struct sc_pgparams p = {0};
+    sc_pg_text(&p, s->owner);
+    sc_pg_i64(&p, atomic_load(&s->epoch));
+    ok = send(c, PS_FENCE, &p);
+  }
   for (size_t i = 0; ok && i < chs->n; i++)
     ok = send_change(c, &chs->v[i]);
   if (ok && chs->next_seq != s->next_seq) {
@@ -177,7 +188,8 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
   if (!ok)
     sc_err_set(err, SC_EIO, "PostgreSQL: sending the commit failed: %s", PQerrorMessage(c));
   /* Whatever was sent is read back before the connection is used again. */
-  bool applied = drain(c, ok ? err : &(struct sc_err){0}) && ok;
+  bool fenced = false;
+  bool applied = drain(c, &fenced, ok ? err : &(struct sc_err){0}) && ok;
   atomic_fetch_add_explicit(&sc_metrics.pg_commits, 1, memory_order_relaxed);
   if (!applied)
     atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
@@ -185,6 +197,11 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
   *lost = PQstatus(c) != CONNECTION_OK;
   if (!applied && !*lost)
     PQclear(PQexec(c, "ROLLBACK")); /* an explicit transaction stays open, failed, after its pipeline's sync */
+  if (fenced) {
+    atomic_store(&s->fenced, true);
+    sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
+    return SC_ELOCKLOST;
+  }
   return applied ? SC_OK : SC_EIO;
 }
 
@@ -209,6 +226,14 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
     rc = attempt(s, chs, sync, &lost, err);
     if (rc == SC_OK)
       SC_INFO("event=store_reconnected op=commit");
+  }
+  if (rc == SC_ELOCKLOST) {
+    /* Refused before anything of it was written: by the fence in the transaction, or without sending it once the
+     * lease thread found the partitions taken. */
+    atomic_fetch_add_explicit(&sc_metrics.pg_fenced_commits, 1, memory_order_relaxed);
+    SC_ERROR("event=commit_fenced owner=%s epoch=%lld changes=%zu", SC_Q(s->owner), (long long)atomic_load(&s->epoch),
+             chs->n);
+    return rc;
   }
   if (rc != SC_OK) {
     SC_ERROR("event=store_error op=commit error=%s", SC_Q(err->msg));

@@ -125,20 +125,6 @@ PGresult *sc_pg_exec(struct sc_pgconn *c, enum sc_pg_stmt st, const struct sc_pg
   return NULL;
 }
 
-/*
- * Until partitions are spread among replicas, one taskhubd at a time writes to a database: the writer's session
- * holds this advisory lock, and a second taskhubd waits for it (a rolling update) rather than write beside it.
- */
-#define WRITER_LOCK "SELECT pg_try_advisory_lock(7306451270412592)"
-
-bool sc_pg_writer_lock(PGconn *c)
-{
-  PGresult *r = PQexec(c, WRITER_LOCK);
-  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-  PQclear(r);
-  return ok;
-}
-
 struct sc_pgconn *sc_pg_acquire(struct pgstore *s)
 {
   pthread_mutex_lock(&s->mu);
@@ -174,6 +160,7 @@ void sc_pg_release(struct pgstore *s, struct sc_pgconn *c)
 static void pclose_(struct sc_store *st)
 {
   struct pgstore *s = PG(st);
+  sc_pg_lease_stop(s);
   if (s->writer.c)
     PQfinish(s->writer.c);
   for (int i = 0; i < SC_PG_POOL; i++)
@@ -237,13 +224,17 @@ static const struct sc_store_ops pg_ops = {
     .property = property,
 };
 
-int sc_store_open_postgres(const char *conninfo, int wait_s, struct sc_store **out, struct sc_err *err)
+int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out, struct sc_err *err)
 {
+  const char *conninfo = o->conninfo;
+  int wait_s = o->wait_s;
   struct pgstore *s = calloc(1, sizeof *s);
   if (!s)
     sc_panic("out of memory opening the store");
   s->base.ops = &pg_ops;
   s->conninfo = strdup(conninfo);
+  snprintf(s->owner, sizeof s->owner, "%s", o->owner);
+  s->lease_ms = o->lease_ms;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   /* PostgreSQL may come up after us (a pod starting beside its database): wait, and say so. */
@@ -263,20 +254,12 @@ int sc_store_open_postgres(const char *conninfo, int wait_s, struct sc_store **o
       SC_WARN("event=store_waiting error=%s", SC_Q(err->msg));
     sleep(1);
   }
-  for (int waited = 0; rc == SC_OK && !sc_pg_writer_lock(s->writer.c); waited++) {
-    if (waited >= wait_s) {
-      sc_err_set(err, SC_EUNAVAIL, "another taskhubd is writing to this database (one replica per database for now)");
-      rc = SC_EUNAVAIL;
-      break;
-    }
-    if (waited % 10 == 0)
-      SC_WARN("event=store_waiting error=%s", SC_Q("another taskhubd holds this database; waiting for it to stop"));
-    sleep(1);
-  }
   if (rc == SC_OK)
-    rc = sc_pg_migrate(s->writer.c, &s->next_seq, err);
+    rc = sc_pg_migrate(s->writer.c, &s->next_seq, &s->partitions, err);
   if (rc == SC_OK && !prepare(s->writer.c, err))
     rc = SC_EIO;
+  if (rc == SC_OK && (rc = sc_pg_take_partitions(s, err)) == SC_OK)
+    sc_pg_lease_start(s);
   if (rc != SC_OK) {
     pclose_(&s->base);
     return rc;

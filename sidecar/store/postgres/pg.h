@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define SC_PG_SCHEMA_VERSION 1
@@ -31,6 +32,19 @@ struct pgstore {
   pthread_cond_t cv;
   struct sc_pgconn pool[SC_PG_POOL];
   uint64_t next_seq; /* as persisted by the last apply or wipe */
+
+  /* Partition ownership (owner.c). */
+  char owner[256];         /* this replica's name in th_partition */
+  int64_t lease_ms;
+  int partitions;
+  atomic_int_fast64_t epoch; /* of the partitions taken */
+  atomic_bool fenced;        /* another replica took them: nothing more may be committed */
+  atomic_bool stop_lease;
+  bool lease_running;
+  pthread_t lease_thread;
+  pthread_mutex_t lease_mu;
+  pthread_cond_t lease_cv;
+  PGconn *lease_conn;
 };
 
 #define PG(s) ((struct pgstore *)(s))
@@ -63,13 +77,14 @@ enum sc_pg_stmt {
   PS_ACTQ_PUT,
   PS_ACTQ_DELETE,
   PS_SET_SEQ,
+  PS_FENCE,
   PS_COUNT
 };
 
 extern const char *const sc_pg_sql[PS_COUNT];
 
 /* The tables, created or migrated in one transaction under an advisory lock. */
-int sc_pg_migrate(PGconn *c, uint64_t *next_seq, struct sc_err *err);
+int sc_pg_migrate(PGconn *c, uint64_t *next_seq, int *partitions, struct sc_err *err);
 
 /* Binary parameters of one statement. */
 #define SC_PG_MAX_PARAMS 12
@@ -98,8 +113,11 @@ void sc_pg_release(struct pgstore *s, struct sc_pgconn *c);
 /* Runs a prepared statement, binary in and out; reconnects once when the connection was lost. NULL on failure
  * (logged). The caller PQclear()s the result. */
 PGresult *sc_pg_exec(struct sc_pgconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p, const char *what);
-/* Takes the one-writer-per-database lock on the writer's session; false when another session holds it. */
-bool sc_pg_writer_lock(PGconn *c);
+/* Partition ownership (owner.c): waits until this replica owns every partition; renews the lease on a thread
+ * of its own; stops renewing and hands the partitions over. */
+int sc_pg_take_partitions(struct pgstore *s, struct sc_err *err);
+void sc_pg_lease_start(struct pgstore *s);
+void sc_pg_lease_stop(struct pgstore *s);
 /* Opens |c| (connects and prepares); SC_OK or SC_EIO with the reason in |err|. */
 int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err);
 

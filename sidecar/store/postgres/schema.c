@@ -54,6 +54,7 @@ const char *const sc_pg_sql[PS_COUNT] = {
     [PS_ACTQ_PUT] = "INSERT INTO th_actq (seq, act) VALUES ($1, $2) ON CONFLICT (seq) DO UPDATE SET act = $2",
     [PS_ACTQ_DELETE] = "DELETE FROM th_actq WHERE seq = $1",
     [PS_SET_SEQ] = "UPDATE th_meta SET value = $1 WHERE key = 'seq'",
+    [PS_FENCE] = "SELECT th_fence($1, $2)",
 };
 
 /* Schema version 1. Each later version adds one entry to the migrations below; nothing is ever edited. */
@@ -72,7 +73,21 @@ static const char *const v1 =
     "CREATE TABLE th_actq (seq bigint PRIMARY KEY, act bytea NOT NULL);"
     "INSERT INTO th_meta (key, value) VALUES ('seq', 1);";
 
-static const char *const migrations[] = {v1};
+/* Schema version 2: partitions, their owners and the fence every commit passes (owner.c). */
+static const char *const v2 =
+    "CREATE TABLE th_partition (id int PRIMARY KEY, owner text, epoch bigint NOT NULL DEFAULT 0,"
+    "  lease_until timestamptz);"
+    "INSERT INTO th_partition (id) SELECT generate_series(0, 31);"
+    "INSERT INTO th_meta (key, value) VALUES ('partitions', 32);"
+    "CREATE FUNCTION th_fence(me text, ep bigint) RETURNS void LANGUAGE plpgsql AS $$ BEGIN"
+    "  PERFORM 1 FROM th_partition FOR SHARE;"
+    "  IF EXISTS (SELECT 1 FROM th_partition WHERE owner IS DISTINCT FROM me OR epoch <> ep) THEN"
+    "    RAISE EXCEPTION 'fenced: the partitions are no longer owned by % at epoch %', me, ep"
+    "      USING ERRCODE = 'TH001';"
+    "  END IF;"
+    "END $$;";
+
+static const char *const migrations[] = {v1, v2};
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
 /* Runs |sql|; its rows, or NULL after rolling back with the reason in |err|. */
@@ -96,7 +111,7 @@ static bool exec(PGconn *c, const char *sql, const char *what, struct sc_err *er
   return r != NULL;
 }
 
-int sc_pg_migrate(PGconn *c, uint64_t *next_seq, struct sc_err *err)
+int sc_pg_migrate(PGconn *c, uint64_t *next_seq, int *partitions, struct sc_err *err)
 {
   /* Replicas starting together: one migrates, the others wait on the lock and then find it done. */
   if (!exec(c, "BEGIN", "locking the schema", err) ||
@@ -130,6 +145,10 @@ int sc_pg_migrate(PGconn *c, uint64_t *next_seq, struct sc_err *err)
       !(r = run(c, "SELECT value FROM th_meta WHERE key = 'seq'", "reading the sequence counter", err)))
     return SC_EIO;
   *next_seq = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 1;
+  PQclear(r);
+  if (!(r = run(c, "SELECT count(*) FROM th_partition", "reading the partitions", err)))
+    return SC_EIO;
+  *partitions = atoi(PQgetvalue(r, 0, 0));
   PQclear(r);
   return exec(c, "COMMIT", "committing the schema", err) ? SC_OK : SC_EIO;
 }
