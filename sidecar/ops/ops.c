@@ -62,6 +62,13 @@ static void help(struct buf *b, const char *name, const char *type, const char *
   put(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* A metric of one series without labels. */
+static void single(struct buf *b, const char *name, const char *type, const char *text, atomic_uint_fast64_t *v)
+{
+  help(b, name, type, text);
+  put(b, "%s %llu\n", name, (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+}
+
 static void hist(struct buf *b, const char *name, const char *labels, const struct sc_hist *h, const double *bounds,
                  size_t nb)
 {
@@ -178,26 +185,19 @@ char *sc_ops_render_metrics(struct sc_ops *o)
       (unsigned long long)atomic_load_explicit(&m->pg_reads, memory_order_relaxed));
   put(&b, "taskhubd_postgres_round_trips_total{kind=\"commit\"} %llu\n",
       (unsigned long long)atomic_load_explicit(&m->pg_commits, memory_order_relaxed));
-  help(&b, "taskhubd_postgres_errors_total", "counter", "PostgreSQL statements or commits that failed.");
-  put(&b, "taskhubd_postgres_errors_total %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_errors, memory_order_relaxed));
-  help(&b, "taskhubd_postgres_reconnects_total", "counter", "PostgreSQL connections found broken and opened again.");
-  put(&b, "taskhubd_postgres_reconnects_total %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_reconnects, memory_order_relaxed));
-  help(&b, "taskhubd_partitions_owned", "gauge", "Task hub partitions this replica owns (PostgreSQL store).");
-  put(&b, "taskhubd_partitions_owned %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_partitions_owned, memory_order_relaxed));
-  help(&b, "taskhubd_partition_lease_renewals_total", "counter", "Partition leases renewed.");
-  put(&b, "taskhubd_partition_lease_renewals_total %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_lease_renewals, memory_order_relaxed));
-  help(&b, "taskhubd_partition_lease_losses_total", "counter",
-       "Partition leases found taken by another replica (this one stalled past its lease).");
-  put(&b, "taskhubd_partition_lease_losses_total %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_lease_losses, memory_order_relaxed));
-  help(&b, "taskhubd_fenced_commits_total", "counter",
-       "Commits refused because another replica owns the partitions now (nothing of them was written).");
-  put(&b, "taskhubd_fenced_commits_total %llu\n",
-      (unsigned long long)atomic_load_explicit(&m->pg_fenced_commits, memory_order_relaxed));
+  single(&b, "taskhubd_postgres_errors_total", "counter", "PostgreSQL statements or commits that failed.",
+         &m->pg_errors);
+  single(&b, "taskhubd_postgres_reconnects_total", "counter",
+         "PostgreSQL connections found broken and opened again.", &m->pg_reconnects);
+  single(&b, "taskhubd_partitions_owned", "gauge", "Task hub partitions this replica owns (PostgreSQL store).",
+         &m->pg_partitions_owned);
+  single(&b, "taskhubd_partition_lease_renewals_total", "counter", "Partition leases renewed.",
+         &m->pg_lease_renewals);
+  single(&b, "taskhubd_partition_lease_losses_total", "counter",
+         "Partition leases found taken by another replica (this one stalled past its lease).", &m->pg_lease_losses);
+  single(&b, "taskhubd_fenced_commits_total", "counter",
+         "Commits refused because another replica owns the partitions now (nothing of them was written).",
+         &m->pg_fenced_commits);
   help(&b, "taskhubd_stream_buffered_bytes", "gauge",
        "Work items and history chunks waiting to be sent to clients that have not read them yet.");
   put(&b, "taskhubd_stream_buffered_bytes %lld\n",

@@ -83,6 +83,15 @@ static int64_t updated(struct sc_txn *tx, bool txn, const char *iid, struct sc_a
   return rc == SC_ENOTFOUND ? -1 : r->last_updated_us;
 }
 
+/* Commits instance "i" with one event and one inbox message (band 1, |seq|, event id |id|). */
+static void seed(struct sc_txn *tx, struct sc_arena *a, uint64_t seq, int32_t id)
+{
+  ASSERT_OK(sc_txn_put_instance(tx, "i", rec(a, 0, 10), NULL));
+  ASSERT_OK(sc_txn_history_append(tx, "i", 0, ev(a, 0)));
+  ASSERT_OK(sc_txn_inbox_append(tx, "i", SC_BAND_NORMAL, seq, msg(a, id)));
+  commit(tx);
+}
+
 static int follows_writes_and_commits(size_t budget)
 {
   char *dir = th_tempdir();
@@ -90,10 +99,7 @@ static int follows_writes_and_commits(size_t budget)
   struct sc_txn *tx = sc_txn_new(st, budget);
   struct sc_arena a;
   sc_arena_init(&a);
-  ASSERT_OK(sc_txn_put_instance(tx, "i", rec(&a, 0, 10), NULL));
-  ASSERT_OK(sc_txn_history_append(tx, "i", 0, ev(&a, 0)));
-  ASSERT_OK(sc_txn_inbox_append(tx, "i", SC_BAND_NORMAL, 7, msg(&a, 70)));
-  commit(tx);
+  seed(tx, &a, 7, 70);
   /* The first transaction reads fill the cache; later writes keep it exact. */
   ASSERT_STR_EQ(hist_ids(tx, true, "i", &a), "0");
   ASSERT_STR_EQ(inbox_ids(tx, true, "i", &a), "1:7:70");
@@ -137,10 +143,7 @@ static int forgets_rolled_back_and_discarded_writes(size_t budget)
   struct sc_txn *tx = sc_txn_new(st, budget);
   struct sc_arena a;
   sc_arena_init(&a);
-  ASSERT_OK(sc_txn_put_instance(tx, "i", rec(&a, 0, 10), NULL));
-  ASSERT_OK(sc_txn_history_append(tx, "i", 0, ev(&a, 0)));
-  ASSERT_OK(sc_txn_inbox_append(tx, "i", SC_BAND_NORMAL, 1, msg(&a, 10)));
-  commit(tx);
+  seed(tx, &a, 1, 10);
   ASSERT_STR_EQ(hist_ids(tx, true, "i", &a), "0");
   ASSERT_STR_EQ(inbox_ids(tx, true, "i", &a), "1:1:10");
 
