@@ -46,6 +46,14 @@ static void absl_deadlock_detection_off(void)
     set_mode(0); /* OnDeadlockCycle::kIgnore */
 }
 
+/* SIGTERM or SIGINT arrived (they are blocked, and taken by sigwait once serving): a standby waiting for the
+ * partitions, or for PostgreSQL, stops waiting. */
+static bool stop_requested(void)
+{
+  sigset_t p;
+  return sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
+}
+
 /* How long taskhubd waits for PostgreSQL to accept connections at start before it gives up (and is restarted). */
 #define STORE_WAIT_S 300
 
@@ -88,9 +96,14 @@ int main(int argc, char **argv)
   }
   struct sc_store *store = NULL;
   struct sc_pg_options pgo = {.conninfo = cfg.store, .wait_s = STORE_WAIT_S, .owner = cfg.replica_id,
-                              .lease_ms = cfg.partition_lease_s * 1000};
+                              .lease_ms = cfg.partition_lease_s * 1000, .stop = stop_requested};
   int src = cfg.store_postgres ? sc_store_open_postgres(&pgo, &store, &err)
                                : sc_store_open_rocksdb(cfg.data_dir, &store, &err);
+  if (src == SC_ECANCELLED) {
+    SC_INFO("event=shutdown_done reason=%s", SC_Q(err.msg));
+    sc_ops_stop(ops);
+    return 0;
+  }
   if (src != SC_OK) {
     SC_ERROR("event=store_open_failed store=%s error=%s", cfg.store_postgres ? "postgresql" : "rocksdb",
              SC_Q(err.msg));

@@ -256,6 +256,7 @@ struct sc_pg_options {
   int wait_s;           /* how long to wait for PostgreSQL to accept connections */
   const char *owner;    /* this replica's name among the replicas (unique among them) */
   int64_t lease_ms;     /* partition lease: a stalled replica's partitions move after this */
+  bool (*stop)(void);   /* asked while waiting (for the server, for the partitions): true gives up, SC_ECANCELLED */
 };
 
 /* Connects to PostgreSQL, creates or migrates the tables (refusing a newer schema with a message in |err|), and

@@ -7,11 +7,13 @@
  */
 #include "sc.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define N_INSTANCES 40
 
@@ -101,6 +103,54 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   return 0;
 }
 
+/* A third replica started by hand (th_server waits for a server to serve, and a standby does not): its log in
+ * |log|. */
+static pid_t spawn_standby(const char *conninfo, const char *log)
+{
+  const char *bin = getenv("TASKHUBD_BIN");
+  ASSERT(bin != NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+      _exit(127);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl(bin, bin, "--listen", "127.0.0.1:0", "--store", conninfo, "--replica-id", "replica-c", "--ops-listen",
+          "off", (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+static const char *standby_log;
+
+static bool standby_waiting(void *arg)
+{
+  (void)arg;
+  FILE *f = fopen(standby_log, "r");
+  if (!f)
+    return false;
+  char line[2048];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, "event=partitions_waiting") != NULL;
+  fclose(f);
+  return found;
+}
+
+struct child {
+  pid_t pid;
+  int status;
+};
+
+static bool child_exited(void *arg)
+{
+  struct child *c = arg;
+  return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+}
+
 static void expect_done(sc_hub *h, char ids[][64], int n, const char *output)
 {
   for (int i = 0; i < n; i++) {
@@ -147,6 +197,20 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   expect_done(&b, during, N, "13");
   expect_done(&b, pending, N, "3");
   expect_done(&b, before, N, "3");
+
+  /* A third replica waits as a standby while B owns the partitions, and a SIGTERM ends the wait at once. */
+  char log[256];
+  snprintf(log, sizeof log, "/tmp/taskhubd-standby-%d.log", (int)getpid());
+  standby_log = log;
+  struct child c = {spawn_standby(conninfo, log), 0};
+  if (!sc_poll(standby_waiting, NULL, 20000))
+    TEST_FAIL("the third replica never reported waiting for the partitions");
+  kill(c.pid, SIGTERM);
+  if (!sc_poll(child_exited, &c, 10000))
+    TEST_FAIL("a standby waiting for the partitions did not stop on SIGTERM");
+  ASSERT(WIFEXITED(c.status));
+  ASSERT_EQ(WEXITSTATUS(c.status), 0);
+  unlink(log);
 
   /* A resumes: whatever it tries to commit is refused, and it leaves. */
   th_server_signal(&a.srv, SIGCONT);

@@ -235,6 +235,7 @@ int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out,
   s->conninfo = strdup(conninfo);
   snprintf(s->owner, sizeof s->owner, "%s", o->owner);
   s->lease_ms = o->lease_ms;
+  s->stop = o->stop;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   /* PostgreSQL may come up after us (a pod starting beside its database): wait, and say so. */
@@ -250,6 +251,11 @@ int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out,
     s->writer.c = NULL;
     if (waited >= wait_s)
       break;
+    if (s->stop && s->stop()) {
+      sc_err_set(err, SC_ECANCELLED, "stopped while waiting for PostgreSQL");
+      rc = SC_ECANCELLED;
+      break;
+    }
     if (waited % 10 == 0)
       SC_WARN("event=store_waiting error=%s", SC_Q(err->msg));
     sleep(1);

@@ -83,6 +83,10 @@ int sc_pg_take_partitions(struct pgstore *s, struct sc_err *err)
       sc_err_set(err, SC_EIO, "PostgreSQL: taking the partitions failed: %s", PQerrorMessage(s->writer.c));
       return SC_EIO;
     }
+    if (s->stop && s->stop()) {
+      sc_err_set(err, SC_ECANCELLED, "stopped while waiting for the partitions");
+      return SC_ECANCELLED;
+    }
     if (waited % 10 == 0)
       SC_WARN("event=partitions_waiting owner=%s held_by=%s", SC_Q(s->owner), SC_Q(holder));
     sleep(1);

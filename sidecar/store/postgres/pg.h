@@ -37,6 +37,7 @@ struct pgstore {
   char owner[256];         /* this replica's name in th_partition */
   int64_t lease_ms;
   int partitions;
+  bool (*stop)(void);
   atomic_int_fast64_t epoch; /* of the partitions taken */
   atomic_bool fenced;        /* another replica took them: nothing more may be committed */
   atomic_bool stop_lease;
