@@ -2,10 +2,14 @@
 # The standard benchmark set: starts taskhubd from BUILD_DIR on a free port with a fresh data directory (every
 # commit synced), drives it with th-bench (the C SDK: worker in a child process, client in th-bench) and prints
 # one RESULT line per scenario.
-#   bench/run.sh [BUILD_DIR] [smoke|quick|full]     (defaults: build, quick — a few minutes on 2 cores)
+#   bench/run.sh [BUILD_DIR] [smoke|quick|full] [rocksdb|postgres]     (defaults: build, quick, rocksdb)
+# With postgres the script starts a PostgreSQL server of its own (tests/support/pg.sh, on this machine's cores
+# too) and gives each taskhubd a database of its own; RESULT lines end with store=postgres.
 set -euo pipefail
 build=${1:-build}
 size=${2:-quick}
+store=${3:-rocksdb}
+here=$(cd "$(dirname "$0")" && pwd)
 case "$size" in
   smoke) hc=20; fans="100"; lat=5; tim=10; ev=10; large=300; idle=300 ;;
   quick) hc=2000; fans="100 1000 10000"; lat=200; tim=1000; ev=1000; large=20000; idle=20000 ;;
@@ -16,12 +20,21 @@ bin="$build/sidecar/taskhubd"
 bench="$build/bench/th-bench"
 work=$(mktemp -d)
 pid=""
-trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; [ "$store" = postgres ] && bash "$here/../tests/support/pg.sh" stop "$work/pg"; rm -rf "$work"' EXIT
+case "$store" in
+  rocksdb) ;;
+  postgres) chmod 755 "$work" && bash "$here/../tests/support/pg.sh" start "$work/pg" >/dev/null ;; # initdb runs as postgres when root
+  *) echo "usage: bench/run.sh [BUILD_DIR] [smoke|quick|full] [rocksdb|postgres]" >&2; exit 2 ;;
+esac
 
 start() { # start DATA_DIR: sets pid and port; fails if taskhubd does not come up within 60 s
   local fifo="$work/ready.$RANDOM"
   mkfifo "$fifo"
-  "$bin" --listen 127.0.0.1:0 --data-dir "$1" --ops-listen off --log-level warn --ready-fd 3 3>"$fifo" \
+  local where=(--data-dir "$1")
+  if [ "$store" = postgres ]; then
+    where=(--store "$(bash "$here/../tests/support/pg.sh" createdb "$work/pg" "th_$(basename "$1")")")
+  fi
+  "$bin" --listen 127.0.0.1:0 "${where[@]}" --ops-listen off --log-level warn --ready-fd 3 3>"$fifo" \
     2>>"$work/taskhubd.log" &
   pid=$!
   if ! read -r -t 60 port <"$fifo"; then
@@ -37,7 +50,7 @@ stop() {
   pid=""
 }
 run() { # run SCENARIO COUNT
-  "$bench" "127.0.0.1:$port" "$1" "$2" --sidecar-pid "$pid"
+  "$bench" "127.0.0.1:$port" "$1" "$2" --sidecar-pid "$pid" | sed "/^RESULT /s/\$/ store=$store/"
 }
 
 start "$work/main"
@@ -61,5 +74,5 @@ start "$work/idle"
 t1=$(date +%s%N)
 rss=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
 ms=$(( (t1 - t0) / 1000000 ))
-echo "RESULT scenario=restart_to_serving throughput=0 p50_ms=$ms p95_ms=$ms p99_ms=$ms sidecar_cpu_s=0 sidecar_rss_mb=$rss instances=$idle"
+echo "RESULT scenario=restart_to_serving throughput=0 p50_ms=$ms p95_ms=$ms p99_ms=$ms sidecar_cpu_s=0 sidecar_rss_mb=$rss instances=$idle store=$store"
 stop

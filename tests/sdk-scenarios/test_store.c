@@ -239,3 +239,41 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   sc_hub_stop(&b);
   return 0;
 }
+
+/* A replica killed mid-load: a standby takes its partitions once the lease runs out and finishes everything it
+ * had acknowledged. */
+TEST_IMPL(scen_postgres_killed_replica_fails_over)
+{
+  const char *pgdir = getenv("TASKHUBD_TEST_PG");
+  if (!pgdir)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  char cmd[1024], conninfo[512];
+  snprintf(cmd, sizeof cmd, "createdb '%s' th_kill_%d", pgdir, (int)getpid());
+  pg(cmd, "", conninfo, sizeof conninfo);
+  const char *args_a[] = {"--store", conninfo, "--replica-id", "replica-a", "--partition-lease", "2", NULL};
+  const char *args_b[] = {"--store", conninfo, "--replica-id", "replica-b", "--partition-lease", "2", NULL};
+  sc_hub a, b;
+  int rc = sc_hub_start(&a, args_a, reg);
+  if (rc != 0)
+    return rc;
+  enum { N = 30 };
+  char ids[N][64];
+  for (int i = 0; i < N; i++)
+    sc_schedule(&a, i % 2 ? "Steps" : "Chain", "0", sc_id(ids[i], sizeof ids[i], "fk"));
+  dt_instance *first = sc_until_status(&a, ids[1], DT_STATUS_RUNNING, SC_WAIT_MS);
+  dt_instance_free(first);
+  th_server_kill(&a.srv); /* SIGKILL: no hand-over, the lease has to run out */
+  int64_t t0 = sc_mono_ms();
+  rc = sc_hub_start(&b, args_b, reg);
+  ASSERT_EQ(rc, 0);
+  fprintf(stderr, "standby serving %lld ms after the kill\n", (long long)(sc_mono_ms() - t0));
+  ASSERT_GE(sc_log_count(&b.srv, "event=partitions_taken", "owner=replica-b"), 1);
+  expect_done(&b, ids, N, "3");
+  dt_worker_free(a.w);
+  a.w = NULL;
+  dt_client_close(a.c);
+  a.c = NULL;
+  th_server_free(&a.srv);
+  sc_hub_stop(&b);
+  return 0;
+}

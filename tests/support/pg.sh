@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real PostgreSQL server for tests (Debian's package): initdb into a fresh directory as a non-root user, on a
 # free port on 127.0.0.1, stopped afterwards.
+#   (DIR's parent must be searchable by the postgres user when run as root)
 #   pg.sh start DIR     prints the conninfo of the server's "postgres" database (user taskhubd, no password)
 #   pg.sh stop DIR
 #   pg.sh createdb DIR NAME   creates database NAME (if missing) and prints its conninfo
