@@ -67,10 +67,12 @@ static void pg(const char *cmd, const char *dir, char *out, size_t cap)
 
 TEST_IMPL(scen_postgres_restart_loses_nothing)
 {
-  if (!getenv("TASKHUBD_TEST_PG"))
+  const char *shared = getenv("TASKHUBD_TEST_PG");
+  if (!shared)
     return TEST_SKIP; /* a PostgreSQL scenario */
-  char dir[] = "/tmp/taskhubd-pgrestart-XXXXXX";
-  ASSERT(mkdtemp(dir) != NULL);
+  /* Under the shared server's directory, so that the fixture's stop ends this server too if the test dies. */
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/restart-%d", shared, (int)getpid());
   char conninfo[512];
   pg("start", dir, conninfo, sizeof conninfo);
   const char *args[] = {"--store", conninfo, "--ops-listen", "127.0.0.1:0", NULL};
@@ -97,7 +99,7 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   ASSERT_GE(sc_log_count(&h.srv, "event=store_reconnected", NULL), 1);
   sc_hub_stop(&h);
   pg("stop", dir, NULL, 0);
-  char rm[128];
+  char rm[600];
   snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
   ASSERT_EQ(system(rm), 0);
   return 0;

@@ -3,7 +3,8 @@
 # free port on 127.0.0.1, stopped afterwards.
 #   (DIR's parent must be searchable by the postgres user when run as root)
 #   pg.sh start DIR     prints the conninfo of the server's "postgres" database (user taskhubd, no password)
-#   pg.sh stop DIR
+#   pg.sh stop DIR      also stops the servers of DIR/*/ (tests that need a server of their own start it there,
+#                       so that one stop ends them all even when such a test died half-way)
 #   pg.sh createdb DIR NAME   creates database NAME (if missing) and prints its conninfo
 #   pg.sh restart DIR   a fast shutdown (connections cut, as in a failover) and a start on the same port
 set -euo pipefail
@@ -26,7 +27,9 @@ start)
   echo "host=127.0.0.1 port=$port user=taskhubd dbname=postgres"
   ;;
 stop)
-  [ -d "$dir/data" ] && "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  for d in "$dir"/*/data "$dir/data"; do
+    [ -f "$d/postmaster.pid" ] && "${as[@]}" "$bin/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true
+  done
   ;;
 restart)
   "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
