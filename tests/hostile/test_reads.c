@@ -476,9 +476,10 @@ TEST_IMPL(hostile_reads_history_stream_holds_little_for_idle_readers)
   ASSERT_EQ(tasks, 5 * PER_TURN);
   th_stream_free(s);
 
-  /* A few MB: a chunk in flight per stream. Under ASan the quarantine of freed memory adds to it (a release
-   * build grows by about 2.5 MB here); without the fix it grew by the whole history per caller, 2 GB. */
-  ASSERT_LT(after - before, 16 * 1024);
+  /* A few MB: a chunk in flight per stream (a release build grows by about 2.5 MB here). Under ASan the quarantine
+   * of freed memory adds to it by a varying amount (11-18 MB seen), so the bound is under what even 3 of the
+   * 50 callers would hold with a whole history each (20 MB apiece); without the fix it grew by 2 GB. */
+  ASSERT_LT(after - before, 48 * 1024);
   for (int i = 0; i < NON_READERS; i++)
     th_stream_free(streams[i]);
   th_client_close(idle);
