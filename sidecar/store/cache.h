@@ -28,6 +28,7 @@ struct sc_cache_msg {
 struct sc_cache_inst {
   char *iid;
   bool rec_known, hist_known, inbox_known;
+  bool finished;      /* the pending changes give it a terminal record (set by the transaction layer) */
   unsigned char *rec; /* packed StoredInstance; NULL when known absent */
   size_t rec_len;
   HistoryEvent **ev;  /* unpacked, owned; event i is stored under history index i */

@@ -72,6 +72,7 @@ static void finish(struct sc_txn *t, bool keep)
     if (!keep)
       sc_cache_forget(&t->cache, e);
     e->npend = 0;
+    e->finished = false;
   }
   t->ntouched = t->nch = t->nmarks = 0;
   sc_map_free(&t->keyed);
@@ -316,6 +317,14 @@ void sc_txn_rollback(struct sc_txn *t)
     if (n != e->npend) {
       e->npend = n;
       sc_cache_forget(&t->cache, e); /* rebuilt from the backend and what is still pending when read */
+      e->finished = false;
+      for (size_t j = n; j-- > 0;) {
+        const struct sc_change *c = &t->ch[e->pend[j]];
+        if (c->kind == SC_CH_PUT_INSTANCE || c->kind == SC_CH_DELETE_INSTANCE) {
+          e->finished = c->kind == SC_CH_PUT_INSTANCE && sc_status_is_terminal(c->rec->status);
+          break;
+        }
+      }
     }
     if (n)
       t->touched[kept++] = e;
@@ -343,16 +352,9 @@ int sc_txn_commit(struct sc_txn *t, bool sync, struct sc_err *err)
   int rc = t->st->ops->apply(t->st, &cs, sync, err);
   if (rc == SC_OK) {
     /* A finished instance's history is not dispatched again (unless rewound): give the memory back. */
-    for (size_t i = 0; i < t->ntouched; i++) {
-      struct sc_cache_inst *e = t->touched[i];
-      if (!e->hist_known || !e->rec_known || !e->rec)
-        continue;
-      StoredInstance *r = taskhubd__store__stored_instance__unpack(NULL, e->rec_len, e->rec);
-      if (r && sc_status_is_terminal(r->status))
-        sc_cache_forget_hist(&t->cache, e);
-      if (r)
-        taskhubd__store__stored_instance__free_unpacked(r, NULL);
-    }
+    for (size_t i = 0; i < t->ntouched; i++)
+      if (t->touched[i]->finished)
+        sc_cache_forget_hist(&t->cache, t->touched[i]);
   }
   finish(t, rc == SC_OK);
   return rc;
@@ -557,6 +559,7 @@ int sc_txn_put_instance(struct sc_txn *t, const char *iid, const StoredInstance 
     return rc;
   e = record(t, &c);
   sc_cache_set_rec(&t->cache, e, c.val, c.len);
+  e->finished = sc_status_is_terminal(c.rec->status);
   return SC_OK;
 }
 
@@ -595,6 +598,7 @@ int sc_txn_delete_instance(struct sc_txn *t, const char *iid, const StoredInstan
   if ((rc = sc_store_unpack(&taskhubd__store__stored_instance__descriptor, &b, &t->arena, (void **)&c.old)) != SC_OK)
     return rc;
   e = record(t, &c);
+  e->finished = false;
   struct sc_cache *h = &t->cache;
   sc_cache_set_rec(h, e, NULL, 0);
   sc_cache_set_hist_empty(h, e);

@@ -12,15 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The partition of an instance: FNV-1a of its id, which never changes (the number of partitions is fixed when
- * the task hub is created; one for now). */
-static int32_t part_of(const char *iid)
+/* The partition of an instance: FNV-1a of its id modulo the partitions, fixed when the task hub was created, so
+ * an instance never changes partition. */
+static int32_t part_of(const struct pgstore *s, const char *iid)
 {
   uint32_t h = 2166136261u;
   for (const unsigned char *p = (const unsigned char *)iid; *p; p++)
     h = (h ^ *p) * 16777619u;
-  (void)h;
-  return 0;
+  return s->partitions > 0 ? (int32_t)(h % (uint32_t)s->partitions) : 0;
 }
 
 static bool send(PGconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p)
@@ -30,14 +29,14 @@ static bool send(PGconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p)
   return PQsendQueryPrepared(c, name, p->n, p->v, p->len, p->fmt, 1) == 1;
 }
 
-static bool send_change(PGconn *c, const struct sc_change *ch)
+static bool send_change(const struct pgstore *s, PGconn *c, const struct sc_change *ch)
 {
   struct sc_pgparams p = {0};
   switch (ch->kind) {
   case SC_CH_PUT_INSTANCE: {
     const StoredInstance *r = ch->rec;
     sc_pg_text(&p, ch->iid);
-    sc_pg_i32(&p, part_of(ch->iid));
+    sc_pg_i32(&p, part_of(s, ch->iid));
     sc_pg_i32(&p, r->status);
     sc_pg_i64(&p, r->created_us);
     if (sc_status_is_terminal(r->status))
@@ -79,7 +78,7 @@ static bool send_change(PGconn *c, const struct sc_change *ch)
     sc_pg_text(&p, ch->iid);
     sc_pg_i32(&p, ch->band);
     sc_pg_i64(&p, (int64_t)ch->seq);
-    sc_pg_i32(&p, part_of(ch->iid));
+    sc_pg_i32(&p, part_of(s, ch->iid));
     sc_pg_bytes(&p, ch->val, ch->len);
     return send(c, PS_INBOX_PUT, &p);
   case SC_CH_INBOX_DELETE:
@@ -178,7 +177,7 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     ok = send(c, PS_FENCE, &p);
   }
   for (size_t i = 0; ok && i < chs->n; i++)
-    ok = send_change(c, &chs->v[i]);
+    ok = send_change(s, c, &chs->v[i]);
   if (ok && chs->next_seq != s->next_seq) {
     struct sc_pgparams p = {0};
     sc_pg_i64(&p, (int64_t)chs->next_seq);

@@ -40,11 +40,11 @@ static bool try_take(PGconn *c, const char *owner, int64_t lease_ms, int64_t *ep
   PQclear(r);
   if (!ok)
     return false;
-  r = exec_params(c,
-                  "SELECT owner, GREATEST(0, CEIL(EXTRACT(EPOCH FROM lease_until - now())))::bigint "
-                  "FROM th_partition WHERE owner IS NOT NULL AND owner <> $1 AND lease_until > now() "
-                  "AND $2::bigint >= 0 LIMIT 1",
-                  owner, 0);
+  const char *v[1] = {owner};
+  r = PQexecParams(c,
+                   "SELECT owner, GREATEST(0, CEIL(EXTRACT(EPOCH FROM lease_until - now())))::bigint "
+                   "FROM th_partition WHERE owner IS NOT NULL AND owner <> $1 AND lease_until > now() LIMIT 1",
+                   1, NULL, v, NULL, NULL, 0);
   bool free_ = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
     snprintf(holder, cap, "%s (lease ends in %s s)", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));

@@ -10,10 +10,7 @@
 static uint8_t *copy(struct sc_arena *a, const PGresult *r, int row, int col, size_t *len)
 {
   *len = (size_t)PQgetlength(r, row, col);
-  uint8_t *b = sc_arena_alloc(a, *len + 1);
-  memcpy(b, PQgetvalue(r, row, col), *len);
-  b[*len] = 0;
-  return b;
+  return (uint8_t *)sc_arena_strndup(a, PQgetvalue(r, row, col), *len);
 }
 
 /* Runs |st| on a pooled connection; *out is NULL on failure (SC_EIO returned). */

@@ -10,13 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Copies a value into |a|, NUL-terminated (payloads are handed out as strings). */
+/* Values are copied into |a| NUL-terminated (payloads are handed out as strings). */
 static uint8_t *copy(struct sc_arena *a, const char *v, size_t n)
 {
-  uint8_t *b = sc_arena_alloc(a, n + 1);
-  memcpy(b, v, n);
-  b[n] = 0;
-  return b;
+  return (uint8_t *)sc_arena_strndup(a, v, n);
 }
 
 int sc_rocks_get_instance(struct sc_store *s, const char *iid, struct sc_arena *a, struct sc_blob *out)
