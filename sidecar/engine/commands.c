@@ -34,9 +34,7 @@ static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status
     listed |= (int)p->replaceablestatus[i] == status;
   if (p->action == CREATE_ORCHESTRATION_ACTION__CREATE_ORCHESTRATION_ACTION_IGNORE)
     return listed ? REUSE_IGNORE : REUSE_EXISTS;
-  if (p->action == CREATE_ORCHESTRATION_ACTION__CREATE_ORCHESTRATION_ACTION_TERMINATE)
-    return listed ? REUSE_REPLACE : REUSE_EXISTS;
-  return listed ? REUSE_REPLACE : REUSE_EXISTS;
+  return listed ? REUSE_REPLACE : REUSE_EXISTS; /* TERMINATE, and the legacy actions, replace */
 }
 
 int apply_start(struct sc_engine *e, struct sc_cmd *c)
@@ -240,7 +238,7 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
       return rc;
     *count += p.count;
   }
-  if ((rc = sc_txn_delete_instance(tx, iid, old, sc_status_is_terminal(old->status))) != SC_OK)
+  if ((rc = sc_txn_delete_instance(tx, iid, old, true)) != SC_OK) /* finished: its inbox is empty */
     return rc;
   (*count)++;
   add_changed(e, iid, 0, false);

@@ -156,6 +156,12 @@ static void wait_for_stream(struct sc_engine *e, const struct want *want, void *
 
 /* ------------------------------------------------------------------ orchestrations */
 
+/* A message for another execution of the instance (or with no event): consumed unsent. */
+static bool msg_stale(const StoredMsg *m, const StoredInstance *rec)
+{
+  return !m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0);
+}
+
 static bool is_wakeup(const HistoryEvent *ev)
 {
   return ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED;
@@ -228,7 +234,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   bool wakes = false;
   for (size_t i = 0; i < n; i++) {
     StoredMsg *m = msgs[i].msg;
-    if (!m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0))
+    if (msg_stale(m, rec))
       nstale++;
     else if (is_wakeup(m->event))
       nwake++;
@@ -275,8 +281,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   size_t first = 0, live_bytes = 0; /* the first message that would be sent, and all of them */
   for (size_t i = 0; i < n; i++) {
     const StoredMsg *m = msgs[i].msg;
-    if (m->event && !is_wakeup(m->event) &&
-        !(m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id) != 0)) {
+    if (!msg_stale(m, rec) && !is_wakeup(m->event)) {
       size_t sz = event_size(m->event);
       if (!first)
         first = sz;
@@ -311,7 +316,7 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   evs[nev++] = os;
   for (size_t i = 0; i < n; i++) {
     StoredMsg *m = msgs[i].msg;
-    bool stale = !m->event || (m->target_execution_id[0] && strcmp(m->target_execution_id, rec->execution_id));
+    bool stale = msg_stale(m, rec);
     int sent = -1;
     if (!stale && !is_wakeup(m->event)) {
       size_t sz = event_size(m->event);

@@ -65,8 +65,11 @@ TEST_IMPL(hostile_ops_probes_during_shutdown)
     struct prober p[2] = {{.port = ops, .path = "/readyz"}, {.port = ops, .path = "/metrics"}};
     for (int i = 0; i < 2; i++)
       ASSERT_OK(pthread_create(&p[i].th, NULL, prober_main, &p[i]));
-    while (atomic_load(&p[0].answered) < 5 || atomic_load(&p[1].answered) < 5)
+    long long end = th_now_ms() + 30000;
+    while ((atomic_load(&p[0].answered) < 5 || atomic_load(&p[1].answered) < 5) && th_now_ms() < end)
       sched_yield();
+    ASSERT_GE(atomic_load(&p[0].answered), 5);
+    ASSERT_GE(atomic_load(&p[1].answered), 5);
     int st = th_server_term(&srv, NULL);
     for (int i = 0; i < 2; i++) {
       atomic_store(&p[i].stop, true);

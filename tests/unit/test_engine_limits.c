@@ -108,7 +108,9 @@ TEST_IMPL(engine_purge_in_the_last_batch_is_answered)
   sc_engine_post(f.e, &p);
   pthread_t stopper;
   ASSERT_OK(pthread_create(&stopper, NULL, stop_engine, f.e));
+  int64_t until = sc_mono_us() + 10000000;
   for (bool stopping = false; !stopping;) {
+    ASSERT_LT(sc_mono_us(), until); /* the stop must begin while the engine is held */
     pthread_mutex_lock(&f.e->mu);
     stopping = f.e->stopping;
     pthread_mutex_unlock(&f.e->mu);

@@ -31,12 +31,6 @@ static void sdk_log(int level, const char *message, void *user_data)
     fprintf(stderr, "sdk[%s]: %s\n", level >= 3 ? "error" : "warn", message);
 }
 
-static int64_t mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ bounded calls */
 
@@ -89,17 +83,10 @@ static void run_bounded(void (*fn)(void *), void *arg, int ms, const char *what)
   pthread_cond_destroy(&b.cv);
 }
 
-/* Polls |counter| until it reaches |want| or |ms| pass. */
-static bool until_count(int (*counter)(void), int want, int ms)
+static bool start_batch_failed(void *arg)
 {
-  int64_t end = mono_ms() + ms;
-  while (counter() < want) {
-    if (mono_ms() >= end)
-      return false;
-    struct timespec d = {0, 5 * 1000 * 1000}; /* poll interval, not synchronisation */
-    nanosleep(&d, NULL);
-  }
-  return true;
+  (void)arg;
+  return fault_start_batch_failed() >= 1;
 }
 
 /* ------------------------------------------------------------------ a worker against a real taskhubd */
@@ -166,7 +153,7 @@ TEST_IMPL(sdk_fault_worker_stop_after_failed_batch)
   /* The next completion the worker sends cannot be started. */
   fault_start_batch_fail_next(1);
   schedule(c, "fault-batch-2", "\"two\"");
-  if (!until_count(fault_start_batch_failed, 1, BOUND_MS))
+  if (!sc_poll(start_batch_failed, NULL, BOUND_MS))
     TEST_FAIL("the worker never started the completion of fault-batch-2");
   run_bounded(stop_worker, w, BOUND_MS, "dt_worker_stop after a failed grpc_call_start_batch");
   dt_worker_free(w);
