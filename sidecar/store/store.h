@@ -257,6 +257,7 @@ struct sc_pg_options {
   const char *owner;    /* this replica's name among the replicas (unique among them) */
   int64_t lease_ms;     /* partition lease: a stalled replica's partitions move after this */
   bool (*stop)(void);   /* asked while waiting (for the server, for the partitions): true gives up, SC_ECANCELLED */
+  bool exclusive;       /* take every partition and wait for them (a tool such as migrate, not a replica) */
 };
 
 /* Connects to PostgreSQL, creates or migrates the tables (refusing a newer schema with a message in |err|), and
