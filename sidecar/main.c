@@ -133,6 +133,7 @@ int main(int argc, char **argv)
       .act_lease_us = cfg.act_lease_s * 1000000,
       .limits = sc_config_limits(&cfg),
       .cache_budget = cfg.cache_size,
+      .replica = cfg.replica_id,
   };
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {

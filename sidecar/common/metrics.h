@@ -40,6 +40,8 @@ struct sc_metrics {
   atomic_uint_fast64_t cache_hits, cache_misses, cache_bytes; /* the store's hot-instance cache */
   atomic_uint_fast64_t pg_reads, pg_commits, pg_errors, pg_reconnects; /* PostgreSQL round trips and failures */
   atomic_uint_fast64_t pg_partitions_owned, pg_lease_renewals, pg_lease_losses, pg_fenced_commits;
+  /* Commands between replicas: forwarded, applied here, and found by the sweep rather than a notification. */
+  atomic_uint_fast64_t forwarded, forwards_applied, pg_sweep_deliveries;
   atomic_int_fast64_t stream_bytes; /* held in server streams' outboxes, not yet sent */
 };
 

@@ -37,15 +37,65 @@ static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status
   return listed ? REUSE_REPLACE : REUSE_EXISTS; /* TERMINATE, and the legacy actions, replace */
 }
 
+const char *client_target(struct sc_cmd *c)
+{
+  switch (c->kind) {
+  case SC_CMD_START:
+    if (!c->u.start.iid[0]) {
+      if (c->u.start.req->instanceid[0])
+        snprintf(c->u.start.iid, sizeof c->u.start.iid, "%s", c->u.start.req->instanceid);
+      else
+        sc_random_hex32(c->u.start.iid);
+    }
+    return c->u.start.iid;
+  case SC_CMD_RAISE:
+    return c->u.raise.req->instanceid;
+  case SC_CMD_TERMINATE:
+    return c->u.terminate.req->instanceid;
+  case SC_CMD_SUSPEND:
+  case SC_CMD_RESUME:
+    return c->u.suspend.iid;
+  case SC_CMD_PURGE:
+    return c->u.purge.req->request_case == PURGE_INSTANCES_REQUEST__REQUEST_INSTANCE_ID ? c->u.purge.req->instanceid
+                                                                                         : NULL;
+  case SC_CMD_REWIND:
+    return c->u.rewind.req->instanceid;
+  case SC_CMD_RESTART:
+    return c->u.restart.req->instanceid;
+  default:
+    return NULL;
+  }
+}
+
+int apply_client(struct sc_engine *e, struct sc_cmd *c)
+{
+  switch (c->kind) {
+  case SC_CMD_START:
+    return apply_start(e, c);
+  case SC_CMD_RAISE:
+    return apply_raise(e, c);
+  case SC_CMD_TERMINATE:
+    return apply_terminate(e, c);
+  case SC_CMD_SUSPEND:
+    return apply_suspend(e, c, false);
+  case SC_CMD_RESUME:
+    return apply_suspend(e, c, true);
+  case SC_CMD_PURGE:
+    return apply_purge(e, c);
+  case SC_CMD_REWIND:
+    return apply_rewind(e, c);
+  case SC_CMD_RESTART:
+    return apply_restart(e, c);
+  default:
+    return fail(c, SC_EINVAL, "not a client command: %d", (int)c->kind);
+  }
+}
+
 int apply_start(struct sc_engine *e, struct sc_cmd *c)
 {
   const CreateInstanceRequest *req = c->u.start.req;
   struct sc_txn *tx = e->tx;
-  if (req->instanceid[0])
-    snprintf(c->u.start.iid, sizeof c->u.start.iid, "%s", req->instanceid);
-  else
-    sc_random_hex32(c->u.start.iid);
-  const char *iid = c->u.start.iid;
+  const char *iid = client_target(c);
 
   StoredInstance *old = NULL;
   int rc = sc_txn_get_instance(tx, iid, &e->ba, &old);
@@ -225,6 +275,19 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
 {
   struct sc_txn *tx = e->tx;
   StoredInstance *old;
+  if (!owns(e, iid)) {
+    /* Its owner purges it if it is finished; counted as purged when it is finished now (a finished instance
+     * stays so unless restarted or rewound meanwhile). */
+    if (sc_store_get_instance(e->st, iid, &e->ba, &old) != SC_OK || !sc_status_is_terminal(old->status))
+      return SC_OK;
+    Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+    f.kind = TASKHUBD__STORE__FORWARD__KIND__PURGE_CHILD;
+    f.instance_id = (char *)iid;
+    f.recurse = recursive;
+    forward_send(e, &f);
+    (*count)++;
+    return SC_OK;
+  }
   int rc = sc_txn_get_instance(tx, iid, &e->ba, &old);
   if (rc == SC_ENOTFOUND)
     return SC_OK;
@@ -244,6 +307,12 @@ static int purge_one(struct sc_engine *e, const char *iid, bool recursive,
   add_changed(e, iid, 0, false);
   SC_DEBUG("event=instance_purged instance=%s", SC_Q(iid));
   return SC_OK;
+}
+
+int purge_instance(struct sc_engine *e, const char *iid, bool recursive)
+{
+  int32_t count = 0;
+  return purge_one(e, iid, recursive, 0, &count);
 }
 
 int purge_filter_chunk(struct sc_engine *e, struct sc_cmd *c)
@@ -370,7 +439,10 @@ int apply_restart(struct sc_engine *e, struct sc_cmd *c)
                                                    &ilen)) != SC_OK)
     return fail(c, rc, "reading the input of %s failed", req->instanceid);
   if (req->restartwithnewinstanceid) {
-    sc_random_hex32(c->u.restart.iid);
+    /* Drawn until it falls in a partition of this replica, so the new instance is created in this commit. */
+    do
+      sc_random_hex32(c->u.restart.iid);
+    while (!owns(e, c->u.restart.iid));
   } else {
     snprintf(c->u.restart.iid, sizeof c->u.restart.iid, "%s", req->instanceid);
     if ((rc = sc_txn_delete_instance(tx, req->instanceid, old, sc_status_is_terminal(old->status))) != SC_OK)

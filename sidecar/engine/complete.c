@@ -184,7 +184,7 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
                 resp->instanceid, resp->taskid, l->iid, l->task_id);
   }
   struct sc_txn *tx = e->tx;
-  int rc = sc_txn_actq_delete(tx, l->act_seq);
+  int rc = sc_txn_actq_delete(tx, l->iid, l->act_seq);
   StoredInstance *rec;
   int grc = sc_txn_get_instance(tx, l->iid, &e->ba, &rec);
   if (rc == SC_OK && grc == SC_OK && !sc_status_is_terminal(rec->status) &&

@@ -79,11 +79,11 @@ static int recover_act(uint64_t seq, void *ctx)
   return SC_OK;
 }
 
-int work_recover(struct sc_engine *e)
+int work_recover(struct sc_engine *e, int part)
 {
-  int rc = e->st->ops->inbox_scan_instances(e->st, recover_inbox, e);
+  int rc = e->st->ops->inbox_scan_instances(e->st, part, recover_inbox, e);
   if (rc == SC_OK)
-    rc = e->st->ops->actq_scan(e->st, recover_act, e);
+    rc = e->st->ops->actq_scan(e->st, part, recover_act, e);
   return rc;
 }
 
@@ -213,6 +213,8 @@ static void undeliverable(struct sc_engine *e, const char *iid, StoredInstance *
 static int dispatch_orch(struct sc_engine *e, const char *iid)
 {
   struct sc_txn *tx = e->tx;
+  if (!owns(e, iid))
+    return DROPPED; /* its partition went to another replica */
   if (work_is_leased(e, iid))
     return DROPPED; /* looked at again when its lease ends */
   StoredInstance *rec;
@@ -368,7 +370,7 @@ static void fail_activity(struct sc_engine *e, uint64_t seq, const ActivityReque
   f->failuredetails = make_failure(&e->ba, "WorkItemTooLarge", why);
   ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_TASK_FAILED;
   ev->taskfailed = f;
-  sc_txn_actq_delete(e->tx, seq);
+  sc_txn_actq_delete(e->tx, r->orchestrationinstance->instanceid, seq);
   if (enqueue_msg(e, r->orchestrationinstance->instanceid, SC_BAND_NORMAL, ev, exec) != SC_OK)
     sc_panic("failing an activity of %s", r->orchestrationinstance->instanceid);
 }
@@ -383,12 +385,14 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
   }
   ActivityRequest *r = a->request;
   const char *iid = r->orchestrationinstance->instanceid;
+  if (!owns(e, iid))
+    return DROPPED; /* its partition went to another replica, which queued it */
   const char *exec = r->orchestrationinstance->executionid ? r->orchestrationinstance->executionid->value : "";
   StoredInstance *rec;
   if (sc_txn_get_instance(tx, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
       strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
-    sc_txn_actq_delete(tx, seq);
+    sc_txn_actq_delete(tx, iid, seq);
     backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED;
   }

@@ -32,7 +32,9 @@ static void fire_timers(struct sc_engine *e, int64_t now)
       continue;
     if (rc != SC_OK)
       sc_panic("reading a due timer failed (status %d)", rc);
-    sc_txn_timer_delete(tx, it.due, it.seq);
+    if (!owns(e, t->instance_id))
+      continue; /* its partition went to another replica, which loaded it */
+    sc_txn_timer_delete(tx, t->instance_id, it.due, it.seq);
     StoredInstance *rec;
     rc = sc_txn_get_instance(tx, t->instance_id, &e->ba, &rec);
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
@@ -54,28 +56,23 @@ static void fire_timers(struct sc_engine *e, int64_t now)
   }
 }
 
-static int recover_timer(const struct sc_timer_row *row, void *ctx)
-{
-  struct sc_engine *e = ctx;
-  sc_heap_push(&e->theap, (struct sc_heap_item){row->due_us, row->seq, NULL});
-  return SC_OK;
-}
-
 static int apply(struct sc_engine *e, struct sc_cmd *c)
 {
   switch (c->kind) {
   case SC_CMD_START:
-    return apply_start(e, c);
   case SC_CMD_RAISE:
-    return apply_raise(e, c);
   case SC_CMD_TERMINATE:
-    return apply_terminate(e, c);
   case SC_CMD_SUSPEND:
-    return apply_suspend(e, c, false);
   case SC_CMD_RESUME:
-    return apply_suspend(e, c, true);
   case SC_CMD_PURGE:
-    return apply_purge(e, c);
+  case SC_CMD_REWIND:
+  case SC_CMD_RESTART: {
+    /* About one instance: applied here when its partition is this replica's, else by its owner. */
+    const char *iid = client_target(c);
+    if (iid && !owns(e, iid))
+      return forward_client(e, c, iid);
+    return apply_client(e, c);
+  }
   case SC_CMD_WAIT:
     return apply_wait(e, c);
   case SC_CMD_WAIT_CANCEL:
@@ -90,12 +87,18 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
     return apply_complete_act(e, c);
   case SC_CMD_ABANDON:
     return apply_abandon(e, c);
-  case SC_CMD_REWIND:
-    return apply_rewind(e, c);
-  case SC_CMD_RESTART:
-    return apply_restart(e, c);
   case SC_CMD_RENEW:
     return apply_renew(e, c);
+  case SC_CMD_GAIN:
+    return apply_gain(e, c);
+  case SC_CMD_RELEASE:
+    return apply_release(e, c);
+  case SC_CMD_INCOMING:
+    return apply_incoming(e, c);
+  case SC_CMD_REPLY:
+    return apply_reply(e, c);
+  case SC_CMD_CHANGED:
+    return apply_changed(e, c);
   case SC_CMD_WIPE:
     break; /* handled by run_batch */
   }
@@ -134,6 +137,12 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
          "deleting the task hub's data is disabled; start taskhubd with --allow-delete-taskhub to allow it");
     return;
   }
+  for (int p = 0; p < e->nparts; p++)
+    if (!e->owned[p]) {
+      fail(c, SC_ESTATE, "deleting the task hub's data needs one replica owning all of it; this one owns only "
+                         "some of its partitions: stop the other replicas first");
+      return;
+    }
   commit(e); /* what came before the wipe in this batch */
   struct sc_err err = {0};
   if (sc_txn_wipe(e->tx, &err) != SC_OK)
@@ -201,6 +210,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     work_dispatch(e);
     commit(e); /* clean-ups dispatch found, if any */
   }
+  parts_release_marked(e); /* everything written to them is committed */
   /* Counted before any reply goes out, so a caller that saw its reply sees its command counted. */
   if (n)
     sc_hist_observe(&sc_metrics.commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS, (double)n);
@@ -212,8 +222,10 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   wake_changed(e);
   expire_waiters(e, now);
   waiters_compact(e);
-  if (stopping)
+  if (stopping) {
     drop_all_waiters(e, SC_EUNAVAIL, "taskhubd is shutting down");
+    forwards_fail_all(e, SC_EUNAVAIL, "taskhubd is shutting down before the instance's replica answered");
+  }
   /* Replies go out only now: everything they report is durable. */
   for (size_t i = 0; i < e->ndone; i++)
     e->done[i]->done(e->done[i]);
@@ -329,24 +341,18 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   sc_map_init(&e->waiters);
   sc_heap_init(&e->wheap);
   sc_heap_init(&e->theap);
-  int64_t t0 = sc_mono_us();
-  int rc = st->ops->timer_scan(st, recover_timer, e);
-  if (rc != SC_OK) {
-    sc_err_set(err, rc, "recovering timers from the store failed");
-    sc_txn_free(e->tx);
-    free(e);
-    return rc;
-  }
   work_init(e);
-  if ((rc = work_recover(e)) != SC_OK) {
-    sc_err_set(err, rc, "recovering queued work from the store failed");
+  parts_init(e);
+  int rc = parts_load_single(e);
+  if (rc != SC_OK) {
+    sc_err_set(err, rc, "recovering timers and queued work from the store failed");
     work_free(e);
+    parts_free(e);
+    sc_heap_free(&e->theap);
     sc_txn_free(e->tx);
     free(e);
     return rc;
   }
-  SC_INFO("event=recovered timers=%zu ready=%zu activities=%zu ms=%.1f", e->theap.n, e->ready.n, e->actq.n,
-          (double)(sc_mono_us() - t0) / 1000.0);
   pthread_mutex_init(&e->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -356,6 +362,8 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   pthread_condattr_destroy(&ca);
   if (pthread_create(&e->th, NULL, engine_main, e) != 0)
     sc_panic("cannot start the engine thread");
+  /* Partitions come as commands from now on: each is loaded before anything after it uses it. */
+  parts_attach(e);
   *out = e;
   return SC_OK;
 }
@@ -418,6 +426,8 @@ void sc_engine_free(struct sc_engine *e)
   waiters_free(e);
   sc_heap_free(&e->theap);
   work_free(e);
+  parts_free(e);
+  forward_free(e);
   sc_arena_free(&e->ba);
   sc_txn_free(e->tx);
   free(e->done);

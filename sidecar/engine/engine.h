@@ -36,6 +36,12 @@ enum sc_cmd_kind {
   SC_CMD_REWIND,
   SC_CMD_RESTART,
   SC_CMD_RENEW,
+  /* Posted by the engine itself for what the store tells it (store.h, sc_store_events): */
+  SC_CMD_GAIN,     /* a partition is this replica's now */
+  SC_CMD_RELEASE,  /* a partition should go to another replica */
+  SC_CMD_INCOMING, /* a forwarded command for an owned partition */
+  SC_CMD_REPLY,    /* the answer to a command this replica forwarded */
+  SC_CMD_CHANGED,  /* instances changed status on other replicas */
 };
 
 /*
@@ -131,6 +137,12 @@ struct sc_cmd {
     struct {
       const char *iid; /* a worker fetched this instance's history for the work item it holds */
     } renew;
+    struct {
+      int part;
+      uint64_t id;  /* SC_CMD_INCOMING: the row; SC_CMD_REPLY: the forward answered */
+      uint8_t *body; /* owned by the command; SC_CMD_CHANGED: newline-separated ids, or NULL for all */
+      size_t len;
+    } store_event;
   } u;
 };
 
@@ -149,6 +161,7 @@ struct sc_engine_config {
   int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */
   struct sc_limits limits;  /* what worker actions and histories must pass, as client requests do */
   size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
+  const char *replica;      /* this replica's name: where answers to its forwarded commands go */
 };
 
 struct sc_engine_stats {

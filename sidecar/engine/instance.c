@@ -120,15 +120,6 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
     return SC_OK;
   const char *piid = p->orchestrationinstance->instanceid;
   const char *pexec = p->orchestrationinstance->executionid ? p->orchestrationinstance->executionid->value : NULL;
-  StoredInstance *prec;
-  int rc = sc_txn_get_instance(e->tx, piid, &e->ba, &prec);
-  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
-                                             (pexec && strcmp(pexec, prec->execution_id) != 0)))) {
-    SC_DEBUG("event=parent_notification_dropped parent=%s", SC_Q(piid));
-    return SC_OK;
-  }
-  if (rc != SC_OK)
-    return rc;
   HistoryEvent *ev = sc_pb_event(&e->ba, -1, sc_now_us());
   if (status == ST_COMPLETED) {
     SubOrchestrationInstanceCompletedEvent *c = sc_arena_alloc(&e->ba, sizeof *c);
@@ -151,7 +142,51 @@ int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
     ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
     ev->suborchestrationinstancefailed = f;
   }
-  return enqueue_msg(e, piid, SC_BAND_NORMAL, ev, pexec);
+  return deliver_to_parent(e, piid, pexec, ev);
+}
+
+int deliver_to_parent(struct sc_engine *e, const char *piid, const char *pexec, HistoryEvent *ev)
+{
+  if (!owns(e, piid)) {
+    Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+    f.kind = TASKHUBD__STORE__FORWARD__KIND__PARENT;
+    f.instance_id = (char *)piid;
+    f.execution_id = (char *)(pexec ? pexec : "");
+    f.event = ev;
+    forward_send(e, &f);
+    return SC_OK;
+  }
+  StoredInstance *prec;
+  int rc = sc_txn_get_instance(e->tx, piid, &e->ba, &prec);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && (sc_status_is_terminal(prec->status) ||
+                                             (pexec && pexec[0] && strcmp(pexec, prec->execution_id) != 0)))) {
+    SC_DEBUG("event=parent_notification_dropped parent=%s", SC_Q(piid));
+    return SC_OK;
+  }
+  if (rc != SC_OK)
+    return rc;
+  return enqueue_msg(e, piid, SC_BAND_NORMAL, ev, pexec && pexec[0] ? pexec : NULL);
+}
+
+int deliver_event(struct sc_engine *e, const char *iid, HistoryEvent *raised)
+{
+  if (!owns(e, iid)) {
+    Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+    f.kind = TASKHUBD__STORE__FORWARD__KIND__EVENT;
+    f.instance_id = (char *)iid;
+    f.event = raised;
+    forward_send(e, &f);
+    return SC_OK;
+  }
+  StoredInstance *target;
+  int rc = sc_txn_get_instance(e->tx, iid, &e->ba, &target);
+  if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(target->status))) {
+    SC_DEBUG("event=event_dropped instance=%s reason=target_gone", SC_Q(iid));
+    return SC_OK; /* never re-runs a finished orchestration */
+  }
+  if (rc != SC_OK)
+    return rc;
+  return enqueue_msg(e, iid, SC_BAND_NORMAL, raised, NULL);
 }
 
 /*
@@ -246,6 +281,15 @@ int fail_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, co
 int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,
                            bool recurse)
 {
+  if (!owns(e, iid)) {
+    Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+    f.kind = TASKHUBD__STORE__FORWARD__KIND__TERMINATE;
+    f.instance_id = (char *)iid;
+    f.reason = (Google__Protobuf__StringValue *)reason;
+    f.recurse = recurse;
+    forward_send(e, &f);
+    return SC_OK;
+  }
   StoredInstance *rec;
   int rc = sc_txn_get_instance(e->tx, iid, &e->ba, &rec);
   if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(rec->status)))
@@ -263,7 +307,7 @@ static int terminate_child(const char *child, void *arg)
   return terminate_other(r->e, child, r->reason, true);
 }
 
-static ParentInstanceInfo *parent_info(struct sc_arena *a, const char *iid, const StoredInstance *p, int32_t task)
+ParentInstanceInfo *parent_info(struct sc_arena *a, const char *iid, const StoredInstance *p, int32_t task)
 {
   ParentInstanceInfo *pi = sc_arena_alloc(a, sizeof *pi);
   parent_instance_info__init(pi);
@@ -296,34 +340,95 @@ int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *
                  h[j]->suborchestrationinstancecompleted->taskscheduledid == h[i]->eventid;
     if (finished)
       continue;
-    const SubOrchestrationInstanceCreatedEvent *ce = h[i]->suborchestrationinstancecreated;
-    StoredInstance *crec;
-    int rc = sc_txn_get_instance(e->tx, ce->instanceid, &e->ba, &crec);
-    if (rc == SC_OK && crec->status == ST_FAILED) {
-      rc = rewind_one(e, ce->instanceid, NULL, parent->execution_id, 1);
-    } else if (rc == SC_ENOTFOUND) {
-      char *exec = sc_arena_alloc(&e->ba, 33);
-      sc_random_hex32(exec);
-      struct new_instance ni = {
-          .iid = ce->instanceid,
-          .name = ce->name,
-          .exec = exec,
-          .version = ce->version,
-          .input = ce->input,
-          .trace = ce->parenttracecontext,
-          .n_tags = ce->n_tags,
-          .tags = (void *const *)ce->tags,
-          .parent = parent_info(&e->ba, iid, parent, h[i]->eventid),
-      };
-      rc = create_instance(e, &ni);
-      SC_INFO("event=child_recreated instance=%s parent=%s", SC_Q(ce->instanceid), SC_Q(iid));
-    } else if (rc == SC_OK) {
-      rc = SC_OK; /* still running, or finished in a way the parent already saw */
+    SubOrchestrationInstanceCreatedEvent *ce = h[i]->suborchestrationinstancecreated;
+    ParentInstanceInfo *pi = parent_info(&e->ba, iid, parent, h[i]->eventid);
+    int rc = SC_OK;
+    if (owns(e, ce->instanceid)) {
+      rc = rewind_child(e, ce, pi);
+    } else {
+      Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+      f.kind = TASKHUBD__STORE__FORWARD__KIND__REWIND_CHILD;
+      f.instance_id = ce->instanceid;
+      f.created = ce;
+      f.parent = pi;
+      forward_send(e, &f);
     }
     if (rc != SC_OK)
       return rc;
   }
   return SC_OK;
+}
+
+int rewind_child(struct sc_engine *e, const SubOrchestrationInstanceCreatedEvent *ce, ParentInstanceInfo *pi)
+{
+  StoredInstance *crec;
+  const char *pexec = pi->orchestrationinstance->executionid ? pi->orchestrationinstance->executionid->value : "";
+  int rc = sc_txn_get_instance(e->tx, ce->instanceid, &e->ba, &crec);
+  if (rc == SC_OK && crec->status == ST_FAILED)
+    return rewind_one(e, ce->instanceid, NULL, pexec, 1);
+  if (rc == SC_ENOTFOUND) {
+    char *exec = sc_arena_alloc(&e->ba, 33);
+    sc_random_hex32(exec);
+    struct new_instance ni = {
+        .iid = ce->instanceid,
+        .name = ce->name,
+        .exec = exec,
+        .version = ce->version,
+        .input = ce->input,
+        .trace = ce->parenttracecontext,
+        .n_tags = ce->n_tags,
+        .tags = (void *const *)ce->tags,
+        .parent = pi,
+    };
+    rc = create_instance(e, &ni);
+    SC_INFO("event=child_recreated instance=%s parent=%s", SC_Q(ce->instanceid),
+            SC_Q(pi->orchestrationinstance->instanceid));
+    return rc;
+  }
+  return rc == SC_OK ? SC_OK : rc; /* still running, or finished in a way the parent already saw */
+}
+
+int create_child(struct sc_engine *e, const SubOrchestrationInstanceCreatedEvent *c, ParentInstanceInfo *p,
+                 TraceContext *trace)
+{
+  struct sc_arena *ar = &e->ba;
+  const char *child = c->instanceid;
+  const char *piid = p->orchestrationinstance->instanceid;
+  const char *pexec = p->orchestrationinstance->executionid ? p->orchestrationinstance->executionid->value : "";
+  StoredInstance *old;
+  int rc = sc_txn_get_instance(e->tx, child, ar, &old);
+  if (rc != SC_OK && rc != SC_ENOTFOUND)
+    return rc;
+  if (rc == SC_OK && !sc_status_is_terminal(old->status)) {
+    /* Never touch a live instance; tell the parent at once so it does not wait forever. */
+    HistoryEvent *f = ev_new(e, -1);
+    SubOrchestrationInstanceFailedEvent *fe = sc_arena_alloc(ar, sizeof *fe);
+    sub_orchestration_instance_failed_event__init(fe);
+    fe->taskscheduledid = p->taskscheduledid;
+    fe->failuredetails = make_failure(
+        ar, "OrchestrationAlreadyExists",
+        sc_arena_printf(ar, "orchestration instance already exists: %s (status %s)", child,
+                        sc_pb_status_name(old->status)));
+    f->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
+    f->suborchestrationinstancefailed = fe;
+    return deliver_to_parent(e, piid, pexec, f);
+  }
+  if (rc == SC_OK && (rc = sc_txn_delete_instance(e->tx, child, old, sc_status_is_terminal(old->status))) != SC_OK)
+    return rc;
+  char *exec = sc_arena_alloc(ar, 33);
+  sc_random_hex32(exec);
+  struct new_instance ni = {
+      .iid = child,
+      .name = c->name,
+      .exec = exec,
+      .version = c->version,
+      .input = c->input,
+      .trace = trace,
+      .n_tags = c->n_tags,
+      .tags = (void *const *)c->tags,
+      .parent = p,
+  };
+  return create_instance(e, &ni);
 }
 
 int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason,

@@ -5,6 +5,8 @@
  * Engine internals. Everything runs on the engine thread. The files, from the loop down (each uses only those
  * below it):
  *   engine.c     the loop: take commands, apply them in one transaction, commit, answer
+ *   partitions.c partitions taken and let go: loading and dropping their work
+ *   incoming.c   commands other replicas forwarded to this one's partitions
  *   commands.c   client commands (start, raise, suspend, terminate, purge, rewind, restart)
  *   waiters.c    parked WaitForInstance* calls
  *   complete.c   what workers send back (Complete*, Abandon*)
@@ -13,6 +15,7 @@
  *   dispatch.c   ready and activity queues, building work items
  *   streams.c    connected worker streams: limits, filters, sending
  *   lease.c      work items held by workers, by completion token
+ *   forward.c    commands for instances of partitions another replica owns, and their answers
  *   batch.c      what the current batch collects (replies, changes, instances to look at), small containers
  */
 
@@ -169,7 +172,30 @@ struct sc_engine {
   pthread_cond_t drained;    /* signalled when a drain finds nothing in flight */
   uint64_t *new_acts;        /* activities queued by this batch */
   size_t nnew_acts, capnew_acts;
+
+  /* Partitions (partitions.c, forward.c, incoming.c). */
+  int nparts;                /* the task hub's partitions (1 for RocksDB) */
+  bool *owned;               /* [nparts]: this replica's engine may write it */
+  int *to_release;           /* let go of after this batch's commit */
+  size_t nto_release;
+  struct sc_store_events events;
+  struct sc_map pending;     /* "<forward id>" -> client command waiting for its answer */
+  struct sc_map applied_in;  /* "<id>" of incoming commands applied (a row may be handed over twice) */
+  char **applied_in_ring;
+  size_t applied_in_pos;
 };
+
+/* Whether this replica owns |iid|'s partition: only then may the engine read it through the transaction or
+ * write it; everything else goes through forward.c. */
+static inline bool owns_part(const struct sc_engine *e, int part)
+{
+  return part >= 0 && part < e->nparts && e->owned[part];
+}
+
+static inline bool owns(const struct sc_engine *e, const char *iid)
+{
+  return owns_part(e, sc_part_of(iid, e->nparts));
+}
 
 /* batch.c */
 /* Makes room for one more element in a growing array (doubling, at least 64); aborts when memory runs out. */
@@ -195,6 +221,8 @@ TaskFailureDetails *make_failure(struct sc_arena *a, const char *type, const cha
 
 /* waiters.c */
 int apply_wait(struct sc_engine *e, struct sc_cmd *c);
+/* Instances changed on other replicas (SC_CMD_CHANGED): their waiters here read them again. */
+int apply_changed(struct sc_engine *e, struct sc_cmd *c);
 int apply_cancel(struct sc_engine *e, struct sc_cmd *c);
 /* Answers the waiters of instances whose status this batch changed. */
 void wake_changed(struct sc_engine *e);
@@ -265,7 +293,8 @@ void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 /* dispatch.c */
 void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
-int work_recover(struct sc_engine *e);
+/* Queues the work waiting in partition |part| (-1: the whole store). */
+int work_recover(struct sc_engine *e, int part);
 void work_wipe(struct sc_engine *e);
 /* Queues what this batch made ready and hands out work, reading through the transaction. It may run before the
  * batch's commit, so the worker starts while the commit syncs: a work item is no acknowledgement — if the commit
@@ -303,6 +332,18 @@ int fail_by_server(struct sc_engine *e, const char *iid, StoredInstance *old, co
 int terminate_other(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason, bool recurse);
 /* Terminates every child of |iid|, recursively. */
 int terminate_children(struct sc_engine *e, const char *iid, const Google__Protobuf__StringValue *reason);
+/* Queues |ev| for parent |piid| (execution |pexec|), here or through its partition's owner, unless the parent
+ * is gone, finished or in another execution. */
+int deliver_to_parent(struct sc_engine *e, const char *piid, const char *pexec, HistoryEvent *ev);
+/* An orchestration's SendEvent: queues |raised| for |iid|, here or through its owner, unless it is gone or done. */
+int deliver_event(struct sc_engine *e, const char *iid, HistoryEvent *raised);
+/* Creates sub-orchestration c->instanceid for parent |p| (an owned partition's; a live one of that id fails the
+ * parent's task instead). */
+int create_child(struct sc_engine *e, const SubOrchestrationInstanceCreatedEvent *c, ParentInstanceInfo *p,
+                 TraceContext *trace);
+/* A rewound parent's unfinished child: rewinds it if it failed, creates it again if it was purged. */
+int rewind_child(struct sc_engine *e, const SubOrchestrationInstanceCreatedEvent *ce, ParentInstanceInfo *pi);
+ParentInstanceInfo *parent_info(struct sc_arena *a, const char *iid, const StoredInstance *p, int32_t task);
 /* Tells a sub-orchestration's parent that it ended. */
 int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
                   const Google__Protobuf__StringValue *result, TaskFailureDetails *failure);
@@ -311,11 +352,18 @@ int rewind_one(struct sc_engine *e, const char *iid, const Google__Protobuf__Str
 int rewind_children(struct sc_engine *e, const char *iid, const StoredInstance *parent, HistoryEvent **h, size_t n);
 
 /* commands.c */
+/* The instance a client command is for (generating a StartInstance's id when it has none), or NULL for commands
+ * that are not about one instance (a purge by filter). */
+const char *client_target(struct sc_cmd *c);
+/* Applies a client command about one instance of an owned partition (local or forwarded). */
+int apply_client(struct sc_engine *e, struct sc_cmd *c);
 int apply_start(struct sc_engine *e, struct sc_cmd *c);
 int apply_raise(struct sc_engine *e, struct sc_cmd *c);
 int apply_suspend(struct sc_engine *e, struct sc_cmd *c, bool resume);
 int apply_terminate(struct sc_engine *e, struct sc_cmd *c);
 int apply_purge(struct sc_engine *e, struct sc_cmd *c);
+/* Purges |iid| (of an owned partition) if it is finished, for a purge forwarded by its parent's replica. */
+int purge_instance(struct sc_engine *e, const char *iid, bool recursive);
 /* One chunk of a purge by filter; CONTINUED when more remain. */
 int purge_filter_chunk(struct sc_engine *e, struct sc_cmd *c);
 int apply_rewind(struct sc_engine *e, struct sc_cmd *c);
@@ -352,6 +400,35 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c);
 int apply_abandon(struct sc_engine *e, struct sc_cmd *c);
 /* The worker holding the instance's work item shows progress (it fetched the history). */
 int apply_renew(struct sc_engine *e, struct sc_cmd *c);
+
+/* forward.c */
+/* Forwards a client command for an instance of a partition this replica does not own; PARKED until the answer
+ * comes (SC_CMD_REPLY). */
+int forward_client(struct sc_engine *e, struct sc_cmd *c, const char *iid);
+/* Forwards an engine-made command (|f| is not a CLIENT one) to the owner of |f->instance_id|'s partition. */
+void forward_send(struct sc_engine *e, Taskhubd__Store__Forward *f);
+/* The answer to a forwarded client command came. */
+int apply_reply(struct sc_engine *e, struct sc_cmd *c);
+/* Forwarded commands still waiting are answered with |code| (taskhubd stops). */
+void forwards_fail_all(struct sc_engine *e, int code, const char *msg);
+void forward_free(struct sc_engine *e);
+
+/* partitions.c */
+void parts_init(struct sc_engine *e);
+/* A store of one partition (RocksDB) is loaded at start, before the engine thread runs. */
+int parts_load_single(struct sc_engine *e);
+/* Whether incoming command |id| was applied already (a row may be handed over twice); records it if not. */
+bool incoming_seen(struct sc_engine *e, uint64_t id);
+/* Starts listening to the store (after the engine thread started). */
+void parts_attach(struct sc_engine *e);
+int apply_gain(struct sc_engine *e, struct sc_cmd *c);
+int apply_release(struct sc_engine *e, struct sc_cmd *c);
+/* After the commit: lets go of what apply_release marked. */
+void parts_release_marked(struct sc_engine *e);
+void parts_free(struct sc_engine *e);
+
+/* incoming.c */
+int apply_incoming(struct sc_engine *e, struct sc_cmd *c);
 
 /* engine.c */
 /* Commits the transaction now (panics on failure: nothing was acknowledged, a restart recovers). */

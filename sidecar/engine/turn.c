@@ -115,7 +115,6 @@ static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
 static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestrationAction *a)
 {
   struct sc_engine *e = t->e;
-  struct sc_txn *tx = e->tx;
   struct sc_arena *ar = &e->ba;
   /* The SDKs' own default: "<parent>:<action id as 4 hex digits>". */
   const char *child = a->instanceid[0] ? a->instanceid : sc_arena_printf(ar, "%s:%04x", t->iid, (unsigned)id);
@@ -135,52 +134,19 @@ static int sub_orchestration(struct turn *t, int32_t id, const CreateSubOrchestr
   int rc = hist(t, ev);
   if (rc != SC_OK)
     return rc;
-  StoredInstance *old;
-  rc = sc_txn_get_instance(tx, child, ar, &old);
-  if (rc != SC_OK && rc != SC_ENOTFOUND)
-    return rc;
-  if (rc == SC_OK && !sc_status_is_terminal(old->status)) {
-    /* Never touch a live instance; tell the parent at once so it does not wait forever. */
-    HistoryEvent *f = ev_new(e, -1);
-    SubOrchestrationInstanceFailedEvent *fe = sc_arena_alloc(ar, sizeof *fe);
-    sub_orchestration_instance_failed_event__init(fe);
-    fe->taskscheduledid = id;
-    fe->failuredetails = make_failure(
-        ar, "OrchestrationAlreadyExists",
-        sc_arena_printf(ar, "orchestration instance already exists: %s (status %s)", child,
-                        sc_pb_status_name(old->status)));
-    f->event_type_case = HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_FAILED;
-    f->suborchestrationinstancefailed = fe;
-    return enqueue_msg(e, t->iid, SC_BAND_NORMAL, f, t->rec->execution_id);
-  }
-  if (rc == SC_OK && (rc = sc_txn_delete_instance(tx, child, old, sc_status_is_terminal(old->status))) != SC_OK)
-    return rc;
   t->rec->has_children = true; /* purge and recursive terminate look for its children */
-  ParentInstanceInfo *p = sc_arena_alloc(ar, sizeof *p);
-  parent_instance_info__init(p);
-  p->taskscheduledid = id;
-  p->name = sc_pb_sv(ar, t->rec->name);
-  if (t->rec->has_version)
-    p->version = sc_pb_sv(ar, t->rec->version);
-  OrchestrationInstance *poi = sc_arena_alloc(ar, sizeof *poi);
-  orchestration_instance__init(poi);
-  poi->instanceid = (char *)t->iid;
-  poi->executionid = sc_pb_sv(ar, t->rec->execution_id);
-  p->orchestrationinstance = poi;
-  char *exec = sc_arena_alloc(ar, 33);
-  sc_random_hex32(exec);
-  struct new_instance ni = {
-      .iid = child,
-      .name = a->name,
-      .exec = exec,
-      .version = a->version,
-      .input = a->input,
-      .trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context,
-      .n_tags = a->n_tags,
-      .tags = (void *const *)a->tags,
-      .parent = p,
-  };
-  return create_instance(e, &ni);
+  ParentInstanceInfo *p = parent_info(ar, t->iid, t->rec, id);
+  TraceContext *trace = a->parenttracecontext ? a->parenttracecontext : t->rec->trace_context;
+  if (owns(e, child))
+    return create_child(e, c, p, trace);
+  Taskhubd__Store__Forward f = TASKHUBD__STORE__FORWARD__INIT;
+  f.kind = TASKHUBD__STORE__FORWARD__KIND__CREATE_CHILD;
+  f.instance_id = (char *)child;
+  f.created = c;
+  f.parent = p;
+  f.trace = trace;
+  forward_send(e, &f);
+  return SC_OK;
 }
 
 static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
@@ -197,14 +163,6 @@ static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
   int rc = hist(t, ev);
   if (rc != SC_OK)
     return rc;
-  StoredInstance *target;
-  rc = sc_txn_get_instance(e->tx, a->instance->instanceid, &e->ba, &target);
-  if (rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(target->status))) {
-    SC_DEBUG("event=event_dropped instance=%s reason=target_gone", SC_Q(a->instance->instanceid));
-    return SC_OK; /* never re-runs a finished orchestration */
-  }
-  if (rc != SC_OK)
-    return rc;
   HistoryEvent *raised = ev_new(e, -1);
   EventRaisedEvent *r = sc_arena_alloc(&e->ba, sizeof *r);
   event_raised_event__init(r);
@@ -212,7 +170,7 @@ static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
   r->input = a->data;
   raised->event_type_case = HISTORY_EVENT__EVENT_TYPE_EVENT_RAISED;
   raised->eventraised = r;
-  return enqueue_msg(e, a->instance->instanceid, SC_BAND_NORMAL, raised, NULL);
+  return deliver_event(e, a->instance->instanceid, raised);
 }
 
 static int complete(struct turn *t, int32_t id, const CompleteOrchestrationAction *a)

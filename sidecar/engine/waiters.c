@@ -115,10 +115,44 @@ void expire_waiters(struct sc_engine *e, int64_t now)
   }
 }
 
+/* An instance of another replica's partition is read as committed (it is not this engine's to cache), and its
+ * changes come as SC_CMD_CHANGED. */
+static int read_status(struct sc_engine *e, const char *iid, StoredInstance **rec)
+{
+  if (owns(e, iid))
+    return sc_txn_get_instance(e->tx, iid, &e->ba, rec);
+  return sc_store_get_instance(e->st, iid, &e->ba, rec);
+}
+
+static void recheck(struct sc_engine *e, const char *iid)
+{
+  if (!sc_map_get(&e->waiters, iid) || owns(e, iid))
+    return; /* owned ones are answered by the batches that change them */
+  StoredInstance *rec;
+  int rc = read_status(e, iid, &rec);
+  if (rc == SC_OK)
+    add_changed(e, iid, rec->status, true);
+  else if (rc == SC_ENOTFOUND)
+    add_changed(e, iid, 0, false);
+}
+
+int apply_changed(struct sc_engine *e, struct sc_cmd *c)
+{
+  char *iids = (char *)c->u.store_event.body;
+  if (!iids) {
+    for (struct sc_map_entry *it = sc_map_first(&e->waiters); it; it = sc_map_next(&e->waiters, it))
+      recheck(e, sc_map_key(it));
+    return DONE;
+  }
+  for (char *save = NULL, *iid = strtok_r(iids, "\n", &save); iid; iid = strtok_r(NULL, "\n", &save))
+    recheck(e, iid);
+  return DONE;
+}
+
 int apply_wait(struct sc_engine *e, struct sc_cmd *c)
 {
   StoredInstance *rec;
-  int rc = sc_txn_get_instance(e->tx, c->u.wait.iid, &e->ba, &rec);
+  int rc = read_status(e, c->u.wait.iid, &rec);
   if (rc == SC_ENOTFOUND) {
     c->u.wait.exists = false;
     return DONE;

@@ -198,6 +198,14 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   single(&b, "taskhubd_fenced_commits_total", "counter",
          "Commits refused because another replica owns the partitions now (nothing of them was written).",
          &m->pg_fenced_commits);
+  single(&b, "taskhubd_forwarded_total", "counter",
+         "Commands for instances of another replica's partitions, written to that partition's incoming table.",
+         &m->forwarded);
+  single(&b, "taskhubd_forwards_applied_total", "counter",
+         "Commands from other replicas applied to this replica's partitions.", &m->forwards_applied);
+  single(&b, "taskhubd_inbox_sweep_deliveries_total", "counter",
+         "Forwarded commands found by the periodic sweep rather than by a notification (lost in a reconnect).",
+         &m->pg_sweep_deliveries);
   help(&b, "taskhubd_stream_buffered_bytes", "gauge",
        "Work items and history chunks waiting to be sent to clients that have not read them yet.");
   put(&b, "taskhubd_stream_buffered_bytes %lld\n",

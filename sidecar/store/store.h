@@ -148,6 +148,41 @@ typedef int (*sc_timer_fn)(const struct sc_timer_row *row, void *ctx);
 typedef int (*sc_child_fn)(const char *child_iid, void *ctx);
 typedef int (*sc_seq_fn)(uint64_t seq, void *ctx);
 
+/* ------------------------------------------------------------------ partitions */
+
+/*
+ * A task hub's instances are spread over partitions by a stable hash of their id (FNV-1a modulo the partition
+ * count, fixed when the task hub was created), so an instance never changes partition. A partition has one
+ * owner replica at a time, whose engine is its only writer. RocksDB has one partition, always owned.
+ */
+static inline int sc_part_of(const char *iid, int partitions)
+{
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)iid; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return partitions > 1 ? (int)(h % (uint32_t)partitions) : 0;
+}
+
+/* The most partitions a task hub can have. */
+#define SC_MAX_PARTITIONS 1024
+
+/*
+ * What a store with several replicas tells the engine, from threads of its own; each callback only posts to the
+ * engine. gained: this replica now owns |part| (the engine loads its work before anything else touches it).
+ * release: the replicas' share changed and |part| should go to another; the engine stops using it and calls
+ * ops->release. incoming: a Forward for an owned partition (|id| to mark done in the commit that applies it).
+ * reply: the answer to a Forward this replica sent. changed: instances whose status changed somewhere (NULL:
+ * any may have, e.g. after notifications were lost): waiters re-read them.
+ */
+struct sc_store_events {
+  void *ctx;
+  void (*gained)(void *ctx, int part);
+  void (*release)(void *ctx, int part);
+  void (*incoming)(void *ctx, int part, uint64_t id, const uint8_t *body, size_t len);
+  void (*reply)(void *ctx, uint64_t id, const uint8_t *body, size_t len);
+  void (*changed)(void *ctx, const char *iids); /* newline-separated, or NULL for all */
+};
+
 /* ------------------------------------------------------------------ change sets */
 
 enum sc_change_kind {
@@ -160,10 +195,15 @@ enum sc_change_kind {
   SC_CH_INBOX_PUT,       /* iid, band, seq, val: a packed StoredMsg */
   SC_CH_INBOX_DELETE,    /* iid, band, seq */
   SC_CH_INBOX_CLEAR,     /* iid; keys: the messages it held, when known */
-  SC_CH_TIMER_PUT,       /* due_us, seq, val: a packed StoredTimer */
-  SC_CH_TIMER_DELETE,    /* due_us, seq */
-  SC_CH_ACTQ_PUT,        /* seq, val: a packed StoredActivity */
-  SC_CH_ACTQ_DELETE,     /* seq */
+  SC_CH_TIMER_PUT,       /* iid, due_us, seq, val: a packed StoredTimer (iid: the instance it belongs to) */
+  SC_CH_TIMER_DELETE,    /* iid, due_us, seq */
+  SC_CH_ACTQ_PUT,        /* iid, seq, val: a packed StoredActivity */
+  SC_CH_ACTQ_DELETE,     /* iid, seq */
+  /* Between partitions (a store with one partition never sees these): */
+  SC_CH_FORWARD,         /* band: the target partition, seq: a fresh sequence number (the row's id), val: a
+                          * packed Forward for that partition's owner */
+  SC_CH_FORWARD_DONE,    /* band: the partition, seq: the id of a Forward its owner applied in this change set */
+  SC_CH_REPLY,           /* iid: the replica that forwarded, seq: its reply id, val: a packed ForwardReply */
 };
 
 struct sc_inbox_key {
@@ -222,24 +262,37 @@ struct sc_store_ops {
   int (*actq_get)(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
   /* The instances whose record names |parent| as parent. */
   int (*children)(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
-  /* Start-up scans: timers in due order (rows live until the callback returns), queued activities in order,
-   * every instance with inbox messages. */
-  int (*timer_scan)(struct sc_store *s, sc_timer_fn fn, void *ctx);
-  int (*actq_scan)(struct sc_store *s, sc_seq_fn fn, void *ctx);
-  int (*inbox_scan_instances)(struct sc_store *s, sc_child_fn fn, void *ctx);
+  /* Scans when a partition is taken (|part|, or -1 for all): its timers in due order (rows live until the
+   * callback returns), its queued activities in order, its instances with inbox messages. */
+  int (*timer_scan)(struct sc_store *s, int part, sc_timer_fn fn, void *ctx);
+  int (*actq_scan)(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
+  int (*inbox_scan_instances)(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
   /* A page of results, consistent within the page. The work per page is bounded by page_size and max_scan. */
   int (*query)(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
 
   /* ---- the writer ---- */
 
-  /* The first sequence number not used yet (read at open; afterwards the transaction counts on). */
+  /* A sequence number greater than every one used before by any replica; the transaction counts on from it.
+   * Asked at start and whenever a partition is taken (its previous owner counted on its own). */
   uint64_t (*seq_start)(struct sc_store *s);
   /* Applies the change set atomically (see the guarantees above); durable on return when |sync|. */
   int (*apply)(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
   /* Deletes every record (DeleteTaskHub); atomic and synced: after a crash the store is either untouched or
    * empty. The sequence counter is set to |next_seq| (it never goes back). */
   int (*wipe)(struct sc_store *s, uint64_t next_seq, struct sc_err *err);
+
+  /* ---- partitions ---- */
+
+  /* The task hub's partition count (1 for RocksDB). */
+  int (*partitions)(struct sc_store *s);
+  /* Starts telling |ev| about ownership and messages (ev lives as long as the store). A store with one
+   * partition calls gained(0) at once. */
+  void (*attach)(struct sc_store *s, const struct sc_store_events *ev);
+  /* The engine no longer uses |part|: another replica may take it now. Writer thread. */
+  void (*release)(struct sc_store *s, int part);
+  /* Whether a worker is connected to this replica (replicas with workers get the partitions). */
+  void (*set_workers)(struct sc_store *s, bool any);
 
   /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */
   int64_t (*property)(struct sc_store *s, const char *name);

@@ -143,6 +143,12 @@ static void keyed_name(char *out, size_t cap, enum sc_change_kind kind, int64_t 
 }
 
 /* Appends a change (its strings and values already in the arena) and files it under its instance. */
+/* Timers and activities: found through `keyed`, not cached. */
+static bool is_keyed(enum sc_change_kind k)
+{
+  return k >= SC_CH_TIMER_PUT && k <= SC_CH_ACTQ_DELETE;
+}
+
 static struct sc_cache_inst *record(struct sc_txn *t, const struct sc_change *c)
 {
   if (t->nch == t->capch) {
@@ -151,7 +157,9 @@ static struct sc_cache_inst *record(struct sc_txn *t, const struct sc_change *c)
   }
   size_t index = t->nch++;
   t->ch[index] = *c;
-  if (c->kind >= SC_CH_TIMER_PUT) {
+  if (c->kind >= SC_CH_FORWARD)
+    return NULL; /* rows between partitions: nothing to read back */
+  if (is_keyed(c->kind)) {
     char k[64];
     keyed_name(k, sizeof k, c->kind, c->due_us, c->seq);
     sc_map_put(&t->keyed, k, (void *)(uintptr_t)(index + 1));
@@ -334,7 +342,7 @@ void sc_txn_rollback(struct sc_txn *t)
     sc_map_free(&t->keyed);
     sc_map_init(&t->keyed);
     for (size_t i = 0; i < t->nch; i++)
-      if (t->ch[i].kind >= SC_CH_TIMER_PUT) {
+      if (is_keyed(t->ch[i].kind)) {
         char k[64];
         keyed_name(k, sizeof k, t->ch[i].kind, t->ch[i].due_us, t->ch[i].seq);
         sc_map_put(&t->keyed, k, (void *)(uintptr_t)(i + 1));
@@ -671,30 +679,65 @@ int sc_txn_inbox_clear(struct sc_txn *t, const char *iid)
 
 int sc_txn_timer_put(struct sc_txn *t, int64_t due_us, uint64_t seq, const StoredTimer *tm)
 {
-  struct sc_change c = {.kind = SC_CH_TIMER_PUT, .due_us = due_us, .seq = seq};
+  struct sc_change c = {.kind = SC_CH_TIMER_PUT, .iid = copy_iid(t, tm->instance_id), .due_us = due_us, .seq = seq};
   c.val = pack(t, &tm->base, &c.len);
   record(t, &c);
   return SC_OK;
 }
 
-int sc_txn_timer_delete(struct sc_txn *t, int64_t due_us, uint64_t seq)
+int sc_txn_timer_delete(struct sc_txn *t, const char *iid, int64_t due_us, uint64_t seq)
 {
-  struct sc_change c = {.kind = SC_CH_TIMER_DELETE, .due_us = due_us, .seq = seq};
+  struct sc_change c = {.kind = SC_CH_TIMER_DELETE, .iid = copy_iid(t, iid), .due_us = due_us, .seq = seq};
   record(t, &c);
   return SC_OK;
 }
 
 int sc_txn_actq_put(struct sc_txn *t, uint64_t seq, const StoredActivity *act)
 {
-  struct sc_change c = {.kind = SC_CH_ACTQ_PUT, .seq = seq};
+  const char *iid = act->request && act->request->orchestrationinstance
+                        ? act->request->orchestrationinstance->instanceid
+                        : "";
+  struct sc_change c = {.kind = SC_CH_ACTQ_PUT, .iid = copy_iid(t, iid), .seq = seq};
   c.val = pack(t, &act->base, &c.len);
   record(t, &c);
   return SC_OK;
 }
 
-int sc_txn_actq_delete(struct sc_txn *t, uint64_t seq)
+int sc_txn_actq_delete(struct sc_txn *t, const char *iid, uint64_t seq)
 {
-  struct sc_change c = {.kind = SC_CH_ACTQ_DELETE, .seq = seq};
+  struct sc_change c = {.kind = SC_CH_ACTQ_DELETE, .iid = copy_iid(t, iid), .seq = seq};
   record(t, &c);
   return SC_OK;
+}
+
+void sc_txn_forward(struct sc_txn *t, int part, uint64_t id, const ProtobufCMessage *fwd)
+{
+  struct sc_change c = {.kind = SC_CH_FORWARD, .band = part, .seq = id};
+  c.val = pack(t, fwd, &c.len);
+  record(t, &c);
+}
+
+void sc_txn_forward_done(struct sc_txn *t, int part, uint64_t id)
+{
+  struct sc_change c = {.kind = SC_CH_FORWARD_DONE, .band = part, .seq = id};
+  record(t, &c);
+}
+
+void sc_txn_reply(struct sc_txn *t, const char *replica, uint64_t id, const ProtobufCMessage *reply)
+{
+  struct sc_change c = {.kind = SC_CH_REPLY, .iid = copy_iid(t, replica), .seq = id};
+  c.val = pack(t, reply, &c.len);
+  record(t, &c);
+}
+
+void sc_txn_forget_all(struct sc_txn *t)
+{
+  sc_cache_clear(&t->cache);
+}
+
+void sc_txn_renew_seq(struct sc_txn *t)
+{
+  uint64_t s = t->st->ops->seq_start(t->st);
+  if (s > t->next_seq)
+    t->next_seq = s;
 }

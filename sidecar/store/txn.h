@@ -72,8 +72,19 @@ int sc_txn_inbox_append(struct sc_txn *t, const char *iid, int band, uint64_t se
 int sc_txn_inbox_delete(struct sc_txn *t, const char *iid, int band, uint64_t seq);
 int sc_txn_inbox_clear(struct sc_txn *t, const char *iid);
 int sc_txn_timer_put(struct sc_txn *t, int64_t due_us, uint64_t seq, const StoredTimer *tm);
-int sc_txn_timer_delete(struct sc_txn *t, int64_t due_us, uint64_t seq);
+int sc_txn_timer_delete(struct sc_txn *t, const char *iid, int64_t due_us, uint64_t seq);
 int sc_txn_actq_put(struct sc_txn *t, uint64_t seq, const StoredActivity *a);
-int sc_txn_actq_delete(struct sc_txn *t, uint64_t seq);
+int sc_txn_actq_delete(struct sc_txn *t, const char *iid, uint64_t seq);
+
+/* Between partitions (store.h): a Forward for |part|'s owner (|id|: a fresh sequence number); a Forward applied
+ * by this transaction; the answer to a Forward another replica sent. */
+void sc_txn_forward(struct sc_txn *t, int part, uint64_t id, const ProtobufCMessage *fwd);
+void sc_txn_forward_done(struct sc_txn *t, int part, uint64_t id);
+void sc_txn_reply(struct sc_txn *t, const char *replica, uint64_t id, const ProtobufCMessage *reply);
+
+/* Partitions moved: nothing cached may be trusted (nothing may be pending). */
+void sc_txn_forget_all(struct sc_txn *t);
+/* A partition was taken: count on from above every sequence number its previous owner used. */
+void sc_txn_renew_seq(struct sc_txn *t);
 
 #endif

@@ -105,52 +105,16 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   return 0;
 }
 
-/* A third replica started by hand (th_server waits for a server to serve, and a standby does not): its log in
- * |log|. */
-static pid_t spawn_standby(const char *conninfo, const char *log)
-{
-  const char *bin = getenv("TASKHUBD_BIN");
-  ASSERT(bin != NULL);
-  pid_t pid = fork();
-  ASSERT(pid >= 0);
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-      _exit(127);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execl(bin, bin, "--listen", "127.0.0.1:0", "--store", conninfo, "--replica-id", "replica-c", "--ops-listen",
-          "off", (char *)NULL);
-    _exit(127);
-  }
-  return pid;
-}
-
-static const char *standby_log;
-
-static bool standby_waiting(void *arg)
-{
-  (void)arg;
-  FILE *f = fopen(standby_log, "r");
-  if (!f)
-    return false;
-  char line[2048];
-  bool found = false;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, "event=partitions_waiting") != NULL;
-  fclose(f);
-  return found;
-}
-
-struct child {
-  pid_t pid;
-  int status;
+struct took {
+  const th_server *srv;
+  const char *owner;
 };
 
-static bool child_exited(void *arg)
+/* Replicas serve before they own anything: the partitions follow once the leases allow. */
+static bool took_partitions(void *arg)
 {
-  struct child *c = arg;
-  return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+  const struct took *t = arg;
+  return sc_log_count(t->srv, "event=partitions_taken", t->owner) >= 1;
 }
 
 static void expect_done(sc_hub *h, char ids[][64], int n, const char *output)
@@ -193,26 +157,28 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   /* B takes the partitions once A's lease has run out, and runs everything. */
   rc = sc_hub_start(&b, args_b, reg);
   ASSERT_EQ(rc, 0);
-  ASSERT_GE(sc_log_count(&b.srv, "event=partitions_taken", "owner=replica-b"), 1);
+  struct took tb = {&b.srv, "owner=replica-b"};
+  if (!sc_poll(took_partitions, &tb, 20000))
+    TEST_FAIL("replica B never took the stalled replica's partitions");
   for (int i = 0; i < N; i++)
     sc_schedule(&b, "Chain", "10", sc_id(during[i], sizeof during[i], "fb"));
   expect_done(&b, during, N, "13");
   expect_done(&b, pending, N, "3");
   expect_done(&b, before, N, "3");
 
-  /* A third replica waits as a standby while B owns the partitions, and a SIGTERM ends the wait at once. */
-  char log[256];
-  snprintf(log, sizeof log, "/tmp/taskhubd-standby-%d.log", (int)getpid());
-  standby_log = log;
-  struct child c = {spawn_standby(conninfo, log), 0};
-  if (!sc_poll(standby_waiting, NULL, 20000))
-    TEST_FAIL("the third replica never reported waiting for the partitions");
-  kill(c.pid, SIGTERM);
-  if (!sc_poll(child_exited, &c, 10000))
-    TEST_FAIL("a standby waiting for the partitions did not stop on SIGTERM");
-  ASSERT(WIFEXITED(c.status));
-  ASSERT_EQ(WEXITSTATUS(c.status), 0);
-  unlink(log);
+  /* A third replica without a worker owns nothing while B (with one) is live, and still serves: an orchestration
+   * started and waited for through it runs on B. */
+  const char *args_c[] = {"--store", conninfo, "--replica-id", "replica-c", "--partition-lease", "2", NULL};
+  sc_hub c3;
+  ASSERT_EQ(sc_hub_start(&c3, args_c, NULL), 0);
+  char via_c[64];
+  sc_schedule(&c3, "Chain", "20", sc_id(via_c, sizeof via_c, "fc"));
+  dt_instance *vc = sc_done(&c3, via_c, SC_WAIT_MS);
+  SC_EXPECT_STATUS(vc, DT_STATUS_COMPLETED);
+  ASSERT_STR_EQ(vc->output, "23");
+  dt_instance_free(vc);
+  ASSERT_EQ(sc_log_count(&c3.srv, "event=partitions_taken", NULL), 0);
+  sc_hub_stop(&c3);
 
   /* A resumes: whatever it tries to commit is refused, and it leaves. */
   th_server_signal(&a.srv, SIGCONT);
@@ -268,8 +234,10 @@ TEST_IMPL(scen_postgres_killed_replica_fails_over)
   int64_t t0 = sc_mono_ms();
   rc = sc_hub_start(&b, args_b, reg);
   ASSERT_EQ(rc, 0);
-  fprintf(stderr, "standby serving %lld ms after the kill\n", (long long)(sc_mono_ms() - t0));
-  ASSERT_GE(sc_log_count(&b.srv, "event=partitions_taken", "owner=replica-b"), 1);
+  struct took tb = {&b.srv, "owner=replica-b"};
+  if (!sc_poll(took_partitions, &tb, 20000))
+    TEST_FAIL("replica B never took the killed replica's partitions");
+  fprintf(stderr, "replica B took partitions %lld ms after the kill\n", (long long)(sc_mono_ms() - t0));
   expect_done(&b, ids, N, "3");
   dt_worker_free(a.w);
   a.w = NULL;
@@ -277,5 +245,100 @@ TEST_IMPL(scen_postgres_killed_replica_fails_over)
   a.c = NULL;
   th_server_free(&a.srv);
   sc_hub_stop(&b);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ three replicas, one task hub */
+
+/* Three activities at once, summed. */
+static const char *fan(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  dt_task *t[3];
+  for (int i = 0; i < 3; i++)
+    t[i] = dt_call_activity(ctx, "Inc", input);
+  dt_await(ctx, dt_when_all(ctx, t, 3));
+  long long sum = 0;
+  for (int i = 0; i < 3; i++)
+    sum += sc_json_int(dt_task_result(t[i]));
+  return dt_ctx_printf(ctx, "%lld", sum);
+}
+
+/* A child (whose id hashes to some partition, usually another replica's) and an event raised from outside. */
+static const char *parent(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  char child[96];
+  snprintf(child, sizeof child, "%s-child", dt_instance_id(ctx));
+  const char *c = dt_await(ctx, dt_call_sub_orchestrator(ctx, "Chain", child, input));
+  const char *go = dt_await(ctx, dt_wait_event(ctx, "Go"));
+  return dt_ctx_printf(ctx, "%lld", sc_json_int(c) + sc_json_int(go));
+}
+
+static void reg3(dt_worker *w)
+{
+  reg(w);
+  dt_worker_add_orchestrator(w, "Fan", fan, NULL);
+  dt_worker_add_orchestrator(w, "Parent", parent, NULL);
+}
+
+struct spread {
+  sc_hub *h;
+  int n;
+};
+
+/* Every replica has taken partitions (the share moved to each as it came). */
+static bool spread_out(void *arg)
+{
+  struct spread *s = arg;
+  for (int i = 0; i < s->n; i++)
+    if (sc_log_count(&s->h[i].srv, "event=partitions_taken", NULL) < 1)
+      return false;
+  return true;
+}
+
+/*
+ * Three replicas on one database, a worker on each: orchestrations started through all three (chains, fan-outs,
+ * parents whose children land on other partitions), events raised through a replica other than the one that
+ * started the instance, and every completion waited for through the third. Every one completes with its output.
+ */
+TEST_IMPL(scen_postgres_three_replicas)
+{
+  const char *pgdir = getenv("TASKHUBD_TEST_PG");
+  if (!pgdir)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  char cmd[1024], conninfo[512];
+  snprintf(cmd, sizeof cmd, "createdb '%s' th_three_%d", pgdir, (int)getpid());
+  pg(cmd, "", conninfo, sizeof conninfo);
+  enum { R = 3, N = 2000 };
+  sc_hub h[R];
+  static const char *names[R] = {"replica-1", "replica-2", "replica-3"};
+  for (int r = 0; r < R; r++) {
+    const char *args[] = {"--store", conninfo, "--replica-id", names[r], "--partition-lease", "3", NULL};
+    int rc = sc_hub_start(&h[r], args, reg3);
+    if (rc != 0)
+      return rc;
+  }
+  struct spread sp = {h, R};
+  if (!sc_poll(spread_out, &sp, 30000))
+    TEST_FAIL("the partitions did not spread over the three replicas");
+  static char ids[N][64];
+  static const char *kinds[3] = {"Chain", "Fan", "Parent"};
+  for (int i = 0; i < N; i++)
+    sc_schedule(&h[i % R], kinds[i % 3], "1", sc_id(ids[i], sizeof ids[i], "three"));
+  for (int i = 2; i < N; i += 3)
+    sc_raise(&h[(i + 1) % R], ids[i], "Go", "100");
+  for (int i = 0; i < N; i++) {
+    static const char *want[3] = {"4", "6", "104"};
+    dt_instance *in = sc_done(&h[(i + 2) % R], ids[i], SC_WAIT_MS);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    ASSERT_STR_EQ(in->output, want[i % 3]);
+    dt_instance_free(in);
+  }
+  /* Each replica still owns a share: nobody was fenced or left. */
+  for (int r = 0; r < R; r++) {
+    ASSERT_EQ(sc_log_count(&h[r].srv, "event=commit_fenced", NULL), 0);
+    ASSERT_EQ(sc_log_count(&h[r].srv, "event=partition_lost", NULL), 0);
+  }
+  for (int r = 0; r < R; r++)
+    sc_hub_stop(&h[r]);
   return 0;
 }

@@ -288,7 +288,7 @@ TEST_IMPL(engine_scheduled_start_survives_restart)
   /* Reopen: the durable timer is found again. */
   f.st = th_open_store(f.dir);
   int timers = 0;
-  ASSERT_OK(f.st->ops->timer_scan(f.st, count_timer, &timers));
+  ASSERT_OK(f.st->ops->timer_scan(f.st, -1, count_timer, &timers));
   ASSERT_EQ(timers, 1);
   struct sc_engine_config cfg = {.wait_cap_us = 1000000, .max_batch = 8, .sync = true, .cache_budget = SC_CACHE_DEFAULT_BUDGET};
   struct sc_err err;

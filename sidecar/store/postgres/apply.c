@@ -12,14 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The partition of an instance: FNV-1a of its id modulo the partitions, fixed when the task hub was created, so
- * an instance never changes partition. */
 static int32_t part_of(const struct pgstore *s, const char *iid)
 {
-  uint32_t h = 2166136261u;
-  for (const unsigned char *p = (const unsigned char *)iid; *p; p++)
-    h = (h ^ *p) * 16777619u;
-  return s->partitions > 0 ? (int32_t)(h % (uint32_t)s->partitions) : 0;
+  return sc_pg_part_of(s, iid);
 }
 
 static bool send(PGconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p)
@@ -93,6 +88,7 @@ static bool send_change(const struct pgstore *s, PGconn *c, const struct sc_chan
     sc_pg_i64(&p, ch->due_us);
     sc_pg_i64(&p, (int64_t)ch->seq);
     sc_pg_bytes(&p, ch->val, ch->len);
+    sc_pg_i32(&p, part_of(s, ch->iid));
     return send(c, PS_TIMER_PUT, &p);
   case SC_CH_TIMER_DELETE:
     sc_pg_i64(&p, ch->due_us);
@@ -101,10 +97,25 @@ static bool send_change(const struct pgstore *s, PGconn *c, const struct sc_chan
   case SC_CH_ACTQ_PUT:
     sc_pg_i64(&p, (int64_t)ch->seq);
     sc_pg_bytes(&p, ch->val, ch->len);
+    sc_pg_i32(&p, part_of(s, ch->iid));
     return send(c, PS_ACTQ_PUT, &p);
   case SC_CH_ACTQ_DELETE:
     sc_pg_i64(&p, (int64_t)ch->seq);
     return send(c, PS_ACTQ_DELETE, &p);
+  case SC_CH_FORWARD:
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_i32(&p, ch->band);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_FORWARD, &p);
+  case SC_CH_FORWARD_DONE:
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_i32(&p, ch->band);
+    return send(c, PS_FORWARD_DONE, &p);
+  case SC_CH_REPLY:
+    sc_pg_text(&p, ch->iid);
+    sc_pg_i64(&p, (int64_t)ch->seq);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_REPLY, &p);
   }
   return false;
 }
@@ -146,6 +157,97 @@ static bool send_sql(PGconn *c, const char *sql)
   return PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 1) == 1;
 }
 
+/* The partition a change writes, or -1 for rows any replica may write (forwards, replies). */
+static int change_part(const struct pgstore *s, const struct sc_change *ch)
+{
+  switch (ch->kind) {
+  case SC_CH_FORWARD:
+  case SC_CH_REPLY:
+    return -1;
+  case SC_CH_FORWARD_DONE:
+    return ch->band;
+  default:
+    return part_of(s, ch->iid);
+  }
+}
+
+/*
+ * The fence's arguments: the partitions the change set writes and the epochs at which they are ours, as array
+ * literals. A change set writing a partition this replica does not hold is refused here (the engine let it go
+ * or never had it): it must not reach PostgreSQL.
+ */
+static bool fence_args(struct pgstore *s, const struct sc_changes *chs, char *parts, char *eps, size_t cap,
+                       struct sc_err *err)
+{
+  bool touched[SC_MAX_PARTITIONS] = {false};
+  for (size_t i = 0; i < chs->n; i++) {
+    int p = change_part(s, &chs->v[i]);
+    if (p >= 0 && p < s->partitions)
+      touched[p] = true;
+  }
+  size_t a = (size_t)snprintf(parts, cap, "{"), b = (size_t)snprintf(eps, cap * 3, "{");
+  for (int p = 0; p < s->partitions; p++) {
+    if (!touched[p])
+      continue;
+    int64_t ep = atomic_load(&s->epoch[p]);
+    if (!ep) {
+      sc_err_set(err, SC_ELOCKLOST, "fenced: the commit writes partition %d, which this replica does not own", p);
+      return false;
+    }
+    a += (size_t)snprintf(parts + a, cap - a, "%s%d", a > 1 ? "," : "", p);
+    b += (size_t)snprintf(eps + b, cap * 3 - b, "%s%lld", b > 1 ? "," : "", (long long)ep);
+  }
+  snprintf(parts + a, cap - a, "}");
+  snprintf(eps + b, cap * 3 - b, "}");
+  return true;
+}
+
+static bool send_notify(PGconn *c, const char *channel, const char *payload, size_t len)
+{
+  struct sc_pgparams p = {0};
+  sc_pg_text(&p, channel);
+  sc_pg_bytes(&p, payload, len);
+  return send(c, PS_NOTIFY, &p);
+}
+
+/*
+ * Tells the other replicas what this change set did for them: commands waiting in a partition's incoming table
+ * (its owner reads them), answers (their replica reads them), and instances whose status changed (waiters there
+ * read them again). Notifications go out only when the transaction commits; ones lost in a reconnect are
+ * caught by the listeners' sweep.
+ */
+static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_changes *chs)
+{
+  bool forward = false;
+  char buf[7900];
+  size_t n = 0;
+  for (size_t i = 0; i < chs->n; i++) {
+    const struct sc_change *ch = &chs->v[i];
+    if (ch->kind == SC_CH_FORWARD)
+      forward = true;
+    else if (ch->kind == SC_CH_REPLY && !send_notify(c, "th_reply", ch->iid, strlen(ch->iid)))
+      return false;
+    bool changed = (ch->kind == SC_CH_PUT_INSTANCE && (!ch->old || ch->old->status != ch->rec->status)) ||
+                   ch->kind == SC_CH_DELETE_INSTANCE;
+    if (!changed || s->exclusive)
+      continue;
+    size_t len = strlen(ch->iid);
+    if (n + len + 1 > sizeof buf) {
+      if (!send_notify(c, "th_changed", buf, n))
+        return false;
+      n = 0;
+    }
+    if (len + 1 <= sizeof buf) {
+      memcpy(buf + n, ch->iid, len);
+      buf[n + len] = '\n';
+      n += len + 1;
+    }
+  }
+  if (n && !send_notify(c, "th_changed", buf, n - 1))
+    return false;
+  return !forward || send_notify(c, "th_in", "", 0);
+}
+
 /* One attempt: *lost is set when the connection broke (or was broken to begin with). */
 static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, bool *lost, struct sc_err *err)
 {
@@ -154,6 +256,9 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
     return SC_ELOCKLOST;
   }
+  static char parts[SC_MAX_PARTITIONS * 8], eps[SC_MAX_PARTITIONS * 24]; /* the writer thread's */
+  if (!fence_args(s, chs, parts, eps, sizeof parts, err))
+    return SC_ELOCKLOST;
   PGconn *c = s->writer.c;
   if (!c || PQstatus(c) != CONNECTION_OK) {
     atomic_fetch_add_explicit(&sc_metrics.pg_reconnects, 1, memory_order_relaxed);
@@ -169,16 +274,19 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     return SC_EIO;
   }
   bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
-  if (ok) {
-    /* First, in the same transaction: are the partitions still ours? (owner.c) */
+  if (ok && strcmp(parts, "{}") != 0) {
+    /* First, in the same transaction: are the partitions it writes still ours? (owner.c) */
     struct sc_pgparams p = {0};
     sc_pg_text(&p, s->owner);
-    sc_pg_i64(&p, atomic_load(&s->epoch));
+    sc_pg_text(&p, parts);
+    sc_pg_text(&p, eps);
+    p.fmt[1] = p.fmt[2] = 0; /* array literals */
     ok = send(c, PS_FENCE, &p);
   }
   for (size_t i = 0; ok && i < chs->n; i++)
     ok = send_change(s, c, &chs->v[i]);
-  if (ok && chs->next_seq != s->next_seq) {
+  ok = ok && send_notifications(s, c, chs);
+  if (ok && s->exclusive && chs->next_seq != s->next_seq) {
     struct sc_pgparams p = {0};
     sc_pg_i64(&p, (int64_t)chs->next_seq);
     ok = send(c, PS_SET_SEQ, &p);
@@ -230,8 +338,7 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
     /* Refused before anything of it was written: by the fence in the transaction, or without sending it once the
      * lease thread found the partitions taken. */
     atomic_fetch_add_explicit(&sc_metrics.pg_fenced_commits, 1, memory_order_relaxed);
-    SC_ERROR("event=commit_fenced owner=%s epoch=%lld changes=%zu", SC_Q(s->owner), (long long)atomic_load(&s->epoch),
-             chs->n);
+    SC_ERROR("event=commit_fenced owner=%s changes=%zu error=%s", SC_Q(s->owner), chs->n, SC_Q(err->msg));
     return rc;
   }
   if (rc != SC_OK) {

@@ -160,6 +160,7 @@ void sc_pg_release(struct pgstore *s, struct sc_pgconn *c)
 static void pclose_(struct sc_store *st)
 {
   struct pgstore *s = PG(st);
+  sc_pg_listen_stop(s);
   sc_pg_lease_stop(s);
   if (s->writer.c)
     PQfinish(s->writer.c);
@@ -172,9 +173,48 @@ static void pclose_(struct sc_store *st)
   free(s);
 }
 
+/* Blocks of 2^40 from a sequence: each later than every block handed out before, so numbers from a fresh block
+ * are above everything any replica used, and replicas never collide. */
 static uint64_t seq_start(struct sc_store *st)
 {
-  return PG(st)->next_seq;
+  struct pgstore *s = PG(st);
+  for (int tries = 0;; tries++) {
+    PGresult *r = sc_pg_exec(&s->writer, PS_SEQ_BLOCK, NULL, "seq_block");
+    if (r && PQntuples(r) == 1) {
+      uint64_t block = (uint64_t)sc_pg_get_i64(r, 0, 0);
+      PQclear(r);
+      uint64_t start = block << 40;
+      return start > s->next_seq ? start : s->next_seq;
+    }
+    if (r)
+      PQclear(r);
+    if (tries % 50 == 0)
+      SC_WARN("event=store_reconnecting op=seq_block");
+    /* Nothing can be written without it; PostgreSQL is away (the commits would wait as long). */
+    usleep(100000);
+    if (!s->writer.c || PQstatus(s->writer.c) != CONNECTION_OK) {
+      struct sc_err err = {0};
+      sc_pg_connect(s, &s->writer, &err);
+    }
+  }
+}
+
+static int partitions(struct sc_store *st)
+{
+  return PG(st)->partitions;
+}
+
+static void attach(struct sc_store *st, const struct sc_store_events *ev)
+{
+  struct pgstore *s = PG(st);
+  s->ev = ev;
+  if (s->exclusive) {
+    for (int p = 0; p < s->partitions; p++)
+      ev->gained(ev->ctx, p);
+    return;
+  }
+  sc_pg_listen_start(s);
+  sc_pg_lease_start(s);
 }
 
 int sc_pg_wipe(struct sc_store *st, uint64_t next_seq, struct sc_err *err)
@@ -184,7 +224,7 @@ int sc_pg_wipe(struct sc_store *st, uint64_t next_seq, struct sc_err *err)
     s->next_seq = next_seq;
   char sql[256];
   snprintf(sql, sizeof sql,
-           "BEGIN; TRUNCATE th_instance, th_payload, th_history, th_inbox, th_timer, th_actq; "
+           "BEGIN; TRUNCATE th_instance, th_payload, th_history, th_inbox, th_timer, th_actq, th_incoming, th_reply; "
            "UPDATE th_meta SET value = %llu WHERE key = 'seq'; COMMIT",
            (unsigned long long)s->next_seq);
   PGresult *r = PQexec(s->writer.c, sql);
@@ -221,6 +261,10 @@ static const struct sc_store_ops pg_ops = {
     .seq_start = seq_start,
     .apply = sc_pg_apply,
     .wipe = sc_pg_wipe,
+    .partitions = partitions,
+    .attach = attach,
+    .release = sc_pg_release_part,
+    .set_workers = sc_pg_set_workers,
     .property = property,
 };
 
@@ -236,6 +280,7 @@ int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out,
   snprintf(s->owner, sizeof s->owner, "%s", o->owner);
   s->lease_ms = o->lease_ms;
   s->stop = o->stop;
+  s->exclusive = o->exclusive;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   /* PostgreSQL may come up after us (a pod starting beside its database): wait, and say so. */
@@ -264,7 +309,13 @@ int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out,
     rc = sc_pg_migrate(s->writer.c, &s->next_seq, &s->partitions, err);
   if (rc == SC_OK && !prepare(s->writer.c, err))
     rc = SC_EIO;
-  if (rc == SC_OK && (rc = sc_pg_take_partitions(s, err)) == SC_OK)
+  if (rc == SC_OK && s->partitions > SC_MAX_PARTITIONS) {
+    sc_err_set(err, SC_ESTATE, "the task hub has %d partitions; this taskhubd supports at most %d", s->partitions,
+               SC_MAX_PARTITIONS);
+    rc = SC_ESTATE;
+  }
+  /* A tool holds every partition before it writes; a replica takes its share once the engine listens. */
+  if (rc == SC_OK && s->exclusive && (rc = sc_pg_take_all(s, err)) == SC_OK)
     sc_pg_lease_start(s);
   if (rc != SC_OK) {
     pclose_(&s->base);

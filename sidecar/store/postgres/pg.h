@@ -16,7 +16,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define SC_PG_SCHEMA_VERSION 1
 #define SC_PG_POOL 4
 
 struct sc_pgconn {
@@ -34,18 +33,28 @@ struct pgstore {
   uint64_t next_seq; /* as persisted by the last apply or wipe */
 
   /* Partition ownership (owner.c). */
-  char owner[256];         /* this replica's name in th_partition */
+  char owner[256];         /* this replica's name in th_partition and th_replica */
   int64_t lease_ms;
   int partitions;
+  bool exclusive;          /* a tool holding every partition (migrate), not a replica sharing them */
   bool (*stop)(void);
-  atomic_int_fast64_t epoch; /* of the partitions taken */
-  atomic_bool fenced;        /* another replica took them: nothing more may be committed */
+  _Atomic int64_t epoch[SC_MAX_PARTITIONS];   /* at which each partition is this replica's; 0: not owned */
+  atomic_bool releasing[SC_MAX_PARTITIONS];   /* the engine was asked to let it go */
+  atomic_bool workers;       /* a worker is connected here: this replica should get a share */
+  atomic_bool fenced;        /* another replica took a partition of ours: nothing more may be committed */
   atomic_bool stop_lease;
+  atomic_uint owned_gen;     /* bumped whenever a partition is taken: the listener looks for its messages */
+  const struct sc_store_events *ev;
   bool lease_running;
   pthread_t lease_thread;
   pthread_mutex_t lease_mu;
   pthread_cond_t lease_cv;
   PGconn *lease_conn;
+
+  /* Messages between replicas (listen.c). */
+  bool listen_running;
+  pthread_t listen_thread;
+  PGconn *listen_conn;
 };
 
 #define PG(s) ((struct pgstore *)(s))
@@ -79,6 +88,11 @@ enum sc_pg_stmt {
   PS_ACTQ_DELETE,
   PS_SET_SEQ,
   PS_FENCE,
+  PS_FORWARD,
+  PS_FORWARD_DONE,
+  PS_REPLY,
+  PS_NOTIFY,
+  PS_SEQ_BLOCK,
   PS_COUNT
 };
 
@@ -114,11 +128,21 @@ void sc_pg_release(struct pgstore *s, struct sc_pgconn *c);
 /* Runs a prepared statement, binary in and out; reconnects once when the connection was lost. NULL on failure
  * (logged). The caller PQclear()s the result. */
 PGresult *sc_pg_exec(struct sc_pgconn *c, enum sc_pg_stmt st, const struct sc_pgparams *p, const char *what);
-/* Partition ownership (owner.c): waits until this replica owns every partition; renews the lease on a thread
- * of its own; stops renewing and hands the partitions over. */
-int sc_pg_take_partitions(struct pgstore *s, struct sc_err *err);
+/* Partition ownership (owner.c). A tool (exclusive) waits until it holds every partition; a replica's lease
+ * thread takes its share, renews it, and asks the engine to let go of what is over its share; stopping hands
+ * every partition over. */
+int sc_pg_take_all(struct pgstore *s, struct sc_err *err);
 void sc_pg_lease_start(struct pgstore *s);
 void sc_pg_lease_stop(struct pgstore *s);
+void sc_pg_release_part(struct sc_store *st, int part);
+void sc_pg_set_workers(struct sc_store *st, bool any);
+/* The partition of |iid| in this task hub. */
+int sc_pg_part_of(const struct pgstore *s, const char *iid);
+/* Messages between replicas (listen.c): a thread LISTENing for forwarded commands, answers and changes. */
+void sc_pg_listen_start(struct pgstore *s);
+void sc_pg_listen_stop(struct pgstore *s);
+/* Partitions were taken: the listener reads their incoming rows now rather than at the next sweep. */
+void sc_pg_listen_poke(struct pgstore *s);
 /* Opens |c| (connects and prepares); SC_OK or SC_EIO with the reason in |err|. */
 int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err);
 
@@ -133,9 +157,9 @@ int sc_pg_inbox_load(struct sc_store *s, const char *iid, struct sc_arena *a, st
 int sc_pg_timer_get(struct sc_store *s, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
 int sc_pg_actq_get(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
 int sc_pg_children(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
-int sc_pg_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx);
-int sc_pg_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx);
-int sc_pg_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx);
+int sc_pg_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx);
+int sc_pg_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
+int sc_pg_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
 int sc_pg_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                 struct sc_err *err);
 int sc_pg_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);

@@ -204,22 +204,32 @@ int sc_pg_children(struct sc_store *s, const char *parent, sc_child_fn fn, void 
   return each_text(s, PS_CHILDREN, &p, "children", fn, ctx);
 }
 
-int sc_pg_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx)
+int sc_pg_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx)
 {
-  return each_text(s, PS_INBOX_SCAN, NULL, "inbox_scan", fn, ctx);
+  struct sc_pgparams p = {0};
+  sc_pg_i32(&p, part);
+  return each_text(s, PS_INBOX_SCAN, &p, "inbox_scan", fn, ctx);
 }
 
-int sc_pg_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx)
+/* A row written before partitions were recorded (NULL part) belongs to |part| when its instance does. */
+static bool in_part(struct sc_store *s, int part, const PGresult *r, int row, int col, const char *iid)
+{
+  return part < 0 || !PQgetisnull(r, row, col) || sc_pg_part_of(PG(s), iid) == part;
+}
+
+int sc_pg_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx)
 {
   PGresult *r;
-  int rc = query(s, PS_TIMER_SCAN, NULL, "timer_scan", &r);
+  struct sc_pgparams p = {0};
+  sc_pg_i32(&p, part);
+  int rc = query(s, PS_TIMER_SCAN, &p, "timer_scan", &r);
   struct sc_arena a;
   sc_arena_init(&a);
   for (int i = 0; rc == SC_OK && i < PQntuples(r); i++) {
     struct sc_timer_row row = {sc_pg_get_i64(r, i, 0), (uint64_t)sc_pg_get_i64(r, i, 1), NULL};
     struct sc_blob b = {(uint8_t *)PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2)};
     rc = sc_store_unpack(&taskhubd__store__stored_timer__descriptor, &b, &a, (void **)&row.timer);
-    if (rc == SC_OK)
+    if (rc == SC_OK && in_part(s, part, r, i, 3, row.timer->instance_id))
       rc = fn(&row, ctx);
     sc_arena_reset(&a);
   }
@@ -229,12 +239,28 @@ int sc_pg_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx)
   return rc;
 }
 
-int sc_pg_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx)
+int sc_pg_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx)
 {
   PGresult *r;
-  int rc = query(s, PS_ACTQ_SCAN, NULL, "actq_scan", &r);
-  for (int i = 0; rc == SC_OK && i < PQntuples(r); i++)
-    rc = fn((uint64_t)sc_pg_get_i64(r, i, 0), ctx);
+  struct sc_pgparams p = {0};
+  sc_pg_i32(&p, part);
+  int rc = query(s, PS_ACTQ_SCAN, &p, "actq_scan", &r);
+  struct sc_arena a;
+  sc_arena_init(&a);
+  for (int i = 0; rc == SC_OK && i < PQntuples(r); i++) {
+    bool mine = true;
+    if (part >= 0 && PQgetisnull(r, i, 2)) {
+      StoredActivity *act;
+      struct sc_blob b = {(uint8_t *)PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1)};
+      rc = sc_store_unpack(&taskhubd__store__stored_activity__descriptor, &b, &a, (void **)&act);
+      mine = rc == SC_OK && act->request && act->request->orchestrationinstance &&
+             in_part(s, part, r, i, 2, act->request->orchestrationinstance->instanceid);
+    }
+    if (rc == SC_OK && mine)
+      rc = fn((uint64_t)sc_pg_get_i64(r, i, 0), ctx);
+    sc_arena_reset(&a);
+  }
+  sc_arena_free(&a);
   if (r)
     PQclear(r);
   return rc;

@@ -24,9 +24,11 @@ const char *const sc_pg_sql[PS_COUNT] = {
     [PS_TIMER_GET] = "SELECT timer FROM th_timer WHERE due_us = $1 AND seq = $2",
     [PS_ACTQ_GET] = "SELECT act FROM th_actq WHERE seq = $1",
     [PS_CHILDREN] = "SELECT iid FROM th_instance WHERE parent = $1 ORDER BY iid",
-    [PS_TIMER_SCAN] = "SELECT due_us, seq, timer FROM th_timer ORDER BY due_us, seq",
-    [PS_ACTQ_SCAN] = "SELECT seq FROM th_actq ORDER BY seq",
-    [PS_INBOX_SCAN] = "SELECT DISTINCT iid FROM th_inbox ORDER BY iid",
+    /* Rows written before schema 3 have no partition: the scan decides by their instance id. */
+    [PS_TIMER_SCAN] = "SELECT due_us, seq, timer, part FROM th_timer WHERE $1 < 0 OR part = $1 OR part IS NULL "
+                      "ORDER BY due_us, seq",
+    [PS_ACTQ_SCAN] = "SELECT seq, act, part FROM th_actq WHERE $1 < 0 OR part = $1 OR part IS NULL ORDER BY seq",
+    [PS_INBOX_SCAN] = "SELECT DISTINCT iid FROM th_inbox WHERE $1 < 0 OR part = $1 ORDER BY iid",
     [PS_PUT_INSTANCE] = "INSERT INTO th_instance (iid, part, status, created_us, completed_us, parent, rec) "
                         "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (iid) DO UPDATE SET "
                         "status = $3, created_us = $4, completed_us = $5, parent = $6, rec = $7",
@@ -48,13 +50,21 @@ const char *const sc_pg_sql[PS_COUNT] = {
                      "ON CONFLICT (iid, band, seq) DO UPDATE SET msg = $5",
     [PS_INBOX_DELETE] = "DELETE FROM th_inbox WHERE iid = $1 AND band = $2 AND seq = $3",
     [PS_INBOX_CLEAR] = "DELETE FROM th_inbox WHERE iid = $1",
-    [PS_TIMER_PUT] = "INSERT INTO th_timer (due_us, seq, timer) VALUES ($1, $2, $3) "
+    [PS_TIMER_PUT] = "INSERT INTO th_timer (due_us, seq, timer, part) VALUES ($1, $2, $3, $4) "
                      "ON CONFLICT (due_us, seq) DO UPDATE SET timer = $3",
     [PS_TIMER_DELETE] = "DELETE FROM th_timer WHERE due_us = $1 AND seq = $2",
-    [PS_ACTQ_PUT] = "INSERT INTO th_actq (seq, act) VALUES ($1, $2) ON CONFLICT (seq) DO UPDATE SET act = $2",
+    [PS_ACTQ_PUT] = "INSERT INTO th_actq (seq, act, part) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (seq) DO UPDATE SET act = $2",
     [PS_ACTQ_DELETE] = "DELETE FROM th_actq WHERE seq = $1",
-    [PS_SET_SEQ] = "UPDATE th_meta SET value = $1 WHERE key = 'seq'",
-    [PS_FENCE] = "SELECT th_fence($1, $2)",
+    [PS_SET_SEQ] = "UPDATE th_meta SET value = GREATEST(value, $1) WHERE key = 'seq'",
+    [PS_FENCE] = "SELECT th_fence_parts($1, $2::int[], $3::bigint[])",
+    /* Rows keep their id once applied (done), so a sender's commit sent again after a lost connection cannot
+     * insert an applied one again; the listener deletes old done rows. */
+    [PS_FORWARD] = "INSERT INTO th_incoming (id, part, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    [PS_FORWARD_DONE] = "UPDATE th_incoming SET done = now() WHERE id = $1 AND part = $2",
+    [PS_REPLY] = "INSERT INTO th_reply (replica, id, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    [PS_NOTIFY] = "SELECT pg_notify($1, $2)",
+    [PS_SEQ_BLOCK] = "SELECT nextval('th_seq_block')",
 };
 
 /* Schema version 1. Each later version adds one entry to the migrations below; nothing is ever edited. */
@@ -87,7 +97,36 @@ static const char *const v2 =
     "  END IF;"
     "END $$;";
 
-static const char *const migrations[] = {v1, v2};
+/* Schema version 3: partitions shared among replicas. Timers and activities know their partition; commands for
+ * another replica's partition wait in th_incoming, answers in th_reply; replicas say they are alive (and whether
+ * workers are connected) in th_replica; sequence numbers come in blocks of 2^40 from th_seq_block, so replicas
+ * never collide and a partition's new owner counts on above its old owner; the fence checks only the
+ * partitions a commit writes, each at its own epoch. */
+static const char *const v3 =
+    "ALTER TABLE th_timer ADD COLUMN part int;"
+    "ALTER TABLE th_actq ADD COLUMN part int;"
+    "CREATE INDEX th_timer_part ON th_timer (part);"
+    "CREATE INDEX th_actq_part ON th_actq (part);"
+    "CREATE INDEX th_inbox_part ON th_inbox (part, iid);"
+    "CREATE TABLE th_incoming (id bigint PRIMARY KEY, part int NOT NULL, body bytea NOT NULL,"
+    "  done timestamptz);"
+    "CREATE INDEX th_incoming_waiting ON th_incoming (part, id) WHERE done IS NULL;"
+    "CREATE TABLE th_reply (replica text NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(),"
+    "  body bytea NOT NULL, PRIMARY KEY (replica, id));"
+    "CREATE TABLE th_replica (id text PRIMARY KEY, workers boolean NOT NULL, seen timestamptz NOT NULL);"
+    "CREATE SEQUENCE th_seq_block;"
+    "SELECT setval('th_seq_block', (SELECT value FROM th_meta WHERE key = 'seq') / 1099511627776 + 1);"
+    "CREATE FUNCTION th_fence_parts(me text, parts int[], eps bigint[]) RETURNS void LANGUAGE plpgsql AS $$"
+    "DECLARE n int; BEGIN"
+    "  SELECT count(*) INTO n FROM (SELECT 1 FROM th_partition p JOIN unnest(parts, eps) AS u(id, ep)"
+    "    ON p.id = u.id WHERE p.owner = me AND p.epoch = u.ep FOR SHARE OF p) x;"
+    "  IF n <> cardinality(parts) THEN"
+    "    RAISE EXCEPTION 'fenced: partitions % are no longer all owned by % at epochs %', parts, me, eps"
+    "      USING ERRCODE = 'TH001';"
+    "  END IF;"
+    "END $$;";
+
+static const char *const migrations[] = {v1, v2, v3};
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
 /* Runs |sql|; its rows, or NULL after rolling back with the reason in |err|. */

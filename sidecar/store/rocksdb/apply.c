@@ -181,12 +181,21 @@ static void add(struct rstore *r, const struct sc_change *c)
     sc_key_actq(&k, c->seq);
     del(r, SC_CF_ACTQ, &k);
     break;
+  case SC_CH_FORWARD:
+  case SC_CH_FORWARD_DONE:
+  case SC_CH_REPLY:
+    break; /* refused by sc_rocks_apply: one partition, nothing to forward */
   }
 }
 
 int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err)
 {
   struct rstore *r = RS(s);
+  for (size_t i = 0; i < ch->n; i++)
+    if (ch->v[i].kind >= SC_CH_FORWARD) {
+      sc_err_set(err, SC_EINVAL, "RocksDB store: a change between partitions, but it has only one");
+      return SC_EINVAL;
+    }
   rocksdb_writebatch_clear(r->wb);
   for (size_t i = 0; i < ch->n; i++)
     add(r, &ch->v[i]);

@@ -254,6 +254,29 @@ static uint64_t seq_start(struct sc_store *s)
   return RS(s)->next_seq;
 }
 
+/* One partition, always this process's: the engine owns it from the start. */
+static int partitions(struct sc_store *s)
+{
+  (void)s;
+  return 1;
+}
+
+static void attach(struct sc_store *s, const struct sc_store_events *ev)
+{
+  (void)s;
+  ev->gained(ev->ctx, 0);
+}
+
+static void release(struct sc_store *s, int part)
+{
+  (void)s, (void)part;
+}
+
+static void set_workers(struct sc_store *s, bool any)
+{
+  (void)s, (void)any;
+}
+
 static const struct sc_store_ops rocks_ops = {
     .close = rclose,
     .get_instance = sc_rocks_get_instance,
@@ -271,5 +294,9 @@ static const struct sc_store_ops rocks_ops = {
     .seq_start = seq_start,
     .apply = sc_rocks_apply,
     .wipe = wipe,
+    .partitions = partitions,
+    .attach = attach,
+    .release = release,
+    .set_workers = set_workers,
     .property = property,
 };

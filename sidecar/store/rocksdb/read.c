@@ -245,8 +245,9 @@ int sc_rocks_children(struct sc_store *s, const char *parent, sc_child_fn fn, vo
   return rc != SC_OK ? rc : rc2;
 }
 
-int sc_rocks_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx)
+int sc_rocks_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx)
 {
+  (void)part; /* the only partition */
   struct sc_range ri;
   sc_range_open(RS(s), SC_CF_TIMER, NULL, "", 0, NULL, 0, &ri);
   struct sc_arena a;
@@ -271,8 +272,9 @@ int sc_rocks_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx)
   return rc != SC_OK ? rc : rc2;
 }
 
-int sc_rocks_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx)
+int sc_rocks_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx)
 {
+  (void)part; /* the only partition */
   struct sc_range ri;
   sc_range_open(RS(s), SC_CF_ACTQ, NULL, "", 0, NULL, 0, &ri);
   int rc = SC_OK;
@@ -286,8 +288,9 @@ int sc_rocks_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx)
 }
 
 /* Visits each instance with inbox messages once: after the first key of an instance, seek past its range. */
-int sc_rocks_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx)
+int sc_rocks_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx)
 {
+  (void)part; /* the only partition */
   struct sc_range ri;
   sc_range_open(RS(s), SC_CF_INBOX, NULL, "", 0, NULL, 0, &ri);
   int rc = SC_OK;

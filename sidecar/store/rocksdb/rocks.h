@@ -65,9 +65,9 @@ int sc_rocks_inbox_load(struct sc_store *s, const char *iid, struct sc_arena *a,
 int sc_rocks_timer_get(struct sc_store *s, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
 int sc_rocks_actq_get(struct sc_store *s, uint64_t seq, struct sc_arena *a, StoredActivity **out);
 int sc_rocks_children(struct sc_store *s, const char *parent, sc_child_fn fn, void *ctx);
-int sc_rocks_timer_scan(struct sc_store *s, sc_timer_fn fn, void *ctx);
-int sc_rocks_actq_scan(struct sc_store *s, sc_seq_fn fn, void *ctx);
-int sc_rocks_inbox_scan_instances(struct sc_store *s, sc_child_fn fn, void *ctx);
+int sc_rocks_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx);
+int sc_rocks_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
+int sc_rocks_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
 int sc_rocks_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                    struct sc_err *err);
 int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
