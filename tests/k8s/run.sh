@@ -2,8 +2,8 @@
 # Chart and pod tests (ctest -L k8s). Usage: tests/k8s/run.sh helm|pod BUILD_DIR
 #   helm: builds helm from its Go module into BUILD_DIR/k8s/bin (once), installs kubernetes-models with npm into
 #         BUILD_DIR/k8s (once), then `helm lint` + `helm template` for each value set in tests/k8s/values/ and
-#         validates every rendered manifest offline against the Kubernetes schemas. Rendered output is left in
-#         BUILD_DIR/k8s/rendered/ (never committed).
+#         validates every rendered manifest offline against the Kubernetes schemas; the RocksDB renders must equal
+#         tests/k8s/golden/ byte for byte. Rendered output is left in BUILD_DIR/k8s/rendered/ (never committed).
 #   pod:  builds the images (scripts/build-image.sh), renders the chart with tests/k8s/values/pod.yaml, converts
 #         the StatefulSet to a Pod on a podman volume, `podman kube play --network=none`: the sample app container
 #         runs the chaining orchestration through 127.0.0.1:4001; kube down; play again on the same volume and
@@ -58,6 +58,14 @@ run_helm() {
     render "$s" "$vf"
     grep -E '^kind:' "$WORK/rendered/$s.yaml" | sort | uniq -c | sed 's/^/    /'
   done
+  # The RocksDB renders are pinned: tests/k8s/golden/ holds them byte for byte, so a change meant for another mode
+  # cannot alter them unnoticed. After an intended change: UPDATE_GOLDEN=1 run.sh helm BUILD_DIR, and review the diff.
+  for s in "${sets[@]}"; do
+    if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then cp "$WORK/rendered/$s.yaml" "$HERE/golden/$s.yaml"; continue; fi
+    diff -u "$HERE/golden/$s.yaml" "$WORK/rendered/$s.yaml" ||
+      { echo "FAIL: the $s render differs from tests/k8s/golden/$s.yaml (UPDATE_GOLDEN=1 if intended)"; exit 1; }
+  done
+  step "RocksDB renders identical to tests/k8s/golden/ (${sets[*]})"
   # What each value set must produce.
   grep -q 'restartPolicy: Always' "$WORK/rendered/default.yaml"    # native sidecar
   ! grep -q 'initContainers' "$WORK/rendered/classic.yaml"          # classic: taskhubd among containers
