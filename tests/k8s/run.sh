@@ -3,7 +3,7 @@
 #   helm: builds helm from its Go module into BUILD_DIR/k8s/bin (once), installs kubernetes-models with npm into
 #         BUILD_DIR/k8s (once), then `helm lint` + `helm template` for each value set in tests/k8s/values/ and
 #         validates every rendered manifest offline against the Kubernetes schemas; the RocksDB renders must equal
-#         tests/k8s/golden/ byte for byte. Rendered output is left in BUILD_DIR/k8s/rendered/ (never committed).
+#         tests/k8s/golden/ byte for byte, the PostgreSQL renders pass `k8s.mjs check-postgres`. Rendered output is left in BUILD_DIR/k8s/rendered/ (never committed).
 #   pod:  builds the images (scripts/build-image.sh), renders the chart with tests/k8s/values/pod.yaml, converts
 #         the StatefulSet to a Pod on a podman volume, `podman kube play --network=none`: the sample app container
 #         runs the chaining orchestration through 127.0.0.1:4001; kube down; play again on the same volume and
@@ -66,6 +66,37 @@ run_helm() {
       { echo "FAIL: the $s render differs from tests/k8s/golden/$s.yaml (UPDATE_GOLDEN=1 if intended)"; exit 1; }
   done
   step "RocksDB renders identical to tests/k8s/golden/ (${sets[*]})"
+  # The PostgreSQL mode (store.postgres.enabled): a Deployment sharing one task hub, no volume, the store and the
+  # password from a Secret, the replica id from the pod name, a PodDisruptionBudget.
+  local pgsets=(postgres postgres-custom)
+  for s in "${pgsets[@]}"; do
+    step "helm lint --strict ($s)"
+    "$HELM" lint --strict "$SRC/charts/taskhubd" -f "$HERE/values/$s.yaml" | sed 's/^/    /'
+    step "helm template ($s)"
+    render "$s" "$HERE/values/$s.yaml"
+    grep -E '^kind:' "$WORK/rendered/$s.yaml" | sort | uniq -c | sed 's/^/    /'
+  done
+  "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test -f "$HERE/values/postgres.yaml" \
+    --set store.postgres.podDisruptionBudget.enabled=false --set replicas=2 > "$WORK/rendered/postgres-nopdb.yaml"
+  pgcheck() { # pgcheck NAME EXPECT
+    step "check-postgres $1"
+    (cd "$WORK" && node k8s.mjs check-postgres "rendered/$1.yaml" "$2") | sed 's/^/    /'
+    test "${PIPESTATUS[0]}" = 0 || { echo "FAIL: the $1 render"; exit 1; }
+  }
+  pgcheck postgres '{"replicas":3,"secret":"th-db","uriKey":"uri","passwordKey":"password","lease":15,"pdb":1}'
+  pgcheck postgres-custom '{"replicas":5,"secret":"orders-pg","uriKey":"conninfo","passwordKey":"","lease":30,"pdb":"25%"}'
+  pgcheck postgres-nopdb '{"replicas":2,"secret":"th-db","uriKey":"uri","passwordKey":"password","lease":15,"pdb":null}'
+  grep -q 'kind: ServiceMonitor' "$WORK/rendered/postgres-custom.yaml"
+  # PostgreSQL mode refuses to render without its Secret, without the ops port (/readyz), with a bad PDB value.
+  refuse() { # refuse WHAT ARGS...
+    if "$HELM" template th "$SRC/charts/taskhubd" --set store.postgres.enabled=true "${@:2}" >/dev/null 2>&1; then
+      echo "FAIL: rendered $1"; exit 1; fi
+  }
+  refuse "store.postgres.enabled without existingSecret"
+  refuse "store.postgres.enabled with taskhubd.ops.enabled=false" --set store.postgres.existingSecret=db --set taskhubd.ops.enabled=false
+  refuse "podDisruptionBudget.maxUnavailable=half" --set store.postgres.existingSecret=db --set store.postgres.podDisruptionBudget.maxUnavailable=half
+  refuse "partitionLease=0" --set store.postgres.existingSecret=db --set store.postgres.partitionLease=0
+  refuse "a grace period not above drainGrace" --set store.postgres.existingSecret=db --set terminationGracePeriodSeconds=30
   # What each value set must produce.
   grep -q 'restartPolicy: Always' "$WORK/rendered/default.yaml"    # native sidecar
   ! grep -q 'initContainers' "$WORK/rendered/classic.yaml"          # classic: taskhubd among containers
@@ -79,7 +110,8 @@ run_helm() {
   if "$HELM" template th "$SRC/charts/taskhubd" --set sidecarMode=sideways >/dev/null 2>&1; then
     echo "FAIL: sidecarMode=sideways passed the schema"; exit 1; fi
   step "validate against the Kubernetes schemas (kubernetes-models)"
-  (cd "$WORK" && node k8s.mjs validate rendered/default.yaml rendered/classic.yaml rendered/metrics.yaml) | sed 's/^/    /'
+  (cd "$WORK" && node k8s.mjs validate rendered/default.yaml rendered/classic.yaml rendered/metrics.yaml \
+     rendered/postgres.yaml rendered/postgres-custom.yaml rendered/postgres-nopdb.yaml) | sed 's/^/    /'
   test "${PIPESTATUS[0]}" = 0
   step "PASS"
 }
