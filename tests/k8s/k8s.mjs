@@ -1,7 +1,10 @@
 // Offline helpers for the chart tests. tests/k8s/run.sh copies this file next to the node_modules it installs
 // (package.json here) in the build tree, so the bare imports below resolve there.
 //   node k8s.mjs validate FILE...           validate every document against the Kubernetes schemas (kubernetes-models)
-//   node k8s.mjs to-pod FILE CLAIM > OUT    StatefulSet -> Pod for `podman kube play` (podman 4.3 has no StatefulSet)
+//   node k8s.mjs to-pod FILE CLAIM [NAME] > OUT
+//                                           StatefulSet (or Deployment) -> Pod for `podman kube play` (podman 4.3 has no
+//                                           StatefulSet; its Deployments cannot run native sidecars); NAME names the pod
+//   node k8s.mjs check-postgres FILE EXPECT assert what the PostgreSQL mode must render (EXPECT: JSON, see below)
 import fs from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";
@@ -38,9 +41,9 @@ async function validate(files) {
 // restartPolicy Always) become ordinary containers, the volumeClaimTemplate becomes a claim on CLAIM (a podman
 // volume), ports are dropped (kube play would publish them on the host; the test plays with --network=none),
 // probes are dropped (kube play does not run them), restartPolicy is OnFailure (podman #16343).
-function toPod(file, claim) {
-  const sts = docs(file).find((d) => d.kind === "StatefulSet");
-  if (!sts) throw new Error("no StatefulSet in " + file);
+function toPod(file, claim, name) {
+  const sts = docs(file).find((d) => d.kind === "StatefulSet" || d.kind === "Deployment");
+  if (!sts) throw new Error("no StatefulSet or Deployment in " + file);
   const spec = JSON.parse(JSON.stringify(sts.spec.template.spec));
   const sidecars = (spec.initContainers || []).filter((c) => c.restartPolicy === "Always");
   spec.initContainers = (spec.initContainers || []).filter((c) => c.restartPolicy !== "Always");
@@ -56,13 +59,69 @@ function toPod(file, claim) {
     spec.volumes.push({ name: t.metadata.name, persistentVolumeClaim: { claimName: claim } });
   const pod = {
     apiVersion: "v1", kind: "Pod",
-    metadata: { name: `${sts.metadata.name}-0`, labels: sts.spec.template.metadata.labels },
+    metadata: { name: name || `${sts.metadata.name}-0`, labels: sts.spec.template.metadata.labels },
     spec,
   };
   process.stdout.write(yaml.dump(pod, { lineWidth: -1 }));
 }
 
+// The PostgreSQL mode's render (store.postgres.enabled). EXPECT: {"replicas": 3, "secret": "th-db", "uriKey": "uri",
+// "passwordKey": "password" (or "" for none), "lease": 15, "pdb": 1 (maxUnavailable, or null for no PDB)}.
+function checkPostgres(file, expect) {
+  const all = docs(file);
+  let bad = 0;
+  const check = (ok, what) => { console.log(`${ok ? "ok  " : "FAIL"} ${what}`); if (!ok) bad++; };
+  const of = (kind) => all.filter((d) => d.kind === kind);
+  const dep = of("Deployment")[0];
+  check(of("Deployment").length === 1, "one Deployment");
+  check(of("StatefulSet").length === 0 && of("PersistentVolumeClaim").length === 0, "no StatefulSet, no PersistentVolumeClaim");
+  if (!dep) process.exit(1);
+  check(!("volumeClaimTemplates" in dep.spec), "no volumeClaimTemplates");
+  check(dep.spec.replicas === expect.replicas, `replicas ${dep.spec.replicas} (want ${expect.replicas})`);
+  const sel = dep.spec.selector.matchLabels, podLabels = dep.spec.template.metadata.labels;
+  check(Object.entries(sel).every(([k, v]) => podLabels[k] === v), "the selector matches the pod template's labels");
+  const spec = dep.spec.template.spec;
+  check(!(spec.volumes || []).some((v) => v.persistentVolumeClaim || v.name === "data"), "no data volume");
+  const th = [...(spec.initContainers || []), ...spec.containers].find((c) => c.name === "taskhubd");
+  check(!!th, "a taskhubd container");
+  if (!th) process.exit(1);
+  check(!(th.volumeMounts || []).some((m) => m.name === "data"), "taskhubd mounts no data volume");
+  const env = Object.fromEntries((th.env || []).map((e) => [e.name, e]));
+  const secretRef = (e, key) => !!e && !("value" in e) && e.valueFrom && e.valueFrom.secretKeyRef &&
+    e.valueFrom.secretKeyRef.name === expect.secret && e.valueFrom.secretKeyRef.key === key;
+  check(secretRef(env.TASKHUBD_STORE, expect.uriKey), `TASKHUBD_STORE from secretKeyRef ${expect.secret}/${expect.uriKey}`);
+  if (expect.passwordKey)
+    check(secretRef(env.PGPASSWORD, expect.passwordKey), `PGPASSWORD from secretKeyRef ${expect.secret}/${expect.passwordKey}`);
+  else check(!env.PGPASSWORD, "no PGPASSWORD (passwordKey \"\")");
+  const rid = env.TASKHUBD_REPLICA_ID;
+  check(!!rid && !("value" in rid) && rid.valueFrom && rid.valueFrom.fieldRef &&
+        rid.valueFrom.fieldRef.fieldPath === "metadata.name", "TASKHUBD_REPLICA_ID from fieldRef metadata.name");
+  const args = th.args || [];
+  check(args.includes(`--partition-lease=${expect.lease}`), `--partition-lease=${expect.lease}`);
+  check(!args.some((a) => a.startsWith("--data-dir")), "no --data-dir");
+  check(!args.some((a) => a.startsWith("--store") || /password/i.test(a)) && !(th.command || []).some((a) => /password/i.test(a)),
+        "no store or password on the command line");
+  const rp = th.readinessProbe;
+  check(!!rp && rp.httpGet && rp.httpGet.path === "/readyz" && rp.httpGet.port === "ops", "readiness GET /readyz on ops");
+  const grace = Number((args.find((a) => a.startsWith("--drain-grace=")) || "=0").split("=")[1]);
+  check(spec.terminationGracePeriodSeconds > grace,
+        `terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds} > --drain-grace ${grace}`);
+  const pdbs = of("PodDisruptionBudget");
+  if (expect.pdb === null) check(pdbs.length === 0, "no PodDisruptionBudget");
+  else {
+    const pdb = pdbs[0];
+    check(pdbs.length === 1 && pdb.apiVersion === "policy/v1", "one PodDisruptionBudget (policy/v1)");
+    check(!!pdb && pdb.spec.maxUnavailable === expect.pdb, `PDB maxUnavailable ${pdb && pdb.spec.maxUnavailable} (want ${expect.pdb})`);
+    check(!!pdb && JSON.stringify(pdb.spec.selector.matchLabels) === JSON.stringify(sel), "PDB selects the Deployment's pods");
+  }
+  const test = of("Pod").find((p) => p.metadata.annotations && p.metadata.annotations["helm.sh/hook"] === "test");
+  check(!!test && /getent ahostsv4/.test(test.spec.containers[0].command.join(" ")), "helm test finds the replicas through the headless Service");
+  console.log(bad ? `${bad} check(s) failed` : "all checks passed");
+  process.exit(bad ? 1 : 0);
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === "validate") await validate(args);
-else if (cmd === "to-pod") toPod(args[0], args[1]);
-else { console.error("usage: k8s.mjs validate FILE... | to-pod FILE CLAIM"); process.exit(2); }
+else if (cmd === "to-pod") toPod(args[0], args[1], args[2]);
+else if (cmd === "check-postgres") checkPostgres(args[0], JSON.parse(args[1]));
+else { console.error("usage: k8s.mjs validate FILE... | to-pod FILE CLAIM [NAME] | check-postgres FILE EXPECT"); process.exit(2); }

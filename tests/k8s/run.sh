@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Chart and pod tests (ctest -L k8s). Usage: tests/k8s/run.sh helm|pod BUILD_DIR
+# Chart and pod tests (ctest -L k8s). Usage: tests/k8s/run.sh helm|pod|pod-postgres BUILD_DIR
 #   helm: builds helm from its Go module into BUILD_DIR/k8s/bin (once), installs kubernetes-models with npm into
 #         BUILD_DIR/k8s (once), then `helm lint` + `helm template` for each value set in tests/k8s/values/ and
-#         validates every rendered manifest offline against the Kubernetes schemas. Rendered output is left in
-#         BUILD_DIR/k8s/rendered/ (never committed).
+#         validates every rendered manifest offline against the Kubernetes schemas; the RocksDB renders must equal
+#         tests/k8s/golden/ byte for byte, the PostgreSQL renders pass `k8s.mjs check-postgres`. Rendered output
+#         is left in BUILD_DIR/k8s/rendered/ (never committed).
 #   pod:  builds the images (scripts/build-image.sh), renders the chart with tests/k8s/values/pod.yaml, converts
 #         the StatefulSet to a Pod on a podman volume, `podman kube play --network=none`: the sample app container
 #         runs the chaining orchestration through 127.0.0.1:4001; kube down; play again on the same volume and
 #         assert the first instance's result is still there (taskhubctl show in the taskhubd container).
+#   pod-postgres: the PostgreSQL mode's Deployment played as pods against a PostgreSQL server on this machine
+#         (run_pod_postgres below). Needs root, podman and Debian's postgresql.
+# K8S_REUSE_IMAGES=1 skips the image build when localhost/taskhubd:dev and -sample:dev exist (development runs).
 # Exit 77 (CTest skip) when a prerequisite is missing and cannot be installed (no Go, no npm, not root for podman).
 set -euo pipefail
-MODE=${1:?usage: run.sh helm|pod BUILD_DIR}
-BUILD=$(realpath -m "${2:?usage: run.sh helm|pod BUILD_DIR}")
+MODE=${1:?usage: run.sh helm|pod|pod-postgres BUILD_DIR}
+BUILD=$(realpath -m "${2:?usage: run.sh helm|pod|pod-postgres BUILD_DIR}")
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$SRC/tests/k8s"
 WORK="$BUILD/k8s"
@@ -58,6 +62,45 @@ run_helm() {
     render "$s" "$vf"
     grep -E '^kind:' "$WORK/rendered/$s.yaml" | sort | uniq -c | sed 's/^/    /'
   done
+  # The RocksDB renders are pinned: tests/k8s/golden/ holds them byte for byte, so a change meant for another mode
+  # cannot alter them unnoticed. After an intended change: UPDATE_GOLDEN=1 run.sh helm BUILD_DIR, and review the diff.
+  for s in "${sets[@]}"; do
+    if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then cp "$WORK/rendered/$s.yaml" "$HERE/golden/$s.yaml"; continue; fi
+    diff -u "$HERE/golden/$s.yaml" "$WORK/rendered/$s.yaml" ||
+      { echo "FAIL: the $s render differs from tests/k8s/golden/$s.yaml (UPDATE_GOLDEN=1 if intended)"; exit 1; }
+  done
+  step "RocksDB renders identical to tests/k8s/golden/ (${sets[*]})"
+  # The PostgreSQL mode (store.postgres.enabled): a Deployment sharing one task hub, no volume, the store and the
+  # password from a Secret, the replica id from the pod name, a PodDisruptionBudget.
+  local pgsets=(postgres postgres-custom)
+  for s in "${pgsets[@]}"; do
+    step "helm lint --strict ($s)"
+    "$HELM" lint --strict "$SRC/charts/taskhubd" -f "$HERE/values/$s.yaml" | sed 's/^/    /'
+    step "helm template ($s)"
+    render "$s" "$HERE/values/$s.yaml"
+    grep -E '^kind:' "$WORK/rendered/$s.yaml" | sort | uniq -c | sed 's/^/    /'
+  done
+  "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test -f "$HERE/values/postgres.yaml" \
+    --set store.postgres.podDisruptionBudget.enabled=false --set replicas=2 > "$WORK/rendered/postgres-nopdb.yaml"
+  pgcheck() { # pgcheck NAME EXPECT
+    step "check-postgres $1"
+    (cd "$WORK" && node k8s.mjs check-postgres "rendered/$1.yaml" "$2") | sed 's/^/    /'
+    test "${PIPESTATUS[0]}" = 0 || { echo "FAIL: the $1 render"; exit 1; }
+  }
+  pgcheck postgres '{"replicas":3,"secret":"th-db","uriKey":"uri","passwordKey":"password","lease":15,"pdb":1}'
+  pgcheck postgres-custom '{"replicas":5,"secret":"orders-pg","uriKey":"conninfo","passwordKey":"","lease":30,"pdb":"25%"}'
+  pgcheck postgres-nopdb '{"replicas":2,"secret":"th-db","uriKey":"uri","passwordKey":"password","lease":15,"pdb":null}'
+  grep -q 'kind: ServiceMonitor' "$WORK/rendered/postgres-custom.yaml"
+  # PostgreSQL mode refuses to render without its Secret, without the ops port (/readyz), with a bad PDB value.
+  refuse() { # refuse WHAT ARGS...
+    if "$HELM" template th "$SRC/charts/taskhubd" --set store.postgres.enabled=true "${@:2}" >/dev/null 2>&1; then
+      echo "FAIL: rendered $1"; exit 1; fi
+  }
+  refuse "store.postgres.enabled without existingSecret"
+  refuse "store.postgres.enabled with taskhubd.ops.enabled=false" --set store.postgres.existingSecret=db --set taskhubd.ops.enabled=false
+  refuse "podDisruptionBudget.maxUnavailable=half" --set store.postgres.existingSecret=db --set store.postgres.podDisruptionBudget.maxUnavailable=half
+  refuse "partitionLease=0" --set store.postgres.existingSecret=db --set store.postgres.partitionLease=0
+  refuse "a grace period not above drainGrace" --set store.postgres.existingSecret=db --set terminationGracePeriodSeconds=30
   # What each value set must produce.
   grep -q 'restartPolicy: Always' "$WORK/rendered/default.yaml"    # native sidecar
   ! grep -q 'initContainers' "$WORK/rendered/classic.yaml"          # classic: taskhubd among containers
@@ -71,21 +114,31 @@ run_helm() {
   if "$HELM" template th "$SRC/charts/taskhubd" --set sidecarMode=sideways >/dev/null 2>&1; then
     echo "FAIL: sidecarMode=sideways passed the schema"; exit 1; fi
   step "validate against the Kubernetes schemas (kubernetes-models)"
-  (cd "$WORK" && node k8s.mjs validate rendered/default.yaml rendered/classic.yaml rendered/metrics.yaml) | sed 's/^/    /'
+  (cd "$WORK" && node k8s.mjs validate rendered/default.yaml rendered/classic.yaml rendered/metrics.yaml \
+     rendered/postgres.yaml rendered/postgres-custom.yaml rendered/postgres-nopdb.yaml) | sed 's/^/    /'
   test "${PIPESTATUS[0]}" = 0
   step "PASS"
+}
+
+ensure_images() {
+  export CONTAINERS_CONF
+  CONTAINERS_CONF=$(bash "$SRC/scripts/build-image.sh" --print-conf)
+  if [ "${K8S_REUSE_IMAGES:-0}" = 1 ] && podman image exists localhost/taskhubd:dev &&
+     podman image exists localhost/taskhubd-sample:dev; then
+    step "reusing the images (K8S_REUSE_IMAGES=1)"
+  else
+    step "build images (scripts/build-image.sh)"
+    bash "$SRC/scripts/build-image.sh" 2>&1 | grep -E '^build-image:|^runtime packages:|^Error|error:' | sed 's/^/    /'
+    test "${PIPESTATUS[0]}" = 0
+  fi
+  podman image inspect --format '    image {{.RepoTags}} {{.Size}} bytes, user {{.Config.User}}' localhost/taskhubd:dev
 }
 
 run_pod() {
   [ "$(id -u)" = 0 ] || { echo "SKIP: podman kube play needs root here (docs/kubernetes.md)"; exit 77; }
   ensure_helm
   ensure_npm
-  step "build images (scripts/build-image.sh)"
-  export CONTAINERS_CONF
-  CONTAINERS_CONF=$(bash "$SRC/scripts/build-image.sh" --print-conf)
-  bash "$SRC/scripts/build-image.sh" 2>&1 | grep -E '^build-image:|^runtime packages:|^Error|error:' | sed 's/^/    /'
-  test "${PIPESTATUS[0]}" = 0
-  podman image inspect --format '    image {{.RepoTags}} {{.Size}} bytes, user {{.Config.User}}' localhost/taskhubd:dev
+  ensure_images
 
   mkdir -p "$WORK/rendered"
   render pod "$HERE/values/pod.yaml"
@@ -138,8 +191,137 @@ run_pod() {
   step "PASS"
 }
 
+# The chart's PostgreSQL mode on real pods: a PostgreSQL server on this machine (tests/support/pg.sh) that wants a
+# password on its Unix socket; the rendered Deployment played as PG_PODS pods (default 1) with --network=none, each
+# reaching the server through its socket directory (a hostPath volume), the store and the password from a podman
+# secret through the rendered secretKeyRefs, the replica id from the pod name. Run 1: the sample app completes its
+# orchestration, the partitions are owned by the pods by name, no password is on a command line, there is no data
+# volume; the pods stop (SIGTERM) and hand their partitions back at once. Run 2, new pods (new names, as a
+# Deployment's would be): they take the partitions over and still see run 1's instance and its result.
+# PG_PODS=2 also checks that each pod sees the instance the other started (needs partitions spread among replicas,
+# docs/scale-out.md).
+run_pod_postgres() {
+  [ "$(id -u)" = 0 ] || { echo "SKIP: podman kube play needs root here (docs/kubernetes.md)"; exit 77; }
+  ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || { echo "SKIP: PostgreSQL is not installed (apt-get install postgresql)"; exit 77; }
+  ensure_helm
+  ensure_npm
+  ensure_images
+  # (not local: the EXIT trap reads them after this function has returned)
+  pods=${PG_PODS:-1} pgdir="$WORK/pg-pod" secret=th-k8s-pg db=taskhubd_k8s plays=()
+  local pgbin; pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  local pw; pw=k8s-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  cleanup() { for f in "${plays[@]}"; do podman kube down "$f" >/dev/null 2>&1 || true; done
+              podman secret rm "$secret" >/dev/null 2>&1 || true
+              bash "$SRC/tests/support/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true; }
+  cleanup   # what a run that died half-way left
+  rm -rf "$pgdir"
+  trap cleanup EXIT
+  step "PostgreSQL for the pods (tests/support/pg.sh), password authentication on its socket"
+  bash "$SRC/tests/support/pg.sh" start "$pgdir" >/dev/null
+  local port; port=$(cat "$pgdir/port")
+  bash "$SRC/tests/support/pg.sh" createdb "$pgdir" "$db" >/dev/null
+  local admin="host=127.0.0.1 port=$port user=taskhubd dbname=$db"   # this script's own connection (trust on TCP)
+  "$pgbin/psql" -qAt "$admin" -c "ALTER ROLE taskhubd PASSWORD '$pw'" >/dev/null
+  printf 'local all all scram-sha-256\nhost all all 127.0.0.1/32 trust\n' > "$pgdir/data/pg_hba.conf"
+  "$pgbin/psql" -qAt "$admin" -c "SELECT pg_reload_conf()" >/dev/null
+  if PGPASSFILE=/dev/null PGPASSWORD= "$pgbin/psql" -qAt "host=$pgdir port=$port user=taskhubd dbname=$db" \
+       -c 'SELECT 1' >/dev/null 2>&1; then echo "FAIL: the socket let us in without a password"; exit 1; fi
+  # What `kubectl create secret generic th-k8s-pg --from-literal=uri=... --from-literal=password=...` holds; podman
+  # 4.3 resolves a secretKeyRef from a podman secret whose data is a JSON map of base64 values.
+  local b64uri b64pw
+  b64uri=$(printf 'host=/pgsocket port=%s user=taskhubd dbname=%s' "$port" "$db" | base64 -w0)
+  b64pw=$(printf '%s' "$pw" | base64 -w0)
+  printf '{"uri":"%s","password":"%s"}' "$b64uri" "$b64pw" | podman secret create "$secret" - >/dev/null
+
+  mkdir -p "$WORK/rendered"
+  "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test -f "$HERE/values/pod-postgres.yaml" \
+    --set replicas="$pods" --set "extraVolumes[0].hostPath.path=$pgdir" > "$WORK/rendered/pod-postgres.yaml"
+  grep -q '^kind: Deployment' "$WORK/rendered/pod-postgres.yaml"
+  sql() { "$pgbin/psql" -qAt "$admin" -c "$1"; }
+
+  play_run() { # play_run N: play PG_PODS pods named th-taskhubd-rN-I, wait for every app container
+    local f="$WORK/rendered/pod-postgres-play$1.yaml" i
+    : > "$f"
+    for i in $(seq 0 $((pods - 1))); do
+      [ "$i" = 0 ] || echo --- >> "$f"
+      (cd "$WORK" && node k8s.mjs to-pod rendered/pod-postgres.yaml - "th-taskhubd-r$1-$i") >> "$f"
+    done
+    plays+=("$f")
+    step "podman kube play --network=none (run $1: $pods pod(s))"
+    podman kube play --network=none "$f" | sed 's/^/    /'
+    for i in $(seq 0 $((pods - 1))); do
+      local p="th-taskhubd-r$1-$i" rc
+      rc=$(timeout 180 podman wait "$p-app") || { echo "FAIL: $p: app did not finish"; podman logs "$p-taskhubd" | tail -20; exit 1; }
+      podman logs "$p-app" > "$WORK/pg-app-run$1-$i.log" 2>&1
+      sed "s/^/    $p app: /" "$WORK/pg-app-run$1-$i.log"
+      [ "$rc" = 0 ] || { echo "FAIL: $p: sample exited $rc"; podman logs "$p-taskhubd" | tail -20; exit 1; }
+      grep -q '^status: COMPLETED' "$WORK/pg-app-run$1-$i.log"
+    done
+  }
+  stop_run() { # stop_run N: SIGTERM every pod of run N (taskhubd drains, hands its partitions over), then remove
+    local i
+    step "stop run $1 (SIGTERM: drain, partitions handed over)"
+    for i in $(seq 0 $((pods - 1))); do
+      podman pod stop -t 15 "th-taskhubd-r$1-$i" >/dev/null
+      podman logs "th-taskhubd-r$1-$i-taskhubd" > "$WORK/pg-taskhubd-run$1-$i.log" 2>&1
+      grep -E 'event=(serving|shutdown_done|fenced_exit)' "$WORK/pg-taskhubd-run$1-$i.log" | sed "s/^/    r$1-$i: /"
+    done
+    podman kube down "$WORK/rendered/pod-postgres-play$1.yaml" >/dev/null
+  }
+  owners() { sql "SELECT coalesce(owner, '-') || ' ' || count(*) FROM th_partition GROUP BY owner ORDER BY 1"; }
+
+  play_run 1
+  step "run 1: partitions by owner (the replica id is the pod name)"
+  owners | sed 's/^/    /'
+  local bad
+  bad=$(sql "SELECT count(*) FROM th_partition WHERE owner IS NULL OR owner NOT LIKE 'th-taskhubd-r1-%'")
+  [ "$bad" = 0 ] || { echo "FAIL: $bad partition(s) not owned by a run-1 pod"; exit 1; }
+  local p0=th-taskhubd-r1-0
+  podman inspect --format '    taskhubd container: user={{.Config.User}} readonly_rootfs={{.HostConfig.ReadonlyRootfs}} mounts={{range .Mounts}}{{.Destination}} {{end}}' "$p0-taskhubd"
+  test "$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$p0-taskhubd")" = true
+  # No volume of the chart's but the socket directory (podman adds an anonymous one for the image's VOLUME line, as
+  # some container runtimes do), and taskhubd wrote nothing on disk: the task hub is all in PostgreSQL.
+  podman inspect --format '{{range .Mounts}}{{.Destination}} {{.Name}}{{"\n"}}{{end}}' "$p0-taskhubd" |
+    grep -v -E '^/pgsocket |^/var/lib/taskhubd [0-9a-f]{64}$' | grep . && { echo "FAIL: unexpected mounts"; exit 1; }
+  local written
+  written=$(podman exec "$p0-taskhubd" find /var/lib/taskhubd -mindepth 1 | head -5)
+  [ -z "$written" ] || { echo "FAIL: taskhubd wrote files: $written"; exit 1; }
+  podman inspect --format '{{json .Config.Env}}' "$p0-taskhubd" | grep -q "\"TASKHUBD_REPLICA_ID=$p0\"" ||
+    { echo "FAIL: TASKHUBD_REPLICA_ID is not the pod name"; exit 1; }
+  podman exec "$p0-taskhubd" cat /proc/1/cmdline | tr '\0' ' ' | sed 's/^/    taskhubd command line: /'; echo
+  if podman exec "$p0-taskhubd" cat /proc/1/cmdline | grep -qa -- "$pw"; then echo "FAIL: the password is on the command line"; exit 1; fi
+  local id
+  id=$(sed -n 's/^started publish_post as //p' "$WORK/pg-app-run1-0.log")
+  [ -n "$id" ] || { echo "FAIL: no instance id in the app's output"; exit 1; }
+  if [ "$pods" -ge 2 ]; then
+    step "run 1: pod 1 sees the instance pod 0 started ($id)"
+    podman exec th-taskhubd-r1-1-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id" | grep -q '"COMPLETED"' ||
+      { echo "FAIL: pod 1 does not see $id as COMPLETED"; exit 1; }
+  fi
+  stop_run 1
+  local held
+  held=$(sql "SELECT count(*) FROM th_partition WHERE owner LIKE 'th-taskhubd-r1-%' AND lease_until > now()")
+  [ "$held" = 0 ] || { echo "FAIL: $held partition(s) still leased to stopped run-1 pods"; owners; exit 1; }
+  echo "    no partition leased to a stopped pod"
+
+  play_run 2
+  step "run 2: partitions by owner"
+  owners | sed 's/^/    /'
+  bad=$(sql "SELECT count(*) FROM th_partition WHERE owner IS NULL OR owner NOT LIKE 'th-taskhubd-r2-%'")
+  [ "$bad" = 0 ] || { echo "FAIL: $bad partition(s) not owned by a run-2 pod"; exit 1; }
+  step "run 1's instance $id from a run-2 pod"
+  local show
+  show=$(podman exec th-taskhubd-r2-0-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id")
+  echo "$show" | head -c 600 | sed 's/^/    /'; echo
+  echo "$show" | grep -q '"COMPLETED"' || { echo "FAIL: $id is not COMPLETED in run 2"; exit 1; }
+  echo "$show" | grep -q 'https://blog.example.com/posts/' || { echo "FAIL: $id lost its result"; exit 1; }
+  stop_run 2
+  step "PASS"
+}
+
 case "$MODE" in
   helm) run_helm ;;
   pod) run_pod ;;
-  *) echo "usage: run.sh helm|pod BUILD_DIR" >&2; exit 2 ;;
+  pod-postgres) run_pod_postgres ;;
+  *) echo "usage: run.sh helm|pod|pod-postgres BUILD_DIR" >&2; exit 2 ;;
 esac

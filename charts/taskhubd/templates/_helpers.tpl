@@ -68,16 +68,48 @@ exec:
   args:
     - --listen={{ $v.grpc.host }}:{{ $v.grpc.port }}
     - --ops-listen={{ if $v.ops.enabled }}{{ $v.ops.host }}:{{ $v.ops.port }}{{ else }}off{{ end }}
+    {{- if not .Values.store.postgres.enabled }}
     - --data-dir={{ .Values.persistence.mountPath }}/data
+    {{- end }}
     - --log-level={{ $v.logLevel }}
     - --log-format={{ $v.logFormat }}
     - --drain-grace={{ $v.drainGrace }}
+    {{- if .Values.store.postgres.enabled }}
+    - --partition-lease={{ .Values.store.postgres.partitionLease }}
+    {{- end }}
     {{- with $v.extraArgs }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- if .Values.store.postgres.enabled }}
+  {{- $pg := .Values.store.postgres }}
+  env:
+    # The store (a URI or conninfo without the password) and the password, from the Secret: never on the
+    # command line, where the process list would show it (taskhubd refuses a --store holding a password).
+    - name: TASKHUBD_STORE
+      valueFrom:
+        secretKeyRef:
+          name: {{ $pg.existingSecret | quote }}
+          key: {{ $pg.uriKey | quote }}
+    {{- if $pg.passwordKey }}
+    - name: PGPASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ $pg.existingSecret | quote }}
+          key: {{ $pg.passwordKey | quote }}
+    {{- end }}
+    # Each replica's name among the task hub's replicas: the pod name, unique among the Deployment's pods.
+    - name: TASKHUBD_REPLICA_ID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    {{- with $v.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- else }}
   {{- with $v.extraEnv }}
   env:
     {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- end }}
   ports:
     - name: grpc
@@ -146,7 +178,127 @@ exec:
     {{- toYaml $v.resources | nindent 4 }}
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
+  {{- if not .Values.store.postgres.enabled }}
   volumeMounts:
     - name: data
       mountPath: {{ .Values.persistence.mountPath }}
+    {{- with $v.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- else if $v.extraVolumeMounts }}
+  volumeMounts:
+    {{- toYaml $v.extraVolumeMounts | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+
+{{/* Replicas: the value, else 1 with RocksDB (independent pods) and 3 with PostgreSQL (one shared task hub). */}}
+{{- define "taskhubd.replicas" -}}
+{{- if kindIs "invalid" .Values.replicas -}}
+{{- if .Values.store.postgres.enabled }}3{{ else }}1{{ end -}}
+{{- else -}}
+{{- .Values.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Refuses values that cannot work; included by the workload template of either store. */}}
+{{- define "taskhubd.checks" -}}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.taskhubd.drainGrace) }}
+{{- fail "terminationGracePeriodSeconds must be greater than taskhubd.drainGrace, or kubelet kills taskhubd mid-drain" }}
+{{- end }}
+{{- if and (eq .Values.taskhubd.preStop "http") (not .Values.taskhubd.ops.enabled) }}
+{{- fail "taskhubd.preStop=http needs taskhubd.ops.enabled" }}
+{{- end }}
+{{- if .Values.store.postgres.enabled }}
+{{- if not .Values.store.postgres.existingSecret }}
+{{- fail "store.postgres.enabled needs store.postgres.existingSecret: the Secret holding the PostgreSQL URI or conninfo (key store.postgres.uriKey) and its password (key store.postgres.passwordKey)" }}
+{{- end }}
+{{- if not .Values.taskhubd.ops.enabled }}
+{{- fail "store.postgres.enabled needs taskhubd.ops.enabled: readiness is GET /readyz, which is 503 while taskhubd waits for PostgreSQL or drains" }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod template of the StatefulSet (RocksDB) or the Deployment (PostgreSQL). */}}
+{{- define "taskhubd.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "taskhubd.selectorLabels" . | nindent 4 }}
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    {{- if .Values.taskhubd.ops.enabled }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ .Values.taskhubd.ops.port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "taskhubd.serviceAccountName" . }}
+  automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if eq .Values.sidecarMode "native" }}
+  initContainers:
+    {{- include "taskhubd.container" . | nindent 4 }}
+  {{- end }}
+  containers:
+    {{- if .Values.app.enabled }}
+    - name: {{ .Values.app.name }}
+      image: {{ printf "%s:%s" .Values.app.image.repository .Values.app.image.tag | quote }}
+      imagePullPolicy: {{ .Values.app.image.pullPolicy }}
+      {{- with .Values.app.command }}
+      command:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .Values.app.args }}
+      args:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      env:
+        - name: TASKHUBD_ADDRESS
+          value: "127.0.0.1:{{ .Values.taskhubd.grpc.port }}"
+        {{- with .Values.app.env }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with .Values.app.ports }}
+      ports:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      resources:
+        {{- toYaml .Values.app.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      {{- with .Values.app.volumeMounts }}
+      volumeMounts:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
+    {{- if eq .Values.sidecarMode "classic" }}
+    {{- include "taskhubd.container" . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.extraVolumes }}
+  volumes:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
