@@ -8,6 +8,7 @@
  * the tables below.
  */
 #include "ctl.h"
+#include "migrate.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -63,6 +64,9 @@ enum opt_id {
   O_YES,
   O_NEW_ID,
   O_INTERVAL,
+  O_FROM,
+  O_TO,
+  O_BATCH,
   O_END = -1
 };
 
@@ -118,6 +122,12 @@ static const struct optdef cmd_opts[] = {
     {O_YES, "--yes", 'y', NULL, "purge without asking for confirmation"},
     {O_NEW_ID, "--new-id", 0, NULL, "start the copy under a new random id (default: the same id)"},
     {O_INTERVAL, "--interval-ms", 0, "MS", "how often to poll the history (default 500)"},
+    {O_FROM, "--from", 0, "rocksdb:DIR",
+     "the RocksDB task hub to copy (taskhubd's --data-dir); taskhubd must be stopped"},
+    {O_TO, "--to", 0, "STORE",
+     "the PostgreSQL task hub to copy into, as taskhubd's --store takes it: postgresql://USER@HOST/DB or "
+     "\"host=... dbname=...\"; the password comes from PGPASSWORD or a PGPASSFILE, never from here"},
+    {O_BATCH, "--batch", 0, "N", "instances per change set written to the target (default 200, at most 10000)"},
     {O_END, NULL, 0, NULL, NULL},
 };
 
@@ -171,6 +181,8 @@ struct ctl {
   dt_tag tags[MAX_TAGS];
   size_t n_tags;
   int interval_ms;
+  const char *from, *to;
+  int batch;
   dt_client *client;
 };
 
@@ -1198,6 +1210,52 @@ done:
   return ex;
 }
 
+/* ------------------------------------------------------------------ migrate */
+
+static int cmd_migrate(struct ctl *c)
+{
+  if (!c->from || !c->to)
+    return usage_error(c, "migrate needs --from rocksdb:DIR and --to STORE");
+  struct ctl_migrate_opts o = {.from = c->from,
+                               .to = c->to,
+                               .batch = c->batch ? c->batch : CTL_MIGRATE_DEFAULT_BATCH,
+                               .progress = true};
+  struct ctl_migrate_result r;
+  int ex = ctl_migrate(&o, &r);
+  if (ex == CTL_EXIT_USAGE)
+    return usage_error(c, "%s", r.msg);
+  if (ex != CTL_EXIT_OK) {
+    fprintf(stderr, "taskhubctl: migrate: %s\n", r.msg);
+    error_doc(c, ex == CTL_EXIT_STATE ? "WRONG_STATE" : ex == CTL_EXIT_UNAVAIL ? "UNAVAILABLE" : "FAILED", ex, r.msg,
+              NULL);
+    return ex;
+  }
+  if (c->json) {
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "instances", json_object_new_int64((int64_t)r.instances));
+    json_object_object_add(doc, "historyEvents", json_object_new_int64((int64_t)r.history_events));
+    json_object_object_add(doc, "inboxMessages", json_object_new_int64((int64_t)r.inbox_messages));
+    json_object_object_add(doc, "payloads", json_object_new_int64((int64_t)r.payloads));
+    json_object_object_add(doc, "timers", json_object_new_int64((int64_t)r.timers));
+    json_object_object_add(doc, "activities", json_object_new_int64((int64_t)r.activities));
+    json_object_object_add(doc, "nextSequence", json_object_new_int64((int64_t)r.next_seq));
+    char secs[32];
+    snprintf(secs, sizeof secs, "%.3f", r.copy_s);
+    json_object_object_add(doc, "copySeconds", json_object_new_double_s(r.copy_s, secs));
+    snprintf(secs, sizeof secs, "%.3f", r.verify_s);
+    json_object_object_add(doc, "verifySeconds", json_object_new_double_s(r.verify_s, secs));
+    json_object_object_add(doc, "verified", json_object_new_boolean(1));
+    ctl_json_print(doc);
+  } else {
+    printf("migrated %llu instances, %llu history events, %llu inbox messages, %llu timers, %llu activities in "
+           "%.1f s; verified in %.1f s\n",
+           (unsigned long long)r.instances, (unsigned long long)r.history_events,
+           (unsigned long long)r.inbox_messages, (unsigned long long)r.timers, (unsigned long long)r.activities,
+           r.copy_s, r.verify_s);
+  }
+  return CTL_EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ commands */
 
 static int cmd_help(struct ctl *c);
@@ -1213,6 +1271,7 @@ static const int purge_opts[] = {O_PURGE_STATUS, O_CREATED_AFTER, O_CREATED_BEFO
                                  O_END};
 static const int restart_opts[] = {O_NEW_ID, O_END};
 static const int watch_opts[] = {O_INTERVAL, O_PAYLOADS, O_END};
+static const int migrate_opts[] = {O_FROM, O_TO, O_BATCH, O_END};
 static const int no_opts[] = {O_END};
 
 static const struct command commands[] = {
@@ -1260,6 +1319,15 @@ static const struct command commands[] = {
      "until it finishes. Exits 0 when it COMPLETED, 1 when it ended FAILED, TERMINATED or CANCELED, 5 when "
      "--timeout-ms passes first. With --output json nothing is printed until the end, then one document: "
      "the final state with its history (as show prints it)."},
+    {"migrate", cmd_migrate, "", 0, 0, migrate_opts, "Copy a stopped RocksDB task hub into PostgreSQL",
+     "Copies every instance (record, input, output, custom status, history, pending messages), timer and queued "
+     "activity of the RocksDB task hub --from into the PostgreSQL database --to, then reads everything back "
+     "from PostgreSQL and compares it with the source; prints a summary. Needs no server: stop taskhubd "
+     "first (the source is refused while taskhubd has it open), and start the PostgreSQL replicas with --store "
+     "once migrate has succeeded. The source is only read. The target must hold no task hub data (exit status "
+     "4 otherwise): a migrate that stopped half-way is not resumed; drop the database, create it again and run "
+     "migrate again. Exit status 1 when copying or the comparison fails, 5 when PostgreSQL cannot be reached. "
+     "Progress goes to stderr."},
     {"help", cmd_help, "[COMMAND]", 0, 1, no_opts, "Show help for taskhubctl or a command",
      "Prints the help of COMMAND, or of taskhubctl."},
 };
@@ -1279,8 +1347,10 @@ static const char exit_codes_text[] =
     "  1  the operation failed, or the instance ended FAILED, TERMINATED or CANCELED\n"
     "  2  usage error, or the server rejected the request as invalid\n"
     "  3  the instance was not found\n"
-    "  4  the instance id is already taken, or the instance is in the wrong state for this\n"
-    "  5  taskhubd is unavailable (unreachable, shutting down), or a call or wait timed out\n";
+    "  4  the instance id is already taken, or the instance is in the wrong state for this (migrate: the\n"
+    "     source or target is in use, or the target is not empty)\n"
+    "  5  taskhubd is unavailable (unreachable, shutting down), or a call or wait timed out (migrate:\n"
+    "     PostgreSQL is unreachable)\n";
 
 /* Prints |text| wrapped at 100 columns, starting at column |col|; continuation lines start at |indent|. */
 static void print_wrapped(FILE *f, const char *text, int col, int indent)
@@ -1574,6 +1644,12 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
     if (!parse_int(arg, 10, 3600000, &c->interval_ms))
       parse_error(c, "--interval-ms: '%s' is not a number from 10 to 3600000", arg);
     break;
+  case O_FROM: c->from = arg; break;
+  case O_TO: c->to = arg; break;
+  case O_BATCH:
+    if (!parse_int(arg, 1, CTL_MIGRATE_MAX_BATCH, &c->batch))
+      parse_error(c, "--batch: '%s' is not a number from 1 to %d", arg, CTL_MIGRATE_MAX_BATCH);
+    break;
   default: break;
   }
 }
@@ -1683,6 +1759,8 @@ int main(int argc, char **argv)
   }
   if (c.cmd->run == cmd_help)
     return cmd_help(&c);
+  if (c.cmd->run == cmd_migrate) /* talks to the stores, not to a server */
+    return cmd_migrate(&c);
 
   dt_set_log_fn(sdk_log, NULL);
   dt_conn_options copt = {.call_timeout_ms = c.timeout_ms};

@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *const commands[] = {"list",      "show",  "start",  "raise",   "suspend", "resume",
-                                       "terminate", "purge", "rewind", "restart", "watch",   "help"};
+static const char *const commands[] = {"list",  "show",   "start",   "raise", "suspend", "resume",  "terminate",
+                                       "purge", "rewind", "restart", "watch", "migrate", "help"};
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static int need_bin(void)
