@@ -270,10 +270,10 @@ static int check_target_empty(struct mig *m)
   if (ex != CTL_EXIT_OK)
     return ex;
   bool timer = false, activity = false;
-  rc = m->dst->ops->timer_scan(m->dst, found_timer, &timer);
+  rc = m->dst->ops->timer_scan(m->dst, -1, found_timer, &timer);
   if (rc < 0)
     return fail(m->r, CTL_EXIT_FAILED, "reading the target's timers failed: %s", sc_status_name(rc));
-  rc = m->dst->ops->actq_scan(m->dst, found_seq, &activity);
+  rc = m->dst->ops->actq_scan(m->dst, -1, found_seq, &activity);
   if (rc < 0)
     return fail(m->r, CTL_EXIT_FAILED, "reading the target's activities failed: %s", sc_status_name(rc));
   if (timer || activity)
@@ -510,12 +510,12 @@ static int copy_all(struct mig *m)
   if (ex != CTL_EXIT_OK)
     return ex;
   m->ex = CTL_EXIT_OK;
-  int rc = m->src->ops->timer_scan(m->src, copy_timer, m);
+  int rc = m->src->ops->timer_scan(m->src, -1, copy_timer, m);
   if (m->ex != CTL_EXIT_OK)
     return m->ex;
   if (rc != SC_OK)
     return fail(m->r, CTL_EXIT_FAILED, "reading the source's timers failed: %s", sc_status_name(rc));
-  rc = m->src->ops->actq_scan(m->src, copy_activity, m);
+  rc = m->src->ops->actq_scan(m->src, -1, copy_activity, m);
   if (m->ex != CTL_EXIT_OK)
     return m->ex;
   if (rc != SC_OK)
@@ -679,9 +679,9 @@ static int list_seq(uint64_t seq, void *ctx)
 static int verify_queues(struct mig *m)
 {
   struct timer_list tl = {0};
-  int rc = m->dst->ops->timer_scan(m->dst, list_timer, &tl);
+  int rc = m->dst->ops->timer_scan(m->dst, -1, list_timer, &tl);
   if (rc == SC_OK)
-    rc = m->src->ops->timer_scan(m->src, match_timer, &tl);
+    rc = m->src->ops->timer_scan(m->src, -1, match_timer, &tl);
   m->seen.timers = tl.n;
   bool ok = rc == SC_OK && !tl.mismatch && tl.next == tl.n && tl.n == m->r->timers;
   free(tl.v);
@@ -691,9 +691,9 @@ static int verify_queues(struct mig *m)
                 (unsigned long long)m->r->timers, (unsigned long long)m->seen.timers);
 
   struct seq_list src = {0}, dst = {0};
-  rc = m->src->ops->actq_scan(m->src, list_seq, &src);
+  rc = m->src->ops->actq_scan(m->src, -1, list_seq, &src);
   if (rc == SC_OK)
-    rc = m->dst->ops->actq_scan(m->dst, list_seq, &dst);
+    rc = m->dst->ops->actq_scan(m->dst, -1, list_seq, &dst);
   m->seen.activities = dst.n;
   ok = rc == SC_OK && src.n == dst.n && dst.n == m->r->activities;
   for (size_t i = 0; ok && i < src.n; i++) {
