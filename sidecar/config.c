@@ -34,7 +34,7 @@ static const struct opt opts[] = {
      "DIR", "RocksDB directory, created if missing (default ./taskhubd-data)"},
     {"--store", "TASKHUBD_STORE", OPT_STR, F(store), sizeof(((struct sc_config *)0)->store), "STORE",
      "rocksdb:DIR (the default, in --data-dir), or a PostgreSQL URI (postgresql://...) or conninfo "
-     "(\"host=... dbname=...\"; for now one replica writes, the others wait as standbys); its password comes from PGPASSWORD or PGPASSFILE, "
+     "(\"host=... dbname=...\"; replicas on one database share its partitions); its password comes from PGPASSWORD or PGPASSFILE, "
      "never from here"},
     {"--replica-id", "TASKHUBD_REPLICA_ID", OPT_STR, F(replica_id), sizeof(((struct sc_config *)0)->replica_id),
      "NAME", "with PostgreSQL: this replica's name, unique among the replicas of one task hub (default: the host "
