@@ -305,6 +305,13 @@ void sc_pg_set_workers(struct sc_store *st, bool any)
 
 void sc_pg_lease_start(struct pgstore *s)
 {
+  /* The first round before serving: a replica alone (or entitled to a share) takes it now, so the first calls
+   * find their partitions owned rather than waiting in th_incoming for the thread's first round. */
+  if (!s->exclusive) {
+    s->lease_conn = PQconnectdb(s->conninfo);
+    if (PQstatus(s->lease_conn) == CONNECTION_OK)
+      round_(s, s->lease_conn);
+  }
   pthread_mutex_init(&s->lease_mu, NULL);
   pthread_cond_init(&s->lease_cv, NULL);
   if (pthread_create(&s->lease_thread, NULL, lease_main, s) != 0)
