@@ -5,10 +5,10 @@
 #   bench/compare-pg.sh [BUILD_DIR] [COUNT] [LATENCY_RUNS]
 #
 # BUILD_DIR (default: build) holds a built taskhubd and th-bench (BUILD_DIR/sidecar/taskhubd,
-# BUILD_DIR/bench/th-bench; build it Release for figures worth quoting). The script builds bench/go-pg (durabletask-go's
-# sidecar gRPC API over its backend/postgres, the module imported at the version pinned in bench/go-pg/go.mod)
-# into BUILD_DIR/bench-compare-pg/bin/dtgo-pg, starts ONE PostgreSQL server (tests/support/pg.sh, on this
-# machine's cores too, every commit synced) and then, in one run, for each of
+# BUILD_DIR/bench/th-bench; build it Release for figures worth quoting). The script builds bench/go-pg
+# (durabletask-go's sidecar gRPC API over its backend/postgres, the module imported at the version pinned in
+# bench/go-pg/go.mod) into BUILD_DIR/bench-compare-pg/bin/dtgo-pg, starts ONE PostgreSQL server
+# (tests/support/pg.sh, on this machine's cores too, every commit synced) and then, in one run, for each of
 #   taskhubd store=rocksdb replicas=1       a fresh data directory
 #   taskhubd store=postgres replicas=1      database th_pg1_<round>
 #   taskhubd store=postgres replicas=3      database th_pg3_<round>: --replica-id r1, r2, r3, each on its own port
@@ -33,21 +33,27 @@
 # instances round-robin through them, each one waited for through the replica that started it.
 #
 # Environment: ROUNDS (default 1) repeats the four configurations in the same order, each round on fresh
-# databases; REPLICA_WAIT (20); DTGO_MAX_CONNS and DTGO_PARALLELISM (default 1 and 1: durabletask-go as
-# shipped, postgres.NewPostgresOptions' one pooled connection and one work item at a time per worker);
+# databases; REPLICA_WAIT (20); REPLICA_SETTLE (seconds to wait once the replicas serve, before measuring them,
+# for partitions that move between replicas after they serve; default 0); DTGO_MAX_CONNS and DTGO_PARALLELISM
+# (default 1 and 1: durabletask-go as shipped, postgres.NewPostgresOptions' one pooled connection and one work
+# item at a time per worker; 8 and 8 measured about 25 % more HelloCities5 throughput, the same latency);
 # CLIENT_TIMEOUT (seconds per th-bench run, default 900); GO_OFFLINE=1 builds dtgo-pg with GOPROXY=off and, if
 # the module cache lacks a module (or there is no Go toolchain), leaves durabletask-go out instead of failing
 # (the CTest smoke test sets it).
 #
-# The defaults take about 2.5 minutes on this 2-core machine, about a minute and a half of it on durabletask-go
-# (some 45 orchestrations/s, HelloCities5 one at a time in 0.3-0.5 s). Larger runs:
-#   bench/compare-pg.sh build 5000 200            # about 4 minutes, nearly all on durabletask-go
-#   ROUNDS=3 bench/compare-pg.sh build 2000 50    # three interleaved rounds, about 7 minutes
-# durabletask-go's numbers move by tens of percent between runs (its workers poll with a randomised back-off);
-# repeat a run before quoting a ratio. Per-run logs are kept in BUILD_DIR/bench-compare-pg/run/.
+# The defaults take about 2 minutes on this 2-core machine, a minute and a half of it on durabletask-go (some
+# 35-50 HelloCities5 per second, one at a time in 0.4-0.5 s) and 20 s waiting for standby replicas while one
+# replica owns every partition. Larger runs:
+#   ROUNDS=3 bench/compare-pg.sh build            # three rounds, alternating the four configurations: ~6 minutes
+#   bench/compare-pg.sh build 5000 200            # ~5 minutes, nearly all of it on durabletask-go
+# The host's speed drifts (up to 30 % here): only ratios within one round are comparable; durabletask-go's own
+# numbers also move by tens of percent between runs (its workers and WaitForInstanceCompletion poll with
+# randomised back-offs). Repeat a run before quoting a ratio. Logs are kept in BUILD_DIR/bench-compare-pg/run/
+# (durabletask-go logs every work item at DEBUG, as its own main does: some 6 KB per orchestration).
 # durabletask-go v0.6.0's PostgreSQL backend cannot run fan-out: an orchestrator turn that schedules two or more
 # activities fails its commit (the NewTasks insert numbers its parameters three per row for two values per row:
-# SQLSTATE 42P18) and is retried forever; HelloCities5 schedules one at a time, so only it is compared here.
+# SQLSTATE 42P18) and the work item is retried again and again; HelloCities5 schedules one activity at a time,
+# so only it is compared here.
 set -Eeuo pipefail
 trap 'echo "compare-pg.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
@@ -58,6 +64,7 @@ COUNT=${2:-2000}
 LAT=${3:-50}
 ROUNDS=${ROUNDS:-1}
 REPLICA_WAIT=${REPLICA_WAIT:-20}
+REPLICA_SETTLE=${REPLICA_SETTLE:-0}
 DTGO_MAX_CONNS=${DTGO_MAX_CONNS:-1}
 DTGO_PARALLELISM=${DTGO_PARALLELISM:-1}
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
@@ -80,7 +87,9 @@ PGTMP=""   # the server's directory (under /tmp: its parents must be searchable 
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do timeout 10 tail --pid="$p" -s 0.1 -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do
+		timeout 10 tail --pid="$p" -s 0.1 -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+	done
 	if [[ -n $PGTMP ]]; then
 		bash "$PGSH" stop "$PGTMP/pg" || true
 		rm -rf "$PGTMP"
@@ -104,7 +113,8 @@ build_dtgo() {
 note "building bench/go-pg into $WORK/bin/dtgo-pg"
 if build_dtgo; then
 	DTGO=$WORK/bin/dtgo-pg
-	PEER_VERSION=$(cd "$HERE/go-pg" && GOFLAGS=-mod=readonly go list -m -f '{{.Version}}' github.com/microsoft/durabletask-go 2>/dev/null || echo '?')
+	PEER_VERSION=$(cd "$HERE/go-pg" && GOFLAGS=-mod=readonly \
+		go list -m -f '{{.Version}}' github.com/microsoft/durabletask-go 2>/dev/null || echo '?')
 elif [[ ${GO_OFFLINE:-0} == 1 ]]; then
 	note "durabletask-go left out: bench/go-pg did not build offline (it needs its modules in the Go module cache)"
 	PEER_VERSION=none
@@ -218,7 +228,8 @@ bench() {
 			die "th-bench $sc against $key failed (status $rc); logs in $RUN"
 		fi
 		db=0
-		[[ $tags == *store=postgres* ]] && db=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
+		[[ $tags == *store=postgres* ]] &&
+			db=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
 		while read -r line; do
 			[[ $line == RESULT* ]] || continue
 			echo "$line $tags db_cpu_s=$db round=$ROUND"
@@ -265,10 +276,12 @@ run_pg3() {
 			targets+=",127.0.0.1:$PORT"
 			serving=$((serving + 1))
 		else
-			note "replica $r is a standby (no port within $REPLICA_WAIT s; its log has $(grep -c 'event=partitions_waiting' "$RUN/pg3-$ROUND-$r.log" || true) partitions_waiting lines)"
+			note "replica $r is a standby (no port within $REPLICA_WAIT s; $(grep -c 'event=partitions_waiting' \
+				"$RUN/pg3-$ROUND-$r.log" || true) partitions_waiting lines in its log)"
 		fi
 	done
 	note "three replicas on th_pg3_$ROUND, $serving serving: $targets"
+	((REPLICA_SETTLE > 0)) && sleep "$REPLICA_SETTLE"
 	bench pg3 "store=postgres replicas=3 serving=$serving sidecar=taskhubd" "$targets"
 	stop_all
 }
@@ -282,10 +295,12 @@ run_dtgo() {
 }
 
 ratio() { # A B: A/B with two decimals, or "-" when either is missing
-	awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || b + 0 <= 0) print "-"; else printf "%.2f", a / b }'
+	awk -v a="${1:-}" -v b="${2:-}" \
+		'BEGIN { if (a == "" || b == "" || b + 0 <= 0) print "-"; else printf "%.2f", a / b }'
 }
 
-note "COUNT=$COUNT LATENCY_RUNS=$LAT ROUNDS=$ROUNDS taskhubd=$TASKHUBD PostgreSQL=$PG_VERSION durabletask-go=$PEER_VERSION (max-conns $DTGO_MAX_CONNS, parallelism $DTGO_PARALLELISM)"
+note "COUNT=$COUNT LATENCY_RUNS=$LAT ROUNDS=$ROUNDS taskhubd=$TASKHUBD PostgreSQL=$PG_VERSION" \
+	"durabletask-go=$PEER_VERSION (max-conns $DTGO_MAX_CONNS, parallelism $DTGO_PARALLELISM)"
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 	run_rocksdb
 	run_pg1
@@ -295,7 +310,8 @@ done
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 	for sc in hello_cities5 latency; do
 		p1=${TPUT[$sc/pg1/$ROUND]:-}
-		[[ -n $DTGO ]] && echo "RATIO scenario=$sc round=$ROUND taskhubd_pg1_over_durabletask_go_pg=$(ratio "$p1" "${TPUT[$sc/dtgo/$ROUND]:-}")"
+		[[ -n $DTGO ]] && echo "RATIO scenario=$sc round=$ROUND" \
+			"taskhubd_pg1_over_durabletask_go_pg=$(ratio "$p1" "${TPUT[$sc/dtgo/$ROUND]:-}")"
 		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg3_over_pg1=$(ratio "${TPUT[$sc/pg3/$ROUND]:-}" "$p1")"
 		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg1_over_rocksdb=$(ratio "$p1" "${TPUT[$sc/rocksdb/$ROUND]:-}")"
 	done
