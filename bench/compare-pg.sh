@@ -19,8 +19,9 @@
 # them (SIGTERM). Each RESULT line is th-bench's with these appended:
 #   store=rocksdb|postgres replicas=<started> serving=<replicas that serve gRPC> sidecar=taskhubd|durabletask-go
 #   db_cpu_s=<CPU of the PostgreSQL server over the run: postmaster, its backends and helpers> round=<n>
-# sidecar_cpu_s and sidecar_rss_mb are summed over the replicas. The run ends with RATIO lines per round (of
-# throughput; for latency that is runs per second one at a time, the inverse of the mean latency):
+# sidecar_cpu_s and sidecar_rss_mb are summed over the replicas. The run ends with RATIO lines per round, of
+# throughput for hello_cities5 and of 1/p50 for latency (how many times shorter the median run is), so that
+# above 1 the first named is better:
 #   RATIO scenario=<s> round=<n> taskhubd_pg1_over_durabletask_go_pg=<x>
 #   RATIO scenario=<s> round=<n> taskhubd_pg3_over_pg1=<x>
 #   RATIO scenario=<s> round=<n> taskhubd_pg1_over_rocksdb=<x>
@@ -209,7 +210,7 @@ stop_all() {
 }
 
 # ---- runs -----------------------------------------------------------------------------------------------------
-declare -A TPUT
+declare -A FIG # scenario/config/round: throughput, or 1000/p50_ms for latency
 # bench KEY TAGS TARGETS: th-bench hello_cities5 and latency against TARGETS (comma-separated), every sidecar of
 # PIDS measured; prints the RESULT lines with TAGS and db_cpu_s appended.
 bench() {
@@ -233,8 +234,13 @@ bench() {
 		while read -r line; do
 			[[ $line == RESULT* ]] || continue
 			echo "$line $tags db_cpu_s=$db round=$ROUND"
-			line=${line#*throughput=}
-			TPUT[$sc/$key/$ROUND]=${line%% *}
+			if [[ $sc == latency ]]; then
+				line=${line#*p50_ms=}
+				FIG[$sc/$key/$ROUND]=$(awk -v m="${line%% *}" 'BEGIN { if (m > 0) printf "%.4f", 1000 / m }')
+			else
+				line=${line#*throughput=}
+				FIG[$sc/$key/$ROUND]=${line%% *}
+			fi
 		done <<<"$out"
 	done
 }
@@ -309,11 +315,11 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 done
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 	for sc in hello_cities5 latency; do
-		p1=${TPUT[$sc/pg1/$ROUND]:-}
+		p1=${FIG[$sc/pg1/$ROUND]:-}
 		[[ -n $DTGO ]] && echo "RATIO scenario=$sc round=$ROUND" \
-			"taskhubd_pg1_over_durabletask_go_pg=$(ratio "$p1" "${TPUT[$sc/dtgo/$ROUND]:-}")"
-		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg3_over_pg1=$(ratio "${TPUT[$sc/pg3/$ROUND]:-}" "$p1")"
-		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg1_over_rocksdb=$(ratio "$p1" "${TPUT[$sc/rocksdb/$ROUND]:-}")"
+			"taskhubd_pg1_over_durabletask_go_pg=$(ratio "$p1" "${FIG[$sc/dtgo/$ROUND]:-}")"
+		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg3_over_pg1=$(ratio "${FIG[$sc/pg3/$ROUND]:-}" "$p1")"
+		echo "RATIO scenario=$sc round=$ROUND taskhubd_pg1_over_rocksdb=$(ratio "$p1" "${FIG[$sc/rocksdb/$ROUND]:-}")"
 	done
 done
 note "done in $(($(date +%s) - START)) s; logs in $RUN"
