@@ -84,9 +84,11 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # ---- cleanup: every sidecar this script started, then the PostgreSQL server ----------------------------------
 PIDS=()    # sidecars of the configuration running now
+CLIENT=""  # th-bench (under timeout) while it runs
 PGTMP=""   # the server's directory (under /tmp: its parents must be searchable by the postgres user as root)
 cleanup() {
 	local p
+	[[ -n $CLIENT ]] && kill -TERM "$CLIENT" 2>/dev/null # timeout passes it on to th-bench
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do
 		timeout 10 tail --pid="$p" -s 0.1 -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
@@ -220,8 +222,13 @@ bench() {
 		n=$COUNT; [[ $sc == latency ]] && n=$LAT
 		t0=$(pg_ticks)
 		rc=0
-		out=$(timeout "$CLIENT_TIMEOUT" "$THBENCH" "$targets" "$sc" "$n" --sidecar-pid "$pids" \
-			2>>"$RUN/$key.client.log") || rc=$?
+		# In the background and waited for, so that a signal reaches the trap at once, not after th-bench ends.
+		timeout "$CLIENT_TIMEOUT" "$THBENCH" "$targets" "$sc" "$n" --sidecar-pid "$pids" \
+			>"$RUN/$key-$ROUND.$sc.out" 2>>"$RUN/$key.client.log" &
+		CLIENT=$!
+		wait "$CLIENT" || rc=$?
+		CLIENT=""
+		out=$(<"$RUN/$key-$ROUND.$sc.out")
 		t1=$(pg_ticks)
 		if ((rc != 0)); then
 			echo "$out"
