@@ -27,26 +27,27 @@
 #   RATIO scenario=<s> round=<n> taskhubd_pg1_over_rocksdb=<x>
 #
 # Three replicas: r1 starts first and is waited for; r2 and r3 then get REPLICA_WAIT seconds (default 20) to
-# report their port on --ready-fd. A replica still running without a port is a standby (taskhubd up to the change
-# of issue 11 gives one replica every partition and keeps the others waiting, without serving gRPC): th-bench
-# then gets the replicas that serve (serving=1), and the three-replica figure is the one-replica figure again. When
-# replicas share the partitions, all three serve (serving=3): th-bench runs one worker per replica and starts
-# instances round-robin through them, each one waited for through the replica that started it.
+# report their port on --ready-fd. A replica still running without a port is a standby (taskhubd before replicas
+# shared partitions gave one replica every partition and kept the others waiting, without serving gRPC): th-bench
+# then gets the replicas that serve (serving=1), and the three-replica figure is the one-replica figure again.
+# With replicas that share the partitions all three serve (serving=3): th-bench runs one worker per replica,
+# starts instances round-robin through them, waits for each through the replica that started it, and measures
+# only after --settle (below), once the partitions have spread over the replicas that have workers.
 #
 # Environment: ROUNDS (default 1) repeats the four configurations in the same order, each round on fresh
-# databases; REPLICA_WAIT (20); REPLICA_SETTLE (seconds to wait once the replicas serve, before measuring them,
-# for partitions that move between replicas after they serve; default 0); DTGO_MAX_CONNS and DTGO_PARALLELISM
+# databases; REPLICA_WAIT (20); REPLICA_SETTLE (default 3: th-bench --settle for three replicas, the seconds
+# between its warm-up, workers connected to every replica, and the measurement, for partitions to move to the
+# replicas that now have workers; about 1 s here); DTGO_MAX_CONNS and DTGO_PARALLELISM
 # (default 1 and 1: durabletask-go as shipped, postgres.NewPostgresOptions' one pooled connection and one work
 # item at a time per worker; 8 and 8 measured about 25 % more HelloCities5 throughput, the same latency);
 # CLIENT_TIMEOUT (seconds per th-bench run, default 900); GO_OFFLINE=1 builds dtgo-pg with GOPROXY=off and, if
 # the module cache lacks a module (or there is no Go toolchain), leaves durabletask-go out instead of failing
 # (the CTest smoke test sets it).
 #
-# The defaults take about 2 minutes on this 2-core machine, a minute and a half of it on durabletask-go (some
-# 35-50 HelloCities5 per second, one at a time in 0.4-0.5 s) and 20 s waiting for standby replicas while one
-# replica owns every partition. Larger runs:
+# The defaults take about 1.5 minutes on this 2-core machine, nearly all of it on durabletask-go (some 35-50
+# HelloCities5 per second, one at a time in 0.4-0.5 s), 20 s more where replicas wait as standbys. Larger runs:
 #   ROUNDS=3 bench/compare-pg.sh build            # three rounds, alternating the four configurations: ~6 minutes
-#   bench/compare-pg.sh build 5000 200            # ~5 minutes, nearly all of it on durabletask-go
+#   bench/compare-pg.sh build 5000 200            # estimated 5 minutes, nearly all of it on durabletask-go
 # The host's speed drifts (up to 30 % here): only ratios within one round are comparable; durabletask-go's own
 # numbers also move by tens of percent between runs (its workers and WaitForInstanceCompletion poll with
 # randomised back-offs). Repeat a run before quoting a ratio. Logs are kept in BUILD_DIR/bench-compare-pg/run/
@@ -65,7 +66,7 @@ COUNT=${2:-2000}
 LAT=${3:-50}
 ROUNDS=${ROUNDS:-1}
 REPLICA_WAIT=${REPLICA_WAIT:-20}
-REPLICA_SETTLE=${REPLICA_SETTLE:-0}
+REPLICA_SETTLE=${REPLICA_SETTLE:-3}
 DTGO_MAX_CONNS=${DTGO_MAX_CONNS:-1}
 DTGO_PARALLELISM=${DTGO_PARALLELISM:-1}
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
@@ -213,17 +214,18 @@ stop_all() {
 
 # ---- runs -----------------------------------------------------------------------------------------------------
 declare -A FIG # scenario/config/round: throughput, or 1000/p50_ms for latency
-# bench KEY TAGS TARGETS: th-bench hello_cities5 and latency against TARGETS (comma-separated), every sidecar of
-# PIDS measured; prints the RESULT lines with TAGS and db_cpu_s appended.
+# bench KEY TAGS TARGETS [TH_BENCH_ARGS...]: th-bench hello_cities5 and latency against TARGETS
+# (comma-separated), every sidecar of PIDS measured; prints the RESULT lines with TAGS and db_cpu_s appended.
 bench() {
 	local key=$1 tags=$2 targets=$3 pids sc n line out rc t0 t1 db
+	shift 3
 	pids=$(IFS=,; echo "${PIDS[*]}")
 	for sc in hello_cities5 latency; do
 		n=$COUNT; [[ $sc == latency ]] && n=$LAT
 		t0=$(pg_ticks)
 		rc=0
 		# In the background and waited for, so that a signal reaches the trap at once, not after th-bench ends.
-		timeout "$CLIENT_TIMEOUT" "$THBENCH" "$targets" "$sc" "$n" --sidecar-pid "$pids" \
+		timeout "$CLIENT_TIMEOUT" "$THBENCH" "$targets" "$sc" "$n" --sidecar-pid "$pids" "$@" \
 			>"$RUN/$key-$ROUND.$sc.out" 2>>"$RUN/$key.client.log" &
 		CLIENT=$!
 		wait "$CLIENT" || rc=$?
@@ -294,8 +296,7 @@ run_pg3() {
 		fi
 	done
 	note "three replicas on th_pg3_$ROUND, $serving serving: $targets"
-	((REPLICA_SETTLE > 0)) && sleep "$REPLICA_SETTLE"
-	bench pg3 "store=postgres replicas=3 serving=$serving sidecar=taskhubd" "$targets"
+	bench pg3 "store=postgres replicas=3 serving=$serving sidecar=taskhubd" "$targets" --settle "$REPLICA_SETTLE"
 	stop_all
 }
 
