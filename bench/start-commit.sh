@@ -11,7 +11,7 @@ for mode in on off; do
   dir=$(mktemp -d)
   fifo=$(mktemp -u)
   mkfifo "$fifo"
-  "$bin" --listen 127.0.0.1:0 --data-dir "$dir/db" --group-commit "$mode" --log-level warn --ready-fd 3 3>"$fifo" &
+  "$bin" --listen 127.0.0.1:0 --data-dir "$dir/db" --group-commit "$mode" --ops-listen off --log-level warn --ready-fd 3 3>"$fifo" &
   pid=$!
   read -r -t 30 port <"$fifo"
   rm -f "$fifo"
