@@ -46,8 +46,8 @@
 #
 # The defaults take about 1.5 minutes on this 2-core machine, nearly all of it on durabletask-go (some 35-50
 # HelloCities5 per second, one at a time in 0.4-0.5 s), 20 s more where replicas wait as standbys. Larger runs:
-#   ROUNDS=3 bench/compare-pg.sh build            # three rounds, alternating the four configurations: ~6 minutes
-#   bench/compare-pg.sh build 5000 200            # estimated 5 minutes, nearly all of it on durabletask-go
+#   ROUNDS=3 bench/compare-pg.sh build            # three rounds, alternating the configurations: 4.5-5 minutes
+#   bench/compare-pg.sh build 5000 200            # about 4.5 minutes (estimated), nearly all on durabletask-go
 # The host's speed drifts (up to 30 % here): only ratios within one round are comparable; durabletask-go's own
 # numbers also move by tens of percent between runs (its workers and WaitForInstanceCompletion poll with
 # randomised back-offs). Repeat a run before quoting a ratio. Logs are kept in BUILD_DIR/bench-compare-pg/run/
