@@ -7,6 +7,8 @@ conc=${2:-64}
 total=${3:-20000}
 bin=$build/sidecar/taskhubd
 load=$build/bench/th-start-load
+pid="" dir=""
+trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"; [ -n "$dir" ] && rm -rf "$dir"' EXIT
 for mode in on off; do
   dir=$(mktemp -d)
   fifo=$(mktemp -u)
@@ -18,5 +20,6 @@ for mode in on off; do
   "$load" "127.0.0.1:$port" "$conc" "$total" "start_instance_group_commit_$mode"
   kill -TERM "$pid"
   wait "$pid"
+  pid=""
   rm -rf "$dir"
 done
