@@ -1,7 +1,16 @@
 /*
  * th-bench: taskhubd load scenarios driven by the C SDK: a worker in a child process, the client in this one.
  *
- *   th-bench TARGET SCENARIO [COUNT] [--sidecar-pid PID] [--json FILE] [--same-process]
+ *   th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] [--same-process]
+ *            [--settle SECONDS]
+ *
+ * Several comma-separated targets are replicas of one task hub (taskhubd on one PostgreSQL database): the worker
+ * process then runs one worker per target, the client opens one connection per target, and instance i is
+ * started, waited for, raised and terminated through target i mod N (starts round-robin; one-at-a-time latency
+ * runs take the targets in turn). Fan-out, queries and purges go through the first target. The warm-up runs one
+ * orchestration through each target. Several --sidecar-pid values (the replicas) report summed CPU and RSS.
+ * --settle waits that long after the warm-up, the workers connected, and warms up again before measuring: time
+ * for replicas to move partitions to the replicas that now have workers.
  *
  * The worker runs in its own process, as an app's workers and clients usually do: in one process gRPC hands
  * every socket event from whichever of the client's waiting threads polls to the worker's threads, which cost
@@ -33,8 +42,24 @@
 
 #define THREADS 16
 
-static const char *target;
-static int sidecar_pid;
+#define MAX_TARGETS 16
+
+static char *targets[MAX_TARGETS];
+static size_t n_targets;
+static int sidecar_pids[MAX_TARGETS];
+static size_t n_pids;
+
+/* Splits a comma-separated list into at most MAX_TARGETS non-empty items; returns their number, 0 on error. */
+static size_t split_list(char *list, char **out)
+{
+  size_t n = 0;
+  for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (n == MAX_TARGETS)
+      return 0;
+    out[n++] = t;
+  }
+  return n;
+}
 
 static double now_s(void)
 {
@@ -43,7 +68,7 @@ static double now_s(void)
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static void sidecar_usage(double *cpu_s, double *rss_mb)
+static void one_sidecar_usage(int sidecar_pid, double *cpu_s, double *rss_mb)
 {
   *cpu_s = *rss_mb = 0;
   if (!sidecar_pid)
@@ -67,6 +92,18 @@ static void sidecar_usage(double *cpu_s, double *rss_mb)
     if (fscanf(f, "%ld %ld", &size, &res) == 2)
       *rss_mb = (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
     fclose(f);
+  }
+}
+
+/* CPU seconds and RSS of every --sidecar-pid, summed. */
+static void sidecar_usage(double *cpu_s, double *rss_mb)
+{
+  *cpu_s = *rss_mb = 0;
+  for (size_t i = 0; i < n_pids; i++) {
+    double c, r;
+    one_sidecar_usage(sidecar_pids[i], &c, &r);
+    *cpu_s += c;
+    *rss_mb += r;
   }
 }
 
@@ -148,7 +185,7 @@ static const char *wait_event(dt_orch_ctx *ctx, const char *input, void *ud)
 /* ------------------------------------------------------------------ parallel client work */
 
 struct job {
-  dt_client *c;
+  dt_client **c; /* one per target: instance i goes through c[i % n_targets] */
   const char *name, *input;
   char **ids;
   double *lat_ms;
@@ -163,25 +200,26 @@ static void *run_job(void *arg)
   for (size_t i = j->from; i < j->to; i++) {
     int rc = DT_OK;
     dt_instance *st = NULL;
+    dt_client *c = j->c[i % n_targets];
     switch (j->op) {
     case 0:
-      rc = dt_client_schedule(j->c, j->name, &(dt_start_options){.input = j->input}, &j->ids[i]);
+      rc = dt_client_schedule(c, j->name, &(dt_start_options){.input = j->input}, &j->ids[i]);
       break;
     case 1:
-      rc = dt_client_wait_completion(j->c, j->ids[i], 600000, false, &st);
+      rc = dt_client_wait_completion(c, j->ids[i], 600000, false, &st);
       if (rc == DT_OK && st->status != DT_STATUS_COMPLETED)
         rc = DT_ERR_INTERNAL;
       if (rc == DT_OK && j->lat_ms)
         j->lat_ms[i] = (double)(st->last_updated_ms - st->created_ms);
       break;
     case 2:
-      rc = dt_client_raise_event(j->c, j->ids[i], "go", "1");
+      rc = dt_client_raise_event(c, j->ids[i], "go", "1");
       break;
     case 3:
-      rc = dt_client_wait_start(j->c, j->ids[i], 600000, false, &st);
+      rc = dt_client_wait_start(c, j->ids[i], 600000, false, &st);
       break;
     case 4:
-      rc = dt_client_terminate(j->c, j->ids[i], NULL, false);
+      rc = dt_client_terminate(c, j->ids[i], NULL, false);
       break;
     }
     dt_instance_free(st);
@@ -192,7 +230,7 @@ static void *run_job(void *arg)
 }
 
 /* Runs |op| over ids[0..n) on THREADS threads. */
-static int parallel(dt_client *c, int op, const char *name, const char *input, char **ids, double *lat, size_t n)
+static int parallel(dt_client **c, int op, const char *name, const char *input, char **ids, double *lat, size_t n)
 {
   pthread_t th[THREADS];
   struct job jobs[THREADS];
@@ -216,7 +254,7 @@ static void free_ids(char **ids, size_t n)
 
 /* ------------------------------------------------------------------ scenarios */
 
-static int many(dt_client *c, const char *scenario, const char *orch, const char *input, size_t n, bool events)
+static int many(dt_client **c, const char *scenario, const char *orch, const char *input, size_t n, bool events)
 {
   char **ids = calloc(n, sizeof *ids);
   double *lat = calloc(n, sizeof *lat);
@@ -261,7 +299,7 @@ static int scenario_fanout(dt_client *c, size_t n)
   return ok ? 0 : 1;
 }
 
-static int scenario_latency(dt_client *c, size_t n)
+static int scenario_latency(dt_client **cs, size_t n)
 {
   double *lat = calloc(n, sizeof *lat);
   double cpu0, rss;
@@ -272,6 +310,7 @@ static int scenario_latency(dt_client *c, size_t n)
     double s = now_s();
     char *id = NULL;
     dt_instance *st = NULL;
+    dt_client *c = cs[i % n_targets];
     int rc = dt_client_schedule(c, "hello_cities5", NULL, &id);
     if (rc == DT_OK)
       rc = dt_client_wait_completion(c, id, 60000, false, &st);
@@ -285,12 +324,13 @@ static int scenario_latency(dt_client *c, size_t n)
   return bad ? 1 : 0;
 }
 
-static int scenario_large_state(dt_client *c, size_t n)
+static int scenario_large_state(dt_client **cs, size_t n)
 {
+  dt_client *c = cs[0];
   char **ids = calloc(n, sizeof *ids);
   double t0 = now_s();
-  int bad = parallel(c, 0, "never_runs", NULL, ids, NULL, n);
-  bad += parallel(c, 4, NULL, NULL, ids, NULL, n); /* server-side termination: finished instances */
+  int bad = parallel(cs, 0, "never_runs", NULL, ids, NULL, n);
+  bad += parallel(cs, 4, NULL, NULL, ids, NULL, n); /* server-side termination: finished instances */
   fprintf(stderr, "th-bench: %zu finished instances in %.1f s\n", n, now_s() - t0);
   enum { Q = 50 };
   double lat[Q];
@@ -326,7 +366,7 @@ static int scenario_large_state(dt_client *c, size_t n)
   return bad ? 1 : 0;
 }
 
-static int scenario_idle(dt_client *c, size_t n)
+static int scenario_idle(dt_client **c, size_t n)
 {
   char **ids = calloc(n, sizeof *ids);
   double cpu0, rss;
@@ -340,7 +380,7 @@ static int scenario_idle(dt_client *c, size_t n)
   return bad ? 1 : 0;
 }
 
-static int run_worker_start(dt_worker **out)
+static int run_worker_start(const char *target, dt_worker **out)
 {
   dt_worker_options wo = {.activity_threads = 2, .max_orchestrations = 1000, .max_activities = 1000};
   dt_worker *w = NULL;
@@ -353,7 +393,7 @@ static int run_worker_start(dt_worker **out)
   dt_worker_add_activity(w, "say_hello", say_hello, NULL);
   int rc = dt_worker_start(w);
   if (rc != DT_OK) {
-    fprintf(stderr, "th-bench: cannot start the worker: %s\n", dt_strerror(rc));
+    fprintf(stderr, "th-bench: cannot start the worker for %s: %s\n", target, dt_strerror(rc));
     dt_worker_free(w);
     return rc;
   }
@@ -361,34 +401,59 @@ static int run_worker_start(dt_worker **out)
   return DT_OK;
 }
 
+/* One worker per target; on failure the ones started are freed. */
+static int run_workers_start(dt_worker **ws)
+{
+  for (size_t i = 0; i < n_targets; i++)
+    if (run_worker_start(targets[i], &ws[i]) != DT_OK) {
+      while (i--)
+        dt_worker_free(ws[i]);
+      return DT_ERR_INTERNAL;
+    }
+  return DT_OK;
+}
+
 /* The worker process: serves work items until |hold| reaches end of file (the client side is done or died). */
 static int run_worker(int hold)
 {
-  dt_worker *w = NULL;
-  if (run_worker_start(&w) != DT_OK)
+  dt_worker *ws[MAX_TARGETS] = {0};
+  if (run_workers_start(ws) != DT_OK)
     return 1;
   char buf[16];
   while (read(hold, buf, sizeof buf) > 0)
     ;
-  dt_worker_free(w);
+  for (size_t i = 0; i < n_targets; i++)
+    dt_worker_free(ws[i]);
   return 0;
 }
 
 int main(int argc, char **argv)
 {
   if (argc < 3) {
-    fprintf(stderr, "usage: th-bench TARGET SCENARIO [COUNT] [--sidecar-pid PID] [--json FILE]\n");
+    fprintf(stderr, "usage: th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] "
+                    "[--same-process] [--settle SECONDS]\n");
     return 2;
   }
-  target = argv[1];
+  n_targets = split_list(argv[1], targets);
+  if (!n_targets) {
+    fprintf(stderr, "th-bench: between 1 and %d comma-separated targets\n", MAX_TARGETS);
+    return 2;
+  }
   const char *scenario = argv[2];
   size_t count = 0;
   bool same_process = false;
+  unsigned settle_s = 0;
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--same-process"))
       same_process = true;
-    else if (!strcmp(argv[i], "--sidecar-pid") && i + 1 < argc)
-      sidecar_pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sidecar-pid") && i + 1 < argc) {
+      char *pids[MAX_TARGETS];
+      n_pids = split_list(argv[++i], pids);
+      for (size_t k = 0; k < n_pids; k++)
+        sidecar_pids[k] = atoi(pids[k]);
+    }
+    else if (!strcmp(argv[i], "--settle") && i + 1 < argc)
+      settle_s = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
       json_out = fopen(argv[++i], "a");
     else
@@ -412,44 +477,53 @@ int main(int argc, char **argv)
     close(fds[0]);
     hold = fds[1];
   }
-  dt_worker *w = NULL;
-  if (needs_worker && same_process && run_worker_start(&w) != DT_OK)
+  dt_worker *ws[MAX_TARGETS] = {0};
+  if (needs_worker && same_process && run_workers_start(ws) != DT_OK)
     return 1;
-  dt_client *c = NULL;
+  dt_client *cs[MAX_TARGETS] = {0};
   /* Longer than the server's purge budget (30 s by default), so a long purge ends on the server's terms. */
   dt_conn_options co = {.call_timeout_ms = 120000};
-  if (dt_client_open(target, &co, &c) != DT_OK)
-    return 1;
-  /* Warm up the connections and the worker's stream. */
-  if (needs_worker) {
-    char *id = NULL;
-    dt_instance *st = NULL;
-    dt_client_schedule(c, "hello_cities5", NULL, &id);
-    dt_client_wait_completion(c, id, 60000, false, &st);
-    dt_instance_free(st);
-    dt_free(id);
+  for (size_t i = 0; i < n_targets; i++)
+    if (dt_client_open(targets[i], &co, &cs[i]) != DT_OK)
+      return 1;
+  dt_client *c = cs[0];
+  /* Warm up the connections and the workers' streams: one orchestration through each target (twice with
+   * --settle, before and after the wait). */
+  for (int round = 0; needs_worker && round < (settle_s ? 2 : 1); round++) {
+    if (round)
+      sleep(settle_s);
+    for (size_t i = 0; i < n_targets; i++) {
+      char *id = NULL;
+      dt_instance *st = NULL;
+      dt_client_schedule(cs[i], "hello_cities5", NULL, &id);
+      dt_client_wait_completion(cs[i], id, 60000, false, &st);
+      dt_instance_free(st);
+      dt_free(id);
+    }
   }
   int rc;
   if (!strcmp(scenario, "hello_cities5"))
-    rc = many(c, "hello_cities5", "hello_cities5", NULL, count ? count : 1000, false);
+    rc = many(cs, "hello_cities5", "hello_cities5", NULL, count ? count : 1000, false);
   else if (!strcmp(scenario, "fanout"))
     rc = scenario_fanout(c, count ? count : 1000);
   else if (!strcmp(scenario, "latency"))
-    rc = scenario_latency(c, count ? count : 200);
+    rc = scenario_latency(cs, count ? count : 200);
   else if (!strcmp(scenario, "timers"))
-    rc = many(c, "timers_1s", "timer1", NULL, count ? count : 1000, false);
+    rc = many(cs, "timers_1s", "timer1", NULL, count ? count : 1000, false);
   else if (!strcmp(scenario, "events"))
-    rc = many(c, "events", "wait_event", NULL, count ? count : 1000, true);
+    rc = many(cs, "events", "wait_event", NULL, count ? count : 1000, true);
   else if (!strcmp(scenario, "large_state"))
-    rc = scenario_large_state(c, count ? count : 100000);
+    rc = scenario_large_state(cs, count ? count : 100000);
   else if (!strcmp(scenario, "idle"))
-    rc = scenario_idle(c, count ? count : 100000);
+    rc = scenario_idle(cs, count ? count : 100000);
   else {
     fprintf(stderr, "th-bench: unknown scenario %s\n", scenario);
     rc = 2;
   }
-  dt_client_close(c);
-  dt_worker_free(w);
+  for (size_t i = 0; i < n_targets; i++) {
+    dt_client_close(cs[i]);
+    dt_worker_free(ws[i]);
+  }
   if (child > 0) {
     close(hold);
     int status = 0;

@@ -382,11 +382,15 @@ func run(addr, scenario string, count, fan, schedulers, waiters, pid int, jsonOu
 	if _, err := r.waitCompleted(ctx, id); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	if id, err = r.c.ScheduleNewOrchestration(ctx, "fanout", api.WithInput(5)); err == nil {
-		_, err = r.waitCompleted(ctx, id)
-	}
-	if err != nil {
-		return fmt.Errorf("warm-up: %w", err)
+	// The fan-out warm-up only when fan-out runs: a sidecar that cannot run it (durabletask-go v0.6.0 on
+	// PostgreSQL fails every turn scheduling two activities or more) can still be measured on hello_cities5.
+	if scenario == "all" || scenario == "fanout" {
+		if id, err = r.c.ScheduleNewOrchestration(ctx, "fanout", api.WithInput(5)); err == nil {
+			_, err = r.waitCompleted(ctx, id)
+		}
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
 	}
 
 	var results []result
