@@ -40,7 +40,7 @@ static bool connect_listen(struct pgstore *s)
 {
   if (s->listen_conn)
     PQfinish(s->listen_conn);
-  s->listen_conn = PQconnectdb(s->conninfo);
+  s->listen_conn = sc_pg_open(s->conninfo);
   if (PQstatus(s->listen_conn) != CONNECTION_OK)
     return false;
   PGresult *r = PQexec(s->listen_conn, "LISTEN th_in; LISTEN th_reply; LISTEN th_changed");

@@ -67,6 +67,21 @@ int32_t sc_pg_get_i32(const PGresult *r, int row, int col)
   return PQgetlength(r, row, col) == 4 ? (int32_t)sc_get_be32((const unsigned char *)PQgetvalue(r, row, col)) : 0;
 }
 
+/* Server notices ("relation already exists, skipping") go to the log as debug lines, not raw to stderr. */
+static void notice(void *arg, const char *msg)
+{
+  (void)arg;
+  SC_DEBUG("event=postgres_notice message=%s", SC_Q(msg));
+}
+
+PGconn *sc_pg_open(const char *conninfo)
+{
+  PGconn *c = PQconnectdb(conninfo);
+  if (c)
+    PQsetNoticeProcessor(c, notice, NULL);
+  return c;
+}
+
 static bool prepare(PGconn *c, struct sc_err *err)
 {
   char name[16];
@@ -87,7 +102,7 @@ int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err)
 {
   if (c->c)
     PQfinish(c->c);
-  c->c = PQconnectdb(s->conninfo);
+  c->c = sc_pg_open(s->conninfo);
   if (PQstatus(c->c) != CONNECTION_OK) {
     sc_err_set(err, SC_EIO, "cannot connect to PostgreSQL: %s", PQerrorMessage(c->c));
     PQfinish(c->c);
@@ -286,7 +301,7 @@ int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out,
   /* PostgreSQL may come up after us (a pod starting beside its database): wait, and say so. */
   int rc = SC_EIO;
   for (int waited = 0;; waited++) {
-    s->writer.c = PQconnectdb(conninfo);
+    s->writer.c = sc_pg_open(conninfo);
     if (PQstatus(s->writer.c) == CONNECTION_OK) {
       rc = SC_OK;
       break;

@@ -261,7 +261,7 @@ static void *lease_main(void *arg)
     if (!s->lease_conn || PQstatus(s->lease_conn) != CONNECTION_OK) {
       if (s->lease_conn)
         PQfinish(s->lease_conn);
-      s->lease_conn = PQconnectdb(s->conninfo);
+      s->lease_conn = sc_pg_open(s->conninfo);
     }
     if (PQstatus(s->lease_conn) == CONNECTION_OK) {
       unsigned before = atomic_load(&s->owned_gen);
@@ -308,7 +308,7 @@ void sc_pg_lease_start(struct pgstore *s)
   /* The first round before serving: a replica alone (or entitled to a share) takes it now, so the first calls
    * find their partitions owned rather than waiting in th_incoming for the thread's first round. */
   if (!s->exclusive) {
-    s->lease_conn = PQconnectdb(s->conninfo);
+    s->lease_conn = sc_pg_open(s->conninfo);
     if (PQstatus(s->lease_conn) == CONNECTION_OK)
       round_(s, s->lease_conn);
   }

@@ -143,6 +143,8 @@ void sc_pg_listen_start(struct pgstore *s);
 void sc_pg_listen_stop(struct pgstore *s);
 /* Partitions were taken: the listener reads their incoming rows now rather than at the next sweep. */
 void sc_pg_listen_poke(struct pgstore *s);
+/* A new connection whose server notices go to the log. */
+PGconn *sc_pg_open(const char *conninfo);
 /* Opens |c| (connects and prepares); SC_OK or SC_EIO with the reason in |err|. */
 int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err);
 
