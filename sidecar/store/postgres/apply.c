@@ -218,13 +218,14 @@ static bool send_notify(PGconn *c, const char *channel, const char *payload, siz
  */
 static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_changes *chs)
 {
-  bool forward = false;
+  bool forward[SC_MAX_PARTITIONS] = {false};
+  bool any_forward = false;
   char buf[7900];
   size_t n = 0;
   for (size_t i = 0; i < chs->n; i++) {
     const struct sc_change *ch = &chs->v[i];
-    if (ch->kind == SC_CH_FORWARD)
-      forward = true;
+    if (ch->kind == SC_CH_FORWARD && ch->band >= 0 && ch->band < SC_MAX_PARTITIONS)
+      forward[ch->band] = any_forward = true;
     else if (ch->kind == SC_CH_REPLY && !send_notify(c, "th_reply", ch->iid, strlen(ch->iid)))
       return false;
     bool changed = (ch->kind == SC_CH_PUT_INSTANCE && (!ch->old || ch->old->status != ch->rec->status)) ||
@@ -245,7 +246,15 @@ static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_cha
   }
   if (n && !send_notify(c, "th_changed", buf, n - 1))
     return false;
-  return !forward || send_notify(c, "th_in", "", 0);
+  if (!any_forward)
+    return true;
+  /* The partitions written to, so only their owners' listeners go and read. */
+  char parts[SC_MAX_PARTITIONS * 6];
+  size_t a = 0;
+  for (int p = 0; p < SC_MAX_PARTITIONS && a + 8 < sizeof parts; p++)
+    if (forward[p])
+      a += (size_t)snprintf(parts + a, sizeof parts - a, "%s%d", a ? "," : "", p);
+  return send_notify(c, "th_in", parts, a);
 }
 
 /* One attempt: *lost is set when the connection broke (or was broken to begin with). */

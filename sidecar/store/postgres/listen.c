@@ -1,6 +1,6 @@
 /*
  * Messages between replicas, on a connection of their own that LISTENs on three channels:
- *   th_in       a commit wrote commands into some partition's incoming table: read those of the partitions
+ *   th_in       (payload: partitions) a commit wrote commands into those partitions' incoming tables: read those
  *               this replica owns and hand them to the engine;
  *   th_reply    (payload: a replica's name) answers to commands this replica forwarded are waiting;
  *   th_changed  (payload: instance ids, one a line) those instances changed status: waiters here read them again.
@@ -120,6 +120,23 @@ static void collect_garbage(struct listener *l)
                                     "DELETE FROM th_reply WHERE at < now() - interval '1 hour'"));
 }
 
+/* Whether this replica owns any of the partitions in |list| ("3,17"; empty: any may be meant). */
+static bool owns_any(struct pgstore *s, const char *list)
+{
+  if (!list[0])
+    return true;
+  for (const char *p = list; *p;) {
+    char *end;
+    long part = strtol(p, &end, 10);
+    if (end == p)
+      return true; /* not a list: look anyway */
+    if (part >= 0 && part < s->partitions && atomic_load(&s->epoch[part]))
+      return true;
+    p = *end == ',' ? end + 1 : end;
+  }
+  return false;
+}
+
 static void *listen_main(void *arg)
 {
   struct listener *l = arg;
@@ -180,7 +197,7 @@ static void *listen_main(void *arg)
     PGnotify *n;
     while ((n = PQnotifies(s->listen_conn))) {
       if (strcmp(n->relname, "th_in") == 0)
-        need_in = true;
+        need_in = need_in || owns_any(s, n->extra);
       else if (strcmp(n->relname, "th_reply") == 0 && strcmp(n->extra, s->owner) == 0)
         need_reply = true;
       else if (strcmp(n->relname, "th_changed") == 0)
