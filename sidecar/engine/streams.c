@@ -66,6 +66,8 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
       sc_panic("out of memory");
   }
   e->streams[e->nstreams++] = s;
+  if (e->nstreams == 1)
+    e->st->ops->set_workers(e->st, true); /* replicas with workers get the partitions */
   c->u.stream_open.id = s->id;
   e->slots_gen++; /* it may accept what waits */
   pthread_mutex_lock(&e->mu);
@@ -91,6 +93,8 @@ int apply_stream_close(struct sc_engine *e, struct sc_cmd *c)
     orphans++;
   }
   e->streams[idx] = e->streams[--e->nstreams];
+  if (e->nstreams == 0)
+    e->st->ops->set_workers(e->st, false);
   if (e->rr >= e->nstreams)
     e->rr = 0;
   pthread_mutex_lock(&e->mu);

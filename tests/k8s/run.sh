@@ -192,14 +192,14 @@ run_pod() {
 }
 
 # The chart's PostgreSQL mode on real pods: a PostgreSQL server on this machine (tests/support/pg.sh) that wants a
-# password on its Unix socket; the rendered Deployment played as PG_PODS pods (default 1) with --network=none, each
+# password on its Unix socket; the rendered Deployment played as PG_PODS pods (default 2) with --network=none, each
 # reaching the server through its socket directory (a hostPath volume), the store and the password from a podman
 # secret through the rendered secretKeyRefs, the replica id from the pod name. Run 1: the sample app completes its
 # orchestration, the partitions are owned by the pods by name, no password is on a command line, there is no data
 # volume; the pods stop (SIGTERM) and hand their partitions back at once. Run 2, new pods (new names, as a
 # Deployment's would be): they take the partitions over and still see run 1's instance and its result.
-# PG_PODS=2 also checks that each pod sees the instance the other started (needs partitions spread among replicas,
-# docs/scale-out.md).
+# With two or more pods it also checks that they share the partitions and that each pod sees the instance the other
+# started (docs/scale-out.md).
 run_pod_postgres() {
   [ "$(id -u)" = 0 ] || { echo "SKIP: podman kube play needs root here (docs/kubernetes.md)"; exit 77; }
   ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || { echo "SKIP: PostgreSQL is not installed (apt-get install postgresql)"; exit 77; }
@@ -207,7 +207,7 @@ run_pod_postgres() {
   ensure_npm
   ensure_images
   # (not local: the EXIT trap reads them after this function has returned)
-  pods=${PG_PODS:-1} pgdir="$WORK/pg-pod" secret=th-k8s-pg db=taskhubd_k8s plays=()
+  pods=${PG_PODS:-2} pgdir="$WORK/pg-pod" secret=th-k8s-pg db=taskhubd_k8s plays=()
   local pgbin; pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   local pw; pw=k8s-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
   cleanup() { for f in "${plays[@]}"; do podman kube down "$f" >/dev/null 2>&1 || true; done
@@ -295,8 +295,11 @@ run_pod_postgres() {
   [ -n "$id" ] || { echo "FAIL: no instance id in the app's output"; exit 1; }
   if [ "$pods" -ge 2 ]; then
     step "run 1: pod 1 sees the instance pod 0 started ($id)"
-    podman exec th-taskhubd-r1-1-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id" | grep -q '"COMPLETED"' ||
-      { echo "FAIL: pod 1 does not see $id as COMPLETED"; exit 1; }
+    local show1
+    show1=$(podman exec th-taskhubd-r1-1-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id" 2>&1 || true)
+    echo "$show1" | grep -q '"COMPLETED"' || {
+      echo "FAIL: pod 1 does not see $id as COMPLETED:"; echo "$show1" | head -c 800; echo
+      podman logs th-taskhubd-r1-1-taskhubd 2>&1 | tail -40; exit 1; }
   fi
   stop_run 1
   local held

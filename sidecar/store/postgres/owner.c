@@ -183,7 +183,11 @@ static int share(struct pgstore *s, PGconn *c)
 {
   char lease[32], w[8];
   snprintf(lease, sizeof lease, "%lld", (long long)s->lease_ms);
-  snprintf(w, sizeof w, "%s", atomic_load(&s->workers) ? "true" : "false");
+  /* A worker reconnecting (SDKs do, every minute or on errors) must not send the partitions away and back: the
+   * replica counts as having workers until it has had none for a whole lease. */
+  int64_t idle = atomic_load(&s->idle_since_us);
+  bool workers = atomic_load(&s->workers) || (idle && sc_mono_us() - idle < s->lease_ms * 1000);
+  snprintf(w, sizeof w, "%s", workers ? "true" : "false");
   const char *v[3] = {s->owner, w, lease};
   PGresult *r = exec_params(c,
                             "INSERT INTO th_replica (id, workers, seen) VALUES ($1, $2::boolean, now()) "
@@ -299,8 +303,9 @@ static void poke(struct pgstore *s)
 void sc_pg_set_workers(struct sc_store *st, bool any)
 {
   struct pgstore *s = PG(st);
-  if (atomic_exchange(&s->workers, any) != any)
-    poke(s);
+  atomic_store(&s->idle_since_us, any ? 0 : sc_mono_us());
+  if (atomic_exchange(&s->workers, any) != any && any)
+    poke(s); /* a share at once; giving it up waits for the next rounds (see share) */
 }
 
 void sc_pg_lease_start(struct pgstore *s)

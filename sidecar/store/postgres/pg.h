@@ -41,6 +41,7 @@ struct pgstore {
   _Atomic int64_t epoch[SC_MAX_PARTITIONS];   /* at which each partition is this replica's; 0: not owned */
   atomic_bool releasing[SC_MAX_PARTITIONS];   /* the engine was asked to let it go */
   atomic_bool workers;       /* a worker is connected here: this replica should get a share */
+  _Atomic int64_t idle_since_us; /* when the last worker left (0: one is connected, or none ever was) */
   atomic_bool fenced;        /* another replica took a partition of ours: nothing more may be committed */
   atomic_bool stop_lease;
   atomic_uint owned_gen;     /* bumped whenever a partition is taken: the listener looks for its messages */
