@@ -228,7 +228,11 @@ static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_cha
       forward[ch->band] = any_forward = true;
     else if (ch->kind == SC_CH_REPLY && !send_notify(c, "th_reply", ch->iid, strlen(ch->iid)))
       return false;
-    bool changed = (ch->kind == SC_CH_PUT_INSTANCE && (!ch->old || ch->old->status != ch->rec->status)) ||
+    /* What a parked WaitForInstanceStart/Completion can be waiting for: leaving PENDING, reaching an end, or
+     * going away. (A new instance has no waiters: a wait for an unknown instance is answered at once.) */
+    bool changed = (ch->kind == SC_CH_PUT_INSTANCE && ch->old && ch->old->status != ch->rec->status &&
+                    (ch->old->status == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING ||
+                     (sc_status_is_terminal(ch->rec->status) && !sc_status_is_terminal(ch->old->status)))) ||
                    ch->kind == SC_CH_DELETE_INSTANCE;
     if (!changed || s->exclusive)
       continue;
