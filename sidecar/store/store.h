@@ -157,10 +157,12 @@ typedef int (*sc_seq_fn)(uint64_t seq, void *ctx);
  */
 static inline int sc_part_of(const char *iid, int partitions)
 {
+  if (partitions <= 1)
+    return 0; /* RocksDB: asked on every dispatch, nothing to hash */
   uint32_t h = 2166136261u;
   for (const unsigned char *p = (const unsigned char *)iid; *p; p++)
     h = (h ^ *p) * 16777619u;
-  return partitions > 1 ? (int)(h % (uint32_t)partitions) : 0;
+  return (int)(h % (uint32_t)partitions);
 }
 
 /* The most partitions a task hub can have. */
