@@ -176,8 +176,7 @@ static int change_part(const struct pgstore *s, const struct sc_change *ch)
  * literals. A change set writing a partition this replica does not hold is refused here (the engine let it go
  * or never had it): it must not reach PostgreSQL.
  */
-static bool fence_args(struct pgstore *s, const struct sc_changes *chs, char *parts, char *eps, size_t cap,
-                       struct sc_err *err)
+static bool fence_args(struct pgstore *s, const struct sc_changes *chs, struct sc_pg_parts *l, struct sc_err *err)
 {
   bool touched[SC_MAX_PARTITIONS] = {false};
   for (size_t i = 0; i < chs->n; i++) {
@@ -185,7 +184,7 @@ static bool fence_args(struct pgstore *s, const struct sc_changes *chs, char *pa
     if (p >= 0 && p < s->partitions)
       touched[p] = true;
   }
-  size_t a = (size_t)snprintf(parts, cap, "{"), b = (size_t)snprintf(eps, cap * 3, "{");
+  sc_pg_parts_init(l);
   for (int p = 0; p < s->partitions; p++) {
     if (!touched[p])
       continue;
@@ -194,11 +193,8 @@ static bool fence_args(struct pgstore *s, const struct sc_changes *chs, char *pa
       sc_err_set(err, SC_ELOCKLOST, "fenced: the commit writes partition %d, which this replica does not own", p);
       return false;
     }
-    a += (size_t)snprintf(parts + a, cap - a, "%s%d", a > 1 ? "," : "", p);
-    b += (size_t)snprintf(eps + b, cap * 3 - b, "%s%lld", b > 1 ? "," : "", (long long)ep);
+    sc_pg_parts_add(l, p, ep);
   }
-  snprintf(parts + a, cap - a, "}");
-  snprintf(eps + b, cap * 3 - b, "}");
   return true;
 }
 
@@ -219,13 +215,12 @@ static bool send_notify(PGconn *c, const char *channel, const char *payload, siz
 static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_changes *chs)
 {
   bool forward[SC_MAX_PARTITIONS] = {false};
-  bool any_forward = false;
   char buf[7900];
   size_t n = 0;
   for (size_t i = 0; i < chs->n; i++) {
     const struct sc_change *ch = &chs->v[i];
     if (ch->kind == SC_CH_FORWARD && ch->band >= 0 && ch->band < SC_MAX_PARTITIONS)
-      forward[ch->band] = any_forward = true;
+      forward[ch->band] = true;
     else if (ch->kind == SC_CH_REPLY && !send_notify(c, "th_reply", ch->iid, strlen(ch->iid)))
       return false;
     /* What a parked WaitForInstanceStart/Completion can be waiting for: leaving PENDING, reaching an end, or
@@ -250,15 +245,13 @@ static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_cha
   }
   if (n && !send_notify(c, "th_changed", buf, n - 1))
     return false;
-  if (!any_forward)
-    return true;
   /* The partitions written to, so only their owners' listeners go and read. */
-  char parts[SC_MAX_PARTITIONS * 6];
-  size_t a = 0;
-  for (int p = 0; p < SC_MAX_PARTITIONS && a + 8 < sizeof parts; p++)
+  struct sc_pg_parts to;
+  sc_pg_parts_init(&to);
+  for (int p = 0; p < s->partitions; p++)
     if (forward[p])
-      a += (size_t)snprintf(parts + a, sizeof parts - a, "%s%d", a ? "," : "", p);
-  return send_notify(c, "th_in", parts, a);
+      sc_pg_parts_add(&to, p, 0);
+  return !to.n || send_notify(c, "th_in", to.parts, to.a + 1);
 }
 
 /* One attempt: *lost is set when the connection broke (or was broken to begin with). */
@@ -269,8 +262,8 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
     return SC_ELOCKLOST;
   }
-  static char parts[SC_MAX_PARTITIONS * 8], eps[SC_MAX_PARTITIONS * 24]; /* the writer thread's */
-  if (!fence_args(s, chs, parts, eps, sizeof parts, err))
+  struct sc_pg_parts fence;
+  if (!fence_args(s, chs, &fence, err))
     return SC_ELOCKLOST;
   PGconn *c = s->writer.c;
   if (!c || PQstatus(c) != CONNECTION_OK) {
@@ -287,12 +280,12 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     return SC_EIO;
   }
   bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
-  if (ok && strcmp(parts, "{}") != 0) {
+  if (ok && fence.n) {
     /* First, in the same transaction: are the partitions it writes still ours? (owner.c) */
     struct sc_pgparams p = {0};
     sc_pg_text(&p, s->owner);
-    sc_pg_text(&p, parts);
-    sc_pg_text(&p, eps);
+    sc_pg_text(&p, fence.parts);
+    sc_pg_text(&p, fence.eps);
     p.fmt[1] = p.fmt[2] = 0; /* array literals */
     ok = send(c, PS_FENCE, &p);
   }

@@ -1,6 +1,6 @@
 /*
  * Messages between replicas, on a connection of their own that LISTENs on three channels:
- *   th_in       (payload: partitions) a commit wrote commands into those partitions' incoming tables: read those
+ *   th_in       (payload: "{3,17}") a commit wrote commands into those partitions' incoming tables: read those
  *               this replica owns and hand them to the engine;
  *   th_reply    (payload: a replica's name) answers to commands this replica forwarded are waiting;
  *   th_changed  (payload: instance ids, one a line) those instances changed status: waiters here read them again.
@@ -54,18 +54,14 @@ static bool connect_listen(struct pgstore *s)
 static void fetch_incoming(struct listener *l, bool sweep)
 {
   struct pgstore *s = l->s;
-  char parts[SC_MAX_PARTITIONS * 8];
-  size_t a = (size_t)snprintf(parts, sizeof parts, "{");
-  for (int p = 0; p < s->partitions; p++)
-    if (atomic_load(&s->epoch[p]) && !atomic_load(&s->releasing[p]))
-      a += (size_t)snprintf(parts + a, sizeof parts - a, "%s%d", a > 1 ? "," : "", p);
-  snprintf(parts + a, sizeof parts - a, "}");
-  if (strcmp(parts, "{}") == 0) {
+  struct sc_pg_parts owned;
+  sc_pg_parts_owned(s, true, &owned);
+  if (!owned.n) {
     sc_map_free(&l->posted);
     sc_map_init(&l->posted);
     return;
   }
-  const char *v[1] = {parts};
+  const char *v[1] = {owned.parts};
   PGresult *r = PQexecParams(s->listen_conn,
                              "SELECT part, id, body FROM th_incoming WHERE done IS NULL AND part = ANY($1::int[]) "
                              "ORDER BY id",
@@ -120,12 +116,12 @@ static void collect_garbage(struct listener *l)
                                     "DELETE FROM th_reply WHERE at < now() - interval '1 hour'"));
 }
 
-/* Whether this replica owns any of the partitions in |list| ("3,17"; empty: any may be meant). */
+/* Whether this replica owns any of the partitions in |list| ("{3,17}"; anything else: any may be meant). */
 static bool owns_any(struct pgstore *s, const char *list)
 {
-  if (!list[0])
+  if (list[0] != '{')
     return true;
-  for (const char *p = list; *p;) {
+  for (const char *p = list + 1; *p && *p != '}';) {
     char *end;
     long part = strtol(p, &end, 10);
     if (end == p)

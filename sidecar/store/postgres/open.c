@@ -57,6 +57,31 @@ void sc_pg_null(struct sc_pgparams *p)
   p->n++;
 }
 
+void sc_pg_parts_init(struct sc_pg_parts *l)
+{
+  l->n = 0;
+  l->a = l->b = 1;
+  strcpy(l->parts, "{}");
+  strcpy(l->eps, "{}");
+}
+
+void sc_pg_parts_add(struct sc_pg_parts *l, int part, int64_t epoch)
+{
+  const char *sep = l->n++ ? "," : "";
+  l->a += (size_t)snprintf(l->parts + l->a, sizeof l->parts - l->a, "%s%d}", sep, part) - 1;
+  l->b += (size_t)snprintf(l->eps + l->b, sizeof l->eps - l->b, "%s%lld}", sep, (long long)epoch) - 1;
+}
+
+void sc_pg_parts_owned(struct pgstore *s, bool settled, struct sc_pg_parts *l)
+{
+  sc_pg_parts_init(l);
+  for (int p = 0; p < s->partitions; p++) {
+    int64_t ep = atomic_load(&s->epoch[p]);
+    if (ep && !(settled && atomic_load(&s->releasing[p])))
+      sc_pg_parts_add(l, p, ep);
+  }
+}
+
 int64_t sc_pg_get_i64(const PGresult *r, int row, int col)
 {
   return PQgetlength(r, row, col) == 8 ? (int64_t)sc_get_be64((const unsigned char *)PQgetvalue(r, row, col)) : 0;

@@ -54,18 +54,16 @@ static void publish_owned(struct pgstore *s)
 
 /* Takes up to |want| partitions that are free, expired, or were this replica's before a restart; tells the
  * engine about each. Returns how many it took. */
-static void owned_arrays(struct pgstore *s, char *parts, char *eps, size_t cap);
-
 static int take(struct pgstore *s, PGconn *c, int want)
 {
   if (want <= 0)
     return 0;
-  static char parts[SC_MAX_PARTITIONS * 8], eps[SC_MAX_PARTITIONS * 24]; /* one thread takes at a time */
-  owned_arrays(s, parts, eps, sizeof parts);
+  struct sc_pg_parts held;
+  sc_pg_parts_owned(s, false, &held);
   char lim[16], lease[32];
   snprintf(lim, sizeof lim, "%d", want);
   snprintf(lease, sizeof lease, "%lld", (long long)s->lease_ms);
-  const char *v[4] = {s->owner, lim, lease, parts};
+  const char *v[4] = {s->owner, lim, lease, held.parts};
   /* Ours from before a restart first (nobody else may take them before their lease ends anyway). */
   PGresult *r = exec_params(c,
                             "UPDATE th_partition p SET owner = $1, epoch = p.epoch + 1, "
@@ -121,35 +119,16 @@ int sc_pg_take_all(struct pgstore *s, struct sc_err *err)
   }
 }
 
-/* "{1,2}" and "{7,9}": the owned partitions and their epochs, as array literals. */
-static void owned_arrays(struct pgstore *s, char *parts, char *eps, size_t cap)
-{
-  /* The callers' buffers: parts holds 8 bytes a partition, eps 24; |cap| is parts' size. */
-  size_t a = 0, b = 0;
-  size_t capb = cap * 3;
-  a += (size_t)snprintf(parts + a, cap - a, "{");
-  b += (size_t)snprintf(eps + b, capb - b, "{");
-  for (int p = 0; p < s->partitions; p++) {
-    int64_t ep = atomic_load(&s->epoch[p]);
-    if (!ep)
-      continue;
-    a += (size_t)snprintf(parts + a, cap - a, "%s%d", a > 1 ? "," : "", p);
-    b += (size_t)snprintf(eps + b, capb - b, "%s%lld", b > 1 ? "," : "", (long long)ep);
-  }
-  snprintf(parts + a, cap - a, "}");
-  snprintf(eps + b, capb - b, "}");
-}
-
 /* Renews every owned partition; one found taken by another replica means this one stalled past its lease. */
 static void renew(struct pgstore *s, PGconn *c)
 {
-  static char parts[SC_MAX_PARTITIONS * 8], eps[SC_MAX_PARTITIONS * 24]; /* the lease thread's alone */
-  owned_arrays(s, parts, eps, sizeof parts);
-  if (strcmp(parts, "{}") == 0)
+  struct sc_pg_parts held;
+  sc_pg_parts_owned(s, false, &held);
+  if (!held.n)
     return;
   char lease[32];
   snprintf(lease, sizeof lease, "%lld", (long long)s->lease_ms);
-  const char *v[4] = {s->owner, parts, eps, lease};
+  const char *v[4] = {s->owner, held.parts, held.eps, lease};
   PGresult *r = exec_params(c,
                             "UPDATE th_partition p SET lease_until = now() + $4::bigint * interval '1 millisecond' "
                             "FROM unnest($2::int[], $3::bigint[]) AS u(id, ep) "
@@ -188,7 +167,7 @@ static int share(struct pgstore *s, PGconn *c)
   int64_t idle = atomic_load(&s->idle_since_us);
   bool workers = atomic_load(&s->workers) || (idle && sc_mono_us() - idle < s->lease_ms * 1000);
   snprintf(w, sizeof w, "%s", workers ? "true" : "false");
-  const char *v[3] = {s->owner, w, lease};
+  const char *v[2] = {s->owner, w};
   PGresult *r = exec_params(c,
                             "INSERT INTO th_replica (id, workers, seen) VALUES ($1, $2::boolean, now()) "
                             "ON CONFLICT (id) DO UPDATE SET workers = $2::boolean, seen = now()",

@@ -118,6 +118,18 @@ void sc_pg_i64(struct sc_pgparams *p, int64_t v);
 void sc_pg_i32(struct sc_pgparams *p, int32_t v);
 void sc_pg_null(struct sc_pgparams *p);
 
+/* Partitions and their epochs as two array literals ("{1,5}" and "{7,9}"), for the ownership statements. */
+struct sc_pg_parts {
+  int n;
+  size_t a, b;
+  char parts[SC_MAX_PARTITIONS * 6 + 3];
+  char eps[SC_MAX_PARTITIONS * 21 + 3];
+};
+void sc_pg_parts_init(struct sc_pg_parts *l);
+void sc_pg_parts_add(struct sc_pg_parts *l, int part, int64_t epoch);
+/* The owned partitions (that are not being let go, with |settled|). */
+void sc_pg_parts_owned(struct pgstore *s, bool settled, struct sc_pg_parts *l);
+
 /* Binary results. */
 int64_t sc_pg_get_i64(const PGresult *r, int row, int col);
 int32_t sc_pg_get_i32(const PGresult *r, int row, int col);
