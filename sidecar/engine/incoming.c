@@ -16,6 +16,20 @@ static void noop_done(struct sc_cmd *c)
   (void)c;
 }
 
+/* The forward's packed client request, decoded into the batch arena; NULL (the reply says why) when it does not
+ * decode. */
+static void *unpack_request(struct sc_engine *e, const Taskhubd__Store__Forward *f, const ProtobufCMessageDescriptor *d,
+                            Taskhubd__Store__ForwardReply *reply)
+{
+  struct sc_blob b = {f->request.data, f->request.len};
+  void *req;
+  if (sc_store_unpack(d, &b, &e->ba, &req) == SC_OK)
+    return req;
+  reply->code = SC_EIO;
+  reply->message = (char *)"a forwarded request does not decode";
+  return NULL;
+}
+
 /* A forwarded client command, rebuilt as the command it was. */
 static int apply_forwarded_client(struct sc_engine *e, const Taskhubd__Store__Forward *f,
                                   Taskhubd__Store__ForwardReply *reply)
@@ -24,65 +38,45 @@ static int apply_forwarded_client(struct sc_engine *e, const Taskhubd__Store__Fo
   memset(c, 0, sizeof *c);
   c->kind = (enum sc_cmd_kind)f->command;
   c->done = noop_done;
-  const ProtobufCMessageDescriptor *d = NULL;
+  void *req = NULL;
   switch (c->kind) {
   case SC_CMD_START:
-    d = &create_instance_request__descriptor;
+    if ((req = unpack_request(e, f, &create_instance_request__descriptor, reply)))
+      c->u.start.req = req;
     break;
   case SC_CMD_RAISE:
-    d = &raise_event_request__descriptor;
+    if ((req = unpack_request(e, f, &raise_event_request__descriptor, reply)))
+      c->u.raise.req = req;
     break;
   case SC_CMD_TERMINATE:
-    d = &terminate_request__descriptor;
+    if ((req = unpack_request(e, f, &terminate_request__descriptor, reply)))
+      c->u.terminate.req = req;
+    break;
+  case SC_CMD_PURGE:
+    if ((req = unpack_request(e, f, &purge_instances_request__descriptor, reply)))
+      c->u.purge.req = req;
+    break;
+  case SC_CMD_REWIND:
+    if ((req = unpack_request(e, f, &rewind_instance_request__descriptor, reply)))
+      c->u.rewind.req = req;
+    break;
+  case SC_CMD_RESTART:
+    if ((req = unpack_request(e, f, &restart_instance_request__descriptor, reply)))
+      c->u.restart.req = req;
     break;
   case SC_CMD_SUSPEND:
   case SC_CMD_RESUME:
+    req = c; /* no request: the forward carries the id and the reason */
     c->u.suspend.iid = f->instance_id;
     c->u.suspend.reason = f->reason;
-    break;
-  case SC_CMD_PURGE:
-    d = &purge_instances_request__descriptor;
-    break;
-  case SC_CMD_REWIND:
-    d = &rewind_instance_request__descriptor;
-    break;
-  case SC_CMD_RESTART:
-    d = &restart_instance_request__descriptor;
     break;
   default:
     reply->code = SC_EINVAL;
     reply->message = (char *)"a forwarded command of an unknown kind";
-    return SC_EINVAL;
+    break;
   }
-  if (d) {
-    void *req;
-    struct sc_blob b = {f->request.data, f->request.len};
-    if (sc_store_unpack(d, &b, &e->ba, &req) != SC_OK) {
-      reply->code = SC_EIO;
-      reply->message = (char *)"a forwarded request does not decode";
-      return SC_EIO;
-    }
-    switch (c->kind) {
-    case SC_CMD_START:
-      c->u.start.req = req;
-      break;
-    case SC_CMD_RAISE:
-      c->u.raise.req = req;
-      break;
-    case SC_CMD_TERMINATE:
-      c->u.terminate.req = req;
-      break;
-    case SC_CMD_PURGE:
-      c->u.purge.req = req;
-      break;
-    case SC_CMD_REWIND:
-      c->u.rewind.req = req;
-      break;
-    default:
-      c->u.restart.req = req;
-      break;
-    }
-  }
+  if (!req)
+    return reply->code;
   sc_txn_savepoint(e->tx);
   apply_client(e, c);
   if (c->err.code != SC_OK)

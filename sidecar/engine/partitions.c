@@ -27,8 +27,9 @@ static void free_event(struct sc_cmd *c)
   free(c);
 }
 
+/* The body is copied with a NUL after it, so a list of ids can be read as a string. */
 static void post_event(struct sc_engine *e, enum sc_cmd_kind kind, int part, uint64_t id, const void *body,
-                       size_t len, bool nul)
+                       size_t len)
 {
   struct sc_cmd *c = calloc(1, sizeof *c);
   if (!c)
@@ -38,7 +39,7 @@ static void post_event(struct sc_engine *e, enum sc_cmd_kind kind, int part, uin
   c->u.store_event.part = part;
   c->u.store_event.id = id;
   if (body) {
-    c->u.store_event.body = malloc(len + (nul ? 1 : 0) + 1);
+    c->u.store_event.body = malloc(len + 1);
     if (!c->u.store_event.body)
       sc_panic("out of memory");
     memcpy(c->u.store_event.body, body, len);
@@ -50,27 +51,27 @@ static void post_event(struct sc_engine *e, enum sc_cmd_kind kind, int part, uin
 
 static void on_gained(void *ctx, int part)
 {
-  post_event(ctx, SC_CMD_GAIN, part, 0, NULL, 0, false);
+  post_event(ctx, SC_CMD_GAIN, part, 0, NULL, 0);
 }
 
 static void on_release(void *ctx, int part)
 {
-  post_event(ctx, SC_CMD_RELEASE, part, 0, NULL, 0, false);
+  post_event(ctx, SC_CMD_RELEASE, part, 0, NULL, 0);
 }
 
 static void on_incoming(void *ctx, int part, uint64_t id, const uint8_t *body, size_t len)
 {
-  post_event(ctx, SC_CMD_INCOMING, part, id, body, len, false);
+  post_event(ctx, SC_CMD_INCOMING, part, id, body, len);
 }
 
 static void on_reply(void *ctx, uint64_t id, const uint8_t *body, size_t len)
 {
-  post_event(ctx, SC_CMD_REPLY, -1, id, body, len, false);
+  post_event(ctx, SC_CMD_REPLY, -1, id, body, len);
 }
 
 static void on_changed(void *ctx, const char *iids)
 {
-  post_event(ctx, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0, true);
+  post_event(ctx, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0);
 }
 
 /* Loads what a partition (or, with -1, the whole store) has waiting: timers, then work. */

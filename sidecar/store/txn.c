@@ -314,7 +314,7 @@ void sc_txn_rollback(struct sc_txn *t)
     return; /* nothing was written since: what the cache loaded meanwhile is still true */
   bool keyed = false;
   for (size_t i = mark; i < t->nch; i++)
-    keyed |= t->ch[i].kind >= SC_CH_TIMER_PUT;
+    keyed |= is_keyed(t->ch[i].kind);
   t->nch = mark;
   size_t kept = 0;
   for (size_t i = 0; i < t->ntouched; i++) {
