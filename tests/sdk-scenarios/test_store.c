@@ -117,6 +117,25 @@ static bool took_partitions(void *arg)
   return sc_log_count(t->srv, "event=partitions_taken", t->owner) >= 1;
 }
 
+struct renewals {
+  const th_server *srv;
+  long long until;
+};
+
+static bool renewed(void *arg)
+{
+  const struct renewals *r = arg;
+  return sc_metric(r->srv, "taskhubd_partition_lease_renewals_total") >= r->until;
+}
+
+/* A fresh database of the shared test server, for the replicas of one test: its conninfo in |conninfo|. */
+static void fresh_db(const char *pgdir, const char *name, char *conninfo, size_t cap)
+{
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "createdb '%s' th_%s_%d", pgdir, name, (int)getpid());
+  pg(cmd, "", conninfo, cap);
+}
+
 static void expect_done(sc_hub *h, char ids[][64], int n, const char *output)
 {
   for (int i = 0; i < n; i++) {
@@ -133,9 +152,8 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   if (!pgdir)
     return TEST_SKIP; /* a PostgreSQL scenario */
   /* Two replicas on one database of the shared server. */
-  char cmd[1024], conninfo[512];
-  snprintf(cmd, sizeof cmd, "createdb '%s' th_fence_%d", pgdir, (int)getpid());
-  pg(cmd, "", conninfo, sizeof conninfo);
+  char conninfo[512];
+  fresh_db(pgdir, "fence", conninfo, sizeof conninfo);
   const char *args_a[] = {"--store", conninfo, "--replica-id", "replica-a", "--partition-lease", "2",
                           "--ops-listen", "127.0.0.1:0", NULL};
   const char *args_b[] = {"--store", conninfo, "--replica-id", "replica-b", "--partition-lease", "2",
@@ -177,6 +195,13 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   SC_EXPECT_STATUS(vc, DT_STATUS_COMPLETED);
   ASSERT_STR_EQ(vc->output, "23");
   dt_instance_free(vc);
+  /* Two of B's lease rounds with C live (each one reckons the shares): B keeps all 32, C took none. Before
+   * replicas said whether workers were connected, B gave C half here. */
+  struct renewals rb = {&b.srv, sc_metric(&b.srv, "taskhubd_partition_lease_renewals_total") + 2};
+  if (!sc_poll(renewed, &rb, 20000))
+    TEST_FAIL("replica B stopped renewing its partitions");
+  ASSERT_EQ(sc_metric(&b.srv, "taskhubd_partitions_owned"), 32);
+  ASSERT_EQ(sc_log_count(&b.srv, "event=partition_shed", NULL), 0);
   ASSERT_EQ(sc_log_count(&c3.srv, "event=partitions_taken", NULL), 0);
   sc_hub_stop(&c3);
 
@@ -199,11 +224,7 @@ TEST_IMPL(scen_postgres_stalled_replica_is_fenced)
   ASSERT(sc_get(&b, "late-through-a", false) == NULL);
   fprintf(stderr, "stalled replica: %d commits refused by the fence\n",
           sc_log_count(&a.srv, "event=commit_fenced", NULL));
-  dt_worker_free(a.w);
-  a.w = NULL;
-  dt_client_close(a.c);
-  a.c = NULL;
-  th_server_free(&a.srv);
+  sc_hub_stop(&a);
   sc_hub_stop(&b);
   return 0;
 }
@@ -215,9 +236,8 @@ TEST_IMPL(scen_postgres_killed_replica_fails_over)
   const char *pgdir = getenv("TASKHUBD_TEST_PG");
   if (!pgdir)
     return TEST_SKIP; /* a PostgreSQL scenario */
-  char cmd[1024], conninfo[512];
-  snprintf(cmd, sizeof cmd, "createdb '%s' th_kill_%d", pgdir, (int)getpid());
-  pg(cmd, "", conninfo, sizeof conninfo);
+  char conninfo[512];
+  fresh_db(pgdir, "kill", conninfo, sizeof conninfo);
   const char *args_a[] = {"--store", conninfo, "--replica-id", "replica-a", "--partition-lease", "2", NULL};
   const char *args_b[] = {"--store", conninfo, "--replica-id", "replica-b", "--partition-lease", "2", NULL};
   sc_hub a, b;
@@ -239,11 +259,7 @@ TEST_IMPL(scen_postgres_killed_replica_fails_over)
     TEST_FAIL("replica B never took the killed replica's partitions");
   fprintf(stderr, "replica B took partitions %lld ms after the kill\n", (long long)(sc_mono_ms() - t0));
   expect_done(&b, ids, N, "3");
-  dt_worker_free(a.w);
-  a.w = NULL;
-  dt_client_close(a.c);
-  a.c = NULL;
-  th_server_free(&a.srv);
+  sc_hub_stop(&a);
   sc_hub_stop(&b);
   return 0;
 }
@@ -305,9 +321,8 @@ TEST_IMPL(scen_postgres_three_replicas)
   const char *pgdir = getenv("TASKHUBD_TEST_PG");
   if (!pgdir)
     return TEST_SKIP; /* a PostgreSQL scenario */
-  char cmd[1024], conninfo[512];
-  snprintf(cmd, sizeof cmd, "createdb '%s' th_three_%d", pgdir, (int)getpid());
-  pg(cmd, "", conninfo, sizeof conninfo);
+  char conninfo[512];
+  fresh_db(pgdir, "three", conninfo, sizeof conninfo);
   enum { R = 3, N = 2000 };
   sc_hub h[R];
   static const char *names[R] = {"replica-1", "replica-2", "replica-3"};
