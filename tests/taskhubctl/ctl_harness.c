@@ -68,12 +68,12 @@ int flaky_attempts(const char *iid)
   return n;
 }
 
-static const char *act_echo(dt_activity_ctx *a, const char *input, void *ud)
+const char *ctl_act_echo(dt_activity_ctx *a, const char *input, void *ud)
 {
   return dt_activity_printf(a, "{\"echo\":%s}", input ? input : "null");
 }
 
-static const char *act_boom(dt_activity_ctx *a, const char *input, void *ud)
+const char *ctl_act_boom(dt_activity_ctx *a, const char *input, void *ud)
 {
   dt_activity_fail(a, "BoomError", "boom: kaput");
   return NULL;
@@ -99,12 +99,12 @@ static const char *act_fails_first(dt_activity_ctx *a, const char *input, void *
   return "\"second time lucky\"";
 }
 
-static const char *orch_hello(dt_orch_ctx *ctx, const char *input, void *ud)
+const char *ctl_orch_hello(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   return dt_await(ctx, dt_call_activity(ctx, "echo", input));
 }
 
-static const char *orch_fail(dt_orch_ctx *ctx, const char *input, void *ud)
+const char *ctl_orch_fail(dt_orch_ctx *ctx, const char *input, void *ud)
 {
   return dt_await(ctx, dt_call_activity(ctx, "boom", input));
 }
@@ -160,11 +160,11 @@ int hub_start(hub *h, bool with_worker)
   ASSERT_OK(dt_client_open(h->addr, &co, &h->c));
   if (with_worker) {
     ASSERT_OK(dt_worker_new(h->addr, NULL, &h->w));
-    ASSERT_OK(dt_worker_add_activity(h->w, "echo", act_echo, NULL));
-    ASSERT_OK(dt_worker_add_activity(h->w, "boom", act_boom, NULL));
+    ASSERT_OK(dt_worker_add_activity(h->w, "echo", ctl_act_echo, NULL));
+    ASSERT_OK(dt_worker_add_activity(h->w, "boom", ctl_act_boom, NULL));
     ASSERT_OK(dt_worker_add_activity(h->w, "fails_first", act_fails_first, NULL));
-    ASSERT_OK(dt_worker_add_orchestrator(h->w, "hello", orch_hello, NULL));
-    ASSERT_OK(dt_worker_add_orchestrator(h->w, "fail", orch_fail, NULL));
+    ASSERT_OK(dt_worker_add_orchestrator(h->w, "hello", ctl_orch_hello, NULL));
+    ASSERT_OK(dt_worker_add_orchestrator(h->w, "fail", ctl_orch_fail, NULL));
     ASSERT_OK(dt_worker_add_orchestrator(h->w, "flaky", orch_flaky, NULL));
     ASSERT_OK(dt_worker_add_orchestrator(h->w, "timeline", orch_timeline, NULL));
     ASSERT_OK(dt_worker_add_orchestrator(h->w, "waiter", orch_waiter, NULL));

@@ -125,4 +125,11 @@ long index_of(const char *text, const char *needle);
 /* How many times the activity "fails_first" ran for |iid|. */
 int flaky_attempts(const char *iid);
 
+/* The worker's code every harness registers: an activity echoing its input ("echo"), one failing with
+ * BoomError ("boom"), and orchestrations calling each ("hello", and "fail" for boom). */
+const char *ctl_act_echo(dt_activity_ctx *a, const char *input, void *ud);
+const char *ctl_act_boom(dt_activity_ctx *a, const char *input, void *ud);
+const char *ctl_orch_hello(dt_orch_ctx *ctx, const char *input, void *ud);
+const char *ctl_orch_fail(dt_orch_ctx *ctx, const char *input, void *ud);
+
 #endif

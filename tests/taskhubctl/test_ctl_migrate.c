@@ -61,32 +61,11 @@ static void createdb(const char *pgdir, const char *what, char *out, size_t cap)
 
 static atomic_int g_later_calls;
 
-static const char *act_echo(dt_activity_ctx *a, const char *input, void *ud)
-{
-  return dt_activity_printf(a, "{\"echo\":%s}", input ? input : "null");
-}
-
-static const char *act_boom(dt_activity_ctx *a, const char *input, void *ud)
-{
-  dt_activity_fail(a, "BoomError", "boom: kaput");
-  return NULL;
-}
-
 /* Served only by the target's worker: until then its calls wait in the activity queue. */
 static const char *act_later(dt_activity_ctx *a, const char *input, void *ud)
 {
   atomic_fetch_add(&g_later_calls, 1);
   return dt_activity_printf(a, "{\"later\":%s}", input ? input : "null");
-}
-
-static const char *orch_hello(dt_orch_ctx *ctx, const char *input, void *ud)
-{
-  return dt_await(ctx, dt_call_activity(ctx, "echo", input));
-}
-
-static const char *orch_boom(dt_orch_ctx *ctx, const char *input, void *ud)
-{
-  return dt_await(ctx, dt_call_activity(ctx, "boom", input));
 }
 
 /* Continues as new up to 3: its history is replaced twice, so the store holds a history generation. */
@@ -153,12 +132,12 @@ static void node_start(node *n, const char *store)
 static void worker_start(node *n, bool with_later)
 {
   ASSERT_OK(dt_worker_new(n->addr, NULL, &n->w));
-  ASSERT_OK(dt_worker_add_activity(n->w, "echo", act_echo, NULL));
-  ASSERT_OK(dt_worker_add_activity(n->w, "boom", act_boom, NULL));
+  ASSERT_OK(dt_worker_add_activity(n->w, "echo", ctl_act_echo, NULL));
+  ASSERT_OK(dt_worker_add_activity(n->w, "boom", ctl_act_boom, NULL));
   if (with_later)
     ASSERT_OK(dt_worker_add_activity(n->w, "later", act_later, NULL));
-  ASSERT_OK(dt_worker_add_orchestrator(n->w, "hello", orch_hello, NULL));
-  ASSERT_OK(dt_worker_add_orchestrator(n->w, "boom", orch_boom, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(n->w, "hello", ctl_orch_hello, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(n->w, "boom", ctl_orch_fail, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(n->w, "counter", orch_counter, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(n->w, "approval", orch_approval, NULL));
   ASSERT_OK(dt_worker_add_orchestrator(n->w, "parent", orch_parent, NULL));
