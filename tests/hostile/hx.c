@@ -428,3 +428,19 @@ size_t hx_count(const hx_hist *h, int type)
     n += (int)h->ev[i]->event_type_case == type;
   return n;
 }
+
+void hx_expect_superseded(th_client *c, const char *iid, const char *old_token, const char *new_token)
+{
+  hx_arena a = {0};
+  char *d = NULL;
+  OrchestratorAction *fin = hx_finish(&a, 1, COMPLETED, "\"old\"");
+  ASSERT_STATUS(hx_complete_orch(c, old_token, NULL, &fin, 1, NULL, &d), GRPC_STATUS_NOT_FOUND, d);
+  free(d);
+  fin = hx_finish(&a, 1, COMPLETED, "\"new\"");
+  ASSERT_STATUS(hx_complete_orch(c, new_token, NULL, &fin, 1, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  GetInstanceResponse *g = hx_wait_done(c, iid, 5000);
+  ASSERT_STR_EQ(g->orchestrationstate->output->value, "\"new\"");
+  it_free(g);
+  hx_arena_free(&a);
+}

@@ -70,6 +70,10 @@ grpc_status_code hx_complete_orch(th_client *c, const char *token, const char *i
 grpc_status_code hx_complete_act(th_client *c, const char *token, const char *iid, int32_t task_id,
                                  const char *result, char **details);
 
+/* A redelivered orchestration: completing it with the superseded token is refused (NOT_FOUND), with the new one
+ * it completes, and the instance's output is the new completion's. */
+void hx_expect_superseded(th_client *c, const char *iid, const char *old_token, const char *new_token);
+
 /* WaitForInstanceCompletion with a deadline; the state (caller frees with it_free) or aborts on timeout. */
 GetInstanceResponse *hx_wait_done(th_client *c, const char *iid, int wait_ms);
 /* The instance's history by StreamInstanceHistory; events owned by the returned chunks (hx_history_free). */
