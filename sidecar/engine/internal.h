@@ -25,6 +25,7 @@
 #include "store/txn.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define ST_PENDING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING
 #define ST_RUNNING ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_RUNNING
@@ -131,6 +132,7 @@ struct sc_engine {
   struct sc_txn *tx;      /* the batch's transaction and the hot-instance cache */
   struct sc_arena ba;     /* everything one batch allocates */
   struct sc_map waiters;  /* iid -> struct sc_waiter list */
+  atomic_size_t parked;   /* waiters parked (read by the store's listener thread: changes elsewhere matter) */
   struct sc_heap wheap;   /* waiter deadlines */
   struct sc_heap theap;   /* durable timers: (due, seq) */
   uint64_t wseq;

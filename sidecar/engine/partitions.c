@@ -71,7 +71,10 @@ static void on_reply(void *ctx, uint64_t id, const uint8_t *body, size_t len)
 
 static void on_changed(void *ctx, const char *iids)
 {
-  post_event(ctx, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0);
+  struct sc_engine *e = ctx;
+  if (atomic_load(&e->parked) == 0)
+    return; /* nobody here waits: every other replica's status changes would wake the engine for nothing */
+  post_event(e, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0);
 }
 
 /* Loads what a partition (or, with -1, the whole store) has waiting: timers, then work. */

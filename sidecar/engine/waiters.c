@@ -58,6 +58,7 @@ static void waiter_finish(struct sc_engine *e, struct sc_waiter *w, int code,
   waiter_unlink(e, w);
   add_done(e, c);
   e->waiters_answered++;
+  atomic_fetch_sub(&e->parked, 1);
 }
 
 static int still_waiting(const struct sc_heap_item *it, void *ctx)
@@ -151,8 +152,12 @@ int apply_changed(struct sc_engine *e, struct sc_cmd *c)
 
 int apply_wait(struct sc_engine *e, struct sc_cmd *c)
 {
+  /* Counted before the read: a change committed elsewhere after it is then sure to be passed on (partitions.c). */
+  atomic_fetch_add(&e->parked, 1);
   StoredInstance *rec;
   int rc = read_status(e, c->u.wait.iid, &rec);
+  if (rc != SC_OK || wait_satisfied(c->u.wait.completion, rec->status))
+    atomic_fetch_sub(&e->parked, 1);
   if (rc == SC_ENOTFOUND) {
     c->u.wait.exists = false;
     return DONE;
