@@ -406,6 +406,7 @@ void sc_engine_stop(struct sc_engine *e)
   pthread_cond_signal(&e->cv);
   pthread_mutex_unlock(&e->mu);
   pthread_join(e->th, NULL);
+  parts_detach(e); /* its threads post to this engine, which may be freed next */
   pthread_mutex_lock(&e->mu);
   e->stopped = true;
   struct sc_cmd *late = e->qh;

@@ -423,6 +423,8 @@ int parts_load_single(struct sc_engine *e);
 bool incoming_seen(struct sc_engine *e, uint64_t id);
 /* Starts listening to the store (after the engine thread started). */
 void parts_attach(struct sc_engine *e);
+/* The store stops calling the engine (its lease and listener threads end): at stop, before the engine goes. */
+void parts_detach(struct sc_engine *e);
 int apply_gain(struct sc_engine *e, struct sc_cmd *c);
 int apply_release(struct sc_engine *e, struct sc_cmd *c);
 /* After the commit: lets go of what apply_release marked. */

@@ -130,6 +130,12 @@ void parts_attach(struct sc_engine *e)
     e->st->ops->attach(e->st, &e->events);
 }
 
+void parts_detach(struct sc_engine *e)
+{
+  if (e->nparts > 1)
+    e->st->ops->detach(e->st);
+}
+
 int apply_gain(struct sc_engine *e, struct sc_cmd *c)
 {
   int part = c->u.store_event.part;

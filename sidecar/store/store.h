@@ -288,9 +288,11 @@ struct sc_store_ops {
 
   /* The task hub's partition count (1 for RocksDB). */
   int (*partitions)(struct sc_store *s);
-  /* Starts telling |ev| about ownership and messages (ev lives as long as the store). A store with one
-   * partition calls gained(0) at once. */
+  /* Starts telling |ev| about ownership and messages. A store with one partition calls gained(0) at once. */
   void (*attach)(struct sc_store *s, const struct sc_store_events *ev);
+  /* Stops calling ev and hands the partitions back; when it returns, no callback runs or will run, so the
+   * engine behind ev may go. Idempotent; close does it too. */
+  void (*detach)(struct sc_store *s);
   /* The engine no longer uses |part|: another replica may take it now. Writer thread. */
   void (*release)(struct sc_store *s, int part);
   /* Whether a worker is connected to this replica (replicas with workers get the partitions). */

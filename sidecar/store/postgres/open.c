@@ -197,11 +197,12 @@ void sc_pg_release(struct pgstore *s, struct sc_pgconn *c)
   pthread_mutex_unlock(&s->mu);
 }
 
+static void detach(struct sc_store *st);
+
 static void pclose_(struct sc_store *st)
 {
   struct pgstore *s = PG(st);
-  sc_pg_listen_stop(s);
-  sc_pg_lease_stop(s);
+  detach(st);
   if (s->writer.c)
     PQfinish(s->writer.c);
   for (int i = 0; i < SC_PG_POOL; i++)
@@ -257,6 +258,14 @@ static void attach(struct sc_store *st, const struct sc_store_events *ev)
   sc_pg_lease_start(s);
 }
 
+static void detach(struct sc_store *st)
+{
+  struct pgstore *s = PG(st);
+  sc_pg_listen_stop(s);
+  sc_pg_lease_stop(s);
+  s->ev = NULL;
+}
+
 int sc_pg_wipe(struct sc_store *st, uint64_t next_seq, struct sc_err *err)
 {
   struct pgstore *s = PG(st);
@@ -303,6 +312,7 @@ static const struct sc_store_ops pg_ops = {
     .wipe = sc_pg_wipe,
     .partitions = partitions,
     .attach = attach,
+    .detach = detach,
     .release = sc_pg_release_part,
     .set_workers = sc_pg_set_workers,
     .property = property,

@@ -296,6 +296,7 @@ void sc_pg_lease_start(struct pgstore *s)
     if (PQstatus(s->lease_conn) == CONNECTION_OK)
       round_(s, s->lease_conn);
   }
+  atomic_store(&s->stop_lease, false); /* attached again after a detach */
   pthread_mutex_init(&s->lease_mu, NULL);
   pthread_cond_init(&s->lease_cv, NULL);
   if (pthread_create(&s->lease_thread, NULL, lease_main, s) != 0)

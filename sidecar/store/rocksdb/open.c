@@ -267,6 +267,11 @@ static void attach(struct sc_store *s, const struct sc_store_events *ev)
   ev->gained(ev->ctx, 0);
 }
 
+static void detach(struct sc_store *s)
+{
+  (void)s;
+}
+
 static void release(struct sc_store *s, int part)
 {
   (void)s, (void)part;
@@ -296,6 +301,7 @@ static const struct sc_store_ops rocks_ops = {
     .wipe = wipe,
     .partitions = partitions,
     .attach = attach,
+    .detach = detach,
     .release = release,
     .set_workers = set_workers,
     .property = property,
