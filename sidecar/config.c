@@ -243,6 +243,36 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
   return -1;
 }
 
+/* HOST:PORT ([V6]:PORT for IPv6) with a port of 0-65535, or unix:PATH. gRPC core would take "127.0.0.1" alone as
+ * port 443 (the https default of its URI parser): a typo that serves somewhere nobody looks. */
+static int check_address(const char *flag, const char *v, bool unix_ok, FILE *err)
+{
+  if (!strncmp(v, "unix:", 5)) {
+    if (!unix_ok) {
+      fprintf(err, "taskhubd: %s: unix sockets are not supported here, expected HOST:PORT, got \"%s\"\n", flag, v);
+      return -1;
+    }
+    if (!v[5]) {
+      fprintf(err, "taskhubd: %s: unix: needs a path (unix:/run/taskhubd.sock)\n", flag);
+      return -1;
+    }
+    return 0;
+  }
+  const char *colon = strrchr(v, ':');
+  const char *close = strrchr(v, ']');
+  bool v6 = v[0] == '[';
+  bool ok = colon && colon != v && colon[1] && (!v6 || (close && close + 1 == colon)) &&
+            (v6 || strchr(v, ':') == colon);
+  char *end = NULL;
+  long port = ok ? strtol(colon + 1, &end, 10) : -1;
+  if (!ok || *end || port < 0 || port > 65535) {
+    fprintf(err, "taskhubd: %s: expected HOST:PORT (%s; port 0 picks a free one)%s, got \"%s\"\n", flag,
+            unix_ok ? "127.0.0.1:4001, [::1]:4001" : "127.0.0.1:9464", unix_ok ? " or unix:PATH" : "", v);
+    return -1;
+  }
+  return 0;
+}
+
 int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
                     FILE *err)
 {
@@ -347,6 +377,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
     }
     c->store_postgres = true;
   }
+  if (check_address("--listen", c->listen, true, err) < 0 ||
+      (strcmp(c->ops_listen, "off") != 0 && c->ops_listen[0] &&
+       check_address("--ops-listen", c->ops_listen, false, err) < 0))
+    return -1;
   if (c->partition_lease_s < 1) {
     fprintf(err, "taskhubd: --partition-lease must be at least 1 second\n");
     return -1;

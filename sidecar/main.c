@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_MS 5000
@@ -94,6 +95,14 @@ int main(int argc, char **argv)
     SC_INFO("event=ops_listening listen=%s port=%d", SC_Q(cfg.ops_listen), ops_port);
     announce_ready(cfg.ops_ready_fd, ops_port);
   }
+  /* The gRPC port next, before the store: a port in use fails now, not after recovering a large store. */
+  struct sc_server *server = NULL;
+  int port = 0;
+  if (sc_server_bind(&cfg, &server, &port, &err) != SC_OK) {
+    SC_ERROR("event=listen_failed listen=%s error=%s", SC_Q(cfg.listen), SC_Q(err.msg));
+    sc_ops_stop(ops);
+    return 1;
+  }
   struct sc_store *store = NULL;
   struct sc_pg_options pgo = {.conninfo = cfg.store, .wait_s = STORE_WAIT_S, .owner = cfg.replica_id,
                               .lease_ms = cfg.partition_lease_s * 1000, .stop = stop_requested};
@@ -101,12 +110,14 @@ int main(int argc, char **argv)
                                : sc_store_open_rocksdb(cfg.data_dir, &store, &err);
   if (src == SC_ECANCELLED) {
     SC_INFO("event=shutdown_done reason=%s", SC_Q(err.msg));
+    sc_server_destroy(server, 0);
     sc_ops_stop(ops);
     return 0;
   }
   if (src != SC_OK) {
     SC_ERROR("event=store_open_failed store=%s error=%s", cfg.store_postgres ? "postgresql" : "rocksdb",
              SC_Q(err.msg));
+    sc_server_destroy(server, 0);
     sc_ops_stop(ops);
     return 1;
   }
@@ -138,29 +149,31 @@ int main(int argc, char **argv)
   struct sc_engine *engine = NULL;
   if (sc_engine_start(store, &ecfg, &engine, &err) != SC_OK) {
     SC_ERROR("event=engine_start_failed error=%s", SC_Q(err.msg));
+    sc_server_destroy(server, 0);
     sc_ops_stop(ops);
     sc_store_close(store);
     return 1;
   }
   sc_ops_attach(ops, engine, store);
-  struct sc_server *server = NULL;
-  int port = 0;
-  if (sc_server_start(&cfg, store, engine, &server, &port, &err) != SC_OK) {
-    SC_ERROR("event=listen_failed listen=%s error=%s", SC_Q(cfg.listen), SC_Q(err.msg));
-    sc_engine_stop(engine);
-    sc_ops_stop(ops);
-    sc_engine_free(engine);
-    sc_store_close(store);
-    return 1;
-  }
+  sc_server_start(server, store, engine);
   sc_ops_set_ready(ops, true);
   SC_INFO("event=serving listen=%s port=%d store=%s data_dir=%s group_commit=%s max_batch=%d", SC_Q(cfg.listen),
           port, cfg.store_postgres ? "postgresql" : "rocksdb", cfg.store_postgres ? "-" : SC_Q(cfg.data_dir), cfg.group_commit ? "on" : "off", cfg.max_batch);
   announce_ready(cfg.ready_fd, port);
 
+  /* Waiting for a signal, the store is checked once a second: a data directory removed under a running taskhubd
+   * (its writes would go to unlinked files) ends it with an error, not with warnings at the next shutdown. */
   int sig = 0;
-  while (sigwait(&sigs, &sig) != 0)
-    ;
+  for (;;) {
+    struct timespec second = {1, 0};
+    sig = sigtimedwait(&sigs, NULL, &second);
+    if (sig > 0)
+      break;
+    if (sc_store_check(store, &err) != SC_OK) {
+      SC_ERROR("event=store_lost error=%s", SC_Q(err.msg));
+      _exit(1); /* nothing can be committed: stopping cleanly would only fail its last commit */
+    }
+  }
   SC_INFO("event=shutdown_begin signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   /* Drain: no new work goes out; what workers hold may still complete (the gRPC port stays open for it).
    * Whatever is still out at the deadline stays queued durably and is handed out after the restart. */

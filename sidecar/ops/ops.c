@@ -5,6 +5,8 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -321,39 +323,50 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   return respond(conn, 404, text, (char *)"not found\n", MHD_RESPMEM_PERSISTENT);
 }
 
-int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_err *err)
+int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err *err)
 {
   char host[256];
-  const char *colon = strrchr(listen, ':');
-  if (!colon || (size_t)(colon - listen) >= sizeof host) {
-    sc_err_set(err, SC_EINVAL, "--ops-listen: expected HOST:PORT, got \"%s\"", listen);
+  const char *colon = strrchr(addr, ':');
+  if (!colon || (size_t)(colon - addr) >= sizeof host) {
+    sc_err_set(err, SC_EINVAL, "--ops-addr: expected HOST:PORT, got \"%s\"", addr);
     return SC_EINVAL;
   }
-  memcpy(host, listen, (size_t)(colon - listen));
-  host[colon - listen] = 0;
+  memcpy(host, addr, (size_t)(colon - addr));
+  host[colon - addr] = 0;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)atoi(colon + 1));
   if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) != 1) {
-    sc_err_set(err, SC_EINVAL, "--ops-listen: \"%s\" is not an IPv4 address", host);
+    sc_err_set(err, SC_EINVAL, "--ops-addr: \"%s\" is not an IPv4 address", host);
     return SC_EINVAL;
+  }
+  /* The socket is ours, so a failure names its cause (libmicrohttpd only logs it, with the port it was given). */
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+    sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s for the ops port: %s", addr, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return SC_EUNAVAIL;
   }
   struct sc_ops *o = calloc(1, sizeof *o);
   if (!o)
     sc_panic("out of memory starting the ops server");
   o->start_us = sc_now_us();
+  /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before. */
   o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
-                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64,
-                          MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                          MHD_OPTION_END);
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                          MHD_OPTION_CONNECTION_LIMIT, 64, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
   if (!o->d) {
     free(o);
-    sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s for the ops port (address in use?)", listen);
+    close(fd);
+    sc_err_set(err, SC_EUNAVAIL, "cannot start the ops server on %s", addr);
     return SC_EUNAVAIL;
   }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(o->d, MHD_DAEMON_INFO_BIND_PORT);
-  *port = info ? info->port : 0;
+  socklen_t sl = sizeof sa;
+  *port = getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 ? ntohs(sa.sin_port) : 0;
   *out = o;
   return SC_OK;
 }

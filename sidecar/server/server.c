@@ -8,6 +8,7 @@
 #include "server.h"
 
 #include "call.h"
+#include "server/bind.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
@@ -43,6 +44,7 @@ struct sc_server {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool shutdown_done;
+  bool started;
 };
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c)
@@ -588,19 +590,28 @@ static void *cq_main(void *arg)
 
 /* ------------------------------------------------------------------ lifecycle */
 
-int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
-                    struct sc_engine *engine, struct sc_server **out,
-                    int *port, struct sc_err *err)
+static void free_server(struct sc_server *s)
 {
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->streams_mu);
+  free(s);
+}
+
+int sc_server_bind(const struct sc_config *cfg, struct sc_server **out, int *port, struct sc_err *err)
+{
+  if (sc_bind_precheck(cfg->listen, err) != SC_OK)
+    return err->code;
   struct sc_server *s = calloc(1, sizeof *s);
   if (!s)
     sc_panic("out of memory starting the server");
-  s->ctx = (struct sc_server_ctx){cfg, store, engine, sc_config_limits(cfg)};
+  s->ctx = (struct sc_server_ctx){cfg, NULL, NULL, sc_config_limits(cfg)};
   atomic_init(&s->shutting_down, false);
   atomic_init(&s->live_calls, 0);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->streams_mu, NULL);
+  sc_grpc_log_route(true);
   grpc_init();
   int max_msg = cfg->max_message > INT32_MAX ? INT32_MAX : (int)cfg->max_message;
   int max_send = cfg->max_send_message > INT32_MAX ? INT32_MAX : (int)cfg->max_send_message;
@@ -635,16 +646,25 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
   int p = grpc_server_add_http2_port(s->server, cfg->listen, creds);
   grpc_server_credentials_release(creds);
+  sc_grpc_log_route(false);
   if (p == 0) {
-    sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s (address in use or invalid)", cfg->listen);
+    sc_bind_explain(cfg->listen, err);
     grpc_server_destroy(s->server);
     grpc_completion_queue_shutdown(s->cq);
     grpc_completion_queue_destroy(s->cq);
     grpc_shutdown();
-    free(s);
+    free_server(s);
     return SC_EUNAVAIL;
   }
   *port = strncmp(cfg->listen, "unix:", 5) == 0 ? 0 : p;
+  *out = s;
+  return SC_OK;
+}
+
+void sc_server_start(struct sc_server *s, struct sc_store *store, struct sc_engine *engine)
+{
+  s->ctx.store = store;
+  s->ctx.engine = engine;
   grpc_server_start(s->server);
   for (size_t i = 0; i < sc_n_methods; i++)
     for (int j = 0; j < sc_methods[i].preposted; j++)
@@ -654,8 +674,7 @@ int sc_server_start(const struct sc_config *cfg, struct sc_store *store,
   s->readers = sc_readers_start(READER_THREADS);
   if (pthread_create(&s->th, NULL, cq_main, s) != 0)
     sc_panic("cannot start the completion-queue thread");
-  *out = s;
-  return SC_OK;
+  s->started = true;
 }
 
 void sc_server_stop_accepting(struct sc_server *s)
@@ -670,10 +689,32 @@ void sc_server_stop_accepting(struct sc_server *s)
   grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 }
 
+/* Bound but never started (the store or the engine failed to come up): close the port. */
+static void destroy_unstarted(struct sc_server *s)
+{
+  grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+      break;
+  }
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_shutdown(s->cq);
+  while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(s->cq);
+  grpc_shutdown();
+  free_server(s);
+}
+
 void sc_server_destroy(struct sc_server *s, int grace_ms)
 {
   if (!s)
     return;
+  if (!s->started) {
+    destroy_unstarted(s);
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_sec += grace_ms / 1000;
@@ -708,8 +749,5 @@ void sc_server_destroy(struct sc_server *s, int grace_ms)
   if (atomic_load(&s->live_calls) != 0)
     SC_WARN("event=shutdown_leak calls=%d", atomic_load(&s->live_calls));
   grpc_shutdown();
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
-  pthread_mutex_destroy(&s->streams_mu);
-  free(s);
+  free_server(s);
 }

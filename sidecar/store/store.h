@@ -298,6 +298,10 @@ struct sc_store_ops {
   /* Whether a worker is connected to this replica (replicas with workers get the partitions). */
   void (*set_workers)(struct sc_store *s, bool any);
 
+  /* Whether the store can still make writes durable (RocksDB: its directory is still the one it opened); NULL:
+   * nothing to check. Called about once a second. */
+  int (*check)(struct sc_store *s, struct sc_err *err);
+
   /* A numeric property for metrics and tests (e.g. "rocksdb.estimate-num-keys"), or -1. */
   int64_t (*property)(struct sc_store *s, const char *name);
 };
@@ -320,6 +324,11 @@ struct sc_pg_options {
 /* Connects to PostgreSQL, creates or migrates the tables (refusing a newer schema with a message in |err|), and
  * waits until this replica owns the task hub's partitions (a standby waits here). */
 int sc_store_open_postgres(const struct sc_pg_options *o, struct sc_store **out, struct sc_err *err);
+
+static inline int sc_store_check(struct sc_store *s, struct sc_err *err)
+{
+  return s->ops->check ? s->ops->check(s, err) : SC_OK;
+}
 
 static inline void sc_store_close(struct sc_store *s)
 {

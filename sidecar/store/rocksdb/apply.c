@@ -196,6 +196,9 @@ int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, s
       sc_err_set(err, SC_EINVAL, "RocksDB store: a change between partitions, but it has only one");
       return SC_EINVAL;
     }
+  /* A removed directory takes writes into unlinked files: refuse them rather than acknowledge what is lost. */
+  if (sc_rocks_check_dir(r, err) != SC_OK)
+    return SC_EIO;
   rocksdb_writebatch_clear(r->wb);
   for (size_t i = 0; i < ch->n; i++)
     add(r, &ch->v[i]);

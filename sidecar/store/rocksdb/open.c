@@ -7,8 +7,10 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int sc_rocks_status(char *rerr, struct sc_err *err, const char *what)
 {
@@ -64,6 +66,50 @@ int sc_range_close(struct sc_range *ri)
 
 static const struct sc_store_ops rocks_ops;
 
+/* mkdir -p: RocksDB creates the last component only. */
+static int make_dirs(const char *dir, struct sc_err *err)
+{
+  char *p = strdup(dir);
+  if (!p)
+    sc_panic("out of memory");
+  for (char *c = p + 1;; c++) {
+    if (*c != '/' && *c)
+      continue;
+    char was = *c;
+    *c = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      sc_err_set(err, SC_EIO, "cannot create the data directory %s: %s: %s", dir, p, strerror(errno));
+      free(p);
+      return SC_EIO;
+    }
+    *c = was;
+    if (!was)
+      break;
+  }
+  free(p);
+  return SC_OK;
+}
+
+int sc_rocks_check_dir(struct rstore *r, struct sc_err *err)
+{
+  struct stat st;
+  if (stat(r->dir, &st) != 0) {
+    sc_err_set(err, SC_EIO, "the data directory %s is gone (%s): nothing written from now on would be durable",
+               r->dir, strerror(errno));
+    return SC_EIO;
+  }
+  if (st.st_dev != r->dir_dev || st.st_ino != r->dir_ino) {
+    sc_err_set(err, SC_EIO, "the data directory %s was replaced by another while taskhubd ran", r->dir);
+    return SC_EIO;
+  }
+  return SC_OK;
+}
+
+static int check(struct sc_store *s, struct sc_err *err)
+{
+  return sc_rocks_check_dir(RS(s), err);
+}
+
 static void rclose(struct sc_store *s)
 {
   struct rstore *r = RS(s);
@@ -89,6 +135,7 @@ static void rclose(struct sc_store *s)
     rocksdb_close(r->db);
   }
   free(r->all_cf);
+  free(r->dir);
   if (r->opts)
     rocksdb_options_destroy(r->opts);
   if (r->wo_sync)
@@ -145,6 +192,19 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
     sc_panic("out of memory opening the store");
   r->base.ops = &rocks_ops;
   r->next_seq = 1;
+  r->dir = strdup(dir);
+  struct stat st;
+  if (!r->dir)
+    sc_panic("out of memory opening the store");
+  if (make_dirs(dir, err) != SC_OK || stat(dir, &st) != 0) {
+    if (!err->code)
+      sc_err_set(err, SC_EIO, "cannot open the data directory %s: %s", dir, strerror(errno));
+    free(r->dir);
+    free(r);
+    return SC_EIO;
+  }
+  r->dir_dev = st.st_dev;
+  r->dir_ino = st.st_ino;
   r->opts = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(r->opts, 1);
   rocksdb_options_set_create_missing_column_families(r->opts, 1);
@@ -302,6 +362,7 @@ static const struct sc_store_ops rocks_ops = {
     .partitions = partitions,
     .attach = attach,
     .detach = detach,
+    .check = check,
     .release = release,
     .set_workers = set_workers,
     .property = property,

@@ -12,6 +12,7 @@
 
 #include <rocksdb/c.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct rstore {
   struct sc_store base;
@@ -24,7 +25,13 @@ struct rstore {
   rocksdb_readoptions_t *ro;
   rocksdb_writebatch_t *wb; /* reused by every apply */
   uint64_t next_seq;        /* as persisted by the last apply or wipe */
+  char *dir;                /* as opened, with the identity it had then: */
+  dev_t dir_dev;            /* a directory removed (or replaced) under us takes every later write with it */
+  ino_t dir_ino;
 };
+
+/* SC_OK while |r|'s directory is the one it opened; SC_EIO with the reason otherwise. */
+int sc_rocks_check_dir(struct rstore *r, struct sc_err *err);
 
 #define RS(s) ((struct rstore *)(s))
 
