@@ -13,7 +13,7 @@
  *   escalate  the loan officer never answers; the timer fires, the branch manager is notified and approves
  *   expire    nobody answers: two escalations, then the application is declined as undecided
  *
- * usage: sample_approval [HOST:PORT] [approve|escalate|expire]        (default 127.0.0.1:4001 approve)
+ * usage: sample_approval [HOST:PORT] [approve|escalate|expire]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001 approve)
  * Exits 0 when the outcome is the one the mode should give.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -254,7 +254,7 @@ static bool verify(const char *mode, const char *output)
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   const char *mode = argc > 2 ? argv[2] : "approve";
   if (strcmp(mode, "approve") != 0 && strcmp(mode, "escalate") != 0 && strcmp(mode, "expire") != 0) {
     fprintf(stderr, "usage: %s [HOST:PORT] [approve|escalate|expire]\n", argv[0]);

@@ -12,7 +12,7 @@
  * same totals as an uninterrupted run. Activities run at least once, so process_chunk is a pure function of
  * its chunk; the totals live in the orchestration, which counts each chunk exactly once.
  *
- * usage: sample_blob [HOST:PORT] [--chunk-delay-ms N]        (default 127.0.0.1:4001, 25 ms)
+ * usage: sample_blob [HOST:PORT] [--chunk-delay-ms N]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001, 25 ms)
  *   --chunk-delay-ms  how long each chunk takes (a stand-in for reading it from slow storage)
  * Exits 0 when the totals match a direct pass over the blob.
  */
@@ -227,7 +227,7 @@ static int wait_through_restarts(dt_client *client, const char *id, int64_t limi
 
 int main(int argc, char **argv)
 {
-  const char *target = "127.0.0.1:4001";
+  const char *target = dt_default_target();
   struct storage storage = {.chunk_delay_ms = 25};
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--chunk-delay-ms") == 0 && i + 1 < argc)

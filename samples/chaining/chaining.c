@@ -14,7 +14,7 @@
  * The worker (which runs the code) and the client (which starts an instance and waits for it) live in the same
  * process here only to keep the sample in one file; usually they are different programs.
  *
- * usage: sample_chaining [HOST:PORT]        (default 127.0.0.1:4001; start taskhubd first)
+ * usage: sample_chaining [HOST:PORT]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001; start taskhubd first)
  * Exits 0 when the orchestration completed with the expected URL.
  */
 #include <ctype.h>
@@ -153,7 +153,7 @@ static void check(int rc, const char *what)
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   dt_set_log_fn(log_line, NULL);
 
   /* The worker: register the orchestrator and its activities under the names the orchestrator uses, then

@@ -8,7 +8,7 @@
  * Storage is flaky: the first write of harbor.jpg's thumbnail times out. The resizes are scheduled with a retry
  * policy, so that one is simply tried again after a short durable delay and the batch still completes.
  *
- * usage: sample_fanout [HOST:PORT]        (default 127.0.0.1:4001; start taskhubd first)
+ * usage: sample_fanout [HOST:PORT]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001; start taskhubd first)
  * Exits 0 when every image got a thumbnail and the totals add up.
  */
 #include <stdatomic.h>
@@ -232,7 +232,7 @@ static bool verify(const char *output, int max_width)
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   setvbuf(stdout, NULL, _IOLBF, 0); /* activities print from several threads */
   dt_set_log_fn(log_line, NULL);
 

@@ -11,7 +11,7 @@
  * The job is simulated: a stand-in for a remote batch system whose export advances a quarter each time its
  * status is read, so every run takes the same four polls.
  *
- * usage: sample_monitor [HOST:PORT]        (default 127.0.0.1:4001; start taskhubd first)
+ * usage: sample_monitor [HOST:PORT]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001; start taskhubd first)
  * Exits 0 when the monitor saw the job succeed after four polls.
  */
 #include <pthread.h>
@@ -138,7 +138,7 @@ static void check(int rc, const char *what)
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   setvbuf(stdout, NULL, _IOLBF, 0);
   dt_set_log_fn(log_line, NULL);
 

@@ -15,7 +15,7 @@
  * the order ids, with a reuse policy that lets a finished order's id be used again (so the sample can be run
  * repeatedly against the same taskhubd).
  *
- * usage: sample_order [HOST:PORT]        (default 127.0.0.1:4001; start taskhubd first)
+ * usage: sample_order [HOST:PORT]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001; start taskhubd first)
  * Exits 0 when all three orders ended as they should and the stock adds up.
  */
 #include <pthread.h>
@@ -285,7 +285,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   setvbuf(stdout, NULL, _IOLBF, 0);
   dt_set_log_fn(log_line, NULL);
 

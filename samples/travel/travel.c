@@ -9,7 +9,7 @@
  * The car rental has no cars at LIS, so the default trip fails at the car and both other bookings are
  * cancelled. With the mode "ok" the trip goes to OPO instead and everything is booked.
  *
- * usage: sample_travel [HOST:PORT] [fail|ok]        (default 127.0.0.1:4001 fail)
+ * usage: sample_travel [HOST:PORT] [fail|ok]        (default $TASKHUBD_ADDRESS, else 127.0.0.1:4001 fail)
  * Exits 0 when the outcome is the expected one and no booking is left behind that should not be.
  */
 #include <pthread.h>
@@ -167,7 +167,7 @@ static void check(int rc, const char *what)
 
 int main(int argc, char **argv)
 {
-  const char *target = argc > 1 ? argv[1] : "127.0.0.1:4001";
+  const char *target = argc > 1 ? argv[1] : dt_default_target();
   const char *mode = argc > 2 ? argv[2] : "fail";
   if (strcmp(mode, "fail") != 0 && strcmp(mode, "ok") != 0) {
     fprintf(stderr, "usage: %s [HOST:PORT] [fail|ok]\n", argv[0]);

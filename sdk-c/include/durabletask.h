@@ -113,7 +113,12 @@ typedef struct dt_conn_options {
   int keepalive_timeout_ms;
 } dt_conn_options;
 
-/* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"). |opt| may be NULL.
+/* Where taskhubd is when a caller names no target: $TASKHUBD_ADDRESS (the variable taskhubctl reads too), else
+ * "127.0.0.1:4001", taskhubd's default --listen. */
+const char *dt_default_target(void);
+
+/* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"; NULL: dt_default_target()). |opt| may be
+ * NULL.
  * Thread-safe: one client may be used from many threads at once; close it only when no call is in progress. */
 int dt_client_open(const char *target, const dt_conn_options *opt, dt_client **out);
 /* DESTRUCTOR. NULL is a no-op. */
@@ -363,7 +368,8 @@ typedef struct dt_worker_options {
   int max_activities;
 } dt_worker_options;
 
-/* CONSTRUCTOR. |opt| may be NULL. Register everything before dt_worker_start(). */
+/* CONSTRUCTOR. |target| as for dt_client_open (NULL: dt_default_target()). |opt| may be NULL. Register everything
+ * before dt_worker_start(). */
 int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **out);
 /* Names must be unique per kind; |user_data| is passed to every call. DT_ERR_STATE once started. */
 int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data);

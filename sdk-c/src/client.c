@@ -210,9 +210,17 @@ static int instance_from(const OrchestrationState *s, const char *iid, bool payl
 
 /* ------------------------------------------------------------------ open, close */
 
+const char *dt_default_target(void)
+{
+  const char *env = getenv("TASKHUBD_ADDRESS");
+  return env && *env ? env : "127.0.0.1:4001";
+}
+
 int dt_client_open(const char *target, const dt_conn_options *opt, dt_client **out)
 {
-  if (!target || !*target || !out)
+  if (!target)
+    target = dt_default_target();
+  if (!*target || !out)
     return DT_ERR_INVALID_ARG;
   dt_client *c = calloc(1, sizeof *c);
   if (!c)

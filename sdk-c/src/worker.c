@@ -587,7 +587,9 @@ static void *stream_main(void *arg)
 
 int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **out)
 {
-  if (!target || !*target || !out)
+  if (!target)
+    target = dt_default_target();
+  if (!*target || !out)
     return DT_ERR_INVALID_ARG;
   dt_worker *w = calloc(1, sizeof *w);
   if (!w)
