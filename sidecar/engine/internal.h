@@ -280,11 +280,11 @@ struct want {
 struct pick_why {
   int accepting, accepting_streaming;
 };
-/* Round-robin over streams with a free slot that read what they are sent and accept the item; NULL if none.
+/* Round-robin over streams with a free slot that read what they are sent and fit the item best (filters naming
+ * it before no filters; see streams.c); NULL if none.
  * With |why|, every stream is examined to say why none was found. */
 struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why);
 /* Whether some stream could take an item of this name now. */
-bool stream_accepts_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version);
 bool any_capacity(struct sc_engine *e, enum lease_kind kind);
 /* |size| is the packed size when the caller knows it (0: compute it). */
 void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size);

@@ -115,25 +115,25 @@ static bool versions_match(char **versions, size_t n, const char *v)
   return false;
 }
 
-static bool accepts(const struct sc_stream *s, enum lease_kind kind, const char *name,
-                    const char *version)
+/* How well a stream fits an item: 2 its filters name it, 1 it has no filters (takes anything), 0 it refuses it. */
+static int fit(const struct sc_stream *s, enum lease_kind kind, const char *name, const char *version)
 {
   const WorkItemFilters *f = s->req->workitemfilters;
   if (!f)
-    return true;
+    return 1;
   if (kind == LEASE_ORCH) {
     for (size_t i = 0; i < f->n_orchestrations; i++)
       if (strcmp(f->orchestrations[i]->name, name) == 0 &&
           versions_match(f->orchestrations[i]->versions, f->orchestrations[i]->n_versions, version))
-        return true;
-    return false;
+        return 2;
+    return 0;
   }
   for (size_t i = 0; i < f->n_activities; i++)
     if (strcmp(f->activities[i]->name, name) == 0 &&
         (!version || !version[0] ||
          versions_match(f->activities[i]->versions, f->activities[i]->n_versions, version)))
-      return true;
-  return false;
+      return 2;
+  return 0;
 }
 
 static bool free_slot(const struct sc_stream *s, enum lease_kind kind)
@@ -155,38 +155,39 @@ static bool reads(struct sc_engine *e, struct sc_stream *s)
   return !s->ready || !e->cfg.max_outbox || s->ready(s->ctx, e->cfg.max_outbox);
 }
 
+/*
+ * Round-robin among the streams that fit best. A worker whose filters name the item gets it before any worker
+ * without filters, and while one is connected the unfiltered ones never do, even when it is busy: several apps
+ * share a task hub, and an unfiltered worker of another app would fail an orchestration it has not registered.
+ * Unfiltered workers get what no connected filter names.
+ */
 struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why)
 {
   if (why)
     why->accepting = why->accepting_streaming = 0;
-  struct sc_stream *found = NULL;
-  for (size_t k = 0; k < e->nstreams; k++) {
-    size_t i = (e->rr + k) % e->nstreams;
+  int best = 0; /* the best fit among streams that could ever take it */
+  for (size_t i = 0; i < e->nstreams; i++) {
     struct sc_stream *s = e->streams[i];
-    if (!why && !free_slot(s, w->kind))
-      continue;
-    if (!accepts(s, w->kind, w->name, w->version))
-      continue;
-    if (why) {
+    int f = fit(s, w->kind, w->name, w->version);
+    if (f && why) {
       why->accepting++;
       why->accepting_streaming += s->history_streaming;
     }
-    if (found || (w->needs_streaming && !s->history_streaming) || !free_slot(s, w->kind) || !reads(e, s))
-      continue;
-    found = s;
-    e->rr = (i + 1) % e->nstreams;
-    if (!why)
-      break;
+    if (f > best && (!w->needs_streaming || s->history_streaming))
+      best = f;
   }
-  return found;
-}
-
-bool stream_accepts_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version)
-{
-  for (size_t i = 0; i < e->nstreams; i++)
-    if (free_slot(e->streams[i], kind) && accepts(e->streams[i], kind, name, version) && reads(e, e->streams[i]))
-      return true;
-  return false;
+  if (!best)
+    return NULL;
+  for (size_t k = 0; k < e->nstreams; k++) {
+    size_t i = (e->rr + k) % e->nstreams;
+    struct sc_stream *s = e->streams[i];
+    if (fit(s, w->kind, w->name, w->version) != best || (w->needs_streaming && !s->history_streaming) ||
+        !free_slot(s, w->kind) || !reads(e, s))
+      continue;
+    e->rr = (i + 1) % e->nstreams;
+    return s;
+  }
+  return NULL;
 }
 
 void ping(struct sc_engine *e, int64_t now)

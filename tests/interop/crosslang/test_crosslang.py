@@ -304,6 +304,37 @@ def test_many_mixed_instances(hub):
         assert s.get_output() == want
 
 
+def free_orch(ctx: task.OrchestrationContext, x: str):
+    return f"free({x})"
+
+
+def test_unfiltered_worker_gets_only_what_no_filter_names(hub):
+    """A second app's worker without work-item filters (the Python SDK's default) joins the task hub. The C worker's
+    filters name c_child and c_act, so every one of them goes to the C worker, even while it is busy; the unfiltered
+    worker gets only what no connected filter names. Before, streams took turns: about half of the C orchestrations
+    failed on the Python worker ("orchestrator 'c_child' was not registered")."""
+    other = pyc.make_worker(hub.server)
+    other.add_orchestrator(free_orch)
+    other.start()
+    try:
+        c_ids = [hub.client.schedule_new_orchestration("c_child", input=f"r{i}", instance_id=uid("route-c"))
+                 for i in range(24)]
+        free_ids = [hub.client.schedule_new_orchestration(free_orch, input=f"f{i}", instance_id=uid("route-free"))
+                    for i in range(3)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            states = list(pool.map(lambda iid: (iid, wait_done(hub.client, iid, timeout=60)), c_ids + free_ids))
+        bad = [(iid, s.runtime_status, s.failure_details) for iid, s in states
+               if s.runtime_status != OrchestrationStatus.COMPLETED]
+        assert not bad, bad
+        outputs = dict((iid, s.get_output()) for iid, s in states)
+        for i, iid in enumerate(c_ids):
+            assert outputs[iid]["c"] == f"c(r{i})", outputs[iid]
+        for i, iid in enumerate(free_ids):
+            assert outputs[iid] == f"free(f{i})"
+    finally:
+        other.stop()
+
+
 def sdk_uuid(instance_id: str, when: datetime, counter: int) -> str:
     """What the Python SDK's OrchestrationContext.new_uuid() computes (durabletask/worker.py)."""
     name = f"{instance_id}_{when.strftime(dt_worker.DATETIME_STRING_FORMAT)}_{counter}"
