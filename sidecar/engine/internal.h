@@ -286,6 +286,8 @@ struct pick_why {
 struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why);
 /* Whether some stream could take an item of this name now. */
 bool any_capacity(struct sc_engine *e, enum lease_kind kind);
+/* Whether any connected stream's filters would ever accept the item (busy or not). */
+bool stream_fits_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version);
 /* |size| is the packed size when the caller knows it (0: compute it). */
 void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size);
 void ping(struct sc_engine *e, int64_t now);

@@ -190,6 +190,14 @@ struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct 
   return NULL;
 }
 
+bool stream_fits_any(struct sc_engine *e, enum lease_kind kind, const char *name, const char *version)
+{
+  for (size_t i = 0; i < e->nstreams; i++)
+    if (fit(e->streams[i], kind, name, version))
+      return true;
+  return false;
+}
+
 void ping(struct sc_engine *e, int64_t now)
 {
   HealthPing hp = HEALTH_PING__INIT;

@@ -101,14 +101,37 @@ void wake_changed(struct sc_engine *e)
   e->nchg = 0;
 }
 
+static int read_status(struct sc_engine *e, const char *iid, StoredInstance **rec);
+
+/* Why a wait ran out, when this engine can tell: nobody connected here can run the instance. A user who started
+ * "chain" with no worker for it learns that, not just that the wait timed out. */
+static void explain_timeout(struct sc_engine *e, const char *iid, char *msg, size_t cap)
+{
+  size_t n = strlen(msg);
+  StoredInstance *rec = NULL;
+  if (!owns(e, iid) || read_status(e, iid, &rec) != SC_OK || !rec || rec->status != ST_PENDING || n + 1 >= cap)
+    return;
+  if (rec->scheduled_start_us > sc_now_us()) {
+    snprintf(msg + n, cap - n, ": it is PENDING, scheduled to start later");
+    return;
+  }
+  const char *version = rec->has_version ? rec->version : "";
+  if (stream_fits_any(e, LEASE_ORCH, rec->name, version))
+    return;
+  snprintf(msg + n, cap - n, ": it is PENDING and no connected worker accepts orchestration '%s'%s%s%s (%zu %s connected)",
+           rec->name, version[0] ? " version '" : "", version, version[0] ? "'" : "", e->nstreams,
+           e->nstreams == 1 ? "worker" : "workers");
+}
+
 void expire_waiters(struct sc_engine *e, int64_t now)
 {
   const struct sc_heap_item *top;
   while ((top = sc_heap_top(&e->wheap)) && top->due <= now) {
     struct sc_waiter *w = sc_heap_pop(&e->wheap).data;
     if (w->cmd) {
-      char msg[SC_MAX_ID + 64];
+      char msg[sizeof ((struct sc_err *)0)->msg];
       snprintf(msg, sizeof msg, "timed out waiting for instance %s", w->iid);
+      explain_timeout(e, w->iid, msg, sizeof msg);
       waiter_finish(e, w, SC_ETIMEOUT, msg);
     }
     e->waiters_answered--; /* answered now or before: it leaves the heap */
@@ -174,9 +197,16 @@ int apply_wait(struct sc_engine *e, struct sc_cmd *c)
   w->next = sc_map_get(&e->waiters, w->iid);
   sc_map_put(&e->waiters, w->iid, w);
   c->u.wait.w = w;
-  int64_t due = sc_now_us() + e->cfg.wait_cap_us;
-  if (c->u.wait.deadline_us && c->u.wait.deadline_us < due)
-    due = c->u.wait.deadline_us;
+  int64_t now = sc_now_us();
+  int64_t due = now + e->cfg.wait_cap_us;
+  /* A little before the client's deadline (a twentieth of the wait, at most 50 ms), so that our answer, which
+   * may say why (explain_timeout), reaches it before its own timer turns the call into a bare DEADLINE_EXCEEDED. */
+  int64_t dl = c->u.wait.deadline_us;
+  if (dl) {
+    int64_t margin = (dl - now) / 20 < 50000 ? (dl - now) / 20 : 50000;
+    if (dl - (margin > 0 ? margin : 0) < due)
+      due = dl - (margin > 0 ? margin : 0);
+  }
   sc_heap_push(&e->wheap, (struct sc_heap_item){due, e->wseq++, w});
   return PARKED;
 }
