@@ -436,7 +436,9 @@ static void stream_closed(struct sc_call *c)
   o->closed = true;
   drop_outbox_locked(o);
   if (!o->status_sent) {
-    o->end_code = GRPC_STATUS_CANCELLED;
+    /* The client is gone and never sees this status; it is what the metrics count. A worker closing its
+     * GetWorkItems stream is how workers leave (stop, scale-in, redeploy), not a failed call. */
+    o->end_code = o->work_stream ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
     snprintf(o->end_msg, sizeof o->end_msg, "the client closed the stream");
     send_status_locked(c);
     release = true;

@@ -273,6 +273,10 @@ struct sc_store_ops {
   int (*query)(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
 
+  /* How many instances have each status (index: the OrchestrationStatus number, 0..7), committed. A scan of
+   * the status index: for metrics scraped every few seconds, not for every call. */
+  int (*count_by_status)(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
+
   /* ---- the writer ---- */
 
   /* A sequence number greater than every one used before by any replica; the transaction counts on from it.

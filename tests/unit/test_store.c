@@ -192,6 +192,12 @@ TEST_IMPL(store_query_pages_by_status_time_and_prefix)
   struct sc_query l = {.index = SC_Q_COMPLETED, .page_size = 100};
   ASSERT_OK(st->ops->query(st, &l, &a, &page, &err));
   ASSERT_EQ(page.n, 10);
+
+  /* Counted by status (what /metrics shows as taskhubd_instances). */
+  uint64_t counts[8];
+  ASSERT_OK(st->ops->count_by_status(st, counts, &err));
+  for (int i = 0; i < 8; i++)
+    ASSERT_EQ(counts[i], (uint64_t)(i == terminated ? 10 : i == pending ? 20 : 0));
   sc_txn_free(tx);
   sc_store_close(st);
   sc_arena_free(&a);

@@ -307,6 +307,7 @@ static const struct sc_store_ops pg_ops = {
     .actq_scan = sc_pg_actq_scan,
     .inbox_scan_instances = sc_pg_inbox_scan_instances,
     .query = sc_pg_query,
+    .count_by_status = sc_pg_count_by_status,
     .seq_start = seq_start,
     .apply = sc_pg_apply,
     .wipe = sc_pg_wipe,

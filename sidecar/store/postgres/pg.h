@@ -175,6 +175,7 @@ int sc_pg_children(struct sc_store *s, const char *parent, sc_child_fn fn, void 
 int sc_pg_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx);
 int sc_pg_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
 int sc_pg_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
+int sc_pg_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_pg_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                 struct sc_err *err);
 int sc_pg_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);

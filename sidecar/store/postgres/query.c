@@ -10,6 +10,7 @@
 #include "common/util.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,4 +142,30 @@ int sc_pg_query(struct sc_store *st, const struct sc_query *q, struct sc_arena *
 bad_cursor:
   sc_err_set(err, SC_EINVAL, "continuationToken: not a token this server issued for this query");
   return SC_EINVAL;
+}
+
+int sc_pg_count_by_status(struct sc_store *st, uint64_t counts[8], struct sc_err *err)
+{
+  memset(counts, 0, 8 * sizeof *counts);
+  struct sc_pgconn *c = sc_pg_acquire(PG(st));
+  PGresult *r = NULL;
+  if (c) {
+    r = PQexec(c->c, "SELECT status, count(*) FROM th_instance GROUP BY status");
+    atomic_fetch_add_explicit(&sc_metrics.pg_reads, 1, memory_order_relaxed);
+    sc_pg_release(PG(st), c);
+  }
+  if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+    atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
+    if (r)
+      PQclear(r);
+    sc_err_set(err, SC_EIO, "counting instances by status failed");
+    return SC_EIO;
+  }
+  for (int i = 0; i < PQntuples(r); i++) {
+    int status = atoi(PQgetvalue(r, i, 0));
+    if (status >= 0 && status < 8)
+      counts[status] = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+  }
+  PQclear(r);
+  return SC_OK;
 }

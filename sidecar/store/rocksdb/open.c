@@ -356,6 +356,7 @@ static const struct sc_store_ops rocks_ops = {
     .actq_scan = sc_rocks_actq_scan,
     .inbox_scan_instances = sc_rocks_inbox_scan_instances,
     .query = sc_rocks_query,
+    .count_by_status = sc_rocks_count_by_status,
     .seq_start = seq_start,
     .apply = sc_rocks_apply,
     .wipe = wipe,
