@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include "log_json.h"
 #include "utf8.h"
 
 #include <stdarg.h>
@@ -17,88 +18,6 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static void vwrite(int level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
-/* Appends |s| (n bytes) to out as a JSON string body. Bytes that are not UTF-8 (a truncated value, a client's
- * method name) become U+FFFD, and only whole characters are copied, so every line is valid JSON. */
-static size_t json_escape(char *out, size_t cap, size_t o, const char *s, size_t n)
-{
-  for (size_t i = 0; i < n && o + 7 < cap;) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)c;
-      i++;
-    } else if (c < 0x20 || c == 0x7f) {
-      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-      i++;
-    } else {
-      size_t len = sc_utf8_seq_len((const unsigned char *)s + i, n - i);
-      if (len == 0) {
-        o += (size_t)snprintf(out + o, cap - o, "\\ufffd");
-        i++;
-      } else {
-        memcpy(out + o, s + i, len);
-        o += len;
-        i += len;
-      }
-    }
-  }
-  return o;
-}
-
-/* logfmt ("k=v k2=\"v 2\"") to JSON ({"k":"v","k2":"v 2"}), after the given prefix fields. */
-static size_t to_json(char *out, size_t cap, const char *ts, int level, const char *msg)
-{
-  size_t o = (size_t)snprintf(out, cap, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[level]);
-  const char *p = msg;
-  while (*p && o + 16 < cap) {
-    while (*p == ' ')
-      p++;
-    const char *k = p;
-    while (*p && *p != '=' && *p != ' ')
-      p++;
-    size_t kl = (size_t)(p - k);
-    if (!kl)
-      break;
-    const char *v = "";
-    size_t vl = 0;
-    if (*p == '=') {
-      p++;
-      if (*p == '"') {
-        /* A quoted value: \" and \\ stand for " and \. Unescape into a scratch buffer. */
-        static _Thread_local char val[1024];
-        size_t n = 0;
-        p++;
-        while (*p && *p != '"' && n + 1 < sizeof val) {
-          if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-            p++;
-          val[n++] = *p++;
-        }
-        if (*p)
-          p++;
-        v = val;
-        vl = n;
-      } else {
-        v = p;
-        while (*p && *p != ' ')
-          p++;
-        vl = (size_t)(p - v);
-      }
-    }
-    out[o++] = ',';
-    out[o++] = '"';
-    o = json_escape(out, cap, o, k, kl);
-    out[o++] = '"';
-    out[o++] = ':';
-    out[o++] = '"';
-    o = json_escape(out, cap, o, v, vl);
-    if (o + 2 < cap)
-      out[o++] = '"';
-  }
-  if (o + 2 < cap)
-    out[o++] = '}';
-  return o;
-}
-
 static void vwrite(int level, const char *fmt, va_list ap)
 {
   char line[2048];
@@ -113,6 +32,17 @@ static void vwrite(int level, const char *fmt, va_list ap)
                    level_names[level]);
   if (n < 0)
     return;
+  if (sc_log_json) {
+    /* Built from the format and its arguments, not from the logfmt text: typed, and not cut to a line. */
+    char when[40];
+    snprintf(when, sizeof when, "%.24s", line + 3);
+    char *json = sc_log_json_line(when, level_names[level], fmt, ap);
+    if (json) {
+      fwrite(json, 1, strlen(json), stderr);
+      free(json);
+    }
+    return;
+  }
   int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
   if (m < 0)
     m = 0;
@@ -126,16 +56,6 @@ static void vwrite(int level, const char *fmt, va_list ap)
     if (k > 0 && (unsigned char)line[k - 1] >= 0xc0 &&
         sc_utf8_seq_len((const unsigned char *)line + k - 1, len - (k - 1)) != len - (k - 1))
       len = k - 1;
-  }
-  if (sc_log_json) {
-    char json[4096], when[40];
-    line[len] = 0;
-    /* "ts=<time> level=<lvl> " is the prefix: keep the time, re-render the rest. */
-    snprintf(when, sizeof when, "%.24s", line + 3);
-    len = to_json(json, sizeof json - 2, when, level, line + n);
-    json[len++] = '\n';
-    fwrite(json, 1, len, stderr);
-    return;
   }
   line[len++] = '\n';
   /* One write per line keeps lines whole when several threads log at once. */
@@ -154,6 +74,8 @@ const char *sc_log_quote(const char *s)
 {
   static _Thread_local char ring[8][600];
   static _Thread_local unsigned next;
+  if (sc_log_json)
+    return s ? s : ""; /* the JSON renderer escapes it, whole */
   if (!s)
     return "\"\"";
   bool plain = *s != 0;

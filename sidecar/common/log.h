@@ -8,7 +8,7 @@
 enum sc_log_level { SC_LOG_DEBUG = 0, SC_LOG_INFO, SC_LOG_WARN, SC_LOG_ERROR };
 
 extern int sc_log_level;
-/* Render lines as JSON objects instead of logfmt (the fields are parsed from the logfmt message). */
+/* Render lines as JSON objects instead of logfmt, with typed fields (see log_json.h). */
 extern int sc_log_json;
 
 /* The level is checked before the arguments are evaluated. */
@@ -26,7 +26,7 @@ extern int sc_log_json;
 /*
  * A logfmt value: |s| as is when it is a plain token, else in double quotes with quotes and backslashes escaped,
  * so that a client-chosen instance id cannot forge fields. Each thread has a small ring of buffers: the result
- * lives until eight more calls on the same thread.
+ * lives until eight more calls on the same thread. With JSON lines, |s| itself: json-c escapes it.
  */
 const char *sc_log_quote(const char *s);
 #define SC_Q(s) sc_log_quote(s)

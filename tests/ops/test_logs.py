@@ -110,7 +110,17 @@ def test_json_logs_short_run(server_factory, workers):
     for ev in ("ops_listening", "serving", "shutdown_begin", "drained", "shutdown_done"):
         assert ev in events, f"no {ev!r} event in the JSON log; events: {sorted(events)}"
     assert len(objs) >= 10, objs
+    # typed fields: numbers are JSON numbers, built from the call's arguments, not strings re-parsed from logfmt
+    serving = next(o for o in objs if o["event"] == "serving")
+    assert isinstance(serving["port"], int) and serving["port"] == s.port, serving
+    assert isinstance(serving["max_batch"], int) and isinstance(serving["listen"], str), serving
+    recovered = next(o for o in objs if o["event"] == "recovered")
+    assert isinstance(recovered["ms"], (int, float)) and isinstance(recovered["partition"], int), recovered
+    done = next(o for o in objs if o["event"] == "shutdown_done")
+    assert isinstance(done["commits"], int) and done["commits"] > 0, done
 
+
+LONG_ID = "j-long-" + "x" * 1000
 
 HOSTILE_IDS = [
     "j space event=injected level=error",
@@ -119,11 +129,12 @@ HOSTILE_IDS = [
     'j trailing\\"',
     "j ünïcödé €",
     "j=equals=",
+    LONG_ID,  # whole in the JSON line (logfmt values are cut at 600 bytes)
 ]
 
 
 def test_json_logs_hostile_values(server_factory):
-    s = server_factory.start("--log-format", "json", "--log-level", "debug")
+    s = server_factory.start("--log-format", "json", "--log-level", "debug", "--max-id-length", "1024")
     channel, stub = raw_stub(s)
     try:
         for iid in HOSTILE_IDS:
