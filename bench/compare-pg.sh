@@ -181,6 +181,7 @@ start_taskhubd() {
 # start_dtgo NAME CONNINFO: sets PORT from the "server listening at" line (30 s deadline).
 start_dtgo() {
 	local name=$1 t
+	: >"$RUN/$name.out" # before the background redirect opens it, which may come after the first read below
 	"$DTGO" -store "$2" -host 127.0.0.1 -port 0 -max-conns "$DTGO_MAX_CONNS" -parallelism "$DTGO_PARALLELISM" \
 		>"$RUN/$name.out" 2>"$RUN/$name.log" &
 	local pid=$!

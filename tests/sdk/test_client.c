@@ -993,9 +993,16 @@ TEST_IMPL(sdk_client_bad_args)
 
   dt_client *c = NULL, *sentinel = (dt_client *)&port;
   dt_client *out = sentinel;
-  ASSERT_RC(dt_client_open(NULL, NULL, &out), DT_ERR_INVALID_ARG);
   ASSERT_RC(dt_client_open("", NULL, &out), DT_ERR_INVALID_ARG);
   ASSERT(out == sentinel);
+  /* No target: TASKHUBD_ADDRESS (what taskhubctl reads), else taskhubd's default address. */
+  setenv("TASKHUBD_ADDRESS", target, 1);
+  ASSERT_STR_EQ(dt_default_target(), target);
+  dt_client *d = NULL;
+  ASSERT_OK(dt_client_open(NULL, NULL, &d));
+  dt_client_close(d);
+  unsetenv("TASKHUBD_ADDRESS");
+  ASSERT_STR_EQ(dt_default_target(), "127.0.0.1:4001");
   ASSERT_RC(dt_client_open(target, NULL, NULL), DT_ERR_INVALID_ARG);
   ASSERT_OK(dt_client_open(target, NULL, &c));
 
