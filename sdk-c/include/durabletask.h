@@ -140,7 +140,8 @@ typedef struct dt_start_options {
   const char *version;
   const dt_tag *tags;
   size_t n_tags;
-  const dt_reuse_policy *reuse; /* NULL: an existing id is DT_ERR_EXISTS */
+  const dt_reuse_policy *reuse; /* NULL: a finished instance (COMPLETED, FAILED, TERMINATED) is replaced, a live
+                                 * one is DT_ERR_EXISTS (taskhubd; servers before 0.2 refused both) */
 } dt_start_options;
 
 /* Schedules a new orchestration instance of |name|. |opt| may be NULL. On success *instance_id (if not NULL)

@@ -297,8 +297,9 @@ int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *o
     req.n_tags = opt->n_tags;
     req.tags = tags;
   }
-  if (opt->reuse && opt->reuse->n > 0) {
-    replaceable = calloc(opt->reuse->n, sizeof *replaceable);
+  /* Sent even when empty: "replace nothing" differs from no policy (which replaces a finished instance). */
+  if (opt->reuse) {
+    replaceable = calloc(opt->reuse->n ? opt->reuse->n : 1, sizeof *replaceable);
     if (!replaceable)
       goto done;
     for (size_t i = 0; i < opt->reuse->n; i++)

@@ -25,9 +25,16 @@ struct purge_ctx {
 
 static int purge_one(struct sc_engine *e, const char *iid, bool recursive, int depth, int32_t *count);
 
+/*
+ * No policy at all: a finished instance (COMPLETED, FAILED, TERMINATED, CANCELED) is replaced and a live one is
+ * ALREADY_EXISTS, as Azure's managed scheduler does; the Java SDK's restartInstance(id, false) is exactly that
+ * call. A policy, even with an empty list, is followed to the letter (an empty list replaces nothing).
+ */
 static enum reuse reuse_decision(const OrchestrationIdReusePolicy *p, int status)
 {
-  if (!p || p->n_replaceablestatus == 0)
+  if (!p)
+    return sc_status_is_terminal(status) ? REUSE_REPLACE : REUSE_EXISTS;
+  if (p->n_replaceablestatus == 0)
     return REUSE_EXISTS;
   bool listed = false;
   for (size_t i = 0; i < p->n_replaceablestatus; i++)

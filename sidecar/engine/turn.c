@@ -104,7 +104,11 @@ static int create_timer(struct turn *t, int32_t id, const CreateTimerAction *a)
   tm.execution_id = t->rec->execution_id;
   tm.msg = &m;
   tm.band = SC_BAND_NORMAL;
-  int64_t due = sc_pb_ts_us(a->fireat);
+  /* Due in the millisecond after fireAt, not at it: the Java SDK truncates the turn's time to milliseconds and
+   * starts one more leg of a long timer (or retry delay) unless that time is strictly later than fireAt; a turn
+   * stamped within fireAt's own millisecond got an extra turn and shifted its task ids. At most 1 ms later. */
+  int64_t fire_us = sc_pb_ts_us(a->fireat);
+  int64_t due = fire_us >= 0 ? fire_us / 1000 * 1000 + 1000 : fire_us;
   uint64_t seq = sc_txn_next_seq(tx);
   if ((rc = sc_txn_timer_put(tx, due, seq, &tm)) != SC_OK)
     return rc;

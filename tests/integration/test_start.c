@@ -230,6 +230,8 @@ TEST_IMPL(start_duplicate)
   const char *ids[] = {"dup-1", "dup-done"};
   for (size_t i = 0; i < 2; i++) {
     for (int with_policy = 0; with_policy < 2; with_policy++) {
+      if (i == 1 && !with_policy)
+        continue; /* no policy on a finished instance replaces it: start_no_policy_replaces_finished */
       CreateInstanceRequest req = CREATE_INSTANCE_REQUEST__INIT;
       Google__Protobuf__StringValue in = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
       in.value = (char *)"second";
@@ -247,6 +249,35 @@ TEST_IMPL(start_duplicate)
   }
   it_assert_snapshot(e.cli, before, "duplicate StartInstance");
   free(before);
+  it_teardown(&e);
+  return 0;
+}
+
+/* No reuse policy: a finished instance is replaced (the Java SDK's restartInstance(id, false), and Azure's managed
+ * scheduler), a live one is ALREADY_EXISTS. */
+TEST_IMPL(start_no_policy_replaces_finished)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  free(it_start(e.cli, "np-done", "Orch", "\"first\""));
+  ASSERT_STATUS(it_terminate(e.cli, "np-done", NULL, NULL), GRPC_STATUS_OK, "");
+  ASSERT_EQ(it_status(e.cli, "np-done"), TERMINATED);
+  CreateInstanceRequest req = CREATE_INSTANCE_REQUEST__INIT;
+  Google__Protobuf__StringValue in = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  in.value = (char *)"\"second\"";
+  req.instanceid = (char *)"np-done";
+  req.name = (char *)"Orch";
+  req.input = &in;
+  char *details = NULL;
+  ASSERT_STATUS(it_start_req(e.cli, &req, NULL, &details), GRPC_STATUS_OK, details);
+  free(details);
+  ASSERT_EQ(it_status(e.cli, "np-done"), PENDING); /* a new execution, waiting for a worker */
+  /* ... which is live now: the same call is refused. */
+  ASSERT_STATUS(it_start_req(e.cli, &req, NULL, &details), GRPC_STATUS_ALREADY_EXISTS, details);
+  ASSERT_STR_CONTAINS(details, "orchestration instance already exists");
+  free(details);
   it_teardown(&e);
   return 0;
 }

@@ -283,14 +283,19 @@ TEST_IMPL(sdk_client_schedule_duplicate)
   ASSERT_RC(dt_client_schedule(e.c, "Orch", &o, &out), DT_ERR_EXISTS);
   ASSERT(out == sentinel);
 
-  /* Finished instances are taken too when there is no policy, or an empty one. */
+  /* A finished instance is kept when the policy is empty ("replace nothing") ... */
   ASSERT_OK(dt_client_terminate(e.c, "dup-1", NULL, false));
-  ASSERT_RC(dt_client_schedule(e.c, "Orch", &o, &out), DT_ERR_EXISTS);
   dt_reuse_policy never = {NULL, 0};
   o.reuse = &never;
   ASSERT_RC(dt_client_schedule(e.c, "Orch", &o, &out), DT_ERR_EXISTS);
   ASSERT(out == sentinel);
   ASSERT_STATUS_IS(e.c, "dup-1", DT_STATUS_TERMINATED);
+  /* ... and replaced when there is no policy at all. */
+  o.reuse = NULL;
+  ASSERT_OK(dt_client_schedule(e.c, "Orch", &o, &out));
+  ASSERT_STR_EQ(out, "dup-1");
+  dt_free(out);
+  ASSERT_STATUS_IS(e.c, "dup-1", DT_STATUS_PENDING);
   teardown(&e);
   return 0;
 }

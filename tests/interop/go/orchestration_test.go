@@ -388,7 +388,8 @@ func TestSuspendResume(t *testing.T) {
 // Scenario 4: the Go client's OrchestrationIdReusePolicy, which uses the legacy encoding
 // {operationStatus = 1, action = 2}. protocol.md §3.11: status not listed -> ALREADY_EXISTS; listed with
 // IGNORE -> OK, nothing created (the id is echoed); listed with TERMINATE -> replace (terminating a live one).
-// No policy -> ALREADY_EXISTS with "orchestration instance already exists".
+// No policy: a finished instance is replaced (as Azure's managed scheduler does), a live one is ALREADY_EXISTS with
+// "orchestration instance already exists".
 // (action ERROR=0 is not on the wire, so it reads as a HEAD-style replaceableStatus list; not tested.)
 func TestIdReusePolicyLegacy(t *testing.T) {
 	e := newEnv(t, func(r *task.TaskRegistry) {
@@ -427,9 +428,7 @@ func TestIdReusePolicyLegacy(t *testing.T) {
 		first := e.waitDone(t, id)
 		expectDone(t, first, api.RUNTIME_STATUS_COMPLETED, `"echo:first"`)
 
-		_, err := schedule(t, "Echo", id, "no-policy")
-		expectAlreadyExists(t, "no policy", err)
-		_, err = schedule(t, "Echo", id, "not-listed", policy(api.REUSE_ID_ACTION_TERMINATE, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED))
+		_, err := schedule(t, "Echo", id, "not-listed", policy(api.REUSE_ID_ACTION_TERMINATE, api.RUNTIME_STATUS_FAILED, api.RUNTIME_STATUS_TERMINATED))
 		expectAlreadyExists(t, "TERMINATE with COMPLETED not listed", err)
 		_, err = schedule(t, "Echo", id, "not-listed", policy(api.REUSE_ID_ACTION_IGNORE, api.RUNTIME_STATUS_RUNNING))
 		expectAlreadyExists(t, "IGNORE with COMPLETED not listed", err)
@@ -463,6 +462,12 @@ func TestIdReusePolicyLegacy(t *testing.T) {
 		if second.CreatedAt.Before(first.CreatedAt) {
 			t.Errorf("replacement createdAt %v before the original's %v", second.CreatedAt, first.CreatedAt)
 		}
+
+		// no policy at all: the finished instance is replaced too
+		if got, err = schedule(t, "Echo", id, "no-policy"); err != nil || got != id {
+			t.Fatalf("no policy on a finished instance: %q, %v, want %q, OK", got, err, id)
+		}
+		expectDone(t, e.waitDone(t, id), api.RUNTIME_STATUS_COMPLETED, `"echo:no-policy"`)
 	})
 
 	t.Run("Running", func(t *testing.T) {

@@ -178,7 +178,7 @@ describe('durabletask-js client against taskhubd', { skip: SKIP }, () => {
     assert.equal(await state(`${P}no-such-instance`, false), undefined);
   });
 
-  it('duplicate instance id -> ALREADY_EXISTS, original untouched', async () => {
+  it('duplicate instance id -> ALREADY_EXISTS while live, replaced once finished', async () => {
     const id = `${P}dup`;
     await schedule('First', 'one', { instanceId: id });
     const err = await rejectionOf(schedule('Second', 'two', { instanceId: id }), 'duplicate schedule');
@@ -188,11 +188,13 @@ describe('durabletask-js client against taskhubd', { skip: SKIP }, () => {
     assert.equal(s.serializedInput, '"one"');
     assert.equal(s.runtimeStatus, OrchestrationStatus.PENDING);
 
-    // Also for an instance in a terminal state: the JS client sends no reuse policy.
+    // A finished instance is replaced: the JS client sends no reuse policy, and with none taskhubd (like Azure's
+    // managed scheduler) replaces what has finished.
     await call('terminate', client.terminateOrchestration(id));
-    const err2 = await rejectionOf(schedule('Third', 'three', { instanceId: id }), 'duplicate of terminated');
-    assertGrpcError(err2, grpc.status.ALREADY_EXISTS, 'duplicate of terminated', 'orchestration instance already exists');
-    assert.equal((await state(id)).name, 'First');
+    await schedule('Third', 'three', { instanceId: id });
+    const s3 = await state(id);
+    assert.equal(s3.name, 'Third');
+    assert.equal(s3.runtimeStatus, OrchestrationStatus.PENDING);
   });
 
   it('query with paging: every instance exactly once, right page count, filters', async () => {
