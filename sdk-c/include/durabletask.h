@@ -29,6 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* DURABLETASK_VERSION_MAJOR, _MINOR, _PATCH and DURABLETASK_VERSION ("0.1.0"): this SDK's version, which the build
+ * writes into durabletask_version.h (installed next to this file). */
+#include "durabletask_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
