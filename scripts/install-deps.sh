@@ -12,6 +12,9 @@ command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
+# The docs tests also build the Java page's code with Maven (tests/docs).
+command -v javac >/dev/null || pkgs+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || pkgs+=(maven)
 
 missing=()
 for p in "${pkgs[@]}"; do
