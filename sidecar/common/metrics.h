@@ -25,7 +25,7 @@ struct sc_hist {
   atomic_uint_fast64_t sum_micros; /* sum of observations x 1e6 */
 };
 
-enum sc_wi_kind { SC_WI_ORCH = 0, SC_WI_ACT = 1, SC_WI_KINDS };
+enum sc_wi_kind { SC_WI_ORCH = 0, SC_WI_ACT = 1, SC_WI_ENTITY = 2, SC_WI_KINDS };
 
 struct sc_metrics {
   const char *method_names[SC_METRICS_MAX_METHODS]; /* label values; index 0 is "unknown" */

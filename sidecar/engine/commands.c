@@ -57,6 +57,8 @@ const char *client_target(struct sc_cmd *c)
     return c->u.start.iid;
   case SC_CMD_RAISE:
     return c->u.raise.req->instanceid;
+  case SC_CMD_SIGNAL_ENTITY:
+    return c->u.signal_entity.req->instanceid;
   case SC_CMD_TERMINATE:
     return c->u.terminate.req->instanceid;
   case SC_CMD_SUSPEND:
@@ -93,6 +95,8 @@ int apply_client(struct sc_engine *e, struct sc_cmd *c)
     return apply_rewind(e, c);
   case SC_CMD_RESTART:
     return apply_restart(e, c);
+  case SC_CMD_SIGNAL_ENTITY:
+    return apply_signal_entity(e, c);
   default:
     return fail(c, SC_EINVAL, "not a client command: %d", (int)c->kind);
   }

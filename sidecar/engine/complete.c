@@ -46,15 +46,16 @@ static bool tokenless_repeat(struct sc_engine *e, const char *iid, const Orchest
   return false;
 }
 
-static void count_completed(struct sc_engine *e, enum lease_kind kind)
+void count_completed(struct sc_engine *e, enum lease_kind kind)
 {
-  atomic_fetch_add_explicit(&sc_metrics.completed[kind == LEASE_ORCH ? SC_WI_ORCH : SC_WI_ACT], 1,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&sc_metrics.completed[wi_kind(kind)], 1, memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
   if (kind == LEASE_ORCH)
     e->stats.orch_completed++;
-  else
+  else if (kind == LEASE_ACT)
     e->stats.act_completed++;
+  else
+    e->stats.entity_completed++;
   pthread_mutex_unlock(&e->mu);
 }
 
@@ -214,9 +215,9 @@ int apply_renew(struct sc_engine *e, struct sc_cmd *c)
 
 int apply_abandon(struct sc_engine *e, struct sc_cmd *c)
 {
-  enum lease_kind kind = c->u.abandon.kind == SC_ABANDON_ORCH ? LEASE_ORCH : LEASE_ACT;
-  if (c->u.abandon.kind == SC_ABANDON_ENTITY)
-    return fail(c, SC_ENOTFOUND, "unknown or expired completion token %s", c->u.abandon.token);
+  enum lease_kind kind = c->u.abandon.kind == SC_ABANDON_ORCH  ? LEASE_ORCH
+                         : c->u.abandon.kind == SC_ABANDON_ACT ? LEASE_ACT
+                                                               : LEASE_ENTITY;
   struct sc_lease *l = find_lease(e, kind, c->u.abandon.token, NULL);
   if (!l)
     return unknown_token(e, c, c->u.abandon.token, "");

@@ -27,7 +27,6 @@
  * it would fit. */
 #define HISTORY_STREAMING_THRESHOLD (1u << 20)
 
-enum dispatch_result { DISPATCHED, DROPPED, WAITING };
 
 /* Work that waits for a stream able to take it. */
 struct waitq {
@@ -91,7 +90,7 @@ static void waitq_free(struct waitq *w)
 {
   void *v;
   while ((v = fifo_pop(&w->items)))
-    if (w->want.kind == LEASE_ORCH)
+    if (w->want.kind != LEASE_ACT)
       free(v);
   fifo_free(&w->items);
   free(w->key);
@@ -131,11 +130,10 @@ void work_free(struct sc_engine *e)
   free(e->new_acts);
 }
 
-/* Parks an item until a stream can take what it wants. */
-static void wait_for_stream(struct sc_engine *e, const struct want *want, void *item)
+void wait_for_stream(struct sc_engine *e, const struct want *want, void *item)
 {
   char key[2 * 1024];
-  snprintf(key, sizeof key, "%c%d%s\x01%s", want->kind == LEASE_ORCH ? 'o' : 'a', want->needs_streaming,
+  snprintf(key, sizeof key, "%c%d%s\x01%s", "oae"[want->kind], want->needs_streaming,
            want->name, want->version ? want->version : "");
   struct waitq *w = sc_map_get(&e->waitqs, key);
   if (!w) {
@@ -437,7 +435,7 @@ static int dispatch_item(struct sc_engine *e, enum lease_kind kind, void *item)
     return dispatch_act(e, P2SEQ(item));
   char *iid = item;
   sc_map_remove(&e->queued, iid);
-  int r = dispatch_orch(e, iid);
+  int r = sc_is_entity_id(iid) ? dispatch_entity(e, iid) : dispatch_orch(e, iid);
   if (r == WAITING)
     sc_map_put(&e->queued, iid, (void *)1); /* new messages are read when it leaves the queue */
   free(iid);
@@ -472,14 +470,17 @@ static void serve_waiting(struct sc_engine *e, uint64_t *n)
 
 static void dispatch(struct sc_engine *e)
 {
-  uint64_t n[2] = {0, 0};
+  uint64_t n[3] = {0, 0, 0};
   if (e->drain_now)
     return; /* draining: what is queued stays queued (durably) for the next process */
   serve_waiting(e, n);
   for (;;) {
     bool progress = false;
-    if (e->ready.n && any_capacity(e, LEASE_ORCH)) {
-      n[LEASE_ORCH] += dispatch_item(e, LEASE_ORCH, fifo_pop(&e->ready)) == DISPATCHED;
+    /* The ready queue holds orchestrations and entities: each that no stream can take now waits for one. */
+    if (e->ready.n && (any_capacity(e, LEASE_ORCH) || any_capacity(e, LEASE_ENTITY))) {
+      char *id = fifo_pop(&e->ready);
+      enum lease_kind k = sc_is_entity_id(id) ? LEASE_ENTITY : LEASE_ORCH; /* dispatch_item frees id */
+      n[k] += dispatch_item(e, LEASE_ORCH, id) == DISPATCHED;
       progress = true;
     }
     if (e->actq.n && any_capacity(e, LEASE_ACT)) {
@@ -489,12 +490,14 @@ static void dispatch(struct sc_engine *e)
     if (!progress)
       break;
   }
-  if (n[LEASE_ORCH] || n[LEASE_ACT]) {
+  if (n[LEASE_ORCH] || n[LEASE_ACT] || n[LEASE_ENTITY]) {
     atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ORCH], n[LEASE_ORCH], memory_order_relaxed);
     atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ACT], n[LEASE_ACT], memory_order_relaxed);
+    atomic_fetch_add_explicit(&sc_metrics.dispatched[SC_WI_ENTITY], n[LEASE_ENTITY], memory_order_relaxed);
     pthread_mutex_lock(&e->mu);
     e->stats.orch_dispatched += n[LEASE_ORCH];
     e->stats.act_dispatched += n[LEASE_ACT];
+    e->stats.entity_dispatched += n[LEASE_ENTITY];
     pthread_mutex_unlock(&e->mu);
   }
 }

@@ -35,6 +35,11 @@ static void fire_timers(struct sc_engine *e, int64_t now)
     if (!owns(e, t->instance_id))
       continue; /* its partition went to another replica, which loaded it */
     sc_txn_timer_delete(tx, t->instance_id, it.due, it.seq);
+    if (sc_is_entity_id(t->instance_id)) { /* a scheduled signal: entities have no executions to outlive */
+      if (t->msg && t->msg->event && (rc = entity_deliver(e, t->instance_id, t->msg->event)) != SC_OK)
+        sc_panic("delivering a scheduled signal failed (status %d)", rc);
+      continue;
+    }
     StoredInstance *rec;
     rc = sc_txn_get_instance(tx, t->instance_id, &e->ba, &rec);
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
@@ -66,7 +71,8 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
   case SC_CMD_RESUME:
   case SC_CMD_PURGE:
   case SC_CMD_REWIND:
-  case SC_CMD_RESTART: {
+  case SC_CMD_RESTART:
+  case SC_CMD_SIGNAL_ENTITY: {
     /* About one instance: applied here when its partition is this replica's, else by its owner. */
     const char *iid = client_target(c);
     if (iid && !owns(e, iid))
@@ -89,6 +95,10 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
     return apply_abandon(e, c);
   case SC_CMD_RENEW:
     return apply_renew(e, c);
+  case SC_CMD_COMPLETE_ENTITY:
+    return apply_complete_entity(e, c);
+  case SC_CMD_CLEAN_ENTITIES:
+    return apply_clean_entities(e, c);
   case SC_CMD_GAIN:
     return apply_gain(e, c);
   case SC_CMD_RELEASE:

@@ -36,6 +36,9 @@ enum sc_cmd_kind {
   SC_CMD_REWIND,
   SC_CMD_RESTART,
   SC_CMD_RENEW,
+  SC_CMD_SIGNAL_ENTITY,
+  SC_CMD_COMPLETE_ENTITY,
+  SC_CMD_CLEAN_ENTITIES,
   /* Posted by the engine itself for what the store tells it (store.h, sc_store_events): */
   SC_CMD_GAIN,     /* a partition is this replica's now */
   SC_CMD_RELEASE,  /* a partition should go to another replica */
@@ -138,6 +141,17 @@ struct sc_cmd {
       const char *iid; /* a worker fetched this instance's history for the work item it holds */
     } renew;
     struct {
+      const SignalEntityRequest *req;
+    } signal_entity;
+    struct {
+      const EntityBatchResult *res;
+    } complete_entity;
+    struct {
+      const CleanEntityStorageRequest *req;
+      int32_t removed, released; /* out */
+      char next[SC_MAX_ID + 1];  /* out: where the next call goes on ("" when done) */
+    } clean_entities;
+    struct {
       int part;
       uint64_t id;  /* SC_CMD_INCOMING: the row; SC_CMD_REPLY: the forward answered */
       uint8_t *body; /* owned by the command; SC_CMD_CHANGED: newline-separated ids, or NULL for all */
@@ -166,7 +180,8 @@ struct sc_engine_config {
 
 struct sc_engine_stats {
   uint64_t commits, commands, batched_max;
-  uint64_t orch_dispatched, act_dispatched, orch_completed, act_completed, abandoned;
+  uint64_t orch_dispatched, act_dispatched, entity_dispatched, orch_completed, act_completed, entity_completed;
+  uint64_t abandoned;
   uint64_t streams;
   /* gauges, as of the end of the last batch */
   uint64_t ready_orchestrations, queued_activities, timers, waiters, inflight_orchestrations, inflight_activities;

@@ -62,6 +62,9 @@ static void pack_request(struct sc_engine *e, struct sc_cmd *c, Taskhubd__Store_
   case SC_CMD_RESTART:
     m = &c->u.restart.req->base;
     break;
+  case SC_CMD_SIGNAL_ENTITY:
+    m = &c->u.signal_entity.req->base;
+    break;
   default:
     sc_panic("command %d cannot be forwarded", (int)c->kind);
   }

@@ -64,6 +64,10 @@ static int apply_forwarded_client(struct sc_engine *e, const Taskhubd__Store__Fo
     if ((req = unpack_request(e, f, &restart_instance_request__descriptor, reply)))
       c->u.restart.req = req;
     break;
+  case SC_CMD_SIGNAL_ENTITY:
+    if ((req = unpack_request(e, f, &signal_entity_request__descriptor, reply)))
+      c->u.signal_entity.req = req;
+    break;
   case SC_CMD_SUSPEND:
   case SC_CMD_RESUME:
     req = c; /* no request: the forward carries the id and the reason */
@@ -113,6 +117,8 @@ static int apply_engine_forward(struct sc_engine *e, Taskhubd__Store__Forward *f
     return rewind_child(e, f->created, f->parent);
   case TASKHUBD__STORE__FORWARD__KIND__PURGE_CHILD:
     return purge_instance(e, f->instance_id, f->recurse);
+  case TASKHUBD__STORE__FORWARD__KIND__ENTITY_MSG:
+    return entity_forwarded(e, f->instance_id, f->event);
   default:
     return SC_EINVAL;
   }

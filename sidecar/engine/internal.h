@@ -12,6 +12,7 @@
  *   complete.c   what workers send back (Complete*, Abandon*)
  *   turn.c       applying an orchestration turn's actions;  turncheck.c  whether they can be applied
  *   instance.c   changes to instances shared by commands and turns
+ *   entities.c   durable entities: signals, batches of operations and their completion, clean-up
  *   dispatch.c   ready and activity queues, building work items
  *   streams.c    connected worker streams: limits, filters, sending
  *   lease.c      work items held by workers, by completion token
@@ -60,7 +61,15 @@ struct fifo {
 #define SEQ2P(s) ((void *)(uintptr_t)(s))
 #define P2SEQ(p) ((uint64_t)(uintptr_t)(p))
 
-enum lease_kind { LEASE_ORCH, LEASE_ACT };
+/* What a work item is for. Orchestrations and entities are work on an id (its inbox); activities on a queued
+ * activity. */
+enum lease_kind { LEASE_ORCH, LEASE_ACT, LEASE_ENTITY };
+
+/* The SC_WI_* metrics index of a lease kind. */
+static inline int wi_kind(enum lease_kind k)
+{
+  return k == LEASE_ORCH ? 0 : k == LEASE_ACT ? 1 : 2;
+}
 
 /* One inbox message taken by an orchestration work item. `sent` is its index in the item's newEvents, or
  * -1 for a message that was consumed without being sent (stale, or a wake-up marker). */
@@ -90,6 +99,7 @@ struct sc_lease {
   size_t nkeys;
   uint8_t **partials;       /* isPartial chunks, packed */
   size_t *partial_lens, npartials, partial_bytes;
+  /* entities: the keys above are the operations sent, in order */
   /* activities */
   uint64_t act_seq;
   int32_t task_id;
@@ -102,8 +112,9 @@ struct sc_stream {
   sc_stream_send_fn send;
   sc_stream_ready_fn ready;
   void *ctx;
-  int max_orch, max_act;
-  int n_orch, n_act;
+  int max_orch, max_act, max_entity;
+  int n_orch, n_act, n_entity;
+  bool entity_asked; /* it set maxConcurrentEntityWorkItems, or its filters name entities */
   bool history_streaming;
   int64_t last_send_us;
   struct sc_lease *leases;
@@ -291,10 +302,13 @@ bool stream_fits_any(struct sc_engine *e, enum lease_kind kind, const char *name
 /* |size| is the packed size when the caller knows it (0: compute it). */
 void send_item(struct sc_engine *e, struct sc_stream *s, const WorkItem *wi, size_t size);
 void ping(struct sc_engine *e, int64_t now);
-/* Leases in flight, by kind. */
+/* Leases in flight: orchestrations and entities, activities. */
 void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 
 /* dispatch.c */
+enum dispatch_result { DISPATCHED, DROPPED, WAITING };
+/* Parks an item (an id, malloc'd, or an activity seq) until a stream can take what it wants. */
+void wait_for_stream(struct sc_engine *e, const struct want *want, void *item);
 void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
 /* Queues the work waiting in partition |part| (-1: the whole store). */
@@ -404,6 +418,24 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c);
 int apply_abandon(struct sc_engine *e, struct sc_cmd *c);
 /* The worker holding the instance's work item shows progress (it fetched the history). */
 int apply_renew(struct sc_engine *e, struct sc_cmd *c);
+
+/* complete.c (shared with entities.c) */
+void count_completed(struct sc_engine *e, enum lease_kind kind);
+
+/* entities.c */
+/* "name" of "@name@key"; false when |id| is not an entity id. */
+bool entity_name(const char *id, char *out, size_t cap);
+/* Queues operation |op| for entity |id| (a transient record appears if it has none). Owned partition only. */
+int entity_deliver(struct sc_engine *e, const char *id, HistoryEvent *op);
+/* The same for any entity: at |at_us| when later than now (a timer), through its partition's owner if not ours. */
+int entity_send(struct sc_engine *e, const char *id, HistoryEvent *op, int64_t at_us);
+/* An operation another replica forwarded to an entity of an owned partition. */
+int entity_forwarded(struct sc_engine *e, const char *id, HistoryEvent *op);
+int apply_signal_entity(struct sc_engine *e, struct sc_cmd *c);
+/* A batch of the operations at the front of |id|'s queue to a stream that takes entity work; a dispatch_result. */
+int dispatch_entity(struct sc_engine *e, const char *id);
+int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c);
+int apply_clean_entities(struct sc_engine *e, struct sc_cmd *c);
 
 /* forward.c */
 /* Forwards a client command for an instance of a partition this replica does not own; PARKED until the answer

@@ -103,7 +103,7 @@ bool applied_has(struct sc_engine *e, const char *key)
 /* The by_work key: "o" + instance id, or "a" + activity sequence number. */
 static void work_key(const struct sc_lease *l, char *out, size_t cap)
 {
-  if (l->kind == LEASE_ORCH)
+  if (l->kind != LEASE_ACT) /* entity ids start with '@', which orchestration ids may not */
     snprintf(out, cap, "o%s", l->iid);
   else
     snprintf(out, cap, "a%llu", (unsigned long long)l->act_seq);
@@ -115,7 +115,7 @@ struct sc_lease *lease_new(struct sc_engine *e, enum lease_kind kind, const char
   if (!l)
     sc_panic("out of memory");
   l->kind = kind;
-  l->token[0] = kind == LEASE_ORCH ? 'o' : 'a';
+  l->token[0] = kind == LEASE_ORCH ? 'o' : kind == LEASE_ACT ? 'a' : 'e';
   sc_random_hex32(l->token + 1);
   l->iid = xstrdup(iid);
   l->exec = xstrdup(exec ? exec : "");
@@ -127,7 +127,7 @@ static void end(struct sc_engine *e, struct sc_lease *l, bool look_again);
 
 static int64_t lease_span(struct sc_engine *e, enum lease_kind kind)
 {
-  return kind == LEASE_ORCH ? e->cfg.orch_lease_us : e->cfg.act_lease_us;
+  return kind == LEASE_ACT ? e->cfg.act_lease_us : e->cfg.orch_lease_us;
 }
 
 void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s)
@@ -146,8 +146,11 @@ void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s)
   if (s->leases)
     s->leases->sprev = l;
   s->leases = l;
-  if (l->kind == LEASE_ORCH) {
-    s->n_orch++;
+  if (l->kind != LEASE_ACT) {
+    if (l->kind == LEASE_ORCH)
+      s->n_orch++;
+    else
+      s->n_entity++;
     sc_map_put(&e->orch_leases, l->iid, l);
   } else {
     s->n_act++;
@@ -180,8 +183,11 @@ static void detach_stream(struct sc_engine *e, struct sc_lease *l)
     s->leases = l->snext;
   if (l->snext)
     l->snext->sprev = l->sprev;
-  if (l->kind == LEASE_ORCH) {
-    s->n_orch--;
+  if (l->kind != LEASE_ACT) {
+    if (l->kind == LEASE_ORCH)
+      s->n_orch--;
+    else
+      s->n_entity--;
     if (sc_map_get(&e->orch_leases, l->iid) == l)
       sc_map_remove(&e->orch_leases, l->iid);
   } else {
@@ -225,7 +231,7 @@ static void end(struct sc_engine *e, struct sc_lease *l, bool look_again)
     sc_map_remove(&e->by_work, key);
   if (l->wnext)
     l->wnext->wprev = l->wprev;
-  if (look_again && l->kind == LEASE_ORCH)
+  if (look_again && l->kind != LEASE_ACT)
     mark_dirty(e, l->iid);
   lease_free(l);
 }
@@ -264,7 +270,7 @@ static int64_t backoff_delay(struct sc_engine *e, const char *key)
 
 void backoff_forget(struct sc_engine *e, enum lease_kind kind, const char *iid, uint64_t act_seq)
 {
-  if (kind == LEASE_ORCH) {
+  if (kind != LEASE_ACT) {
     sc_map_remove(&e->backoff, iid);
   } else {
     char key[32];
@@ -277,7 +283,7 @@ void backoff_forget(struct sc_engine *e, enum lease_kind kind, const char *iid, 
 static void requeue(struct sc_engine *e, struct sc_lease *l, bool with_backoff)
 {
   int64_t now = sc_now_us();
-  if (l->kind == LEASE_ORCH) {
+  if (l->kind != LEASE_ACT) {
     int64_t d = with_backoff ? backoff_delay(e, l->iid) : 0;
     if (d == 0)
       mark_dirty(e, l->iid);
@@ -297,7 +303,7 @@ static void requeue(struct sc_engine *e, struct sc_lease *l, bool with_backoff)
 void lease_abandon(struct sc_engine *e, struct sc_lease *l, const char *why)
 {
   SC_INFO("event=work_item_abandoned token=%s instance=%s reason=%s", l->token, SC_Q(l->iid), why);
-  atomic_fetch_add_explicit(&sc_metrics.abandoned[l->kind == LEASE_ORCH ? SC_WI_ORCH : SC_WI_ACT], 1,
+  atomic_fetch_add_explicit(&sc_metrics.abandoned[wi_kind(l->kind)], 1,
                             memory_order_relaxed);
   pthread_mutex_lock(&e->mu);
   e->stats.abandoned++;
@@ -340,7 +346,9 @@ void lease_expire(struct sc_engine *e, const char *token, int64_t now)
     end(e, l, false); /* its work was queued again when it became an orphan */
     return;
   }
-  lease_abandon(e, l, l->kind == LEASE_ORCH ? "orchestration_lease_expired" : "activity_lease_expired");
+  lease_abandon(e, l, l->kind == LEASE_ORCH ? "orchestration_lease_expired"
+                      : l->kind == LEASE_ACT ? "activity_lease_expired"
+                                             : "entity_lease_expired");
 }
 
 void leases_end_instance(struct sc_engine *e, const char *iid)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static struct sc_stream *find_stream(struct sc_engine *e, void *ctx, size_t *idx)
 {
@@ -57,6 +58,12 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
   int32_t mo = r->maxconcurrentorchestrationworkitems, ma = r->maxconcurrentactivityworkitems;
   s->max_orch = mo > 0 && mo < cap ? mo : cap;
   s->max_act = ma > 0 && ma < cap ? ma : cap;
+  /* Entity work goes to workers that asked for it (a limit, or filters naming entities) before any other; a
+   * worker that did neither (the Python SDK never sets the limit) may still get it when no such worker is
+   * connected, as it gets anything no filter names. */
+  int32_t me = r->maxconcurrententityworkitems;
+  s->max_entity = me > 0 && me < cap ? me : cap;
+  s->entity_asked = me > 0 || (r->workitemfilters && r->workitemfilters->n_entities > 0);
   s->history_streaming = has_cap(r, WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING);
   s->last_send_us = sc_now_us();
   if (e->nstreams == e->capstreams) {
@@ -73,9 +80,9 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
   pthread_mutex_lock(&e->mu);
   e->stats.streams = e->nstreams;
   pthread_mutex_unlock(&e->mu);
-  SC_INFO("event=worker_connected stream=%llu max_orchestrations=%d max_activities=%d history_streaming=%d "
-          "filters=%d",
-          (unsigned long long)s->id, s->max_orch, s->max_act, s->history_streaming,
+  SC_INFO("event=worker_connected stream=%llu max_orchestrations=%d max_activities=%d max_entities=%d "
+          "entities_asked=%d history_streaming=%d filters=%d",
+          (unsigned long long)s->id, s->max_orch, s->max_act, s->max_entity, s->entity_asked, s->history_streaming,
           r->workitemfilters != NULL);
   return DONE;
 }
@@ -115,10 +122,22 @@ static bool versions_match(char **versions, size_t n, const char *v)
   return false;
 }
 
-/* How well a stream fits an item: 2 its filters name it, 1 it has no filters (takes anything), 0 it refuses it. */
+/* How well a stream fits an item: 2 its filters name it, 1 it has no filters (takes anything), 0 it refuses it.
+ * Entities: 2 also for a worker that set an entity limit without naming entities. */
 static int fit(const struct sc_stream *s, enum lease_kind kind, const char *name, const char *version)
 {
   const WorkItemFilters *f = s->req->workitemfilters;
+  if (kind == LEASE_ENTITY) {
+    if (f && f->n_entities > 0) {
+      for (size_t i = 0; i < f->n_entities; i++)
+        if (strcasecmp(f->entities[i]->name, name) == 0)
+          return 2;
+      return 0;
+    }
+    if (s->req->maxconcurrententityworkitems > 0)
+      return 2;
+    return f ? 0 : 1;
+  }
   if (!f)
     return 1;
   if (kind == LEASE_ORCH) {
@@ -138,7 +157,9 @@ static int fit(const struct sc_stream *s, enum lease_kind kind, const char *name
 
 static bool free_slot(const struct sc_stream *s, enum lease_kind kind)
 {
-  return kind == LEASE_ORCH ? s->n_orch < s->max_orch : s->n_act < s->max_act;
+  return kind == LEASE_ORCH ? s->n_orch < s->max_orch
+         : kind == LEASE_ACT ? s->n_act < s->max_act
+                             : s->n_entity < s->max_entity;
 }
 
 bool any_capacity(struct sc_engine *e, enum lease_kind kind)
@@ -214,7 +235,7 @@ void work_inflight(struct sc_engine *e, size_t *orch, size_t *act)
 {
   *orch = *act = 0;
   for (size_t i = 0; i < e->nstreams; i++) {
-    *orch += (size_t)e->streams[i]->n_orch;
+    *orch += (size_t)e->streams[i]->n_orch + (size_t)e->streams[i]->n_entity;
     *act += (size_t)e->streams[i]->n_act;
   }
 }

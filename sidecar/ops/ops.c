@@ -107,7 +107,7 @@ static const char *const grpc_code_names[SC_GRPC_CODES] = {
 static const char *const status_names[8] = {"RUNNING", "COMPLETED", "CONTINUED_AS_NEW", "FAILED",
                                             "CANCELED", "TERMINATED", "PENDING", "SUSPENDED"};
 
-static const char *const kind_names[SC_WI_KINDS] = {"orchestration", "activity"};
+static const char *const kind_names[SC_WI_KINDS] = {"orchestration", "activity", "entity"};
 
 static void process_metrics(struct buf *b, struct sc_ops *o)
 {

@@ -86,6 +86,10 @@ static void h_start(struct sc_call *c)
   const CreateInstanceRequest *r = (void *)c->req;
   if (r->instanceid[0] && !sc_call_check_id(c, "instanceId", r->instanceid))
     return;
+  if (sc_is_entity_id(r->instanceid)) {
+    sc_call_reject(c, GRPC_INVALID_ARGUMENT, "instanceId: ids starting with '@' are entity ids (@name@key)");
+    return;
+  }
   if (!sc_call_check_name(c, "name", r->name, true))
     return;
   if (r->version && !sc_call_check_name(c, "version", r->version->value, false))
@@ -426,6 +430,11 @@ struct sc_method sc_methods[] = {
     {SVC "RewindInstance", &rewind_instance_request__descriptor, h_rewind, 4, NULL, 0},
     {SVC "RestartInstance", &restart_instance_request__descriptor, h_restart, 4, NULL, 0},
     {SVC "StreamInstanceHistory", &stream_instance_history_request__descriptor, sc_h_stream_history, 4, NULL, 0},
+    {SVC "SignalEntity", &signal_entity_request__descriptor, sc_h_signal_entity, 16, NULL, 0},
+    {SVC "GetEntity", &get_entity_request__descriptor, sc_h_get_entity, 8, NULL, 0},
+    {SVC "QueryEntities", &query_entities_request__descriptor, sc_h_query_entities, 4, NULL, 0},
+    {SVC "CleanEntityStorage", &clean_entity_storage_request__descriptor, sc_h_clean_entities, 2, NULL, 0},
+    {SVC "CompleteEntityTask", &entity_batch_result__descriptor, sc_h_complete_entity, 16, NULL, 0},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL, 0},
 };
 

@@ -39,6 +39,7 @@ typedef Taskhubd__Store__StoredInstance StoredInstance;
 typedef Taskhubd__Store__StoredMsg StoredMsg;
 typedef Taskhubd__Store__StoredTimer StoredTimer;
 typedef Taskhubd__Store__StoredActivity StoredActivity;
+typedef Taskhubd__Store__StoredEntity StoredEntity;
 
 /* Longest instance id a backend must store (--max-id-length is capped at this). */
 #define SC_MAX_ID 1024
@@ -165,6 +166,38 @@ static inline int sc_part_of(const char *iid, int partitions)
   return (int)(h % (uint32_t)partitions);
 }
 
+/* QueryEntities and CleanEntityStorage: entity records whose id starts with |prefix| (NULL: any), strictly after
+ * |after| (NULL: from the start), last modified within [from_us, to_us) when has_from/has_to; with
+ * !include_transient, only those with state. At most page_size rows and max_scan records examined: a page may
+ * end early, with next_after set, so a query never scans the whole table in one call. */
+struct sc_entity_query {
+  const char *prefix;
+  const char *after;
+  bool has_from, has_to;
+  int64_t from_us, to_us;
+  bool include_transient;
+  size_t page_size;
+  size_t max_scan; /* 0: page_size * 100 */
+};
+
+struct sc_entity_row {
+  char *id;
+  struct sc_blob rec;   /* a packed StoredEntity */
+  uint32_t backlog;     /* messages in its queue */
+};
+
+struct sc_entity_page {
+  struct sc_entity_row *rows;
+  size_t n;
+  char *next_after; /* NULL: nothing follows */
+};
+
+/* Entity ids are "@name@key"; orchestration instance ids may not start with '@'. */
+static inline bool sc_is_entity_id(const char *id)
+{
+  return id && id[0] == '@';
+}
+
 /* The most partitions a task hub can have. */
 #define SC_MAX_PARTITIONS 1024
 
@@ -201,6 +234,7 @@ enum sc_change_kind {
   SC_CH_TIMER_DELETE,    /* iid, due_us, seq */
   SC_CH_ACTQ_PUT,        /* iid, seq, val: a packed StoredActivity */
   SC_CH_ACTQ_DELETE,     /* iid, seq */
+  SC_CH_PUT_ENTITY,      /* iid: an entity id, val: a packed StoredEntity (NULL: delete the record) */
   /* Between partitions (a store with one partition never sees these): */
   SC_CH_FORWARD,         /* band: the target partition, seq: a fresh sequence number (the row's id), val: a
                           * packed Forward for that partition's owner */
@@ -225,6 +259,7 @@ struct sc_change {
   /* Txn-owned decoded copies. A record's history_count is the number of events its history holds (the engine
    * keeps it so), which a backend may use to delete them. */
   const StoredInstance *rec, *old;
+  const StoredEntity *ent; /* SC_CH_PUT_ENTITY with a value: the record, decoded */
   /* Clearing an inbox (SC_CH_INBOX_CLEAR, SC_CH_DELETE_INSTANCE): when keys_known, exactly the messages it holds
    * at that point (a backend may delete them one by one); otherwise the backend deletes whatever is there. */
   bool keys_known;
@@ -272,6 +307,14 @@ struct sc_store_ops {
   /* A page of results, consistent within the page. The work per page is bounded by page_size and max_scan. */
   int (*query)(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                struct sc_err *err);
+
+  /* ---- entities ---- */
+
+  /* The packed StoredEntity of entity |id|, its bytes allocated from |a|; SC_ENOTFOUND when it has no record. */
+  int (*get_entity)(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out);
+  /* A page of entity records in id order, each with the messages waiting in its queue. */
+  int (*query_entities)(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
+                        struct sc_entity_page *out, struct sc_err *err);
 
   /* How many instances have each status (index: the OrchestrationStatus number, 0..7), committed. A scan of
    * the status index: for metrics scraped every few seconds, not for every call. */

@@ -398,6 +398,27 @@ int sc_txn_get_payload(struct sc_txn *t, const char *iid, int kind, struct sc_ar
   return t->st->ops->get_payload(t->st, iid, kind, a, data, len);
 }
 
+int sc_txn_get_entity(struct sc_txn *t, const char *id, struct sc_arena *a, StoredEntity **out)
+{
+  struct sc_cache_inst *e = sc_cache_get(&t->cache, id, false);
+  struct sc_blob b = {0};
+  for (size_t i = e ? e->npend : 0; i-- > 0;) {
+    const struct sc_change *c = &t->ch[e->pend[i]];
+    if (c->kind == SC_CH_PUT_ENTITY) {
+      if (!c->val)
+        return SC_ENOTFOUND;
+      b.b = sc_arena_alloc(a, c->len ? c->len : 1);
+      memcpy(b.b, c->val, c->len);
+      b.len = c->len;
+      return sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &b, a, (void **)out);
+    }
+  }
+  int rc = t->st->ops->get_entity(t->st, id, a, &b);
+  if (rc != SC_OK)
+    return rc;
+  return sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &b, a, (void **)out);
+}
+
 int sc_txn_history_load(struct sc_txn *t, const char *iid, struct sc_arena *a, HistoryEvent ***out, size_t *n)
 {
   struct sc_cache_inst *e;
@@ -623,6 +644,19 @@ int sc_txn_put_payload(struct sc_txn *t, const char *iid, int kind, const char *
     v[len] = 0;
     c.val = v;
     c.len = len;
+  }
+  record(t, &c);
+  return SC_OK;
+}
+
+int sc_txn_put_entity(struct sc_txn *t, const char *id, const StoredEntity *rec)
+{
+  struct sc_change c = {.kind = SC_CH_PUT_ENTITY, .iid = copy_iid(t, id)};
+  if (rec) {
+    c.val = pack(t, &rec->base, &c.len);
+    struct sc_blob b = {(uint8_t *)c.val, c.len};
+    if (sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &b, &t->arena, (void **)&c.ent) != SC_OK)
+      sc_panic("packing an entity record");
   }
   record(t, &c);
   return SC_OK;

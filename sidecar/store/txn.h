@@ -53,6 +53,8 @@ int sc_txn_history_load(struct sc_txn *t, const char *iid, struct sc_arena *a, H
 int sc_txn_inbox_load(struct sc_txn *t, const char *iid, struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
 /* How many messages wait in the inbox and their bytes; counting stops at |max_count|. */
 int sc_txn_inbox_stats(struct sc_txn *t, const char *iid, size_t max_count, size_t *count, size_t *bytes);
+/* Entity |id|'s record, or SC_ENOTFOUND. */
+int sc_txn_get_entity(struct sc_txn *t, const char *id, struct sc_arena *a, StoredEntity **out);
 int sc_txn_timer_get(struct sc_txn *t, int64_t due_us, uint64_t seq, struct sc_arena *a, StoredTimer **out);
 int sc_txn_actq_get(struct sc_txn *t, uint64_t seq, struct sc_arena *a, StoredActivity **out);
 int sc_txn_children(struct sc_txn *t, const char *parent, sc_child_fn fn, void *ctx);
@@ -65,6 +67,8 @@ int sc_txn_put_instance(struct sc_txn *t, const char *iid, const StoredInstance 
 int sc_txn_delete_instance(struct sc_txn *t, const char *iid, const StoredInstance *old, bool inbox_empty);
 /* data == NULL deletes. */
 int sc_txn_put_payload(struct sc_txn *t, const char *iid, int kind, const char *data, size_t len);
+/* rec == NULL deletes the record (not its queue). */
+int sc_txn_put_entity(struct sc_txn *t, const char *id, const StoredEntity *rec);
 int sc_txn_history_append(struct sc_txn *t, const char *iid, uint32_t index, const HistoryEvent *ev);
 /* Empties the history before it is replaced, and gives it a new generation. */
 int sc_txn_history_clear(struct sc_txn *t, const char *iid);

@@ -60,11 +60,6 @@ TEST_IMPL(unimplemented_methods)
   static const char *const methods[] = {
       IT_SVC "NoSuchMethod",
       "/no.such.Service/Method",
-      IT_SVC "SignalEntity",
-      IT_SVC "GetEntity",
-      IT_SVC "QueryEntities",
-      IT_SVC "CleanEntityStorage",
-      IT_SVC "CompleteEntityTask",
       IT_SVC "SkipGracefulOrchestrationTerminations",
   };
   /* An empty message is a valid encoding of every request type; field 1 = "x" is a valid one for the rest. */

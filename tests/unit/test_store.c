@@ -329,6 +329,10 @@ TEST_IMPL(store_wipe_empties_everything_and_keeps_the_sequence)
   ASSERT_OK(sc_txn_timer_put(tx, 5000, sc_txn_next_seq(tx), &t));
   StoredActivity act = TASKHUBD__STORE__STORED_ACTIVITY__INIT;
   ASSERT_OK(sc_txn_actq_put(tx, sc_txn_next_seq(tx), &act));
+  StoredEntity ent = TASKHUBD__STORE__STORED_ENTITY__INIT;
+  ent.has_state = true;
+  ent.state = (char *)"1";
+  ASSERT_OK(sc_txn_put_entity(tx, "@counter@w", &ent));
   ASSERT_OK(sc_txn_commit(tx, true, &err));
   sc_txn_free(tx);
   sc_store_close(st);

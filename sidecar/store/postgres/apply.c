@@ -57,6 +57,15 @@ static bool send_change(const struct pgstore *s, PGconn *c, const struct sc_chan
       return send(c, PS_DELETE_PAYLOAD, &p);
     sc_pg_bytes(&p, ch->val, ch->len);
     return send(c, PS_PUT_PAYLOAD, &p);
+  case SC_CH_PUT_ENTITY:
+    sc_pg_text(&p, ch->iid);
+    if (!ch->val)
+      return send(c, PS_DELETE_ENTITY, &p);
+    sc_pg_i32(&p, part_of(s, ch->iid));
+    sc_pg_bool(&p, ch->ent->has_state);
+    sc_pg_i64(&p, ch->ent->last_modified_us);
+    sc_pg_bytes(&p, ch->val, ch->len);
+    return send(c, PS_PUT_ENTITY, &p);
   case SC_CH_HISTORY_APPEND:
     sc_pg_text(&p, ch->iid);
     sc_pg_i32(&p, (int32_t)ch->index);

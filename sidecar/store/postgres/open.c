@@ -48,6 +48,16 @@ void sc_pg_i32(struct sc_pgparams *p, int32_t v)
   p->n++;
 }
 
+void sc_pg_bool(struct sc_pgparams *p, bool v)
+{
+  SC_ASSERT(p->n < SC_PG_MAX_PARAMS);
+  p->num[p->n][0] = v ? 1 : 0; /* binary bool: one byte */
+  p->v[p->n] = (const char *)p->num[p->n];
+  p->len[p->n] = 1;
+  p->fmt[p->n] = 1;
+  p->n++;
+}
+
 void sc_pg_null(struct sc_pgparams *p)
 {
   SC_ASSERT(p->n < SC_PG_MAX_PARAMS);
@@ -308,6 +318,8 @@ static const struct sc_store_ops pg_ops = {
     .inbox_scan_instances = sc_pg_inbox_scan_instances,
     .query = sc_pg_query,
     .count_by_status = sc_pg_count_by_status,
+    .get_entity = sc_pg_get_entity,
+    .query_entities = sc_pg_query_entities,
     .seq_start = seq_start,
     .apply = sc_pg_apply,
     .wipe = sc_pg_wipe,

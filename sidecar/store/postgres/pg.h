@@ -94,6 +94,9 @@ enum sc_pg_stmt {
   PS_REPLY,
   PS_NOTIFY,
   PS_SEQ_BLOCK,
+  PS_GET_ENTITY,
+  PS_PUT_ENTITY,
+  PS_DELETE_ENTITY,
   PS_COUNT
 };
 
@@ -116,6 +119,7 @@ void sc_pg_text(struct sc_pgparams *p, const char *s);
 void sc_pg_bytes(struct sc_pgparams *p, const void *b, size_t n);
 void sc_pg_i64(struct sc_pgparams *p, int64_t v);
 void sc_pg_i32(struct sc_pgparams *p, int32_t v);
+void sc_pg_bool(struct sc_pgparams *p, bool v);
 void sc_pg_null(struct sc_pgparams *p);
 
 /* Partitions and their epochs as two array literals ("{1,5}" and "{7,9}"), for the ownership statements. */
@@ -175,6 +179,9 @@ int sc_pg_children(struct sc_store *s, const char *parent, sc_child_fn fn, void 
 int sc_pg_timer_scan(struct sc_store *s, int part, sc_timer_fn fn, void *ctx);
 int sc_pg_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
 int sc_pg_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
+int sc_pg_get_entity(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out);
+int sc_pg_query_entities(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
+                         struct sc_entity_page *out, struct sc_err *err);
 int sc_pg_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_pg_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                 struct sc_err *err);

@@ -265,3 +265,10 @@ int sc_pg_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx)
     PQclear(r);
   return rc;
 }
+
+int sc_pg_get_entity(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out)
+{
+  struct sc_pgparams p = {0};
+  sc_pg_text(&p, id);
+  return get_one(s, PS_GET_ENTITY, &p, "get_entity", a, out);
+}

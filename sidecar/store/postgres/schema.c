@@ -65,6 +65,10 @@ const char *const sc_pg_sql[PS_COUNT] = {
     [PS_REPLY] = "INSERT INTO th_reply (replica, id, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     [PS_NOTIFY] = "SELECT pg_notify($1, $2)",
     [PS_SEQ_BLOCK] = "SELECT nextval('th_seq_block')",
+    [PS_GET_ENTITY] = "SELECT rec FROM th_entity WHERE id = $1",
+    [PS_PUT_ENTITY] = "INSERT INTO th_entity (id, part, has_state, last_modified_us, rec) VALUES ($1, $2, $3, $4, $5) "
+                      "ON CONFLICT (id) DO UPDATE SET has_state = $3, last_modified_us = $4, rec = $5",
+    [PS_DELETE_ENTITY] = "DELETE FROM th_entity WHERE id = $1",
 };
 
 /* Schema version 1. Each later version adds one entry to the migrations below; nothing is ever edited. */
@@ -126,7 +130,12 @@ static const char *const v3 =
     "  END IF;"
     "END $$;";
 
-static const char *const migrations[] = {v1, v2, v3};
+/* Schema version 4: durable entities. A record per entity (its queue is th_inbox under the entity's id). */
+static const char *const v4 =
+    "CREATE TABLE th_entity (id text COLLATE \"C\" PRIMARY KEY, part int NOT NULL, has_state boolean NOT NULL,"
+    "  last_modified_us bigint NOT NULL, rec bytea NOT NULL);";
+
+static const char *const migrations[] = {v1, v2, v3, v4};
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
 /* Runs |sql|; its rows, or NULL after rolling back with the reason in |err|. */

@@ -147,6 +147,13 @@ static void add(struct rstore *r, const struct sc_change *c)
     else
       del(r, SC_CF_PAYLOAD, &k);
     break;
+  case SC_CH_PUT_ENTITY:
+    sc_key_inst(&k, c->iid);
+    if (c->val)
+      put(r, SC_CF_ENTITY, &k, c->val, c->len);
+    else
+      del(r, SC_CF_ENTITY, &k);
+    break;
   case SC_CH_HISTORY_APPEND:
     sc_key_hist(&k, c->iid, c->index);
     put(r, SC_CF_HIST, &k, c->val, c->len);

@@ -7,7 +7,7 @@
 
 const char *const sc_cf_names[SC_CF_COUNT] = {
     "default", "inst", "payload", "hist", "inbox", "timer", "actq",
-    "ix_created", "ix_status", "ix_completed", "ix_parent"};
+    "ix_created", "ix_status", "ix_completed", "ix_parent", "entity"};
 
 /* Timestamps in keys are encoded as in query cursors, which index keys double as. */
 void sc_key_ts(unsigned char out[8], int64_t us)

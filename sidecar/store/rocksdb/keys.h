@@ -29,6 +29,7 @@ enum sc_cf {
   SC_CF_IX_STATUS,    /* status ts(created) iid -> "" */
   SC_CF_IX_COMPLETED, /* ts(completed) iid -> status byte */
   SC_CF_IX_PARENT,    /* parent 0 child -> "" */
+  SC_CF_ENTITY,       /* entity id -> StoredEntity (its queue is the inbox of that id) */
   SC_CF_COUNT
 };
 

@@ -284,10 +284,8 @@ int sc_rocks_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_e
 {
   struct rstore *r = RS(s);
   memset(counts, 0, 8 * sizeof *counts);
-  /* Keys only, and not kept in the block cache: a count must not push the hot instances out. */
   struct sc_range it;
   sc_range_open(r, SC_CF_IX_STATUS, NULL, "", 0, NULL, 0, &it);
-  rocksdb_readoptions_set_fill_cache(it.ro, 0);
   for (; sc_range_valid(&it); rocksdb_iter_next(it.it)) {
     size_t kl = 0;
     const char *k = rocksdb_iter_key(it.it, &kl);

@@ -77,6 +77,9 @@ int sc_rocks_actq_scan(struct sc_store *s, int part, sc_seq_fn fn, void *ctx);
 int sc_rocks_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, void *ctx);
 int sc_rocks_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                    struct sc_err *err);
+int sc_rocks_get_entity(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out);
+int sc_rocks_query_entities(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
+                            struct sc_entity_page *out, struct sc_err *err);
 int sc_rocks_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
 
