@@ -33,10 +33,15 @@ bool ctl_parse_time(const char *s, int64_t *out_ms);
 const char *ctl_format_time(int64_t ms, char *buf, size_t cap);
 /* Formats a duration as "+1.250s", "+2m03.500s" or "+1h02m03s" (negative durations get "-"). */
 const char *ctl_format_offset(int64_t ms, char *buf, size_t cap);
+/* Milliseconds on the monotonic clock (for deadlines) and the wall clock (for timestamps). */
+int64_t ctl_mono_ms(void);
+int64_t ctl_wall_ms(void);
 
 /* Parses a status name case-insensitively ("failed", "RUNNING", "canceled"/"cancelled"). */
 bool ctl_parse_status(const char *s, dt_status *out);
 bool ctl_status_is_final(dt_status s);
+/* Exit code of a finished instance: 0 for COMPLETED, 1 for any other end. */
+int ctl_exit_for_final(const dt_instance *in);
 
 /* True when |s| is one complete JSON value (object, array, string, number, true, false or null). */
 bool ctl_is_json(const char *s);

@@ -161,6 +161,20 @@ const char *ctl_format_offset(int64_t ms, char *buf, size_t cap)
   return buf;
 }
 
+int64_t ctl_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ctl_wall_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ------------------------------------------------------------------ statuses */
 
 bool ctl_parse_status(const char *s, dt_status *out)
@@ -184,6 +198,11 @@ bool ctl_status_is_final(dt_status s)
 {
   return s == DT_STATUS_COMPLETED || s == DT_STATUS_FAILED || s == DT_STATUS_TERMINATED ||
          s == DT_STATUS_CANCELED;
+}
+
+int ctl_exit_for_final(const dt_instance *in)
+{
+  return in->status == DT_STATUS_COMPLETED ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 }
 
 /* ------------------------------------------------------------------ payloads */

@@ -1,0 +1,297 @@
+/*
+ * Commands over many instances: list (filters, paging) and purge (one instance, or every finished one a filter
+ * matches, after confirmation).
+ */
+#include "commands.h"
+#include "render.h"
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+int cmd_list(struct ctl *c)
+{
+  dt_query q = {
+      .statuses = c->statuses,
+      .n_statuses = c->n_statuses,
+      .created_from_ms = c->created_after,
+      .created_to_ms = c->created_before,
+      .instance_id_prefix = c->prefix,
+      .page_size = c->page_size,
+      .payloads = c->payloads,
+      .continuation = c->continuation,
+  };
+  dt_instance_page **pages = NULL;
+  size_t n_pages = 0, total = 0;
+  int rc = DT_OK, ex = CTL_EXIT_OK;
+  for (;;) {
+    dt_instance_page *p = NULL;
+    rc = dt_client_query(c->client, &q, &p);
+    if (rc != DT_OK) {
+      ex = ctl_fail(c, rc, NULL, "list");
+      goto done;
+    }
+    dt_instance_page **np = realloc(pages, (n_pages + 1) * sizeof *np);
+    if (!np) {
+      dt_instance_page_free(p);
+      ex = ctl_fail(c, DT_ERR_NOMEM, NULL, "list");
+      goto done;
+    }
+    pages = np;
+    pages[n_pages++] = p;
+    total += p->n;
+    if (!c->all || !p->continuation)
+      break;
+    q.continuation = p->continuation;
+  }
+  const char *next = pages[n_pages - 1]->continuation;
+
+  if (c->json) {
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n_pages; i++)
+      for (size_t j = 0; j < pages[i]->n; j++)
+        json_object_array_add(arr, ctl_json_instance(pages[i]->instances[j]));
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "instances", arr);
+    json_object_object_add(doc, "count", json_object_new_int64((int64_t)total));
+    json_object_object_add(doc, "continuationToken", ctl_json_str(next));
+    ctl_json_print(doc);
+    goto done;
+  }
+
+  int wid = (int)strlen("INSTANCE ID"), wname = (int)strlen("NAME"), wst = (int)strlen("CONTINUED_AS_NEW");
+  for (size_t i = 0; i < n_pages; i++) {
+    for (size_t j = 0; j < pages[i]->n; j++) {
+      const dt_instance *in = pages[i]->instances[j];
+      int l = (int)strlen(in->instance_id);
+      wid = l > wid ? l : wid;
+      l = in->name ? (int)strlen(in->name) : 0;
+      wname = l > wname ? l : wname;
+    }
+  }
+  if (total == 0) {
+    printf("no instances\n");
+  } else {
+    printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, "INSTANCE ID", wname, "NAME", wst, "STATUS", "CREATED",
+           "LAST UPDATED");
+    for (size_t i = 0; i < n_pages; i++) {
+      for (size_t j = 0; j < pages[i]->n; j++) {
+        const dt_instance *in = pages[i]->instances[j];
+        char t1[48], t2[48];
+        printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, in->instance_id, wname, in->name ? in->name : "", wst,
+               dt_status_name(in->status), ctl_format_time(in->created_ms, t1, sizeof t1),
+               ctl_format_time(in->last_updated_ms, t2, sizeof t2));
+        if (c->payloads) {
+          if (in->input) {
+            fputs("    input: ", stdout);
+            ctl_print_excerpt(stdout, in->input, 0);
+            fputc('\n', stdout);
+          }
+          if (in->output) {
+            fputs("    output: ", stdout);
+            ctl_print_excerpt(stdout, in->output, 0);
+            fputc('\n', stdout);
+          }
+          if (in->custom_status) {
+            fputs("    custom status: ", stdout);
+            ctl_print_excerpt(stdout, in->custom_status, 0);
+            fputc('\n', stdout);
+          }
+          if (in->failure) {
+            fputs("    failure: ", stdout);
+            ctl_print_failure_text(stdout, in->failure, 0);
+            fputc('\n', stdout);
+          }
+        }
+      }
+    }
+  }
+  if (next)
+    printf("more instances: continue with --continuation %s\n", next);
+done:
+  for (size_t i = 0; i < n_pages; i++)
+    dt_instance_page_free(pages[i]);
+  free(pages);
+  return ex;
+}
+
+/* ------------------------------------------------------------------ purge */
+
+static int purge_one(struct ctl *c)
+{
+  const char *iid = c->pos[0];
+  int deleted = 0;
+  int rc = dt_client_purge(c->client, iid, c->recursive, &deleted);
+  if (rc != DT_OK)
+    return ctl_fail(c, rc, iid, "purge");
+  if (deleted == 0) {
+    /* Unknown, or not finished: the server does not say which, so ask. */
+    dt_instance *in = NULL;
+    rc = dt_client_get(c->client, iid, false, &in);
+    if (rc != DT_OK)
+      return ctl_fail(c, rc, iid, "purge");
+    char msg[512];
+    snprintf(msg, sizeof msg, "purge: instance '%s' is %s; only finished instances can be purged", iid,
+             dt_status_name(in->status));
+    dt_instance_free(in);
+    return ctl_wrong_state(c, iid, msg);
+  }
+  if (c->json) {
+    json_object *doc = ctl_ack_doc(iid, "purge");
+    json_object_object_add(doc, "deleted", json_object_new_int(deleted));
+    ctl_json_print(doc);
+  } else {
+    printf("purged %s (%d instance%s)\n", iid, deleted, deleted == 1 ? "" : "s");
+  }
+  return CTL_EXIT_OK;
+}
+
+/* Describes the filter for the confirmation prompt. */
+static void describe_filter(const struct ctl *c, char *buf, size_t cap)
+{
+  size_t n = 0;
+  char ts[48];
+  buf[0] = '\0';
+  if (c->n_statuses > 0) {
+    n += (size_t)snprintf(buf + n, cap - n, "status ");
+    for (size_t i = 0; i < c->n_statuses && n < cap; i++)
+      n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "|" : "", dt_status_name(c->statuses[i]));
+  } else {
+    n += (size_t)snprintf(buf + n, cap - n, "any finished status");
+  }
+  if (c->created_after && n < cap)
+    n += (size_t)snprintf(buf + n, cap - n, ", created at or after %s",
+                          ctl_format_time(c->created_after, ts, sizeof ts));
+  if (c->created_before && n < cap)
+    snprintf(buf + n, cap - n, ", created before %s", ctl_format_time(c->created_before, ts, sizeof ts));
+}
+
+/* Asks on the terminal; true for y/yes. */
+static bool confirm(const char *question)
+{
+  fprintf(stderr, "%s [y/N] ", question);
+  fflush(stderr);
+  char line[64];
+  if (!fgets(line, sizeof line, stdin))
+    return false;
+  size_t n = strcspn(line, "\r\n");
+  line[n] = '\0';
+  return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+}
+
+static int purge_filter(struct ctl *c)
+{
+  static const dt_status finished[] = {DT_STATUS_COMPLETED, DT_STATUS_FAILED, DT_STATUS_TERMINATED,
+                                       DT_STATUS_CANCELED};
+  /* Count what the filter matches first, to say how many instances the confirmation is about. */
+  dt_query q = {
+      .statuses = c->n_statuses ? c->statuses : finished,
+      .n_statuses = c->n_statuses ? c->n_statuses : sizeof finished / sizeof finished[0],
+      .created_from_ms = c->created_after,
+      .created_to_ms = c->created_before,
+      .page_size = 500,
+  };
+  size_t matched = 0;
+  char *token = NULL;
+  for (;;) {
+    dt_instance_page *p = NULL;
+    int rc = dt_client_query(c->client, &q, &p);
+    if (rc != DT_OK) {
+      free(token);
+      return ctl_fail(c, rc, NULL, "purge (counting matches)");
+    }
+    matched += p->n;
+    free(token);
+    token = p->continuation ? strdup(p->continuation) : NULL;
+    bool more = p->continuation != NULL;
+    dt_instance_page_free(p);
+    if (!more)
+      break;
+    if (!token)
+      return ctl_fail(c, DT_ERR_NOMEM, NULL, "purge (counting matches)");
+    q.continuation = token;
+  }
+  char desc[512];
+  describe_filter(c, desc, sizeof desc);
+  if (matched == 0) {
+    if (c->json) {
+      json_object *doc = json_object_new_object();
+      json_object_object_add(doc, "operation", json_object_new_string("purge"));
+      json_object_object_add(doc, "matched", json_object_new_int(0));
+      json_object_object_add(doc, "deleted", json_object_new_int(0));
+      json_object_object_add(doc, "complete", json_object_new_boolean(1));
+      ctl_json_print(doc);
+    } else {
+      printf("nothing to purge: no finished instance matches %s\n", desc);
+    }
+    return CTL_EXIT_OK;
+  }
+  if (!c->yes) {
+    if (!isatty(STDIN_FILENO))
+      return ctl_usage_error(c, "refusing to purge %zu instance%s (%s) without confirmation: stdin is not a "
+                            "terminal; pass --yes to purge anyway",
+                         matched, matched == 1 ? "" : "s", desc);
+    char question[640];
+    snprintf(question, sizeof question, "Purge %zu instance%s (%s)? This cannot be undone.", matched,
+             matched == 1 ? "" : "s", desc);
+    if (!confirm(question)) {
+      char msg[] = "purge: not confirmed; nothing was purged";
+      fprintf(stderr, "taskhubctl: %s\n", msg);
+      ctl_error_doc(c, "ABORTED", CTL_EXIT_FAILED, msg, NULL);
+      return CTL_EXIT_FAILED;
+    }
+  }
+  dt_purge_filter f = {
+      .created_from_ms = c->created_after,
+      .created_to_ms = c->created_before,
+      .statuses = c->statuses,
+      .n_statuses = c->n_statuses,
+  };
+  long long total = 0;
+  bool complete = false;
+  /* The server may stop early (a time budget per call); go on until it says it is done. */
+  for (int round = 0; round < 100000 && !complete; round++) {
+    int deleted = 0;
+    int rc = dt_client_purge_filter(c->client, &f, &deleted, &complete);
+    if (rc != DT_OK) {
+      if (total > 0)
+        fprintf(stderr, "taskhubctl: %lld instances were purged before the error\n", total);
+      return ctl_fail(c, rc, NULL, "purge");
+    }
+    total += deleted;
+  }
+  if (c->json) {
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "operation", json_object_new_string("purge"));
+    json_object_object_add(doc, "matched", json_object_new_int64((int64_t)matched));
+    json_object_object_add(doc, "deleted", json_object_new_int64(total));
+    json_object_object_add(doc, "complete", json_object_new_boolean(complete));
+    ctl_json_print(doc);
+  } else {
+    printf("purged %lld instance%s\n", total, total == 1 ? "" : "s");
+  }
+  return complete ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+}
+
+int cmd_purge(struct ctl *c)
+{
+  bool filter = c->n_statuses > 0 || c->created_after || c->created_before;
+  if (c->npos == 1) {
+    if (filter)
+      return ctl_usage_error(c, "purge takes an instance id or a filter (--status, --created-after, "
+                            "--created-before), not both");
+    return purge_one(c);
+  }
+  if (!filter)
+    return ctl_usage_error(c, "purge needs an instance id or a filter (--status, --created-after, --created-before)");
+  if (c->recursive)
+    return ctl_usage_error(c, "--recursive applies to purging one instance by id");
+  for (size_t i = 0; i < c->n_statuses; i++)
+    if (!ctl_status_is_final(c->statuses[i]))
+      return ctl_usage_error(c, "purge --status %s: only finished instances (COMPLETED, FAILED, TERMINATED, "
+                            "CANCELED) can be purged",
+                         dt_status_name(c->statuses[i]));
+  return purge_filter(c);
+}
