@@ -2,8 +2,11 @@
 #include "report.h"
 
 #include <stdarg.h>
+#include <string.h>
 
-void ctl_error_doc(const struct ctl *c, const char *code, int exit_code, const char *msg, const char *iid)
+/* The error document; |grpc_code| and |server_msg| (may be NULL) are what the server said, when it did. */
+static void error_doc(const struct ctl *c, const char *code, int exit_code, const char *msg, const char *iid,
+                      const char *grpc_code, const char *server_msg)
 {
   if (!c->json)
     return;
@@ -13,9 +16,18 @@ void ctl_error_doc(const struct ctl *c, const char *code, int exit_code, const c
   json_object_object_add(e, "message", json_object_new_string(msg));
   if (iid)
     json_object_object_add(e, "instanceId", json_object_new_string(iid));
+  if (grpc_code) {
+    json_object_object_add(e, "grpcCode", json_object_new_string(grpc_code));
+    json_object_object_add(e, "grpcMessage", json_object_new_string(server_msg ? server_msg : ""));
+  }
   json_object *doc = json_object_new_object();
   json_object_object_add(doc, "error", e);
   ctl_json_print(doc);
+}
+
+void ctl_error_doc(const struct ctl *c, const char *code, int exit_code, const char *msg, const char *iid)
+{
+  error_doc(c, code, exit_code, msg, iid, NULL, NULL);
 }
 
 int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
@@ -36,27 +48,49 @@ int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
 
 int ctl_fail(const struct ctl *c, int rc, const char *iid, const char *fmt, ...)
 {
-  char what[384], msg[512];
+  char what[384], msg[2048], why[1100];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
+  /* The gRPC code and the server's message, when the failure came from the server: one DT_ERR_* code stands
+   * for several gRPC codes, and the message often says what to do (e.g. that no worker serves an
+   * orchestration). Without them, the SDK's description of the code. */
+  const char *grpc_code = NULL, *server_msg = NULL;
+  if (dt_last_call_status(&grpc_code, &server_msg))
+    snprintf(why, sizeof why, "%s%s%s", grpc_code, server_msg[0] ? ": " : "", server_msg);
+  else
+    snprintf(why, sizeof why, "%s", dt_strerror(rc));
   switch (rc) {
   case DT_ERR_NOT_FOUND:
     if (iid)
       snprintf(msg, sizeof msg, "%s: instance '%s' not found", what, iid);
     else
       snprintf(msg, sizeof msg, "%s: not found", what);
+    if (grpc_code) {
+      size_t n = strlen(msg);
+      snprintf(msg + n, sizeof msg - n, " (%s)", why);
+    }
     break;
   case DT_ERR_UNAVAILABLE:
-    snprintf(msg, sizeof msg, "%s: taskhubd at %s is unavailable (%s)", what, c->address, dt_strerror(rc));
+    snprintf(msg, sizeof msg, "%s: taskhubd at %s is unavailable (%s)", what, c->address, why);
     break;
-  case DT_ERR_TIMEOUT: snprintf(msg, sizeof msg, "%s: timed out (%s)", what, dt_strerror(rc)); break;
-  default: snprintf(msg, sizeof msg, "%s: %s", what, dt_strerror(rc)); break;
+  case DT_ERR_TIMEOUT:
+    if (grpc_code)
+      snprintf(msg, sizeof msg, "%s: timed out (%s)", what, why);
+    else /* our own deadline, between calls */
+      snprintf(msg, sizeof msg, "%s: timed out", what);
+    break;
+  default:
+    if (grpc_code)
+      snprintf(msg, sizeof msg, "%s: %s (%s)", what, dt_strerror(rc), why);
+    else
+      snprintf(msg, sizeof msg, "%s: %s", what, dt_strerror(rc));
+    break;
   }
   fprintf(stderr, "taskhubctl: %s\n", msg);
   int ex = ctl_exit_for(rc);
-  ctl_error_doc(c, ctl_code_name(rc), ex, msg, iid);
+  error_doc(c, ctl_code_name(rc), ex, msg, iid, grpc_code, server_msg);
   return ex;
 }
 
