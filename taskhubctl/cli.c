@@ -28,9 +28,13 @@ static const struct optdef cmd_opts[] = {
     {O_PREFIX, "--prefix", 0, "PREFIX", "only instances whose id starts with PREFIX"},
     {O_CREATED_AFTER, "--created-after", 0, "TIME", "only instances created at or after TIME (RFC 3339)"},
     {O_CREATED_BEFORE, "--created-before", 0, "TIME", "only instances created before TIME (RFC 3339)"},
-    {O_PAGE_SIZE, "--page-size", 0, "N", "instances per page (default 100)"},
-    {O_ALL, "--all", 0, NULL, "follow continuation tokens and print every page"},
-    {O_CONTINUATION, "--continuation", 0, "TOKEN", "start at the page a previous list printed the token of"},
+    {O_NAME, "--name", 0, "NAME", "only instances of the orchestration NAME (exact match)"},
+    {O_LIMIT, "--limit", 0, "N", "print the N newest (default 100)"},
+    {O_ALL, "--all", 0, NULL, "print every instance that matches, newest first"},
+    {O_PAGE_SIZE, "--page-size", 0, "N",
+     "print one page of at most N, in the server's order (oldest first; by id with --prefix), and the token "
+     "for the next; with --all, the size of the pages read"},
+    {O_CONTINUATION, "--continuation", 0, "TOKEN", "print the page a previous list printed the token of"},
     {O_PAYLOADS, "--payloads", 0, NULL, "include inputs, outputs and custom status in full"},
     {O_ID, "--id", 0, "ID", "the instance id (default: a random 32-hex-digit id)"},
     {O_INPUT, "--input", 0, "JSON", "the orchestration input, a JSON value (e.g. '{\"n\":1}' or '\"text\"')"},
@@ -74,8 +78,9 @@ const struct optdef *ctl_opt_by_id(int id)
 
 /* ------------------------------------------------------------------ commands */
 
-static const int list_opts[] = {O_STATUS, O_PREFIX,     O_CREATED_AFTER, O_CREATED_BEFORE, O_PAGE_SIZE,
-                                O_ALL,    O_CONTINUATION, O_PAYLOADS,      O_END};
+static const int list_opts[] = {O_STATUS, O_PREFIX,    O_NAME,         O_CREATED_AFTER, O_CREATED_BEFORE,
+                                O_LIMIT,  O_ALL,       O_PAGE_SIZE,    O_CONTINUATION,  O_PAYLOADS,
+                                O_END};
 static const int show_opts[] = {O_PAYLOADS, O_END};
 static const int start_opts[] = {O_ID, O_INPUT, O_INPUT_FILE, O_START_AT, O_VERSION, O_TAG, O_WAIT, O_END};
 static const int raise_opts[] = {O_DATA, O_END};
@@ -89,10 +94,12 @@ static const int migrate_opts[] = {O_FROM, O_TO, O_BATCH, O_END};
 static const int no_opts[] = {O_END};
 
 static const struct command commands[] = {
-    {"list", cmd_list, false, "", 0, 0, list_opts, "List instances, with filters and paging",
-     "Lists orchestration instances in the order the server returns them. Filters combine (AND); "
-     "--status may be repeated (OR). One page is printed unless --all is given; when more pages exist, the "
-     "token for --continuation is printed (JSON: continuationToken)."},
+    {"list", cmd_list, false, "", 0, 0, list_opts, "List instances, newest first, with filters",
+     "Lists orchestration instances, newest first by creation time: the 100 newest that match (--limit), or "
+     "all of them (--all), saying how many older ones were left out (JSON: omitted). Filters combine (AND); "
+     "--status may be repeated (OR). To page through them as the server orders them (oldest first, by id "
+     "with --prefix), give --page-size: one page is printed, and when more exist the token for --continuation "
+     "(JSON: continuationToken). --name is applied by taskhubctl, so such a page may hold fewer."},
     {"show", cmd_show, false, "ID", 1, 1, show_opts, "Show an instance's state and its history as a timeline",
      "Prints the instance's state and the history of its current execution, one line per event: the time "
      "since the first event, the event id, the type, then the name, instance, task id, timer time, status, "

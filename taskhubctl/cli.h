@@ -29,6 +29,8 @@ enum opt_id {
   O_CREATED_AFTER,
   O_CREATED_BEFORE,
   O_PAGE_SIZE,
+  O_LIMIT,
+  O_NAME,
   O_ALL,
   O_CONTINUATION,
   O_PAYLOADS,
@@ -94,6 +96,8 @@ struct ctl {
   const char *prefix;
   int64_t created_after, created_before; /* 0: not given */
   int page_size;
+  int limit;        /* 0: not given */
+  const char *name; /* list: only instances of this orchestration */
   bool all, payloads, wait, recursive, yes, new_id;
   const char *continuation;
   const char *id, *input, *input_file, *version, *data, *reason, *term_output;

@@ -11,109 +11,186 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* ------------------------------------------------------------------ list */
+
+#define LIST_DEFAULT_LIMIT 100
+/* Pages asked for when reading every match: the most taskhubd sends at once. */
+#define LIST_FETCH_PAGE 1000
+
+/* The instances list prints, owned (taken out of their pages). */
+struct picked {
+  dt_instance **v;
+  size_t n, cap;
+};
+
+static void picked_free(struct picked *p)
+{
+  for (size_t i = 0; i < p->n; i++)
+    dt_instance_free(p->v[i]);
+  free(p->v);
+}
+
+/* Newest first; among equal times the reverse of the server's order (by id), so that the order is total. */
+static int newest_first(const void *a, const void *b)
+{
+  const dt_instance *x = *(dt_instance *const *)a, *y = *(dt_instance *const *)b;
+  if (x->created_ms != y->created_ms)
+    return x->created_ms > y->created_ms ? -1 : 1;
+  return -strcmp(x->instance_id, y->instance_id);
+}
+
+/* Keeps the |limit| newest (0: all), freeing the rest. */
+static void picked_trim(struct picked *p, size_t limit)
+{
+  if (p->n > 1)
+    qsort(p->v, p->n, sizeof *p->v, newest_first);
+  while (limit && p->n > limit)
+    dt_instance_free(p->v[--p->n]);
+}
+
+/* Takes the instances of |pg| that pass the filters taskhubctl applies itself (--name); frees the rest and the
+ * page. Returns false on out-of-memory (everything of |pg| freed). */
+static bool take_page(const struct ctl *c, struct picked *p, dt_instance_page *pg, size_t *matched)
+{
+  bool ok = true;
+  for (size_t i = 0; i < pg->n; i++) {
+    dt_instance *in = pg->instances[i];
+    if (ok && (!c->name || (in->name && strcmp(in->name, c->name) == 0))) {
+      if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        dt_instance **v = realloc(p->v, cap * sizeof *v);
+        if (!v) {
+          ok = false;
+          dt_instance_free(in);
+          continue;
+        }
+        p->v = v;
+        p->cap = cap;
+      }
+      p->v[p->n++] = in;
+      (*matched)++;
+    } else {
+      dt_instance_free(in);
+    }
+  }
+  pg->n = 0; /* every instance is ours now, or freed */
+  dt_instance_page_free(pg);
+  return ok;
+}
+
+static void print_list_text(const struct ctl *c, const struct picked *p)
+{
+  int wid = (int)strlen("INSTANCE ID"), wname = (int)strlen("NAME"), wst = (int)strlen("CONTINUED_AS_NEW");
+  for (size_t i = 0; i < p->n; i++) {
+    int l = (int)strlen(p->v[i]->instance_id);
+    wid = l > wid ? l : wid;
+    l = p->v[i]->name ? (int)strlen(p->v[i]->name) : 0;
+    wname = l > wname ? l : wname;
+  }
+  if (p->n == 0) {
+    printf("no instances\n");
+    return;
+  }
+  printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, "INSTANCE ID", wname, "NAME", wst, "STATUS", "CREATED",
+         "LAST UPDATED");
+  for (size_t i = 0; i < p->n; i++) {
+    const dt_instance *in = p->v[i];
+    char t1[48], t2[48];
+    printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, in->instance_id, wname, in->name ? in->name : "", wst,
+           dt_status_name(in->status), ctl_format_time(in->created_ms, t1, sizeof t1),
+           ctl_format_time(in->last_updated_ms, t2, sizeof t2));
+    if (!c->payloads)
+      continue;
+    if (in->input) {
+      fputs("    input: ", stdout);
+      ctl_print_excerpt(stdout, in->input, 0);
+      fputc('\n', stdout);
+    }
+    if (in->output) {
+      fputs("    output: ", stdout);
+      ctl_print_excerpt(stdout, in->output, 0);
+      fputc('\n', stdout);
+    }
+    if (in->custom_status) {
+      fputs("    custom status: ", stdout);
+      ctl_print_excerpt(stdout, in->custom_status, 0);
+      fputc('\n', stdout);
+    }
+    if (in->failure) {
+      fputs("    failure: ", stdout);
+      ctl_print_failure_text(stdout, in->failure, 0);
+      fputc('\n', stdout);
+    }
+  }
+}
+
+/*
+ * taskhubd pages by creation time, oldest first (by id with --prefix), and cannot page backwards, so newest
+ * first means reading every match; only the newest --limit are kept meanwhile. --page-size and --continuation
+ * ask for one page in the server's own order instead, which is what a script resuming from a token needs.
+ */
 int cmd_list(struct ctl *c)
 {
+  bool one_page = (c->page_size || c->continuation) && !c->all;
+  size_t limit = c->all || one_page ? 0 : c->limit ? (size_t)c->limit : LIST_DEFAULT_LIMIT;
   dt_query q = {
       .statuses = c->statuses,
       .n_statuses = c->n_statuses,
       .created_from_ms = c->created_after,
       .created_to_ms = c->created_before,
       .instance_id_prefix = c->prefix,
-      .page_size = c->page_size,
+      .page_size = c->page_size ? c->page_size : one_page ? 0 : LIST_FETCH_PAGE,
       .payloads = c->payloads,
       .continuation = c->continuation,
   };
-  dt_instance_page **pages = NULL;
-  size_t n_pages = 0, total = 0;
-  int rc = DT_OK, ex = CTL_EXIT_OK;
+  struct picked p = {0};
+  size_t matched = 0;
+  char *next = NULL; /* the token after the page printed (one_page only) */
+  int ex = CTL_EXIT_OK;
   for (;;) {
-    dt_instance_page *p = NULL;
-    rc = dt_client_query(c->client, &q, &p);
+    dt_instance_page *pg = NULL;
+    int rc = dt_client_query(c->client, &q, &pg);
     if (rc != DT_OK) {
       ex = ctl_fail(c, rc, NULL, "list");
       goto done;
     }
-    dt_instance_page **np = realloc(pages, (n_pages + 1) * sizeof *np);
-    if (!np) {
-      dt_instance_page_free(p);
+    free(next);
+    next = pg->continuation;
+    pg->continuation = NULL;
+    if (!take_page(c, &p, pg, &matched)) {
       ex = ctl_fail(c, DT_ERR_NOMEM, NULL, "list");
       goto done;
     }
-    pages = np;
-    pages[n_pages++] = p;
-    total += p->n;
-    if (!c->all || !p->continuation)
+    if (limit && p.n >= 2 * limit)
+      picked_trim(&p, limit);
+    if (one_page || !next)
       break;
-    q.continuation = p->continuation;
+    q.continuation = next;
   }
-  const char *next = pages[n_pages - 1]->continuation;
+  if (!one_page)
+    picked_trim(&p, limit);
+  size_t omitted = matched - p.n;
 
   if (c->json) {
     json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < n_pages; i++)
-      for (size_t j = 0; j < pages[i]->n; j++)
-        json_object_array_add(arr, ctl_json_instance(pages[i]->instances[j]));
+    for (size_t i = 0; i < p.n; i++)
+      json_object_array_add(arr, ctl_json_instance(p.v[i]));
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "instances", arr);
-    json_object_object_add(doc, "count", json_object_new_int64((int64_t)total));
+    json_object_object_add(doc, "count", json_object_new_int64((int64_t)p.n));
+    json_object_object_add(doc, "omitted", json_object_new_int64((int64_t)omitted));
     json_object_object_add(doc, "continuationToken", ctl_json_str(next));
     ctl_json_print(doc);
     goto done;
   }
-
-  int wid = (int)strlen("INSTANCE ID"), wname = (int)strlen("NAME"), wst = (int)strlen("CONTINUED_AS_NEW");
-  for (size_t i = 0; i < n_pages; i++) {
-    for (size_t j = 0; j < pages[i]->n; j++) {
-      const dt_instance *in = pages[i]->instances[j];
-      int l = (int)strlen(in->instance_id);
-      wid = l > wid ? l : wid;
-      l = in->name ? (int)strlen(in->name) : 0;
-      wname = l > wname ? l : wname;
-    }
-  }
-  if (total == 0) {
-    printf("no instances\n");
-  } else {
-    printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, "INSTANCE ID", wname, "NAME", wst, "STATUS", "CREATED",
-           "LAST UPDATED");
-    for (size_t i = 0; i < n_pages; i++) {
-      for (size_t j = 0; j < pages[i]->n; j++) {
-        const dt_instance *in = pages[i]->instances[j];
-        char t1[48], t2[48];
-        printf("%-*s  %-*s  %-*s  %-24s  %s\n", wid, in->instance_id, wname, in->name ? in->name : "", wst,
-               dt_status_name(in->status), ctl_format_time(in->created_ms, t1, sizeof t1),
-               ctl_format_time(in->last_updated_ms, t2, sizeof t2));
-        if (c->payloads) {
-          if (in->input) {
-            fputs("    input: ", stdout);
-            ctl_print_excerpt(stdout, in->input, 0);
-            fputc('\n', stdout);
-          }
-          if (in->output) {
-            fputs("    output: ", stdout);
-            ctl_print_excerpt(stdout, in->output, 0);
-            fputc('\n', stdout);
-          }
-          if (in->custom_status) {
-            fputs("    custom status: ", stdout);
-            ctl_print_excerpt(stdout, in->custom_status, 0);
-            fputc('\n', stdout);
-          }
-          if (in->failure) {
-            fputs("    failure: ", stdout);
-            ctl_print_failure_text(stdout, in->failure, 0);
-            fputc('\n', stdout);
-          }
-        }
-      }
-    }
-  }
+  print_list_text(c, &p);
+  if (omitted)
+    printf("%zu older instance%s not shown: --limit N or --all shows more\n", omitted, omitted == 1 ? "" : "s");
   if (next)
     printf("more instances: continue with --continuation %s\n", next);
 done:
-  for (size_t i = 0; i < n_pages; i++)
-    dt_instance_page_free(pages[i]);
-  free(pages);
+  picked_free(&p);
+  free(next);
   return ex;
 }
 

@@ -113,6 +113,15 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
     if (!parse_int(arg, 1, 100000, &c->page_size))
       parse_error(c, "--page-size: '%s' is not a number from 1 to 100000", arg);
     break;
+  case O_LIMIT:
+    if (!parse_int(arg, 1, INT_MAX, &c->limit))
+      parse_error(c, "--limit: '%s' is not a positive number", arg);
+    break;
+  case O_NAME:
+    if (!*arg)
+      parse_error(c, "--name: empty name");
+    c->name = arg;
+    break;
   case O_ALL: c->all = true; break;
   case O_CONTINUATION: c->continuation = arg; break;
   case O_PAYLOADS: c->payloads = true; break;
@@ -236,4 +245,9 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
     parse_error(c, "%s needs %s", c->cmd->name, c->cmd->args);
   if (c->input && c->input_file)
     parse_error(c, "--input and --input-file exclude each other");
+  if (c->limit && c->all)
+    parse_error(c, "--limit and --all exclude each other");
+  if (c->limit && (c->page_size || c->continuation))
+    parse_error(c, "--limit does not apply to a page (--page-size, --continuation): pages come in the server's "
+                   "order; use --all, or --limit without them");
 }

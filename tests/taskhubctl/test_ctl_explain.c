@@ -1,11 +1,8 @@
 /*
- * taskhubctl explains (issue 14): the server's status message on failures, list's order and filters, purge by id
- * prefix, terminate's reason, failures with their inner failures and stack traces, version, shell completion,
- * suggestions for mistyped commands, the note on out-of-order times in a timeline, and suspend of a PENDING
- * instance.
+ * taskhubctl explains (issue 14): output and messages that say more than the bare facts, one section per item
+ * of the issue. Each test starts its own taskhubd, and a C SDK worker where instances must run.
  */
 #include "ctl_harness.h"
-
 static void free_doc(json_object *doc, ctl_res *r)
 {
   json_object_put(doc);
@@ -47,6 +44,140 @@ TEST_IMPL(ctl_server_message)
   ASSERT_EXIT(r, 3);
   ASSERT_STR_CONTAINS(r.err, "show: instance 'nope' not found");
   ctl_res_free(&r);
+  hub_stop(&h);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Waits until the wall clock is past |ms|. Not to wait for another party: list sorts by creation time, in
+ * milliseconds, so instances created in the same millisecond would have no order to check. */
+static void clock_past(int64_t ms)
+{
+  while (wall_ms() <= ms)
+    sleep_ms(1);
+}
+
+/* Schedules |name| as |iid| and returns once the clock is past its creation time. */
+static void sched_apart(hub *h, const char *name, const char *iid)
+{
+  sched(h, name, iid, NULL);
+  dt_instance *in = get(h, iid);
+  ASSERT(in != NULL);
+  clock_past(in->created_ms);
+  dt_instance_free(in);
+}
+
+/* The ids of a list document in the order printed, comma-joined (caller frees). */
+static char *ids_in_order(json_object *doc)
+{
+  json_object *arr = jget(doc, "instances");
+  ASSERT(arr && json_object_is_type(arr, json_type_array));
+  size_t cap = 1;
+  for (size_t i = 0; i < json_object_array_length(arr); i++)
+    cap += strlen(jstr(json_object_array_get_idx(arr, i), "instanceId")) + 1;
+  char *s = calloc(1, cap);
+  for (size_t i = 0; i < json_object_array_length(arr); i++) {
+    if (i)
+      strcat(s, ",");
+    strcat(s, jstr(json_object_array_get_idx(arr, i), "instanceId"));
+  }
+  return s;
+}
+
+#define LIST(h, ...) list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, NULL)
+#define LIST_OMITTED(h, omitted, ...)                                                                            \
+  list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, (omitted))
+static char *list_run(hub *h, const char *const *args, int64_t *omitted)
+{
+  ctl_res r = ctl_run(&(ctl_opts){.address = h->addr}, args);
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  char *ids = ids_in_order(doc);
+  ASSERT_EQ(jint(doc, "count"), (int64_t)json_object_array_length(jget(doc, "instances")));
+  if (omitted)
+    *omitted = jint(doc, "omitted");
+  free_doc(doc, &r);
+  return ids;
+}
+
+/* ------------------------------------------------------------------ list */
+
+TEST_IMPL(ctl_list_newest_first)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  /* Ids in the opposite order to their creation, so that neither the server's time order nor its id order
+   * (with --prefix) is newest first. */
+  sched_apart(&h, "alpha", "n-c");
+  sched_apart(&h, "beta", "n-b");
+  sched_apart(&h, "alpha", "n-a");
+
+  char *ids = LIST(&h, "--all");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  free(ids);
+  ids = LIST(&h, "--prefix", "n-");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  free(ids);
+  /* A page keeps the server's order, which is what its token resumes: oldest first, by id with --prefix. */
+  ids = LIST(&h, "--page-size", "10");
+  ASSERT_STR_EQ(ids, "n-c,n-b,n-a");
+  free(ids);
+  ids = LIST(&h, "--page-size", "10", "--prefix", "n-");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  free(ids);
+
+  /* --limit keeps the newest and says how many older ones matched. */
+  int64_t omitted = -1;
+  ids = LIST_OMITTED(&h, &omitted, "--limit", "2");
+  ASSERT_STR_EQ(ids, "n-a,n-b");
+  ASSERT_EQ(omitted, 1);
+  free(ids);
+  ids = LIST_OMITTED(&h, &omitted, "--limit", "3");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  ASSERT_EQ(omitted, 0);
+  free(ids);
+  ctl_res r = CTL(h.addr, "list", "--limit", "1");
+  ASSERT_EXIT(r, 0);
+  ASSERT_EQ(count_lines(r.out, " alpha "), 1);
+  ASSERT_STR_CONTAINS(r.out, "2 older instances not shown");
+  ASSERT_LT(index_of(r.out, "n-a "), index_of(r.out, "2 older"));
+  ctl_res_free(&r);
+
+  /* --name: only that orchestration, still newest first; in text as in JSON. */
+  ids = LIST(&h, "--name", "alpha");
+  ASSERT_STR_EQ(ids, "n-a,n-c");
+  free(ids);
+  ids = LIST_OMITTED(&h, &omitted, "--name", "alpha", "--limit", "1");
+  ASSERT_STR_EQ(ids, "n-a");
+  ASSERT_EQ(omitted, 1);
+  free(ids);
+  ids = LIST(&h, "--name", "beta", "--page-size", "1", "--prefix", "n-b");
+  ASSERT_STR_EQ(ids, "n-b");
+  free(ids);
+  ids = LIST(&h, "--name", "Alpha");
+  ASSERT_STR_EQ(ids, "");
+  free(ids);
+  r = CTL(h.addr, "list", "--name", "beta");
+  ASSERT_EXIT(r, 0);
+  ASSERT_EQ(count_lines(r.out, " beta "), 1);
+  ASSERT_EQ(count_lines(r.out, " alpha "), 0);
+  ctl_res_free(&r);
+
+  /* --limit is about newest first: not with --all, nor with a page. */
+  const char *const *const bad[] = {
+      (const char *const[]){"list", "--limit", "2", "--all", NULL},
+      (const char *const[]){"list", "--limit", "2", "--page-size", "5", NULL},
+      (const char *const[]){"list", "--limit", "0", NULL},
+      (const char *const[]){"list", "--name", "", NULL},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    r = ctl_run(&(ctl_opts){.address = h.addr}, bad[i]);
+    ASSERT_EXIT(r, 2);
+    ctl_res_free(&r);
+  }
   hub_stop(&h);
   return 0;
 }
