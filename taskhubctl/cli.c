@@ -26,8 +26,10 @@ static const struct optdef cmd_opts[] = {
      "only instances with this status (repeatable, or comma-separated): RUNNING, COMPLETED, CONTINUED_AS_NEW, "
      "FAILED, CANCELED, TERMINATED, PENDING, SUSPENDED"},
     {O_PREFIX, "--prefix", 0, "PREFIX", "only instances whose id starts with PREFIX"},
-    {O_CREATED_AFTER, "--created-after", 0, "TIME", "only instances created at or after TIME (RFC 3339)"},
-    {O_CREATED_BEFORE, "--created-before", 0, "TIME", "only instances created before TIME (RFC 3339)"},
+    {O_CREATED_AFTER, "--created-after", 0, "TIME",
+     "only instances created at or after TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)"},
+    {O_CREATED_BEFORE, "--created-before", 0, "TIME",
+     "only instances created before TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)"},
     {O_NAME, "--name", 0, "NAME", "only instances of the orchestration NAME (exact match)"},
     {O_LIMIT, "--limit", 0, "N", "print the N newest (default 100)"},
     {O_ALL, "--all", 0, NULL, "print every instance that matches, newest first"},

@@ -29,6 +29,9 @@ const char *ctl_code_name(int rc);
 /* Parses an RFC 3339 timestamp ("2024-05-01T12:00:00Z", "...T12:00:00.250+02:00", or a date "2024-05-01",
  * meaning midnight UTC) into milliseconds since the epoch. Returns false when |s| is not one. */
 bool ctl_parse_time(const char *s, int64_t *out_ms);
+/* Parses a duration such as "30s", "90m", "1h30m", "2d" or "1w" (units s, m, h, d, w; at least one number and
+ * unit, each number followed by its unit) into milliseconds. Returns false when |s| is not one. */
+bool ctl_parse_duration(const char *s, int64_t *out_ms);
 /* Formats |ms| as RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.250Z") into |buf| (>= 32 bytes). */
 const char *ctl_format_time(int64_t ms, char *buf, size_t cap);
 /* Formats a duration as "+1.250s", "+2m03.500s" or "+1h02m03s" (negative durations get "-"). */

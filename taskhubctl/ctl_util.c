@@ -131,6 +131,39 @@ bool ctl_parse_time(const char *s, int64_t *out_ms)
   return true;
 }
 
+bool ctl_parse_duration(const char *s, int64_t *out_ms)
+{
+  /* Up to ten years: more is surely a typo, and the sums stay far from overflowing. */
+  static const int64_t max_ms = 3650LL * 86400 * 1000;
+  if (!s || !*s)
+    return false;
+  int64_t total = 0;
+  const char *p = s;
+  while (*p) {
+    if (!isdigit((unsigned char)*p))
+      return false;
+    int64_t n = 0;
+    while (isdigit((unsigned char)*p)) {
+      n = n * 10 + (*p++ - '0');
+      if (n > max_ms)
+        return false;
+    }
+    int64_t unit;
+    switch (*p++) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60 * 1000; break;
+    case 'h': unit = 3600 * 1000; break;
+    case 'd': unit = 86400 * 1000; break;
+    case 'w': unit = 7 * 86400 * 1000; break;
+    default: return false;
+    }
+    if (n > max_ms / unit || (total += n * unit) > max_ms)
+      return false;
+  }
+  *out_ms = total;
+  return true;
+}
+
 const char *ctl_format_time(int64_t ms, char *buf, size_t cap)
 {
   int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);

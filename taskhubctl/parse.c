@@ -71,6 +71,22 @@ static void parse_time_opt(struct ctl *c, const char *opt, const char *arg, int6
     parse_error(c, "%s: '%s' is not an RFC 3339 time (e.g. 2024-05-01T12:00:00Z)", opt, arg);
 }
 
+/* A time filter: an RFC 3339 time, or an age ("90m", "1h30m", "2d") counted back from now. */
+static void parse_since_opt(struct ctl *c, const char *opt, const char *arg, int64_t *out)
+{
+  int64_t age;
+  if (ctl_parse_duration(arg, &age)) {
+    *out = ctl_wall_ms() - age;
+    if (*out <= 0)
+      parse_error(c, "%s: '%s' reaches back before 1970", opt, arg);
+    return;
+  }
+  if (!ctl_parse_time(arg, out) || *out <= 0)
+    parse_error(c, "%s: '%s' is neither an RFC 3339 time (e.g. 2024-05-01T12:00:00Z) nor an age (e.g. 30m, 1h, "
+                   "2d)",
+                opt, arg);
+}
+
 static void need_json(struct ctl *c, const char *opt, const char *arg)
 {
   if (!ctl_is_json(arg))
@@ -107,8 +123,8 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
   case O_STATUS:
   case O_PURGE_STATUS: add_status(c, arg); break;
   case O_PREFIX: c->prefix = arg; break;
-  case O_CREATED_AFTER: parse_time_opt(c, o->name, arg, &c->created_after); break;
-  case O_CREATED_BEFORE: parse_time_opt(c, o->name, arg, &c->created_before); break;
+  case O_CREATED_AFTER: parse_since_opt(c, o->name, arg, &c->created_after); break;
+  case O_CREATED_BEFORE: parse_since_opt(c, o->name, arg, &c->created_before); break;
   case O_PAGE_SIZE:
     if (!parse_int(arg, 1, 100000, &c->page_size))
       parse_error(c, "--page-size: '%s' is not a number from 1 to 100000", arg);

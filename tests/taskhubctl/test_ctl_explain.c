@@ -101,6 +101,12 @@ static char *list_run(hub *h, const char *const *args, int64_t *omitted)
   return ids;
 }
 
+static void terminate_now(hub *h, const char *iid, const char *output)
+{
+  ASSERT_OK(dt_client_terminate(h->c, iid, output, false));
+  until_status(h, iid, DT_STATUS_TERMINATED, CTL_WAIT_MS);
+}
+
 /* ------------------------------------------------------------------ list */
 
 TEST_IMPL(ctl_list_newest_first)
@@ -176,6 +182,58 @@ TEST_IMPL(ctl_list_newest_first)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     r = ctl_run(&(ctl_opts){.address = h.addr}, bad[i]);
     ASSERT_EXIT(r, 2);
+    ctl_res_free(&r);
+  }
+  hub_stop(&h);
+  return 0;
+}
+
+TEST_IMPL(ctl_relative_times)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  sched(&h, "rel", "rel-1", NULL);
+  sched(&h, "rel", "rel-2", NULL);
+  terminate_now(&h, "rel-2", NULL);
+
+  /* An age counts back from now: both were created within the last 10 minutes, neither before that. */
+  char *ids = LIST(&h, "--created-after", "10m");
+  ASSERT_STR_EQ(ids, "rel-2,rel-1");
+  free(ids);
+  ids = LIST(&h, "--created-before", "10m");
+  ASSERT_STR_EQ(ids, "");
+  free(ids);
+  ids = LIST(&h, "--created-after", "1h30m", "--created-before", "1w");
+  ASSERT_STR_EQ(ids, "");
+  free(ids);
+  ids = LIST(&h, "--created-after", "2d", "--status", "TERMINATED");
+  ASSERT_STR_EQ(ids, "rel-2");
+  free(ids);
+  /* Absolute times still work, next to ages. */
+  ids = LIST(&h, "--created-after", "2000-01-01", "--created-before", "10s");
+  ASSERT_STR_EQ(ids, "");
+  free(ids);
+
+  /* purge takes them too. */
+  ctl_res r = CTL(h.addr, "purge", "--created-before", "1h", "--yes");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "nothing to purge");
+  ctl_res_free(&r);
+  ASSERT(exists(&h, "rel-2"));
+  r = CTL(h.addr, "purge", "--created-after", "1h", "--yes");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "purged 1 instance");
+  ctl_res_free(&r);
+  ASSERT(!exists(&h, "rel-2"));
+  ASSERT(exists(&h, "rel-1"));
+
+  static const char *const bad[] = {"1x", "h", "1h2", "-1h", "1.5h", "99999d", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    r = CTL(h.addr, "list", "--created-after", bad[i]);
+    ASSERT_EXIT(r, 2);
+    ASSERT_STR_CONTAINS(r.err, "nor an age");
     ctl_res_free(&r);
   }
   hub_stop(&h);
