@@ -88,8 +88,8 @@ static const int start_opts[] = {O_ID, O_INPUT, O_INPUT_FILE, O_START_AT, O_VERS
 static const int raise_opts[] = {O_DATA, O_END};
 static const int reason_opts[] = {O_REASON, O_END};
 static const int terminate_opts[] = {O_TERM_OUTPUT, O_RECURSIVE, O_END};
-static const int purge_opts[] = {O_PURGE_STATUS, O_CREATED_AFTER, O_CREATED_BEFORE, O_PURGE_RECURSIVE, O_YES,
-                                 O_END};
+static const int purge_opts[] = {O_PURGE_STATUS,    O_PREFIX, O_CREATED_AFTER, O_CREATED_BEFORE,
+                                 O_PURGE_RECURSIVE, O_YES,    O_END};
 static const int restart_opts[] = {O_NEW_ID, O_END};
 static const int watch_opts[] = {O_INTERVAL, O_PAYLOADS, O_END};
 static const int migrate_opts[] = {O_FROM, O_TO, O_BATCH, O_END};
@@ -127,8 +127,8 @@ static const struct command commands[] = {
     {"purge", cmd_purge, false, "[ID]", 0, 1, purge_opts, "Delete finished instances, by id or by filter",
      "With ID, deletes that finished instance and its history (with --recursive, its finished "
      "sub-orchestrations too); exit status 3 when it does not exist, 4 when it has not finished. With a "
-     "filter (--status, --created-after, --created-before; at least one), deletes every finished instance "
-     "that matches, after printing how many match and asking for confirmation on the terminal (y/N). "
+     "filter (--status, --prefix, --created-after, --created-before; at least one), deletes every finished "
+     "instance that matches, after printing how many match and asking for confirmation on the terminal (y/N). "
      "Without a terminal on stdin, a filter purge is refused (exit status 2) unless --yes is given; "
      "answering no exits with 1. Nothing is deleted in either case."},
     {"rewind", cmd_rewind, false, "ID", 1, 1, reason_opts, "Retry what failed in a FAILED instance",

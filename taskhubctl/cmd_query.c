@@ -238,11 +238,78 @@ static void describe_filter(const struct ctl *c, char *buf, size_t cap)
   } else {
     n += (size_t)snprintf(buf + n, cap - n, "any finished status");
   }
+  if (c->prefix && n < cap)
+    n += (size_t)snprintf(buf + n, cap - n, ", id starting with '%s'", c->prefix);
   if (c->created_after && n < cap)
     n += (size_t)snprintf(buf + n, cap - n, ", created at or after %s",
                           ctl_format_time(c->created_after, ts, sizeof ts));
   if (c->created_before && n < cap)
     snprintf(buf + n, cap - n, ", created before %s", ctl_format_time(c->created_before, ts, sizeof ts));
+}
+
+/* Instance ids a --prefix purge found. */
+struct ids {
+  char **v;
+  size_t n, cap;
+};
+
+static bool ids_add(struct ids *l, const char *id)
+{
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    char **v = realloc(l->v, cap * sizeof *v);
+    if (!v)
+      return false;
+    l->v = v;
+    l->cap = cap;
+  }
+  if (!(l->v[l->n] = strdup(id)))
+    return false;
+  l->n++;
+  return true;
+}
+
+static void ids_free(struct ids *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+}
+
+static void print_purged(const struct ctl *c, size_t matched, long long deleted, bool complete)
+{
+  if (c->json) {
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "operation", json_object_new_string("purge"));
+    json_object_object_add(doc, "matched", json_object_new_int64((int64_t)matched));
+    json_object_object_add(doc, "deleted", json_object_new_int64(deleted));
+    json_object_object_add(doc, "complete", json_object_new_boolean(complete));
+    ctl_json_print(doc);
+  } else {
+    printf("purged %lld instance%s\n", deleted, deleted == 1 ? "" : "s");
+  }
+}
+
+/* Purges each of |ids|. One that is no longer there or no longer finished (purged or restarted since it was
+ * counted) deletes nothing, and is said so, but is no error. */
+static int purge_ids(struct ctl *c, size_t matched, const struct ids *ids)
+{
+  long long total = 0;
+  for (size_t i = 0; i < ids->n; i++) {
+    int deleted = 0;
+    int rc = dt_client_purge(c->client, ids->v[i], false, &deleted);
+    if (rc != DT_OK) {
+      if (total > 0)
+        fprintf(stderr, "taskhubctl: %lld instances were purged before the error\n", total);
+      return ctl_fail(c, rc, ids->v[i], "purge");
+    }
+    total += deleted;
+  }
+  if (!c->json && total < (long long)ids->n)
+    fprintf(stderr, "taskhubctl: %lld of the %zu instances matched were gone or no longer finished\n",
+            (long long)ids->n - total, ids->n);
+  print_purged(c, matched, total, true);
+  return CTL_EXIT_OK;
 }
 
 /* Asks on the terminal; true for y/yes. */
@@ -258,38 +325,63 @@ static bool confirm(const char *question)
   return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
 }
 
+static int confirm_and_purge(struct ctl *c, size_t matched, const struct ids *ids);
+
 static int purge_filter(struct ctl *c)
 {
   static const dt_status finished[] = {DT_STATUS_COMPLETED, DT_STATUS_FAILED, DT_STATUS_TERMINATED,
                                        DT_STATUS_CANCELED};
-  /* Count what the filter matches first, to say how many instances the confirmation is about. */
+  /* Count what the filter matches first, to say how many instances the confirmation is about. PurgeInstances
+   * has no id prefix in its filter, so for --prefix the ids found here are what gets purged, one by one. */
   dt_query q = {
       .statuses = c->n_statuses ? c->statuses : finished,
       .n_statuses = c->n_statuses ? c->n_statuses : sizeof finished / sizeof finished[0],
       .created_from_ms = c->created_after,
       .created_to_ms = c->created_before,
+      .instance_id_prefix = c->prefix,
       .page_size = 500,
   };
   size_t matched = 0;
   char *token = NULL;
+  struct ids ids = {0};
   for (;;) {
     dt_instance_page *p = NULL;
     int rc = dt_client_query(c->client, &q, &p);
     if (rc != DT_OK) {
       free(token);
+      ids_free(&ids);
       return ctl_fail(c, rc, NULL, "purge (counting matches)");
     }
     matched += p->n;
+    bool oom = false;
+    for (size_t i = 0; c->prefix && i < p->n && !oom; i++)
+      oom = !ids_add(&ids, p->instances[i]->instance_id);
+    if (oom) {
+      dt_instance_page_free(p);
+      free(token);
+      ids_free(&ids);
+      return ctl_fail(c, DT_ERR_NOMEM, NULL, "purge (counting matches)");
+    }
     free(token);
     token = p->continuation ? strdup(p->continuation) : NULL;
     bool more = p->continuation != NULL;
     dt_instance_page_free(p);
     if (!more)
       break;
-    if (!token)
+    if (!token) {
+      ids_free(&ids);
       return ctl_fail(c, DT_ERR_NOMEM, NULL, "purge (counting matches)");
+    }
     q.continuation = token;
   }
+  int ex = confirm_and_purge(c, matched, &ids);
+  ids_free(&ids);
+  return ex;
+}
+
+/* Asks (unless --yes), then purges: by filter on the server, or the |ids| a --prefix matched. */
+static int confirm_and_purge(struct ctl *c, size_t matched, const struct ids *ids)
+{
   char desc[512];
   describe_filter(c, desc, sizeof desc);
   if (matched == 0) {
@@ -320,6 +412,8 @@ static int purge_filter(struct ctl *c)
       return CTL_EXIT_FAILED;
     }
   }
+  if (c->prefix)
+    return purge_ids(c, matched, ids);
   dt_purge_filter f = {
       .created_from_ms = c->created_after,
       .created_to_ms = c->created_before,
@@ -339,30 +433,22 @@ static int purge_filter(struct ctl *c)
     }
     total += deleted;
   }
-  if (c->json) {
-    json_object *doc = json_object_new_object();
-    json_object_object_add(doc, "operation", json_object_new_string("purge"));
-    json_object_object_add(doc, "matched", json_object_new_int64((int64_t)matched));
-    json_object_object_add(doc, "deleted", json_object_new_int64(total));
-    json_object_object_add(doc, "complete", json_object_new_boolean(complete));
-    ctl_json_print(doc);
-  } else {
-    printf("purged %lld instance%s\n", total, total == 1 ? "" : "s");
-  }
+  print_purged(c, matched, total, complete);
   return complete ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 }
 
 int cmd_purge(struct ctl *c)
 {
-  bool filter = c->n_statuses > 0 || c->created_after || c->created_before;
+  bool filter = c->n_statuses > 0 || c->created_after || c->created_before || c->prefix;
   if (c->npos == 1) {
     if (filter)
-      return ctl_usage_error(c, "purge takes an instance id or a filter (--status, --created-after, "
-                            "--created-before), not both");
+      return ctl_usage_error(c, "purge takes an instance id or a filter (--status, --prefix, --created-after, "
+                                "--created-before), not both");
     return purge_one(c);
   }
   if (!filter)
-    return ctl_usage_error(c, "purge needs an instance id or a filter (--status, --created-after, --created-before)");
+    return ctl_usage_error(c, "purge needs an instance id or a filter (--status, --prefix, --created-after, "
+                              "--created-before)");
   if (c->recursive)
     return ctl_usage_error(c, "--recursive applies to purging one instance by id");
   for (size_t i = 0; i < c->n_statuses; i++)

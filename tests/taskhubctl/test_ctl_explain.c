@@ -239,3 +239,63 @@ TEST_IMPL(ctl_relative_times)
   hub_stop(&h);
   return 0;
 }
+
+/* ------------------------------------------------------------------ purge --prefix */
+
+TEST_IMPL(ctl_purge_prefix)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  sched(&h, "pp", "pp-1", NULL);
+  sched(&h, "pp", "pp-2", NULL);
+  sched(&h, "pp", "pp-3", NULL); /* stays PENDING: not purged */
+  sched(&h, "pp", "ppx", NULL);
+  sched(&h, "pp", "other-pp-1", NULL);
+  terminate_now(&h, "pp-1", NULL);
+  terminate_now(&h, "pp-2", NULL);
+  terminate_now(&h, "ppx", NULL);
+  terminate_now(&h, "other-pp-1", NULL);
+
+  /* Without a terminal or --yes it is refused, and says what it would have purged. */
+  ctl_res r = CTL(h.addr, "purge", "--prefix", "pp-");
+  ASSERT_EXIT(r, 2);
+  ASSERT_STR_CONTAINS(r.err, "2 instances");
+  ASSERT_STR_CONTAINS(r.err, "id starting with 'pp-'");
+  ctl_res_free(&r);
+  ASSERT(exists(&h, "pp-1"));
+
+  r = CTL(h.addr, "--json", "purge", "--prefix", "pp-", "--yes");
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  ASSERT_EQ(jint(doc, "matched"), 2);
+  ASSERT_EQ(jint(doc, "deleted"), 2);
+  ASSERT(json_object_get_boolean(jget(doc, "complete")));
+  free_doc(doc, &r);
+  ASSERT(!exists(&h, "pp-1"));
+  ASSERT(!exists(&h, "pp-2"));
+  ASSERT(exists(&h, "pp-3"));
+  ASSERT(exists(&h, "ppx"));
+  ASSERT(exists(&h, "other-pp-1"));
+
+  /* With a status, the prefix and the status both apply. */
+  r = CTL(h.addr, "purge", "--prefix", "pp", "--status", "COMPLETED", "--yes");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "nothing to purge");
+  ctl_res_free(&r);
+  ASSERT(exists(&h, "ppx"));
+  r = CTL(h.addr, "purge", "--prefix", "pp", "--status", "TERMINATED", "--yes");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "purged 1 instance\n");
+  ctl_res_free(&r);
+  ASSERT(!exists(&h, "ppx"));
+  ASSERT(exists(&h, "pp-3"));
+
+  r = CTL(h.addr, "purge", "x", "--prefix", "pp");
+  ASSERT_EXIT(r, 2);
+  ctl_res_free(&r);
+  terminate_now(&h, "pp-3", NULL);
+  hub_stop(&h);
+  return 0;
+}
