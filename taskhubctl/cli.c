@@ -50,6 +50,9 @@ static const struct optdef cmd_opts[] = {
     {O_REASON, "--reason", 0, "TEXT", "a reason, recorded in the instance history"},
     {O_TERM_OUTPUT, "--output", 0, "JSON",
      "the output recorded for the terminated instance, a JSON value (use -o json for JSON output here)"},
+    {O_TERM_REASON, "--reason", 0, "TEXT",
+     "why: recorded as the instance's output, a JSON string (the protocol has no other place for it; "
+     "Durable Functions does the same); not with --output"},
     {O_RECURSIVE, "--recursive", 0, NULL, "terminate its sub-orchestrations too"},
     {O_PURGE_STATUS, "--status", 0, "STATUS",
      "only instances with this finished status (repeatable, or comma-separated): COMPLETED, FAILED, "
@@ -87,7 +90,7 @@ static const int show_opts[] = {O_PAYLOADS, O_END};
 static const int start_opts[] = {O_ID, O_INPUT, O_INPUT_FILE, O_START_AT, O_VERSION, O_TAG, O_WAIT, O_END};
 static const int raise_opts[] = {O_DATA, O_END};
 static const int reason_opts[] = {O_REASON, O_END};
-static const int terminate_opts[] = {O_TERM_OUTPUT, O_RECURSIVE, O_END};
+static const int terminate_opts[] = {O_TERM_REASON, O_TERM_OUTPUT, O_RECURSIVE, O_END};
 static const int purge_opts[] = {O_PURGE_STATUS,    O_PREFIX, O_CREATED_AFTER, O_CREATED_BEFORE,
                                  O_PURGE_RECURSIVE, O_YES,    O_END};
 static const int restart_opts[] = {O_NEW_ID, O_END};
@@ -120,10 +123,10 @@ static const struct command commands[] = {
     {"resume", cmd_resume, false, "ID", 1, 1, reason_opts, "Resume a suspended instance",
      "Resumes a suspended instance ID. Exit status 4 when the instance has already finished."},
     {"terminate", cmd_terminate, false, "ID", 1, 1, terminate_opts, "Terminate an instance",
-     "Terminates instance ID (and, with --recursive, its sub-orchestrations), recording --output as its "
-     "output. Exit status 4 when the instance has already finished. Note that after the command name "
-     "--output is the termination output; give the output format as -o json, --json, or --output before the "
-     "command."},
+     "Terminates instance ID (and, with --recursive, its sub-orchestrations), recording --output, or the "
+     "--reason as a JSON string, as its output. Exit status 4 when the instance has already finished. Note "
+     "that after the command name --output is the termination output; give the output format as -o json, "
+     "--json, or --output before the command."},
     {"purge", cmd_purge, false, "[ID]", 0, 1, purge_opts, "Delete finished instances, by id or by filter",
      "With ID, deletes that finished instance and its history (with --recursive, its finished "
      "sub-orchestrations too); exit status 3 when it does not exist, 4 when it has not finished. With a "

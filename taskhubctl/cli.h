@@ -44,6 +44,7 @@ enum opt_id {
   O_DATA,
   O_REASON,
   O_TERM_OUTPUT,
+  O_TERM_REASON,
   O_RECURSIVE,
   O_PURGE_STATUS,
   O_PURGE_RECURSIVE,
@@ -101,6 +102,7 @@ struct ctl {
   bool all, payloads, wait, recursive, yes, new_id;
   const char *continuation;
   const char *id, *input, *input_file, *version, *data, *reason, *term_output;
+  const char *term_reason; /* terminate --reason: becomes the output, as a JSON string */
   int64_t start_at;
   dt_tag tags[CTL_MAX_TAGS];
   size_t n_tags;

@@ -261,7 +261,18 @@ static int call_resume(struct ctl *c, const char *iid)
 
 static int call_terminate(struct ctl *c, const char *iid)
 {
-  return dt_client_terminate(c->client, iid, c->term_output, c->recursive);
+  if (!c->term_reason)
+    return dt_client_terminate(c->client, iid, c->term_output, c->recursive);
+  /* TerminateRequest has only an output, and payloads are JSON: the reason goes there as a JSON string. */
+  json_object *reason = json_object_new_string(c->term_reason);
+  if (!reason)
+    return DT_ERR_NOMEM;
+  int rc = dt_client_terminate(c->client, iid,
+                               json_object_to_json_string_ext(reason, JSON_C_TO_STRING_PLAIN |
+                                                                          JSON_C_TO_STRING_NOSLASHESCAPE),
+                               c->recursive);
+  json_object_put(reason);
+  return rc;
 }
 
 int cmd_suspend(struct ctl *c)

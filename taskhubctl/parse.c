@@ -182,6 +182,7 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
                   arg);
     c->term_output = arg;
     break;
+  case O_TERM_REASON: c->term_reason = arg; break;
   case O_RECURSIVE:
   case O_PURGE_RECURSIVE: c->recursive = true; break;
   case O_YES: c->yes = true; break;
@@ -261,6 +262,8 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
     parse_error(c, "%s needs %s", c->cmd->name, c->cmd->args);
   if (c->input && c->input_file)
     parse_error(c, "--input and --input-file exclude each other");
+  if (c->term_reason && c->term_output)
+    parse_error(c, "terminate: --reason and --output exclude each other (the reason is recorded as the output)");
   if (c->limit && c->all)
     parse_error(c, "--limit and --all exclude each other");
   if (c->limit && (c->page_size || c->continuation))

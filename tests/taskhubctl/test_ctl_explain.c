@@ -299,3 +299,51 @@ TEST_IMPL(ctl_purge_prefix)
   hub_stop(&h);
   return 0;
 }
+
+/* ------------------------------------------------------------------ terminate --reason */
+
+TEST_IMPL(ctl_terminate_reason)
+{
+  hub h;
+  int rc = hub_start(&h, true);
+  if (rc)
+    return rc;
+  sched(&h, "waiter", "tr-1", NULL);
+  until_status(&h, "tr-1", DT_STATUS_RUNNING, CTL_WAIT_MS);
+  ctl_res r = CTL(h.addr, "terminate", "tr-1", "--reason", "maintenance \"window\"");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_EQ(r.out, "terminated tr-1\n");
+  ctl_res_free(&r);
+  dt_instance *in = done(&h, "tr-1");
+  ASSERT_EQ(in->status, DT_STATUS_TERMINATED);
+  ASSERT_STR_EQ(in->output, "\"maintenance \\\"window\\\"\""); /* a JSON string */
+  dt_instance_free(in);
+  r = CTL(h.addr, "show", "tr-1");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "Output:          \"maintenance \\\"window\\\"\"\n");
+  char *line = line_with(r.out, " ExecutionTerminated ");
+  ASSERT(line != NULL);
+  ASSERT_STR_CONTAINS(line, "output=\"maintenance");
+  free(line);
+  ctl_res_free(&r);
+
+  /* A PENDING one, in JSON. */
+  dt_start_options o = {.instance_id = "tr-2", .start_at_ms = wall_ms() + 3600 * 1000};
+  ASSERT_OK(dt_client_schedule(h.c, "waiter", &o, NULL));
+  r = CTL(h.addr, "--json", "terminate", "tr-2", "--reason", "not needed");
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  ASSERT_STR_EQ(jstr(doc, "operation"), "terminate");
+  free_doc(doc, &r);
+  in = done(&h, "tr-2");
+  ASSERT_STR_EQ(in->output, "\"not needed\"");
+  dt_instance_free(in);
+
+  /* The reason is the output: both at once is a usage error. */
+  r = CTL(h.addr, "terminate", "tr-2", "--reason", "x", "--output", "1");
+  ASSERT_EXIT(r, 2);
+  ASSERT_STR_CONTAINS(r.err, "--reason and --output exclude each other");
+  ctl_res_free(&r);
+  hub_stop(&h);
+  return 0;
+}
