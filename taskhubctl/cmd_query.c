@@ -118,8 +118,7 @@ static void print_list_text(const struct ctl *c, const struct picked *p)
     }
     if (in->failure) {
       fputs("    failure: ", stdout);
-      ctl_print_failure_text(stdout, in->failure, 0);
-      fputc('\n', stdout);
+      ctl_print_failure_block(stdout, in->failure, 6, true);
     }
   }
 }

@@ -49,6 +49,8 @@ int ctl_exit_for_final(const dt_instance *in);
 /* True when |s| is one complete JSON value (object, array, string, number, true, false or null). */
 bool ctl_is_json(const char *s);
 
+/* Writes the |n| bytes at |s| to |f| with control characters escaped (\n, \t, \xNN). */
+void ctl_print_escaped(FILE *f, const char *s, size_t n);
 /* Writes |s| to |f| with control characters escaped (\n, \t, \xNN); with max > 0, at most about |max| bytes of
  * |s| (cut at a UTF-8 character boundary) followed by "...". */
 void ctl_print_excerpt(FILE *f, const char *s, size_t max);

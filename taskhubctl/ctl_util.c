@@ -281,6 +281,13 @@ void ctl_print_excerpt(FILE *f, const char *s, size_t max)
       n--;
     cut = true;
   }
+  ctl_print_escaped(f, s, n);
+  if (cut)
+    fputs("...", f);
+}
+
+void ctl_print_escaped(FILE *f, const char *s, size_t n)
+{
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '\n')
@@ -294,8 +301,6 @@ void ctl_print_excerpt(FILE *f, const char *s, size_t max)
     else
       fputc(c, f);
   }
-  if (cut)
-    fputs("...", f);
 }
 
 /* ------------------------------------------------------------------ JSON */

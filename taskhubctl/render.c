@@ -30,6 +30,66 @@ void ctl_print_failure_text(FILE *f, const dt_failure *fl, size_t max)
   ctl_print_excerpt(f, fl->message ? fl->message : "", max);
 }
 
+#define FAILURE_MESSAGE_BYTES 200
+#define STACK_LINES 10
+
+/* The line at |s|: its length without the newline (and a \r before it); *next is where the next one starts. */
+static size_t line_at(const char *s, const char **next)
+{
+  size_t n = strcspn(s, "\n");
+  *next = s[n] ? s + n + 1 : s + n;
+  return n > 0 && s[n - 1] == '\r' ? n - 1 : n;
+}
+
+/* The lines of |s| from where the cursor is, each at column |indent|, at most |max| (0: all). Leading tabs,
+ * which Java's traces start with, become spaces; other control characters are escaped. */
+static void print_lines(FILE *f, const char *s, int indent, size_t max)
+{
+  size_t total = 0;
+  for (const char *p = s; *p; line_at(p, &p))
+    total++;
+  size_t shown = 0;
+  for (const char *p = s; *p && (!max || shown < max); shown++) {
+    const char *line = p;
+    size_t n = line_at(line, &p);
+    if (n > 0)
+      fprintf(f, "%*s", indent, "");
+    size_t i = 0;
+    for (; i < n && (line[i] == ' ' || line[i] == '\t'); i++)
+      fputs(line[i] == '\t' ? "    " : " ", f);
+    ctl_print_escaped(f, line + i, n - i);
+    fputc('\n', f);
+  }
+  if (shown < total)
+    fprintf(f, "%*s... %zu more line%s (--payloads shows all)\n", indent, "", total - shown,
+            total - shown == 1 ? "" : "s");
+}
+
+void ctl_print_failure_block(FILE *f, const dt_failure *fl, int indent, bool full)
+{
+  for (int depth = 0; fl; fl = fl->inner, depth++) {
+    if (depth > 0)
+      fprintf(f, "%*scaused by: ", indent, "");
+    const char *msg = fl->message ? fl->message : "", *rest;
+    size_t n = line_at(msg, &rest);
+    fputs(fl->error_type ? fl->error_type : "Error", f);
+    fputs(": ", f);
+    if (!full && n > FAILURE_MESSAGE_BYTES) {
+      n = FAILURE_MESSAGE_BYTES;
+      while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) /* not into a UTF-8 character */
+        n--;
+      ctl_print_escaped(f, msg, n);
+      fputs("...", f);
+    } else {
+      ctl_print_escaped(f, msg, n);
+    }
+    fputc('\n', f);
+    print_lines(f, rest, indent + 2, full ? 0 : STACK_LINES);
+    if (fl->stack_trace)
+      print_lines(f, fl->stack_trace, indent + 2, full ? 0 : STACK_LINES);
+  }
+}
+
 void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full)
 {
   char off[32], id[16], ts[48];
@@ -62,6 +122,10 @@ void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full)
   }
   if (e->failure) {
     fputs(" failure=", f);
+    if (full && (e->failure->inner || e->failure->stack_trace)) {
+      ctl_print_failure_block(f, e->failure, 20, true);
+      return;
+    }
     ctl_print_failure_text(f, e->failure, max);
   }
   fputc('\n', f);
@@ -111,13 +175,7 @@ void ctl_print_instance_text(const dt_instance *in, bool full)
     print_payload_field("Custom status:", in->custom_status, full);
   if (in->failure) {
     printf("%-17s", "Failure:");
-    ctl_print_failure_text(stdout, in->failure, full ? 0 : 200);
-    fputc('\n', stdout);
-    if (full && in->failure->stack_trace) {
-      printf("%-17s", "Stack trace:");
-      ctl_print_excerpt(stdout, in->failure->stack_trace, 0);
-      fputc('\n', stdout);
-    }
+    ctl_print_failure_block(stdout, in->failure, 17, full);
   }
 }
 
@@ -131,8 +189,7 @@ void ctl_print_final_text(const dt_instance *in)
   }
   if (in->failure) {
     fputs("failure: ", stdout);
-    ctl_print_failure_text(stdout, in->failure, 0);
-    fputc('\n', stdout);
+    ctl_print_failure_block(stdout, in->failure, 2, true);
   }
 }
 

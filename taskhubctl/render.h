@@ -12,6 +12,13 @@
 
 /* "Type: message" of a failure on one line, the message cut to |max| bytes (0: whole). */
 void ctl_print_failure_text(FILE *f, const dt_failure *fl, size_t max);
+/*
+ * A failure as lines, from where the cursor is: "Type: message", the rest of a message of several lines and
+ * the stack trace one per line at column |indent| + 2, then each inner failure as "caused by: Type: message"
+ * at column |indent|, with its own lines below it. Without |full|, messages are cut to 200 bytes and stack
+ * traces to 10 lines, saying how many more there are.
+ */
+void ctl_print_failure_block(FILE *f, const dt_failure *fl, int indent, bool full);
 /* One timeline line: offset from |t0|, event id, type, then what the event carries (payloads in full with
  * |full|). */
 void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full);

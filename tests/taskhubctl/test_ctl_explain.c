@@ -3,6 +3,9 @@
  * of the issue. Each test starts its own taskhubd, and a C SDK worker where instances must run.
  */
 #include "ctl_harness.h"
+#include "support/th_client.h"
+#include "support/th_stream.h"
+
 static void free_doc(json_object *doc, ctl_res *r)
 {
   json_object_put(doc);
@@ -344,6 +347,133 @@ TEST_IMPL(ctl_terminate_reason)
   ASSERT_EXIT(r, 2);
   ASSERT_STR_CONTAINS(r.err, "--reason and --output exclude each other");
   ctl_res_free(&r);
+  hub_stop(&h);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ failures */
+
+/* Plays the worker for |iid|'s first turn over raw gRPC and fails the orchestration with |outer| (the C SDK
+ * sets no stack traces, so the failure is made by hand). */
+static void fail_by_hand(hub *h, const char *iid, TaskFailureDetails *outer)
+{
+  th_client *tc = th_client_open(h->srv.port);
+  th_stream *ws = th_work_open(tc, NULL);
+  WorkItem *wi = NULL;
+  for (;;) {
+    wi = th_work_expect(ws, CTL_WAIT_MS, "the orchestrator work item");
+    if (wi->request_case == WORK_ITEM__REQUEST_ORCHESTRATOR_REQUEST &&
+        strcmp(wi->orchestratorrequest->instanceid, iid) == 0)
+      break;
+    work_item__free_unpacked(wi, NULL);
+  }
+  CompleteOrchestrationAction co = COMPLETE_ORCHESTRATION_ACTION__INIT;
+  co.orchestrationstatus = ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_FAILED;
+  co.failuredetails = outer;
+  OrchestratorAction fin = ORCHESTRATOR_ACTION__INIT, *pfin = &fin;
+  fin.orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_COMPLETE_ORCHESTRATION;
+  fin.completeorchestration = &co;
+  OrchestratorResponse resp = ORCHESTRATOR_RESPONSE__INIT;
+  resp.instanceid = wi->orchestratorrequest->instanceid;
+  resp.completiontoken = wi->completiontoken;
+  resp.n_actions = 1;
+  resp.actions = &pfin;
+  char *details = NULL;
+  grpc_status_code st = th_call_unary(tc, "/TaskHubSidecarService/CompleteOrchestratorTask", &resp.base,
+                                      &complete_task_response__descriptor, CTL_WAIT_MS, NULL, &details);
+  if (st != GRPC_STATUS_OK)
+    TEST_FAIL("CompleteOrchestratorTask: %s (%s)", th_status_name(st), details ? details : "");
+  free(details);
+  work_item__free_unpacked(wi, NULL);
+  th_stream_free(ws);
+  th_client_close(tc);
+}
+
+TEST_IMPL(ctl_failure_details)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  /* OuterError (two message lines, a stack with a tab, as Java writes them) caused by InnerError, whose stack
+   * has 12 lines. */
+  char inner_stack[512] = "";
+  for (int i = 1; i <= 12; i++)
+    snprintf(inner_stack + strlen(inner_stack), sizeof inner_stack - strlen(inner_stack), "at inner%d()\n", i);
+  Google__Protobuf__StringValue os = GOOGLE__PROTOBUF__STRING_VALUE__INIT, is = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  os.value = (char *)"at outer()\n\tat main()";
+  is.value = inner_stack;
+  TaskFailureDetails inner = TASK_FAILURE_DETAILS__INIT, outer = TASK_FAILURE_DETAILS__INIT;
+  inner.errortype = (char *)"InnerError";
+  inner.errormessage = (char *)"root cause";
+  inner.stacktrace = &is;
+  outer.errortype = (char *)"OuterError";
+  outer.errormessage = (char *)"outer line 1\nouter line 2";
+  outer.stacktrace = &os;
+  outer.innerfailure = &inner;
+
+  /* start --wait: the final state shows all of it. */
+  ctl_proc *p = ctl_spawn(&(ctl_opts){.address = h.addr},
+                          (const char *const[]){"start", "byhand", "--id", "fd-1", "--wait", NULL});
+  until_status(&h, "fd-1", DT_STATUS_PENDING, CTL_WAIT_MS);
+  fail_by_hand(&h, "fd-1", &outer);
+  ctl_res r = ctl_finish(p, CTL_RUN_MS);
+  ASSERT_EXIT(r, 1);
+  static const char *const final_lines[] = {
+      "fd-1 FAILED\n",
+      "failure: OuterError: outer line 1\n",
+      "    outer line 2\n",
+      "    at outer()\n",
+      "        at main()\n",
+      "  caused by: InnerError: root cause\n",
+      "    at inner1()\n",
+      "    at inner12()\n",
+  };
+  long prev = -1;
+  for (size_t i = 0; i < sizeof final_lines / sizeof final_lines[0]; i++) {
+    long at = index_of(r.out, final_lines[i]);
+    if (at <= prev)
+      TEST_FAIL("start --wait: \"%s\" missing or out of place in:\n%s", final_lines[i], r.out);
+    prev = at;
+  }
+  ASSERT(index_of(r.out, "\\n") < 0); /* nothing escaped */
+  ctl_res_free(&r);
+
+  /* show: under the Failure label; stack traces cut to 10 lines unless --payloads. */
+  r = CTL(h.addr, "show", "fd-1");
+  ASSERT_EXIT(r, 0);
+  static const char *const show_lines[] = {
+      "Failure:         OuterError: outer line 1\n",
+      "                   outer line 2\n",
+      "                   at outer()\n",
+      "                       at main()\n",
+      "                 caused by: InnerError: root cause\n",
+      "                   at inner10()\n",
+      "                   ... 2 more lines (--payloads shows all)\n",
+  };
+  prev = -1;
+  for (size_t i = 0; i < sizeof show_lines / sizeof show_lines[0]; i++) {
+    long at = index_of(r.out, show_lines[i]);
+    if (at <= prev)
+      TEST_FAIL("show: \"%s\" missing or out of place in:\n%s", show_lines[i], r.out);
+    prev = at;
+  }
+  ASSERT(index_of(r.out, "at inner11()") < 0);
+  ctl_res_free(&r);
+  r = CTL(h.addr, "show", "fd-1", "--payloads");
+  ASSERT_EXIT(r, 0);
+  ASSERT(index_of(r.out, "more lines") < 0);
+  /* The instance's failure and the ExecutionCompleted event's, each with its whole chain. */
+  ASSERT_EQ(count_lines(r.out, "caused by: InnerError: root cause"), 2);
+  ASSERT_EQ(count_lines(r.out, "at inner12()"), 2);
+  ctl_res_free(&r);
+  /* JSON holds the same chain as data. */
+  r = CTL(h.addr, "--json", "show", "fd-1");
+  json_object *doc = ctl_doc(&r);
+  json_object *f = jget(doc, "failure");
+  ASSERT_STR_EQ(jstr(f, "stackTrace"), "at outer()\n\tat main()");
+  ASSERT_STR_EQ(jstr(jget(f, "inner"), "type"), "InnerError");
+  free_doc(doc, &r);
   hub_stop(&h);
   return 0;
 }
