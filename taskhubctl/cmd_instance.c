@@ -7,6 +7,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,8 +67,16 @@ int cmd_show(struct ctl *c)
       printf("\nHistory: no events yet\n");
     } else {
       printf("\nHistory (%zu events, times relative to %s):\n", h->n, ctl_format_time(t0, ts, sizeof ts));
-      for (size_t i = 0; i < h->n; i++)
-        ctl_print_event(stdout, &h->events[i], t0, c->payloads);
+      int64_t latest = 0;
+      size_t first_earlier = SIZE_MAX;
+      for (size_t i = 0; i < h->n; i++) {
+        bool earlier = ctl_event_earlier(&h->events[i], &latest);
+        if (earlier && first_earlier == SIZE_MAX)
+          first_earlier = i;
+        ctl_print_event(stdout, &h->events[i], t0, c->payloads, earlier);
+      }
+      if (first_earlier != SIZE_MAX)
+        ctl_print_earlier_note(stdout, h, first_earlier);
     }
   }
   dt_history_free(h);

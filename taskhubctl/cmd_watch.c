@@ -59,6 +59,7 @@ int cmd_watch(struct ctl *c)
   dt_instance *in = NULL;
   dt_history *h = NULL;
   bool first = true;
+  bool noted = false; /* the note on events marked earlier is printed once */
 
   for (;;) {
     int rc = dt_client_get(c->client, iid, true, &in);
@@ -98,9 +99,16 @@ int cmd_watch(struct ctl *c)
         ex = ctl_fail(c, DT_ERR_NOMEM, iid, "watch");
         goto done;
       }
+      int64_t latest = 0;
       for (size_t i = 0; i < h->n; i++) {
-        if (i >= keep)
-          ctl_print_event(stdout, &h->events[i], t0, c->payloads);
+        bool earlier = ctl_event_earlier(&h->events[i], &latest);
+        if (i >= keep) {
+          ctl_print_event(stdout, &h->events[i], t0, c->payloads, earlier);
+          if (earlier && !noted) {
+            ctl_print_earlier_note(stdout, h, i);
+            noted = true;
+          }
+        }
         seen[i].type = strdup(h->events[i].type ? h->events[i].type : "");
         seen[i].ts = h->events[i].timestamp_ms;
         seen[i].id = h->events[i].event_id;

@@ -1,6 +1,7 @@
 /* Text rendering of instances, failures and timelines (see render.h). */
 #include "render.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static const char *payload_label(const char *type)
@@ -90,11 +91,55 @@ void ctl_print_failure_block(FILE *f, const dt_failure *fl, int indent, bool ful
   }
 }
 
-void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full)
+/* Every event raised outside a turn (a task's result, a timer, an external event) waits in the inbox for the
+ * next one, so it is a little older than the OrchestratorStarted before it in any history; a wait this long
+ * (a suspension, no worker, a backlog) is worth a mark. */
+#define EARLIER_MS 100
+
+bool ctl_event_earlier(const dt_event *e, int64_t *latest)
+{
+  /* A run's ExecutionStarted carries the time the instance was created, so it is older than the
+   * OrchestratorStarted before it in every history: that says nothing. */
+  if (e->type && strcmp(e->type, "ExecutionStarted") == 0)
+    return false;
+  bool earlier = e->timestamp_ms <= *latest - EARLIER_MS;
+  if (e->timestamp_ms > *latest)
+    *latest = e->timestamp_ms;
+  return earlier;
+}
+
+void ctl_print_earlier_note(FILE *f, const dt_history *h, size_t first)
+{
+  /* Was the instance suspended when that event was raised: is the last suspend or resume requested before
+   * it a suspend? */
+  bool suspended = false;
+  int64_t at = first < h->n ? h->events[first].timestamp_ms : 0, last = INT64_MIN;
+  for (size_t i = 0; i < h->n; i++) {
+    const dt_event *e = &h->events[i];
+    bool sus = e->type && strcmp(e->type, "ExecutionSuspended") == 0;
+    if ((sus || (e->type && strcmp(e->type, "ExecutionResumed") == 0)) && e->timestamp_ms <= at &&
+        e->timestamp_ms >= last) {
+      last = e->timestamp_ms;
+      suspended = sus;
+    }
+  }
+  /* Events wait in the instance's inbox until the orchestration next runs: while it is suspended, while no
+   * worker has taken it, or while a worker still holds its previous turn. They keep the time they were
+   * raised, so they come after events that are younger. */
+  fprintf(f,
+          "  * earlier than an event above it: an event's time is when it was raised or requested, and it\n"
+          "    joins the history when the orchestration next runs, so one that waited (%s)\n"
+          "    comes after younger ones.\n",
+          suspended ? "here: while the instance was suspended" : "while it was suspended, or for a worker");
+}
+
+void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full, bool earlier)
 {
   char off[32], id[16], ts[48];
   size_t max = full ? 0 : CTL_EXCERPT_BYTES;
   ctl_format_offset(e->timestamp_ms - t0, off, sizeof off);
+  if (earlier)
+    strcat(off, "*");
   if (e->event_id >= 0)
     snprintf(id, sizeof id, "#%d", (int)e->event_id);
   else

@@ -19,9 +19,14 @@ void ctl_print_failure_text(FILE *f, const dt_failure *fl, size_t max);
  * traces to 10 lines, saying how many more there are.
  */
 void ctl_print_failure_block(FILE *f, const dt_failure *fl, int indent, bool full);
-/* One timeline line: offset from |t0|, event id, type, then what the event carries (payloads in full with
- * |full|). */
-void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full);
+/* One timeline line: offset from |t0| (marked with '*' when |earlier|), event id, type, then what the event
+ * carries (payloads in full with |full|). */
+void ctl_print_event(FILE *f, const dt_event *e, int64_t t0, bool full, bool earlier);
+/* Whether |e| is notably (100 ms or more) earlier than an event before it in its history, *latest being the
+ * latest time of those (updated here; start it at 0). */
+bool ctl_event_earlier(const dt_event *e, int64_t *latest);
+/* The note under a timeline with events marked earlier; |first| is the first of them. */
+void ctl_print_earlier_note(FILE *f, const dt_history *h, size_t first);
 /* The fields of an instance, one "Label:  value" line each (show). */
 void ctl_print_instance_text(const dt_instance *in, bool full);
 /* "ID STATUS" and the output and failure of a finished instance (start --wait). */

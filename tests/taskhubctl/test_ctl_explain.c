@@ -477,3 +477,58 @@ TEST_IMPL(ctl_failure_details)
   hub_stop(&h);
   return 0;
 }
+
+/* ------------------------------------------------------------------ timeline, suspend */
+
+TEST_IMPL(ctl_timeline_earlier)
+{
+  hub h;
+  int rc = hub_start(&h, true);
+  if (rc)
+    return rc;
+  sched(&h, "waiter", "te-1", NULL);
+  until_status(&h, "te-1", DT_STATUS_RUNNING, CTL_WAIT_MS);
+  ASSERT_OK(dt_client_suspend(h.c, "te-1", "hold"));
+  until_status(&h, "te-1", DT_STATUS_SUSPENDED, CTL_WAIT_MS);
+  int64_t raised = wall_ms();
+  ASSERT_OK(dt_client_raise_event(h.c, "te-1", "go", "1"));
+  /* The mark is for waits of 100 ms or more: let the clock get there before the resume delivers it. */
+  clock_past(raised + 150);
+  ASSERT_OK(dt_client_resume(h.c, "te-1", NULL));
+  dt_instance *in = done(&h, "te-1");
+  ASSERT_EQ(in->status, DT_STATUS_COMPLETED);
+  dt_instance_free(in);
+
+  ctl_res r = CTL(h.addr, "show", "te-1");
+  ASSERT_EXIT(r, 0);
+  char *raised_line = line_with(r.out, " EventRaised ");
+  ASSERT(raised_line != NULL);
+  ASSERT_STR_CONTAINS(raised_line, "s*  ");
+  free(raised_line);
+  /* ExecutionStarted is always older than the OrchestratorStarted before it: no mark for that. */
+  char *started = line_with(r.out, " ExecutionStarted ");
+  ASSERT(started != NULL && strstr(started, "s* ") == NULL);
+  free(started);
+  ASSERT_EQ(count_lines(r.out, "  * earlier than an event above it"), 1);
+  ASSERT_STR_CONTAINS(r.out, "(here: while the instance was suspended)");
+  ASSERT_GT(index_of(r.out, "  * earlier"), index_of(r.out, " ExecutionCompleted "));
+  ctl_res_free(&r);
+  /* watch prints the same mark and note as the events come. */
+  r = CTL(h.addr, "watch", "te-1");
+  ASSERT_EXIT(r, 0);
+  ASSERT_EQ(count_lines(r.out, "  * earlier than an event above it"), 1);
+  ctl_res_free(&r);
+
+  /* In order: no mark, no note. */
+  ASSERT_OK(dt_client_schedule(h.c, "waiter", &(dt_start_options){.instance_id = "te-2",
+                                                                  .start_at_ms = wall_ms() + 3600 * 1000},
+                               NULL));
+  terminate_now(&h, "te-2", NULL);
+  r = CTL(h.addr, "show", "te-2");
+  ASSERT_EXIT(r, 0);
+  ASSERT(index_of(r.out, "s* ") < 0);
+  ASSERT(index_of(r.out, "earlier than") < 0);
+  ctl_res_free(&r);
+  hub_stop(&h);
+  return 0;
+}
