@@ -208,7 +208,7 @@ int cmd_start(struct ctl *c)
  * that "terminated X" would be printed for an instance that had completed long ago. Refuse those up front
  * (exit 4) and say what state the instance is in. Returns -1 to go on, else the exit code.
  */
-static int refuse_finished(struct ctl *c, const char *iid, const char *verb)
+static int refuse_finished(struct ctl *c, const char *iid, const char *verb, dt_status *status)
 {
   dt_instance *in = NULL;
   int rc = dt_client_get(c->client, iid, false, &in);
@@ -216,6 +216,8 @@ static int refuse_finished(struct ctl *c, const char *iid, const char *verb)
     return ctl_fail(c, rc, iid, "%s", verb);
   dt_status st = in->status;
   dt_instance_free(in);
+  if (status)
+    *status = st;
   if (!ctl_status_is_final(st))
     return -1;
   char msg[512];
@@ -226,7 +228,7 @@ static int refuse_finished(struct ctl *c, const char *iid, const char *verb)
 int cmd_raise(struct ctl *c)
 {
   const char *iid = c->pos[0], *ev = c->pos[1];
-  int ex = refuse_finished(c, iid, "raise");
+  int ex = refuse_finished(c, iid, "raise", NULL);
   if (ex >= 0)
     return ex;
   int rc = dt_client_raise_event(c->client, iid, ev, c->data);
@@ -242,20 +244,35 @@ int cmd_raise(struct ctl *c)
   return CTL_EXIT_OK;
 }
 
-/* suspend, resume and terminate: refuse a finished instance, make the call, acknowledge "<past> <id><suffix>". */
+/*
+ * suspend, resume and terminate: refuse a finished instance, make the call, acknowledge "<past> <id><suffix>".
+ * A suspend or resume of a PENDING instance waits in its inbox until a worker starts it, so that is said
+ * ("requested"), not that it happened; taskhubd terminates a PENDING instance at once.
+ */
 static int act_on_live(struct ctl *c, const char *verb, const char *past, const char *suffix,
                        int (*call)(struct ctl *c, const char *iid))
 {
   const char *iid = c->pos[0];
-  int ex = refuse_finished(c, iid, verb);
+  dt_status st = DT_STATUS_RUNNING;
+  int ex = refuse_finished(c, iid, verb, &st);
   if (ex >= 0)
     return ex;
   int rc = call(c, iid);
   if (rc != DT_OK)
     return ctl_fail(c, rc, iid, "%s", verb);
-  char text[320];
-  snprintf(text, sizeof text, "%s %s%s", past, iid, suffix);
-  return ctl_finish_ack(c, iid, verb, text);
+  bool deferred = st == DT_STATUS_PENDING && strcmp(verb, "terminate") != 0;
+  if (c->json) {
+    json_object *doc = ctl_ack_doc(iid, verb);
+    if (strcmp(verb, "terminate") != 0)
+      json_object_object_add(doc, "requested", json_object_new_boolean(deferred));
+    ctl_json_print(doc);
+    return CTL_EXIT_OK;
+  }
+  if (deferred)
+    printf("%s requested for %s: it is PENDING, and the %s takes effect when it starts\n", verb, iid, verb);
+  else
+    printf("%s %s%s\n", past, iid, suffix);
+  return CTL_EXIT_OK;
 }
 
 static int call_suspend(struct ctl *c, const char *iid)

@@ -532,3 +532,42 @@ TEST_IMPL(ctl_timeline_earlier)
   hub_stop(&h);
   return 0;
 }
+
+TEST_IMPL(ctl_suspend_pending)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  sched(&h, "waiter", "sp-1", NULL); /* no worker: it stays PENDING */
+  ctl_res r = CTL(h.addr, "suspend", "sp-1", "--reason", "later");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_EQ(r.out, "suspend requested for sp-1: it is PENDING, and the suspend takes effect when it starts\n");
+  ctl_res_free(&r);
+  dt_instance *in = get(&h, "sp-1");
+  ASSERT_EQ(in->status, DT_STATUS_PENDING); /* "suspended" would not have been true */
+  dt_instance_free(in);
+  r = CTL(h.addr, "--json", "resume", "sp-1");
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  ASSERT_STR_EQ(jstr(doc, "operation"), "resume");
+  ASSERT(json_object_get_boolean(jget(doc, "requested")));
+  free_doc(doc, &r);
+
+  /* A RUNNING one is suspended as before. */
+  hub_stop(&h);
+  rc = hub_start(&h, true);
+  if (rc)
+    return rc;
+  sched(&h, "waiter", "sp-2", NULL);
+  until_status(&h, "sp-2", DT_STATUS_RUNNING, CTL_WAIT_MS);
+  r = CTL(h.addr, "--json", "suspend", "sp-2");
+  ASSERT_EXIT(r, 0);
+  doc = ctl_doc(&r);
+  ASSERT(!json_object_get_boolean(jget(doc, "requested")));
+  free_doc(doc, &r);
+  until_status(&h, "sp-2", DT_STATUS_SUSPENDED, CTL_WAIT_MS);
+  terminate_now(&h, "sp-2", NULL);
+  hub_stop(&h);
+  return 0;
+}
