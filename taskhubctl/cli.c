@@ -154,6 +154,10 @@ static const struct command commands[] = {
      "4 otherwise): a migrate that stopped half-way is not resumed; drop the database, create it again and run "
      "migrate again. Exit status 1 when copying or the comparison fails, 5 when PostgreSQL cannot be reached. "
      "Progress goes to stderr."},
+    {"version", cmd_version, true, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
+     "Prints the version of taskhubctl and, where taskhubd makes it known, of the server; taskhubd does not "
+     "report its version to clients (not in Hello, the health service or /metrics), so the server's is "
+     "printed as unknown, with that reason. JSON: client, server (null), serverUnknownReason."},
     {"help", cmd_help, true, "[COMMAND]", 0, 1, no_opts, "Show help for taskhubctl or a command",
      "Prints the help of COMMAND, or of taskhubctl."},
 };

@@ -26,6 +26,7 @@ int cmd_watch(struct ctl *c);
 
 /* cmd_admin.c: no server */
 int cmd_migrate(struct ctl *c);
+int cmd_version(struct ctl *c);
 
 /* cli.c: help is generated from the tables there */
 int cmd_help(struct ctl *c);

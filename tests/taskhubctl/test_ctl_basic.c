@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static const char *const commands[] = {"list",  "show",   "start",   "raise", "suspend", "resume",  "terminate",
-                                       "purge", "rewind", "restart", "watch", "migrate", "help"};
+                                       "purge", "rewind", "restart", "watch", "migrate", "version", "help"};
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static int need_bin(void)

@@ -478,6 +478,45 @@ TEST_IMPL(ctl_failure_details)
   return 0;
 }
 
+/* ------------------------------------------------------------------ version */
+
+TEST_IMPL(ctl_version)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  ctl_res v = CTL(NULL, "--version");
+  ASSERT_EXIT(v, 0);
+  ASSERT(strncmp(v.out, "taskhubctl ", 11) == 0);
+  char client[64];
+  snprintf(client, sizeof client, "client: %s", v.out); /* "client: taskhubctl X.Y.Z\n" */
+  ctl_res r = CTL(h.addr, "version");
+  ASSERT_EXIT(r, 0);
+  ASSERT(strncmp(r.out, client, strlen(client)) == 0);
+  /* taskhubd reports no version to clients; the reason is given, not just "unknown". */
+  char *server = line_with(r.out, "server: ");
+  ASSERT(server != NULL);
+  ASSERT_STR_CONTAINS(server, "server: unknown (");
+  ASSERT_STR_CONTAINS(server, "Hello");
+  ASSERT_STR_CONTAINS(server, "/metrics");
+  free(server);
+  ctl_res_free(&r);
+  r = CTL(h.addr, "--json", "version");
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  char version[64];
+  snprintf(version, sizeof version, "%s", v.out + strlen("taskhubctl "));
+  version[strcspn(version, "\n")] = '\0';
+  ASSERT_STR_EQ(jstr(doc, "client"), version);
+  ASSERT(json_object_object_get_ex(doc, "server", NULL) && jget(doc, "server") == NULL);
+  ASSERT_STR_CONTAINS(jstr(doc, "serverUnknownReason"), "does not report its version");
+  free_doc(doc, &r);
+  ctl_res_free(&v);
+  hub_stop(&h);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ timeline, suspend */
 
 TEST_IMPL(ctl_timeline_earlier)
