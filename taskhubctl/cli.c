@@ -193,6 +193,56 @@ const struct command *ctl_find_command(const char *name)
   return NULL;
 }
 
+/* Keeps |name| as the suggestion when it is nearer to |typo| than the best so far, or when |typo| is a prefix
+ * of it and of nothing else seen. */
+struct suggestion {
+  const char *best;
+  size_t dist;
+  const char *prefix_of;
+  int n_prefix;
+};
+
+static void consider(struct suggestion *s, const char *typo, const char *name)
+{
+  size_t d = ctl_edit_distance(typo, name);
+  if (d < s->dist) {
+    s->dist = d;
+    s->best = name;
+  }
+  size_t n = strlen(typo);
+  if (n >= 2 && strncmp(typo, name, n) == 0 && (!s->prefix_of || strcmp(s->prefix_of, name) != 0)) {
+    s->prefix_of = name;
+    s->n_prefix++;
+  }
+}
+
+/* Two edits for a long word, one for a short one: further than that, a suggestion is a guess. */
+static const char *suggested(const struct suggestion *s, const char *typo)
+{
+  size_t n = strlen(typo);
+  if (s->best && s->dist <= (n > 4 ? 2u : 1u) && s->dist < n)
+    return s->best;
+  return s->n_prefix == 1 ? s->prefix_of : NULL;
+}
+
+const char *ctl_suggest_command(const char *typo)
+{
+  struct suggestion s = {.dist = SIZE_MAX};
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    consider(&s, typo, commands[i].name);
+  return suggested(&s, typo);
+}
+
+const char *ctl_suggest_option(const struct command *cmd, const char *typo)
+{
+  struct suggestion s = {.dist = SIZE_MAX};
+  for (const int *id = cmd ? cmd->opts : no_opts; *id != O_END; id++)
+    consider(&s, typo, ctl_opt_by_id(*id)->name);
+  for (const struct optdef *g = global_opts; g->name; g++)
+    consider(&s, typo, g->name);
+  return suggested(&s, typo);
+}
+
 static const char exit_codes_text[] =
     "Exit status:\n"
     "  0  success (for start --wait and watch: the instance COMPLETED)\n"
@@ -312,6 +362,9 @@ int cmd_help(struct ctl *c)
   const struct command *cmd = ctl_find_command(c->pos[0]);
   if (!cmd) {
     c->cmd = NULL;
+    const char *hint = ctl_suggest_command(c->pos[0]);
+    if (hint)
+      return ctl_usage_error(c, "no such command: %s (did you mean '%s'?)", c->pos[0], hint);
     return ctl_usage_error(c, "no such command: %s", c->pos[0]);
   }
   ctl_print_command_help(stdout, cmd);

@@ -119,6 +119,10 @@ const struct optdef *ctl_opt_by_id(int id);
  * command's own first, then the global ones. */
 const struct optdef *ctl_lookup_opt(const struct command *cmd, const char *name);
 const struct command *ctl_find_command(const char *name);
+/* What the user probably meant by an unknown command (or option valid after |cmd|): the nearest name by edit
+ * distance, else the only one |typo| is a prefix of; NULL when nothing is close. */
+const char *ctl_suggest_command(const char *typo);
+const char *ctl_suggest_option(const struct command *cmd, const char *typo);
 
 /* ------------------------------------------------------------------ help (cli.c) */
 

@@ -46,6 +46,10 @@ bool ctl_status_is_final(dt_status s);
 /* Exit code of a finished instance: 0 for COMPLETED, 1 for any other end. */
 int ctl_exit_for_final(const dt_instance *in);
 
+/* The edit distance between |a| and |b|, ignoring case: insertions, deletions, substitutions and swaps of
+ * two neighbouring characters count one each (optimal string alignment). SIZE_MAX for strings over 64 bytes. */
+size_t ctl_edit_distance(const char *a, const char *b);
+
 /* True when |s| is one complete JSON value (object, array, string, number, true, false or null). */
 bool ctl_is_json(const char *s);
 

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -236,6 +237,36 @@ bool ctl_status_is_final(dt_status s)
 int ctl_exit_for_final(const dt_instance *in)
 {
   return in->status == DT_STATUS_COMPLETED ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+}
+
+/* ------------------------------------------------------------------ suggestions */
+
+size_t ctl_edit_distance(const char *a, const char *b)
+{
+  enum { MAX = 64 };
+  size_t n = strlen(a), m = strlen(b);
+  if (n > MAX || m > MAX)
+    return SIZE_MAX;
+  size_t d[MAX + 1][MAX + 1];
+  for (size_t i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (size_t j = 0; j <= m; j++)
+    d[0][j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    for (size_t j = 1; j <= m; j++) {
+      int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+      size_t best = d[i - 1][j - 1] + (ai != bj);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == bj &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
 }
 
 /* ------------------------------------------------------------------ payloads */

@@ -225,10 +225,14 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
         val = eq + 1;
       const struct optdef *o = ctl_lookup_opt(c->cmd, name);
       if (!o) {
+        const char *hint = name[1] == '-' ? ctl_suggest_option(c->cmd, name) : NULL;
+        char dym[96] = "";
+        if (hint)
+          snprintf(dym, sizeof dym, " (did you mean '%s'?)", hint);
         if (c->cmd)
-          parse_error(c, "unknown option %s for %s", name, c->cmd->name);
+          parse_error(c, "unknown option %s for %s%s", name, c->cmd->name, dym);
         else
-          parse_error(c, "unknown option %s", name);
+          parse_error(c, "unknown option %s%s", name, dym);
         continue;
       }
       if (o->metavar && !val) {
@@ -247,7 +251,11 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
     if (!c->cmd) {
       c->cmd = ctl_find_command(a);
       if (!c->cmd) {
-        parse_error(c, "no such command: %s", a);
+        const char *hint = ctl_suggest_command(a);
+        if (hint)
+          parse_error(c, "no such command: %s (did you mean '%s'?)", a, hint);
+        else
+          parse_error(c, "no such command: %s", a);
         return;
       }
       continue;

@@ -517,6 +517,47 @@ TEST_IMPL(ctl_version)
   return 0;
 }
 
+/* ------------------------------------------------------------------ completion, suggestions */
+
+TEST_IMPL(ctl_did_you_mean)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  const char *const *const cases[] = {
+      (const char *const[]){"lsit", NULL},
+      (const char *const[]){"stat", "hello", NULL},
+      (const char *const[]){"terminat", "x", NULL},
+      (const char *const[]){"help", "purg", NULL},
+      (const char *const[]){"list", "--stauts", "FAILED", NULL},
+      (const char *const[]){"--adress", "x", "list", NULL},
+  };
+  static const char *const want[] = {"'list'", "'start'", "'terminate'", "'purge'", "'--status'", "'--address'"};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ctl_res r = ctl_run(&(ctl_opts){.address = h.addr}, cases[i]);
+    ASSERT_EXIT(r, 2);
+    char needle[64];
+    snprintf(needle, sizeof needle, "(did you mean %s?)", want[i]);
+    ASSERT_STR_CONTAINS(r.err, needle);
+    ctl_res_free(&r);
+  }
+  /* Nothing close: no guess. */
+  ctl_res r = CTL(h.addr, "frobnicate");
+  ASSERT_EXIT(r, 2);
+  ASSERT_STR_CONTAINS(r.err, "no such command: frobnicate");
+  ASSERT(index_of(r.err, "did you mean") < 0);
+  ctl_res_free(&r);
+  /* JSON error documents carry it too. */
+  r = CTL(h.addr, "--json", "shwo", "x");
+  ASSERT_EXIT(r, 2);
+  json_object *doc = ctl_doc(&r);
+  ASSERT_STR_CONTAINS(jstr(jget(doc, "error"), "message"), "did you mean 'show'?");
+  free_doc(doc, &r);
+  hub_stop(&h);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ timeline, suspend */
 
 TEST_IMPL(ctl_timeline_earlier)
