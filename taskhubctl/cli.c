@@ -4,70 +4,72 @@
  */
 #include "cli.h"
 #include "commands.h"
+#include "completion.h"
 #include "report.h"
 
 #include <string.h>
 
 static const struct optdef global_opts[] = {
     {O_ADDRESS, "--address", 'a', "HOST:PORT",
-     "taskhubd's gRPC address, or unix:PATH (env TASKHUBD_ADDRESS; default " CTL_DEFAULT_ADDRESS ")"},
+     "taskhubd's gRPC address, or unix:PATH (env TASKHUBD_ADDRESS; default " CTL_DEFAULT_ADDRESS ")", NULL},
     {O_OUTPUT, "--output", 'o', "text|json",
-     "output format (default text); json prints exactly one JSON document, errors included"},
-    {O_JSON, "--json", 0, NULL, "the same as --output json"},
+     "output format (default text); json prints exactly one JSON document, errors included", "text json"},
+    {O_JSON, "--json", 0, NULL, "the same as --output json", NULL},
     {O_TIMEOUT, "--timeout-ms", 0, "MS",
-     "deadline of each call (default 30000), and the longest start --wait and watch wait (default: no limit)"},
-    {O_HELP, "--help", 'h', NULL, "show help: for the tool, or for the command it follows"},
-    {O_TOOL_VERSION, "--version", 0, NULL, "print the version of taskhubctl (before a command only)"},
-    {O_END, NULL, 0, NULL, NULL},
+     "deadline of each call (default 30000), and the longest start --wait and watch wait (default: no limit)", NULL},
+    {O_HELP, "--help", 'h', NULL, "show help: for the tool, or for the command it follows", NULL},
+    {O_TOOL_VERSION, "--version", 0, NULL, "print the version of taskhubctl (before a command only)", NULL},
+    {O_END, NULL, 0, NULL, NULL, NULL},
 };
 
 static const struct optdef cmd_opts[] = {
     {O_STATUS, "--status", 0, "STATUS",
      "only instances with this status (repeatable, or comma-separated): RUNNING, COMPLETED, CONTINUED_AS_NEW, "
-     "FAILED, CANCELED, TERMINATED, PENDING, SUSPENDED"},
-    {O_PREFIX, "--prefix", 0, "PREFIX", "only instances whose id starts with PREFIX"},
+     "FAILED, CANCELED, TERMINATED, PENDING, SUSPENDED",
+     "RUNNING COMPLETED CONTINUED_AS_NEW FAILED CANCELED TERMINATED PENDING SUSPENDED"},
+    {O_PREFIX, "--prefix", 0, "PREFIX", "only instances whose id starts with PREFIX", NULL},
     {O_CREATED_AFTER, "--created-after", 0, "TIME",
-     "only instances created at or after TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)"},
+     "only instances created at or after TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)", NULL},
     {O_CREATED_BEFORE, "--created-before", 0, "TIME",
-     "only instances created before TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)"},
-    {O_NAME, "--name", 0, "NAME", "only instances of the orchestration NAME (exact match)"},
-    {O_LIMIT, "--limit", 0, "N", "print the N newest (default 100)"},
-    {O_ALL, "--all", 0, NULL, "print every instance that matches, newest first"},
+     "only instances created before TIME: RFC 3339, or an age such as 30m, 1h, 2d (that long ago)", NULL},
+    {O_NAME, "--name", 0, "NAME", "only instances of the orchestration NAME (exact match)", NULL},
+    {O_LIMIT, "--limit", 0, "N", "print the N newest (default 100)", NULL},
+    {O_ALL, "--all", 0, NULL, "print every instance that matches, newest first", NULL},
     {O_PAGE_SIZE, "--page-size", 0, "N",
      "print one page of at most N, in the server's order (oldest first; by id with --prefix), and the token "
-     "for the next; with --all, the size of the pages read"},
-    {O_CONTINUATION, "--continuation", 0, "TOKEN", "print the page a previous list printed the token of"},
-    {O_PAYLOADS, "--payloads", 0, NULL, "include inputs, outputs and custom status in full"},
-    {O_ID, "--id", 0, "ID", "the instance id (default: a random 32-hex-digit id)"},
-    {O_INPUT, "--input", 0, "JSON", "the orchestration input, a JSON value (e.g. '{\"n\":1}' or '\"text\"')"},
-    {O_INPUT_FILE, "--input-file", 0, "FILE", "read the input (JSON) from FILE; - reads stdin"},
-    {O_START_AT, "--start-at", 0, "TIME", "do not start before TIME (RFC 3339): a scheduled start"},
-    {O_VERSION, "--version", 0, "VERSION", "the orchestration version"},
-    {O_TAG, "--tag", 0, "KEY=VALUE", "a tag on the instance (repeatable)"},
+     "for the next; with --all, the size of the pages read", NULL},
+    {O_CONTINUATION, "--continuation", 0, "TOKEN", "print the page a previous list printed the token of", NULL},
+    {O_PAYLOADS, "--payloads", 0, NULL, "include inputs, outputs and custom status in full", NULL},
+    {O_ID, "--id", 0, "ID", "the instance id (default: a random 32-hex-digit id)", NULL},
+    {O_INPUT, "--input", 0, "JSON", "the orchestration input, a JSON value (e.g. '{\"n\":1}' or '\"text\"')", NULL},
+    {O_INPUT_FILE, "--input-file", 0, "FILE", "read the input (JSON) from FILE; - reads stdin", "@file"},
+    {O_START_AT, "--start-at", 0, "TIME", "do not start before TIME (RFC 3339): a scheduled start", NULL},
+    {O_VERSION, "--version", 0, "VERSION", "the orchestration version", NULL},
+    {O_TAG, "--tag", 0, "KEY=VALUE", "a tag on the instance (repeatable)", NULL},
     {O_WAIT, "--wait", 0, NULL,
-     "wait for the instance to finish and print its final state (bounded by --timeout-ms)"},
-    {O_DATA, "--data", 0, "JSON", "the event data, a JSON value"},
-    {O_REASON, "--reason", 0, "TEXT", "a reason, recorded in the instance history"},
+     "wait for the instance to finish and print its final state (bounded by --timeout-ms)", NULL},
+    {O_DATA, "--data", 0, "JSON", "the event data, a JSON value", NULL},
+    {O_REASON, "--reason", 0, "TEXT", "a reason, recorded in the instance history", NULL},
     {O_TERM_OUTPUT, "--output", 0, "JSON",
-     "the output recorded for the terminated instance, a JSON value (use -o json for JSON output here)"},
+     "the output recorded for the terminated instance, a JSON value (use -o json for JSON output here)", NULL},
     {O_TERM_REASON, "--reason", 0, "TEXT",
      "why: recorded as the instance's output, a JSON string (the protocol has no other place for it; "
-     "Durable Functions does the same); not with --output"},
-    {O_RECURSIVE, "--recursive", 0, NULL, "terminate its sub-orchestrations too"},
+     "Durable Functions does the same); not with --output", NULL},
+    {O_RECURSIVE, "--recursive", 0, NULL, "terminate its sub-orchestrations too", NULL},
     {O_PURGE_STATUS, "--status", 0, "STATUS",
      "only instances with this finished status (repeatable, or comma-separated): COMPLETED, FAILED, "
-     "TERMINATED, CANCELED (default: all four)"},
-    {O_PURGE_RECURSIVE, "--recursive", 0, NULL, "with ID: purge its finished sub-orchestrations too"},
-    {O_YES, "--yes", 'y', NULL, "purge without asking for confirmation"},
-    {O_NEW_ID, "--new-id", 0, NULL, "start the copy under a new random id (default: the same id)"},
-    {O_INTERVAL, "--interval-ms", 0, "MS", "how often to poll the history (default 500)"},
+     "TERMINATED, CANCELED (default: all four)", "COMPLETED FAILED TERMINATED CANCELED"},
+    {O_PURGE_RECURSIVE, "--recursive", 0, NULL, "with ID: purge its finished sub-orchestrations too", NULL},
+    {O_YES, "--yes", 'y', NULL, "purge without asking for confirmation", NULL},
+    {O_NEW_ID, "--new-id", 0, NULL, "start the copy under a new random id (default: the same id)", NULL},
+    {O_INTERVAL, "--interval-ms", 0, "MS", "how often to poll the history (default 500)", NULL},
     {O_FROM, "--from", 0, "rocksdb:DIR",
-     "the RocksDB task hub to copy (taskhubd's --data-dir); taskhubd must be stopped"},
+     "the RocksDB task hub to copy (taskhubd's --data-dir); taskhubd must be stopped", NULL},
     {O_TO, "--to", 0, "STORE",
      "the PostgreSQL task hub to copy into, as taskhubd's --store takes it: postgresql://USER@HOST/DB or "
-     "\"host=... dbname=...\"; the password comes from PGPASSWORD or a PGPASSFILE, never from here"},
-    {O_BATCH, "--batch", 0, "N", "instances per change set written to the target (default 200, at most 10000)"},
-    {O_END, NULL, 0, NULL, NULL},
+     "\"host=... dbname=...\"; the password comes from PGPASSWORD or a PGPASSFILE, never from here", NULL},
+    {O_BATCH, "--batch", 0, "N", "instances per change set written to the target (default 200, at most 10000)", NULL},
+    {O_END, NULL, 0, NULL, NULL, NULL},
 };
 
 const struct optdef *ctl_opt_by_id(int id)
@@ -104,47 +106,47 @@ static const struct command commands[] = {
      "all of them (--all), saying how many older ones were left out (JSON: omitted). Filters combine (AND); "
      "--status may be repeated (OR). To page through them as the server orders them (oldest first, by id "
      "with --prefix), give --page-size: one page is printed, and when more exist the token for --continuation "
-     "(JSON: continuationToken). --name is applied by taskhubctl, so such a page may hold fewer."},
+     "(JSON: continuationToken). --name is applied by taskhubctl, so such a page may hold fewer.", NULL},
     {"show", cmd_show, false, "ID", 1, 1, show_opts, "Show an instance's state and its history as a timeline",
      "Prints the instance's state and the history of its current execution, one line per event: the time "
      "since the first event, the event id, the type, then the name, instance, task id, timer time, status, "
      "payload excerpt and failure the event carries. Payloads are cut to 60 bytes unless --payloads is "
-     "given; JSON output always holds them in full."},
+     "given; JSON output always holds them in full.", "@ids"},
     {"start", cmd_start, false, "NAME", 1, 1, start_opts, "Start a new orchestration instance",
      "Schedules a new instance of the orchestration NAME and prints its id. With --wait, waits for it to "
      "finish and prints its final state; the exit status is then 0 for COMPLETED and 1 for FAILED, "
-     "TERMINATED or CANCELED (5 when --timeout-ms passes first). An id that is taken gives exit status 4."},
+     "TERMINATED or CANCELED (5 when --timeout-ms passes first). An id that is taken gives exit status 4.", NULL},
     {"raise", cmd_raise, false, "ID EVENT", 2, 2, raise_opts, "Send an external event to an instance",
      "Raises the external event EVENT on instance ID, with --data as its payload. Exit status 4 when the "
-     "instance has already finished (it would drop the event)."},
+     "instance has already finished (it would drop the event).", "@ids"},
     {"suspend", cmd_suspend, false, "ID", 1, 1, reason_opts, "Suspend a running instance",
      "Suspends instance ID: it stops making progress (events are kept) until resumed. Exit status 4 when "
-     "the instance has already finished."},
+     "the instance has already finished.", "@ids"},
     {"resume", cmd_resume, false, "ID", 1, 1, reason_opts, "Resume a suspended instance",
-     "Resumes a suspended instance ID. Exit status 4 when the instance has already finished."},
+     "Resumes a suspended instance ID. Exit status 4 when the instance has already finished.", "@ids"},
     {"terminate", cmd_terminate, false, "ID", 1, 1, terminate_opts, "Terminate an instance",
      "Terminates instance ID (and, with --recursive, its sub-orchestrations), recording --output, or the "
      "--reason as a JSON string, as its output. Exit status 4 when the instance has already finished. Note "
      "that after the command name --output is the termination output; give the output format as -o json, "
-     "--json, or --output before the command."},
+     "--json, or --output before the command.", "@ids"},
     {"purge", cmd_purge, false, "[ID]", 0, 1, purge_opts, "Delete finished instances, by id or by filter",
      "With ID, deletes that finished instance and its history (with --recursive, its finished "
      "sub-orchestrations too); exit status 3 when it does not exist, 4 when it has not finished. With a "
      "filter (--status, --prefix, --created-after, --created-before; at least one), deletes every finished "
      "instance that matches, after printing how many match and asking for confirmation on the terminal (y/N). "
      "Without a terminal on stdin, a filter purge is refused (exit status 2) unless --yes is given; "
-     "answering no exits with 1. Nothing is deleted in either case."},
+     "answering no exits with 1. Nothing is deleted in either case.", "@ids"},
     {"rewind", cmd_rewind, false, "ID", 1, 1, reason_opts, "Retry what failed in a FAILED instance",
      "Rewinds a FAILED instance: the failed activities and sub-orchestrations run again, the rest of the "
-     "history is kept. Exit status 4 when the instance is not FAILED."},
+     "history is kept. Exit status 4 when the instance is not FAILED.", "@ids"},
     {"restart", cmd_restart, false, "ID", 1, 1, restart_opts, "Start a finished instance again",
      "Starts instance ID again with its original name, input and version, in place or (--new-id) under a "
-     "new id, and prints the id of the new run."},
+     "new id, and prints the id of the new run.", "@ids"},
     {"watch", cmd_watch, false, "ID", 1, 1, watch_opts, "Follow an instance live until it finishes",
      "Follows instance ID: prints status and custom-status changes and new history events as they happen, "
      "until it finishes. Exits 0 when it COMPLETED, 1 when it ended FAILED, TERMINATED or CANCELED, 5 when "
      "--timeout-ms passes first. With --output json nothing is printed until the end, then one document: "
-     "the final state with its history (as show prints it)."},
+     "the final state with its history (as show prints it).", "@ids"},
     {"migrate", cmd_migrate, true, "", 0, 0, migrate_opts, "Copy a stopped RocksDB task hub into PostgreSQL",
      "Copies every instance (record, input, output, custom status, history, pending messages), timer and queued "
      "activity of the RocksDB task hub --from into the PostgreSQL database --to, then reads everything back "
@@ -153,13 +155,20 @@ static const struct command commands[] = {
      "once migrate has succeeded. The source is only read. The target must hold no task hub data (exit status "
      "4 otherwise): a migrate that stopped half-way is not resumed; drop the database, create it again and run "
      "migrate again. Exit status 1 when copying or the comparison fails, 5 when PostgreSQL cannot be reached. "
-     "Progress goes to stderr."},
+     "Progress goes to stderr.", NULL},
     {"version", cmd_version, true, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
      "Prints the version of taskhubctl and, where taskhubd makes it known, of the server; taskhubd does not "
      "report its version to clients (not in Hello, the health service or /metrics), so the server's is "
-     "printed as unknown, with that reason. JSON: client, server (null), serverUnknownReason."},
+     "printed as unknown, with that reason. JSON: client, server (null), serverUnknownReason.", NULL},
+    {"completion", cmd_completion, true, "SHELL", 1, 1, no_opts, "Print a shell completion script (bash or zsh)",
+     "Prints the completion script for SHELL, bash or zsh, generated from the tables taskhubctl parses its "
+     "command line with: commands, options, option values (statuses, output formats, files) and instance ids "
+     "(the newest 100 from the server, as list prints them). Load it into the running shell with 'source "
+     "<(taskhubctl completion bash)', or install it where the shell looks: a file in "
+     "/etc/bash_completion.d, or a file named _taskhubctl in a directory of zsh's $fpath.",
+     "bash zsh"},
     {"help", cmd_help, true, "[COMMAND]", 0, 1, no_opts, "Show help for taskhubctl or a command",
-     "Prints the help of COMMAND, or of taskhubctl."},
+     "Prints the help of COMMAND, or of taskhubctl.", "@commands"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -371,3 +380,10 @@ int cmd_help(struct ctl *c)
   return CTL_EXIT_OK;
 }
 
+int cmd_completion(struct ctl *c)
+{
+  const struct ctl_tables t = {commands, N_COMMANDS, global_opts, cmd_opts};
+  if (!ctl_write_completion(stdout, c->pos[0], &t))
+    return ctl_usage_error(c, "completion: no script for '%s' (there are: bash, zsh)", c->pos[0]);
+  return CTL_EXIT_OK;
+}

@@ -3,8 +3,9 @@
  * parse.c), and the help generated from the tables.
  *
  * Layers, each calling only those below it: taskhubctl.c (main) -> parse.c -> cli.c (tables, help) -> cmd_*.c
- * (one file per command group) -> report.c and render.c -> ctl_util.c. The command table holds pointers to the
- * cmd_* functions; nothing below cli.c reaches back into it.
+ * (one file per command group) and completion.c -> report.c and render.c -> ctl_util.c. The command table holds
+ * pointers to the cmd_* functions, and cli.c hands its tables to completion.c; nothing below cli.c reaches back
+ * into it.
  */
 #ifndef CTL_CLI_H
 #define CTL_CLI_H
@@ -63,6 +64,8 @@ struct optdef {
   char short_name;     /* 'a', or 0 */
   const char *metavar; /* NULL: a flag */
   const char *help;
+  /* What the value completes to in a shell: words separated by spaces, "@file", or NULL for nothing. */
+  const char *values;
 };
 
 /* The parsed command line. */
@@ -78,6 +81,9 @@ struct command {
   const int *opts;  /* allowed command options, O_END-terminated */
   const char *summary;
   const char *description;
+  /* What the first argument completes to in a shell: words, "@ids" (instance ids from `list`), "@commands",
+   * or NULL for nothing. */
+  const char *pos_values;
 };
 
 struct ctl {

@@ -28,7 +28,8 @@ int cmd_watch(struct ctl *c);
 int cmd_migrate(struct ctl *c);
 int cmd_version(struct ctl *c);
 
-/* cli.c: help is generated from the tables there */
+/* cli.c: help and completion scripts are generated from the tables there */
 int cmd_help(struct ctl *c);
+int cmd_completion(struct ctl *c);
 
 #endif

@@ -6,6 +6,8 @@
 #include "support/th_client.h"
 #include "support/th_stream.h"
 
+#include <unistd.h>
+
 static void free_doc(json_object *doc, ctl_res *r)
 {
   json_object_put(doc);
@@ -518,6 +520,136 @@ TEST_IMPL(ctl_version)
 }
 
 /* ------------------------------------------------------------------ completion, suggestions */
+
+/* Runs bash with the completion script loaded and prints what _taskhubctl offers for each |lines| entry (the
+ * command line up to the cursor), one line of candidates each. Returns bash's output (caller frees). */
+static char *bash_complete(const char *script_path, const char *const *lines)
+{
+  char prog[4096];
+  int n = snprintf(prog, sizeof prog, "source '%s' || exit 9\n"
+                                      "t() { COMP_LINE=\"$1\"; COMP_POINT=${#1}; COMPREPLY=(); _taskhubctl; "
+                                      "echo \"${COMPREPLY[*]}\"; }\n",
+                   script_path);
+  for (size_t i = 0; lines[i]; i++)
+    n += snprintf(prog + n, sizeof prog - (size_t)n, "t '%s'\n", lines[i]);
+  ASSERT_LT(n, (int)sizeof prog);
+  char tmpl[] = "/tmp/ctl-comp-XXXXXX";
+  int fd = mkstemp(tmpl);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(write(fd, prog, (size_t)n), n);
+  close(fd);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "bash --norc --noprofile '%s'", tmpl);
+  FILE *f = popen(cmd, "r");
+  ASSERT(f != NULL);
+  char *out = NULL;
+  size_t cap = 0;
+  ssize_t got = getdelim(&out, &cap, '\0', f);
+  int st = pclose(f);
+  unlink(tmpl);
+  ASSERT_EQ(st, 0);
+  ASSERT_GE(got, 0);
+  return out;
+}
+
+TEST_IMPL(ctl_completion)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  sched(&h, "cmp", "cmp-one", NULL);
+  sched(&h, "cmp", "cmp-two", NULL);
+  sched(&h, "cmp", "other", NULL);
+
+  ctl_res r = CTL(NULL, "completion", "bash");
+  ASSERT_EXIT(r, 0);
+  /* Every command the help lists is offered. */
+  ctl_res help = CTL(NULL, "--help");
+  char *cmds = strstr(help.out, "Commands:\n");
+  ASSERT(cmds != NULL);
+  int n_cmds = 0;
+  for (char *l = strchr(cmds, '\n') + 1; strncmp(l, "  ", 2) == 0; l = strchr(l, '\n') + 1) {
+    char name[32];
+    ASSERT_EQ(sscanf(l, "%31s", name), 1);
+    ASSERT_STR_CONTAINS(r.out, name);
+    n_cmds++;
+  }
+  ASSERT_GE(n_cmds, 15);
+  ctl_res_free(&help);
+  char path[] = "/tmp/ctl-bash-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(write(fd, r.out, strlen(r.out)), (ssize_t)strlen(r.out));
+  close(fd);
+  ctl_res_free(&r);
+
+  /* What bash offers, from the tables: commands, options, option values, and ids from the server. */
+  const char *bin = getenv("TASKHUBCTL_BIN");
+  char show_line[256], addr_line[256];
+  snprintf(show_line, sizeof show_line, "%s -a %s show cmp", bin, h.addr);
+  snprintf(addr_line, sizeof addr_line, "%s --address=%s watch cmp-t", bin, h.addr);
+  const char *const lines[] = {
+      "taskhubctl li",
+      "taskhubctl list --sta",
+      "taskhubctl list --status=FA",
+      "taskhubctl purge --status C",
+      "taskhubctl -o j",
+      "taskhubctl terminate x --output ",
+      "taskhubctl help ter",
+      "taskhubctl completion ",
+      show_line,
+      addr_line,
+      NULL,
+  };
+  char *out = bash_complete(path, lines);
+  unlink(path);
+  static const char *const want[] = {
+      "list\n",
+      "--status\n",
+      "FAILED\n",
+      "COMPLETED CANCELED\n", /* purge's statuses are the finished ones */
+      "json\n",
+      "\n", /* terminate's own --output takes JSON: nothing to offer */
+      "terminate\n",
+      "bash zsh\n",
+      "cmp-two cmp-one\n", /* newest first, as list prints them */
+      "cmp-two\n",
+  };
+  const char *p = out;
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    size_t len = strcspn(p, "\n") + 1;
+    if (strlen(want[i]) != len || strncmp(p, want[i], len) != 0)
+      TEST_FAIL("completing \"%s\": got \"%.*s\", want \"%.*s\"", lines[i], (int)len - 1, p,
+                (int)strlen(want[i]) - 1, want[i]);
+    p += len;
+  }
+  free(out);
+
+  r = CTL(NULL, "completion", "zsh");
+  ASSERT_EXIT(r, 0);
+  ASSERT(strncmp(r.out, "#compdef taskhubctl\n", 20) == 0);
+  ASSERT_STR_CONTAINS(r.out, "'list:List instances");
+  ASSERT_STR_CONTAINS(r.out, "(COMPLETED FAILED TERMINATED CANCELED)");
+  if (access("/usr/bin/zsh", X_OK) == 0) { /* the script parses, where zsh is there to say so */
+    char zpath[] = "/tmp/ctl-zsh-XXXXXX";
+    fd = mkstemp(zpath);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, r.out, strlen(r.out)), (ssize_t)strlen(r.out));
+    close(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "zsh -n '%s'", zpath);
+    ASSERT_EQ(system(cmd), 0);
+    unlink(zpath);
+  }
+  ctl_res_free(&r);
+  r = CTL(NULL, "completion", "fish");
+  ASSERT_EXIT(r, 2);
+  ASSERT_STR_CONTAINS(r.err, "bash, zsh");
+  ctl_res_free(&r);
+  hub_stop(&h);
+  return 0;
+}
 
 TEST_IMPL(ctl_did_you_mean)
 {
