@@ -14,8 +14,9 @@
 /* ------------------------------------------------------------------ shared operations */
 
 /* Waits until |iid| has finished (COMPLETED, FAILED, TERMINATED, CANCELED), within --timeout-ms when given.
- * The server caps each wait; without a deadline the wait is simply renewed. */
-static int wait_final(struct ctl *c, const char *iid, dt_instance **out)
+ * The server caps each wait; without a deadline the wait is simply renewed. On DT_ERR_TIMEOUT, |why| holds
+ * what the server said about the last wait it answered itself. */
+static int wait_final(struct ctl *c, const char *iid, dt_instance **out, struct ctl_status *why)
 {
   int64_t deadline = c->timeout_ms > 0 ? ctl_mono_ms() + c->timeout_ms : 0;
   for (;;) {
@@ -27,9 +28,17 @@ static int wait_final(struct ctl *c, const char *iid, dt_instance **out)
       t = (int)left;
     }
     dt_instance *in = NULL;
+    int64_t asked = ctl_mono_ms();
     int rc = dt_client_wait_completion(c->client, iid, t, true, &in);
-    if (rc == DT_ERR_TIMEOUT)
+    if (rc == DT_ERR_TIMEOUT) {
+      /* taskhubd ends a wait before the client's deadline (at its --wait-cap, or just before the deadline) and
+       * then says why the instance is not done, e.g. that no connected worker serves its orchestration. A wait
+       * that lasted the whole deadline was ended by the gRPC library, which says nothing more: keep the
+       * server's word over that. */
+      if (!t || ctl_mono_ms() - asked < t)
+        ctl_status_keep(why);
       continue;
+    }
     if (rc != DT_OK)
       return rc;
     if (ctl_status_is_final(in->status)) {
@@ -185,9 +194,10 @@ int cmd_start(struct ctl *c)
   if (!c->json)
     fprintf(stderr, "started %s; waiting for it to finish\n", iid);
   dt_instance *in = NULL;
-  rc = wait_final(c, iid, &in);
+  struct ctl_status why = {0};
+  rc = wait_final(c, iid, &in, &why);
   if (rc != DT_OK) {
-    int ex = ctl_fail(c, rc, iid, "start --wait: waiting for %s", iid);
+    int ex = ctl_fail_kept(c, rc, iid, rc == DT_ERR_TIMEOUT ? &why : NULL, "start --wait: waiting for %s", iid);
     dt_free(iid);
     return ex;
   }

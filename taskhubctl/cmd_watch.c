@@ -60,6 +60,7 @@ int cmd_watch(struct ctl *c)
   dt_history *h = NULL;
   bool first = true;
   bool noted = false; /* the note on events marked earlier is printed once */
+  struct ctl_status why = {0};
 
   for (;;) {
     int rc = dt_client_get(c->client, iid, true, &in);
@@ -152,14 +153,20 @@ int cmd_watch(struct ctl *c)
     if (deadline) {
       int64_t left = deadline - ctl_mono_ms();
       if (left <= 0) {
-        ex = ctl_fail(c, DT_ERR_TIMEOUT, iid, "watch: %s did not finish within --timeout-ms %d", iid, c->timeout_ms);
+        ex = ctl_fail_kept(c, DT_ERR_TIMEOUT, iid, &why, "watch: %s did not finish within --timeout-ms %d", iid,
+                           c->timeout_ms);
         goto done;
       }
       t = left < t ? (int)left : t;
     }
     dt_instance *w = NULL;
+    int64_t asked = ctl_mono_ms();
     rc = dt_client_wait_completion(c->client, iid, t, false, &w);
     dt_instance_free(w);
+    /* What taskhubd says when it ends a wait before our deadline (see wait_final in cmd_instance.c), for the
+     * message if --timeout-ms passes; the reads before that would clear it. */
+    if (rc == DT_ERR_TIMEOUT && ctl_mono_ms() - asked < t)
+      ctl_status_keep(&why);
     if (rc != DT_OK && rc != DT_ERR_TIMEOUT) {
       ex = ctl_fail(c, rc, iid, "watch (while following)");
       goto done;

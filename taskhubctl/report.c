@@ -46,18 +46,56 @@ int ctl_usage_error(const struct ctl *c, const char *fmt, ...)
   return CTL_EXIT_USAGE;
 }
 
+void ctl_status_keep(struct ctl_status *s)
+{
+  const char *code = NULL, *msg = NULL;
+  if (!dt_last_call_status(&code, &msg))
+    return;
+  snprintf(s->code, sizeof s->code, "%s", code);
+  snprintf(s->message, sizeof s->message, "%s", msg);
+  s->set = true;
+}
+
+static int vfail(const struct ctl *c, int rc, const char *iid, const char *grpc_code, const char *server_msg,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
 int ctl_fail(const struct ctl *c, int rc, const char *iid, const char *fmt, ...)
 {
-  char what[384], msg[2048], why[1100];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
-  va_end(ap);
   /* The gRPC code and the server's message, when the failure came from the server: one DT_ERR_* code stands
    * for several gRPC codes, and the message often says what to do (e.g. that no worker serves an
-   * orchestration). Without them, the SDK's description of the code. */
+   * orchestration). */
   const char *grpc_code = NULL, *server_msg = NULL;
-  if (dt_last_call_status(&grpc_code, &server_msg))
+  dt_last_call_status(&grpc_code, &server_msg);
+  va_list ap;
+  va_start(ap, fmt);
+  int ex = vfail(c, rc, iid, grpc_code, server_msg, fmt, ap);
+  va_end(ap);
+  return ex;
+}
+
+int ctl_fail_kept(const struct ctl *c, int rc, const char *iid, const struct ctl_status *kept, const char *fmt, ...)
+{
+  const char *grpc_code = NULL, *server_msg = NULL;
+  if (kept && kept->set) {
+    grpc_code = kept->code;
+    server_msg = kept->message;
+  } else {
+    dt_last_call_status(&grpc_code, &server_msg);
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  int ex = vfail(c, rc, iid, grpc_code, server_msg, fmt, ap);
+  va_end(ap);
+  return ex;
+}
+
+static int vfail(const struct ctl *c, int rc, const char *iid, const char *grpc_code, const char *server_msg,
+                 const char *fmt, va_list ap)
+{
+  char what[384], msg[2048], why[1100];
+  vsnprintf(what, sizeof what, fmt, ap);
+  /* Without a gRPC status, the SDK's description of the code. */
+  if (grpc_code)
     snprintf(why, sizeof why, "%s%s%s", grpc_code, server_msg[0] ? ": " : "", server_msg);
   else
     snprintf(why, sizeof why, "%s", dt_strerror(rc));

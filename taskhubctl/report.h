@@ -14,6 +14,17 @@ int ctl_usage_error(const struct ctl *c, const char *fmt, ...) __attribute__((fo
 /* Reports a failure |rc| of an operation on |iid| (may be NULL); returns the exit code. */
 int ctl_fail(const struct ctl *c, int rc, const char *iid, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A call's gRPC status, kept past later calls (dt_last_call_status() holds the latest only). */
+struct ctl_status {
+  bool set;
+  char code[32];
+  char message[1024];
+};
+/* Keeps the thread's last call status in |s|, when it has one (else |s| is left as it is). */
+void ctl_status_keep(struct ctl_status *s);
+/* ctl_fail() with the status |kept| (when set) instead of the last call's. */
+int ctl_fail_kept(const struct ctl *c, int rc, const char *iid, const struct ctl_status *kept, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Reports that |iid| is in the wrong state for what was asked (|msg| says why); returns CTL_EXIT_STATE. */
 int ctl_wrong_state(const struct ctl *c, const char *iid, const char *msg);
 /* A simple acknowledgement document: {"instanceId", "operation"}; the caller may add to it. */

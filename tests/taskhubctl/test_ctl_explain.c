@@ -53,6 +53,36 @@ TEST_IMPL(ctl_server_message)
   return 0;
 }
 
+/* A wait that runs out says what taskhubd said about why, not the gRPC library's bare deadline. With
+ * --wait-cap 1, taskhubd ends each wait after a second with its reason; later waits, cut by our deadline, must
+ * not replace it. */
+TEST_IMPL(ctl_wait_reason)
+{
+  hub h;
+  static const char *const args[] = {"--wait-cap", "1", NULL};
+  int rc = hub_start_args(&h, false, args);
+  if (rc)
+    return rc;
+  ctl_res r = CTL(h.addr, "start", "chain", "--id", "wr-1", "--wait", "--timeout-ms", "2500");
+  ASSERT_EXIT(r, 5);
+  ASSERT_STR_CONTAINS(r.err, "start --wait: waiting for wr-1: timed out (DEADLINE_EXCEEDED: ");
+  ASSERT_STR_CONTAINS(r.err, "no connected worker accepts orchestration 'chain'");
+  ctl_res_free(&r);
+  r = CTL(h.addr, "watch", "wr-1", "--timeout-ms", "1500", "--interval-ms", "3000");
+  ASSERT_EXIT(r, 5);
+  ASSERT_STR_CONTAINS(r.err, "did not finish within --timeout-ms 1500: timed out (DEADLINE_EXCEEDED: ");
+  ASSERT_STR_CONTAINS(r.err, "no connected worker accepts orchestration 'chain'");
+  ctl_res_free(&r);
+  r = CTL(h.addr, "--json", "start", "chain", "--id", "wr-2", "--wait", "--timeout-ms", "1500");
+  ASSERT_EXIT(r, 5);
+  json_object *doc = ctl_doc(&r);
+  ASSERT_STR_EQ(jstr(jget(doc, "error"), "grpcCode"), "DEADLINE_EXCEEDED");
+  ASSERT_STR_CONTAINS(jstr(jget(doc, "error"), "grpcMessage"), "no connected worker accepts orchestration");
+  free_doc(doc, &r);
+  hub_stop(&h);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 /* Waits until the wall clock is past |ms|. Not to wait for another party: list sorts by creation time, in
