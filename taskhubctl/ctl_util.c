@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -131,6 +132,39 @@ bool ctl_parse_time(const char *s, int64_t *out_ms)
   return true;
 }
 
+bool ctl_parse_duration(const char *s, int64_t *out_ms)
+{
+  /* Up to ten years: more is surely a typo, and the sums stay far from overflowing. */
+  static const int64_t max_ms = 3650LL * 86400 * 1000;
+  if (!s || !*s)
+    return false;
+  int64_t total = 0;
+  const char *p = s;
+  while (*p) {
+    if (!isdigit((unsigned char)*p))
+      return false;
+    int64_t n = 0;
+    while (isdigit((unsigned char)*p)) {
+      n = n * 10 + (*p++ - '0');
+      if (n > max_ms)
+        return false;
+    }
+    int64_t unit;
+    switch (*p++) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60 * 1000; break;
+    case 'h': unit = 3600 * 1000; break;
+    case 'd': unit = 86400 * 1000; break;
+    case 'w': unit = 7 * 86400 * 1000; break;
+    default: return false;
+    }
+    if (n > max_ms / unit || (total += n * unit) > max_ms)
+      return false;
+  }
+  *out_ms = total;
+  return true;
+}
+
 const char *ctl_format_time(int64_t ms, char *buf, size_t cap)
 {
   int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
@@ -161,6 +195,20 @@ const char *ctl_format_offset(int64_t ms, char *buf, size_t cap)
   return buf;
 }
 
+int64_t ctl_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ctl_wall_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ------------------------------------------------------------------ statuses */
 
 bool ctl_parse_status(const char *s, dt_status *out)
@@ -184,6 +232,41 @@ bool ctl_status_is_final(dt_status s)
 {
   return s == DT_STATUS_COMPLETED || s == DT_STATUS_FAILED || s == DT_STATUS_TERMINATED ||
          s == DT_STATUS_CANCELED;
+}
+
+int ctl_exit_for_final(const dt_instance *in)
+{
+  return in->status == DT_STATUS_COMPLETED ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+}
+
+/* ------------------------------------------------------------------ suggestions */
+
+size_t ctl_edit_distance(const char *a, const char *b)
+{
+  enum { MAX = 64 };
+  size_t n = strlen(a), m = strlen(b);
+  if (n > MAX || m > MAX)
+    return SIZE_MAX;
+  size_t d[MAX + 1][MAX + 1];
+  for (size_t i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (size_t j = 0; j <= m; j++)
+    d[0][j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    for (size_t j = 1; j <= m; j++) {
+      int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+      size_t best = d[i - 1][j - 1] + (ai != bj);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == bj &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  }
+  return d[n][m];
 }
 
 /* ------------------------------------------------------------------ payloads */
@@ -229,6 +312,13 @@ void ctl_print_excerpt(FILE *f, const char *s, size_t max)
       n--;
     cut = true;
   }
+  ctl_print_escaped(f, s, n);
+  if (cut)
+    fputs("...", f);
+}
+
+void ctl_print_escaped(FILE *f, const char *s, size_t n)
+{
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '\n')
@@ -242,8 +332,6 @@ void ctl_print_excerpt(FILE *f, const char *s, size_t max)
     else
       fputc(c, f);
   }
-  if (cut)
-    fputs("...", f);
 }
 
 /* ------------------------------------------------------------------ JSON */

@@ -58,6 +58,15 @@ extern "C" {
 /* A static, human-readable description of a status code. Never NULL. */
 const char *dt_strerror(int rc);
 
+/* What the server (or the gRPC library) said when the calling thread's most recent call to it failed: the
+ * gRPC status code's name ("DEADLINE_EXCEEDED", "NOT_FOUND", ...) in *code and the status message ("" when it
+ * sent none) in *message; either pointer may be NULL. Several gRPC codes map to one DT_ERR_* code, and the
+ * message often says what to do, so tools show these next to dt_strerror(). Returns false, leaving both
+ * untouched, when the thread's most recent call to the server succeeded, or when a failure came from the SDK
+ * itself (a bad argument, out of memory, an unreadable response) rather than from a gRPC status. The strings
+ * belong to the thread and stay valid until its next call to the server. */
+bool dt_last_call_status(const char **code, const char **message);
+
 /* Frees memory the SDK handed to the caller (strings, lists). NULL is a no-op. */
 void dt_free(void *p);
 

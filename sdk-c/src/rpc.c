@@ -28,6 +28,56 @@ int dt__from_grpc(grpc_status_code s)
   }
 }
 
+/* The gRPC status of this thread's last call, for dt_last_call_status(). Per thread, because one client serves
+ * many threads and a status belongs to the call that produced it. */
+static _Thread_local struct {
+  bool failed;
+  grpc_status_code code;
+  char message[1024];
+} last_call;
+
+static const char *grpc_code_name(grpc_status_code s)
+{
+  static const char *const names[] = {
+      "OK",           "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND",    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",      "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS",    "UNAUTHENTICATED",
+  };
+  return (int)s >= 0 && (size_t)s < sizeof names / sizeof names[0] ? names[s] : "UNKNOWN";
+}
+
+static void last_call_begin(void)
+{
+  last_call.failed = false;
+}
+
+static void last_call_failed(grpc_status_code code, grpc_slice details)
+{
+  size_t n = GRPC_SLICE_LENGTH(details);
+  const unsigned char *p = GRPC_SLICE_START_PTR(details);
+  if (n >= sizeof last_call.message) {
+    n = sizeof last_call.message - 1;
+    while (n > 0 && (p[n] & 0xC0) == 0x80) /* not into the middle of a UTF-8 character */
+      n--;
+  }
+  memcpy(last_call.message, p, n);
+  last_call.message[n] = '\0';
+  last_call.code = code;
+  last_call.failed = true;
+}
+
+bool dt_last_call_status(const char **code, const char **message)
+{
+  if (!last_call.failed)
+    return false;
+  if (code)
+    *code = grpc_code_name(last_call.code);
+  if (message)
+    *message = last_call.message;
+  return true;
+}
+
 int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
 {
   if (!target || !*target)
@@ -79,6 +129,7 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
 {
   if (err_msg)
     *err_msg = NULL;
+  last_call_begin();
   gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
   if (timeout_ms != DT__NO_DEADLINE)
     deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
@@ -129,10 +180,13 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
               rc = DT_OK;
           }
         }
-      } else if (err_msg) {
-        char *d = grpc_slice_to_c_string(details);
-        *err_msg = strdup(d);
-        gpr_free(d);
+      } else {
+        last_call_failed(status, details);
+        if (err_msg) {
+          char *d = grpc_slice_to_c_string(details);
+          *err_msg = strdup(d);
+          gpr_free(d);
+        }
       }
     }
   }
@@ -168,6 +222,7 @@ int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *r
                       const ProtobufCMessageDescriptor *rd, int timeout_ms,
                       int (*on_msg)(ProtobufCMessage *m, void *arg), void *arg)
 {
+  last_call_begin();
   size_t len = protobuf_c_message_get_packed_size(req);
   grpc_slice sl = grpc_slice_malloc(len);
   protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
@@ -232,8 +287,8 @@ int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *r
   st.data.recv_status_on_client.status_details = &details;
   if (!run_batch(call, cq, &st, 1) && rc == DT_OK)
     rc = DT_ERR_INTERNAL;
-  else if (rc == DT_OK)
-    rc = dt__from_grpc(status);
+  else if (rc == DT_OK && (rc = dt__from_grpc(status)) != DT_OK)
+    last_call_failed(status, details);
   if (rc != DT_OK) {
     char *d = grpc_slice_to_c_string(details);
     DT_DEBUG("rpc=%s rc=%s grpc_status=%d message=\"%s\"", method, dt_strerror(rc), (int)status, d);

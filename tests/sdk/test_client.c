@@ -384,6 +384,61 @@ TEST_IMPL(sdk_client_get_unknown)
   return 0;
 }
 
+static void *last_status_thread(void *arg)
+{
+  const char *code = NULL;
+  *(bool *)arg = dt_last_call_status(&code, NULL);
+  return NULL;
+}
+
+/* dt_last_call_status: what the server said about the thread's last failed call, and nothing otherwise. */
+TEST_IMPL(sdk_client_last_call_status)
+{
+  env e;
+  int rc = setup(&e);
+  if (rc)
+    return rc;
+  const char *code = "untouched", *msg = "untouched";
+  dt_instance_page *p = NULL;
+  ASSERT_OK(dt_client_query(e.c, &(dt_query){0}, &p));
+  dt_instance_page_free(p);
+  ASSERT(!dt_last_call_status(&code, &msg));
+  ASSERT_STR_EQ(code, "untouched");
+
+  /* A gRPC status with the server's message. */
+  ASSERT_RC(dt_client_query(e.c, &(dt_query){.continuation = "bogus"}, &p), DT_ERR_INVALID_ARG);
+  ASSERT(dt_last_call_status(&code, &msg));
+  ASSERT_STR_EQ(code, "INVALID_ARGUMENT");
+  ASSERT_STR_CONTAINS(msg, "continuationToken");
+  ASSERT(dt_last_call_status(NULL, NULL));
+  /* Per thread: another thread has made no failed call. */
+  bool other = true;
+  pthread_t t;
+  ASSERT_EQ(pthread_create(&t, NULL, last_status_thread, &other), 0);
+  ASSERT_EQ(pthread_join(t, NULL), 0);
+  ASSERT(!other);
+
+  /* A client deadline is the gRPC library's DEADLINE_EXCEEDED. */
+  dt_free(sched(e.c, "ls-1", "Orch", NULL));
+  dt_instance *out = NULL;
+  ASSERT_RC(dt_client_wait_completion(e.c, "ls-1", 100, false, &out), DT_ERR_TIMEOUT);
+  ASSERT(dt_last_call_status(&code, NULL));
+  ASSERT_STR_EQ(code, "DEADLINE_EXCEEDED");
+
+  /* NOT_FOUND from GetInstance comes from its exists=false, not from a status: nothing to report, and the
+   * failed call before it is forgotten. */
+  ASSERT_RC(dt_client_get(e.c, "no-such", false, &out), DT_ERR_NOT_FOUND);
+  ASSERT(!dt_last_call_status(NULL, NULL));
+  /* Streams too (StreamInstanceHistory of an unknown instance). */
+  dt_history *h = NULL;
+  ASSERT_RC(dt_client_history(e.c, "no-such", &h), DT_ERR_NOT_FOUND);
+  ASSERT(dt_last_call_status(&code, &msg));
+  ASSERT_STR_EQ(code, "NOT_FOUND");
+  ASSERT_OK(dt_client_terminate(e.c, "ls-1", NULL, false));
+  teardown(&e);
+  return 0;
+}
+
 TEST_IMPL(sdk_client_wait_timeout)
 {
   env e;

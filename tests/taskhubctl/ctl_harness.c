@@ -145,13 +145,18 @@ static void sdk_log(int level, const char *message, void *user_data)
 
 int hub_start(hub *h, bool with_worker)
 {
+  return hub_start_args(h, with_worker, NULL);
+}
+
+int hub_start_args(hub *h, bool with_worker, const char *const *server_args)
+{
   memset(h, 0, sizeof *h);
   const char *bin = getenv("TASKHUBCTL_BIN");
   if (!bin || !*bin) {
     fprintf(stderr, "TASKHUBCTL_BIN is not set\n");
     return TEST_SKIP;
   }
-  int rc = th_server_start(&h->srv, NULL);
+  int rc = th_server_start(&h->srv, server_args);
   if (rc != 0)
     return rc;
   dt_set_log_fn(sdk_log, NULL);

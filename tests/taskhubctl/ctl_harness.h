@@ -40,6 +40,8 @@ typedef struct hub {
 /* Starts taskhubd, a client and (with_worker) a worker. Returns 0, or TEST_SKIP when $TASKHUBD_BIN or
  * $TASKHUBCTL_BIN is unset (the test returns that). */
 int hub_start(hub *h, bool with_worker);
+/* hub_start with taskhubd options (NULL-terminated; NULL: none). */
+int hub_start_args(hub *h, bool with_worker, const char *const *server_args);
 /* Frees worker and client, stops the server (asserting a clean exit and log). */
 void hub_stop(hub *h);
 

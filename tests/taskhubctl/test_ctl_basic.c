@@ -10,8 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *const commands[] = {"list",  "show",   "start",   "raise", "suspend", "resume",  "terminate",
-                                       "purge", "rewind", "restart", "watch", "migrate", "help"};
+static const char *const commands[] = {"list",    "show",    "start", "raise",   "suspend",
+                                       "resume",  "terminate", "purge", "rewind", "restart",
+                                       "watch",   "migrate", "version", "completion", "help"};
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static int need_bin(void)
