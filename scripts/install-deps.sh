@@ -7,13 +7,13 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake ninja-build pkg-config clang
       libgrpc-dev libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev libssl-dev
       libmicrohttpd-dev libjson-c-dev valgrind libpq-dev postgresql)
-# Interop tests drive taskhubd with the published Python and JavaScript SDKs.
+# Interop tests drive taskhubd with the published Python, JavaScript and Java SDKs (Java: a JDK and Maven).
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
-# The docs tests also build the Java page's code with Maven (tests/docs).
-command -v javac >/dev/null || pkgs+=(openjdk-17-jdk-headless)
+# interop.java and the docs tests build Java with Maven (tests/interop/java, tests/docs).
+command -v javac >/dev/null || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
 
 missing=()
