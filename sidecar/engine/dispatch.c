@@ -502,7 +502,7 @@ static void dispatch(struct sc_engine *e)
   }
 }
 
-void work_dispatch(struct sc_engine *e)
+static void take_dirty(struct sc_engine *e)
 {
   for (size_t i = 0; i < e->ndirty; i++)
     if (!work_is_leased(e, e->dirty[i]))
@@ -511,7 +511,17 @@ void work_dispatch(struct sc_engine *e)
   for (size_t i = 0; i < e->nnew_acts; i++)
     fifo_push(&e->actq, SEQ2P(e->new_acts[i]));
   e->nnew_acts = 0;
-  dispatch(e);
+}
+
+void work_dispatch(struct sc_engine *e)
+{
+  /* Dispatch may give work itself (an entity grants a lock: its owner has a message): a few more rounds take it,
+   * and whatever is still marked then waits in the ready queue (the marks live in the batch's arena). */
+  for (int round = 0; round < 4 && (round == 0 || e->ndirty || e->nnew_acts); round++) {
+    take_dirty(e);
+    dispatch(e);
+  }
+  take_dirty(e);
 }
 
 size_t work_waiting(struct sc_engine *e)

@@ -140,6 +140,119 @@ int apply_signal_entity(struct sc_engine *e, struct sc_cmd *c)
   return DONE;
 }
 
+/* ------------------------------------------------------------------ from orchestrations */
+
+int entity_message(struct sc_engine *e, const HistoryEvent *ev)
+{
+  HistoryEvent *m = ev_new(e, -1);
+  m->event_type_case = ev->event_type_case;
+  const char *target = NULL;
+  int64_t at = 0;
+  switch (ev->event_type_case) {
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED:
+    m->entityoperationsignaled = ev->entityoperationsignaled;
+    target = ev->entityoperationsignaled->targetinstanceid->value;
+    at = scheduled_us(ev->entityoperationsignaled->scheduledtime);
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED:
+    m->entityoperationcalled = ev->entityoperationcalled;
+    target = ev->entityoperationcalled->targetinstanceid->value;
+    at = scheduled_us(ev->entityoperationcalled->scheduledtime);
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED:
+    m->entitylockrequested = ev->entitylockrequested;
+    target = ev->entitylockrequested->lockset[ev->entitylockrequested->position];
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT:
+    m->entityunlocksent = ev->entityunlocksent;
+    target = ev->entityunlocksent->targetinstanceid->value;
+    break;
+  default:
+    return SC_EINVAL;
+  }
+  return entity_send(e, target, m, at);
+}
+
+/* Sends an unlock for critical section |section| of |owner| to entity |target|: it releases the lock if that
+ * section holds it, and otherwise drops the message. */
+static int send_unlock(struct sc_engine *e, const char *owner, const char *section, const char *target)
+{
+  HistoryEvent *ev = ev_new(e, -1);
+  EntityUnlockSentEvent *u = sc_arena_alloc(&e->ba, sizeof *u);
+  entity_unlock_sent_event__init(u);
+  u->criticalsectionid = (char *)section;
+  u->parentinstanceid = sc_pb_sv(&e->ba, owner);
+  u->targetinstanceid = sc_pb_sv(&e->ba, target);
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT;
+  ev->entityunlocksent = u;
+  return entity_send(e, target, ev, 0);
+}
+
+int entity_release_locks(struct sc_engine *e, const char *iid)
+{
+  HistoryEvent **h;
+  size_t n;
+  int rc = sc_txn_history_load(e->tx, iid, &e->ba, &h, &n);
+  if (rc != SC_OK)
+    return rc == SC_ENOTFOUND ? SC_OK : rc;
+  /* Every entity of every critical section it asked for, unless it unlocked that one itself. A lock granted or
+   * still on its way is released either way: an unlock that arrives first is dropped, and a grant to a finished
+   * orchestration is refused where its owner can tell (see dispatch) or released by CleanEntityStorage. */
+  for (size_t i = 0; i < n; i++) {
+    if (h[i]->event_type_case != HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED)
+      continue;
+    const EntityLockRequestedEvent *l = h[i]->entitylockrequested;
+    for (size_t j = 0; j < l->n_lockset; j++) {
+      bool unlocked = false;
+      for (size_t k = i + 1; k < n && !unlocked; k++)
+        unlocked = h[k]->event_type_case == HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT &&
+                   strcmp(h[k]->entityunlocksent->criticalsectionid, l->criticalsectionid) == 0 &&
+                   h[k]->entityunlocksent->targetinstanceid &&
+                   strcmp(h[k]->entityunlocksent->targetinstanceid->value, l->lockset[j]) == 0;
+      if (!unlocked && (rc = send_unlock(e, iid, l->criticalsectionid, l->lockset[j])) != SC_OK)
+        return rc;
+    }
+  }
+  return SC_OK;
+}
+
+/* Whether orchestration |iid| is gone or finished, as far as this replica can tell (another partition's: no). */
+static bool owner_finished(struct sc_engine *e, const char *iid)
+{
+  StoredInstance *rec;
+  int rc = owns(e, iid) ? sc_txn_get_instance(e->tx, iid, &e->ba, &rec) : sc_store_get_instance(e->st, iid, &e->ba, &rec);
+  return rc == SC_ENOTFOUND || (rc == SC_OK && sc_status_is_terminal(rec->status));
+}
+
+/* A lock request at the front of an unlocked entity's queue: the entity is its section's now; the request goes on
+ * to the next entity of the set, or the owner is told the whole set is locked. */
+static int grant(struct sc_engine *e, StoredEntity *cur, const EntityLockRequestedEvent *l)
+{
+  const char *owner = l->parentinstanceid ? l->parentinstanceid->value : "";
+  if (!owner[0] || owner_finished(e, owner))
+    return SC_OK; /* nobody to hold it */
+  cur->locked_by = sc_arena_strdup(&e->ba, owner);
+  cur->lock_section = sc_arena_strdup(&e->ba, l->criticalsectionid);
+  SC_DEBUG("event=entity_locked entity=%s owner=%s section=%s position=%d of=%zu", SC_Q(l->lockset[l->position]),
+           SC_Q(owner), SC_Q(l->criticalsectionid), l->position, l->n_lockset);
+  if ((size_t)l->position + 1 < l->n_lockset) {
+    EntityLockRequestedEvent *next = sc_arena_alloc(&e->ba, sizeof *next);
+    *next = *l;
+    next->position = l->position + 1;
+    HistoryEvent *ev = ev_new(e, -1);
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED;
+    ev->entitylockrequested = next;
+    return entity_send(e, next->lockset[next->position], ev, 0);
+  }
+  HistoryEvent *ev = ev_new(e, -1);
+  EntityLockGrantedEvent *g = sc_arena_alloc(&e->ba, sizeof *g);
+  entity_lock_granted_event__init(g);
+  g->criticalsectionid = l->criticalsectionid;
+  ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_GRANTED;
+  ev->entitylockgranted = g;
+  return deliver_to_parent(e, owner, NULL, ev);
+}
+
 /* ------------------------------------------------------------------ batches */
 
 int dispatch_entity(struct sc_engine *e, const char *id)
@@ -157,31 +270,90 @@ int dispatch_entity(struct sc_engine *e, const char *id)
   StoredEntity *rec = NULL;
   if (sc_txn_get_entity(tx, id, &e->ba, &rec) != SC_OK)
     rec = NULL;
+
+  /* The queue from the front: unlocks and lock requests are the server's to apply, with or without a worker;
+   * operations go to the worker, and while a critical section holds the entity only its owner's calls do (the
+   * rest wait their turn). */
+  StoredEntity cur = TASKHUBD__STORE__STORED_ENTITY__INIT;
+  if (rec)
+    cur = *rec;
+  else
+    cur.last_modified_us = sc_now_us();
+  bool changed = false;
+  size_t cap = n < MAX_BATCH_OPS ? n : MAX_BATCH_OPS;
+  size_t *pick = sc_arena_alloc(&e->ba, cap * sizeof *pick + 1), npick = 0;
+  bool *gone = sc_arena_alloc(&e->ba, n * sizeof *gone);
+  memset(gone, 0, n * sizeof *gone);
+  for (size_t i = 0; i < n && npick < cap; i++) {
+    HistoryEvent *ev = msgs[i].msg->event;
+    bool locked = cur.locked_by[0] != 0;
+    if (gone[i])
+      continue;
+    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT) {
+      gone[i] = true;
+      sc_txn_inbox_delete(tx, id, msgs[i].band, msgs[i].seq);
+      if (locked && strcmp(cur.lock_section, ev->entityunlocksent->criticalsectionid) == 0) {
+        SC_DEBUG("event=entity_unlocked entity=%s owner=%s section=%s", SC_Q(id), SC_Q(cur.locked_by),
+                 SC_Q(cur.lock_section));
+        cur.locked_by = cur.lock_section = (char *)"";
+        changed = true;
+        /* What waited behind the lock (queued before this unlock) may go now: look from the front again. */
+        npick = 0;
+        i = (size_t)-1;
+      }
+      continue;
+    }
+    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED) {
+      if (locked)
+        continue; /* waits for the section that holds it */
+      if (npick > 0)
+        break; /* the operations before it run first */
+      if (grant(e, &cur, ev->entitylockrequested) != SC_OK)
+        sc_panic("granting a lock on %s failed", id);
+      changed = true;
+      gone[i] = true;
+      sc_txn_inbox_delete(tx, id, msgs[i].band, msgs[i].seq);
+      continue;
+    }
+    if (!is_operation(ev)) {
+      gone[i] = true;
+      sc_txn_inbox_delete(tx, id, msgs[i].band, msgs[i].seq); /* nothing an entity runs */
+      continue;
+    }
+    if (locked && (ev->event_type_case != HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED ||
+                   !ev->entityoperationcalled->parentinstanceid ||
+                   strcmp(ev->entityoperationcalled->parentinstanceid->value, cur.locked_by) != 0))
+      continue;
+    pick[npick++] = i;
+  }
+  if (changed && sc_txn_put_entity(tx, id, &cur) != SC_OK)
+    sc_panic("writing entity %s failed", id);
+  if (npick == 0)
+    return DROPPED;
+
   struct want want = {LEASE_ENTITY, name, "", false};
   struct sc_stream *s = pick_stream(e, &want, NULL);
   if (!s) {
     wait_for_stream(e, &want, xstrdup(id));
     return WAITING;
   }
-
   EntityBatchRequest req = ENTITY_BATCH_REQUEST__INIT;
   req.instanceid = (char *)id;
-  if (rec && rec->has_state)
-    req.entitystate = sc_pb_sv(&e->ba, rec->state);
+  if (cur.has_state)
+    req.entitystate = sc_pb_sv(&e->ba, cur.state);
   WorkItem wi = WORK_ITEM__INIT;
   wi.request_case = WORK_ITEM__REQUEST_ENTITY_REQUEST;
   wi.entityrequest = &req;
   struct sc_lease *l = lease_new(e, LEASE_ENTITY, id, NULL);
   wi.completiontoken = l->token;
-  l->keys = malloc((n < MAX_BATCH_OPS ? n : MAX_BATCH_OPS) * sizeof *l->keys + 1);
-  req.operations = sc_arena_alloc(&e->ba, (n < MAX_BATCH_OPS ? n : MAX_BATCH_OPS) * sizeof *req.operations + 1);
+  l->keys = malloc(npick * sizeof *l->keys);
+  req.operations = sc_arena_alloc(&e->ba, npick * sizeof *req.operations);
   if (!l->keys)
     sc_panic("out of memory");
   size_t size = work_item__get_packed_size(&wi);
-  for (size_t i = 0; i < n && req.n_operations < MAX_BATCH_OPS; i++) {
-    HistoryEvent *ev = msgs[i].msg->event;
-    if (!is_operation(ev))
-      continue; /* lock and unlock messages: not operations (critical sections come with orchestration calls) */
+  for (size_t k = 0; k < npick; k++) {
+    const struct sc_inbox_msg *m = &msgs[pick[k]];
+    const HistoryEvent *ev = m->msg->event;
     OperationRequest *op = sc_arena_alloc(&e->ba, sizeof *op);
     operation_request__init(op);
     if (ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED) {
@@ -198,11 +370,7 @@ int dispatch_entity(struct sc_engine *e, const char *id)
       break; /* the rest go in the next batch */
     size += add;
     req.operations[req.n_operations++] = op;
-    l->keys[l->nkeys++] = (struct msgkey){msgs[i].band, (int)req.n_operations - 1, msgs[i].seq};
-  }
-  if (req.n_operations == 0) {
-    lease_free(l);
-    return DROPPED;
+    l->keys[l->nkeys++] = (struct msgkey){m->band, (int)req.n_operations - 1, m->seq};
   }
   l->nsent = req.n_operations;
   size = work_item__get_packed_size(&wi);
@@ -294,6 +462,33 @@ static int apply_action(struct sc_engine *e, const char *from, const OperationAc
   return SC_OK;
 }
 
+/* EntityOperationCompleted or EntityOperationFailed for the orchestration that called. */
+static int reply_to_caller(struct sc_engine *e, const EntityOperationCalledEvent *call, const OperationResult *r)
+{
+  if (!call->parentinstanceid || !call->parentinstanceid->value[0])
+    return SC_OK;
+  HistoryEvent *ev = ev_new(e, -1);
+  if (r->result_type_case == OPERATION_RESULT__RESULT_TYPE_FAILURE) {
+    EntityOperationFailedEvent *f = sc_arena_alloc(&e->ba, sizeof *f);
+    entity_operation_failed_event__init(f);
+    f->requestid = call->requestid;
+    f->failuredetails = r->failure ? r->failure->failuredetails : NULL;
+    if (!f->failuredetails)
+      f->failuredetails = make_failure(&e->ba, "EntityOperationFailed", "the entity operation failed");
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_FAILED;
+    ev->entityoperationfailed = f;
+  } else {
+    EntityOperationCompletedEvent *done = sc_arena_alloc(&e->ba, sizeof *done);
+    entity_operation_completed_event__init(done);
+    done->requestid = call->requestid;
+    done->output = r->success ? r->success->result : NULL;
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_COMPLETED;
+    ev->entityoperationcompleted = done;
+  }
+  const char *pexec = call->parentexecutionid ? call->parentexecutionid->value : NULL;
+  return deliver_to_parent(e, call->parentinstanceid->value, pexec, ev);
+}
+
 int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c)
 {
   const EntityBatchResult *res = c->u.complete_entity.res;
@@ -313,8 +508,22 @@ int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c)
     return fail(c, SC_ETOOBIG, "%s", err.msg);
   }
   size_t done = res->n_results < l->nkeys ? res->n_results : l->nkeys;
-  for (size_t i = 0; i < done; i++)
+  struct sc_inbox_msg *msgs = NULL;
+  size_t nmsgs = 0;
+  if (done && sc_txn_inbox_load(tx, id, &e->ba, &msgs, &nmsgs) != SC_OK)
+    nmsgs = 0;
+  for (size_t i = 0; i < done; i++) {
+    /* A call's caller gets its result (from the request the batch carried, not from what the worker says). */
+    for (size_t j = 0; j < nmsgs; j++) {
+      const HistoryEvent *ev = msgs[j].msg->event;
+      if (msgs[j].seq != l->keys[i].seq || !ev || ev->event_type_case != HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED)
+        continue;
+      int rc = reply_to_caller(e, ev->entityoperationcalled, res->results[i]);
+      if (rc != SC_OK)
+        return fail(c, rc, "answering a call to entity %s failed", id);
+    }
     sc_txn_inbox_delete(tx, id, l->keys[i].band, l->keys[i].seq);
+  }
   StoredEntity *old = NULL;
   if (sc_txn_get_entity(tx, id, &e->ba, &old) != SC_OK)
     old = NULL;
@@ -380,6 +589,15 @@ int apply_clean_entities(struct sc_engine *e, struct sc_cmd *c)
     size_t left = 0, bytes = 0;
     if (sc_txn_inbox_stats(e->tx, id, 1, &left, &bytes) != SC_OK)
       continue;
+    if (r->releaseorphanedlocks && rec->locked_by[0] && owner_finished(e, rec->locked_by)) {
+      StoredEntity freed = *rec;
+      freed.locked_by = freed.lock_section = (char *)"";
+      if ((rc = sc_txn_put_entity(e->tx, id, &freed)) != SC_OK)
+        return fail(c, rc, "releasing the lock of entity %s failed", id);
+      rec = &freed;
+      c->u.clean_entities.released++;
+      mark_dirty(e, id); /* what waited for the lock may run now */
+    }
     if (r->removeemptyentities && !rec->has_state && !rec->locked_by[0] && left == 0) {
       if ((rc = sc_txn_put_entity(e->tx, id, NULL)) != SC_OK)
         return fail(c, rc, "removing entity %s failed", id);

@@ -239,7 +239,7 @@ static int finish_by_server(struct sc_engine *e, const char *iid, StoredInstance
                                  output ? strlen(output->value) : 0)) != SC_OK)
     return rc;
   if ((rc = sc_txn_put_instance(tx, iid, rec, old)) != SC_OK ||
-      (rc = notify_parent(e, rec, status, output, fd)) != SC_OK)
+      (rc = notify_parent(e, rec, status, output, fd)) != SC_OK || (rc = entity_release_locks(e, iid)) != SC_OK)
     return rc;
   add_changed(e, iid, status, true);
   atomic_fetch_add_explicit(&sc_metrics.finished[status & 7], 1, memory_order_relaxed);

@@ -432,6 +432,10 @@ int entity_send(struct sc_engine *e, const char *id, HistoryEvent *op, int64_t a
 /* An operation another replica forwarded to an entity of an owned partition. */
 int entity_forwarded(struct sc_engine *e, const char *id, HistoryEvent *op);
 int apply_signal_entity(struct sc_engine *e, struct sc_cmd *c);
+/* An orchestration's sendEntityMessage, recorded in its history as |ev| (parent fields set): sent to its entity. */
+int entity_message(struct sc_engine *e, const HistoryEvent *ev);
+/* Orchestration |iid| ended: every entity lock it asked for and did not release is released. */
+int entity_release_locks(struct sc_engine *e, const char *iid);
 /* A batch of the operations at the front of |id|'s queue to a stream that takes entity work; a dispatch_result. */
 int dispatch_entity(struct sc_engine *e, const char *id);
 int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c);

@@ -177,6 +177,43 @@ static int send_event(struct turn *t, int32_t id, const SendEventAction *a)
   return deliver_event(e, a->instance->instanceid, raised);
 }
 
+/* Calls, signals, lock requests and unlocks to entities: recorded in the history under the action's id, then sent
+ * (entities.c), with this orchestration as the parent whatever the worker wrote there. */
+static int send_entity_message(struct turn *t, int32_t id, const SendEntityMessageAction *a)
+{
+  struct sc_engine *e = t->e;
+  HistoryEvent *ev = ev_new(e, id);
+  switch (a->entity_message_type_case) {
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_SIGNALED:
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED;
+    ev->entityoperationsignaled = a->entityoperationsignaled;
+    break;
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED:
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED;
+    ev->entityoperationcalled = a->entityoperationcalled;
+    a->entityoperationcalled->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    a->entityoperationcalled->parentexecutionid = sc_pb_sv(&e->ba, t->rec->execution_id);
+    break;
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED:
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED;
+    ev->entitylockrequested = a->entitylockrequested;
+    a->entitylockrequested->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    a->entitylockrequested->position = 0;
+    break;
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT:
+    ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT;
+    ev->entityunlocksent = a->entityunlocksent;
+    a->entityunlocksent->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    break;
+  default:
+    return SC_EINVAL; /* turncheck refused it */
+  }
+  int rc = hist(t, ev);
+  if (rc != SC_OK)
+    return rc;
+  return entity_message(e, ev);
+}
+
 static int complete(struct turn *t, int32_t id, const CompleteOrchestrationAction *a)
 {
   struct sc_engine *e = t->e;
@@ -463,8 +500,7 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
                              a->terminateorchestration->recurse);
         break;
       case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE:
-        SC_WARN("event=entity_message_ignored instance=%s action=%d reason=entities_not_supported", SC_Q(l->iid),
-                a->id);
+        rc = send_entity_message(&t, a->id, a->sendentitymessage);
         break;
       default:
         break;
@@ -499,7 +535,8 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
     if ((rc = sc_txn_put_payload(tx, l->iid, SC_PAYLOAD_OUTPUT, t.result ? t.result->value : NULL,
                                    t.result ? strlen(t.result->value) : 0)) != SC_OK ||
         (rc = sc_txn_inbox_clear(tx, l->iid)) != SC_OK || (rc = notify_parent(e, r, t.final_status, t.result,
-                                                                                t.failure)) != SC_OK)
+                                                                                t.failure)) != SC_OK ||
+        (rc = entity_release_locks(e, l->iid)) != SC_OK)
       return rc;
     if (t.terminated && t.terminated->recurse && r->has_children) {
       if ((rc = terminate_children(e, l->iid, t.terminated->input)) != SC_OK)

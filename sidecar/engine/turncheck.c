@@ -196,6 +196,70 @@ static bool check_complete(struct check *k, int32_t aid, const CompleteOrchestra
   return true;
 }
 
+/* An entity id as the client RPCs require it: "@name@key", within the id limit. */
+static bool entity_id(struct check *k, const char *field, const char *v)
+{
+  if (!id(k, field, v))
+    return false;
+  const char *at = sc_is_entity_id(v) ? strchr(v + 1, '@') : NULL;
+  if (!at || at == v + 1)
+    return bad(k, "InvalidAction", "%s: not an entity id (@name@key): \"%s\"", field, v);
+  return true;
+}
+
+/* Entities a critical section may lock at once. */
+#define MAX_LOCK_SET 100
+
+static bool check_entity_message(struct check *k, int32_t aid, const SendEntityMessageAction *m)
+{
+  char f[96];
+#define F(s) (snprintf(f, sizeof f, "action %d: sendEntityMessage.%s", aid, s), f)
+  switch (m->entity_message_type_case) {
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_SIGNALED: {
+    const EntityOperationSignaledEvent *s = m->entityoperationsignaled;
+    return entity_id(k, F("entityOperationSignaled.targetInstanceId"),
+                     s->targetinstanceid ? s->targetinstanceid->value : "") &&
+           name(k, F("entityOperationSignaled.operation"), s->operation, true) &&
+           payload(k, F("entityOperationSignaled.input"), s->input);
+  }
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED: {
+    const EntityOperationCalledEvent *c = m->entityoperationcalled;
+    return entity_id(k, F("entityOperationCalled.targetInstanceId"),
+                     c->targetinstanceid ? c->targetinstanceid->value : "") &&
+           name(k, F("entityOperationCalled.operation"), c->operation, true) &&
+           name(k, F("entityOperationCalled.requestId"), c->requestid, true) &&
+           payload(k, F("entityOperationCalled.input"), c->input);
+  }
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED: {
+    const EntityLockRequestedEvent *l = m->entitylockrequested;
+    if (!name(k, F("entityLockRequested.criticalSectionId"), l->criticalsectionid, true))
+      return false;
+    if (l->n_lockset == 0 || l->n_lockset > MAX_LOCK_SET)
+      return bad(k, "InvalidAction", "action %d: sendEntityMessage.entityLockRequested.lockSet has %zu entities, "
+                 "expected 1 to %d", aid, l->n_lockset, MAX_LOCK_SET);
+    for (size_t i = 0; i < l->n_lockset; i++) {
+      if (!entity_id(k, F("entityLockRequested.lockSet"), l->lockset[i]))
+        return false;
+      /* Locks are taken in this order, which the SDK makes one global order (its own sort) so that two sections
+       * never wait for each other; it is kept as sent. A repeat would wait for itself. */
+      for (size_t j = 0; j < i; j++)
+        if (strcmp(l->lockset[j], l->lockset[i]) == 0)
+          return bad(k, "InvalidAction", "action %d: sendEntityMessage.entityLockRequested.lockSet names \"%s\" twice",
+                     aid, l->lockset[i]);
+    }
+    return true;
+  }
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT: {
+    const EntityUnlockSentEvent *u = m->entityunlocksent;
+    return name(k, F("entityUnlockSent.criticalSectionId"), u->criticalsectionid, true) &&
+           entity_id(k, F("entityUnlockSent.targetInstanceId"), u->targetinstanceid ? u->targetinstanceid->value : "");
+  }
+  default:
+    return bad(k, "InvalidAction", "action %d: sendEntityMessage without a message", aid);
+  }
+#undef F
+}
+
 static bool check_action(struct check *k, const OrchestratorAction *a)
 {
   char f[96];
@@ -246,7 +310,7 @@ static bool check_action(struct check *k, const OrchestratorAction *a)
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_REWIND_ORCHESTRATION:
     return check_rewind(k, aid, a->rewindorchestration);
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE:
-    return true; /* not applied: entities are not supported yet */
+    return check_entity_message(k, aid, a->sendentitymessage);
   default:
     return bad(k, "InvalidAction", "action %d: no action type", aid);
   }

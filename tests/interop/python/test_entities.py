@@ -1,5 +1,5 @@
-"""Durable entities with the published `durabletask` Python SDK as worker and client (issue 16, first step:
-signals, entity batches and the client RPCs; orchestrations calling entities come next).
+"""Durable entities with the published `durabletask` Python SDK as worker and client: signals, entity batches,
+the client RPCs, and orchestrations calling, signalling and locking entities.
 
   test_counter_function_entity       a function entity signalled several times, read with and without state
   test_counter_class_entity          the same with a DurableEntity class, and delete() removing it
@@ -9,6 +9,11 @@ signals, entity batches and the client RPCs; orchestrations calling entities com
   test_entity_actions                an entity signalling another entity and starting an orchestration
   test_query_paging_and_clean        QueryEntities pages with tokens that never repeat, prefix filter,
                                      includeTransient, and CleanEntityStorage
+  test_orchestration_calls_entity    call_entity returns the operation's result, a failing operation raises in
+                                     the orchestration, signal_entity from an orchestration
+  test_critical_section_excludes_others  lock_entities over two counters: while held, a competing section and a
+                                     plain signal wait; both sections complete, amounts add up
+  test_lock_released_when_owner_fails  a section's owner fails inside it: the lock is released
   test_bad_entity_requests           malformed ids and missing names answer INVALID_ARGUMENT; StartInstance
                                      refuses '@' ids
 
@@ -80,12 +85,52 @@ def echo_orch(ctx: task.OrchestrationContext, x):
     return x
 
 
+def call_orch(ctx: task.OrchestrationContext, k):
+    """Calls a counter: add, then get; a failing call's error is caught and returned."""
+    eid = entities.EntityInstanceId("counter", k)
+    yield ctx.call_entity(eid, "add", 5)
+    value = yield ctx.call_entity(eid, "get")
+    try:
+        yield ctx.call_entity(eid, "boom")
+        failed = None
+    except task.TaskFailedError as e:
+        failed = e.details.message
+    ctx.signal_entity(eid, "add", 100)
+    return {"value": value, "failed": failed}
+
+
+def transfer_orch(ctx: task.OrchestrationContext, arg):
+    """Moves `amount` from one counter to another inside a critical section over both."""
+    a = entities.EntityInstanceId("counter", arg["from"])
+    b = entities.EntityInstanceId("counter", arg["to"])
+    with (yield ctx.lock_entities([a, b])):
+        x = yield ctx.call_entity(a, "get")
+        if arg.get("hold"):
+            yield ctx.wait_for_external_event("go")  # keeps the lock until the test raises "go"
+        yield ctx.call_entity(a, "add", -arg["amount"])
+        yield ctx.call_entity(b, "add", arg["amount"])
+    return x
+
+
+def lock_and_fail_orch(ctx: task.OrchestrationContext, k):
+    """Takes a lock and fails inside the critical section: taskhubd releases the lock when it ends."""
+    eid = entities.EntityInstanceId("counter", k)
+    with (yield ctx.lock_entities([eid])):
+        yield ctx.call_entity(eid, "add", 1)
+        raise ValueError("failed while holding the lock")
+
+
 @pytest.fixture(scope="module")
 def hub(module_server):
     w = make_worker(module_server)
     w.add_entity(counter)
     w.add_entity(Account)
     w.add_orchestrator(echo_orch)
+    w.add_orchestrator(call_orch)
+    w.add_orchestrator(transfer_orch)
+    w.add_orchestrator(lock_and_fail_orch)
+    # Filters name what it runs: an entity nobody registered ('nobody') stays queued, a transient entity.
+    w.use_work_item_filters()
     w.start()
     c = make_client(module_server)
     yield c
@@ -195,6 +240,64 @@ def test_query_paging_and_clean(hub, module_server):
         assert len(hub.get_all_entities(EntityQuery(instance_id_starts_with=f"@counter@{prefix}"))) == 23
     finally:
         channel.close()
+
+
+def test_orchestration_calls_entity(hub):
+    k = key()
+    iid = hub.schedule_new_orchestration(call_orch, input=k)
+    st = hub.wait_for_orchestration_completion(iid, timeout=WAIT_S)
+    assert st.runtime_status == OrchestrationStatus.COMPLETED, st.failure_details
+    out = st.get_output()
+    assert out["value"] == 5, out  # the result of 'get' came back to the orchestration
+    assert "boom" in out["failed"], out  # the failed call raised in the orchestration
+    wait_state(hub, entities.EntityInstanceId("counter", k), 105)  # and the signal after it applied
+
+
+def test_critical_section_excludes_others(hub):
+    a, b = key(), key()
+    ea, eb = entities.EntityInstanceId("counter", a), entities.EntityInstanceId("counter", b)
+    hub.signal_entity(ea, "add", 50)
+    hub.signal_entity(eb, "add", 1)
+    wait_state(hub, ea, 50)
+    wait_state(hub, eb, 1)
+    holder = hub.schedule_new_orchestration(transfer_orch, input={"from": a, "to": b, "amount": 10, "hold": True})
+    hub.wait_for_orchestration_start(holder, timeout=WAIT_S)
+    # the holder owns both locks once its first call inside the section returned: wait for its event wait
+    deadline = time.monotonic() + WAIT_S
+    while hub.get_entity(ea, include_state=False) is None or hub.get_entity(ea, include_state=False)._locked_by in (None, ""):
+        assert time.monotonic() < deadline, "the critical section never locked the entity"
+        time.sleep(0.02)
+    assert str(hub.get_entity(eb, include_state=False)._locked_by) == holder
+    # a competing section and a plain signal wait while the lock is held
+    rival = hub.schedule_new_orchestration(transfer_orch, input={"from": a, "to": b, "amount": 1})
+    hub.signal_entity(ea, "add", 1000)
+    # both wait in the entities' queues (the rival's lock request at the first entity of its set, the signal at a)
+    deadline = time.monotonic() + WAIT_S
+    while sum(hub.get_entity(x, include_state=False).backlog_queue_size for x in (ea, eb)) < 2:
+        assert time.monotonic() < deadline, "the competing requests never reached the entities' queues"
+        time.sleep(0.02)
+    assert hub.get_entity(ea).get_state(int) == 50, "an operation ran inside another's critical section"
+    assert hub.get_orchestration_state(rival).runtime_status in (OrchestrationStatus.PENDING,
+                                                                 OrchestrationStatus.RUNNING)
+    hub.raise_orchestration_event(holder, "go")
+    st = hub.wait_for_orchestration_completion(holder, timeout=WAIT_S)
+    assert st.runtime_status == OrchestrationStatus.COMPLETED and st.get_output() == 50, st
+    st = hub.wait_for_orchestration_completion(rival, timeout=WAIT_S)
+    assert st.runtime_status == OrchestrationStatus.COMPLETED, st.failure_details
+    wait_state(hub, ea, 50 - 10 - 1 + 1000)
+    wait_state(hub, eb, 12)
+    assert hub.get_entity(ea, include_state=False)._locked_by in (None, "")
+
+
+def test_lock_released_when_owner_fails(hub):
+    k = key()
+    eid = entities.EntityInstanceId("counter", k)
+    iid = hub.schedule_new_orchestration(lock_and_fail_orch, input=k)
+    st = hub.wait_for_orchestration_completion(iid, timeout=WAIT_S)
+    assert st.runtime_status == OrchestrationStatus.FAILED, st
+    hub.signal_entity(eid, "add", 10)  # runs only once the failed owner's lock is gone
+    md = wait_state(hub, eid, 11)
+    assert md._locked_by in (None, "")
 
 
 def test_bad_entity_requests(module_server):
