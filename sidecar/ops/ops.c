@@ -33,8 +33,9 @@ struct sc_ops {
    * older than ten times what it cost: fresh on small task hubs, and at most a tenth of the ops thread's time
    * (every 2 s or so at a million instances) when scraped without pause. Only the ops thread touches these. */
   uint64_t by_status[8];
+  uint64_t entities[3]; /* with state, transient, operations queued */
   int64_t counted_us, count_cost_us;
-  bool counted;
+  bool counted, entities_counted;
 };
 
 /* ------------------------------------------------------------------ rendering */
@@ -267,8 +268,20 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     if (!o->counted || now - o->counted_us > 10 * o->count_cost_us) {
       struct sc_err err = {0};
       o->counted = st->ops->count_by_status(st, o->by_status, &err) == SC_OK;
+      o->entities_counted = st->ops->count_entities &&
+                            st->ops->count_entities(st, &o->entities[0], &o->entities[1], &o->entities[2], &err) ==
+                                SC_OK;
       o->counted_us = sc_mono_us();
       o->count_cost_us = o->counted_us - now;
+    }
+    if (o->entities_counted) {
+      help(&b, "taskhubd_entities", "gauge",
+           "Durable entities: with state, and transient (signalled, no state yet), counted like taskhubd_instances.");
+      put(&b, "taskhubd_entities{kind=\"with_state\"} %llu\n", (unsigned long long)o->entities[0]);
+      put(&b, "taskhubd_entities{kind=\"transient\"} %llu\n", (unsigned long long)o->entities[1]);
+      help(&b, "taskhubd_entity_operations_queued", "gauge",
+           "Operations, lock requests and unlocks waiting in entity queues.");
+      put(&b, "taskhubd_entity_operations_queued %llu\n", (unsigned long long)o->entities[2]);
     }
     if (o->counted) {
       help(&b, "taskhubd_instances", "gauge", "Instances in the task hub, by status (all replicas' partitions).");

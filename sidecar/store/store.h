@@ -316,6 +316,10 @@ struct sc_store_ops {
   int (*query_entities)(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
                         struct sc_entity_page *out, struct sc_err *err);
 
+  /* Entity records with state, without (transient), and the operations queued for entities: for metrics. */
+  int (*count_entities)(struct sc_store *s, uint64_t *with_state, uint64_t *transient, uint64_t *queued,
+                        struct sc_err *err);
+
   /* How many instances have each status (index: the OrchestrationStatus number, 0..7), committed. A scan of
    * the status index: for metrics scraped every few seconds, not for every call. */
   int (*count_by_status)(struct sc_store *s, uint64_t counts[8], struct sc_err *err);

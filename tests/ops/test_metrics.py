@@ -11,6 +11,7 @@ import json
 import time
 
 import grpc
+from durabletask import entities
 from durabletask.client import OrchestrationStatus
 from durabletask.internal import orchestrator_service_pb2 as pb
 
@@ -45,6 +46,8 @@ EXPECTED_FAMILIES = {
     "taskhubd_store_keys_estimate": "gauge",
     "taskhubd_instances": "gauge",
     "taskhubd_build_info": "gauge",
+    "taskhubd_entities": "gauge",
+    "taskhubd_entity_operations_queued": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_start_time_seconds": "gauge",
@@ -186,6 +189,7 @@ def test_metrics_after_known_workload(server_factory, workers):
             "CANCELED": 0, "CONTINUED_AS_NEW": 0}
     got = {labels["status"]: v for labels, v in m.samples("taskhubd_instances")}
     assert got == want, got
+    assert m.value("taskhubd_entities", kind="transient") == 0, m.text
     (build_labels, build_value), = m.samples("taskhubd_build_info")
     assert build_value == 1 and build_labels["version"] and build_labels["grpc"], build_labels
 
@@ -200,6 +204,14 @@ def test_metrics_after_known_workload(server_factory, workers):
     assert m.value("process_resident_memory_bytes") > 0
     assert m.value("process_cpu_seconds_total") > 0
     assert abs(m.value("process_start_time_seconds") - time.time()) < 600, m.text
+
+    # an entity signalled while no worker runs: one transient entity, one operation queued
+    with make_client(s) as c:
+        c.signal_entity(entities.EntityInstanceId("nobody", "m-1"), "op")
+    me = scrape(s)
+    assert me.value("taskhubd_entities", kind="transient") == 1, me.text
+    assert me.value("taskhubd_entities", kind="with_state") == 0, me.text
+    assert me.value("taskhubd_entity_operations_queued") == 1, me.text
 
     # the other endpoints, and an unknown one
     assert http(s, "GET", "/healthz")[:2] == (200, "ok\n")

@@ -76,3 +76,30 @@ int sc_pg_query_entities(struct sc_store *st, const struct sc_entity_query *q, s
   PQclear(r);
   return SC_OK;
 }
+
+int sc_pg_count_entities(struct sc_store *st, uint64_t *with_state, uint64_t *transient, uint64_t *queued,
+                         struct sc_err *err)
+{
+  *with_state = *transient = *queued = 0;
+  struct sc_pgconn *c = sc_pg_acquire(PG(st));
+  PGresult *r = NULL;
+  if (c) {
+    /* Entity ids start with '@', which no instance id does: their queues are th_inbox rows in ['@', 'A'). */
+    r = PQexec(c->c, "SELECT count(*) FILTER (WHERE has_state), count(*) FILTER (WHERE NOT has_state), "
+                     "(SELECT count(*) FROM th_inbox WHERE iid >= '@' AND iid < 'A') FROM th_entity");
+    atomic_fetch_add_explicit(&sc_metrics.pg_reads, 1, memory_order_relaxed);
+    sc_pg_release(PG(st), c);
+  }
+  if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
+    if (r)
+      PQclear(r);
+    sc_err_set(err, SC_EIO, "counting entities failed");
+    return SC_EIO;
+  }
+  *with_state = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+  *transient = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+  *queued = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
+  PQclear(r);
+  return SC_OK;
+}

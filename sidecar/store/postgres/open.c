@@ -319,6 +319,7 @@ static const struct sc_store_ops pg_ops = {
     .query = sc_pg_query,
     .count_by_status = sc_pg_count_by_status,
     .get_entity = sc_pg_get_entity,
+    .count_entities = sc_pg_count_entities,
     .query_entities = sc_pg_query_entities,
     .seq_start = seq_start,
     .apply = sc_pg_apply,

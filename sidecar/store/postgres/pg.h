@@ -182,6 +182,8 @@ int sc_pg_inbox_scan_instances(struct sc_store *s, int part, sc_child_fn fn, voi
 int sc_pg_get_entity(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out);
 int sc_pg_query_entities(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
                          struct sc_entity_page *out, struct sc_err *err);
+int sc_pg_count_entities(struct sc_store *s, uint64_t *with_state, uint64_t *transient, uint64_t *queued,
+                         struct sc_err *err);
 int sc_pg_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_pg_query(struct sc_store *s, const struct sc_query *q, struct sc_arena *a, struct sc_query_page *out,
                 struct sc_err *err);

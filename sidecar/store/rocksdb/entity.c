@@ -115,3 +115,34 @@ int sc_rocks_query_entities(struct sc_store *s, const struct sc_entity_query *q,
     sc_err_set(err, rc, "reading entities failed");
   return rc;
 }
+
+int sc_rocks_count_entities(struct sc_store *s, uint64_t *with_state, uint64_t *transient, uint64_t *queued,
+                            struct sc_err *err)
+{
+  struct rstore *r = RS(s);
+  *with_state = *transient = *queued = 0;
+  struct sc_arena a;
+  sc_arena_init(&a);
+  struct sc_range it;
+  sc_range_open(r, SC_CF_ENTITY, NULL, "", 0, NULL, 0, &it);
+  for (; sc_range_valid(&it); rocksdb_iter_next(it.it)) {
+    size_t vl;
+    const char *val = rocksdb_iter_value(it.it, &vl);
+    StoredEntity *ent = NULL;
+    if (sc_rocks_unpack(&taskhubd__store__stored_entity__descriptor, val, vl, &a, (void **)&ent) == SC_OK)
+      (*(ent->has_state ? with_state : transient))++;
+    sc_arena_reset(&a);
+  }
+  int rc = sc_range_close(&it);
+  /* Entity ids start with '@' (0x40), and no instance id does: the queues are the inbox keys in ['@', 'A'). */
+  if (rc == SC_OK) {
+    sc_range_open(r, SC_CF_INBOX, NULL, "@", 1, "A", 1, &it);
+    for (; sc_range_valid(&it); rocksdb_iter_next(it.it))
+      (*queued)++;
+    rc = sc_range_close(&it);
+  }
+  sc_arena_free(&a);
+  if (rc != SC_OK)
+    sc_err_set(err, rc, "counting entities failed");
+  return rc;
+}

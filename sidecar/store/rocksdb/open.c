@@ -358,6 +358,7 @@ static const struct sc_store_ops rocks_ops = {
     .query = sc_rocks_query,
     .count_by_status = sc_rocks_count_by_status,
     .get_entity = sc_rocks_get_entity,
+    .count_entities = sc_rocks_count_entities,
     .query_entities = sc_rocks_query_entities,
     .seq_start = seq_start,
     .apply = sc_rocks_apply,

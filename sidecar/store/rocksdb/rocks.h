@@ -80,6 +80,8 @@ int sc_rocks_query(struct sc_store *s, const struct sc_query *q, struct sc_arena
 int sc_rocks_get_entity(struct sc_store *s, const char *id, struct sc_arena *a, struct sc_blob *out);
 int sc_rocks_query_entities(struct sc_store *s, const struct sc_entity_query *q, struct sc_arena *a,
                             struct sc_entity_page *out, struct sc_err *err);
+int sc_rocks_count_entities(struct sc_store *s, uint64_t *with_state, uint64_t *transient, uint64_t *queued,
+                            struct sc_err *err);
 int sc_rocks_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
 
