@@ -44,8 +44,9 @@ class Hub {
     this.seq = 0;
   }
 
-  // register(worker) adds the orchestrators and activities before the worker starts.
-  static async start(tag, register, serverArgs = []) {
+  // register(worker) adds the orchestrators, activities and entities before the worker starts; workerOptions
+  // go to the TaskHubGrpcWorker constructor as well (e.g. workItemFilters).
+  static async start(tag, register, serverArgs = [], workerOptions = {}) {
     const hub = new Hub(tag);
     // Debug by default so that a failure message carries the server's per-instance dispatch lines.
     const level = process.env.TASKHUBD_LOG_LEVEL || 'debug';
@@ -56,7 +57,7 @@ class Hub {
     });
     try {
       const worker = new TaskHubGrpcWorker({
-        hostAddress: hub.server.address, logger: hub.workerLog, shutdownTimeoutMs: 5000,
+        hostAddress: hub.server.address, logger: hub.workerLog, shutdownTimeoutMs: 5000, ...workerOptions,
       });
       register(worker);
       await within(15000, worker.start(), 'worker.start()');
