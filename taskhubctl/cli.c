@@ -69,6 +69,24 @@ static const struct optdef cmd_opts[] = {
      "the PostgreSQL task hub to copy into, as taskhubd's --store takes it: postgresql://USER@HOST/DB or "
      "\"host=... dbname=...\"; the password comes from PGPASSWORD or a PGPASSFILE, never from here", NULL},
     {O_BATCH, "--batch", 0, "N", "instances per change set written to the target (default 200, at most 10000)", NULL},
+    {O_ENT_PREFIX, "--prefix", 0, "PREFIX",
+     "only entities whose id starts with PREFIX; @NAME@ for the entities of one name (the name part is "
+     "lowercased)", NULL},
+    {O_ENT_TRANSIENT, "--transient", 0, NULL,
+     "also entities without state: signalled, their operations not run yet (no worker took them)", NULL},
+    {O_ENT_STATE, "--state", 0, NULL, "include each entity's state in full", NULL},
+    {O_ENT_LIMIT, "--limit", 0, "N", "print the first N in id order (default 100)", NULL},
+    {O_ENT_ALL, "--all", 0, NULL, "print every entity that matches", NULL},
+    {O_ENT_PAGE_SIZE, "--page-size", 0, "N",
+     "print one page of at most N and the token for the next; with --all, the size of the pages read", NULL},
+    {O_ENT_INPUT, "--input", 0, "JSON", "the operation's input, a JSON value (e.g. '5' or '\"text\"')", NULL},
+    {O_ENT_AT, "--at", 0, "TIME", "deliver the signal at TIME (RFC 3339): a scheduled signal", NULL},
+    {O_ENT_IN, "--in", 0, "DURATION", "deliver the signal after DURATION (30s, 5m, 1h30m): a scheduled signal",
+     NULL},
+    {O_ENT_REMOVE_EMPTY, "--remove-empty", 0, NULL,
+     "remove records of entities with no state, no lock and nothing queued", NULL},
+    {O_ENT_RELEASE_LOCKS, "--release-orphaned-locks", 0, NULL,
+     "release locks held for orchestrations that have finished or no longer exist", NULL},
     {O_END, NULL, 0, NULL, NULL, NULL},
 };
 
@@ -99,6 +117,11 @@ static const int restart_opts[] = {O_NEW_ID, O_END};
 static const int watch_opts[] = {O_INTERVAL, O_PAYLOADS, O_END};
 static const int migrate_opts[] = {O_FROM, O_TO, O_BATCH, O_END};
 static const int no_opts[] = {O_END};
+static const int entity_list_opts[] = {O_ENT_PREFIX,    O_ENT_TRANSIENT, O_ENT_STATE, O_ENT_LIMIT,
+                                       O_ENT_ALL,       O_ENT_PAGE_SIZE, O_CONTINUATION, O_END};
+static const int entity_show_opts[] = {O_END};
+static const int entity_signal_opts[] = {O_ENT_INPUT, O_ENT_AT, O_ENT_IN, O_END};
+static const int entity_clean_opts[] = {O_ENT_REMOVE_EMPTY, O_ENT_RELEASE_LOCKS, O_END};
 
 static const struct command commands[] = {
     {"list", cmd_list, false, "", 0, 0, list_opts, "List instances, newest first, with filters",
@@ -147,6 +170,27 @@ static const struct command commands[] = {
      "until it finishes. Exits 0 when it COMPLETED, 1 when it ended FAILED, TERMINATED or CANCELED, 5 when "
      "--timeout-ms passes first. With --output json nothing is printed until the end, then one document: "
      "the final state with its history (as show prints it).", "@ids"},
+    {"entity list", cmd_entity_list, false, "", 0, 0, entity_list_opts, "List durable entities, in id order",
+     "Lists durable entities in id order: the first 100 that match (--limit), or all of them (--all), saying "
+     "whether more were left out (JSON: more). By default only entities with state are listed; --transient "
+     "adds those without (signalled, their operations not run yet). --page-size prints one page and, when "
+     "more exist, the token for --continuation (JSON: continuationToken). Columns: id, whether it has state "
+     "(state, or transient), operations queued, the orchestration holding its lock, last modified.", NULL},
+    {"entity show", cmd_entity_show, false, "ID", 1, 1, entity_show_opts, "Show an entity's metadata and state",
+     "Prints entity ID (@name@key; the name is case-insensitive): whether it has state, when it was last "
+     "modified, how many operations are queued, which orchestration holds its lock, and its state in full. "
+     "Exit status 3 when taskhubd has no record of it; a transient entity (signalled, nothing run yet) is "
+     "shown, without state.", "@entities"},
+    {"entity signal", cmd_entity_signal, false, "ID OPERATION", 2, 2, entity_signal_opts,
+     "Send an operation to an entity (one way)",
+     "Queues OPERATION, with --input as its input, for entity ID (@name@key), durably before returning; it "
+     "runs when a worker serving entities of that name takes it. With --at or --in the signal is scheduled: "
+     "it is queued at that time.", "@entities"},
+    {"entity clean", cmd_entity_clean, false, "", 0, 0, entity_clean_opts,
+     "Remove empty entities and release orphaned locks",
+     "Cleans entity storage page by page until done: removes the records of entities with no state, no lock "
+     "and nothing queued (--remove-empty), and releases locks held for orchestrations that have finished or "
+     "no longer exist (--release-orphaned-locks). Without either option, does both. Prints the counts.", NULL},
     {"migrate", cmd_migrate, true, "", 0, 0, migrate_opts, "Copy a stopped RocksDB task hub into PostgreSQL",
      "Copies every instance (record, input, output, custom status, history, pending messages), timer and queued "
      "activity of the RocksDB task hub --from into the PostgreSQL database --to, then reads everything back "
@@ -167,8 +211,9 @@ static const struct command commands[] = {
      "<(taskhubctl completion bash)', or install it where the shell looks: a file in "
      "/etc/bash_completion.d, or a file named _taskhubctl in a directory of zsh's $fpath.",
      "bash zsh"},
-    {"help", cmd_help, true, "[COMMAND]", 0, 1, no_opts, "Show help for taskhubctl or a command",
-     "Prints the help of COMMAND, or of taskhubctl.", "@commands"},
+    {"help", cmd_help, true, "[COMMAND]", 0, 2, no_opts, "Show help for taskhubctl or a command",
+     "Prints the help of COMMAND (two words for a group's command: help entity list), or of taskhubctl.",
+     "@commands"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -200,6 +245,57 @@ const struct command *ctl_find_command(const char *name)
     if (strcmp(commands[i].name, name) == 0)
       return &commands[i];
   return NULL;
+}
+
+/* The group of |cmd|'s name ("entity" of "entity list"), of length *n; false for a command of no group. */
+static bool group_of(const struct command *cmd, size_t *n)
+{
+  const char *sp = strchr(cmd->name, ' ');
+  if (!sp)
+    return false;
+  *n = (size_t)(sp - cmd->name);
+  return true;
+}
+
+bool ctl_is_group(const char *word)
+{
+  size_t n;
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (group_of(&commands[i], &n) && strlen(word) == n && strncmp(commands[i].name, word, n) == 0)
+      return true;
+  return false;
+}
+
+const struct command *ctl_find_group_command(const char *group, const char *word)
+{
+  size_t n;
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (group_of(&commands[i], &n) && strlen(group) == n && strncmp(commands[i].name, group, n) == 0 &&
+        strcmp(commands[i].name + n + 1, word) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+const char *ctl_group_words(const char *group, char *buf, size_t cap)
+{
+  size_t n, used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < N_COMMANDS && used < cap; i++)
+    if (group_of(&commands[i], &n) && strlen(group) == n && strncmp(commands[i].name, group, n) == 0)
+      used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", commands[i].name + n + 1);
+  return buf;
+}
+
+void ctl_print_group_help(FILE *f, const char *group)
+{
+  size_t n;
+  fprintf(f, "Usage: taskhubctl %s COMMAND [ARGUMENTS] [OPTIONS]\n\nCommands:\n", group);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (group_of(&commands[i], &n) && strlen(group) == n && strncmp(commands[i].name, group, n) == 0)
+      fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nRun 'taskhubctl help %s COMMAND' or 'taskhubctl %s COMMAND --help' for a command's options; see "
+             "also taskhubctl(1).\n",
+          group, group);
 }
 
 /* Keeps |name| as the suggestion when it is nearer to |typo| than the best so far, or when |typo| is a prefix
@@ -237,8 +333,17 @@ static const char *suggested(const struct suggestion *s, const char *typo)
 const char *ctl_suggest_command(const char *typo)
 {
   struct suggestion s = {.dist = SIZE_MAX};
-  for (size_t i = 0; i < N_COMMANDS; i++)
-    consider(&s, typo, commands[i].name);
+  /* A group's commands are typed as two words: the first is what a typo of one word is near. consider() keeps
+   * pointers to the names, so the words live as long as the process. */
+  static char words[N_COMMANDS][32];
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    char *word = words[i];
+    size_t n = strcspn(commands[i].name, " ");
+    snprintf(word, sizeof words[i], "%.*s", (int)n, commands[i].name);
+    if (i > 0 && strncmp(commands[i - 1].name, word, n) == 0 && commands[i - 1].name[n] == ' ')
+      continue; /* the group's word once, so that a prefix of it counts once */
+    consider(&s, typo, word);
+  }
   return suggested(&s, typo);
 }
 
@@ -334,7 +439,7 @@ void ctl_print_tool_help(FILE *f)
         "Commands:\n",
         f);
   for (size_t i = 0; i < N_COMMANDS; i++)
-    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
   fputc('\n', f);
   print_global_opts(f, NULL);
   fputs("\nTimes (TIME) are RFC 3339, e.g. 2024-05-01T12:00:00Z or 2024-05-01T14:00:00.5+02:00; a date alone\n"
@@ -367,6 +472,25 @@ int cmd_help(struct ctl *c)
   if (c->npos == 0) {
     ctl_print_tool_help(stdout);
     return CTL_EXIT_OK;
+  }
+  if (ctl_is_group(c->pos[0])) {
+    if (c->npos == 1) {
+      ctl_print_group_help(stdout, c->pos[0]);
+      return CTL_EXIT_OK;
+    }
+    const struct command *sub = ctl_find_group_command(c->pos[0], c->pos[1]);
+    if (!sub) {
+      char words[128];
+      c->cmd = NULL;
+      return ctl_usage_error(c, "no such command: %s %s (%s has: %s)", c->pos[0], c->pos[1], c->pos[0],
+                             ctl_group_words(c->pos[0], words, sizeof words));
+    }
+    ctl_print_command_help(stdout, sub);
+    return CTL_EXIT_OK;
+  }
+  if (c->npos > 1) {
+    c->cmd = NULL;
+    return ctl_usage_error(c, "help takes one command, not '%s %s'", c->pos[0], c->pos[1]);
   }
   const struct command *cmd = ctl_find_command(c->pos[0]);
   if (!cmd) {

@@ -55,6 +55,18 @@ enum opt_id {
   O_FROM,
   O_TO,
   O_BATCH,
+  /* entity commands */
+  O_ENT_PREFIX,
+  O_ENT_TRANSIENT,
+  O_ENT_STATE,
+  O_ENT_LIMIT,
+  O_ENT_ALL,
+  O_ENT_PAGE_SIZE,
+  O_ENT_INPUT,
+  O_ENT_AT,
+  O_ENT_IN,
+  O_ENT_REMOVE_EMPTY,
+  O_ENT_RELEASE_LOCKS,
   O_END = -1
 };
 
@@ -73,6 +85,8 @@ struct ctl;
 typedef int (*cmd_fn)(struct ctl *c);
 
 struct command {
+  /* One word, or "GROUP WORD" for the commands of a group ("entity list"): the parser takes the two words of the
+   * command line as one name, and help, suggestions and completion treat GROUP as a command of its own. */
   const char *name;
   cmd_fn run;
   bool local;       /* runs without a connection to taskhubd (help, migrate) */
@@ -94,6 +108,7 @@ struct ctl {
   bool help;
   bool tool_version;
   const struct command *cmd;
+  const char *group; /* "entity" once seen on the line, while its command word has not come yet */
   const char *pos[CTL_MAX_POS];
   int npos;
   char err[512]; /* the first usage error, reported once the whole line is parsed */
@@ -115,6 +130,8 @@ struct ctl {
   int interval_ms;
   const char *from, *to;
   int batch;
+  bool transient, state, remove_empty, release_locks; /* entity list, entity clean */
+  int64_t signal_at;                                  /* entity signal --at / --in: 0 now */
   dt_client *client;
 };
 
@@ -125,6 +142,14 @@ const struct optdef *ctl_opt_by_id(int id);
  * command's own first, then the global ones. */
 const struct optdef *ctl_lookup_opt(const struct command *cmd, const char *name);
 const struct command *ctl_find_command(const char *name);
+/* Whether |word| names a group of commands ("entity"). */
+bool ctl_is_group(const char *word);
+/* Finds the command |word| of |group| ("entity", "list"). */
+const struct command *ctl_find_group_command(const char *group, const char *word);
+/* The command words of |group|, comma-separated, into |buf| ("list, show, signal, clean"). */
+const char *ctl_group_words(const char *group, char *buf, size_t cap);
+/* Prints the help of a group: its commands and how to get their help. */
+void ctl_print_group_help(FILE *f, const char *group);
 /* What the user probably meant by an unknown command (or option valid after |cmd|): the nearest name by edit
  * distance, else the only one |typo| is a prefix of; NULL when nothing is close. */
 const char *ctl_suggest_command(const char *typo);

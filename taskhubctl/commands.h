@@ -21,6 +21,12 @@ int cmd_terminate(struct ctl *c);
 int cmd_rewind(struct ctl *c);
 int cmd_restart(struct ctl *c);
 
+/* cmd_entity.c: durable entities */
+int cmd_entity_list(struct ctl *c);
+int cmd_entity_show(struct ctl *c);
+int cmd_entity_signal(struct ctl *c);
+int cmd_entity_clean(struct ctl *c);
+
 /* cmd_watch.c */
 int cmd_watch(struct ctl *c);
 

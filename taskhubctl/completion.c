@@ -24,6 +24,48 @@ static bool shadowed(const struct ctl_tables *t, const struct command *cmd, cons
   return false;
 }
 
+/* The length of the first word of |cmd|'s name: the whole name, or the group of "GROUP WORD". */
+static size_t first_word(const struct command *cmd)
+{
+  return strcspn(cmd->name, " ");
+}
+
+/* Whether |cmd| is the first command of the table with its first word (so that a group is written once). */
+static bool first_of_word(const struct ctl_tables *t, size_t i)
+{
+  size_t n = first_word(&t->commands[i]);
+  for (size_t k = 0; k < i; k++)
+    if (first_word(&t->commands[k]) == n && strncmp(t->commands[k].name, t->commands[i].name, n) == 0)
+      return false;
+  return true;
+}
+
+/* What is typed first: the commands, and each group once, separated by spaces. */
+static void top_words(FILE *f, const struct ctl_tables *t)
+{
+  const char *sep = "";
+  for (size_t i = 0; i < t->n_commands; i++) {
+    if (!first_of_word(t, i))
+      continue;
+    fprintf(f, "%s%.*s", sep, (int)first_word(&t->commands[i]), t->commands[i].name);
+    sep = " ";
+  }
+}
+
+/* The second words of the commands of the group whose commands start like commands[gi], separated by spaces. */
+static void group_words(FILE *f, const struct ctl_tables *t, size_t gi)
+{
+  size_t n = first_word(&t->commands[gi]);
+  const char *sep = "";
+  for (size_t i = 0; i < t->n_commands; i++) {
+    const char *name = t->commands[i].name;
+    if (first_word(&t->commands[i]) == n && name[n] == ' ' && strncmp(name, t->commands[gi].name, n) == 0) {
+      fprintf(f, "%s%s", sep, name + n + 1);
+      sep = " ";
+    }
+  }
+}
+
 static bool global_applies(const struct command *cmd, const struct optdef *g)
 {
   return !cmd || g->id != O_TOOL_VERSION; /* taskhubctl's own --version goes before a command only */
@@ -114,11 +156,18 @@ static void write_bash(FILE *f, const struct ctl_tables *t)
   status_regex(f);
   fputs("/ { print $1 }'\n}\n\n", f);
 
+  /* Entity ids, the same way, from `entity list` (transient ones too). */
+  fputs("_taskhubctl_entities()\n{\n"
+        "  \"$_taskhubctl_bin\" \"${_taskhubctl_addr[@]}\" entity list --transient ${1:+\"--prefix=$1\"} --limit 100 "
+        "--timeout-ms 2000 2>/dev/null |\n    awk '$2 == \"state\" || $2 == \"transient\" { print $1 }'\n}\n\n",
+        f);
+
   fputs("_taskhubctl_reply()\n{\n"
         "  local cur=\"$2\" k pre\n"
         "  case \"$1\" in\n"
         "    @file) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"
         "    @ids) COMPREPLY=($(compgen -W \"$(_taskhubctl_ids \"$cur\")\" -- \"$cur\")) ;;\n"
+        "    @entities) COMPREPLY=($(compgen -W \"$(_taskhubctl_entities \"$cur\")\" -- \"$cur\")) ;;\n"
         "    *) COMPREPLY=($(compgen -W \"$1\" -- \"$cur\")) ;;\n"
         "  esac\n"
         "  # bash replaces only what follows the last ':' of the word (ids of sub-orchestrations have one).\n"
@@ -134,6 +183,18 @@ static void write_bash(FILE *f, const struct ctl_tables *t)
   fputs("_taskhubctl()\n{\n"
         "  local line=\"${COMP_LINE:0:COMP_POINT}\" words cur cmd=\"\" opt=\"\" vals=\"\" i w skip=0 npos=0\n"
         "  local _taskhubctl_bin _taskhubctl_addr=()\n"
+        "  # Groups of commands: their command is two words (entity list).\n"
+        "  local groups=\"",
+        f);
+  {
+    const char *sep = "";
+    for (size_t i = 0; i < t->n_commands; i++)
+      if (first_of_word(t, i) && t->commands[i].name[first_word(&t->commands[i])] == ' ') {
+        fprintf(f, "%s%.*s", sep, (int)first_word(&t->commands[i]), t->commands[i].name);
+        sep = " ";
+      }
+  }
+  fputs("\"\n"
         "  read -ra words <<< \"$line\"\n"
         "  [[ -z \"$line\" || \"$line\" =~ [[:space:]]$ ]] && words+=(\"\")\n"
         "  _taskhubctl_bin=\"${words[0]}\"\n"
@@ -149,7 +210,8 @@ static void write_bash(FILE *f, const struct ctl_tables *t)
         "      --address=*) _taskhubctl_addr=(\"$w\") ;;\n"
         "      --*=*) ;;\n"
         "      -*) _taskhubctl_takes_value \"$cmd\" \"$w\" && skip=1 ;;\n"
-        "      *) if [[ -z \"$cmd\" ]]; then cmd=\"$w\"; else ((npos++)); fi ;;\n"
+        "      *) if [[ -z \"$cmd\" ]]; then cmd=\"$w\"; elif [[ \" $groups \" == *\" $cmd \"* ]]; then "
+        "cmd=\"$cmd $w\"; else ((npos++)); fi ;;\n"
         "    esac\n"
         "  done\n"
         "  if ((skip)); then\n"
@@ -190,24 +252,30 @@ static void write_bash(FILE *f, const struct ctl_tables *t)
         "    case \"$cmd\" in\n",
         f);
   for (size_t i = 0; i < t->n_commands; i++) {
-    fprintf(f, "      %s) vals=\"", t->commands[i].name);
+    fprintf(f, "      \"%s\") vals=\"", t->commands[i].name);
     bash_opt_words(f, t, &t->commands[i]);
     fputs("\" ;;\n", f);
   }
   fputs("      *) vals=\"", f);
   bash_opt_words(f, t, NULL);
   fputs("\" ;;\n    esac\n  elif [[ -z \"$cmd\" ]]; then\n    vals=\"", f);
-  for (size_t i = 0; i < t->n_commands; i++)
-    fprintf(f, "%s%s", i ? " " : "", t->commands[i].name);
+  top_words(f, t);
   fputs("\"\n  elif ((npos == 0)); then\n    case \"$cmd\" in\n", f);
+  for (size_t i = 0; i < t->n_commands; i++) {
+    /* A group alone: its commands. */
+    if (!first_of_word(t, i) || t->commands[i].name[first_word(&t->commands[i])] != ' ')
+      continue;
+    fprintf(f, "      \"%.*s\") vals=\"", (int)first_word(&t->commands[i]), t->commands[i].name);
+    group_words(f, t, i);
+    fputs("\" ;;\n", f);
+  }
   for (size_t i = 0; i < t->n_commands; i++) {
     const struct command *cmd = &t->commands[i];
     if (!cmd->pos_values)
       continue;
-    fprintf(f, "      %s) vals=\"", cmd->name);
+    fprintf(f, "      \"%s\") vals=\"", cmd->name);
     if (strcmp(cmd->pos_values, "@commands") == 0)
-      for (size_t k = 0; k < t->n_commands; k++)
-        fprintf(f, "%s%s", k ? " " : "", t->commands[k].name);
+      top_words(f, t);
     else
       fputs(cmd->pos_values, f);
     fputs("\" ;;\n", f);
@@ -288,6 +356,25 @@ static void zsh_specs(FILE *f, int indent, const struct ctl_tables *t, const str
   }
 }
 
+/* The case arm of one command: |word| (its name, or its second word inside a group's arm) at |indent|. */
+static void zsh_arm(FILE *f, const struct ctl_tables *t, const struct command *cmd, const char *word, int indent)
+{
+  fprintf(f, "%*s%s)\n%*s_arguments \\\n", indent, "", word, indent + 2, "");
+  zsh_specs(f, indent + 4, t, cmd);
+  if (cmd->pos_values && strcmp(cmd->pos_values, "@ids") == 0) {
+    fprintf(f, "%*s'1:instance id:_taskhubctl_ids' \\\n", indent + 4, "");
+  } else if (cmd->pos_values && strcmp(cmd->pos_values, "@entities") == 0) {
+    fprintf(f, "%*s'1:entity id:_taskhubctl_entities' \\\n", indent + 4, "");
+  } else if (cmd->pos_values && strcmp(cmd->pos_values, "@commands") == 0) {
+    fprintf(f, "%*s'1:command:(", indent + 4, "");
+    top_words(f, t);
+    fputs(")' \\\n", f);
+  } else if (cmd->pos_values) {
+    fprintf(f, "%*s'1:argument:(%s)' \\\n", indent + 4, "", cmd->pos_values);
+  }
+  fprintf(f, "%*s&& ret=0\n%*s;;\n", indent + 4, "", indent + 2, "");
+}
+
 static void write_zsh(FILE *f, const struct ctl_tables *t)
 {
   fputs("#compdef taskhubctl\n"
@@ -308,6 +395,14 @@ static void write_zsh(FILE *f, const struct ctl_tables *t)
   fputs("/ || $3 ~ /", f);
   status_regex(f);
   fputs("/ { print $1 }')\"})\n  compadd -a ids\n}\n\n", f);
+  fputs("_taskhubctl_entities()\n{\n"
+        "  local -a addr ids\n"
+        "  local i=${_taskhubctl_line[(I)(-a|--address)]}\n"
+        "  (( i > 0 )) && addr=(--address ${_taskhubctl_line[i+1]})\n"
+        "  ids=(${(f)\"$(${_taskhubctl_line[1]} $addr entity list --transient ${PREFIX:+--prefix=$PREFIX} --limit 100 "
+        "--timeout-ms 2000 2>/dev/null |\n    awk '$2 == \"state\" || $2 == \"transient\" { print $1 }')\"})\n"
+        "  compadd -a ids\n}\n\n",
+        f);
 
   fputs("_taskhubctl()\n{\n"
         "  local curcontext=\"$curcontext\" state line ret=1\n"
@@ -316,8 +411,18 @@ static void write_zsh(FILE *f, const struct ctl_tables *t)
         "  commands=(\n",
         f);
   for (size_t i = 0; i < t->n_commands; i++) {
-    fprintf(f, "    '%s:", t->commands[i].name);
-    zsh_desc(f, t->commands[i].summary);
+    const struct command *cmd = &t->commands[i];
+    size_t n = first_word(cmd);
+    if (!first_of_word(t, i))
+      continue;
+    if (cmd->name[n] == ' ') {
+      fprintf(f, "    '%.*s:%.*s commands\\: ", (int)n, cmd->name, (int)n, cmd->name);
+      group_words(f, t, i);
+      fputs("'\n", f);
+      continue;
+    }
+    fprintf(f, "    '%s:", cmd->name);
+    zsh_desc(f, cmd->summary);
     fputs("'\n", f);
   }
   fputs("  )\n  _arguments -C \\\n", f);
@@ -331,19 +436,28 @@ static void write_zsh(FILE *f, const struct ctl_tables *t)
         f);
   for (size_t i = 0; i < t->n_commands; i++) {
     const struct command *cmd = &t->commands[i];
-    fprintf(f, "        %s)\n          _arguments \\\n", cmd->name);
-    zsh_specs(f, 12, t, cmd);
-    if (cmd->pos_values && strcmp(cmd->pos_values, "@ids") == 0) {
-      fputs("            '1:instance id:_taskhubctl_ids' \\\n", f);
-    } else if (cmd->pos_values && strcmp(cmd->pos_values, "@commands") == 0) {
-      fputs("            '1:command:(", f);
-      for (size_t k = 0; k < t->n_commands; k++)
-        fprintf(f, "%s%s", k ? " " : "", t->commands[k].name);
-      fputs(")' \\\n", f);
-    } else if (cmd->pos_values) {
-      fprintf(f, "            '1:argument:(%s)' \\\n", cmd->pos_values);
+    size_t n = first_word(cmd);
+    if (cmd->name[n] != ' ') {
+      zsh_arm(f, t, cmd, cmd->name, 8);
+      continue;
     }
-    fputs("            && ret=0\n          ;;\n", f);
+    if (!first_of_word(t, i))
+      continue;
+    /* A group: its command word, then that command's own arguments, as one more level of _arguments. */
+    fprintf(f, "        %.*s)\n          _arguments -C \\\n            '1:%.*s command:(", (int)n, cmd->name, (int)n,
+            cmd->name);
+    group_words(f, t, i);
+    fprintf(f, ")' \\\n            '*::argument:->group' && ret=0\n"
+               "          if [[ $state == group ]]; then\n"
+               "            curcontext=\"${curcontext%%:*:*}:taskhubctl-%.*s-$words[1]:\"\n"
+               "            case $words[1] in\n",
+            (int)n, cmd->name);
+    for (size_t k = i; k < t->n_commands; k++) {
+      const struct command *sub = &t->commands[k];
+      if (first_word(sub) == n && sub->name[n] == ' ' && strncmp(sub->name, cmd->name, n) == 0)
+        zsh_arm(f, t, sub, sub->name + n + 1, 14);
+    }
+    fputs("            esac\n          fi\n          ;;\n", f);
   }
   fputs("      esac ;;\n  esac\n  return ret\n}\n\n"
         "if [[ $zsh_eval_context[-1] == loadautofunc ]]; then\n"

@@ -191,6 +191,39 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
     if (!parse_int(arg, 10, 3600000, &c->interval_ms))
       parse_error(c, "--interval-ms: '%s' is not a number from 10 to 3600000", arg);
     break;
+  case O_ENT_PREFIX: c->prefix = arg; break;
+  case O_ENT_TRANSIENT: c->transient = true; break;
+  case O_ENT_STATE: c->state = true; break;
+  case O_ENT_LIMIT:
+    if (!parse_int(arg, 1, INT_MAX, &c->limit))
+      parse_error(c, "--limit: '%s' is not a positive number", arg);
+    break;
+  case O_ENT_ALL: c->all = true; break;
+  case O_ENT_PAGE_SIZE:
+    if (!parse_int(arg, 1, 1000, &c->page_size))
+      parse_error(c, "--page-size: '%s' is not a number from 1 to 1000", arg);
+    break;
+  case O_ENT_INPUT:
+    need_json(c, o->name, arg);
+    c->input = arg;
+    break;
+  case O_ENT_AT:
+    if (c->signal_at)
+      parse_error(c, "--at and --in exclude each other");
+    parse_time_opt(c, o->name, arg, &c->signal_at);
+    break;
+  case O_ENT_IN: {
+    int64_t d;
+    if (c->signal_at)
+      parse_error(c, "--at and --in exclude each other");
+    if (!ctl_parse_duration(arg, &d) || d <= 0)
+      parse_error(c, "--in: '%s' is not a duration (e.g. 30s, 5m, 1h30m)", arg);
+    else
+      c->signal_at = ctl_wall_ms() + d;
+    break;
+  }
+  case O_ENT_REMOVE_EMPTY: c->remove_empty = true; break;
+  case O_ENT_RELEASE_LOCKS: c->release_locks = true; break;
   case O_FROM: c->from = arg; break;
   case O_TO: c->to = arg; break;
   case O_BATCH:
@@ -248,6 +281,22 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
       apply(c, o, val);
       continue;
     }
+    if (!c->cmd && c->group) {
+      /* The second word of a group's command ("entity list"). */
+      c->cmd = ctl_find_group_command(c->group, a);
+      if (!c->cmd) {
+        char words[128];
+        parse_error(c, "no such command: %s %s (%s has: %s)", c->group, a, c->group,
+                    ctl_group_words(c->group, words, sizeof words));
+        return;
+      }
+      c->group = NULL;
+      continue;
+    }
+    if (!c->cmd && ctl_is_group(a)) {
+      c->group = a;
+      continue;
+    }
     if (!c->cmd) {
       c->cmd = ctl_find_command(a);
       if (!c->cmd) {
@@ -265,6 +314,10 @@ void ctl_parse(struct ctl *c, int argc, char **argv)
       continue;
     }
     c->pos[c->npos++] = a;
+  }
+  if (c->group && !c->err[0]) {
+    char words[128];
+    parse_error(c, "%s needs a command: %s", c->group, ctl_group_words(c->group, words, sizeof words));
   }
   if (c->cmd && c->npos < c->cmd->min_pos)
     parse_error(c, "%s needs %s", c->cmd->name, c->cmd->args);

@@ -38,7 +38,12 @@ int main(int argc, char **argv)
     const struct command *help = ctl_find_command("help");
     if (page == help && c.npos == 1 && ctl_find_command(c.pos[0]))
       page = ctl_find_command(c.pos[0]);
-    if (page)
+    if (page == help && c.npos == 2 && ctl_find_group_command(c.pos[0], c.pos[1]))
+      page = ctl_find_group_command(c.pos[0], c.pos[1]);
+    const char *group = !page ? c.group : page == help && c.npos == 1 && ctl_is_group(c.pos[0]) ? c.pos[0] : NULL;
+    if (group)
+      ctl_print_group_help(stdout, group);
+    else if (page)
       ctl_print_command_help(stdout, page);
     else
       ctl_print_tool_help(stdout);

@@ -265,6 +265,74 @@ typedef struct dt_history {
 int dt_client_history(dt_client *c, const char *instance_id, dt_history **out);
 void dt_history_free(dt_history *h);
 
+/* ------------------------------------------------------------------------------------------------ entities (client) */
+
+/*
+ * Durable entities, from a client: signal them, read them, list them, clean up after them (see taskhubd's
+ * docs/entities.md). An entity id is "@name@key": the name non-empty and without '@', the key anything after
+ * the second '@'. Entity names are case-insensitive: the other SDKs lowercase them, so every function here sends
+ * the name part of an id lowercased (ASCII letters only), and "@Counter@k" and "@counter@k" are the same
+ * entity. A malformed id is DT_ERR_INVALID_ARG before anything is sent. Thread-safe as the client is.
+ */
+
+/* "@name@key" with |name| lowercased, into *out (caller frees with dt_free()). DT_ERR_INVALID_ARG when |name| is
+ * empty or holds '@', or |key| is NULL. */
+int dt_make_entity_id(const char *name, const char *key, char **out);
+
+/* Queues |operation| (non-empty) with |input| (NULL: none) for the entity, durably before the call returns.
+ * signal_at_ms > 0 schedules it: the signal is queued at that time (a time already past queues it now). The
+ * server needs no worker to accept it; it runs when a worker serving entities of that name takes it. */
+int dt_client_signal_entity(dt_client *c, const char *entity_id, const char *operation, const char *input,
+                            int64_t signal_at_ms);
+
+/* What the server says about an entity. Caller frees with dt_entity_free(). */
+typedef struct dt_entity {
+  char *entity_id;          /* "@name@key" */
+  bool exists;              /* it has state; false for one signalled whose operations have not run yet (or that
+                             * deleted its state with operations still queued): "transient" */
+  int64_t last_modified_ms;
+  int32_t backlog;          /* operations queued for it, not yet run */
+  char *locked_by;          /* the orchestration whose critical section holds it, NULL when unlocked */
+  char *state;              /* its state (JSON), only when asked for and when it exists */
+} dt_entity;
+
+void dt_entity_free(dt_entity *e);
+
+/* Reads an entity. DT_ERR_NOT_FOUND when the server has no record of it at all. A transient entity (signalled,
+ * no state yet) is DT_OK with exists == false, so that its backlog and lock can be seen; servers that do not
+ * describe transient entities answer DT_ERR_NOT_FOUND for them. */
+int dt_client_get_entity(dt_client *c, const char *entity_id, bool include_state, dt_entity **out);
+
+typedef struct dt_entity_query {
+  const char *id_prefix;     /* NULL: all; "@name@" for the entities of one name (the name part is lowercased) */
+  int64_t modified_from_ms;  /* 0: no lower bound */
+  int64_t modified_to_ms;    /* 0: no upper bound */
+  bool include_state;
+  bool include_transient;    /* also entities without state (see dt_entity.exists) */
+  int page_size;             /* 0: the server's default (taskhubd: 100, at most 1000) */
+  const char *continuation;  /* NULL for the first page, then dt_entity_page.continuation */
+} dt_entity_query;
+
+typedef struct dt_entity_page {
+  dt_entity **entities;      /* in id order (taskhubd) */
+  size_t n;
+  char *continuation;        /* NULL on the last page */
+} dt_entity_page;
+
+/* One page of entities. Caller frees with dt_entity_page_free(). A page may hold fewer than page_size and still
+ * have a continuation. With include_transient but not include_state the server does not say which entities have
+ * state, so the SDK asks a second time, without the transient ones and without state, to set exists right: two
+ * calls, rather than moving every state over the wire. */
+int dt_client_query_entities(dt_client *c, const dt_entity_query *q, dt_entity_page **out);
+void dt_entity_page_free(dt_entity_page *p);
+
+/* One page of entity storage cleaning: with |remove_empty|, records without state, lock or queued operations are
+ * removed; with |release_orphaned_locks|, locks whose orchestration has finished or is gone are released.
+ * |continuation|: NULL at first, then *next until it comes back NULL. *removed, *released (counts for this page)
+ * and *next (caller frees with dt_free()) may each be NULL. */
+int dt_client_clean_entity_storage(dt_client *c, bool remove_empty, bool release_orphaned_locks,
+                                   const char *continuation, int *removed, int *released, char **next);
+
 /* ------------------------------------------------------------------------------------------------ orchestrations */
 
 typedef struct dt_orch_ctx dt_orch_ctx;

@@ -14,6 +14,11 @@ struct dt_client {
   dt__conn conn;
 };
 
+dt__conn *dt__client_conn(dt_client *c)
+{
+  return &c->conn;
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 static bool valid_id(const char *s)

@@ -65,6 +65,9 @@ int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *r
                       const ProtobufCMessageDescriptor *rd, int timeout_ms,
                       int (*on_msg)(ProtobufCMessage *m, void *arg), void *arg);
 
+/* The connection of a client, for the client calls kept outside client.c (entity_client.c). */
+dt__conn *dt__client_conn(dt_client *c);
+
 /* gRPC status code -> DT_* code. */
 int dt__from_grpc(grpc_status_code s);
 
