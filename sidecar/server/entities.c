@@ -117,8 +117,12 @@ static void get_read(struct sc_call *c)
   if (rc == SC_OK) {
     struct sc_inbox_blob *msgs;
     size_t n = 0;
-    if (st->ops->inbox_load(st, r->instanceid, &c->arena, &msgs, &n) != SC_OK)
-      n = 0;
+    if ((rc = st->ops->inbox_load(st, r->instanceid, &c->arena, &msgs, &n)) != SC_OK) {
+      struct sc_err err;
+      sc_err_set(&err, rc, "reading the queue of entity %s failed", r->instanceid);
+      sc_call_reply_err(c, &err);
+      return;
+    }
     /* An entity exists while it has state; one only signalled so far is described, not said to exist. */
     resp.exists = e->has_state;
     resp.entity = metadata(&c->arena, r->instanceid, e, (uint32_t)n, r->includestate);
@@ -164,17 +168,28 @@ static void query_read(struct sc_call *c)
   }
   QueryEntitiesResponse resp = QUERY_ENTITIES_RESPONSE__INIT;
   resp.entities = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof *resp.entities);
+  /* A page must fit in one reply (--max-send-message): states are up to --max-payload each, so a page of large
+   * ones ends early, and the next starts after the last entity it holds. */
+  size_t send = sc_call_ctx(c)->cfg->max_send_message;
+  size_t budget = send > (128u << 10) ? send - (64u << 10) : send / 2, used = 0;
+  const char *next = page.next_after;
   for (size_t i = 0; i < page.n; i++) {
     StoredEntity *e;
     if (sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &page.rows[i].rec, &c->arena, (void **)&e) !=
         SC_OK)
       continue;
-    resp.entities[resp.n_entities++] =
-        metadata(&c->arena, page.rows[i].id, e, page.rows[i].backlog, q && q->includestate);
+    EntityMetadata *m = metadata(&c->arena, page.rows[i].id, e, page.rows[i].backlog, q && q->includestate);
+    size_t size = entity_metadata__get_packed_size(m) + 6;
+    if (resp.n_entities > 0 && used + size > budget) {
+      next = resp.entities[resp.n_entities - 1]->instanceid;
+      break;
+    }
+    used += size;
+    resp.entities[resp.n_entities++] = m;
   }
   /* The token is the last id the page covered: strictly increasing, so it never repeats. */
-  if (page.next_after)
-    resp.continuationtoken = sc_pb_sv(&c->arena, page.next_after);
+  if (next)
+    resp.continuationtoken = sc_pb_sv(&c->arena, next);
   sc_call_reply(c, 0, NULL, &resp.base);
 }
 

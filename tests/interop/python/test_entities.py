@@ -324,3 +324,32 @@ def test_bad_entity_requests(module_server):
         assert ei.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         channel.close()
+
+
+def blob(ctx: entities.EntityContext, input):
+    ctx.set_state(input)
+
+
+def test_query_pages_fit_the_send_limit(server_factory):
+    """States of up to --max-payload each: a page of them is cut to fit one reply (--max-send-message), and the
+    next page starts after the last entity returned, so every entity comes exactly once."""
+    s = server_factory.start("--max-send-message", "256K", "--max-payload", "32K")
+    w = make_worker(s)
+    w.add_entity(blob)
+    w.start()
+    c = make_client(s)
+    try:
+        ids = [entities.EntityInstanceId("blob", f"b{i:02d}") for i in range(20)]
+        for eid in ids:
+            c.signal_entity(eid, "set", "x" * 30000)
+        for eid in ids:
+            deadline = time.monotonic() + WAIT_S
+            while c.get_entity(eid) is None:
+                assert time.monotonic() < deadline, f"{eid} never got its state"
+                time.sleep(0.02)
+        got = c.get_all_entities(EntityQuery(instance_id_starts_with="@blob@", include_state=True, page_size=100))
+        assert sorted(str(e.id) for e in got) == sorted(str(i) for i in ids)
+        assert all("x" * 30000 in str(e.get_state()) for e in got)
+    finally:
+        c.close()
+        w.stop()
