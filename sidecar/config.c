@@ -99,6 +99,10 @@ static const struct opt opts[] = {
      "most commands folded into one commit (default 1024)"},
     {"--cache-size", "TASKHUBD_CACHE_SIZE", OPT_SIZE, F(cache_size), 0, "BYTES",
      "memory for recently used instances' records, histories and inboxes (default 16M; 0: none kept)"},
+    {"--entity-work-items", "TASKHUBD_ENTITY_WORK_ITEMS", OPT_STR, F(entity_work_items),
+     sizeof(((struct sc_config *)0)->entity_work_items), "v1|v2",
+     "how entity batches are encoded: v1 EntityBatchRequest (every SDK with entities reads it), v2 EntityRequest "
+     "with the operations as history events (default v1)"},
     {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
      "once serving, write the bound port and a newline to FD, then close it"},
     {"--ops-ready-fd", NULL, OPT_INT, F(ops_ready_fd), 0, "FD",
@@ -305,6 +309,7 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->drain_grace_s = 30;
   c->hold_recovery_fd = -1;
   c->cache_size = 16u << 20;
+  strcpy(c->entity_work_items, "v1");
   c->partition_lease_s = 15;
   if (gethostname(c->replica_id, sizeof c->replica_id - 1) != 0 || !c->replica_id[0])
     strcpy(c->replica_id, "taskhubd");
@@ -381,6 +386,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
       (strcmp(c->ops_listen, "off") != 0 && c->ops_listen[0] &&
        check_address("--ops-listen", c->ops_listen, false, err) < 0))
     return -1;
+  if (strcmp(c->entity_work_items, "v1") != 0 && strcmp(c->entity_work_items, "v2") != 0) {
+    fprintf(err, "taskhubd: --entity-work-items: expected v1 or v2, got \"%s\"\n", c->entity_work_items);
+    return -1;
+  }
   if (c->partition_lease_s < 1) {
     fprintf(err, "taskhubd: --partition-lease must be at least 1 second\n");
     return -1;

@@ -43,6 +43,7 @@ struct sc_config {
   int64_t drain_grace_s;     /* how long SIGTERM waits for in-flight work items */
   int hold_recovery_fd;      /* testing aid: recovery waits for a byte on this fd */
   size_t cache_size;         /* the store's hot-instance cache budget */
+  char entity_work_items[8]; /* "v1" (EntityBatchRequest) or "v2" (EntityRequest with history events) */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

@@ -144,6 +144,7 @@ int main(int argc, char **argv)
       .act_lease_us = cfg.act_lease_s * 1000000,
       .limits = sc_config_limits(&cfg),
       .cache_budget = cfg.cache_size,
+      .entity_v2 = strcmp(cfg.entity_work_items, "v2") == 0,
       .replica = cfg.replica_id,
   };
   struct sc_engine *engine = NULL;

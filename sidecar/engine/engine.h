@@ -174,6 +174,7 @@ struct sc_engine_config {
   size_t max_inbox, max_inbox_bytes; /* RaiseEvent refused beyond these (0: no limit) */
   int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */
   struct sc_limits limits;  /* what worker actions and histories must pass, as client requests do */
+  bool entity_v2;           /* entity batches as EntityRequest (history events) rather than EntityBatchRequest */
   size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
   const char *replica;      /* this replica's name: where answers to its forwarded commands go */
 };

@@ -341,9 +341,20 @@ int dispatch_entity(struct sc_engine *e, const char *id)
   req.instanceid = (char *)id;
   if (cur.has_state)
     req.entitystate = sc_pb_sv(&e->ba, cur.state);
+  /* The same batch, V2: the queued events themselves (the SDK converts them and sends operationInfos back, which
+   * taskhubd does not need: it answers callers from the requests it sent). */
+  EntityRequest req2 = ENTITY_REQUEST__INIT;
+  req2.instanceid = (char *)id;
+  req2.entitystate = req.entitystate;
+  req2.operationrequests = sc_arena_alloc(&e->ba, npick * sizeof *req2.operationrequests);
   WorkItem wi = WORK_ITEM__INIT;
-  wi.request_case = WORK_ITEM__REQUEST_ENTITY_REQUEST;
-  wi.entityrequest = &req;
+  if (e->cfg.entity_v2) {
+    wi.request_case = WORK_ITEM__REQUEST_ENTITY_REQUEST_V2;
+    wi.entityrequestv2 = &req2;
+  } else {
+    wi.request_case = WORK_ITEM__REQUEST_ENTITY_REQUEST;
+    wi.entityrequest = &req;
+  }
   struct sc_lease *l = lease_new(e, LEASE_ENTITY, id, NULL);
   wi.completiontoken = l->token;
   l->keys = malloc(npick * sizeof *l->keys);
@@ -366,18 +377,21 @@ int dispatch_entity(struct sc_engine *e, const char *id)
       op->input = ev->entityoperationcalled->input;
     }
     size_t add = operation_request__get_packed_size(op) + 8;
+    if (e->cfg.entity_v2)
+      add = history_event__get_packed_size(ev) + 8;
     if (req.n_operations > 0 && size + add > e->cfg.max_message)
       break; /* the rest go in the next batch */
     size += add;
     req.operations[req.n_operations++] = op;
+    req2.operationrequests[req2.n_operationrequests++] = (HistoryEvent *)ev;
     l->keys[l->nkeys++] = (struct msgkey){m->band, (int)req.n_operations - 1, m->seq};
   }
   l->nsent = req.n_operations;
   size = work_item__get_packed_size(&wi);
   lease_attach(e, l, s);
   send_item(e, s, &wi, size);
-  SC_DEBUG("event=dispatched kind=entity entity=%s token=%s stream=%llu operations=%zu", SC_Q(id), l->token,
-           (unsigned long long)s->id, req.n_operations);
+  SC_DEBUG("event=dispatched kind=entity entity=%s token=%s stream=%llu operations=%zu encoding=%s", SC_Q(id),
+           l->token, (unsigned long long)s->id, req.n_operations, e->cfg.entity_v2 ? "v2" : "v1");
   return DISPATCHED;
 }
 

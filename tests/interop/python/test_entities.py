@@ -353,3 +353,27 @@ def test_query_pages_fit_the_send_limit(server_factory):
     finally:
         c.close()
         w.stop()
+
+
+def test_v2_work_items(server_factory):
+    """--entity-work-items v2: batches as EntityRequest (the queued history events); the SDK converts them and the
+    same signals, calls and failures work."""
+    s = server_factory.start("--entity-work-items", "v2", "--log-level", "debug")
+    w = make_worker(s)
+    w.add_entity(counter)
+    w.add_orchestrator(call_orch)
+    w.start()
+    c = make_client(s)
+    try:
+        k = key()
+        eid = entities.EntityInstanceId("counter", k)
+        c.signal_entity(eid, "add", 2)
+        iid = c.schedule_new_orchestration(call_orch, input=k)
+        st = c.wait_for_orchestration_completion(iid, timeout=WAIT_S)
+        assert st.runtime_status == OrchestrationStatus.COMPLETED, st.failure_details
+        assert st.get_output()["value"] == 7 and "boom" in st.get_output()["failed"], st.get_output()
+        wait_state(c, eid, 107)
+    finally:
+        c.close()
+        w.stop()
+    assert "encoding=v2" in s.stderr_text() and "encoding=v1" not in s.stderr_text()
