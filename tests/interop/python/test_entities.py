@@ -377,3 +377,49 @@ def test_v2_work_items(server_factory):
         c.close()
         w.stop()
     assert "encoding=v2" in s.stderr_text() and "encoding=v1" not in s.stderr_text()
+
+
+def scheduled_job(ctx: task.OrchestrationContext, x):
+    return x
+
+
+def test_scheduled_tasks(server_factory):
+    """Python's scheduled tasks, built on entities and orchestrations: create, describe, pause, resume, update, list,
+    delete, and a schedule that really starts its orchestration."""
+    from durabletask.scheduled import (ScheduledTaskClient, ScheduleCreationOptions, ScheduleQuery, ScheduleStatus,
+                                       ScheduleUpdateOptions)
+    s = server_factory.start()
+    w = make_worker(s)
+    w.configure_scheduled_tasks()
+    w.add_orchestrator(scheduled_job)
+    w.start()
+    c = make_client(s)
+    try:
+        sc = ScheduledTaskClient(c, operation_timeout=WAIT_S)
+        sid = f"sched-{key()}"
+        target = f"job-{key()}"
+        sched = sc.create_schedule(ScheduleCreationOptions(
+            schedule_id=sid, orchestration_name="scheduled_job", interval=timedelta(seconds=1),
+            orchestration_input="tick", orchestration_instance_id=target))
+        d = sched.describe()
+        assert d.schedule_id == sid and d.status == ScheduleStatus.ACTIVE, d
+        # it really runs: the orchestration it starts completes with the schedule's input
+        deadline = time.monotonic() + WAIT_S
+        st = None
+        while st is None or st.runtime_status != OrchestrationStatus.COMPLETED:
+            assert time.monotonic() < deadline, f"the schedule never ran its orchestration ({st})"
+            st = c.get_orchestration_state(target)
+            time.sleep(0.05)
+        assert st.serialized_output == '"tick"', st.serialized_output
+        sched.pause()
+        assert sched.describe().status == ScheduleStatus.PAUSED
+        sched.resume()
+        assert sched.describe().status == ScheduleStatus.ACTIVE
+        sched.update(ScheduleUpdateOptions(interval=timedelta(seconds=5)))
+        assert sched.describe().interval == timedelta(seconds=5)
+        assert sid in [x.schedule_id for x in sc.list_schedules(ScheduleQuery())]
+        sched.delete()
+        assert sc.get_schedule(sid) is None
+    finally:
+        c.close()
+        w.stop()
