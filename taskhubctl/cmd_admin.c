@@ -29,6 +29,7 @@ int cmd_migrate(struct ctl *c)
     json_object_object_add(doc, "payloads", json_object_new_int64((int64_t)r.payloads));
     json_object_object_add(doc, "timers", json_object_new_int64((int64_t)r.timers));
     json_object_object_add(doc, "activities", json_object_new_int64((int64_t)r.activities));
+    json_object_object_add(doc, "entities", json_object_new_int64((int64_t)r.entities));
     json_object_object_add(doc, "nextSequence", json_object_new_int64((int64_t)r.next_seq));
     char secs[32];
     snprintf(secs, sizeof secs, "%.3f", r.copy_s);
@@ -38,11 +39,11 @@ int cmd_migrate(struct ctl *c)
     json_object_object_add(doc, "verified", json_object_new_boolean(1));
     ctl_json_print(doc);
   } else {
-    printf("migrated %llu instances, %llu history events, %llu inbox messages, %llu timers, %llu activities in "
-           "%.1f s; verified in %.1f s\n",
+    printf("migrated %llu instances, %llu history events, %llu inbox messages, %llu timers, %llu activities, %llu "
+           "entities in %.1f s; verified in %.1f s\n",
            (unsigned long long)r.instances, (unsigned long long)r.history_events,
            (unsigned long long)r.inbox_messages, (unsigned long long)r.timers, (unsigned long long)r.activities,
-           r.copy_s, r.verify_s);
+           (unsigned long long)r.entities, r.copy_s, r.verify_s);
   }
   return CTL_EXIT_OK;
 }
@@ -51,12 +52,12 @@ int cmd_migrate(struct ctl *c)
 #define TASKHUBCTL_VERSION "unknown"
 #endif
 
-/* taskhubd reports its version nowhere a client can read it (checked for issue 14): Hello answers an empty
- * message, grpc.health.v1 only a serving status, and the ops port's /metrics has no build-info series. So
- * version says so rather than asking the server anything; the reason is part of the output. */
+/* taskhubd reports its version nowhere a gRPC client can read it (checked for issue 14): Hello answers an empty
+ * message and grpc.health.v1 only a serving status; /metrics has taskhubd_build_info, but on the ops port,
+ * whose address taskhubctl does not know. So version says so; the reason is part of the output. */
 #define SERVER_VERSION_UNKNOWN                                                                                    \
   "taskhubd does not report its version: Hello returns an empty message, grpc.health.v1 only a serving "        \
-  "status, and the ops port's /metrics no version; run taskhubd --version where it runs"
+  "status (the ops port's /metrics has taskhubd_build_info); run taskhubd --version where it runs"
 
 int cmd_version(struct ctl *c)
 {

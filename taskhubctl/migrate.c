@@ -82,7 +82,7 @@ struct mig {
   int ex; /* set by scan callbacks, which can only return a store status */
   int64_t t0_us, last_progress_us;
   struct counts {
-    uint64_t instances, history_events, inbox_messages, payloads, timers, activities;
+    uint64_t instances, history_events, inbox_messages, payloads, timers, activities, entities;
   } seen; /* what the verification read back from the target */
 };
 
@@ -266,6 +266,15 @@ static int check_target_empty(struct mig *m)
   else if (page.n > 0)
     ex = fail(m->r, CTL_EXIT_STATE, "the target is not empty: it holds instances (such as '%s'). %s",
               page.rows[0].iid, hint);
+  if (ex == CTL_EXIT_OK) {
+    struct sc_entity_query eq = {.include_transient = true, .page_size = 1};
+    struct sc_entity_page ep;
+    if ((rc = m->dst->ops->query_entities(m->dst, &eq, &a, &ep, &err)) != SC_OK)
+      ex = fail(m->r, CTL_EXIT_FAILED, "reading the target failed: %s", err.msg);
+    else if (ep.n > 0)
+      ex = fail(m->r, CTL_EXIT_STATE, "the target is not empty: it holds entities (such as '%s'). %s", ep.rows[0].id,
+                hint);
+  }
   sc_arena_free(&a);
   if (ex != CTL_EXIT_OK)
     return ex;
@@ -504,9 +513,78 @@ static int copy_activity(uint64_t seq, void *ctx)
   return SC_OK;
 }
 
+/* Calls |fn| for every entity record of |s| (in id order), a page at a time, with |page_done| after each page. */
+static int each_entity(struct mig *m, struct sc_store *s, size_t page_size, int (*fn)(struct mig *, const char *),
+                       int (*page_done)(struct mig *))
+{
+  char after[SC_MAX_ID + 1] = "";
+  struct sc_arena qa;
+  sc_arena_init(&qa);
+  int ex = CTL_EXIT_OK;
+  for (;;) {
+    struct sc_entity_query q = {.after = after[0] ? after : NULL, .include_transient = true,
+                                .page_size = page_size, .max_scan = SIZE_MAX};
+    struct sc_entity_page page;
+    struct sc_err err = {0};
+    int rc = s->ops->query_entities(s, &q, &qa, &page, &err);
+    if (rc != SC_OK) {
+      ex = fail(m->r, CTL_EXIT_FAILED, "listing the entities of the %s failed: %s",
+                s == m->src ? "source" : "target", err.msg[0] ? err.msg : sc_status_name(rc));
+      break;
+    }
+    for (size_t i = 0; ex == CTL_EXIT_OK && i < page.n; i++)
+      ex = fn(m, page.rows[i].id);
+    if (ex == CTL_EXIT_OK && page_done)
+      ex = page_done(m);
+    if (ex != CTL_EXIT_OK || !page.next_after)
+      break;
+    snprintf(after, sizeof after, "%s", page.next_after);
+    sc_arena_reset(&qa);
+  }
+  sc_arena_free(&qa);
+  return ex;
+}
+
+/* An entity: its record, and its queue (the inbox of its id). */
+static int copy_entity(struct mig *m, const char *id)
+{
+  struct sc_store *s = m->src;
+  struct sc_arena *a = &m->a;
+  const char *iid = sc_arena_strdup(a, id);
+  struct sc_blob rec;
+  int rc = s->ops->get_entity(s, iid, a, &rec);
+  if (rc != SC_OK)
+    return read_failed(m, "the entity record", iid, rc);
+  StoredEntity *dec;
+  if ((rc = sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &rec, a, (void **)&dec)) != SC_OK)
+    return read_failed(m, "the entity record", iid, rc);
+  struct sc_change *c = push(m, SC_CH_PUT_ENTITY, iid);
+  c->ent = dec;
+  c->val = rec.b;
+  c->len = rec.len;
+  m->bytes += rec.len;
+  struct sc_inbox_blob *msgs;
+  size_t n;
+  if ((rc = s->ops->inbox_load(s, iid, a, &msgs, &n)) != SC_OK)
+    return read_failed(m, "the entity's queue", iid, rc);
+  for (size_t i = 0; i < n; i++) {
+    c = push(m, SC_CH_INBOX_PUT, iid);
+    c->band = msgs[i].band;
+    c->seq = msgs[i].seq;
+    c->val = msgs[i].msg.b;
+    c->len = msgs[i].msg.len;
+    m->bytes += msgs[i].msg.len;
+  }
+  m->r->inbox_messages += n;
+  m->r->entities++;
+  return m->bytes >= SET_BYTES ? flush(m, false) : CTL_EXIT_OK;
+}
+
 static int copy_all(struct mig *m)
 {
   int ex = each_instance(m, m->src, (size_t)m->o->batch, copy_one, copy_page_done);
+  if (ex == CTL_EXIT_OK)
+    ex = each_entity(m, m->src, (size_t)m->o->batch, copy_entity, copy_page_done);
   if (ex != CTL_EXIT_OK)
     return ex;
   m->ex = CTL_EXIT_OK;
@@ -716,6 +794,36 @@ static int verify_queues(struct mig *m)
   return CTL_EXIT_OK;
 }
 
+static int count_target_entity(struct mig *m, const char *id)
+{
+  (void)id;
+  m->seen.entities++;
+  return CTL_EXIT_OK;
+}
+
+/* One source entity against the target: record and queue, byte for byte. */
+static int compare_entity(struct mig *m, const char *id)
+{
+  struct sc_store *s = m->src, *d = m->dst;
+  struct sc_arena *a = &m->a;
+  sc_arena_reset(a);
+  struct sc_blob sr, dr;
+  if (s->ops->get_entity(s, id, a, &sr) != SC_OK || d->ops->get_entity(d, id, a, &dr) != SC_OK ||
+      !blob_eq(sr.b, sr.len, dr.b, dr.len))
+    return differs(m, id, "the entity record");
+  struct sc_inbox_blob *si, *di;
+  size_t sn, dn;
+  if (s->ops->inbox_load(s, id, a, &si, &sn) != SC_OK || d->ops->inbox_load(d, id, a, &di, &dn) != SC_OK ||
+      sn != dn)
+    return differs(m, id, "the entity's queue");
+  for (size_t i = 0; i < sn; i++)
+    if (si[i].band != di[i].band || si[i].seq != di[i].seq ||
+        !blob_eq(si[i].msg.b, si[i].msg.len, di[i].msg.b, di[i].msg.len))
+      return differs(m, id, "the entity's queue");
+  m->seen.inbox_messages += dn;
+  return CTL_EXIT_OK;
+}
+
 static int verify(struct mig *m)
 {
   memset(&m->seen, 0, sizeof m->seen);
@@ -727,7 +835,14 @@ static int verify(struct mig *m)
                 (unsigned long long)m->seen.instances, (unsigned long long)m->r->instances);
   m->seen.instances = 0;
   ex = each_instance(m, m->src, VERIFY_PAGE, compare_instance, NULL);
+  if (ex == CTL_EXIT_OK)
+    ex = each_entity(m, m->dst, VERIFY_PAGE, count_target_entity, NULL);
   if (ex != CTL_EXIT_OK)
+    return ex;
+  if (m->seen.entities != m->r->entities)
+    return fail(m->r, CTL_EXIT_FAILED, "verification failed: the target holds %llu entities, %llu were copied",
+                (unsigned long long)m->seen.entities, (unsigned long long)m->r->entities);
+  if ((ex = each_entity(m, m->src, VERIFY_PAGE, compare_entity, NULL)) != CTL_EXIT_OK)
     return ex;
   const struct ctl_migrate_result *r = m->r;
   if (m->seen.history_events != r->history_events || m->seen.inbox_messages != r->inbox_messages ||

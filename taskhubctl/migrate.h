@@ -21,6 +21,7 @@ struct ctl_migrate_opts {
 
 struct ctl_migrate_result {
   uint64_t instances, history_events, inbox_messages, payloads, timers, activities;
+  uint64_t entities; /* entity records (their queued operations count as inbox messages) */
   uint64_t next_seq; /* the sequence counter the target starts from */
   double copy_s, verify_s;
   char msg[1024]; /* on failure: what went wrong and what to do */
