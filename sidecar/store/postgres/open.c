@@ -283,7 +283,8 @@ int sc_pg_wipe(struct sc_store *st, uint64_t next_seq, struct sc_err *err)
     s->next_seq = next_seq;
   char sql[256];
   snprintf(sql, sizeof sql,
-           "BEGIN; TRUNCATE th_instance, th_payload, th_history, th_inbox, th_timer, th_actq, th_incoming, th_reply; "
+           "BEGIN; TRUNCATE th_instance, th_payload, th_history, th_inbox, th_timer, th_actq, th_incoming, th_reply, "
+           "th_entity; "
            "UPDATE th_meta SET value = %llu WHERE key = 'seq'; COMMIT",
            (unsigned long long)s->next_seq);
   PGresult *r = PQexec(s->writer.c, sql);

@@ -423,3 +423,20 @@ def test_scheduled_tasks(server_factory):
     finally:
         c.close()
         w.stop()
+
+
+def test_delete_task_hub_removes_entities(server_factory):
+    """DeleteTaskHub wipes entities too (their records and queues), in both stores."""
+    s = server_factory.start("--allow-delete-taskhub")
+    c = make_client(s)
+    channel = grpc.insecure_channel(s.address, options=[("grpc.enable_http_proxy", 0)])
+    try:
+        stub = __import__("durabletask.internal.orchestrator_service_pb2_grpc", fromlist=["x"]).TaskHubSidecarServiceStub(
+            channel)
+        c.signal_entity(entities.EntityInstanceId("nobody", "wipe-me"), "op")
+        assert len(c.get_all_entities(EntityQuery(include_transient=True))) == 1
+        stub.DeleteTaskHub(pb.DeleteTaskHubRequest(), timeout=WAIT_S)
+        assert c.get_all_entities(EntityQuery(include_transient=True)) == []
+    finally:
+        channel.close()
+        c.close()
