@@ -509,9 +509,10 @@ int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c)
   struct sc_lease *l = find_lease(e, LEASE_ENTITY, res->completiontoken, NULL);
   if (!l)
     return unknown_token(e, c, res->completiontoken, "");
-  if (res->failuredetails) {
-    /* The worker could not run the batch at all: nothing of it happened; the operations go out again. */
-    lease_abandon(e, l, "entity_batch_failed");
+  if (res->failuredetails || (res->n_results == 0 && l->nkeys > 0)) {
+    /* The worker could not run the batch at all (or answered none of it): nothing of it happened; the operations
+     * go out again, after a backoff that grows while this repeats. */
+    lease_abandon(e, l, res->failuredetails ? "entity_batch_failed" : "entity_batch_unanswered");
     return DONE;
   }
   struct sc_txn *tx = e->tx;
