@@ -136,3 +136,17 @@ TaskFailureDetails *make_failure(struct sc_arena *a, const char *type, const cha
   f->errormessage = sc_arena_strdup(a, msg);
   return f;
 }
+
+int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec)
+{
+  struct sc_txn *tx = e->tx;
+  StoredMsg m;
+  taskhubd__store__stored_msg__init(&m);
+  m.event = ev;
+  if (exec)
+    m.target_execution_id = (char *)exec;
+  int rc = sc_txn_inbox_append(tx, iid, band, sc_txn_next_seq(tx), &m);
+  if (rc == SC_OK)
+    mark_dirty(e, iid);
+  return rc;
+}

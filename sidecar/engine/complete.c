@@ -46,19 +46,6 @@ static bool tokenless_repeat(struct sc_engine *e, const char *iid, const Orchest
   return false;
 }
 
-void count_completed(struct sc_engine *e, enum lease_kind kind)
-{
-  atomic_fetch_add_explicit(&sc_metrics.completed[wi_kind(kind)], 1, memory_order_relaxed);
-  pthread_mutex_lock(&e->mu);
-  if (kind == LEASE_ORCH)
-    e->stats.orch_completed++;
-  else if (kind == LEASE_ACT)
-    e->stats.act_completed++;
-  else
-    e->stats.entity_completed++;
-  pthread_mutex_unlock(&e->mu);
-}
-
 /* Keeps a deprecated isPartial chunk until the last one arrives; false when there are too many. */
 static bool keep_partial(struct sc_engine *e, struct sc_lease *l, const OrchestratorResponse *resp)
 {

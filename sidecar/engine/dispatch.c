@@ -28,15 +28,6 @@
 #define HISTORY_STREAMING_THRESHOLD (1u << 20)
 
 
-/* Work that waits for a stream able to take it. */
-struct waitq {
-  char *key;
-  struct want want;   /* name and version point into key's copy below */
-  char *name, *version;
-  struct fifo items;  /* instance ids (malloc'd) or activity seqs */
-  struct waitq *next; /* e->waitqs_list */
-};
-
 void work_init(struct sc_engine *e)
 {
   sc_map_init(&e->queued);
@@ -128,28 +119,6 @@ void work_free(struct sc_engine *e)
   sc_heap_free(&e->delayed);
   free(e->dirty);
   free(e->new_acts);
-}
-
-void wait_for_stream(struct sc_engine *e, const struct want *want, void *item)
-{
-  char key[2 * 1024];
-  snprintf(key, sizeof key, "%c%d%s\x01%s", "oae"[want->kind], want->needs_streaming,
-           want->name, want->version ? want->version : "");
-  struct waitq *w = sc_map_get(&e->waitqs, key);
-  if (!w) {
-    w = calloc(1, sizeof *w);
-    if (!w)
-      sc_panic("out of memory");
-    w->key = xstrdup(key);
-    w->name = xstrdup(want->name);
-    w->version = xstrdup(want->version ? want->version : "");
-    w->want = (struct want){want->kind, w->name, w->version, want->needs_streaming};
-    sc_map_put(&e->waitqs, w->key, w);
-    w->next = e->waitqs_list;
-    e->waitqs_list = w;
-  }
-  fifo_push(&w->items, item);
-  e->last_waitq = w;
 }
 
 /* ------------------------------------------------------------------ orchestrations */

@@ -98,20 +98,6 @@ char *new_exec_id(struct sc_arena *a)
   return exec;
 }
 
-int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec)
-{
-  struct sc_txn *tx = e->tx;
-  StoredMsg m;
-  taskhubd__store__stored_msg__init(&m);
-  m.event = ev;
-  if (exec)
-    m.target_execution_id = (char *)exec;
-  int rc = sc_txn_inbox_append(tx, iid, band, sc_txn_next_seq(tx), &m);
-  if (rc == SC_OK)
-    mark_dirty(e, iid);
-  return rc;
-}
-
 int notify_parent(struct sc_engine *e, const StoredInstance *child, int status,
                   const Google__Protobuf__StringValue *result, TaskFailureDetails *fd)
 {

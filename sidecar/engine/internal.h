@@ -12,7 +12,8 @@
  *   complete.c   what workers send back (Complete*, Abandon*)
  *   turn.c       applying an orchestration turn's actions;  turncheck.c  whether they can be applied
  *   instance.c   changes to instances shared by commands and turns
- *   entities.c   durable entities: signals, batches of operations and their completion, clean-up
+ *   entities.c   durable entities: batches of operations, their completion, clean-up
+ *   entity_queue.c  queueing entity operations, SignalEntity, orchestrations' entity messages, lock release
  *   dispatch.c   ready and activity queues, building work items
  *   streams.c    connected worker streams: limits, filters, sending
  *   lease.c      work items held by workers, by completion token
@@ -224,6 +225,8 @@ void fifo_free(struct fifo *f);
 char *xstrdup(const char *s);
 /* The instance may have work: dispatch looks at it after this batch's commands. */
 void mark_dirty(struct sc_engine *e, const char *iid);
+/* Appends |ev| to |iid|'s inbox (tagged with |exec| unless NULL) and marks the instance dirty. */
+int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec);
 /* An activity was queued (or requeued) by this batch. */
 void new_activity(struct sc_engine *e, uint64_t seq);
 /* Something to do at |due| (see struct delayed). */
@@ -274,6 +277,8 @@ bool applied_has(struct sc_engine *e, const char *key);
 /* Forgets the abandon count of work that completed or went away. */
 void backoff_forget(struct sc_engine *e, enum lease_kind kind, const char *iid, uint64_t act_seq);
 bool work_is_leased(struct sc_engine *e, const char *iid);
+/* A work item's completion was applied: counted by kind (metrics and stats). */
+void count_completed(struct sc_engine *e, enum lease_kind kind);
 /* By token, or without one by instance id (orchestrations) or "iid\x01taskId" (activities). */
 struct sc_lease *find_lease(struct sc_engine *e, enum lease_kind kind, const char *token, const char *fallback);
 int unknown_token(struct sc_engine *e, struct sc_cmd *c, const char *token, const char *what);
@@ -295,6 +300,17 @@ struct pick_why {
  * it before no filters; see streams.c); NULL if none.
  * With |why|, every stream is examined to say why none was found. */
 struct sc_stream *pick_stream(struct sc_engine *e, const struct want *w, struct pick_why *why);
+/* Work that waits for a stream able to take it. */
+struct waitq {
+  char *key;
+  struct want want;   /* name and version point into key's copy below */
+  char *name, *version;
+  struct fifo items;  /* instance ids (malloc'd) or activity seqs */
+  struct waitq *next; /* e->waitqs_list */
+};
+/* Parks an item (an id, malloc'd, or an activity seq) until a stream can take what it wants; dispatch.c serves
+ * the queues. */
+void wait_for_stream(struct sc_engine *e, const struct want *want, void *item);
 /* Whether some stream could take an item of this name now. */
 bool any_capacity(struct sc_engine *e, enum lease_kind kind);
 /* Whether any connected stream's filters would ever accept the item (busy or not). */
@@ -307,8 +323,6 @@ void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 
 /* dispatch.c */
 enum dispatch_result { DISPATCHED, DROPPED, WAITING };
-/* Parks an item (an id, malloc'd, or an activity seq) until a stream can take what it wants. */
-void wait_for_stream(struct sc_engine *e, const struct want *want, void *item);
 void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
 /* Queues the work waiting in partition |part| (-1: the whole store). */
@@ -338,8 +352,6 @@ struct new_instance {
 };
 int create_instance(struct sc_engine *e, const struct new_instance *ni);
 char *new_exec_id(struct sc_arena *a);
-/* Appends |ev| to |iid|'s inbox (tagged with |exec| unless NULL) and marks the instance dirty. */
-int enqueue_msg(struct sc_engine *e, const char *iid, int band, HistoryEvent *ev, const char *exec);
 /* ExecutionTerminated{output, recurse}, stamped now. */
 HistoryEvent *terminated_event(struct sc_engine *e, const Google__Protobuf__StringValue *output, bool recurse);
 int terminate_pending(struct sc_engine *e, const char *iid, StoredInstance *old,
@@ -419,10 +431,8 @@ int apply_abandon(struct sc_engine *e, struct sc_cmd *c);
 /* The worker holding the instance's work item shows progress (it fetched the history). */
 int apply_renew(struct sc_engine *e, struct sc_cmd *c);
 
-/* complete.c (shared with entities.c) */
-void count_completed(struct sc_engine *e, enum lease_kind kind);
 
-/* entities.c */
+/* entity_queue.c: below instance.c and turn.c, which call it */
 /* "name" of "@name@key"; false when |id| is not an entity id. */
 bool entity_name(const char *id, char *out, size_t cap);
 /* Queues operation |op| for entity |id| (a transient record appears if it has none). Owned partition only. */
@@ -436,6 +446,12 @@ int apply_signal_entity(struct sc_engine *e, struct sc_cmd *c);
 int entity_message(struct sc_engine *e, const HistoryEvent *ev);
 /* Orchestration |iid| ended: every entity lock it asked for and did not release is released. */
 int entity_release_locks(struct sc_engine *e, const char *iid);
+/* A fresh random UUID for the requests taskhubd makes (a client's own keep theirs). */
+char *entity_request_id(struct sc_arena *a);
+/* A signal's or call's scheduledTime in microseconds (0 without one). */
+int64_t entity_scheduled_us(const Google__Protobuf__Timestamp *t);
+
+/* entities.c: batches and their completion, above dispatch's and the client commands' helpers */
 /* A batch of the operations at the front of |id|'s queue to a stream that takes entity work; a dispatch_result. */
 int dispatch_entity(struct sc_engine *e, const char *id);
 int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c);

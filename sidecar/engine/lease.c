@@ -399,3 +399,17 @@ int unknown_token(struct sc_engine *e, struct sc_cmd *c, const char *token, cons
     return fail(c, SC_ENOTFOUND, "unknown or expired completion token %s", token);
   return fail(c, SC_ENOTFOUND, "no work item in flight for %s", what);
 }
+
+/* A work item's completion was applied: counted by kind. */
+void count_completed(struct sc_engine *e, enum lease_kind kind)
+{
+  atomic_fetch_add_explicit(&sc_metrics.completed[wi_kind(kind)], 1, memory_order_relaxed);
+  pthread_mutex_lock(&e->mu);
+  if (kind == LEASE_ORCH)
+    e->stats.orch_completed++;
+  else if (kind == LEASE_ACT)
+    e->stats.act_completed++;
+  else
+    e->stats.entity_completed++;
+  pthread_mutex_unlock(&e->mu);
+}

@@ -219,6 +219,28 @@ bool stream_fits_any(struct sc_engine *e, enum lease_kind kind, const char *name
   return false;
 }
 
+void wait_for_stream(struct sc_engine *e, const struct want *want, void *item)
+{
+  char key[2 * 1024];
+  snprintf(key, sizeof key, "%c%d%s\x01%s", "oae"[want->kind], want->needs_streaming,
+           want->name, want->version ? want->version : "");
+  struct waitq *w = sc_map_get(&e->waitqs, key);
+  if (!w) {
+    w = calloc(1, sizeof *w);
+    if (!w)
+      sc_panic("out of memory");
+    w->key = xstrdup(key);
+    w->name = xstrdup(want->name);
+    w->version = xstrdup(want->version ? want->version : "");
+    w->want = (struct want){want->kind, w->name, w->version, want->needs_streaming};
+    sc_map_put(&e->waitqs, w->key, w);
+    w->next = e->waitqs_list;
+    e->waitqs_list = w;
+  }
+  fifo_push(&w->items, item);
+  e->last_waitq = w;
+}
+
 void ping(struct sc_engine *e, int64_t now)
 {
   HealthPing hp = HEALTH_PING__INIT;
