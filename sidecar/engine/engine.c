@@ -336,6 +336,66 @@ static void *engine_main(void *arg)
   return NULL;
 }
 
+/* ------------------------------------------------------------------ what the store tells the engine */
+
+/* The store's threads report partitions and messages between replicas (store.h, sc_store_events); each becomes a
+ * command, applied between two others (partitions.c, incoming.c, forward.c, waiters.c). */
+static void free_event(struct sc_cmd *c)
+{
+  free(c->u.store_event.body);
+  free(c);
+}
+
+/* The body is copied with a NUL after it, so a list of ids can be read as a string. */
+static void post_event(struct sc_engine *e, enum sc_cmd_kind kind, int part, uint64_t id, const void *body,
+                       size_t len)
+{
+  struct sc_cmd *c = calloc(1, sizeof *c);
+  if (!c)
+    sc_panic("out of memory");
+  c->kind = kind;
+  c->done = free_event;
+  c->u.store_event.part = part;
+  c->u.store_event.id = id;
+  if (body) {
+    c->u.store_event.body = malloc(len + 1);
+    if (!c->u.store_event.body)
+      sc_panic("out of memory");
+    memcpy(c->u.store_event.body, body, len);
+    c->u.store_event.body[len] = 0;
+    c->u.store_event.len = len;
+  }
+  sc_engine_post(e, c);
+}
+
+static void on_gained(void *ctx, int part)
+{
+  post_event(ctx, SC_CMD_GAIN, part, 0, NULL, 0);
+}
+
+static void on_release(void *ctx, int part)
+{
+  post_event(ctx, SC_CMD_RELEASE, part, 0, NULL, 0);
+}
+
+static void on_incoming(void *ctx, int part, uint64_t id, const uint8_t *body, size_t len)
+{
+  post_event(ctx, SC_CMD_INCOMING, part, id, body, len);
+}
+
+static void on_reply(void *ctx, uint64_t id, const uint8_t *body, size_t len)
+{
+  post_event(ctx, SC_CMD_REPLY, -1, id, body, len);
+}
+
+static void on_changed(void *ctx, const char *iids)
+{
+  struct sc_engine *e = ctx;
+  if (atomic_load(&e->parked) == 0)
+    return; /* nobody here waits: every other replica's status changes would wake the engine for nothing */
+  post_event(e, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0);
+}
+
 int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
                     struct sc_engine **out, struct sc_err *err)
 {
@@ -353,6 +413,7 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   sc_heap_init(&e->theap);
   work_init(e);
   parts_init(e);
+  e->events = (struct sc_store_events){e, on_gained, on_release, on_incoming, on_reply, on_changed};
   int rc = parts_load_single(e);
   if (rc != SC_OK) {
     sc_err_set(err, rc, "recovering timers and queued work from the store failed");

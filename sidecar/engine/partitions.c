@@ -21,62 +21,6 @@
 
 #define APPLIED_IN_RING 4096
 
-static void free_event(struct sc_cmd *c)
-{
-  free(c->u.store_event.body);
-  free(c);
-}
-
-/* The body is copied with a NUL after it, so a list of ids can be read as a string. */
-static void post_event(struct sc_engine *e, enum sc_cmd_kind kind, int part, uint64_t id, const void *body,
-                       size_t len)
-{
-  struct sc_cmd *c = calloc(1, sizeof *c);
-  if (!c)
-    sc_panic("out of memory");
-  c->kind = kind;
-  c->done = free_event;
-  c->u.store_event.part = part;
-  c->u.store_event.id = id;
-  if (body) {
-    c->u.store_event.body = malloc(len + 1);
-    if (!c->u.store_event.body)
-      sc_panic("out of memory");
-    memcpy(c->u.store_event.body, body, len);
-    c->u.store_event.body[len] = 0;
-    c->u.store_event.len = len;
-  }
-  sc_engine_post(e, c);
-}
-
-static void on_gained(void *ctx, int part)
-{
-  post_event(ctx, SC_CMD_GAIN, part, 0, NULL, 0);
-}
-
-static void on_release(void *ctx, int part)
-{
-  post_event(ctx, SC_CMD_RELEASE, part, 0, NULL, 0);
-}
-
-static void on_incoming(void *ctx, int part, uint64_t id, const uint8_t *body, size_t len)
-{
-  post_event(ctx, SC_CMD_INCOMING, part, id, body, len);
-}
-
-static void on_reply(void *ctx, uint64_t id, const uint8_t *body, size_t len)
-{
-  post_event(ctx, SC_CMD_REPLY, -1, id, body, len);
-}
-
-static void on_changed(void *ctx, const char *iids)
-{
-  struct sc_engine *e = ctx;
-  if (atomic_load(&e->parked) == 0)
-    return; /* nobody here waits: every other replica's status changes would wake the engine for nothing */
-  post_event(e, SC_CMD_CHANGED, -1, 0, iids, iids ? strlen(iids) : 0);
-}
-
 /* Loads what a partition (or, with -1, the whole store) has waiting: timers, then work. */
 static int recover_timer(const struct sc_timer_row *row, void *ctx)
 {
@@ -110,7 +54,6 @@ void parts_init(struct sc_engine *e)
     sc_panic("out of memory");
   sc_map_init(&e->pending);
   sc_map_init(&e->applied_in);
-  e->events = (struct sc_store_events){e, on_gained, on_release, on_incoming, on_reply, on_changed};
 }
 
 int parts_load_single(struct sc_engine *e)

@@ -162,6 +162,8 @@ void sc_pg_listen_stop(struct pgstore *s);
 void sc_pg_listen_poke(struct pgstore *s);
 /* A new connection whose server notices go to the log. */
 PGconn *sc_pg_open(const char *conninfo);
+/* Prepares every statement of sc_pg_sql on |c| (after a connect or a reset). */
+bool sc_pg_prepare(PGconn *c, struct sc_err *err);
 /* Opens |c| (connects and prepares); SC_OK or SC_EIO with the reason in |err|. */
 int sc_pg_connect(struct pgstore *s, struct sc_pgconn *c, struct sc_err *err);
 
