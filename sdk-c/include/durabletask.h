@@ -439,6 +439,46 @@ int32_t dt_activity_task_id(const dt_activity_ctx *ctx);
 char *dt_activity_printf(dt_activity_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *dt_activity_alloc(dt_activity_ctx *ctx, size_t n);
 
+/* ------------------------------------------------------------------------------------------------ entities (worker) */
+
+typedef struct dt_entity_ctx dt_entity_ctx;
+
+/*
+ * An entity: runs one operation on the entity's state. |operation| is the operation's name (as sent), |input| its
+ * input (NULL: none). Returns the operation's result (NULL: none), which the SDK copies. The state is read with
+ * dt_entity_state() and changed with dt_entity_set_state()/dt_entity_delete_state(); to fail the operation call
+ * dt_entity_fail() and return NULL: the state changes, signals and starts of a failed operation are rolled back,
+ * and the caller (an orchestration's dt_call_entity) gets the failure. The operations of a batch run one after
+ * the other on one of the worker's activity threads, each seeing the state the previous one left; entities of
+ * different ids run in parallel, so |user_data| shared between them needs its own locking.
+ * Strings from the context (ids, state, operation, input, dt_entity_printf) live until the batch is answered.
+ */
+typedef const char *(*dt_entity_fn)(dt_entity_ctx *ctx, const char *operation, const char *input,
+                                    void *user_data);
+
+const char *dt_entity_id(const dt_entity_ctx *ctx);   /* "@name@key" */
+const char *dt_entity_name(const dt_entity_ctx *ctx); /* the name part, lowercased */
+const char *dt_entity_key(const dt_entity_ctx *ctx);
+/* The current state (JSON), NULL when the entity has none. */
+const char *dt_entity_state(const dt_entity_ctx *ctx);
+/* Replaces the state with a copy of |state| (NULL: deletes it, as dt_entity_delete_state). An entity left without
+ * state after a batch is deleted. */
+void dt_entity_set_state(dt_entity_ctx *ctx, const char *state);
+void dt_entity_delete_state(dt_entity_ctx *ctx);
+/* Fails the operation being run (return NULL after it): its changes are rolled back; later operations still run. */
+void dt_entity_fail(dt_entity_ctx *ctx, const char *error_type, const char *message);
+/* Queues |operation| for another entity (or this one) once the batch commits; signal_at_ms > 0 schedules it.
+ * DT_ERR_INVALID_ARG for a malformed id or an empty operation, DT_ERR_NOMEM. */
+int dt_entity_signal(dt_entity_ctx *ctx, const char *entity_id, const char *operation, const char *input,
+                     int64_t signal_at_ms);
+/* Starts an orchestration once the batch commits (an instance id in use is left alone). |instance_id| NULL or "":
+ * a random one; *instance_id_out (may be NULL) receives the id, owned by the context. */
+int dt_entity_start_orchestration(dt_entity_ctx *ctx, const char *name, const char *instance_id, const char *input,
+                                  const char **instance_id_out);
+/* Memory that lives until the batch is answered. */
+char *dt_entity_printf(dt_entity_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *dt_entity_alloc(dt_entity_ctx *ctx, size_t n);
+
 /* ------------------------------------------------------------------------------------------------ worker */
 
 typedef struct dt_worker dt_worker;
@@ -448,6 +488,7 @@ typedef struct dt_worker_options {
   int activity_threads;        /* 0: 4 */
   int max_orchestrations;      /* work items of each kind in flight, as told to the server (0: 100) */
   int max_activities;
+  int max_entities;            /* entity batches in flight (0: 100); asked for only when entities are registered */
 } dt_worker_options;
 
 /* CONSTRUCTOR. |target| as for dt_client_open (NULL: dt_default_target()). |opt| may be NULL. Register everything
@@ -456,10 +497,13 @@ int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **
 /* Names must be unique per kind; |user_data| is passed to every call. DT_ERR_STATE once started. */
 int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data);
 int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
+/* An entity named |name| (non-empty, no '@'; lowercased, as entity names are case-insensitive): the worker then
+ * asks the server for the batches of entities of that name. DT_ERR_EXISTS for a name already registered. */
+int dt_worker_add_entity(dt_worker *w, const char *name, dt_entity_fn fn, void *user_data);
 /* Connects and starts processing on background threads; reconnects with backoff when the server goes away.
- * The worker asks the server only for the orchestrators and activities registered with it, so workers in other
- * languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created: nothing is
- * left running then, and the worker can be started again. */
+ * The worker asks the server only for the orchestrators, activities and entities registered with it, so workers
+ * in other languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created:
+ * nothing is left running then, and the worker can be started again. */
 int dt_worker_start(dt_worker *w);
 /* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
 void dt_worker_stop(dt_worker *w);
