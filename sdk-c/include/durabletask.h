@@ -420,6 +420,33 @@ void *dt_ctx_alloc(dt_orch_ctx *ctx, size_t n);
 char *dt_ctx_strdup(dt_orch_ctx *ctx, const char *s);
 char *dt_ctx_printf(dt_orch_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ------------------------------------------------------------------------------------------------ entities (orchestrations) */
+
+/*
+ * Entities from an orchestrator (see taskhubd's docs/entities.md). Entity ids are "@name@key" as for the client
+ * calls; the name part is lowercased; a malformed id fails the orchestration (InvalidArgument). Each call, signal,
+ * lock request and unlock is an action recorded in the history, so all of them replay like activities do.
+ */
+
+/* Calls |operation| on the entity with |input| (NULL: none): a task completed with the operation's result, or
+ * failed with its failure details (dt_await fails the orchestration with TaskFailedError; dt_await_result returns
+ * DT_ERR_TASK_FAILED and dt_task_failure() has the entity's error type and message). Inside a critical section
+ * only the locked entities may be called, one call at a time each. */
+dt_task *dt_call_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input);
+/* One-way: queues |operation| for the entity (signal_at_ms > 0: not before that time). Not to an entity the
+ * orchestration has locked. */
+void dt_signal_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input,
+                      int64_t signal_at_ms);
+/* Opens a critical section: a task that completes when all |n| (1 to 100) entities are locked for this
+ * orchestration. The ids are sorted and duplicates dropped (the global order that keeps two sections from waiting
+ * for each other). One section at a time: no lock request inside a critical section. */
+dt_task *dt_lock_entities(dt_orch_ctx *ctx, const char *const *entity_ids, size_t n);
+/* Closes the critical section: unlocks every entity it locked. A no-op outside one. An orchestration that
+ * completes, fails or continues as new inside a critical section closes it first. */
+void dt_unlock_entities(dt_orch_ctx *ctx);
+/* Whether a critical section is open (requested, granted or not). */
+bool dt_in_critical_section(const dt_orch_ctx *ctx);
+
 /* ------------------------------------------------------------------------------------------------ activities */
 
 typedef struct dt_activity_ctx dt_activity_ctx;

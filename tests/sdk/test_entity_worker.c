@@ -171,3 +171,110 @@ TEST_IMPL(sdk_entity_worker_batches)
   th_server_free(&srv);
   return 0;
 }
+
+/* ------------------------------------------------------------------ orchestrations calling entities */
+
+static const char *orch_calls(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input, (void)ud;
+  dt_signal_entity(ctx, "@Counter@s", "add", "4", 0);
+  dt_await(ctx, dt_call_entity(ctx, "@counter@c", "add", "1"));
+  const char *before = dt_await(ctx, dt_call_entity(ctx, "@counter@c", "get", NULL));
+  const char *ids[] = {"@counter@c", "@COUNTER@c", "@counter@b"}; /* sorted and de-duplicated: b, c */
+  dt_await(ctx, dt_lock_entities(ctx, ids, 3));
+  if (!dt_in_critical_section(ctx))
+    dt_orch_fail(ctx, "Test", "not in the critical section");
+  dt_task *calls[] = {dt_call_entity(ctx, "@counter@c", "add", "10"), dt_call_entity(ctx, "@counter@b", "add", "2")};
+  dt_await(ctx, dt_when_all(ctx, calls, 2));
+  const char *after = dt_await(ctx, dt_call_entity(ctx, "@counter@c", "get", NULL));
+  dt_unlock_entities(ctx);
+  const char *failed = "none";
+  dt_task *t = dt_call_entity(ctx, "@counter@c", "boom", NULL);
+  if (dt_await_result(ctx, t, NULL) == DT_ERR_TASK_FAILED)
+    failed = dt_ctx_printf(ctx, "%s: %s", dt_task_failure(t)->error_type, dt_task_failure(t)->message);
+  return dt_ctx_printf(ctx, "%s %s %s %d", before, after, failed, dt_in_critical_section(ctx));
+}
+
+static const char *orch_bad_lock_call(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input, (void)ud;
+  const char *ids[] = {"@counter@x"};
+  dt_await(ctx, dt_lock_entities(ctx, ids, 1));
+  dt_await(ctx, dt_call_entity(ctx, "@counter@y", "get", NULL)); /* not locked: fails the orchestration */
+  return "unreachable";
+}
+
+static const char *orch_await_failure(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input, (void)ud;
+  const char *ids[] = {"@counter@z"};
+  dt_await(ctx, dt_lock_entities(ctx, ids, 1));
+  dt_await(ctx, dt_call_entity(ctx, "@counter@z", "boom", NULL)); /* fails the orchestration, which unlocks */
+  return "unreachable";
+}
+
+static int run_orch(dt_client *c, const char *name, dt_instance **out)
+{
+  char *id = NULL;
+  ASSERT_OK(dt_client_schedule(c, name, NULL, &id));
+  ASSERT_OK(dt_client_wait_completion(c, id, WAIT_MS, true, out));
+  dt_free(id);
+  return 0;
+}
+
+TEST_IMPL(sdk_entity_worker_orchestrations)
+{
+  th_server srv;
+  if (th_server_start(&srv, NULL) != 0)
+    TEST_FAIL("taskhubd did not start");
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", srv.port);
+  struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  dt_worker *w = NULL;
+  ASSERT_OK(dt_worker_new(target, NULL, &w));
+  ASSERT_OK(dt_worker_add_entity(w, "counter", counter, &s));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "calls", orch_calls, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "bad_lock_call", orch_bad_lock_call, NULL));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "await_failure", orch_await_failure, NULL));
+  ASSERT_OK(dt_worker_start(w));
+  dt_client *c = NULL;
+  ASSERT_OK(dt_client_open(target, NULL, &c));
+
+  dt_instance *in = NULL;
+  if (run_orch(c, "calls", &in) != 0)
+    return 1;
+  ASSERT_EQ(in->status, DT_STATUS_COMPLETED);
+  ASSERT_STR_EQ(in->output, "1 11 Boom: this operation fails 0");
+  dt_instance_free(in);
+  dt_entity *en = NULL;
+  ASSERT_OK(dt_client_get_entity(c, "@counter@b", true, &en));
+  ASSERT_STR_EQ(en->state, "2");
+  ASSERT(en->locked_by == NULL);
+  dt_entity_free(en);
+
+  in = NULL;
+  if (run_orch(c, "bad_lock_call", &in) != 0)
+    return 1;
+  ASSERT_EQ(in->status, DT_STATUS_FAILED);
+  ASSERT_STR_EQ(in->failure->error_type, "LockingRulesViolation");
+  dt_instance_free(in);
+
+  in = NULL;
+  if (run_orch(c, "await_failure", &in) != 0)
+    return 1;
+  ASSERT_EQ(in->status, DT_STATUS_FAILED);
+  ASSERT_STR_EQ(in->failure->error_type, "TaskFailedError");
+  ASSERT_STR_CONTAINS(in->failure->message, "Entity operation task #2 failed: this operation fails");
+  ASSERT(in->failure->inner && strcmp(in->failure->inner->error_type, "Boom") == 0);
+  dt_instance_free(in);
+
+  /* The signal from "calls" reached its entity (the action was sent; the record exists). */
+  en = NULL;
+  ASSERT_OK(dt_client_get_entity(c, "@counter@s", true, &en));
+  dt_entity_free(en);
+
+  dt_client_close(c);
+  dt_worker_free(w);
+  th_server_free(&srv);
+  return 0;
+}
