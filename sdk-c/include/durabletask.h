@@ -420,7 +420,7 @@ void *dt_ctx_alloc(dt_orch_ctx *ctx, size_t n);
 char *dt_ctx_strdup(dt_orch_ctx *ctx, const char *s);
 char *dt_ctx_printf(dt_orch_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ------------------------------------------------------------------------------------------------ entities (orchestrations) */
+/* ------------------------------------------------------------------------------------------ entities (orchestrations) */
 
 /*
  * Entities from an orchestrator (see taskhubd's docs/entities.md). Entity ids are "@name@key" as for the client
