@@ -420,6 +420,33 @@ void *dt_ctx_alloc(dt_orch_ctx *ctx, size_t n);
 char *dt_ctx_strdup(dt_orch_ctx *ctx, const char *s);
 char *dt_ctx_printf(dt_orch_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ------------------------------------------------------------------------------------------ entities (orchestrations) */
+
+/*
+ * Entities from an orchestrator (see taskhubd's docs/entities.md). Entity ids are "@name@key" as for the client
+ * calls; the name part is lowercased; a malformed id fails the orchestration (InvalidArgument). Each call, signal,
+ * lock request and unlock is an action recorded in the history, so all of them replay like activities do.
+ */
+
+/* Calls |operation| on the entity with |input| (NULL: none): a task completed with the operation's result, or
+ * failed with its failure details (dt_await fails the orchestration with TaskFailedError; dt_await_result returns
+ * DT_ERR_TASK_FAILED and dt_task_failure() has the entity's error type and message). Inside a critical section
+ * only the locked entities may be called, one call at a time each. */
+dt_task *dt_call_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input);
+/* One-way: queues |operation| for the entity (signal_at_ms > 0: not before that time). Not to an entity the
+ * orchestration has locked. */
+void dt_signal_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input,
+                      int64_t signal_at_ms);
+/* Opens a critical section: a task that completes when all |n| (1 to 100) entities are locked for this
+ * orchestration. The ids are sorted and duplicates dropped (the global order that keeps two sections from waiting
+ * for each other). One section at a time: no lock request inside a critical section. */
+dt_task *dt_lock_entities(dt_orch_ctx *ctx, const char *const *entity_ids, size_t n);
+/* Closes the critical section: unlocks every entity it locked. A no-op outside one. An orchestration that
+ * completes, fails or continues as new inside a critical section closes it first. */
+void dt_unlock_entities(dt_orch_ctx *ctx);
+/* Whether a critical section is open (requested, granted or not). */
+bool dt_in_critical_section(const dt_orch_ctx *ctx);
+
 /* ------------------------------------------------------------------------------------------------ activities */
 
 typedef struct dt_activity_ctx dt_activity_ctx;
@@ -439,6 +466,46 @@ int32_t dt_activity_task_id(const dt_activity_ctx *ctx);
 char *dt_activity_printf(dt_activity_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *dt_activity_alloc(dt_activity_ctx *ctx, size_t n);
 
+/* ------------------------------------------------------------------------------------------------ entities (worker) */
+
+typedef struct dt_entity_ctx dt_entity_ctx;
+
+/*
+ * An entity: runs one operation on the entity's state. |operation| is the operation's name (as sent), |input| its
+ * input (NULL: none). Returns the operation's result (NULL: none), which the SDK copies. The state is read with
+ * dt_entity_state() and changed with dt_entity_set_state()/dt_entity_delete_state(); to fail the operation call
+ * dt_entity_fail() and return NULL: the state changes, signals and starts of a failed operation are rolled back,
+ * and the caller (an orchestration's dt_call_entity) gets the failure. The operations of a batch run one after
+ * the other on one of the worker's activity threads, each seeing the state the previous one left; entities of
+ * different ids run in parallel, so |user_data| shared between them needs its own locking.
+ * Strings from the context (ids, state, operation, input, dt_entity_printf) live until the batch is answered.
+ */
+typedef const char *(*dt_entity_fn)(dt_entity_ctx *ctx, const char *operation, const char *input,
+                                    void *user_data);
+
+const char *dt_entity_id(const dt_entity_ctx *ctx);   /* "@name@key" */
+const char *dt_entity_name(const dt_entity_ctx *ctx); /* the name part, lowercased */
+const char *dt_entity_key(const dt_entity_ctx *ctx);
+/* The current state (JSON), NULL when the entity has none. */
+const char *dt_entity_state(const dt_entity_ctx *ctx);
+/* Replaces the state with a copy of |state| (NULL: deletes it, as dt_entity_delete_state). An entity left without
+ * state after a batch is deleted. */
+void dt_entity_set_state(dt_entity_ctx *ctx, const char *state);
+void dt_entity_delete_state(dt_entity_ctx *ctx);
+/* Fails the operation being run (return NULL after it): its changes are rolled back; later operations still run. */
+void dt_entity_fail(dt_entity_ctx *ctx, const char *error_type, const char *message);
+/* Queues |operation| for another entity (or this one) once the batch commits; signal_at_ms > 0 schedules it.
+ * DT_ERR_INVALID_ARG for a malformed id or an empty operation, DT_ERR_NOMEM. */
+int dt_entity_signal(dt_entity_ctx *ctx, const char *entity_id, const char *operation, const char *input,
+                     int64_t signal_at_ms);
+/* Starts an orchestration once the batch commits (an instance id in use is left alone). |instance_id| NULL or "":
+ * a random one; *instance_id_out (may be NULL) receives the id, owned by the context. */
+int dt_entity_start_orchestration(dt_entity_ctx *ctx, const char *name, const char *instance_id, const char *input,
+                                  const char **instance_id_out);
+/* Memory that lives until the batch is answered. */
+char *dt_entity_printf(dt_entity_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *dt_entity_alloc(dt_entity_ctx *ctx, size_t n);
+
 /* ------------------------------------------------------------------------------------------------ worker */
 
 typedef struct dt_worker dt_worker;
@@ -448,6 +515,7 @@ typedef struct dt_worker_options {
   int activity_threads;        /* 0: 4 */
   int max_orchestrations;      /* work items of each kind in flight, as told to the server (0: 100) */
   int max_activities;
+  int max_entities;            /* entity batches in flight (0: 100); asked for only when entities are registered */
 } dt_worker_options;
 
 /* CONSTRUCTOR. |target| as for dt_client_open (NULL: dt_default_target()). |opt| may be NULL. Register everything
@@ -456,10 +524,13 @@ int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **
 /* Names must be unique per kind; |user_data| is passed to every call. DT_ERR_STATE once started. */
 int dt_worker_add_orchestrator(dt_worker *w, const char *name, dt_orchestrator_fn fn, void *user_data);
 int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, void *user_data);
+/* An entity named |name| (non-empty, no '@'; lowercased, as entity names are case-insensitive): the worker then
+ * asks the server for the batches of entities of that name. DT_ERR_EXISTS for a name already registered. */
+int dt_worker_add_entity(dt_worker *w, const char *name, dt_entity_fn fn, void *user_data);
 /* Connects and starts processing on background threads; reconnects with backoff when the server goes away.
- * The worker asks the server only for the orchestrators and activities registered with it, so workers in other
- * languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created: nothing is
- * left running then, and the worker can be started again. */
+ * The worker asks the server only for the orchestrators, activities and entities registered with it, so workers
+ * in other languages can serve the rest of the same task hub. DT_ERR_NOMEM when its threads cannot be created:
+ * nothing is left running then, and the worker can be started again. */
 int dt_worker_start(dt_worker *w);
 /* Stops: finishes the work item being applied, abandons what it will not run, joins the threads. */
 void dt_worker_stop(dt_worker *w);

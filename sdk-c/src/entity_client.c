@@ -23,6 +23,11 @@ static bool valid_entity_id(const char *id)
   return at && at > id + 1;
 }
 
+bool dt__valid_entity_id(const char *id)
+{
+  return valid_entity_id(id);
+}
+
 /* ASCII lowercase, in place, from |s| up to (not including) the first '@' or the end. The other SDKs lowercase
  * entity names (Python with str.lower, .NET with ToLowerInvariant); non-ASCII names are left as they are, since
  * the SDK carries no Unicode tables, and are the one case where the ids may differ from theirs. */

@@ -96,4 +96,24 @@ struct dt__orchestrator {
 int dt__replay(const struct dt__orchestrator *orchs, size_t n, const OrchestratorRequest *req, const char *token,
                uint8_t **out, size_t *out_len);
 
+/* ------------------------------------------------------------------ entities */
+
+struct dt__entity {
+  char *name; /* lowercased */
+  dt_entity_fn fn;
+  void *user_data;
+};
+
+/*
+ * Runs one entity work item (an EntityBatchRequest, or an EntityRequest of --entity-work-items v2) through the
+ * registered entities, operation by operation, and packs the EntityBatchResult (echoing the work item's completion
+ * token) into *out (malloc'd; caller frees). DT_OK, or DT_ERR_NOMEM / DT_ERR_INVALID_ARG (not an entity id): the
+ * work item is then not done and should be abandoned.
+ */
+int dt__run_entity_batch(const struct dt__entity *ents, size_t n, const WorkItem *wi, uint8_t **out,
+                         size_t *out_len);
+
+/* Whether |id| is "@name@key" with a non-empty name. */
+bool dt__valid_entity_id(const char *id);
+
 #endif

@@ -18,7 +18,7 @@
 #define LONG_TIMER_MS (3LL * 24 * 3600 * 1000) /* longer timers are split, as the other SDKs do */
 
 enum tstate { T_PENDING, T_DONE, T_FAILED };
-enum tkind { K_ACTIVITY, K_TIMER, K_SUB, K_EVENT, K_ALL, K_ANY, K_RETRY };
+enum tkind { K_ACTIVITY, K_TIMER, K_SUB, K_EVENT, K_ALL, K_ANY, K_RETRY, K_ENTITY, K_LOCK };
 
 struct dt_task {
   enum tkind kind;
@@ -44,6 +44,9 @@ struct dt_task {
   bool retry_sub;
   const char *name, *input, *sub_iid;
   struct dt_task *current;
+  /* entity calls (requestId) and lock requests (criticalSectionId) */
+  const char *request_id;
+  const char *entity_id;
 };
 
 struct action {
@@ -89,6 +92,12 @@ struct dt_orch_ctx {
   jmp_buf jb;
   bool oom;
   bool nondeterministic; /* then only the failure goes out: nothing scheduled by a divergent run */
+  /* the open critical section: its id (NULL: none), its entities (sorted), which of them have a call out */
+  const char *cs_id;
+  const char **cs_ids;
+  bool *cs_busy;
+  size_t cs_n;
+  bool cs_pending; /* the lock is requested, not yet granted */
 };
 
 /* ------------------------------------------------------------------ memory */
@@ -447,6 +456,7 @@ static const char *action_label(const OrchestratorAction *a)
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_TIMER: return "a timer";
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_SUB_ORCHESTRATION: return "a sub-orchestration";
   case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_EVENT: return "an event";
+  case ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE: return "an entity message";
   default: return "an action";
   }
 }
@@ -517,6 +527,58 @@ static void hold(dt_orch_ctx *ctx, HistoryEvent *e)
 }
 
 static void process(dt_orch_ctx *ctx, HistoryEvent *e);
+
+static const char *entity_message_label(int type)
+{
+  switch (type) {
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED: return "entity call";
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_SIGNALED: return "entity signal";
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED: return "lock request";
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT: return "unlock";
+  default: return "entity message";
+  }
+}
+
+/* An entity message in the history (recorded under the action's id) must be what the code sent with that id. */
+static struct dt_task *confirm_entity(dt_orch_ctx *ctx, const HistoryEvent *e, int want, const char *what)
+{
+  int32_t id = e->eventid;
+  struct action *s = id >= 0 && (size_t)id < ctx->cap_actions ? &ctx->actions[id] : NULL;
+  if (!s || !s->a)
+    nondeterminism(ctx,
+                   "the history has an %s with id %d, but the orchestrator did not schedule anything with that id "
+                   "(it scheduled %d actions so far)",
+                   what, id, ctx->seq);
+  if (s->a->orchestrator_action_type_case != ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE)
+    nondeterminism(ctx, "action %d: the history has an %s, but the orchestrator scheduled %s '%s'", id, what,
+                   action_label(s->a), action_name(s->a));
+  if ((int)s->a->sendentitymessage->entity_message_type_case != want)
+    nondeterminism(ctx, "action %d: the history has an %s, but the orchestrator sent an %s", id, what,
+                   entity_message_label((int)s->a->sendentitymessage->entity_message_type_case));
+  s->confirmed = true;
+  return s->task;
+}
+
+/* The entity call or lock task waiting for |request_id| (a requestId or a criticalSectionId). */
+static struct dt_task *task_by_request(dt_orch_ctx *ctx, enum tkind kind, const char *request_id)
+{
+  if (!request_id)
+    return NULL;
+  for (int32_t id = 1; id <= ctx->seq && (size_t)id < ctx->cap_actions; id++) {
+    struct dt_task *t = ctx->actions[id].task;
+    if (t && t->kind == kind && t->state == T_PENDING && t->request_id && strcmp(t->request_id, request_id) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+/* Inside a critical section, an entity whose call returned may be called again. */
+static void entity_call_returned(dt_orch_ctx *ctx, const struct dt_task *t)
+{
+  for (size_t i = 0; i < ctx->cs_n && ctx->cs_id; i++)
+    if (strcmp(ctx->cs_ids[i], t->entity_id) == 0)
+      ctx->cs_busy[i] = false;
+}
 
 static void resume_held(dt_orch_ctx *ctx)
 {
@@ -596,6 +658,54 @@ static void process(dt_orch_ctx *ctx, HistoryEvent *e)
   case HISTORY_EVENT__EVENT_TYPE_EVENT_RAISED:
     deliver_event(ctx, e->eventraised->name, svs(e->eventraised->input));
     break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED: {
+    struct dt_task *t = confirm_entity(ctx, e, SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED,
+                                       "entity call");
+    if (t && t->kind == K_ENTITY)
+      t->request_id = e->entityoperationcalled->requestid; /* the completion names the id the history has */
+    break;
+  }
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED:
+    confirm_entity(ctx, e, SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_SIGNALED, "entity signal");
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED: {
+    struct dt_task *t =
+        confirm_entity(ctx, e, SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED, "lock request");
+    if (t && t->kind == K_LOCK) {
+      if (ctx->cs_id == t->request_id)
+        ctx->cs_id = e->entitylockrequested->criticalsectionid;
+      t->request_id = e->entitylockrequested->criticalsectionid;
+    }
+    break;
+  }
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT:
+    confirm_entity(ctx, e, SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT, "unlock");
+    break;
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_COMPLETED: {
+    struct dt_task *t = task_by_request(ctx, K_ENTITY, e->entityoperationcompleted->requestid);
+    if (t) {
+      entity_call_returned(ctx, t);
+      task_done(ctx, t, svs(e->entityoperationcompleted->output));
+    }
+    break;
+  }
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_FAILED: {
+    struct dt_task *t = task_by_request(ctx, K_ENTITY, e->entityoperationfailed->requestid);
+    if (t) {
+      entity_call_returned(ctx, t);
+      task_failed(ctx, t, to_failure(ctx, e->entityoperationfailed->failuredetails));
+    }
+    break;
+  }
+  case HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_GRANTED: {
+    struct dt_task *t = task_by_request(ctx, K_LOCK, e->entitylockgranted->criticalsectionid);
+    if (t) {
+      if (ctx->cs_id && strcmp(ctx->cs_id, t->request_id) == 0)
+        ctx->cs_pending = false;
+      task_done(ctx, t, NULL);
+    }
+    break;
+  }
   case HISTORY_EVENT__EVENT_TYPE_EXECUTION_SUSPENDED:
     ctx->suspended = true;
     break;
@@ -822,6 +932,174 @@ void dt_send_event(dt_orch_ctx *ctx, const char *instance_id, const char *name, 
   a->sendevent = s;
 }
 
+/* ------------------------------------------------------------------ entities */
+
+/* A copy of |id| with its name part lowercased; a malformed id fails the orchestration. */
+static const char *entity_id_arg(dt_orch_ctx *ctx, const char *id, const char *what)
+{
+  if (!dt__valid_entity_id(id))
+    fail_now(ctx, "InvalidArgument",
+             dt_ctx_printf(ctx, "%s: \"%s\" is not an entity id (@name@key)", what, id ? id : "(null)"), NULL);
+  char *c = sdup(ctx, id);
+  for (char *p = c + 1; *p && *p != '@'; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  return c;
+}
+
+static OrchestratorAction *entity_action(dt_orch_ctx *ctx, struct dt_task *t, SendEntityMessageAction **m)
+{
+  OrchestratorAction *a = new_action(ctx, t);
+  *m = alloc0(ctx, sizeof **m);
+  send_entity_message_action__init(*m);
+  a->orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SEND_ENTITY_MESSAGE;
+  a->sendentitymessage = *m;
+  return a;
+}
+
+static long cs_index(const dt_orch_ctx *ctx, const char *id)
+{
+  for (size_t i = 0; i < ctx->cs_n && ctx->cs_id; i++)
+    if (strcmp(ctx->cs_ids[i], id) == 0)
+      return (long)i;
+  return -1;
+}
+
+dt_task *dt_call_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input)
+{
+  const char *id = entity_id_arg(ctx, entity_id, "dt_call_entity");
+  bad_name(ctx, operation, "dt_call_entity");
+  if (ctx->cs_id) {
+    long i = cs_index(ctx, id);
+    if (ctx->cs_pending)
+      fail_now(ctx, "LockingRulesViolation", "dt_call_entity: await the lock before calling an entity", NULL);
+    if (i < 0)
+      fail_now(ctx, "LockingRulesViolation",
+               dt_ctx_printf(ctx, "dt_call_entity: %s is not one of the critical section's locked entities", id),
+               NULL);
+    if (ctx->cs_busy[i])
+      fail_now(ctx, "LockingRulesViolation",
+               dt_ctx_printf(ctx, "dt_call_entity: a call to %s is still pending in the critical section", id), NULL);
+    ctx->cs_busy[i] = true;
+  }
+  struct dt_task *t = task_new(ctx, K_ENTITY);
+  t->entity_id = id;
+  SendEntityMessageAction *m;
+  entity_action(ctx, t, &m);
+  EntityOperationCalledEvent *c = alloc0(ctx, sizeof *c);
+  entity_operation_called_event__init(c);
+  c->requestid = (char *)dt_new_uuid(ctx);
+  c->operation = sdup(ctx, operation);
+  c->input = sv(ctx, input);
+  c->parentinstanceid = sv(ctx, ctx->instance_id);
+  c->targetinstanceid = sv(ctx, id);
+  t->request_id = c->requestid;
+  m->entity_message_type_case = SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED;
+  m->entityoperationcalled = c;
+  return t;
+}
+
+void dt_signal_entity(dt_orch_ctx *ctx, const char *entity_id, const char *operation, const char *input,
+                      int64_t signal_at_ms)
+{
+  const char *id = entity_id_arg(ctx, entity_id, "dt_signal_entity");
+  bad_name(ctx, operation, "dt_signal_entity");
+  if (cs_index(ctx, id) >= 0)
+    fail_now(ctx, "LockingRulesViolation",
+             dt_ctx_printf(ctx, "dt_signal_entity: %s is locked by this orchestration's critical section", id), NULL);
+  SendEntityMessageAction *m;
+  entity_action(ctx, NULL, &m);
+  EntityOperationSignaledEvent *s = alloc0(ctx, sizeof *s);
+  entity_operation_signaled_event__init(s);
+  s->requestid = (char *)dt_new_uuid(ctx);
+  s->operation = sdup(ctx, operation);
+  s->input = sv(ctx, input);
+  s->targetinstanceid = sv(ctx, id);
+  if (signal_at_ms > 0)
+    s->scheduledtime = ts(ctx, signal_at_ms);
+  m->entity_message_type_case = SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_SIGNALED;
+  m->entityoperationsignaled = s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+#define MAX_LOCK_SET 100
+
+dt_task *dt_lock_entities(dt_orch_ctx *ctx, const char *const *entity_ids, size_t n)
+{
+  if (ctx->cs_id)
+    fail_now(ctx, "LockingRulesViolation", "dt_lock_entities: a critical section is already open", NULL);
+  if (n == 0 || !entity_ids)
+    fail_now(ctx, "InvalidArgument", "dt_lock_entities: at least one entity is required", NULL);
+  const char **ids = alloc0(ctx, n * sizeof *ids);
+  for (size_t i = 0; i < n; i++)
+    ids[i] = entity_id_arg(ctx, entity_ids[i], "dt_lock_entities");
+  /* One global order (byte order of "@name@key", as the other SDKs sort), without repeats. */
+  qsort(ids, n, sizeof *ids, cmp_str);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (k == 0 || strcmp(ids[k - 1], ids[i]) != 0)
+      ids[k++] = ids[i];
+  if (k > MAX_LOCK_SET)
+    fail_now(ctx, "InvalidArgument",
+             dt_ctx_printf(ctx, "dt_lock_entities: %zu entities, at most %d may be locked at once", k, MAX_LOCK_SET),
+             NULL);
+  struct dt_task *t = task_new(ctx, K_LOCK);
+  SendEntityMessageAction *m;
+  entity_action(ctx, t, &m);
+  EntityLockRequestedEvent *l = alloc0(ctx, sizeof *l);
+  entity_lock_requested_event__init(l);
+  l->criticalsectionid = (char *)dt_new_uuid(ctx);
+  l->lockset = (char **)ids;
+  l->n_lockset = k;
+  l->position = 0;
+  l->parentinstanceid = sv(ctx, ctx->instance_id);
+  m->entity_message_type_case = SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED;
+  m->entitylockrequested = l;
+  t->request_id = l->criticalsectionid;
+  ctx->cs_id = l->criticalsectionid;
+  ctx->cs_ids = ids;
+  ctx->cs_n = k;
+  ctx->cs_busy = alloc0(ctx, k * sizeof *ctx->cs_busy);
+  ctx->cs_pending = true;
+  return t;
+}
+
+static void unlock_all(dt_orch_ctx *ctx)
+{
+  if (!ctx->cs_id)
+    return;
+  for (size_t i = 0; i < ctx->cs_n; i++) {
+    SendEntityMessageAction *m;
+    entity_action(ctx, NULL, &m);
+    EntityUnlockSentEvent *u = alloc0(ctx, sizeof *u);
+    entity_unlock_sent_event__init(u);
+    u->criticalsectionid = (char *)ctx->cs_id;
+    u->parentinstanceid = sv(ctx, ctx->instance_id);
+    u->targetinstanceid = sv(ctx, ctx->cs_ids[i]);
+    m->entity_message_type_case = SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT;
+    m->entityunlocksent = u;
+  }
+  ctx->cs_id = NULL;
+  ctx->cs_ids = NULL;
+  ctx->cs_busy = NULL;
+  ctx->cs_n = 0;
+  ctx->cs_pending = false;
+}
+
+void dt_unlock_entities(dt_orch_ctx *ctx)
+{
+  unlock_all(ctx);
+}
+
+bool dt_in_critical_section(const dt_orch_ctx *ctx)
+{
+  return ctx->cs_id != NULL;
+}
+
 static const char *kind_label(const struct dt_task *t)
 {
   switch (t->kind) {
@@ -830,6 +1108,8 @@ static const char *kind_label(const struct dt_task *t)
   case K_TIMER: return "Timer";
   case K_EVENT: return "Event";
   case K_RETRY: return t->retry_sub ? "Sub-orchestration" : "Activity";
+  case K_ENTITY: return "Entity operation";
+  case K_LOCK: return "Entity lock";
   default: return "Task";
   }
 }
@@ -1089,6 +1369,9 @@ static int pack(const OrchestratorResponse *resp, uint8_t **out, size_t *out_len
 /* The actions the history does not confirm, in id order, with the completion (if any) last. */
 static void collect_actions(dt_orch_ctx *ctx, OrchestratorResponse *resp)
 {
+  /* Ending inside a critical section closes it, as leaving a `with` block does in Python. */
+  if (ctx->complete && !ctx->nondeterministic && ctx->status != ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED)
+    unlock_all(ctx);
   OrchestratorAction *done = ctx->complete ? completion_action(ctx) : NULL;
   size_t count = 0;
   for (int32_t id = 1; id <= ctx->seq; id++)

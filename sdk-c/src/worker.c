@@ -24,6 +24,8 @@
 #define M_ABANDON_ACT "/TaskHubSidecarService/AbandonTaskActivityWorkItem"
 #define M_ABANDON_ORCH "/TaskHubSidecarService/AbandonTaskOrchestratorWorkItem"
 #define M_HISTORY "/TaskHubSidecarService/StreamInstanceHistory"
+#define M_DONE_ENT "/TaskHubSidecarService/CompleteEntityTask"
+#define M_ABANDON_ENT "/TaskHubSidecarService/AbandonTaskEntityWorkItem"
 
 struct activity {
   char *name;
@@ -44,12 +46,14 @@ struct dt_worker {
   size_t n_orchs, cap_orchs;
   struct activity *acts;
   size_t n_acts, cap_acts;
+  struct dt__entity *ents;
+  size_t n_ents, cap_ents;
   bool started, stopped;
 
   pthread_mutex_t mu;
   pthread_cond_t cv;       /* jobs queued, stop requested */
   bool stopping;
-  struct job *qh, *qt;     /* activities waiting for a pool thread */
+  struct job *qh, *qt;     /* activities and entity batches waiting for a pool thread */
   grpc_call *stream;       /* the current GetWorkItems call, to cancel on stop */
   int inflight;            /* asynchronous completions not yet answered */
 
@@ -363,6 +367,31 @@ static void run_activity(dt_worker *w, WorkItem *wi)
   dt__arena_free(&ctx.arena);
 }
 
+/* ------------------------------------------------------------------ entities */
+
+static void abandon_entity(dt_worker *w, const WorkItem *wi)
+{
+  AbandonEntityTaskRequest ab = ABANDON_ENTITY_TASK_REQUEST__INIT;
+  ab.completiontoken = wi->completiontoken;
+  send_msg(w, M_ABANDON_ENT, &ab.base);
+}
+
+static void run_entity(dt_worker *w, WorkItem *wi)
+{
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = dt__run_entity_batch(w->ents, w->n_ents, wi, &buf, &len);
+  if (rc != DT_OK) {
+    DT_ERROR("entity batch for %s failed: %s; abandoning the work item",
+             wi->request_case == WORK_ITEM__REQUEST_ENTITY_REQUEST ? wi->entityrequest->instanceid
+                                                                   : wi->entityrequestv2->instanceid,
+             dt_strerror(rc));
+    abandon_entity(w, wi);
+    return;
+  }
+  send_async(w, M_DONE_ENT, buf, len);
+}
+
 static void *pool_main(void *arg)
 {
   dt_worker *w = arg;
@@ -379,18 +408,21 @@ static void *pool_main(void *arg)
     if (!w->qh)
       w->qt = NULL;
     pthread_mutex_unlock(&w->mu);
-    run_activity(w, j->wi);
+    if (j->wi->request_case == WORK_ITEM__REQUEST_ACTIVITY_REQUEST)
+      run_activity(w, j->wi);
+    else
+      run_entity(w, j->wi);
     work_item__free_unpacked(j->wi, NULL);
     free(j);
   }
   return NULL;
 }
 
-static void enqueue_activity(dt_worker *w, WorkItem *wi)
+static void enqueue_job(dt_worker *w, WorkItem *wi)
 {
   struct job *j = malloc(sizeof *j);
   if (!j) {
-    DT_ERROR("out of memory queueing an activity");
+    DT_ERROR("out of memory queueing a work item");
     work_item__free_unpacked(wi, NULL);
     return;
   }
@@ -446,6 +478,9 @@ static bool stream_once(dt_worker *w)
   GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
   req.maxconcurrentorchestrationworkitems = w->opt.max_orchestrations;
   req.maxconcurrentactivityworkitems = w->opt.max_activities;
+  /* Entity work only when entities are registered: a limit alone would ask for every entity's batches. */
+  if (w->n_ents > 0)
+    req.maxconcurrententityworkitems = w->opt.max_entities;
   /* Large histories may then come without pastEvents, to be fetched with StreamInstanceHistory (run_orchestration). */
   WorkerCapability caps[] = {WORKER_CAPABILITY__WORKER_CAPABILITY_HISTORY_STREAMING};
   req.n_capabilities = sizeof caps / sizeof caps[0];
@@ -456,8 +491,10 @@ static bool stream_once(dt_worker *w)
   OrchestrationFilter **ofp = calloc(w->n_orchs + 1, sizeof *ofp);
   ActivityFilter *af = calloc(w->n_acts + 1, sizeof *af);
   ActivityFilter **afp = calloc(w->n_acts + 1, sizeof *afp);
-  if (!of || !ofp || !af || !afp) {
-    free(of), free(ofp), free(af), free(afp);
+  EntityFilter *ef = calloc(w->n_ents + 1, sizeof *ef);
+  EntityFilter **efp = calloc(w->n_ents + 1, sizeof *efp);
+  if (!of || !ofp || !af || !afp || !ef || !efp) {
+    free(of), free(ofp), free(af), free(afp), free(ef), free(efp);
     return false;
   }
   for (size_t i = 0; i < w->n_orchs; i++) {
@@ -470,13 +507,19 @@ static bool stream_once(dt_worker *w)
     af[i].name = w->acts[i].name;
     afp[filters.n_activities++] = &af[i];
   }
+  for (size_t i = 0; i < w->n_ents; i++) {
+    entity_filter__init(&ef[i]);
+    ef[i].name = w->ents[i].name;
+    efp[filters.n_entities++] = &ef[i];
+  }
   filters.orchestrations = ofp;
   filters.activities = afp;
+  filters.entities = efp;
   req.workitemfilters = &filters;
   size_t len = get_work_items_request__get_packed_size(&req);
   grpc_slice sl = grpc_slice_malloc(len);
   get_work_items_request__pack(&req, GRPC_SLICE_START_PTR(sl));
-  free(of), free(ofp), free(af), free(afp);
+  free(of), free(ofp), free(af), free(afp), free(ef), free(efp);
   grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
   grpc_slice_unref(sl);
   grpc_call *call = grpc_channel_create_call(w->conn.ch, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq,
@@ -532,7 +575,9 @@ static bool stream_once(dt_worker *w)
           work_item__free_unpacked(wi, NULL);
           break;
         case WORK_ITEM__REQUEST_ACTIVITY_REQUEST:
-          enqueue_activity(w, wi); /* the pool frees it */
+        case WORK_ITEM__REQUEST_ENTITY_REQUEST:
+        case WORK_ITEM__REQUEST_ENTITY_REQUEST_V2:
+          enqueue_job(w, wi); /* the pool frees it */
           break;
         default:
           work_item__free_unpacked(wi, NULL); /* health pings, and kinds this SDK does not run */
@@ -602,6 +647,8 @@ int dt_worker_new(const char *target, const dt_worker_options *opt, dt_worker **
     w->opt.max_orchestrations = 100;
   if (w->opt.max_activities <= 0)
     w->opt.max_activities = 100;
+  if (w->opt.max_entities <= 0)
+    w->opt.max_entities = 100;
   w->target = strdup(target);
   if (!w->target) {
     free(w);
@@ -658,6 +705,33 @@ int dt_worker_add_activity(dt_worker *w, const char *name, dt_activity_fn fn, vo
   if (!copy)
     return DT_ERR_NOMEM;
   w->acts[w->n_acts++] = (struct activity){copy, fn, user_data};
+  return DT_OK;
+}
+
+int dt_worker_add_entity(dt_worker *w, const char *name, dt_entity_fn fn, void *user_data)
+{
+  if (!w || !name || !*name || strchr(name, '@') || !fn)
+    return DT_ERR_INVALID_ARG;
+  if (w->started)
+    return DT_ERR_STATE;
+  for (size_t i = 0; i < w->n_ents; i++)
+    if (strcasecmp(w->ents[i].name, name) == 0)
+      return DT_ERR_EXISTS;
+  if (w->n_ents == w->cap_ents) {
+    size_t cap = w->cap_ents ? w->cap_ents * 2 : 8;
+    struct dt__entity *e = realloc(w->ents, cap * sizeof *e);
+    if (!e)
+      return DT_ERR_NOMEM;
+    w->ents = e;
+    w->cap_ents = cap;
+  }
+  char *copy = strdup(name);
+  if (!copy)
+    return DT_ERR_NOMEM;
+  for (char *p = copy; *p; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  w->ents[w->n_ents++] = (struct dt__entity){copy, fn, user_data};
   return DT_OK;
 }
 
@@ -720,14 +794,18 @@ void dt_worker_stop(dt_worker *w)
   pthread_join(w->stream_thread, NULL);
   for (int i = 0; i < w->n_pool; i++)
     pthread_join(w->pool[i], NULL);
-  /* Activities nobody started go back to the server now, rather than after its grace period. */
+  /* Activities and entity batches nobody started go back to the server now, rather than after its grace period. */
   struct job *j = w->qh;
   w->qh = w->qt = NULL;
   while (j) {
     struct job *next = j->next;
-    AbandonActivityTaskRequest ab = ABANDON_ACTIVITY_TASK_REQUEST__INIT;
-    ab.completiontoken = j->wi->completiontoken;
-    send_msg(w, M_ABANDON_ACT, &ab.base);
+    if (j->wi->request_case == WORK_ITEM__REQUEST_ACTIVITY_REQUEST) {
+      AbandonActivityTaskRequest ab = ABANDON_ACTIVITY_TASK_REQUEST__INIT;
+      ab.completiontoken = j->wi->completiontoken;
+      send_msg(w, M_ABANDON_ACT, &ab.base);
+    } else {
+      abandon_entity(w, j->wi);
+    }
     work_item__free_unpacked(j->wi, NULL);
     free(j);
     j = next;
@@ -759,6 +837,9 @@ void dt_worker_free(dt_worker *w)
     free(w->orchs[i].name);
   for (size_t i = 0; i < w->n_acts; i++)
     free(w->acts[i].name);
+  for (size_t i = 0; i < w->n_ents; i++)
+    free(w->ents[i].name);
+  free(w->ents);
   free(w->orchs);
   free(w->acts);
   free(w->pool);

@@ -1,7 +1,7 @@
 /*
  * The C SDK's entity client calls (dt_client_signal_entity, _get_entity, _query_entities,
- * _clean_entity_storage) against a real taskhubd. The C SDK has no entity worker, so where an entity needs
- * state the test plays the worker by hand: a GetWorkItems stream that asks for entity work
+ * _clean_entity_storage) against a real taskhubd. Where an entity needs state the test plays the worker by hand
+ * (the SDK's own entity worker is tested in test_entity_worker.c): a GetWorkItems stream that asks for entity work
  * (maxConcurrentEntityWorkItems) and a CompleteEntityTask with the state it chooses. Entities no worker ran
  * stay transient: a record with queued operations and no state.
  */
