@@ -2,7 +2,7 @@
  * th-bench: taskhubd load scenarios driven by the C SDK: a worker in a child process, the client in this one.
  *
  *   th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] [--same-process]
- *            [--settle SECONDS] [--entities K]
+ *            [--settle SECONDS] [--threads N] [--entities K]
  *
  * Several comma-separated targets are replicas of one task hub (taskhubd on one PostgreSQL database): the worker
  * process then runs one worker per target, the client opens one connection per target, and instance i is
@@ -11,6 +11,7 @@
  * orchestration through each target. Several --sidecar-pid values (the replicas) report summed CPU and RSS.
  * --settle waits that long after the warm-up, the workers connected, and warms up again before measuring: time
  * for replicas to move partitions to the replicas that now have workers.
+ * --threads sets the client's threads (default 16), each with one call in flight.
  *
  * The worker runs in its own process, as an app's workers and clients usually do: in one process gRPC hands
  * every socket event from whichever of the client's waiting threads polls to the worker's threads, which cost
@@ -24,7 +25,7 @@
  *   events         orchestrations waiting for an external event, then raised [orchestrations, default 1000]
  *   large_state    COUNT finished instances, then QueryInstances by status (page of 100) and purge by filter
  *   idle           COUNT instances left waiting for an event; reports the sidecar's RSS
- *   entity_signals signals (dt_client_signal_entity, from THREADS threads) spread over --entities K counter
+ *   entity_signals signals (dt_client_signal_entity, from --threads threads) spread over --entities K counter
  *                  entities (default 1000), timed until the last operation completed; p50/p95/p99 are the
  *                  SignalEntity calls' latency; every entity's sum is then checked with QueryEntities
  *                  [signals, default 20000]. The C SDK has no entity worker: the child process runs th-bench's
@@ -32,7 +33,7 @@
  *
  * Prints one line: RESULT scenario=<name> throughput=<per second> p50_ms=<x> p95_ms=<x> p99_ms=<x>
  * sidecar_cpu_s=<x> sidecar_rss_mb=<x> (CPU and RSS of --sidecar-pid over the measured part). entity_signals adds
- * entities=<K> signal_s=<seconds the signalling took> batches=<entity batches> ops_per_batch=<x>.
+ * entities=<K> threads=<N> signal_s=<seconds the signalling took> batches=<entity batches> ops_per_batch=<x>.
  */
 #define _GNU_SOURCE
 #include "durabletask.h"
@@ -47,7 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define THREADS 16
+#define MAX_THREADS 256
+
+static size_t n_threads = 16; /* --threads: the client's threads, each with one call in flight */
 
 #define MAX_TARGETS 16
 
@@ -254,13 +257,13 @@ static void *run_job(void *arg)
   return NULL;
 }
 
-/* Runs |op| over ids[0..n) on THREADS threads. */
+/* Runs |op| over ids[0..n) on n_threads threads. */
 static int parallel(dt_client **c, int op, const char *name, const char *input, char **ids, double *lat, size_t n)
 {
-  pthread_t th[THREADS];
-  struct job jobs[THREADS];
+  pthread_t th[MAX_THREADS];
+  struct job jobs[MAX_THREADS];
   atomic_int failures = 0;
-  size_t k = n < THREADS ? (n ? n : 1) : THREADS;
+  size_t k = n < n_threads ? (n ? n : 1) : n_threads;
   for (size_t t = 0; t < k; t++) {
     jobs[t] = (struct job){c, name, input, ids, lat, n * t / k, n * (t + 1) / k, op, &failures};
     pthread_create(&th[t], NULL, run_job, &jobs[t]);
@@ -509,16 +512,16 @@ static int check_entity_sums(dt_client *c, size_t n)
   return rc == DT_OK && found == k && !wrong ? 0 : 1;
 }
 
-/* |n| signals from THREADS threads (each waits for its call before the next: THREADS in flight) to
+/* |n| signals from n_threads threads (each waits for its call before the next: n_threads in flight) to
  * |n_entities| counters, timed until the worker has completed the last operation. p50/p95/p99 are the
  * SignalEntity calls' latency (queued durably); the sums are checked afterwards. */
 static int scenario_entity_signals(dt_client **cs, size_t n)
 {
   double *lat = calloc(n ? n : 1, sizeof *lat);
-  pthread_t th[THREADS];
-  struct sig_job jobs[THREADS];
+  pthread_t th[MAX_THREADS];
+  struct sig_job jobs[MAX_THREADS];
   atomic_int failures = 0;
-  size_t k = n < THREADS ? (n ? n : 1) : THREADS;
+  size_t k = n < n_threads ? (n ? n : 1) : n_threads;
   double cpu0, rss;
   sidecar_usage(&cpu0, &rss);
   double t0 = now_s();
@@ -536,8 +539,8 @@ static int scenario_entity_signals(dt_client **cs, size_t n)
     fprintf(stderr, "th-bench: %d signals failed\n", atomic_load(&failures));
   long batches = p1.batches - ew_warm.batches, ops = p1.ops - ew_warm.ops; /* the measured part's */
   char extra[160];
-  snprintf(extra, sizeof extra, " entities=%zu signal_s=%.2f batches=%ld ops_per_batch=%.1f",
-           n < n_entities ? n : n_entities, signalled, batches, batches ? (double)ops / (double)batches : 0);
+  snprintf(extra, sizeof extra, " entities=%zu threads=%zu signal_s=%.2f batches=%ld ops_per_batch=%.1f",
+           n < n_entities ? n : n_entities, n_threads, signalled, batches, batches ? (double)ops / (double)batches : 0);
   result_extra("entity_signals", (double)n / el, lat, n, cpu0, extra);
   free(lat);
   if (!ok)
@@ -596,7 +599,7 @@ int main(int argc, char **argv)
 {
   if (argc < 3) {
     fprintf(stderr, "usage: th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] "
-                    "[--same-process] [--settle SECONDS] [--entities K]\n");
+                    "[--same-process] [--settle SECONDS] [--threads N] [--entities K]\n");
     return 2;
   }
   n_targets = split_list(argv[1], targets);
@@ -617,6 +620,8 @@ int main(int argc, char **argv)
       for (size_t k = 0; k < n_pids; k++)
         sidecar_pids[k] = atoi(pids[k]);
     }
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      n_threads = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--entities") && i + 1 < argc)
       n_entities = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--settle") && i + 1 < argc)
@@ -625,6 +630,10 @@ int main(int argc, char **argv)
       json_out = fopen(argv[++i], "a");
     else
       count = (size_t)atol(argv[i]);
+  }
+  if (!n_threads || n_threads > MAX_THREADS) {
+    fprintf(stderr, "th-bench: --threads between 1 and %d\n", MAX_THREADS);
+    return 2;
   }
   if (!n_entities) {
     fprintf(stderr, "th-bench: --entities must be at least 1\n");
