@@ -39,6 +39,7 @@
 #include "durabletask.h"
 #include "entity_worker.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -453,6 +454,11 @@ static bool wait_entity_goal(struct ew_progress *p)
 {
   size_t got = 0;
   while (got < sizeof *p) {
+    struct pollfd pfd = {.fd = ew_notify, .events = POLLIN};
+    if (poll(&pfd, 1, 600000) == 0) { /* a bound on a stuck run, not a wait for anything in particular */
+      fprintf(stderr, "th-bench: the entity worker reported nothing for 600 s\n");
+      return false;
+    }
     ssize_t r = read(ew_notify, (char *)p + got, sizeof *p - got);
     if (r <= 0) {
       fprintf(stderr, "th-bench: the entity worker stopped before completing every operation\n");
