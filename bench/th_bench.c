@@ -2,7 +2,7 @@
  * th-bench: taskhubd load scenarios driven by the C SDK: a worker in a child process, the client in this one.
  *
  *   th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] [--same-process]
- *            [--settle SECONDS]
+ *            [--settle SECONDS] [--threads N] [--entities K]
  *
  * Several comma-separated targets are replicas of one task hub (taskhubd on one PostgreSQL database): the worker
  * process then runs one worker per target, the client opens one connection per target, and instance i is
@@ -11,6 +11,7 @@
  * orchestration through each target. Several --sidecar-pid values (the replicas) report summed CPU and RSS.
  * --settle waits that long after the warm-up, the workers connected, and warms up again before measuring: time
  * for replicas to move partitions to the replicas that now have workers.
+ * --threads sets the client's threads (default 16), each with one call in flight.
  *
  * The worker runs in its own process, as an app's workers and clients usually do: in one process gRPC hands
  * every socket event from whichever of the client's waiting threads polls to the worker's threads, which cost
@@ -24,13 +25,21 @@
  *   events         orchestrations waiting for an external event, then raised [orchestrations, default 1000]
  *   large_state    COUNT finished instances, then QueryInstances by status (page of 100) and purge by filter
  *   idle           COUNT instances left waiting for an event; reports the sidecar's RSS
+ *   entity_signals signals (dt_client_signal_entity, from --threads threads) spread over --entities K counter
+ *                  entities (default 1000), timed until the last operation completed; p50/p95/p99 are the
+ *                  SignalEntity calls' latency; every entity's sum is then checked with QueryEntities
+ *                  [signals, default 20000]. The C SDK has no entity worker: the child process runs th-bench's
+ *                  own over raw gRPC (entity_worker.c), whatever --same-process says.
  *
  * Prints one line: RESULT scenario=<name> throughput=<per second> p50_ms=<x> p95_ms=<x> p99_ms=<x>
- * sidecar_cpu_s=<x> sidecar_rss_mb=<x> (CPU and RSS of --sidecar-pid over the measured part).
+ * sidecar_cpu_s=<x> sidecar_rss_mb=<x> (CPU and RSS of --sidecar-pid over the measured part). entity_signals adds
+ * entities=<K> threads=<N> signal_s=<seconds the signalling took> batches=<entity batches> ops_per_batch=<x>.
  */
 #define _GNU_SOURCE
 #include "durabletask.h"
+#include "entity_worker.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,7 +49,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define THREADS 16
+#define MAX_THREADS 256
+
+static size_t n_threads = 16; /* --threads: the client's threads, each with one call in flight */
 
 #define MAX_TARGETS 16
 
@@ -115,7 +126,9 @@ static int cmpd(const void *a, const void *b)
 
 static FILE *json_out;
 
-static void result(const char *scenario, double throughput, double *lat_ms, size_t n, double cpu0)
+/* |extra|: more " key=number" pairs for the RESULT line (and the JSON object), or NULL. */
+static void result_extra(const char *scenario, double throughput, double *lat_ms, size_t n, double cpu0,
+                         const char *extra)
 {
   double cpu, rss;
   sidecar_usage(&cpu, &rss);
@@ -127,14 +140,30 @@ static void result(const char *scenario, double throughput, double *lat_ms, size
     p99 = lat_ms[(size_t)((double)(n - 1) * 0.99)];
   }
   printf("RESULT scenario=%s throughput=%.1f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f sidecar_cpu_s=%.2f "
-         "sidecar_rss_mb=%.1f\n",
-         scenario, throughput, p50, p95, p99, cpu - cpu0, rss);
+         "sidecar_rss_mb=%.1f%s\n",
+         scenario, throughput, p50, p95, p99, cpu - cpu0, rss, extra ? extra : "");
   fflush(stdout);
-  if (json_out)
+  if (json_out) {
     fprintf(json_out,
             "{\"scenario\":\"%s\",\"throughput\":%.1f,\"p50_ms\":%.2f,\"p95_ms\":%.2f,\"p99_ms\":%.2f,"
-            "\"sidecar_cpu_s\":%.2f,\"sidecar_rss_mb\":%.1f}\n",
+            "\"sidecar_cpu_s\":%.2f,\"sidecar_rss_mb\":%.1f",
             scenario, throughput, p50, p95, p99, cpu - cpu0, rss);
+    char *copy = extra ? strdup(extra) : NULL;
+    for (char *save = NULL, *kv = copy ? strtok_r(copy, " ", &save) : NULL; kv; kv = strtok_r(NULL, " ", &save)) {
+      char *eq = strchr(kv, '=');
+      if (eq) {
+        *eq = '\0';
+        fprintf(json_out, ",\"%s\":%s", kv, eq + 1);
+      }
+    }
+    free(copy);
+    fprintf(json_out, "}\n");
+  }
+}
+
+static void result(const char *scenario, double throughput, double *lat_ms, size_t n, double cpu0)
+{
+  result_extra(scenario, throughput, lat_ms, n, cpu0, NULL);
 }
 
 /* ------------------------------------------------------------------ orchestrators and activities */
@@ -229,13 +258,13 @@ static void *run_job(void *arg)
   return NULL;
 }
 
-/* Runs |op| over ids[0..n) on THREADS threads. */
+/* Runs |op| over ids[0..n) on n_threads threads. */
 static int parallel(dt_client **c, int op, const char *name, const char *input, char **ids, double *lat, size_t n)
 {
-  pthread_t th[THREADS];
-  struct job jobs[THREADS];
+  pthread_t th[MAX_THREADS];
+  struct job jobs[MAX_THREADS];
   atomic_int failures = 0;
-  size_t k = n < THREADS ? (n ? n : 1) : THREADS;
+  size_t k = n < n_threads ? (n ? n : 1) : n_threads;
   for (size_t t = 0; t < k; t++) {
     jobs[t] = (struct job){c, name, input, ids, lat, n * t / k, n * (t + 1) / k, op, &failures};
     pthread_create(&th[t], NULL, run_job, &jobs[t]);
@@ -380,6 +409,151 @@ static int scenario_idle(dt_client **c, size_t n)
   return bad ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ entities */
+
+/* Signal i goes to entity i mod |entities|, "@counter@e<index>", adding 1 + i mod 7 (so that a lost, repeated or
+ * misrouted operation changes some entity's sum). */
+#define ENTITY_PREFIX "@counter@e"
+
+static size_t n_entities = 1000;
+static int ew_notify = -1;        /* the entity worker's progress (struct ew_progress), read end */
+static struct ew_progress ew_warm; /* its progress after the warm-up */
+
+static long signal_amount(size_t i)
+{
+  return 1 + (long)(i % 7);
+}
+
+struct sig_job {
+  dt_client **c;
+  double *lat_ms;
+  size_t from, to;
+  atomic_int *failures;
+};
+
+static void *run_signals(void *arg)
+{
+  struct sig_job *j = arg;
+  for (size_t i = j->from; i < j->to; i++) {
+    char id[48], in[24];
+    snprintf(id, sizeof id, ENTITY_PREFIX "%06zu", i % n_entities);
+    snprintf(in, sizeof in, "%ld", signal_amount(i));
+    double s = now_s();
+    int rc = dt_client_signal_entity(j->c[i % n_targets], id, "add", in, 0);
+    j->lat_ms[i] = (now_s() - s) * 1e3;
+    if (rc != DT_OK) {
+      if (atomic_fetch_add(j->failures, 1) == 0)
+        fprintf(stderr, "th-bench: dt_client_signal_entity(%s): %s\n", id, dt_strerror(rc));
+    }
+  }
+  return NULL;
+}
+
+/* Blocks until the entity worker reports its next goal reached; false when it died or reported errors. */
+static bool wait_entity_goal(struct ew_progress *p)
+{
+  size_t got = 0;
+  while (got < sizeof *p) {
+    struct pollfd pfd = {.fd = ew_notify, .events = POLLIN};
+    if (poll(&pfd, 1, 600000) == 0) { /* a bound on a stuck run, not a wait for anything in particular */
+      fprintf(stderr, "th-bench: the entity worker reported nothing for 600 s\n");
+      return false;
+    }
+    ssize_t r = read(ew_notify, (char *)p + got, sizeof *p - got);
+    if (r <= 0) {
+      fprintf(stderr, "th-bench: the entity worker stopped before completing every operation\n");
+      return false;
+    }
+    got += (size_t)r;
+  }
+  if (p->errors)
+    fprintf(stderr, "th-bench: the entity worker reports %ld errors\n", p->errors);
+  return p->errors == 0;
+}
+
+/* Every entity's state, read back with QueryEntities (pages of 500, with state): each must hold its sum. */
+static int check_entity_sums(dt_client *c, size_t n)
+{
+  size_t k = n < n_entities ? n : n_entities;
+  long *want = calloc(k ? k : 1, sizeof *want);
+  bool *seen = calloc(k ? k : 1, sizeof *seen);
+  for (size_t i = 0; i < n; i++)
+    want[i % n_entities] += signal_amount(i);
+  size_t found = 0, wrong = 0;
+  char *token = NULL;
+  int rc = DT_OK;
+  do {
+    dt_entity_page *p = NULL;
+    dt_entity_query q = {
+        .id_prefix = ENTITY_PREFIX, .include_state = true, .include_transient = true, .page_size = 500,
+        .continuation = token};
+    rc = dt_client_query_entities(c, &q, &p);
+    free(token);
+    token = NULL;
+    if (rc != DT_OK) {
+      fprintf(stderr, "th-bench: dt_client_query_entities: %s\n", dt_strerror(rc));
+      break;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+      const dt_entity *en = p->entities[i];
+      size_t idx = (size_t)strtoul(en->entity_id + strlen(ENTITY_PREFIX), NULL, 10);
+      long got = en->state ? strtol(en->state, NULL, 10) : -1;
+      if (idx >= k || seen[idx] || got != want[idx] || en->backlog != 0) {
+        if (wrong++ < 5)
+          fprintf(stderr, "th-bench: %s: state %s, backlog %lld, expected %ld\n", en->entity_id,
+                  en->state ? en->state : "(none)", (long long)en->backlog, idx < k ? want[idx] : -1L);
+        continue;
+      }
+      seen[idx] = true;
+      found++;
+    }
+    token = p->continuation ? strdup(p->continuation) : NULL;
+    dt_entity_page_free(p);
+  } while (token);
+  free(token);
+  free(want);
+  free(seen);
+  if (rc == DT_OK && (found != k || wrong))
+    fprintf(stderr, "th-bench: %zu of %zu entities hold their sum, %zu wrong\n", found, k, wrong);
+  return rc == DT_OK && found == k && !wrong ? 0 : 1;
+}
+
+/* |n| signals from n_threads threads (each waits for its call before the next: n_threads in flight) to
+ * |n_entities| counters, timed until the worker has completed the last operation. p50/p95/p99 are the
+ * SignalEntity calls' latency (queued durably); the sums are checked afterwards. */
+static int scenario_entity_signals(dt_client **cs, size_t n)
+{
+  double *lat = calloc(n ? n : 1, sizeof *lat);
+  pthread_t th[MAX_THREADS];
+  struct sig_job jobs[MAX_THREADS];
+  atomic_int failures = 0;
+  size_t k = n < n_threads ? (n ? n : 1) : n_threads;
+  double cpu0, rss;
+  sidecar_usage(&cpu0, &rss);
+  double t0 = now_s();
+  for (size_t t = 0; t < k; t++) {
+    jobs[t] = (struct sig_job){cs, lat, n * t / k, n * (t + 1) / k, &failures};
+    pthread_create(&th[t], NULL, run_signals, &jobs[t]);
+  }
+  for (size_t t = 0; t < k; t++)
+    pthread_join(th[t], NULL);
+  double signalled = now_s() - t0;
+  struct ew_progress p1 = {0};
+  bool ok = !atomic_load(&failures) && wait_entity_goal(&p1);
+  double el = now_s() - t0;
+  if (atomic_load(&failures))
+    fprintf(stderr, "th-bench: %d signals failed\n", atomic_load(&failures));
+  long batches = p1.batches - ew_warm.batches, ops = p1.ops - ew_warm.ops; /* the measured part's */
+  char extra[160];
+  snprintf(extra, sizeof extra, " entities=%zu threads=%zu signal_s=%.2f batches=%ld ops_per_batch=%.1f",
+           n < n_entities ? n : n_entities, n_threads, signalled, batches, batches ? (double)ops / (double)batches : 0);
+  result_extra("entity_signals", (double)n / el, lat, n, cpu0, extra);
+  free(lat);
+  if (!ok)
+    return 1;
+  return check_entity_sums(cs[0], n);
+}
+
 static int run_worker_start(const char *target, dt_worker **out)
 {
   dt_worker_options wo = {.activity_threads = 2, .max_orchestrations = 1000, .max_activities = 1000};
@@ -431,7 +605,7 @@ int main(int argc, char **argv)
 {
   if (argc < 3) {
     fprintf(stderr, "usage: th-bench TARGET[,TARGET...] SCENARIO [COUNT] [--sidecar-pid PID[,PID...]] [--json FILE] "
-                    "[--same-process] [--settle SECONDS]\n");
+                    "[--same-process] [--settle SECONDS] [--threads N] [--entities K]\n");
     return 2;
   }
   n_targets = split_list(argv[1], targets);
@@ -452,6 +626,10 @@ int main(int argc, char **argv)
       for (size_t k = 0; k < n_pids; k++)
         sidecar_pids[k] = atoi(pids[k]);
     }
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      n_threads = (size_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--entities") && i + 1 < argc)
+      n_entities = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--settle") && i + 1 < argc)
       settle_s = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -459,23 +637,45 @@ int main(int argc, char **argv)
     else
       count = (size_t)atol(argv[i]);
   }
-  bool needs_worker = strcmp(scenario, "large_state") != 0;
-  /* Forked before either side touches gRPC: the child runs the worker until the pipe closes. */
+  if (!n_threads || n_threads > MAX_THREADS) {
+    fprintf(stderr, "th-bench: --threads between 1 and %d\n", MAX_THREADS);
+    return 2;
+  }
+  if (!n_entities) {
+    fprintf(stderr, "th-bench: --entities must be at least 1\n");
+    return 2;
+  }
+  bool entities = !strcmp(scenario, "entity_signals");
+  if (entities && !count)
+    count = 20000;
+  bool needs_worker = strcmp(scenario, "large_state") != 0 && !entities;
+  /* Forked before either side touches gRPC: the child runs the worker (the SDK's, or for the entity scenarios
+   * th-bench's own entity worker) until the pipe closes. */
   pid_t child = -1;
   int hold = -1;
-  if (needs_worker && !same_process) {
-    int fds[2];
-    if (pipe(fds) != 0 || (child = fork()) < 0) {
+  if ((needs_worker && !same_process) || entities) {
+    int fds[2], nfds[2] = {-1, -1};
+    /* The entity worker reports when it has completed the warm-up's operations (one per target), then all. */
+    long goals[2] = {(long)n_targets, (long)(n_targets + count)};
+    if (pipe(fds) != 0 || (entities && pipe(nfds) != 0) || (child = fork()) < 0) {
       perror("th-bench: starting the worker process");
       return 1;
     }
     if (child == 0) {
       close(fds[1]);
+      if (entities) {
+        close(nfds[0]);
+        _exit(entity_worker_run(targets, n_targets, fds[0], nfds[1], goals, 2));
+      }
       int wrc = run_worker(fds[0]);
       _exit(wrc);
     }
     close(fds[0]);
     hold = fds[1];
+    if (entities) {
+      close(nfds[1]);
+      ew_notify = nfds[0];
+    }
   }
   dt_worker *ws[MAX_TARGETS] = {0};
   if (needs_worker && same_process && run_workers_start(ws) != DT_OK)
@@ -501,6 +701,19 @@ int main(int argc, char **argv)
       dt_free(id);
     }
   }
+  /* The entity worker's warm-up: one signal through each target to an entity of its own, run to completion. */
+  if (entities) {
+    for (size_t i = 0; i < n_targets; i++) {
+      char id[48];
+      snprintf(id, sizeof id, "@counter@warmup%zu", i);
+      if (dt_client_signal_entity(cs[i], id, "add", "1", 0) != DT_OK) {
+        fprintf(stderr, "th-bench: the warm-up signal through %s failed\n", targets[i]);
+        return 1;
+      }
+    }
+    if (!wait_entity_goal(&ew_warm))
+      return 1;
+  }
   int rc;
   if (!strcmp(scenario, "hello_cities5"))
     rc = many(cs, "hello_cities5", "hello_cities5", NULL, count ? count : 1000, false);
@@ -516,6 +729,8 @@ int main(int argc, char **argv)
     rc = scenario_large_state(cs, count ? count : 100000);
   else if (!strcmp(scenario, "idle"))
     rc = scenario_idle(cs, count ? count : 100000);
+  else if (entities)
+    rc = scenario_entity_signals(cs, count);
   else {
     fprintf(stderr, "th-bench: unknown scenario %s\n", scenario);
     rc = 2;
