@@ -11,9 +11,9 @@ size=${2:-quick}
 store=${3:-rocksdb}
 here=$(cd "$(dirname "$0")" && pwd)
 case "$size" in
-  smoke) hc=20; fans="100"; lat=5; tim=10; ev=10; large=300; idle=300; sig=200; ents=20 ;;
-  quick) hc=2000; fans="100 1000 10000"; lat=200; tim=1000; ev=1000; large=20000; idle=20000; sig=20000; ents=1000 ;;
-  full) hc=20000; fans="100 1000 10000"; lat=1000; tim=10000; ev=10000; large=1000000; idle=100000; sig=100000; ents=1000 ;;
+  smoke) hc=20; fans="100"; lat=5; tim=10; ev=10; large=300; idle=300; sig=200; ents=20; calls=20 ;;
+  quick) hc=2000; fans="100 1000 10000"; lat=200; tim=1000; ev=1000; large=20000; idle=20000; sig=20000; ents=1000; calls=2000 ;;
+  full) hc=20000; fans="100 1000 10000"; lat=1000; tim=10000; ev=10000; large=1000000; idle=100000; sig=100000; ents=1000; calls=20000 ;;
   *) echo "usage: bench/run.sh [BUILD_DIR] [smoke|quick|full]" >&2; exit 2 ;;
 esac
 bin="$build/sidecar/taskhubd"
@@ -64,6 +64,8 @@ stop
 # Entities on a fresh store: signals spread over counters, run by th-bench's own entity worker.
 start "$work/entities"
 run entity_signals "$sig" --entities "$ents"
+# Orchestrations calling entities (the C SDK's worker runs both): one call each, awaited.
+run entity_calls "$calls" --entities "$ents"
 stop
 
 start "$work/large"

@@ -25,6 +25,8 @@
  *   events         orchestrations waiting for an external event, then raised [orchestrations, default 1000]
  *   large_state    COUNT finished instances, then QueryInstances by status (page of 100) and purge by filter
  *   idle           COUNT instances left waiting for an event; reports the sidecar's RSS
+ *   entity_calls   orchestrations each calling one of --entities K counter entities (C SDK worker, dt_call_entity)
+ *                  and awaiting its result; the counters' sum is checked afterwards [orchestrations, default 2000]
  *   entity_signals signals (dt_client_signal_entity, from --threads threads) spread over --entities K counter
  *                  entities (default 1000), timed until the last operation completed; p50/p95/p99 are the
  *                  SignalEntity calls' latency; every entity's sum is then checked with QueryEntities
@@ -50,6 +52,8 @@
 #include <unistd.h>
 
 #define MAX_THREADS 256
+
+size_t n_entities_for_calls(void); /* --entities, for the worker's orchestrations defined before it */
 
 static size_t n_threads = 16; /* --threads: the client's threads, each with one call in flight */
 
@@ -183,6 +187,31 @@ static const char *hello_cities5(dt_orch_ctx *ctx, const char *input, void *ud)
   for (int i = 0; i < 5; i++)
     r = dt_await(ctx, dt_call_activity(ctx, "say_hello", cities[i]));
   return r;
+}
+
+/* entity_calls: each orchestration calls one of --entities "tally" counters, picked by its instance id. */
+#define TALLY_PREFIX "@tally@c"
+
+static const char *call_counter(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  (void)input;
+  (void)ud;
+  unsigned h = 2166136261u;
+  for (const char *p = dt_instance_id(ctx); *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  const char *id = dt_ctx_printf(ctx, TALLY_PREFIX "%zu", (size_t)h % n_entities_for_calls());
+  return dt_await(ctx, dt_call_entity(ctx, id, "add", "1"));
+}
+
+static const char *tally(dt_entity_ctx *ctx, const char *operation, const char *input, void *ud)
+{
+  (void)ud;
+  long v = dt_entity_state(ctx) ? strtol(dt_entity_state(ctx), NULL, 10) : 0;
+  if (!strcmp(operation, "add"))
+    v += input ? strtol(input, NULL, 10) : 0;
+  const char *st = dt_entity_printf(ctx, "%ld", v);
+  dt_entity_set_state(ctx, st);
+  return st;
 }
 
 static const char *fanout(dt_orch_ctx *ctx, const char *input, void *ud)
@@ -416,6 +445,11 @@ static int scenario_idle(dt_client **c, size_t n)
 #define ENTITY_PREFIX "@counter@e"
 
 static size_t n_entities = 1000;
+
+size_t n_entities_for_calls(void)
+{
+  return n_entities;
+}
 static int ew_notify = -1;        /* the entity worker's progress (struct ew_progress), read end */
 static struct ew_progress ew_warm; /* its progress after the warm-up */
 
@@ -554,6 +588,29 @@ static int scenario_entity_signals(dt_client **cs, size_t n)
   return check_entity_sums(cs[0], n);
 }
 
+/* The counters' states added up (-1 when they cannot be read). */
+static long tally_sum(dt_client *c)
+{
+  long sum = 0;
+  char *token = NULL;
+  int rc;
+  do {
+    dt_entity_page *p = NULL;
+    dt_entity_query q = {.id_prefix = TALLY_PREFIX, .include_state = true, .page_size = 500, .continuation = token};
+    rc = dt_client_query_entities(c, &q, &p);
+    free(token);
+    token = NULL;
+    if (rc != DT_OK)
+      break;
+    for (size_t i = 0; i < p->n; i++)
+      sum += p->entities[i]->state ? strtol(p->entities[i]->state, NULL, 10) : 0;
+    token = p->continuation ? strdup(p->continuation) : NULL;
+    dt_entity_page_free(p);
+  } while (token);
+  free(token);
+  return rc == DT_OK ? sum : -1;
+}
+
 static int run_worker_start(const char *target, dt_worker **out)
 {
   dt_worker_options wo = {.activity_threads = 2, .max_orchestrations = 1000, .max_activities = 1000};
@@ -565,6 +622,8 @@ static int run_worker_start(const char *target, dt_worker **out)
   dt_worker_add_orchestrator(w, "timer1", timer1, NULL);
   dt_worker_add_orchestrator(w, "wait_event", wait_event, NULL);
   dt_worker_add_activity(w, "say_hello", say_hello, NULL);
+  dt_worker_add_orchestrator(w, "call_counter", call_counter, NULL);
+  dt_worker_add_entity(w, "tally", tally, NULL);
   int rc = dt_worker_start(w);
   if (rc != DT_OK) {
     fprintf(stderr, "th-bench: cannot start the worker for %s: %s\n", target, dt_strerror(rc));
@@ -729,7 +788,18 @@ int main(int argc, char **argv)
     rc = scenario_large_state(cs, count ? count : 100000);
   else if (!strcmp(scenario, "idle"))
     rc = scenario_idle(cs, count ? count : 100000);
-  else if (entities)
+  else if (!strcmp(scenario, "entity_calls")) {
+    /* Every call adds 1 to one counter: the counters grow by exactly the orchestrations run (a lost, repeated or
+     * misrouted call shows). */
+    size_t n = count ? count : 2000;
+    long before = tally_sum(c);
+    rc = many(cs, "entity_calls", "call_counter", NULL, n, false);
+    long after = tally_sum(c);
+    if (rc == 0 && (before < 0 || after - before != (long)n)) {
+      fprintf(stderr, "th-bench: entity_calls: the counters grew by %ld, expected %zu\n", after - before, n);
+      rc = 1;
+    }
+  } else if (entities)
     rc = scenario_entity_signals(cs, count);
   else {
     fprintf(stderr, "th-bench: unknown scenario %s\n", scenario);
