@@ -41,48 +41,9 @@ static bool valid_statuses(const dt_status *v, size_t n)
   return true;
 }
 
-/* |slot| filled with |s|, or NULL when there is no value. */
-static Google__Protobuf__StringValue *sv(Google__Protobuf__StringValue *slot, const char *s)
-{
-  if (!s)
-    return NULL;
-  google__protobuf__string_value__init(slot);
-  slot->value = (char *)s;
-  return slot;
-}
-
-static Google__Protobuf__Timestamp *ts(Google__Protobuf__Timestamp *slot, int64_t ms)
-{
-  google__protobuf__timestamp__init(slot);
-  int64_t s = ms / 1000, rem = ms % 1000;
-  if (rem < 0) {
-    rem += 1000;
-    s--;
-  }
-  slot->seconds = s;
-  slot->nanos = (int32_t)(rem * 1000000);
-  return slot;
-}
-
-static int64_t ts_ms(const Google__Protobuf__Timestamp *t)
-{
-  return t ? t->seconds * 1000 + t->nanos / 1000000 : 0;
-}
-
-/* strdup that records an out-of-memory in *oom (NULL in, NULL out). */
-static char *cp(const char *s, bool *oom)
-{
-  if (!s)
-    return NULL;
-  char *d = strdup(s);
-  if (!d)
-    *oom = true;
-  return d;
-}
-
 static char *cp_sv(const Google__Protobuf__StringValue *v, bool *oom)
 {
-  return v ? cp(v->value, oom) : NULL;
+  return v ? dt__cp(v->value, oom) : NULL;
 }
 
 static void free_const(const void *p)
@@ -90,9 +51,8 @@ static void free_const(const void *p)
   free((void *)(uintptr_t)p);
 }
 
-/* One unary call; logs the server's message on failure. */
-static int call(dt_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-                int timeout_ms, ProtobufCMessage **resp)
+int dt__client_call(dt_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+                    int timeout_ms, ProtobufCMessage **resp)
 {
   char *msg = NULL;
   int rc = dt__unary(&c->conn, method, req, rd, timeout_ms, resp, &msg);
@@ -107,7 +67,7 @@ static int call_empty(dt_client *c, const char *method, const ProtobufCMessage *
                       const ProtobufCMessageDescriptor *rd)
 {
   ProtobufCMessage *resp = NULL;
-  int rc = call(c, method, req, rd, 0, &resp);
+  int rc = dt__client_call(c, method, req, rd, 0, &resp);
   if (rc == DT_OK)
     protobuf_c_message_free_unpacked(resp, NULL);
   return rc;
@@ -136,8 +96,8 @@ static dt_failure *failure_from(const TaskFailureDetails *d, bool *oom)
       *oom = true;
       break;
     }
-    f->error_type = cp(d->errortype, oom);
-    f->message = cp(d->errormessage, oom);
+    f->error_type = dt__cp(d->errortype, oom);
+    f->message = dt__cp(d->errormessage, oom);
     f->stack_trace = cp_sv(d->stacktrace, oom);
     if (prev)
       prev->inner = f;
@@ -176,15 +136,15 @@ static int instance_from(const OrchestrationState *s, const char *iid, bool payl
   if (!in)
     return DT_ERR_NOMEM;
   bool oom = false;
-  in->instance_id = cp((s->instanceid[0] || !iid) ? s->instanceid : iid, &oom);
-  in->name = cp(s->name, &oom);
+  in->instance_id = dt__cp((s->instanceid[0] || !iid) ? s->instanceid : iid, &oom);
+  in->name = dt__cp(s->name, &oom);
   in->version = cp_sv(s->version, &oom);
   in->execution_id = cp_sv(s->executionid, &oom);
   in->status = (dt_status)s->orchestrationstatus;
-  in->created_ms = ts_ms(s->createdtimestamp);
-  in->last_updated_ms = ts_ms(s->lastupdatedtimestamp);
-  in->completed_ms = ts_ms(s->completedtimestamp);
-  in->scheduled_start_ms = ts_ms(s->scheduledstarttimestamp);
+  in->created_ms = dt__ts_ms(s->createdtimestamp);
+  in->last_updated_ms = dt__ts_ms(s->lastupdatedtimestamp);
+  in->completed_ms = dt__ts_ms(s->completedtimestamp);
+  in->scheduled_start_ms = dt__ts_ms(s->scheduledstarttimestamp);
   in->parent_instance_id = cp_sv(s->parentinstanceid, &oom);
   if (payloads) {
     in->input = cp_sv(s->input, &oom);
@@ -200,8 +160,8 @@ static int instance_from(const OrchestrationState *s, const char *iid, bool payl
     } else {
       in->n_tags = s->n_tags;
       for (size_t i = 0; i < s->n_tags; i++) {
-        in->tags[i].key = cp(s->tags[i]->key, &oom);
-        in->tags[i].value = cp(s->tags[i]->value, &oom);
+        in->tags[i].key = dt__cp(s->tags[i]->key, &oom);
+        in->tags[i].value = dt__cp(s->tags[i]->value, &oom);
       }
     }
   }
@@ -280,10 +240,10 @@ int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *o
   OrchestrationIdReusePolicy policy = ORCHESTRATION_ID_REUSE_POLICY__INIT;
   req.instanceid = (char *)iid;
   req.name = (char *)name;
-  req.version = sv(&version, opt->version);
-  req.input = sv(&input, opt->input);
+  req.version = dt__sv(&version, opt->version);
+  req.input = dt__sv(&input, opt->input);
   if (opt->start_at_ms > 0)
-    req.scheduledstarttimestamp = ts(&start, opt->start_at_ms);
+    req.scheduledstarttimestamp = dt__ts(&start, opt->start_at_ms);
 
   int rc = DT_ERR_NOMEM;
   CreateInstanceRequest__TagsEntry *entries = NULL, **tags = NULL;
@@ -315,7 +275,7 @@ int dt_client_schedule(dt_client *c, const char *name, const dt_start_options *o
   }
 
   ProtobufCMessage *m = NULL;
-  rc = call(c, SVC "StartInstance", &req.base, &create_instance_response__descriptor, 0, &m);
+  rc = dt__client_call(c, SVC "StartInstance", &req.base, &create_instance_response__descriptor, 0, &m);
   if (rc == DT_OK) {
     const CreateInstanceResponse *resp = (const CreateInstanceResponse *)m;
     if (instance_id) {
@@ -346,7 +306,7 @@ static int get_common(dt_client *c, const char *method, const char *instance_id,
   req.instanceid = (char *)instance_id;
   req.getinputsandoutputs = payloads;
   ProtobufCMessage *m = NULL;
-  int rc = call(c, method, &req.base, &get_instance_response__descriptor, timeout_ms, &m);
+  int rc = dt__client_call(c, method, &req.base, &get_instance_response__descriptor, timeout_ms, &m);
   if (rc != DT_OK)
     return rc;
   const GetInstanceResponse *resp = (const GetInstanceResponse *)m;
@@ -388,7 +348,7 @@ int dt_client_raise_event(dt_client *c, const char *instance_id, const char *eve
   Google__Protobuf__StringValue in;
   req.instanceid = (char *)instance_id;
   req.name = (char *)event_name;
-  req.input = sv(&in, data);
+  req.input = dt__sv(&in, data);
   return call_empty(c, SVC "RaiseEvent", &req.base, &raise_event_response__descriptor);
 }
 
@@ -399,7 +359,7 @@ int dt_client_terminate(dt_client *c, const char *instance_id, const char *outpu
   TerminateRequest req = TERMINATE_REQUEST__INIT;
   Google__Protobuf__StringValue out;
   req.instanceid = (char *)instance_id;
-  req.output = sv(&out, output);
+  req.output = dt__sv(&out, output);
   req.recursive = recursive;
   return call_empty(c, SVC "TerminateInstance", &req.base, &terminate_response__descriptor);
 }
@@ -411,7 +371,7 @@ int dt_client_suspend(dt_client *c, const char *instance_id, const char *reason)
   SuspendRequest req = SUSPEND_REQUEST__INIT;
   Google__Protobuf__StringValue r;
   req.instanceid = (char *)instance_id;
-  req.reason = sv(&r, reason);
+  req.reason = dt__sv(&r, reason);
   return call_empty(c, SVC "SuspendInstance", &req.base, &suspend_response__descriptor);
 }
 
@@ -422,7 +382,7 @@ int dt_client_resume(dt_client *c, const char *instance_id, const char *reason)
   ResumeRequest req = RESUME_REQUEST__INIT;
   Google__Protobuf__StringValue r;
   req.instanceid = (char *)instance_id;
-  req.reason = sv(&r, reason);
+  req.reason = dt__sv(&r, reason);
   return call_empty(c, SVC "ResumeInstance", &req.base, &resume_response__descriptor);
 }
 
@@ -433,7 +393,7 @@ int dt_client_rewind(dt_client *c, const char *instance_id, const char *reason)
   RewindInstanceRequest req = REWIND_INSTANCE_REQUEST__INIT;
   Google__Protobuf__StringValue r;
   req.instanceid = (char *)instance_id;
-  req.reason = sv(&r, reason);
+  req.reason = dt__sv(&r, reason);
   return call_empty(c, SVC "RewindInstance", &req.base, &rewind_instance_response__descriptor);
 }
 
@@ -445,7 +405,7 @@ int dt_client_restart(dt_client *c, const char *instance_id, bool new_instance_i
   req.instanceid = (char *)instance_id;
   req.restartwithnewinstanceid = new_instance_id;
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "RestartInstance", &req.base, &restart_instance_response__descriptor, 0, &m);
+  int rc = dt__client_call(c, SVC "RestartInstance", &req.base, &restart_instance_response__descriptor, 0, &m);
   if (rc != DT_OK)
     return rc;
   const RestartInstanceResponse *resp = (const RestartInstanceResponse *)m;
@@ -494,19 +454,19 @@ int dt_client_query(dt_client *c, const dt_query *q, dt_instance_page **out)
     iq.runtimestatus = statuses;
   }
   if (q->created_from_ms)
-    iq.createdtimefrom = ts(&from, q->created_from_ms);
+    iq.createdtimefrom = dt__ts(&from, q->created_from_ms);
   if (q->created_to_ms)
-    iq.createdtimeto = ts(&to, q->created_to_ms);
+    iq.createdtimeto = dt__ts(&to, q->created_to_ms);
   iq.maxinstancecount = q->page_size > 0 ? q->page_size : 100;
   if (q->instance_id_prefix && q->instance_id_prefix[0])
-    iq.instanceidprefix = sv(&prefix, q->instance_id_prefix);
+    iq.instanceidprefix = dt__sv(&prefix, q->instance_id_prefix);
   if (q->continuation && q->continuation[0])
-    iq.continuationtoken = sv(&token, q->continuation);
+    iq.continuationtoken = dt__sv(&token, q->continuation);
   iq.fetchinputsandoutputs = q->payloads;
   req.query = &iq;
 
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "QueryInstances", &req.base, &query_instances_response__descriptor, 0, &m);
+  int rc = dt__client_call(c, SVC "QueryInstances", &req.base, &query_instances_response__descriptor, 0, &m);
   free(statuses);
   if (rc != DT_OK)
     return rc;
@@ -546,7 +506,7 @@ done:
 static int purge_call(dt_client *c, const PurgeInstancesRequest *req, int *deleted, bool *complete)
 {
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "PurgeInstances", &req->base, &purge_instances_response__descriptor, 0, &m);
+  int rc = dt__client_call(c, SVC "PurgeInstances", &req->base, &purge_instances_response__descriptor, 0, &m);
   if (rc != DT_OK)
     return rc;
   const PurgeInstancesResponse *resp = (const PurgeInstancesResponse *)m;
@@ -588,9 +548,9 @@ int dt_client_purge_filter(dt_client *c, const dt_purge_filter *f, int *deleted,
     pf.runtimestatus = statuses;
   }
   if (f->created_from_ms)
-    pf.createdtimefrom = ts(&from, f->created_from_ms);
+    pf.createdtimefrom = dt__ts(&from, f->created_from_ms);
   if (f->created_to_ms)
-    pf.createdtimeto = ts(&to, f->created_to_ms);
+    pf.createdtimeto = dt__ts(&to, f->created_to_ms);
   req.request_case = PURGE_INSTANCES_REQUEST__REQUEST_PURGE_INSTANCE_FILTER;
   req.purgeinstancefilter = &pf;
   req.isorchestration = true;
@@ -662,7 +622,7 @@ static bool event_from(const HistoryEvent *he, dt_event *e)
   const Google__Protobuf__StringValue *payload = NULL, *name_sv = NULL, *iid_sv = NULL;
   const TaskFailureDetails *fd = NULL;
   e->event_id = he->eventid;
-  e->timestamp_ms = ts_ms(he->timestamp);
+  e->timestamp_ms = dt__ts_ms(he->timestamp);
   e->type = event_type_name(he->event_type_case);
   e->task_id = -1;
   e->status = DT_STATUS_RUNNING;
@@ -705,10 +665,10 @@ static bool event_from(const HistoryEvent *he, dt_event *e)
     fd = he->suborchestrationinstancefailed->failuredetails;
     break;
   case HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED:
-    e->fire_at_ms = ts_ms(he->timercreated->fireat);
+    e->fire_at_ms = dt__ts_ms(he->timercreated->fireat);
     break;
   case HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED:
-    e->fire_at_ms = ts_ms(he->timerfired->fireat);
+    e->fire_at_ms = dt__ts_ms(he->timerfired->fireat);
     e->task_id = he->timerfired->timerid;
     break;
   case HISTORY_EVENT__EVENT_TYPE_EVENT_SENT:
@@ -758,8 +718,8 @@ static bool event_from(const HistoryEvent *he, dt_event *e)
   default:
     break;
   }
-  e->name = name ? cp(name, &oom) : cp_sv(name_sv, &oom);
-  e->instance_id = iid ? cp(iid, &oom) : cp_sv(iid_sv, &oom);
+  e->name = name ? dt__cp(name, &oom) : cp_sv(name_sv, &oom);
+  e->instance_id = iid ? dt__cp(iid, &oom) : cp_sv(iid_sv, &oom);
   e->payload = cp_sv(payload, &oom);
   e->failure = failure_from(fd, &oom);
   return !oom;

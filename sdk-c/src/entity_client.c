@@ -66,55 +66,6 @@ int dt_make_entity_id(const char *name, const char *key, char **out)
 
 /* ------------------------------------------------------------------ helpers */
 
-static Google__Protobuf__Timestamp *ts(Google__Protobuf__Timestamp *slot, int64_t ms)
-{
-  google__protobuf__timestamp__init(slot);
-  int64_t s = ms / 1000, rem = ms % 1000;
-  if (rem < 0) {
-    rem += 1000;
-    s--;
-  }
-  slot->seconds = s;
-  slot->nanos = (int32_t)(rem * 1000000);
-  return slot;
-}
-
-static int64_t ts_ms(const Google__Protobuf__Timestamp *t)
-{
-  return t ? t->seconds * 1000 + t->nanos / 1000000 : 0;
-}
-
-static Google__Protobuf__StringValue *sv(Google__Protobuf__StringValue *slot, const char *s)
-{
-  if (!s)
-    return NULL;
-  google__protobuf__string_value__init(slot);
-  slot->value = (char *)s;
-  return slot;
-}
-
-static char *cp(const char *s, bool *oom)
-{
-  if (!s)
-    return NULL;
-  char *d = strdup(s);
-  if (!d)
-    *oom = true;
-  return d;
-}
-
-/* One unary call; logs the server's message on failure (dt_last_call_status() has it too). */
-static int call(dt_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-                ProtobufCMessage **resp)
-{
-  char *msg = NULL;
-  int rc = dt__unary(dt__client_conn(c), method, req, rd, 0, resp, &msg);
-  if (rc != DT_OK)
-    DT_DEBUG("rpc=%s rc=%s message=\"%s\"", method, dt_strerror(rc), msg ? msg : "");
-  free(msg);
-  return rc;
-}
-
 /* ------------------------------------------------------------------ signal */
 
 int dt_client_signal_entity(dt_client *c, const char *entity_id, const char *operation, const char *input,
@@ -139,13 +90,13 @@ int dt_client_signal_entity(dt_client *c, const char *entity_id, const char *ope
   Google__Protobuf__Timestamp at, now;
   req.instanceid = id;
   req.name = (char *)operation;
-  req.input = sv(&in, input);
+  req.input = dt__sv(&in, input);
   req.requestid = uuid;
-  req.requesttime = ts(&now, dt__now_ms());
+  req.requesttime = dt__ts(&now, dt__now_ms());
   if (signal_at_ms > 0)
-    req.scheduledtime = ts(&at, signal_at_ms);
+    req.scheduledtime = dt__ts(&at, signal_at_ms);
   ProtobufCMessage *m = NULL;
-  rc = call(c, SVC "SignalEntity", &req.base, &signal_entity_response__descriptor, &m);
+  rc = dt__client_call(c, SVC "SignalEntity", &req.base, &signal_entity_response__descriptor, 0, &m);
   if (rc == DT_OK)
     protobuf_c_message_free_unpacked(m, NULL);
   free(id);
@@ -171,12 +122,12 @@ static int entity_from(const EntityMetadata *m, bool exists, bool include_state,
   if (!e)
     return DT_ERR_NOMEM;
   bool oom = false;
-  e->entity_id = cp(m->instanceid, &oom);
+  e->entity_id = dt__cp(m->instanceid, &oom);
   e->exists = exists;
-  e->last_modified_ms = ts_ms(m->lastmodifiedtime);
+  e->last_modified_ms = dt__ts_ms(m->lastmodifiedtime);
   e->backlog = m->backlogqueuesize;
-  e->locked_by = m->lockedby && m->lockedby->value[0] ? cp(m->lockedby->value, &oom) : NULL;
-  e->state = include_state && m->serializedstate ? cp(m->serializedstate->value, &oom) : NULL;
+  e->locked_by = m->lockedby && m->lockedby->value[0] ? dt__cp(m->lockedby->value, &oom) : NULL;
+  e->state = include_state && m->serializedstate ? dt__cp(m->serializedstate->value, &oom) : NULL;
   if (oom) {
     dt_entity_free(e);
     return DT_ERR_NOMEM;
@@ -196,7 +147,7 @@ int dt_client_get_entity(dt_client *c, const char *entity_id, bool include_state
   req.instanceid = id;
   req.includestate = include_state;
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "GetEntity", &req.base, &get_entity_response__descriptor, &m);
+  int rc = dt__client_call(c, SVC "GetEntity", &req.base, &get_entity_response__descriptor, 0, &m);
   if (rc == DT_OK) {
     const GetEntityResponse *resp = (const GetEntityResponse *)m;
     /* exists=false with metadata: a transient entity (taskhubd describes those); without: nothing known. */
@@ -244,7 +195,7 @@ static int mark_transient(dt_client *c, const EntityQuery *first, const QueryEnt
   eq.includestate = false;
   req.query = &eq;
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "QueryEntities", &req.base, &query_entities_response__descriptor, &m);
+  int rc = dt__client_call(c, SVC "QueryEntities", &req.base, &query_entities_response__descriptor, 0, &m);
   if (rc != DT_OK)
     return rc;
   const QueryEntitiesResponse *r2 = (const QueryEntitiesResponse *)m;
@@ -274,11 +225,11 @@ int dt_client_query_entities(dt_client *c, const dt_entity_query *q, dt_entity_p
   Google__Protobuf__StringValue pfx, token;
   Google__Protobuf__Timestamp from, to;
   Google__Protobuf__Int32Value size = GOOGLE__PROTOBUF__INT32_VALUE__INIT;
-  eq.instanceidstartswith = sv(&pfx, prefix);
+  eq.instanceidstartswith = dt__sv(&pfx, prefix);
   if (q->modified_from_ms)
-    eq.lastmodifiedfrom = ts(&from, q->modified_from_ms);
+    eq.lastmodifiedfrom = dt__ts(&from, q->modified_from_ms);
   if (q->modified_to_ms)
-    eq.lastmodifiedto = ts(&to, q->modified_to_ms);
+    eq.lastmodifiedto = dt__ts(&to, q->modified_to_ms);
   eq.includestate = q->include_state;
   eq.includetransient = q->include_transient;
   if (q->page_size > 0) {
@@ -286,11 +237,11 @@ int dt_client_query_entities(dt_client *c, const dt_entity_query *q, dt_entity_p
     eq.pagesize = &size;
   }
   if (q->continuation && q->continuation[0])
-    eq.continuationtoken = sv(&token, q->continuation);
+    eq.continuationtoken = dt__sv(&token, q->continuation);
   req.query = &eq;
 
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "QueryEntities", &req.base, &query_entities_response__descriptor, &m);
+  int rc = dt__client_call(c, SVC "QueryEntities", &req.base, &query_entities_response__descriptor, 0, &m);
   if (rc != DT_OK) {
     free(prefix);
     return rc;
@@ -342,9 +293,9 @@ int dt_client_clean_entity_storage(dt_client *c, bool remove_empty, bool release
   req.removeemptyentities = remove_empty;
   req.releaseorphanedlocks = release_orphaned_locks;
   if (continuation && continuation[0])
-    req.continuationtoken = sv(&token, continuation);
+    req.continuationtoken = dt__sv(&token, continuation);
   ProtobufCMessage *m = NULL;
-  int rc = call(c, SVC "CleanEntityStorage", &req.base, &clean_entity_storage_response__descriptor, &m);
+  int rc = dt__client_call(c, SVC "CleanEntityStorage", &req.base, &clean_entity_storage_response__descriptor, 0, &m);
   if (rc != DT_OK)
     return rc;
   const CleanEntityStorageResponse *resp = (const CleanEntityStorageResponse *)m;

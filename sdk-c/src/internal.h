@@ -67,6 +67,17 @@ int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *r
 
 /* The connection of a client, for the client calls kept outside client.c (entity_client.c). */
 dt__conn *dt__client_conn(dt_client *c);
+/* One unary call of a client (client.c, entity_client.c); logs the server's message on failure, and
+ * dt_last_call_status() has it. timeout_ms as for dt__unary. */
+int dt__client_call(dt_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+                    int timeout_ms, ProtobufCMessage **resp);
+
+/* Request values of the client calls (util.c): |slot| filled with |s|, or NULL without a value; a time in ms. */
+Google__Protobuf__StringValue *dt__sv(Google__Protobuf__StringValue *slot, const char *s);
+Google__Protobuf__Timestamp *dt__ts(Google__Protobuf__Timestamp *slot, int64_t ms);
+int64_t dt__ts_ms(const Google__Protobuf__Timestamp *t); /* NULL: 0 */
+/* strdup that records an out-of-memory in *oom (NULL in, NULL out). */
+char *dt__cp(const char *s, bool *oom);
 
 /* gRPC status code -> DT_* code. */
 int dt__from_grpc(grpc_status_code s);

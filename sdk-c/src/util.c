@@ -223,3 +223,40 @@ int dt__random_hex32(char out[33])
   out[32] = 0;
   return DT_OK;
 }
+
+Google__Protobuf__StringValue *dt__sv(Google__Protobuf__StringValue *slot, const char *s)
+{
+  if (!s)
+    return NULL;
+  google__protobuf__string_value__init(slot);
+  slot->value = (char *)s;
+  return slot;
+}
+
+Google__Protobuf__Timestamp *dt__ts(Google__Protobuf__Timestamp *slot, int64_t ms)
+{
+  google__protobuf__timestamp__init(slot);
+  int64_t s = ms / 1000, rem = ms % 1000;
+  if (rem < 0) {
+    rem += 1000;
+    s--;
+  }
+  slot->seconds = s;
+  slot->nanos = (int32_t)(rem * 1000000);
+  return slot;
+}
+
+int64_t dt__ts_ms(const Google__Protobuf__Timestamp *t)
+{
+  return t ? t->seconds * 1000 + t->nanos / 1000000 : 0;
+}
+
+char *dt__cp(const char *s, bool *oom)
+{
+  if (!s)
+    return NULL;
+  char *d = strdup(s);
+  if (!d)
+    *oom = true;
+  return d;
+}
