@@ -340,13 +340,15 @@ int apply_complete_entity(struct sc_engine *e, struct sc_cmd *c)
   struct sc_inbox_msg *msgs = NULL;
   size_t nmsgs = 0;
   if (done && sc_txn_inbox_load(tx, id, &e->ba, &msgs, &nmsgs) != SC_OK)
-    nmsgs = 0;
+    return fail(c, SC_EIO, "reading the queue of entity %s failed", id);
+  /* The batch's keys are in queue order, as the queue is: one pass over both finds each operation's message. */
+  size_t j = 0;
   for (size_t i = 0; i < done; i++) {
+    while (j < nmsgs && (msgs[j].band != l->keys[i].band || msgs[j].seq != l->keys[i].seq))
+      j++;
     /* A call's caller gets its result (from the request the batch carried, not from what the worker says). */
-    for (size_t j = 0; j < nmsgs; j++) {
-      const HistoryEvent *ev = msgs[j].msg->event;
-      if (msgs[j].seq != l->keys[i].seq || !ev || ev->event_type_case != HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED)
-        continue;
+    const HistoryEvent *ev = j < nmsgs ? msgs[j].msg->event : NULL;
+    if (ev && ev->event_type_case == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED) {
       int rc = reply_to_caller(e, ev->entityoperationcalled, res->results[i]);
       if (rc != SC_OK)
         return fail(c, rc, "answering a call to entity %s failed", id);

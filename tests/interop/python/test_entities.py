@@ -28,10 +28,12 @@ import grpc
 import pytest
 
 import durabletask.internal.orchestrator_service_pb2 as pb
+import durabletask.internal.orchestrator_service_pb2_grpc as pb_grpc
 from durabletask import entities, task
 from durabletask.client import EntityQuery, OrchestrationStatus
 
 from conftest import make_client, make_worker
+from taskhubd_harness import wait_until
 
 WAIT_S = 30
 
@@ -205,8 +207,7 @@ def test_query_paging_and_clean(hub, module_server):
     # pages of 10 through the raw stub: 10 + 10 + 3, each token strictly after the last, never repeated
     channel = grpc.insecure_channel(module_server.address, options=[("grpc.enable_http_proxy", 0)])
     try:
-        stub = __import__("durabletask.internal.orchestrator_service_pb2_grpc", fromlist=["x"]).TaskHubSidecarServiceStub(
-            channel)
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
         seen, tokens, token = [], [], None
         while True:
             q = pb.EntityQuery(includeState=True)
@@ -263,19 +264,18 @@ def test_critical_section_excludes_others(hub):
     holder = hub.schedule_new_orchestration(transfer_orch, input={"from": a, "to": b, "amount": 10, "hold": True})
     hub.wait_for_orchestration_start(holder, timeout=WAIT_S)
     # the holder owns both locks once its first call inside the section returned: wait for its event wait
-    deadline = time.monotonic() + WAIT_S
-    while hub.get_entity(ea, include_state=False) is None or hub.get_entity(ea, include_state=False)._locked_by in (None, ""):
-        assert time.monotonic() < deadline, "the critical section never locked the entity"
-        time.sleep(0.02)
+    def locked():
+        md = hub.get_entity(ea, include_state=False)
+        return md is not None and md._locked_by not in (None, "")
+
+    wait_until(locked, WAIT_S, "the critical section to lock the entity")
     assert str(hub.get_entity(eb, include_state=False)._locked_by) == holder
     # a competing section and a plain signal wait while the lock is held
     rival = hub.schedule_new_orchestration(transfer_orch, input={"from": a, "to": b, "amount": 1})
     hub.signal_entity(ea, "add", 1000)
     # both wait in the entities' queues (the rival's lock request at the first entity of its set, the signal at a)
-    deadline = time.monotonic() + WAIT_S
-    while sum(hub.get_entity(x, include_state=False).backlog_queue_size for x in (ea, eb)) < 2:
-        assert time.monotonic() < deadline, "the competing requests never reached the entities' queues"
-        time.sleep(0.02)
+    wait_until(lambda: sum(hub.get_entity(x, include_state=False).backlog_queue_size for x in (ea, eb)) >= 2,
+               WAIT_S, "the competing requests to reach the entities' queues")
     assert hub.get_entity(ea).get_state(int) == 50, "an operation ran inside another's critical section"
     assert hub.get_orchestration_state(rival).runtime_status in (OrchestrationStatus.PENDING,
                                                                  OrchestrationStatus.RUNNING)
@@ -303,8 +303,7 @@ def test_lock_released_when_owner_fails(hub):
 def test_bad_entity_requests(module_server):
     channel = grpc.insecure_channel(module_server.address, options=[("grpc.enable_http_proxy", 0)])
     try:
-        stub = __import__("durabletask.internal.orchestrator_service_pb2_grpc", fromlist=["x"]).TaskHubSidecarServiceStub(
-            channel)
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
         for bad in ("counter@x", "@@x", "", "@noat"):
             with pytest.raises(grpc.RpcError) as ei:
                 stub.SignalEntity(pb.SignalEntityRequest(instanceId=bad, name="add"), timeout=WAIT_S)
@@ -343,10 +342,7 @@ def test_query_pages_fit_the_send_limit(server_factory):
         for eid in ids:
             c.signal_entity(eid, "set", "x" * 30000)
         for eid in ids:
-            deadline = time.monotonic() + WAIT_S
-            while c.get_entity(eid) is None:
-                assert time.monotonic() < deadline, f"{eid} never got its state"
-                time.sleep(0.02)
+            wait_until(lambda: c.get_entity(eid) is not None, WAIT_S, f"{eid} to get its state")
         got = c.get_all_entities(EntityQuery(instance_id_starts_with="@blob@", include_state=True, page_size=100))
         assert sorted(str(e.id) for e in got) == sorted(str(i) for i in ids)
         assert all("x" * 30000 in str(e.get_state()) for e in got)
@@ -404,12 +400,11 @@ def test_scheduled_tasks(server_factory):
         d = sched.describe()
         assert d.schedule_id == sid and d.status == ScheduleStatus.ACTIVE, d
         # it really runs: the orchestration it starts completes with the schedule's input
-        deadline = time.monotonic() + WAIT_S
-        st = None
-        while st is None or st.runtime_status != OrchestrationStatus.COMPLETED:
-            assert time.monotonic() < deadline, f"the schedule never ran its orchestration ({st})"
+        def ran():
             st = c.get_orchestration_state(target)
-            time.sleep(0.05)
+            return st if st is not None and st.runtime_status == OrchestrationStatus.COMPLETED else None
+
+        st = wait_until(ran, WAIT_S, "the schedule to run its orchestration")
         assert st.serialized_output == '"tick"', st.serialized_output
         sched.pause()
         assert sched.describe().status == ScheduleStatus.PAUSED
@@ -431,8 +426,7 @@ def test_delete_task_hub_removes_entities(server_factory):
     c = make_client(s)
     channel = grpc.insecure_channel(s.address, options=[("grpc.enable_http_proxy", 0)])
     try:
-        stub = __import__("durabletask.internal.orchestrator_service_pb2_grpc", fromlist=["x"]).TaskHubSidecarServiceStub(
-            channel)
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
         c.signal_entity(entities.EntityInstanceId("nobody", "wipe-me"), "op")
         assert len(c.get_all_entities(EntityQuery(include_transient=True))) == 1
         stub.DeleteTaskHub(pb.DeleteTaskHubRequest(), timeout=WAIT_S)
