@@ -103,6 +103,7 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  dt__conn_initial_md(&w->conn, &ops[0]);
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = a->req;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -540,6 +541,7 @@ static bool stream_once(dt_worker *w)
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    dt__conn_initial_md(&w->conn, &ops[0]);
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = out;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
