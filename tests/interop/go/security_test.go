@@ -9,9 +9,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// bearer sends "authorization: Bearer <token>" with every call and stream (the snippet of docs/security.md).
+// ---- docs/security.md's Go block, verbatim (TestSecurityDocSnippet checks that it is) ----
+// bearer sends "authorization: Bearer <token>" with every call and stream.
 type bearer string
 
 func (b bearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
@@ -33,23 +36,22 @@ func (b bearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 }
 func (b bearer) RequireTransportSecurity() bool { return true }
 
-// dialSecured connects to taskhubd with TLS (trusting caFile), a client certificate when certFile is not
-// empty, and a bearer token when token is not empty.
-func dialSecured(t *testing.T, addr, caFile, certFile, keyFile, token string) *grpc.ClientConn {
-	t.Helper()
+// dialTaskhubd connects with TLS trusting caFile, a client certificate when certFile is set (mutual TLS),
+// and a bearer token when token is set. serverName is the name in taskhubd's certificate.
+func dialTaskhubd(addr, serverName, caFile, certFile, keyFile, token string) (*grpc.ClientConn, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatalf("no certificate in %s", caFile)
+		return nil, fmt.Errorf("no certificate in %s", caFile)
 	}
-	cfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
 	if certFile != "" {
 		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
@@ -57,12 +59,41 @@ func dialSecured(t *testing.T, addr, caFile, certFile, keyFile, token string) *g
 	if token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
 	}
-	conn, err := grpc.Dial(addr, opts...)
+	return grpc.Dial(addr, opts...)
+}
+
+// conn, err := dialTaskhubd("taskhubd.example:4001", "taskhubd.example", "ca.pem", "client.pem", "client.key", token)
+// worker := client.NewTaskHubGrpcClient(conn, logger); worker.StartWorkItemListener(ctx, registry)
+// ---- end of the block ----
+
+// dialSecured is dialTaskhubd for the tests: the certificates name localhost.
+func dialSecured(t *testing.T, addr, caFile, certFile, keyFile, token string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := dialTaskhubd(addr, "localhost", caFile, certFile, keyFile, token)
 	if err != nil {
-		t.Fatalf("grpc.Dial(%s): %v", addr, err)
+		t.Fatalf("dialTaskhubd(%s): %v", addr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// TestSecurityDocSnippet: the Go code docs/security.md shows is the code above, which TestSecuredTaskhubd runs.
+func TestSecurityDocSnippet(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("security_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- file: secured.go -->\\s*```go\\n(.*?)```\\n").FindSubmatch(page)
+	if m == nil {
+		t.Fatal("docs/security.md has no block marked secured.go")
+	}
+	if !strings.Contains(string(self), string(m[1])) {
+		t.Fatal("docs/security.md's Go block differs from the code in security_test.go that the tests run")
+	}
 }
 
 func TestSecuredTaskhubd(t *testing.T) {

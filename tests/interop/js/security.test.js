@@ -11,7 +11,6 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const grpc = require('@grpc/grpc-js');
 const {
   TaskHubGrpcWorker, TaskHubGrpcClient, NoOpLogger, OrchestrationStatus,
 } = require('@microsoft/durabletask-js');
@@ -23,18 +22,13 @@ const MAKE_PKI = path.resolve(__dirname, '..', '..', 'support', 'make-pki.sh');
 const UNAUTHENTICATED = 16;
 const UNAVAILABLE = 14;
 
-// The snippet of docs/security.md for JavaScript: channel credentials for TLS (and the client certificate for
-// mutual TLS), and the token in a metadata generator the SDK calls for every call and stream.
-function securedOptions(address, { ca, cert, key, token }) {
-  return {
-    hostAddress: address,
-    credentials: grpc.credentials.createSsl(ca, key ?? null, cert ?? null),
-    metadataGenerator: async () => {
-      const md = new grpc.Metadata();
-      if (token) md.set('authorization', `Bearer ${token}`);
-      return md;
-    },
-  };
+// docs/security.md's JavaScript block (securedOptions), taken from the page at test time so that the page shows
+// what is tested. It loads @grpc/grpc-js through NODE_PATH, as this file does.
+function docSnippet(dir) {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  execFileSync('python3', [path.join(root, 'tests', 'docs', 'extract.py'), path.join(root, 'docs', 'security.md'),
+    dir, 'secured-options.js'], { stdio: 'inherit' });
+  return require(path.join(dir, 'secured-options.js')).securedOptions;
 }
 
 const quiet = (o) => ({ ...o, logger: new NoOpLogger() });
@@ -43,7 +37,7 @@ function greeting(ctx, name) { return `Hello, ${name}!`; }
 async function* greet(ctx, name) { return yield ctx.callActivity(greeting, name); }
 
 describe('durabletask-js against a secured taskhubd', { skip: SKIP }, () => {
-  let dir; let pki; let server; let worker; const token = `js-${crypto.randomBytes(16).toString('hex')}`;
+  let dir; let pki; let server; let worker; let securedOptions; const token = `js-${crypto.randomBytes(16).toString('hex')}`;
   // The certificate names localhost (and 127.0.0.1, which TLS cannot carry as a server name).
   const host = () => `localhost:${server.port}`;
 
@@ -52,7 +46,10 @@ describe('durabletask-js against a secured taskhubd', { skip: SKIP }, () => {
     execFileSync('bash', [MAKE_PKI, path.join(dir, 'pki')], { stdio: 'inherit' });
     const f = (n) => path.join(dir, 'pki', n);
     pki = Object.fromEntries(['ca.pem', 'client.pem', 'client.key', 'other-client.pem', 'other-client.key',
-      'other-ca.pem'].map((n) => [n, fs.readFileSync(f(n))]));
+      'other-ca.pem'].map((n) => [n, f(n)]));
+    const fromPage = docSnippet(dir);
+    securedOptions = (address, { ca, cert, key, token: t }) => fromPage(address,
+      { caFile: ca, certFile: cert, keyFile: key, token: t });
     fs.writeFileSync(path.join(dir, 'tokens'), `# tokens\n${token}\n`);
     server = await Taskhubd.start(['--tls-cert', f('server.pem'), '--tls-key', f('server.key'),
       '--tls-client-ca', f('ca.pem'), '--auth-token-file', path.join(dir, 'tokens')]);

@@ -7,12 +7,14 @@ Certificates come from tests/support/make-pki.sh (openssl CLI, a throwaway CA pe
 is committed."""
 
 import os
+import runpy
 import select
 import signal
 import socket
 import ssl
 import stat
 import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -64,14 +66,26 @@ def sighup(server, what: str):
     wait_until(lambda: reloads(server) > before, 15, f"taskhubd to reload after SIGHUP ({what})")
 
 
-# The snippet of docs/security.md for Python: TLS (the CA that issued taskhubd's certificate), a client
-# certificate for mutual TLS, and the bearer token as call credentials, on a channel given to the SDK.
-def secured_channel(address: str, ca: bytes, token: str | None, cert: bytes | None = None,
-                    key: bytes | None = None) -> grpc.Channel:
-    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
-    if token is not None:
-        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
-    return grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS)
+def _doc_snippet(tmp: Path):
+    """docs/security.md's Python block (secured_channel), taken from the page at test time so that the page
+    shows what is tested."""
+    subprocess.run([sys.executable, str(TESTS / "docs" / "extract.py"), str(TESTS.parent / "docs" / "security.md"),
+                    str(tmp), "secured_channel.py"], check=True)
+    return runpy.run_path(str(tmp / "secured_channel.py"))["secured_channel"]
+
+
+@pytest.fixture(scope="module")
+def doc_channel(tmp_path_factory):
+    return _doc_snippet(tmp_path_factory.mktemp("doc"))
+
+
+@pytest.fixture
+def secured_channel(doc_channel, pki):
+    """The page's secured_channel, with the test PKI's file names and the suites' channel options."""
+    def make(address, ca, token, cert=None, key=None):
+        return doc_channel(address, str(pki / ca), token, str(pki / cert) if cert else None,
+                           str(pki / key) if key else None, options=CHANNEL_OPTIONS)
+    return make
 
 
 def hello(ctx: task.ActivityContext, name: str) -> str:
@@ -106,12 +120,12 @@ def localhost(server) -> str:
     return f"localhost:{server.port}"
 
 
-def test_python_sdk_tls_mtls_and_token(server_factory, pki, tmp_path, workers):
+def test_python_sdk_tls_mtls_and_token(server_factory, pki, tmp_path, workers, secured_channel):
     tokens = token_file(tmp_path / "tokens", "py-token-" + uuid.uuid4().hex)
     good = tokens.read_text().split("\n")[2]
     server = server_factory.start("--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
                                   "--tls-client-ca", str(pki / "ca.pem"), "--auth-token-file", str(tokens))
-    ca, cert, key = rd(pki / "ca.pem"), rd(pki / "client.pem"), rd(pki / "client.key")
+    ca, cert, key = "ca.pem", "client.pem", "client.key"
     ch = secured_channel(localhost(server), ca, good, cert, key)
     worker = TaskHubGrpcWorker(channel=ch)
     worker.add_orchestrator(greet)
@@ -139,10 +153,9 @@ def test_python_sdk_tls_mtls_and_token(server_factory, pki, tmp_path, workers):
     # not trust the server's CA, and plaintext.
     for what, ch2 in [
         ("no client certificate", secured_channel(localhost(server), ca, good)),
-        ("client certificate of another CA", secured_channel(localhost(server), ca, good,
-                                                             rd(pki / "other-client.pem"),
-                                                             rd(pki / "other-client.key"))),
-        ("server CA not trusted", secured_channel(localhost(server), rd(pki / "other-ca.pem"), good, cert, key)),
+        ("client certificate of another CA", secured_channel(localhost(server), ca, good, "other-client.pem",
+                                                             "other-client.key")),
+        ("server CA not trusted", secured_channel(localhost(server), "other-ca.pem", good, cert, key)),
         ("plaintext", grpc.insecure_channel(localhost(server), options=CHANNEL_OPTIONS)),
     ]:
         c = TaskHubGrpcClient(channel=ch2)
@@ -262,7 +275,7 @@ def der(pem: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.read_text())
 
 
-def test_sighup_rotates_certificate_with_a_stream_open(server_factory, pki, tmp_path):
+def test_sighup_rotates_certificate_with_a_stream_open(server_factory, pki, tmp_path, secured_channel):
     live = tmp_path / "live"
     live.mkdir()
     (live / "tls.pem").write_bytes(rd(pki / "server.pem"))
@@ -270,7 +283,7 @@ def test_sighup_rotates_certificate_with_a_stream_open(server_factory, pki, tmp_
     server = server_factory.start("--tls-cert", str(live / "tls.pem"), "--tls-key", str(live / "tls.key"),
                                   "--tls-client-ca", str(pki / "ca.pem"), *SHORT_DRAIN)
     client_files = (pki / "ca.pem", pki / "client.pem", pki / "client.key")
-    ca, cert, key = (rd(p) for p in client_files)
+    ca, cert, key = "ca.pem", "client.pem", "client.key"
     assert served_certificate(server.port, *client_files) == der(pki / "server.pem")
     stub = raw_stub_for(secured_channel(localhost(server), ca, None, cert, key))
     call, items, done = open_work_stream(stub)
@@ -286,7 +299,7 @@ def test_sighup_rotates_certificate_with_a_stream_open(server_factory, pki, tmp_
     e = refused(lambda: raw_stub_for(secured_channel(localhost(server), ca, None, cert, key))
                 .GetInstance(pb.GetInstanceRequest(instanceId=iid1), timeout=10))
     assert e.code() == grpc.StatusCode.UNAVAILABLE
-    stub2 = raw_stub_for(secured_channel(localhost(server), rd(pki / "self.pem"), None, cert, key))
+    stub2 = raw_stub_for(secured_channel(localhost(server), "self.pem", None, cert, key))
     iid2 = start_raw(stub2, "CertRot")
     wait_until(lambda: any(w.orchestratorRequest.instanceId == iid2 for w in items if not isinstance(w, Exception)),
                WAIT_S, "work started after the rotation, on the stream opened before it")
