@@ -332,6 +332,12 @@ def test_insecure_listen_beyond_loopback_is_refused(tmp_path, listen):
     assert "reachable from other machines" in err and "--allow-insecure" in err, err
 
 
+def test_loopback_names_need_no_credentials(server_factory):
+    """A name that resolves to loopback only is as private as 127.0.0.1."""
+    server = server_factory.start("--listen", "localhost:0")
+    assert server.port > 0
+
+
 @pytest.mark.parametrize("extra", [["--allow-insecure"], ["--auth-token-file", "TOKENS"], ["TLS"]])
 def test_listen_beyond_loopback_with_tls_token_or_consent(server_factory, tmp_path, pki, extra):
     if extra == ["TLS"]:
