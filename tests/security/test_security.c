@@ -7,9 +7,11 @@
  */
 #include "ctl_harness.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN "c-sdk-token-7f3a9d51e2b84c06"
@@ -198,6 +200,37 @@ TEST_IMPL(security_c_sdk_client)
   return 0;
 }
 
+/* The SDK's log lines, kept so a test can wait for one (a condition with a deadline). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
+static char log_text[16384];
+
+static void keep_log(int level, const char *message, void *user_data)
+{
+  (void)user_data;
+  fprintf(stderr, "[dt %d] %s\n", level, message);
+  pthread_mutex_lock(&log_mu);
+  size_t n = strlen(log_text);
+  snprintf(log_text + n, sizeof log_text - n, "%s\n", message);
+  pthread_cond_broadcast(&log_cv);
+  pthread_mutex_unlock(&log_mu);
+}
+
+static bool wait_log(const char *needle, int timeout_ms)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  pthread_mutex_lock(&log_mu);
+  bool found;
+  while (!(found = strstr(log_text, needle) != NULL))
+    if (pthread_cond_timedwait(&log_cv, &log_mu, &until) != 0)
+      break;
+  found = strstr(log_text, needle) != NULL;
+  pthread_mutex_unlock(&log_mu);
+  return found;
+}
+
 TEST_IMPL(security_c_sdk_worker)
 {
   sec s;
@@ -222,6 +255,17 @@ TEST_IMPL(security_c_sdk_worker)
   ASSERT_STR_EQ(in->output, "{\"echo\":\"tls\"}");
   dt_instance_free(in);
   dt_worker_free(w);
+
+  /* A worker with a wrong token says why it cannot connect (once), with the server's message. */
+  dt_set_log_fn(keep_log, NULL);
+  wo.conn.auth_token = "not-the-token";
+  ASSERT_OK(dt_worker_new(s.addr, &wo, &w));
+  ASSERT_OK(dt_worker_add_orchestrator(w, "hello", ctl_orch_hello, NULL));
+  ASSERT_OK(dt_worker_start(w));
+  ASSERT(wait_log("missing or invalid bearer token", 20000));
+  ASSERT(wait_log("cannot connect to", 0));
+  dt_worker_free(w);
+  dt_set_log_fn(NULL, NULL);
   dt_client_close(c);
   creds_free(&good);
   sec_stop(&s);
