@@ -200,10 +200,11 @@ static const struct command commands[] = {
      "4 otherwise): a migrate that stopped half-way is not resumed; drop the database, create it again and run "
      "migrate again. Exit status 1 when copying or the comparison fails, 5 when PostgreSQL cannot be reached. "
      "Progress goes to stderr.", NULL},
-    {"version", cmd_version, true, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
-     "Prints the version of taskhubctl and, where taskhubd makes it known, of the server; taskhubd does not "
-     "report its version to clients (not in Hello, the health service or /metrics), so the server's is "
-     "printed as unknown, with that reason. JSON: client, server (null), serverUnknownReason.", NULL},
+    {"version", cmd_version, false, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
+     "Prints the version of taskhubctl and of the server (asked of taskhubd's own service, "
+     "taskhubd.admin.Admin): its version, gRPC library, store and partitions. A server that is not taskhubd is "
+     "printed as unknown with the reason; an unreachable one too, with exit status 5. JSON: client, server "
+     "(version, grpc, store, replicaId, partitions; null when unknown), serverUnknownReason.", NULL},
     {"completion", cmd_completion, true, "SHELL", 1, 1, no_opts, "Print a shell completion script (bash or zsh)",
      "Prints the completion script for SHELL, bash or zsh, generated from the tables taskhubctl parses its "
      "command line with: commands, options, option values (statuses, output formats, files) and instance ids "

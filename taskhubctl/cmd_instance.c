@@ -4,6 +4,7 @@
  */
 #include "commands.h"
 #include "render.h"
+#include "admin_calls.h"
 #include "report.h"
 
 #include <errno.h>
@@ -64,10 +65,14 @@ int cmd_show(struct ctl *c)
     dt_instance_free(in);
     return ctl_fail(c, rc, iid, "show (history)");
   }
+  /* What waits for it: asked of taskhubd's own service; another sidecar has none, and show goes without. */
+  Taskhubd__Admin__PendingMessagesResponse *pending = NULL;
+  int prc = ctl_pending_messages(c->client, iid, 100, &pending);
   int64_t t0 = ctl_timeline_t0(in, h);
   if (c->json) {
     json_object *doc = ctl_json_instance(in);
     json_object_object_add(doc, "history", ctl_history_json(h, t0));
+    json_object_object_add(doc, "pending", pending ? ctl_json_pending(pending) : NULL);
     ctl_json_print(doc);
   } else {
     ctl_print_instance_text(in, c->payloads);
@@ -87,7 +92,17 @@ int cmd_show(struct ctl *c)
       if (first_earlier != SIZE_MAX)
         ctl_print_earlier_note(stdout, h, first_earlier);
     }
+    if (pending) {
+      ctl_print_pending(stdout, pending);
+    } else if (prc != DT_ERR_UNSUPPORTED) {
+      const char *code = NULL, *msg = NULL;
+      dt_last_call_status(&code, &msg);
+      printf("\nWaiting in its inbox: unknown (%s%s%s)\n", code ? code : dt_strerror(prc), msg && *msg ? ": " : "",
+             msg ? msg : "");
+    }
   }
+  if (pending)
+    protobuf_c_message_free_unpacked(&pending->base, NULL);
   dt_history_free(h);
   dt_instance_free(in);
   return CTL_EXIT_OK;
