@@ -133,8 +133,10 @@ static const struct command commands[] = {
     {"show", cmd_show, false, "ID", 1, 1, show_opts, "Show an instance's state and its history as a timeline",
      "Prints the instance's state and the history of its current execution, one line per event: the time "
      "since the first event, the event id, the type, then the name, instance, task id, timer time, status, "
-     "payload excerpt and failure the event carries. Payloads are cut to 60 bytes unless --payloads is "
-     "given; JSON output always holds them in full.", "@ids"},
+     "payload excerpt and failure the event carries; then what waits in its inbox and is not in the history yet "
+     "(its start, raised events, requested suspends or terminations), and for a PENDING instance why it has not "
+     "started when taskhubd can tell (no connected worker accepts it). Payloads are cut to 60 bytes unless "
+     "--payloads is given; JSON output (pending, pendingReason) always holds them in full.", "@ids"},
     {"start", cmd_start, false, "NAME", 1, 1, start_opts, "Start a new orchestration instance",
      "Schedules a new instance of the orchestration NAME and prints its id. With --wait, waits for it to "
      "finish and prints its final state; the exit status is then 0 for COMPLETED and 1 for FAILED, "

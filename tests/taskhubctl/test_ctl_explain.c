@@ -845,6 +845,7 @@ TEST_IMPL(ctl_show_pending)
   r = CTL(h.addr, "show", "shp-1");
   ASSERT_EXIT(r, 0);
   ASSERT_STR_CONTAINS(r.out, "Waiting in its inbox (3 messages, not yet in the history):");
+  ASSERT_STR_CONTAINS(r.out, "Not started: it is PENDING and no connected worker accepts orchestration 'waiter'");
   const char *start = strstr(r.out, "start (no worker has run it yet) 'waiter'");
   const char *raised = strstr(r.out, "event raised 'approval'");
   const char *suspend = strstr(r.out, "suspend requested");
@@ -860,6 +861,7 @@ TEST_IMPL(ctl_show_pending)
   ASSERT_STR_EQ(jstr(ev, "kind"), "event raised");
   ASSERT_STR_EQ(jstr(ev, "name"), "approval");
   ASSERT(jstr(ev, "timestamp") != NULL);
+  ASSERT_STR_CONTAINS(jstr(doc, "pendingReason"), "no connected worker accepts orchestration 'waiter'");
   free_doc(doc, &r);
   hub_stop(&h);
   /* An instance a worker has run to its end has nothing waiting: no inbox section. */
@@ -872,6 +874,7 @@ TEST_IMPL(ctl_show_pending)
   ASSERT_EXIT(r, 0);
   ASSERT_STR_CONTAINS(r.out, "ExecutionCompleted");
   ASSERT(strstr(r.out, "Waiting in its inbox") == NULL);
+  ASSERT(strstr(r.out, "Not started") == NULL);
   ctl_res_free(&r);
   hub_stop(&h);
   return 0;
