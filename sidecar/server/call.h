@@ -162,6 +162,10 @@ void sc_h_query_instances(struct sc_call *c);
 void sc_h_list_instance_ids(struct sc_call *c);
 void sc_h_stream_history(struct sc_call *c);
 
+/* admin.c: taskhubd's own service (taskhubd.admin.Admin), reads on the reader threads. */
+void sc_h_server_info(struct sc_call *c);
+void sc_h_pending_messages(struct sc_call *c);
+
 /* entities.c: the entity RPCs (writes go to the engine, reads to the reader threads). */
 void sc_h_signal_entity(struct sc_call *c);
 void sc_h_get_entity(struct sc_call *c);
