@@ -144,6 +144,11 @@ def test_python_sdk_tls_mtls_and_token(server_factory, pki, tmp_path, workers, s
     # A token sent as plain metadata (the SDK's metadata= option) works like call credentials.
     stub = pb_grpc.TaskHubSidecarServiceStub(secured_channel(localhost(server), ca, None, cert, key))
     stub.Hello(empty_pb2.Empty(), metadata=[("authorization", "Bearer " + good)], timeout=10)
+    # taskhubd's own admin service needs the token like the rest.
+    admin = secured_channel(localhost(server), ca, None, cert, key).unary_unary("/taskhubd.admin.Admin/GetServerInfo")
+    e = refused(lambda: admin(b"", timeout=10))
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+    assert admin(b"", timeout=10, metadata=[("authorization", "Bearer " + good)])
     # grpc.health.v1 answers without a token (probes send none): an empty HealthCheckRequest, and SERVING (1)
     # back.
     check = secured_channel(localhost(server), ca, None, cert, key).unary_unary("/grpc.health.v1.Health/Check")
