@@ -12,10 +12,13 @@ the raw gRPC API with a never-replace reuse policy, so a start retried after a k
 finds it (ALREADY_EXISTS): every start counts only once it is acknowledged one way or the other. At most --window
 orchestrations run at once.
 
-taskhubd is SIGKILLed --kills times and a random worker --worker-kills times, in one shuffled timeline, each kill a
-random 0.1..1.5 s after the previous one and while orchestrations run (unless none can start before it); taskhubd is restarted at once (after
-0..0.3 s) on the same data directory, a worker after 0..0.5 s. The starts are released in tranches, one per kill,
-so the kills are spread over the whole load.
+taskhubd is SIGKILLed --kills times and a random worker --worker-kills times, from a thread of their own (so kills
+also land in the middle of this client's starts and raises), in one shuffled timeline, each kill a random 0.1..1.5 s
+after the previous one and while orchestrations run; taskhubd is restarted on the same data directory after
+0..0.3 s, and one restart in five is itself killed 0..0.4 s in (while it opens the store and recovers; counted as
+startup_kills); a worker is restarted after 0..0.5 s. The starts are released in tranches, one per kill, so the
+kills are spread over the whole load. The seed fixes the plan (the order of the shapes, the kinds and delays of
+the kills); the exact interleaving with the servers' work is up to the machine.
 
 Afterwards, with the last taskhubd still up, every instance and every history is read back:
   lost       an acknowledged start whose instance does not exist
@@ -29,7 +32,7 @@ Afterwards, with the last taskhubd still up, every instance and every history is
              for one (instance, activity, task id, input); a history's completed or failed task with no execution
              line at all counts as a duplicated transition (a result nobody produced)
 It prints `SUMMARY kills=… orchestrations=… completed_correctly=… wrong=… lost=… duplicated_transitions=… stuck=…
-activity_reexecutions=… worker_kills=… seconds=…` and exits 1 unless wrong, lost, duplicated_transitions and stuck
+activity_reexecutions=… worker_kills=… startup_kills=… seconds=…` and exits 1 unless wrong, lost, duplicated_transitions and stuck
 are all 0, every kill was made, no process died unasked, the workers and the last taskhubd stop cleanly on SIGTERM
 and no sanitizer report is in their stderr (a process that cannot be started ends the run with status 1 too;
 bad arguments give 2).
@@ -45,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -183,7 +187,8 @@ class Cluster:
     def target(self) -> str:
         return f"unix:{self.sock}"
 
-    def start_server(self) -> None:
+    def spawn_server(self) -> int:
+        """Starts taskhubd; returns the read end of its --ready-fd pipe."""
         r, w = os.pipe()
         try:
             self.server = Proc([self.args.taskhubd, "--listen", self.target, "--data-dir", self.data,
@@ -191,6 +196,11 @@ class Cluster:
                                self.work / "taskhubd.stderr", pass_fds=(w,))
         finally:
             os.close(w)
+        return r
+
+    def start_server(self) -> None:
+        """Starts taskhubd and waits until it serves (recovery done)."""
+        r = self.spawn_server()
         try:
             deadline = time.monotonic() + READY_TIMEOUT_S
             buf = b""
@@ -205,6 +215,15 @@ class Cluster:
                         raise SystemExit(f"chaos: taskhubd exited before it was ready (status "
                                          f"{self.server.proc.wait()}); see {self.server.stderr_path}")
                     buf += chunk
+        finally:
+            os.close(r)
+
+    def kill_during_startup(self, delay: float) -> None:
+        """Starts taskhubd and SIGKILLs it `delay` seconds later, ready or not (opening the store, recovering)."""
+        r = self.spawn_server()
+        try:
+            time.sleep(delay)
+            self.kill_server()
         finally:
             os.close(r)
 
@@ -348,82 +367,124 @@ def raise_due_events(client: Client, raises: list, stats: dict) -> list:
     return pending
 
 
-def run_load(args, cluster: Cluster, client: Client, rng: random.Random, prefix: str, stats: dict) -> list:
-    """Starts the load and makes the kills; returns the started (shape, i, instance id) once every instance has
-    finished, or --settle seconds after the last kill and start.
+class Killer(threading.Thread):
+    """Makes the kills, concurrently with the load (so they also land in the middle of the harness's own calls):
+    one shuffled timeline of taskhubd and worker kills, each a random 0.1..1.5 s after the previous one, made while
+    orchestrations run (unless none can start before it: load.can_start). After a taskhubd kill it is restarted
+    after 0..0.3 s; one restart in five is itself killed 0..0.4 s after it begins (while it opens the store and
+    recovers), then taskhubd is started again. A worker is restarted 0..0.5 s after its kill."""
 
-    The kills are one shuffled timeline of taskhubd and worker kills, each a random 0.1..1.5 s after the previous
-    one (or the first start), made only while orchestrations run. The starts are released in tranches, one per
-    kill and one more (N / (kills + 1) each, plus up to the next tranche ten at a time whenever fewer than 10 run),
-    so kills land on running work however fast or slow the machine is, and the load lasts as long as they do."""
-    n = args.orchestrations
-    jobs = [(SHAPES[k % len(SHAPES)], k) for k in range(n)]
-    rng.shuffle(jobs)
-    timeline = ["taskhubd"] * args.kills + ["worker"] * args.worker_kills
-    rng.shuffle(timeline)
-    n_events = len(timeline)
-    next_kill = time.monotonic() + rng.uniform(0.1, 1.5)
+    def __init__(self, args, cluster: Cluster, rng: random.Random, load, stats: collections.Counter):
+        super().__init__(name="chaos-killer", daemon=True)
+        self.cluster, self.rng, self.load, self.stats, self.args = cluster, rng, load, stats, args
+        self.timeline = ["taskhubd"] * args.kills + ["worker"] * args.worker_kills
+        rng.shuffle(self.timeline)
+        self.n_events = len(self.timeline)
+        self.done = 0
+        self.error = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while self.timeline and not self.stop.is_set():
+                self.stop.wait(self.rng.uniform(0.1, 1.5))
+                while not self.stop.is_set() and not (self.load.live or not self.load.can_start()):
+                    self.stop.wait(0.01)
+                if self.stop.is_set():
+                    return
+                what = self.timeline.pop()
+                if what == "taskhubd":
+                    self.cluster.kill_server()
+                    self.stats["kills"] += 1
+                    time.sleep(self.rng.uniform(0.0, 0.3))
+                    if self.rng.random() < 0.2:
+                        self.cluster.kill_during_startup(self.rng.uniform(0.0, 0.4))
+                        self.stats["startup_kills"] += 1
+                    self.cluster.start_server()
+                else:
+                    slot = self.rng.randrange(self.args.workers)
+                    self.cluster.kill_worker(slot)
+                    self.stats["worker_kills"] += 1
+                    time.sleep(self.rng.uniform(0.0, 0.5))
+                    self.cluster.start_worker(slot)
+                self.done += 1
+                print(f"chaos: {what} kill ({self.stats['kills']}/{self.args.kills} taskhubd, "
+                      f"{self.stats['worker_kills']}/{self.args.worker_kills} worker) after {self.load.next_job} "
+                      f"starts, {len(self.load.live)} running", flush=True)
+        except BaseException as e:   # SystemExit from a start that failed, too: the load loop re-raises it
+            self.error = e
+
+
+class Load:
+    """The starts and the external events. The starts are released in tranches, one per kill and one more
+    (N / (kills + 1) each, plus up to the next tranche ten at a time whenever fewer than 10 run), so kills land on
+    running work however fast or slow the machine is, and the load lasts as long as the kills do."""
+
+    def __init__(self, n: int, rng: random.Random):
+        self.n = n
+        self.jobs = [(SHAPES[k % len(SHAPES)], k) for k in range(n)]
+        rng.shuffle(self.jobs)
+        self.next_job = 0
+        self.allowed = 0
+        self.live = set()
+
+    def can_start(self) -> bool:
+        return self.next_job < self.allowed
+
+
+def run_load(args, cluster: Cluster, client: Client, rng: random.Random, prefix: str, stats: dict) -> list:
+    """Runs the load while the Killer makes its kills; returns the started (shape, i, instance id) once every kill
+    is made and every instance has finished, or --settle seconds after the last kill and start."""
+    load = Load(args.orchestrations, rng)
+    killer = Killer(args, cluster, random.Random(rng.random()), load, stats)
     raises = []                         # [due, iid, i] of event instances not yet sent their event
     submitted = []
-    live = set()
     last_query = 0.0
-    next_job = 0
-    extra = 0                           # starts released beyond the tranches to keep something running
+    extra, extra_for = 0, 0             # starts released beyond the tranches, and for which kill
     last_change = time.monotonic()
+    n = load.n
+    killer.start()
+    try:
+        while True:
+            if killer.error is not None:
+                raise killer.error
+            if time.monotonic() - last_query >= QUERY_EVERY_S:
+                load.live = client.live_ids(prefix)
+                last_query = time.monotonic()
 
-    while True:
-        if time.monotonic() - last_query >= QUERY_EVERY_S:
-            live = client.live_ids(prefix)
-            last_query = time.monotonic()
+            done = killer.done
+            if done != extra_for:
+                extra, extra_for = 0, done
+            tranche_end = n * (done + 1) // (killer.n_events + 1)
+            reserve_end = n * (done + 2) // (killer.n_events + 1)   # extras come from the next tranche only
+            load.allowed = min(reserve_end, tranche_end + extra)
+            if killer.timeline and len(load.live) < 10 and not load.can_start() and load.allowed < reserve_end:
+                extra += 10
+                load.allowed = min(reserve_end, tranche_end + extra)
+            while load.can_start() and len(load.live) < args.window:
+                shape, i = load.jobs[load.next_job]
+                iid = f"{prefix}{shape}-{i:06d}"
+                if not client.start(shape, iid, i):
+                    stats["start_retries_found"] += 1
+                submitted.append((shape, i, iid))
+                load.live = load.live | {iid}
+                load.next_job += 1
+                if shape == "event":
+                    raises.append([time.monotonic() + rng.uniform(0.05, 1.0), iid, i])
 
-        done_events = n_events - len(timeline)
-        tranche_end = n * (done_events + 1) // (n_events + 1)
-        reserve_end = n * (done_events + 2) // (n_events + 1)   # extras come from the next tranche only
-        allowed = min(reserve_end, tranche_end + extra)
-        if timeline and len(live) < 10 and next_job >= allowed and allowed < reserve_end:
-            extra += 10
-            allowed = min(reserve_end, tranche_end + extra)
-        while next_job < allowed and len(live) < args.window:
-            shape, i = jobs[next_job]
-            iid = f"{prefix}{shape}-{i:06d}"
-            if not client.start(shape, iid, i):
-                stats["start_retries_found"] += 1
-            submitted.append((shape, i, iid))
-            live.add(iid)
-            next_job += 1
-            if shape == "event":
-                raises.append([time.monotonic() + rng.uniform(0.05, 1.0), iid, i])
+            raises = raise_due_events(client, raises, stats)
 
-        # a kill lands on running work, unless none can be started before it (then on an idle server)
-        if timeline and time.monotonic() >= next_kill and (live or next_job >= allowed):
-            what = timeline.pop()
-            extra = 0
-            if what == "taskhubd":
-                cluster.kill_server()
-                stats["kills"] += 1
-                time.sleep(rng.uniform(0.0, 0.3))   # a restart does not always come at once
-                cluster.start_server()
-            else:
-                slot = rng.randrange(args.workers)
-                cluster.kill_worker(slot)
-                stats["worker_kills"] += 1
-                time.sleep(rng.uniform(0.0, 0.5))
-                cluster.start_worker(slot)
-            print(f"chaos: {what} kill ({stats['kills']}/{args.kills} taskhubd, {stats['worker_kills']}/"
-                  f"{args.worker_kills} worker) after {next_job} starts, {len(live)} running", flush=True)
-            next_kill = time.monotonic() + rng.uniform(0.1, 1.5)
-            last_change = time.monotonic()
-
-        raises = raise_due_events(client, raises, stats)
-
-        if timeline or next_job < n:
-            last_change = time.monotonic()
-        elif not raises and not live and time.monotonic() - last_query < QUERY_EVERY_S:
-            return submitted
-        elif time.monotonic() - last_change > args.settle:
-            stats["settle_timeout"] = 1
-            return submitted
-        time.sleep(0.01)
+            if killer.is_alive() or load.next_job < n:
+                last_change = time.monotonic()
+            elif not raises and not load.live and time.monotonic() - last_query < QUERY_EVERY_S:
+                return submitted
+            elif time.monotonic() - last_change > args.settle:
+                stats["settle_timeout"] = 1
+                return submitted
+            time.sleep(0.01)
+    finally:
+        killer.stop.set()
+        killer.join()
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -649,6 +710,7 @@ def main(argv=None) -> int:
           f"completed_correctly={result['completed_correctly']} wrong={result['wrong']} lost={result['lost']} "
           f"duplicated_transitions={result['duplicated_transitions']} stuck={result['stuck']} "
           f"activity_reexecutions={result['activity_reexecutions']} worker_kills={stats['worker_kills']} "
+          f"startup_kills={stats['startup_kills']} "
           f"seconds={elapsed:.0f}", flush=True)
     bad = result["wrong"] or result["lost"] or result["duplicated_transitions"] or result["stuck"] or \
         cluster.problems or len(submitted) != args.orchestrations
