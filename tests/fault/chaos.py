@@ -15,8 +15,8 @@ orchestrations run at once.
 taskhubd is SIGKILLed --kills times and a random worker --worker-kills times, from a thread of their own (so kills
 also land in the middle of this client's starts and raises), in one shuffled timeline, each kill a random 0.1..1.5 s
 after the previous one and while orchestrations run; taskhubd is restarted on the same data directory after
-0..0.3 s, and one restart in five is itself killed 0..0.4 s in (while it opens the store and recovers; counted as
-startup_kills); a worker is restarted after 0..0.5 s. The starts are released in tranches, one per kill, so the
+0..0.3 s, and a random fifth of the restarts (at least one) are themselves killed 0..0.4 s in (while they open
+the store and recover; counted as startup_kills); a worker is restarted after 0..0.5 s. The starts are released in tranches, one per kill, so the
 kills are spread over the whole load. The seed fixes the plan (the order of the shapes, the kinds and delays of
 the kills); the exact interleaving with the servers' work is up to the machine.
 
@@ -183,6 +183,12 @@ class Cluster:
         self.worker_starts = 0
         self.problems = []
 
+    def note(self, what: str) -> None:
+        """events.log in the work dir: each kill and start with its wall-clock time (epoch ms), to set the
+        execution logs' lines against when a failed run is examined."""
+        with open(self.work / "events.log", "a", encoding="utf-8") as f:
+            f.write(f"{int(time.time() * 1000)}\t{what}\n")
+
     @property
     def target(self) -> str:
         return f"unix:{self.sock}"
@@ -217,6 +223,7 @@ class Cluster:
                     buf += chunk
         finally:
             os.close(r)
+        self.note(f"taskhubd ready pid={self.server.proc.pid}")
 
     def kill_during_startup(self, delay: float) -> None:
         """Starts taskhubd and SIGKILLs it `delay` seconds later, ready or not (opening the store, recovering)."""
@@ -232,6 +239,7 @@ class Cluster:
             self.problems.append(f"taskhubd died by itself (status {self.server.proc.returncode}) "
                                  f"before a planned kill; see {self.server.stderr_path}")
             return
+        self.note(f"taskhubd kill pid={self.server.proc.pid}")
         self.server.kill()
 
     def start_worker(self, slot: int) -> None:
@@ -244,6 +252,7 @@ class Cluster:
         finally:
             os.close(w)
         self.workers[slot].ready_fd = r
+        self.note(f"worker start slot={slot} pid={self.workers[slot].proc.pid}")
 
     def kill_worker(self, slot: int) -> None:
         w = self.workers[slot]
@@ -251,6 +260,7 @@ class Cluster:
             self.problems.append(f"worker {slot} died by itself (status {w.proc.returncode}); "
                                  f"see {w.stderr_path}")
             return
+        self.note(f"worker kill slot={slot} pid={w.proc.pid}")
         w.kill()
 
     def stop_all(self) -> None:
@@ -369,10 +379,11 @@ def raise_due_events(client: Client, raises: list, stats: dict) -> list:
 
 class Killer(threading.Thread):
     """Makes the kills, concurrently with the load (so they also land in the middle of the harness's own calls):
-    one shuffled timeline of taskhubd and worker kills, each a random 0.1..1.5 s after the previous one, made while
-    orchestrations run (unless none can start before it: load.can_start). After a taskhubd kill it is restarted
-    after 0..0.3 s; one restart in five is itself killed 0..0.4 s after it begins (while it opens the store and
-    recovers), then taskhubd is started again. A worker is restarted 0..0.5 s after its kill."""
+    one shuffled timeline of taskhubd and worker kills, each a random 0.1..1.5 s after the previous one, made once
+    its tranche of starts is made and while orchestrations run (unless none can start before it: load.can_start). After a taskhubd kill it is restarted
+    after 0..0.3 s; a random fifth of the restarts (at least one) are themselves killed 0..0.4 s after they begin
+    (while taskhubd opens the store and recovers), then it is started again. A worker is restarted 0..0.5 s after
+    its kill."""
 
     def __init__(self, args, cluster: Cluster, rng: random.Random, load, stats: collections.Counter):
         super().__init__(name="chaos-killer", daemon=True)
@@ -380,6 +391,8 @@ class Killer(threading.Thread):
         self.timeline = ["taskhubd"] * args.kills + ["worker"] * args.worker_kills
         rng.shuffle(self.timeline)
         self.n_events = len(self.timeline)
+        # which taskhubd restarts (counted from 0) are themselves killed while they recover: a fifth, at least one
+        self.startup_kill_at = set(rng.sample(range(args.kills), max(1, args.kills // 5) if args.kills else 0))
         self.done = 0
         self.error = None
         self.stop = threading.Event()
@@ -388,7 +401,10 @@ class Killer(threading.Thread):
         try:
             while self.timeline and not self.stop.is_set():
                 self.stop.wait(self.rng.uniform(0.1, 1.5))
-                while not self.stop.is_set() and not (self.load.live or not self.load.can_start()):
+                # each kill waits for its tranche of starts (so the kills cannot run ahead of a slow load) and
+                # for running work to land on
+                while not self.stop.is_set() and not (self.load.next_job >= self.load.tranche_end and
+                                                      (self.load.live or not self.load.can_start())):
                     self.stop.wait(0.01)
                 if self.stop.is_set():
                     return
@@ -397,7 +413,7 @@ class Killer(threading.Thread):
                     self.cluster.kill_server()
                     self.stats["kills"] += 1
                     time.sleep(self.rng.uniform(0.0, 0.3))
-                    if self.rng.random() < 0.2:
+                    if self.stats["kills"] - 1 in self.startup_kill_at:
                         self.cluster.kill_during_startup(self.rng.uniform(0.0, 0.4))
                         self.stats["startup_kills"] += 1
                     self.cluster.start_server()
@@ -426,6 +442,7 @@ class Load:
         rng.shuffle(self.jobs)
         self.next_job = 0
         self.allowed = 0
+        self.tranche_end = 0
         self.live = set()
 
     def can_start(self) -> bool:
@@ -458,6 +475,7 @@ def run_load(args, cluster: Cluster, client: Client, rng: random.Random, prefix:
             tranche_end = n * (done + 1) // (killer.n_events + 1)
             reserve_end = n * (done + 2) // (killer.n_events + 1)   # extras come from the next tranche only
             load.allowed = min(reserve_end, tranche_end + extra)
+            load.tranche_end = tranche_end
             if killer.timeline and len(load.live) < 10 and not load.can_start() and load.allowed < reserve_end:
                 extra += 10
                 load.allowed = min(reserve_end, tranche_end + extra)
@@ -574,7 +592,7 @@ def read_executions(work: Path) -> collections.Counter:
             for line in f:
                 if not line.endswith("\n"):
                     continue
-                iid, name, tid, inp = line[:-1].split("\t", 3)
+                iid, name, tid, inp, _pid, _ms = line[:-1].split("\t")
                 execs[(iid, name, int(tid), inp)] += 1
     return execs
 

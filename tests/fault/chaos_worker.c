@@ -14,9 +14,9 @@
  *   can     three executions by continue-as-new, each adding inc(i+g)          -> 3i+6
  *   retry   "flaky" with a retry policy of 4 attempts; it fails its first two  -> 5i+1
  *
- * Every activity execution appends one line "<instance>\t<activity>\t<task id>\t<input>\n" to --exec-log and
- * fdatasyncs it before the result is sent, so executions whose results a kill lost are still counted: the
- * harness counts re-executions as lines beyond the first for the same key. "flaky" fails deterministically by
+ * Every activity execution appends one line "<instance>\t<activity>\t<task id>\t<input>\t<pid>\t<epoch ms>\n" to
+ * --exec-log and fdatasyncs it before the result is sent, so executions whose results a kill lost are still
+ * counted: the harness counts re-executions as lines beyond the first for the same key (the first four fields). "flaky" fails deterministically by
  * task id: attempt k of a retried activity is action 2k-1 (each failed attempt is followed by its delay timer),
  * and "retry" schedules nothing before it, so task ids 1 and 3 fail and 5 succeeds.
  *
@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "durabletask.h"
@@ -55,8 +56,11 @@ static void die(const char *what, int rc)
 static void record_execution(dt_activity_ctx *ctx, const char *input)
 {
   char line[512];
-  int n = snprintf(line, sizeof line, "%s\t%s\t%" PRId32 "\t%s\n", dt_activity_instance_id(ctx),
-                   dt_activity_name(ctx), dt_activity_task_id(ctx), input ? input : "");
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int n = snprintf(line, sizeof line, "%s\t%s\t%" PRId32 "\t%s\t%d\t%lld\n", dt_activity_instance_id(ctx),
+                   dt_activity_name(ctx), dt_activity_task_id(ctx), input ? input : "", (int)getpid(),
+                   (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
   if (n < 0 || (size_t)n >= sizeof line) {
     fprintf(stderr, "th-chaos-worker: execution record too long\n");
     abort();
