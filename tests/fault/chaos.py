@@ -39,6 +39,7 @@ bad arguments give 2).
 """
 
 import argparse
+import bisect
 import collections
 import os
 import random
@@ -585,20 +586,51 @@ def check_history(events: list, shape: str, i: int, iid: str, executions: collec
     return problems
 
 
-def read_executions(work: Path) -> collections.Counter:
+def read_executions(work: Path) -> tuple:
+    """The workers' execution logs: a Counter of (instance, activity, task id, input), and for each such key
+    the wall-clock times (epoch ms) of its executions."""
     execs = collections.Counter()
+    times = collections.defaultdict(list)
     for path in sorted(work.glob("exec-*.log")):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if not line.endswith("\n"):
                     continue
-                iid, name, tid, inp, _pid, _ms = line[:-1].split("\t")
-                execs[(iid, name, int(tid), inp)] += 1
-    return execs
+                iid, name, tid, inp, _pid, ms = line[:-1].split("\t")
+                key = (iid, name, int(tid), inp)
+                execs[key] += 1
+                times[key].append(int(ms))
+    return execs, times
+
+
+def reexecutions_while_down(work: Path, times: dict) -> int:
+    """How many re-executions repeat an execution that began while taskhubd was down (between a kill and the
+    next restart's ready): a work item the worker had received from the killed server and ran after it died,
+    whose result could reach no one. The rest repeat executions whose results a kill (of taskhubd or of the
+    worker) lost on the way or before they were committed."""
+    down = []          # [kill ms, ready ms) intervals
+    kill_at = None
+    path = work / "events.log"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        ms, what = line.split("\t", 1)
+        if what.startswith("taskhubd kill") and kill_at is None:
+            kill_at = int(ms)
+        elif what.startswith("taskhubd ready") and kill_at is not None:
+            down.append((kill_at, int(ms)))
+            kill_at = None
+    starts = [a for a, _ in down]
+    n = 0
+    for ts in times.values():
+        if len(ts) < 2:
+            continue
+        for t in sorted(ts)[:-1]:
+            j = bisect.bisect_right(starts, t) - 1
+            n += j >= 0 and t < down[j][1]
+    return n
 
 
 def verify(client: Client, submitted: list, work: Path, stats: dict, raise_retried: bool) -> dict:
-    executions = read_executions(work)
+    executions, exec_times = read_executions(work)
     out = dict(completed_correctly=0, wrong=0, lost=0, duplicated_transitions=0, stuck=0, histories=0)
     details = []
 
@@ -640,6 +672,7 @@ def verify(client: Client, submitted: list, work: Path, stats: dict, raise_retri
                 out["wrong"] += 1
     out["activity_reexecutions"] = sum(c - 1 for c in executions.values() if c > 1)
     out["activity_executions"] = sum(executions.values())
+    out["reexecutions_while_down"] = reexecutions_while_down(work, exec_times)
     out["details"] = details
     return out
 
@@ -722,8 +755,9 @@ def main(argv=None) -> int:
                                 f"{stats['worker_kills']} of {args.worker_kills} worker kills")
     print(f"chaos: load {load_s:.1f}s, {result['histories']} histories checked, "
           f"{result['activity_executions']} activity executions, {stats['events_raised']} events raised "
-          f"({stats['raise_retries']} raise retries), {stats['start_retries_found']} retried starts found created",
-          flush=True)
+          f"({stats['raise_retries']} raise retries), {stats['start_retries_found']} retried starts found created; "
+          f"of the {result['activity_reexecutions']} re-executions {result['reexecutions_while_down']} repeat one "
+          f"that ran while taskhubd was down", flush=True)
     print(f"SUMMARY kills={stats['kills']} orchestrations={len(submitted)} "
           f"completed_correctly={result['completed_correctly']} wrong={result['wrong']} lost={result['lost']} "
           f"duplicated_transitions={result['duplicated_transitions']} stuck={result['stuck']} "
