@@ -1,7 +1,7 @@
 """Crash consistency at scale: orchestrations of every shape while taskhubd and its workers are SIGKILLed at random.
 
 usage: chaos.py --taskhubd BIN --worker BIN [--work-dir DIR] [--seed N] [--orchestrations N] [--kills K]
-                [--worker-kills W] [--workers N] [--window N] [--settle S]
+                [--worker-kills W] [--workers N] [--window N] [--settle S] [--server-arg ARG]...
        (CHAOS_SEED, CHAOS_ORCHESTRATIONS, CHAOS_KILLS, CHAOS_WORKER_KILLS give the defaults of those flags)
 
 One taskhubd on a unix socket (a fixed address that survives restarts) with a RocksDB data directory, and --workers
@@ -199,7 +199,8 @@ class Cluster:
         r, w = os.pipe()
         try:
             self.server = Proc([self.args.taskhubd, "--listen", self.target, "--data-dir", self.data,
-                                "--ops-listen", "off", "--ready-fd", w, "--log-level", "info"],
+                                "--ops-listen", "off", "--ready-fd", w, "--log-level", "info",
+                                *self.args.server_arg],
                                self.work / "taskhubd.stderr", pass_fds=(w,))
         finally:
             os.close(w)
@@ -698,6 +699,8 @@ def main(argv=None) -> int:
                     help="worker SIGKILLs (default: half of --kills, at least 1)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--window", type=int, default=200, help="orchestrations running at once, at most")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="one more taskhubd argument, e.g. --server-arg=--cache-size=0 (repeatable)")
     ap.add_argument("--settle", type=float, default=180.0,
                     help="seconds the load may take to finish once the last kill and start are done")
     args = ap.parse_args(argv)
