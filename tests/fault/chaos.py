@@ -286,7 +286,10 @@ class Cluster:
 
 class Client:
     def __init__(self, target: str):
-        self.channel = grpc.insecure_channel(target)
+        # reconnect quickly after a restart (gRPC's default backoff grows to two minutes), so the load keeps up
+        self.channel = grpc.insecure_channel(target, options=[("grpc.initial_reconnect_backoff_ms", 100),
+                                                              ("grpc.min_reconnect_backoff_ms", 100),
+                                                              ("grpc.max_reconnect_backoff_ms", 1000)])
         self.stub = pb_grpc.TaskHubSidecarServiceStub(self.channel)
         self.deadline = None   # overall: calls give up retrying past it
 
@@ -405,7 +408,8 @@ class Killer(threading.Thread):
                 self.stop.wait(self.rng.uniform(0.1, 1.5))
                 # each kill waits for its tranche of starts (so the kills cannot run ahead of a slow load) and
                 # for running work to land on
-                while not self.stop.is_set() and not (self.load.next_job >= self.load.tranche_end and
+                tranche_end = self.load.n * (self.done + 1) // (self.n_events + 1)
+                while not self.stop.is_set() and not (self.load.next_job >= tranche_end and
                                                       (self.load.live or not self.load.can_start())):
                     self.stop.wait(0.01)
                 if self.stop.is_set():
@@ -444,7 +448,6 @@ class Load:
         rng.shuffle(self.jobs)
         self.next_job = 0
         self.allowed = 0
-        self.tranche_end = 0
         self.live = set()
 
     def can_start(self) -> bool:
@@ -477,7 +480,6 @@ def run_load(args, cluster: Cluster, client: Client, rng: random.Random, prefix:
             tranche_end = n * (done + 1) // (killer.n_events + 1)
             reserve_end = n * (done + 2) // (killer.n_events + 1)   # extras come from the next tranche only
             load.allowed = min(reserve_end, tranche_end + extra)
-            load.tranche_end = tranche_end
             if killer.timeline and len(load.live) < 10 and not load.can_start() and load.allowed < reserve_end:
                 extra += 10
                 load.allowed = min(reserve_end, tranche_end + extra)
