@@ -72,6 +72,7 @@ READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 15.0
 QUERY_EVERY_S = 0.3
+RETRY_FOR_S = 120.0
 
 
 # ------------------------------------------------------------------------------------------------ expectations
@@ -291,23 +292,30 @@ class Client:
                                                               ("grpc.min_reconnect_backoff_ms", 100),
                                                               ("grpc.max_reconnect_backoff_ms", 1000)])
         self.stub = pb_grpc.TaskHubSidecarServiceStub(self.channel)
-        self.deadline = None   # overall: calls give up retrying past it
+        self.retried = collections.Counter()   # status code name -> calls retried after it
+
+    def _retry_or_raise(self, e: grpc.RpcError, since: float) -> None:
+        """Counts a retryable failure (a restart under way) and paces the retry; re-raises anything else, and
+        a call that has failed for RETRY_FOR_S (a server that keeps failing is a finding, not a restart)."""
+        if e.code() not in RETRYABLE or time.monotonic() - since > RETRY_FOR_S:
+            raise e
+        self.retried[e.code().name] += 1
+        time.sleep(0.05)
 
     def call(self, method: str, req, *, accept=()):
         """Retries through restarts; returns the response, or the grpc.StatusCode when it is in `accept`."""
         fn = getattr(self.stub, method)
+        since = time.monotonic()
         while True:
             try:
                 return fn(req, timeout=CALL_TIMEOUT_S, wait_for_ready=True)
             except grpc.RpcError as e:
-                code = e.code()
-                if code in accept:
-                    return code
-                if code not in RETRYABLE or (self.deadline is not None and time.monotonic() > self.deadline):
-                    raise
-                time.sleep(0.05)   # a server restart is under way; pace the retries
+                if e.code() in accept:
+                    return e.code()
+                self._retry_or_raise(e, since)
 
     def history(self, iid: str) -> list:
+        since = time.monotonic()
         while True:
             try:
                 events = []
@@ -316,9 +324,7 @@ class Client:
                     events.extend(chunk.events)
                 return events
             except grpc.RpcError as e:
-                if e.code() not in RETRYABLE:
-                    raise
-                time.sleep(0.05)
+                self._retry_or_raise(e, since)
 
     def start(self, shape: str, iid: str, i: int) -> bool:
         """True when created now, False when a retried start found it created (ALREADY_EXISTS)."""
@@ -376,6 +382,7 @@ def raise_due_events(client: Client, raises: list, stats: dict) -> list:
         except grpc.RpcError as e:
             if e.code() not in RETRYABLE:
                 raise
+            client.retried[e.code().name] += 1
             stats["raise_retries"] += 1
             item[0] = time.monotonic() + 0.2
             pending.append(item)
@@ -742,6 +749,7 @@ def main(argv=None) -> int:
             cluster.workers[slot] = None
         result = verify(client, submitted, work, stats, stats["raise_retries"] > 0)
     finally:
+        retried = client.retried if client is not None else {}
         if client is not None:
             client.channel.close()
         cluster.stop_all()
@@ -763,6 +771,8 @@ def main(argv=None) -> int:
           f"({stats['raise_retries']} raise retries), {stats['start_retries_found']} retried starts found created; "
           f"of the {result['activity_reexecutions']} re-executions {result['reexecutions_while_down']} repeat one "
           f"that ran while taskhubd was down", flush=True)
+    print("chaos: calls retried through restarts, by status: " +
+          (", ".join(f"{k}={v}" for k, v in sorted(retried.items())) or "none"), flush=True)
     print(f"SUMMARY kills={stats['kills']} orchestrations={len(submitted)} "
           f"completed_correctly={result['completed_correctly']} wrong={result['wrong']} lost={result['lost']} "
           f"duplicated_transitions={result['duplicated_transitions']} stuck={result['stuck']} "
