@@ -231,6 +231,11 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     sc_engine_get_stats(e, &s);
     help(&b, "taskhubd_commits_total", "counter", "Synced commits written.");
     put(&b, "taskhubd_commits_total %llu\n", (unsigned long long)s.commits);
+    help(&b, "taskhubd_queued_commands", "gauge", "Requests waiting for the engine to apply them.");
+    put(&b, "taskhubd_queued_commands %llu\n", (unsigned long long)s.queued);
+    help(&b, "taskhubd_refused_commands_total", "counter",
+         "Requests refused with RESOURCE_EXHAUSTED by --max-queued-commands or --max-queued-bytes.");
+    put(&b, "taskhubd_refused_commands_total %llu\n", (unsigned long long)s.refused);
     help(&b, "taskhubd_workers_connected", "gauge", "Open GetWorkItems streams.");
     put(&b, "taskhubd_workers_connected %llu\n", (unsigned long long)s.streams);
     help(&b, "taskhubd_work_items_in_flight", "gauge", "Work items held by workers, by kind.");
