@@ -210,8 +210,10 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
     return 0;
   case OPT_SIZE: {
     size_t v;
-    /* Zero is a size only for the cache, where it means keep nothing. */
-    if (sc_parse_size(val, &v) < 0 || (v == 0 && o->offset != F(cache_size))) {
+    /* Zero is a size only for the cache, where it means keep nothing, and for the limits where it means none. */
+    bool zero_ok = o->offset == F(cache_size) || o->offset == F(max_outbox_total) || o->offset == F(max_queued) ||
+                   o->offset == F(max_queued_bytes);
+    if (sc_parse_size(val, &v) < 0 || (v == 0 && !zero_ok)) {
       fprintf(err, "taskhubd: %s: expected a positive size like 4096, 64K or 16M, got \"%s\"\n", from, val);
       return -1;
     }
