@@ -6,6 +6,9 @@
  *       STREAMS GetWorkItems streams, each on its own connection (a worker process each), that never read; then
  *       INSTANCES orchestrations started with INPUT_BYTES of input each, which taskhubd hands to those streams as far
  *       as its limits let it. RSS before, with the streams open, and once the starts are done and dispatch settled.
+ *       The streams are opened by a child process that then stops itself (SIGSTOP): a gRPC client that merely
+ *       never asks for a message still lets its transport take megabytes per stream off the socket, so only a
+ *       stopped process leaves what it does not read in taskhubd.
  *   th-limits-bench HOST:PORT PID inbox_flood EVENTS
  *       one instance (no worker) receives EVENTS RaiseEvent calls, 64 in flight; counts those accepted and those
  *       refused (RESOURCE_EXHAUSTED, --max-inbox); RSS before, at the peak, and after.
@@ -18,11 +21,15 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define IN_FLIGHT 64
 
@@ -185,9 +192,10 @@ static grpc_byte_buffer *make_start(long i, void *p)
   return pack(&r.base);
 }
 
-static int lazy_streams(const char *target, long pid, long nstreams, long instances, long input_bytes)
+/* The child: opens the streams, says so on |fd|, and stops itself until the parent kills it. */
+static void open_and_stop(const char *target, long nstreams, int fd)
 {
-  double rss0 = proc_mb(pid, "VmRSS");
+  grpc_init();
   /* Each stream on its own connection, as separate worker processes would open them. */
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
   grpc_channel **chs = calloc((size_t)nstreams, sizeof *chs);
@@ -213,7 +221,7 @@ static int lazy_streams(const char *target, long pid, long nstreams, long instan
     ops[3].data.recv_initial_metadata.recv_initial_metadata = &mds[i];
     if (grpc_call_start_batch(calls[i], ops, 4, &calls[i], NULL) != GRPC_CALL_OK) {
       fprintf(stderr, "th-limits-bench: opening a stream failed\n");
-      return 1;
+      _exit(1);
     }
   }
   /* Every stream is open once taskhubd sent its initial metadata. Never a RECV_MESSAGE: these workers never read. */
@@ -222,17 +230,46 @@ static int lazy_streams(const char *target, long pid, long nstreams, long instan
                                                                 gpr_time_from_seconds(120, GPR_TIMESPAN)), NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
       fprintf(stderr, "th-limits-bench: only %ld of %ld streams opened in 120 s\n", open, nstreams);
-      return 1;
+      _exit(1);
     }
     if (ev.type == GRPC_OP_COMPLETE)
       open++;
   }
-  grpc_byte_buffer_destroy(bb);
+  char b = 1;
+  if (write(fd, &b, 1) != 1)
+    _exit(1);
+  raise(SIGSTOP); /* not even the transport reads from now on */
+  for (;;)
+    pause();
+}
+
+static int lazy_streams(const char *target, long pid, long nstreams, long instances, long input_bytes)
+{
+  double rss0 = proc_mb(pid, "VmRSS");
+  int p[2];
+  if (pipe(p) != 0)
+    return 1;
+  pid_t child = fork();
+  if (child < 0)
+    return 1;
+  if (child == 0) {
+    close(p[0]);
+    open_and_stop(target, nstreams, p[1]);
+  }
+  close(p[1]);
+  char b;
+  if (read(p[0], &b, 1) != 1) {
+    fprintf(stderr, "th-limits-bench: the stream opener failed\n");
+    waitpid(child, NULL, 0);
+    return 1;
+  }
+  close(p[0]);
   double rss_streams = proc_mb(pid, "VmRSS");
   char *input = malloc((size_t)input_bytes + 1);
   memset(input, 'x', (size_t)input_bytes);
   input[0] = input[input_bytes - 1] = '"';
   input[input_bytes] = 0;
+  grpc_init(); /* only now: the child forked from a process without gRPC's threads */
   char run[32];
   snprintf(run, sizeof run, "%lx", (long)time(NULL));
   struct start_ctx sc = {input, run};
@@ -260,19 +297,8 @@ static int lazy_streams(const char *target, long pid, long nstreams, long instan
   fflush(stdout);
   free(input);
   grpc_channel_destroy(ch);
-  for (long i = 0; i < nstreams; i++) {
-    grpc_call_cancel(calls[i], NULL);
-    grpc_call_unref(calls[i]);
-    grpc_metadata_array_destroy(&mds[i]);
-    grpc_channel_destroy(chs[i]);
-  }
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
-    ;
-  grpc_completion_queue_destroy(cq);
-  free(calls);
-  free(chs);
-  free(mds);
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
   return ok + refused == instances ? 0 : 1;
 }
 
@@ -348,13 +374,14 @@ int main(int argc, char **argv)
                     "       th-limits-bench HOST:PORT PID inbox_flood EVENTS\n");
     return 2;
   }
-  grpc_init();
   long pid = atol(argv[2]);
   int rc;
-  if (strcmp(argv[3], "lazy_streams") == 0 && argc >= 7)
+  if (strcmp(argv[3], "lazy_streams") == 0 && argc >= 7) {
     rc = lazy_streams(argv[1], pid, atol(argv[4]), atol(argv[5]), atol(argv[6]));
-  else if (strcmp(argv[3], "inbox_flood") == 0)
+  } else if (strcmp(argv[3], "inbox_flood") == 0) {
+    grpc_init();
     rc = inbox_flood(argv[1], pid, atol(argv[4]));
+  }
   else {
     fprintf(stderr, "th-limits-bench: unknown scenario %s\n", argv[3]);
     return 2;
