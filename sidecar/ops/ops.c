@@ -439,9 +439,9 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
   o->start_us = sc_now_us();
   /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before.
    * Slow clients: 64 connections trickling a header byte every few seconds used to hold every connection the
-   * port allowed (64), so kubelet's probes failed and the container was restarted. Now epoll (no FD_SETSIZE
-   * cap) takes many connections, each idle one is closed after OPS_IDLE_S, and one address holds at most
-   * OPS_PER_IP of them, so a probe from another address always finds room; see ops_connection_limit. */
+   * port allowed (64), so kubelet's probes failed and the container was restarted. epoll (no FD_SETSIZE cap)
+   * lets it take many more (ops_connection_limit), each idle one is closed after OPS_IDLE_S, and one address
+   * holds at most OPS_PER_IP, so it takes many addresses to fill the port again (docs/operations.md). */
   unsigned limit = ops_connection_limit();
   o->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
