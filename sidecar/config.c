@@ -90,8 +90,8 @@ static const struct opt opts[] = {
      "a work-item stream holding --max-outbox unsent that sends nothing for this long is ended with "
      "RESOURCE_EXHAUSTED and its work goes to other workers; 0: never (default 60)"},
     {"--max-queued-commands", "TASKHUBD_MAX_QUEUED_COMMANDS", OPT_SIZE, F(max_queued), 0, "N",
-     "client requests (starts, events, terminations, ...) waiting for the engine before more are refused with "
-     "RESOURCE_EXHAUSTED; 0: no limit (default 10000)"},
+     "client requests waiting for the engine (starts, events, terminations, ...), and reads waiting for a reader "
+     "thread, before more are refused with RESOURCE_EXHAUSTED; 0: no limit (default 10000)"},
     {"--max-queued-bytes", "TASKHUBD_MAX_QUEUED_BYTES", OPT_SIZE, F(max_queued_bytes), 0, "BYTES",
      "the same for their request bytes; 0: no limit (default 256M)"},
     {"--orchestration-lease", "TASKHUBD_ORCHESTRATION_LEASE", OPT_INT, F(orch_lease_s), 0, "SECONDS",

@@ -111,6 +111,9 @@ void sc_call_unref(struct sc_call *c);
 
 /* Runs fn(c) on a reader thread (readers.h). The reference the caller holds passes to fn. */
 void sc_call_read(struct sc_call *c, sc_call_fn fn);
+/* For a read a client asked for (GetInstance, queries, a history stream's start): like sc_call_read, but while
+ * --max-queued-commands reads already wait for a reader thread, the call is answered RESOURCE_EXHAUSTED instead. */
+void sc_call_read_request(struct sc_call *c, sc_call_fn fn);
 
 /* Sends the reply (message only when code is 0) and gives up the handler's reference. */
 void sc_call_reply(struct sc_call *c, int grpc_code, const char *msg,

@@ -108,6 +108,19 @@ void sc_call_read(struct sc_call *c, sc_call_fn fn)
   sc_readers_post(c->srv->readers, &c->read_job);
 }
 
+void sc_call_read_request(struct sc_call *c, sc_call_fn fn)
+{
+  c->read_fn = fn;
+  c->read_job.fn = run_read;
+  size_t waiting = 0;
+  if (sc_readers_try_post(c->srv->readers, &c->read_job, c->srv->ctx.cfg->max_queued, &waiting))
+    return;
+  char msg[200];
+  snprintf(msg, sizeof msg, "taskhubd is overloaded: %zu reads already wait for a reader thread, the limit "
+           "(--max-queued-commands); retry later", waiting);
+  sc_call_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
+}
+
 static void start_batch(struct sc_call *c, const grpc_op *ops, size_t n,
                         struct sc_tag *t)
 {
