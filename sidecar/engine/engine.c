@@ -16,6 +16,8 @@
 #define EARLY_DISPATCH_MAX 4
 #define TIMERS_PER_BATCH 2000
 #define TRIM_EVERY_US 5000000
+/* After a failed commit no work goes out for this long. */
+#define DISPATCH_HOLD_US 1000000
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
@@ -131,13 +133,57 @@ void commit(struct sc_engine *e)
     SC_ERROR("event=fenced_exit error=%s", SC_Q(err.msg));
     _exit(3);
   }
-  if (rc != SC_OK) {
-    /* Nothing was acknowledged; a restart recovers the last durable state. */
+  if (rc != SC_OK && e->nparts > 1) {
+    /* Nothing was acknowledged; a restart recovers the last durable state (and hands the partitions over). */
     sc_panic("commit failed: %s", err.msg);
   }
+  if (rc != SC_OK) {
+    commit_failed(e, &err);
+    return;
+  }
+  e->ndone_committed = e->ndone;
   pthread_mutex_lock(&e->mu);
   e->stats.commits++;
   pthread_mutex_unlock(&e->mu);
+}
+
+/* The batch's changes were not written (the disk is full, an I/O error): nothing of them was acknowledged.
+ * The commands that changed something, or read what the batch changed, are answered with the store's error;
+ * what the engine holds in memory about work (queues, leases handed out, timers) may describe those changes,
+ * so it is rebuilt from the committed state, as after a restart. The store resumes writes by itself. */
+void commit_failed(struct sc_engine *e, const struct sc_err *err)
+{
+  int code = err->code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL;
+  size_t failed = 0;
+  for (size_t i = e->ndone_committed; i < e->ndone; i++) {
+    struct sc_cmd *c = e->done[i];
+    if (c->err.code == SC_OK && (c->wrote || c->kind == SC_CMD_WAIT)) {
+      fail(c, code, "not applied, nothing of it was written: %s", err->msg);
+      failed++;
+    }
+  }
+  e->ndone_committed = e->ndone;
+  while (e->conts) { /* purges by filter: what earlier batches purged stays purged */
+    struct sc_cmd *c = e->conts;
+    e->conts = c->next;
+    fail(c, code, "purge stopped (what it purged before stays purged): %s", err->msg);
+    add_done(e, c);
+    e->ndone_committed = e->ndone;
+    failed++;
+  }
+  SC_ERROR("event=commit_failed commands_failed=%zu error=%s", failed, SC_Q(err->msg));
+  e->nchg = 0; /* nothing changed: no waiter is woken */
+  e->ndirty = 0;
+  e->nnew_acts = 0;
+  sc_txn_forget_all(e->tx);
+  sc_heap_free(&e->theap);
+  work_wipe(e);
+  applied_forget_all(e);
+  /* Work handed out now would most likely fail to complete too: give the store a moment. */
+  e->dispatch_held_until_us = sc_now_us() + DISPATCH_HOLD_US;
+  int rc = parts_reload(e);
+  if (rc != SC_OK)
+    sc_panic("reloading the committed state after a failed commit failed (status %d)", rc);
 }
 
 static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
@@ -155,8 +201,13 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
     }
   commit(e); /* what came before the wipe in this batch */
   struct sc_err err = {0};
-  if (sc_txn_wipe(e->tx, &err) != SC_OK)
-    sc_panic("wiping the store failed: %s", err.msg);
+  if (sc_txn_wipe(e->tx, &err) != SC_OK) {
+    if (e->nparts > 1)
+      sc_panic("wiping the store failed: %s", err.msg);
+    fail(c, err.code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL, "deleting the task hub's data failed: %s; "
+         "nothing was deleted", err.msg);
+    return;
+  }
   sc_heap_free(&e->theap);
   work_wipe(e);
   waiters_wipe(e);
@@ -184,6 +235,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_txn *tx = e->tx;
   sc_txn_reset(tx);
+  e->ndone_committed = 0;
   size_t n = 0;
   struct sc_cmd *conts = e->conts;
   e->conts = NULL;
@@ -192,6 +244,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     struct sc_cmd *c = conts;
     conts = c->next;
     sc_txn_savepoint(tx);
+    c->wrote = true;
     settle(e, c, purge_filter_chunk(e, c), stopping);
   }
   while (cmds) {
@@ -200,23 +253,29 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     c->next = NULL;
     n++;
     if (c->kind == SC_CMD_WIPE) {
+      c->wrote = true;
       run_wipe(e, c);
       add_done(e, c);
       continue;
     }
     sc_txn_savepoint(tx);
+    size_t before = sc_txn_size(tx);
     settle(e, c, apply(e, c), stopping);
+    c->wrote = sc_txn_size(tx) > before;
   }
   int64_t now = sc_now_us();
   fire_timers(e, now);
   work_timers(e, now);
   /* A small batch means a quiet engine where latency counts: hand out work while the commit syncs. Under load
    * dispatching after the commit lets more completions gather into the next batch, which is cheaper. */
-  bool early = n <= EARLY_DISPATCH_MAX;
+  if (e->dispatch_held_until_us && now >= e->dispatch_held_until_us)
+    e->dispatch_held_until_us = 0;
+  bool held = e->dispatch_held_until_us != 0;
+  bool early = n <= EARLY_DISPATCH_MAX && !held;
   if (early)
     work_dispatch(e);
   commit(e);
-  if (!early) {
+  if (!early && !held) {
     work_dispatch(e);
     commit(e); /* clean-ups dispatch found, if any */
   }
@@ -239,7 +298,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   /* Replies go out only now: everything they report is durable. */
   for (size_t i = 0; i < e->ndone; i++)
     e->done[i]->done(e->done[i]);
-  e->ndone = 0;
+  e->ndone = e->ndone_committed = 0;
   /* Gauges as of now, after this batch's work went out. */
   size_t in_orch, in_act;
   work_inflight(e, &in_orch, &in_act);
@@ -266,6 +325,8 @@ static int64_t next_wakeup(struct sc_engine *e)
     t = a->due;
   if (b && b->due < t)
     t = b->due;
+  if (e->dispatch_held_until_us && e->dispatch_held_until_us < t)
+    t = e->dispatch_held_until_us;
   int64_t w = work_next_wakeup(e);
   return w < t ? w : t;
 }

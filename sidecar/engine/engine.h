@@ -72,6 +72,7 @@ struct sc_cmd {
   void *user;
   struct sc_err err;
   struct sc_cmd *next; /* engine queue link */
+  bool wrote;          /* engine-internal: its changes are in the batch's transaction */
   union {
     struct {
       const CreateInstanceRequest *req;
