@@ -180,7 +180,8 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
   work_wipe(e);
   applied_forget_all(e);
   /* Work handed out now would most likely fail to complete too: give the store a moment. */
-  e->dispatch_held_until_us = sc_now_us() + DISPATCH_HOLD_US;
+  e->dispatch_held_until_us =
+      sc_now_us() + (e->cfg.failed_commit_hold_us > 0 ? e->cfg.failed_commit_hold_us : DISPATCH_HOLD_US);
   int rc = parts_reload(e);
   if (rc != SC_OK)
     sc_panic("reloading the committed state after a failed commit failed (status %d)", rc);

@@ -178,6 +178,7 @@ struct sc_engine_config {
   bool entity_v2;           /* entity batches as EntityRequest (history events) rather than EntityBatchRequest */
   size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
   const char *replica;      /* this replica's name: where answers to its forwarded commands go */
+  int64_t failed_commit_hold_us; /* after a commit fails no work goes out for this long (0: 1 s) */
 };
 
 struct sc_engine_stats {
