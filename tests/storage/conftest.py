@@ -2,7 +2,7 @@
 
 Every test gets its own taskhubd processes, started from $TASKHUBD_BIN with --listen 127.0.0.1:0;
 the bound port is learned through --ready-fd. A server can be started expecting it to refuse
-(start_refused: it must exit non-zero, and its stderr is returned). At teardown every live server
+(start_refused: it must exit, and its status and stderr are returned; try_start: either). At teardown every live server
 is stopped with SIGTERM and must exit 0; no server's stderr may mention a sanitizer.
 
 small_disk: a tmpfs of a few MB that the test can fill, mounted in a user and mount namespace
@@ -12,9 +12,11 @@ restarted on the same data. Where user namespaces are not allowed the test is sk
 """
 
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from taskhubd_harness import (  # noqa: E402
     skip_all_without_binary,
     wait_until,
     STOP_TIMEOUT_S,
+    READY_TIMEOUT_S,
     CHANNEL_OPTIONS,
 )
 
@@ -110,19 +113,37 @@ class ServerFactory:
         self.servers.append(s)
         return s
 
+    def try_start(self, data_dir: Path, *extra: str):
+        """Starts taskhubd that may refuse: (Server, None) when it came up, else (None, (exit status, stderr))."""
+        proc, r, stderr_path = self._popen(data_dir, extra)
+        line = b""
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while b"\n" not in line:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "taskhubd neither came up nor exited\n" + stderr_path.read_text(errors="replace")
+                ready, _, _ = select.select([r], [], [], remaining)
+                if ready:
+                    chunk = os.read(r, 64)
+                    if not chunk:
+                        break
+                    line += chunk
+        finally:
+            os.close(r)
+        if line:
+            s = Server(port=int(line.split(b"\n")[0]), data_dir=data_dir, proc=proc, stderr_path=stderr_path)
+            self.servers.append(s)
+            return s, None
+        rc = proc.wait(timeout=STOP_TIMEOUT_S)
+        return None, (rc, stderr_path.read_text(errors="replace"))
+
     def start_refused(self, data_dir: Path, *extra: str) -> tuple:
         """Starts taskhubd expecting it to refuse: (exit status, stderr). Fails if it comes up."""
-        proc, r, stderr_path = self._popen(data_dir, extra)
-        try:
-            with os.fdopen(r, "rb") as f:
-                line = f.read()
-            rc = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert not line, f"taskhubd started (ready line {line!r}) on data it should have refused"
-        return rc, stderr_path.read_text(errors="replace")
+        server, refusal = self.try_start(data_dir, *extra)
+        if server is not None:
+            server.stop()
+            raise AssertionError("taskhubd started on data it should have refused\n" + server.log_tail())
+        return refusal
 
     def logs(self) -> str:
         return "\n".join(s.log_tail() for s in self.servers)

@@ -145,3 +145,67 @@ def test_disk_full_fails_calls_keeps_serving_and_resumes(servers, workers, small
     for iid in refused:
         assert not get(stub, iid).exists, f"{iid} was refused but exists after the restart"
     channel.close()
+
+
+def test_stop_and_start_on_a_full_disk(servers, small_disk):
+    """SIGTERM with the disk full ends taskhubd cleanly (exit 0). Started again while the filler is still
+    there, it either comes up serving reads (writes succeed or are refused with RESOURCE_EXHAUSTED) or, when
+    opening the store must write more than fits, refuses to start with a message naming the full disk; either
+    way without an abort. Once there is room it writes, with every acknowledged instance there."""
+    data = small_disk.path / "data"
+    server = servers.start(data)
+    channel, stub = raw_stub(server)
+    acked = {}
+    for i in range(20):
+        start(stub, f"i{i}", i)
+        acked[f"i{i}"] = i
+    filler = small_disk.fill()
+    for i in range(300):  # until a commit fails: the WAL's preallocated room is used up
+        try:
+            start(stub, f"x{i}", i)
+            acked[f"x{i}"] = i
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+            break
+    else:
+        raise AssertionError("no commit failed on the full disk")
+    channel.close()
+    server.stop()  # exits 0
+
+    server, refusal = servers.try_start(data)
+    if server is None:
+        rc, err = refusal
+        assert rc == 1, (rc, err[-2000:])
+        assert "No space left on device" in err, err[-2000:]
+        print("started on the full disk: refused, naming the full disk")
+    else:
+        channel, stub = raw_stub(server)
+        for iid, n in acked.items():
+            check_instance(stub, iid, n, completed=False)
+        # Stopping flushed the WAL into (compressed) tables, which may have freed room: a write either
+        # succeeds or is refused as above.
+        if try_start(stub, "while-full"):
+            acked["while-full"] = 0
+        channel.close()
+        print("started on the full disk: serving reads")
+
+    filler.unlink()
+    if server is None:
+        server = servers.start(data)
+    channel, stub = raw_stub(server)
+    wait_until(lambda: try_start(stub, "after"), 30, "a write to succeed once the disk has room", interval=0.2)
+    for iid, n in acked.items():
+        if iid != "while-full":
+            check_instance(stub, iid, n, completed=False)
+    channel.close()
+    for s in servers.servers:
+        assert "Assertion" not in s.stderr_text(), s.log_tail()
+
+
+def try_start(stub, iid):
+    try:
+        start(stub, iid, 0)
+        return True
+    except grpc.RpcError as e:
+        assert e.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE), e
+        return False
