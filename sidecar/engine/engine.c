@@ -16,34 +16,58 @@
 #define EARLY_DISPATCH_MAX 4
 #define TIMERS_PER_BATCH 2000
 #define TRIM_EVERY_US 5000000
+/* A due timer whose firing failed (a store read) is tried again after this long. */
+#define TIMER_RETRY_US 1000000
 /* After a failed commit no work goes out for this long. */
 #define DISPATCH_HOLD_US 1000000
+
+/* A due timer could not be read or delivered (the store failed): what its firing wrote so far is rolled back,
+ * it goes back on the heap, and no timer fires for a second, rather than the process ending. */
+static void timer_retry(struct sc_engine *e, struct sc_heap_item it, int rc, int64_t now, const char *what)
+{
+  sc_txn_rollback(e->tx);
+  sc_heap_push(&e->theap, it);
+  e->timers_held_until_us = now + TIMER_RETRY_US;
+  SC_WARN("event=timer_failed step=%s status=%s retry_ms=%d", what, sc_status_name(rc), TIMER_RETRY_US / 1000);
+}
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
   struct sc_txn *tx = e->tx;
   const struct sc_heap_item *top;
+  if (e->timers_held_until_us > now)
+    return;
+  e->timers_held_until_us = 0;
   /* After downtime many timers are due at once: a few thousand per batch, so commits stay small and other
    * commands go on; the next batch starts at once while more are due. */
   int budget = TIMERS_PER_BATCH;
   while (budget-- > 0 && (top = sc_heap_top(&e->theap)) && top->due <= now) {
     struct sc_heap_item it = sc_heap_pop(&e->theap);
     StoredTimer *t;
+    sc_txn_savepoint(tx);
     int rc = sc_txn_timer_get(tx, it.due, it.seq, &e->ba, &t);
     if (rc == SC_ENOTFOUND)
       continue;
-    if (rc != SC_OK)
-      sc_panic("reading a due timer failed (status %d)", rc);
+    if (rc != SC_OK) {
+      timer_retry(e, it, rc, now, "read");
+      return;
+    }
     if (!owns(e, t->instance_id))
       continue; /* its partition went to another replica, which loaded it */
     sc_txn_timer_delete(tx, t->instance_id, it.due, it.seq);
     if (sc_is_entity_id(t->instance_id)) { /* a scheduled signal: entities have no executions to outlive */
-      if (t->msg && t->msg->event && (rc = entity_deliver(e, t->instance_id, t->msg->event)) != SC_OK)
-        sc_panic("delivering a scheduled signal failed (status %d)", rc);
+      if (t->msg && t->msg->event && (rc = entity_deliver(e, t->instance_id, t->msg->event)) != SC_OK) {
+        timer_retry(e, it, rc, now, "signal");
+        return;
+      }
       continue;
     }
     StoredInstance *rec;
     rc = sc_txn_get_instance(tx, t->instance_id, &e->ba, &rec);
+    if (rc != SC_OK && rc != SC_ENOTFOUND) {
+      timer_retry(e, it, rc, now, "instance");
+      return;
+    }
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
                 (!t->execution_id[0] || strcmp(t->execution_id, rec->execution_id) == 0);
     if (!live) {
@@ -54,8 +78,10 @@ static void fire_timers(struct sc_engine *e, int64_t now)
       if (t->msg->event)
         t->msg->event->timestamp = sc_pb_ts(&e->ba, now); /* TimerFired is stamped when it fires */
       rc = sc_txn_inbox_append(tx, t->instance_id, (int)t->band, sc_txn_next_seq(tx), t->msg);
-      if (rc != SC_OK)
-        sc_panic("delivering a timer failed (status %d)", rc);
+      if (rc != SC_OK) {
+        timer_retry(e, it, rc, now, "deliver");
+        return;
+      }
     }
     /* A due scheduled start has nothing to deliver: its ExecutionStarted already waits in the inbox. */
     mark_dirty(e, t->instance_id);
@@ -323,7 +349,7 @@ static int64_t next_wakeup(struct sc_engine *e)
   int64_t t = INT64_MAX;
   const struct sc_heap_item *a = sc_heap_top(&e->theap), *b = sc_heap_top(&e->wheap);
   if (a)
-    t = a->due;
+    t = a->due > e->timers_held_until_us ? a->due : e->timers_held_until_us;
   if (b && b->due < t)
     t = b->due;
   if (e->dispatch_held_until_us && e->dispatch_held_until_us < t)

@@ -156,6 +156,7 @@ struct sc_engine {
   size_t ndone, capdone;
   size_t ndone_committed;   /* done[0..ndone_committed) are covered by a commit that succeeded */
   int64_t dispatch_held_until_us; /* after a failed commit: no work goes out until then (0: none held) */
+  int64_t timers_held_until_us;   /* after a timer failed to fire: none fires until then (0: none held) */
   struct changed *chg;
   size_t nchg, capchg;
 

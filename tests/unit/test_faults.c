@@ -3,22 +3,22 @@
  * fault each time, so that every rollback and recovery path the workload reaches is walked.
  *
  * The workload (client commands and a worker answering through a fake stream): start a, b, c; raise an event
- * for a; terminate b; suspend and resume c; purge b; a worker runs a and c to completion (each schedules one
- * activity, then completes with "done"); start z, then y. Each run happens in a child process (a panic there is a
+ * for a; terminate b; suspend and resume c; purge b; a worker runs a and c to completion (a schedules one
+ * activity, c a durable timer of 50 ms, then each completes with "done"); start z, then y. Each run happens in a child process (a panic there is a
  * finding, not the end of the test binary) on a fresh RocksDB directory, and reports which calls were
  * acknowledged. The parent then opens the directory again, as a restart would, and checks the state:
  *  - everything acknowledged is there (an acknowledged start exists, an acknowledged terminate is terminal, an
  *    acknowledged completion is COMPLETED with its output), and with a failed write or read, what was refused
  *    is not (a refused start does not exist, a refused raise left no event);
  *  - nothing is half-applied: every instance's record agrees with its history (count, last event, output),
- *    and no task was scheduled or completed twice;
+ *    and no task or timer was scheduled, completed or fired twice;
  *  - with failed writes and reads the engine kept serving: the last call, after the fault, is acknowledged
  *    (a start after it is acknowledged), and a and c completed (their work items were handed out again);
  *  - an engine starts on the data (recovery reads it all).
  * Walks: the Nth write failing (ENOSPC and EIO alternately), the Nth read, the Nth iterator step, a crash at
  * the Nth store operation (nothing after it reaches the disk, the child dies there), and a crash just after the
- * Nth write reached the disk. N covers every write; reads, steps and crash points are sampled at most
- * WALK_SAMPLES times each unless TH_FAULT_WALK_ALL=1 (every one: the long run, see docs/storage.md).
+ * Nth write reached the disk. Each walk takes at most WALK_SAMPLES values of N, evenly spread, unless
+ * TH_FAULT_WALK_ALL=1 (every N: the long run, see docs/storage.md).
  */
 #include "common/pbutil.h"
 #include "common/util.h"
@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WALK_SAMPLES 24
+#define WALK_SAMPLES 8
 
 /* ------------------------------------------------------------------ a fake worker stream */
 
@@ -185,6 +185,19 @@ static OrchestratorAction *action(struct sc_arena *a, bool finish)
   return x;
 }
 
+static OrchestratorAction *timer_action(struct sc_arena *a)
+{
+  OrchestratorAction *x = sc_arena_alloc(a, sizeof *x);
+  orchestrator_action__init(x);
+  CreateTimerAction *t = sc_arena_alloc(a, sizeof *t);
+  create_timer_action__init(t);
+  t->fireat = sc_pb_ts(a, sc_now_us() + 50000);
+  x->id = 1;
+  x->orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_TIMER;
+  x->createtimer = t;
+  return x;
+}
+
 static bool has_event(HistoryEvent **ev, size_t n, int type)
 {
   for (size_t i = 0; i < n; i++)
@@ -210,16 +223,18 @@ static void answer(struct run *r, WorkItem *wi)
   if (wi->request_case != WORK_ITEM__REQUEST_ORCHESTRATOR_REQUEST)
     return;
   OrchestratorRequest *o = wi->orchestratorrequest;
-  bool finish = has_event(o->newevents, o->n_newevents, HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED) ||
-                has_event(o->pastevents, o->n_pastevents, HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED);
-  bool scheduled = has_event(o->pastevents, o->n_pastevents, HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED);
+  bool timer = strcmp(o->instanceid, "c") == 0; /* c waits on a durable timer, a on an activity */
+  int waited = timer ? HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED : HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED;
+  int asked = timer ? HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED : HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED;
+  bool finish = has_event(o->newevents, o->n_newevents, waited) || has_event(o->pastevents, o->n_pastevents, waited);
+  bool scheduled = has_event(o->pastevents, o->n_pastevents, asked);
   OrchestratorResponse q = ORCHESTRATOR_RESPONSE__INIT;
   q.completiontoken = wi->completiontoken;
   q.instanceid = o->instanceid;
   OrchestratorAction *acts[2];
   size_t n = 0;
-  if (!scheduled)
-    acts[n++] = action(&r->a, false); /* replayed: the schedule comes again in every turn until it is in the past */
+  if (!scheduled) /* the first turn */
+    acts[n++] = timer ? timer_action(&r->a) : action(&r->a, false);
   if (finish) {
     if (scheduled)
       acts[n++] = action(&r->a, true);
@@ -273,8 +288,8 @@ static void workload(struct run *r, struct sc_store *inner)
   k->stream_open = ok(r, th_engine_run(r->e, &so));
   if (k->stream_open) {
     /* Until a and c are complete (as far as they can be), or nothing comes for a while. */
-    for (int idle = 0; idle < 3;) {
-      WorkItem *wi = fs_next(&r->fs, r->crash ? 300 : 1500);
+    for (int idle = 0; idle < 3 && !k->counts.crashed;) {
+      WorkItem *wi = fs_next(&r->fs, 1500);
       if (!wi) {
         idle++;
         continue;
@@ -372,6 +387,9 @@ static void check_whole(struct sc_store *st, struct sc_arena *a, const char *iid
   ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED),
             count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED));
   ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED), 1);
+  ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED), 1);
+  ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED),
+            count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED));
   char *data;
   size_t len;
   ASSERT_EQ(st->ops->get_payload(st, iid, SC_PAYLOAD_INPUT, a, &data, &len) == SC_OK, rec->has_input);
@@ -546,10 +564,16 @@ TEST_IMPL(faults_failed_writes_roll_back_and_recover)
   return 0;
 }
 
-TEST_IMPL(faults_failed_reads_and_steps_change_nothing)
+TEST_IMPL(faults_failed_reads_change_nothing)
 {
   struct sc_faulty_counts c = baseline();
   walk(SC_FAULT_READ, false, c.reads);
+  return 0;
+}
+
+TEST_IMPL(faults_failed_iterator_steps_change_nothing)
+{
+  struct sc_faulty_counts c = baseline();
   walk(SC_FAULT_STEP, false, c.steps);
   return 0;
 }
@@ -558,6 +582,12 @@ TEST_IMPL(faults_crash_points_keep_what_was_acknowledged)
 {
   struct sc_faulty_counts c = baseline();
   walk(SC_FAULT_CRASH, false, c.ops);
+  return 0;
+}
+
+TEST_IMPL(faults_crash_after_a_durable_write_keeps_what_was_acknowledged)
+{
+  struct sc_faulty_counts c = baseline();
   walk(SC_FAULT_CRASH, true, c.writes);
   return 0;
 }
