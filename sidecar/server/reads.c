@@ -42,8 +42,18 @@ static size_t send_budget(struct sc_call *c)
   return send > (128u << 10) ? send - (64u << 10) : send / 2;
 }
 
-/* A payload the record says the instance has: missing or unreadable, it is damage to report (DATA_LOSS naming
- * the instance), never an instance without input. */
+/* Whether the committed record still says |iid| has a payload of |kind| (it may have been purged or replaced
+ * since the record this reply is built from was read). */
+static bool still_has(struct sc_arena *a, struct sc_store *st, const char *iid, int kind)
+{
+  StoredInstance *r;
+  if (sc_store_get_instance(st, iid, a, &r) != SC_OK)
+    return false;
+  return kind == SC_PAYLOAD_INPUT ? r->has_input : kind == SC_PAYLOAD_OUTPUT ? r->has_output : r->has_custom_status;
+}
+
+/* A payload the record says the instance has: unreadable, or missing while the record still names it, it is
+ * damage to report (DATA_LOSS naming the instance), never an instance without input. */
 static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_store *st,
                                               const char *iid, int kind, struct sc_err *err)
 {
@@ -52,6 +62,8 @@ static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_stor
   int rc = st->ops->get_payload(st, iid, kind, a, &data, &len);
   if (rc == SC_OK)
     return sc_pb_sv(a, data);
+  if (rc == SC_ENOTFOUND && !still_has(a, st, iid, kind))
+    return NULL; /* purged or replaced meanwhile: the reply describes the record as it was read */
   if (!err->code) {
     const char *what = kind == SC_PAYLOAD_INPUT ? "input" : kind == SC_PAYLOAD_OUTPUT ? "output" : "custom status";
     if (rc == SC_ENOTFOUND || rc == SC_ECORRUPT)
