@@ -91,7 +91,7 @@ class ServerFactory:
     servers: list = field(default_factory=list)
     n: int = 0
 
-    def _popen(self, data_dir: Path, extra: tuple):
+    def _popen(self, data_dir: Path, extra: tuple, preexec=None):
         self.n += 1
         stderr_path = self.root / f"taskhubd{self.n}.stderr"
         r, w = os.pipe()
@@ -99,12 +99,14 @@ class ServerFactory:
             proc = subprocess.Popen(
                 [self.binary, "--listen", "127.0.0.1:0", "--ops-listen", "off", "--data-dir", str(data_dir),
                  "--ready-fd", str(w), "--log-level", LOG_LEVEL, *extra],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, pass_fds=(w,), close_fds=True)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, pass_fds=(w,), close_fds=True,
+                preexec_fn=preexec)
         os.close(w)
         return proc, r, stderr_path
 
-    def start(self, data_dir: Path, *extra: str) -> Server:
-        proc, r, stderr_path = self._popen(data_dir, extra)
+    def start(self, data_dir: Path, *extra: str, preexec=None) -> Server:
+        """preexec: run in the child before taskhubd (e.g. to set a resource limit it inherits)."""
+        proc, r, stderr_path = self._popen(data_dir, extra, preexec)
         try:
             port = read_port(r, proc, stderr_path)
         finally:

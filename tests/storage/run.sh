@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the storage fault tests (a full disk, a corrupt write-ahead log, a corrupt table block) with the
+# Runs the storage fault tests (a full disk, write errors, a corrupt write-ahead log, a corrupt table block) with the
 # published Python SDK as worker and client.
 # usage: run.sh VENV_DIR [extra pytest args...]
 #   VENV_DIR  virtualenv to create or reuse (e.g. <build>/storage-venv); ../interop/python/requirements.txt
