@@ -168,6 +168,7 @@ void commit(struct sc_engine *e)
     return;
   }
   e->ndone_committed = e->ndone;
+  e->nchg_committed = e->nchg;
   pthread_mutex_lock(&e->mu);
   e->stats.commits++;
   pthread_mutex_unlock(&e->mu);
@@ -198,7 +199,7 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
     failed++;
   }
   SC_ERROR("event=commit_failed commands_failed=%zu error=%s", failed, SC_Q(err->msg));
-  e->nchg = 0; /* nothing changed: no waiter is woken */
+  e->nchg = e->nchg_committed; /* what this commit would have changed did not change: no waiter is woken for it */
   e->ndirty = 0;
   e->nnew_acts = 0;
   sc_txn_forget_all(e->tx);
@@ -262,7 +263,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_txn *tx = e->tx;
   sc_txn_reset(tx);
-  e->ndone_committed = 0;
+  e->ndone_committed = e->nchg_committed = 0;
   size_t n = 0;
   struct sc_cmd *conts = e->conts;
   e->conts = NULL;

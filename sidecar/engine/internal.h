@@ -159,6 +159,7 @@ struct sc_engine {
   int64_t timers_held_until_us;   /* after a timer failed to fire: none fires until then (0: none held) */
   struct changed *chg;
   size_t nchg, capchg;
+  size_t nchg_committed;    /* chg[0..nchg_committed) are covered by a commit that succeeded */
 
   /* Work items. */
   struct sc_stream **streams;
