@@ -199,6 +199,7 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
     failed++;
   }
   SC_ERROR("event=commit_failed commands_failed=%zu error=%s", failed, SC_Q(err->msg));
+  atomic_fetch_add_explicit(&sc_metrics.commit_failures, 1, memory_order_relaxed);
   e->nchg = e->nchg_committed; /* what this commit would have changed did not change: no waiter is woken for it */
   e->ndirty = 0;
   e->nnew_acts = 0;

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,16 @@ class Server:
     proc: subprocess.Popen
     stderr_path: Path
     stopped: bool = False
+    ops_port: int = 0  # with start(ops=True)
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample from /metrics (the ops port)."""
+        assert self.ops_port, "started without ops=True"
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ops_port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"{name} is not in /metrics")
 
     @property
     def address(self) -> str:
@@ -91,27 +102,37 @@ class ServerFactory:
     servers: list = field(default_factory=list)
     n: int = 0
 
-    def _popen(self, data_dir: Path, extra: tuple, preexec=None):
+    def _popen(self, data_dir: Path, extra: tuple, preexec=None, ops_w=None):
         self.n += 1
         stderr_path = self.root / f"taskhubd{self.n}.stderr"
         r, w = os.pipe()
+        ops = ["--ops-listen", "127.0.0.1:0", "--ops-ready-fd", str(ops_w)] if ops_w is not None else \
+            ["--ops-listen", "off"]
         with open(stderr_path, "ab") as err:
             proc = subprocess.Popen(
-                [self.binary, "--listen", "127.0.0.1:0", "--ops-listen", "off", "--data-dir", str(data_dir),
+                [self.binary, "--listen", "127.0.0.1:0", *ops, "--data-dir", str(data_dir),
                  "--ready-fd", str(w), "--log-level", LOG_LEVEL, *extra],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, pass_fds=(w,), close_fds=True,
-                preexec_fn=preexec)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                pass_fds=(w,) if ops_w is None else (w, ops_w), close_fds=True, preexec_fn=preexec)
         os.close(w)
         return proc, r, stderr_path
 
-    def start(self, data_dir: Path, *extra: str, preexec=None) -> Server:
-        """preexec: run in the child before taskhubd (e.g. to set a resource limit it inherits)."""
-        proc, r, stderr_path = self._popen(data_dir, extra, preexec)
+    def start(self, data_dir: Path, *extra: str, preexec=None, ops: bool = False) -> Server:
+        """preexec: run in the child before taskhubd (e.g. to set a resource limit it inherits); ops: with the
+        HTTP ops port (Server.metric)."""
+        ops_r, ops_w = os.pipe() if ops else (None, None)
+        proc, r, stderr_path = self._popen(data_dir, extra, preexec, ops_w)
+        ops_port = 0
         try:
+            if ops:
+                os.close(ops_w)
+                ops_port = read_port(ops_r, proc, stderr_path, "ops port (--ops-ready-fd)")
             port = read_port(r, proc, stderr_path)
         finally:
             os.close(r)
-        s = Server(port=port, data_dir=data_dir, proc=proc, stderr_path=stderr_path)
+            if ops:
+                os.close(ops_r)
+        s = Server(port=port, data_dir=data_dir, proc=proc, stderr_path=stderr_path, ops_port=ops_port)
         self.servers.append(s)
         return s
 

@@ -5,7 +5,8 @@ process), as a repaired disk would.
 
   test_write_errors_fail_calls_keep_serving_and_resume
       while writes fail, StartInstance fails with UNAVAILABLE naming the store error, taskhubd stays up and
-      serves every acknowledged instance, refused ones do not exist; once writes can succeed again they do,
+      serves every acknowledged instance, refused ones do not exist, taskhubd_commit_failures_total counts
+      the failed commits; once writes can succeed again they do,
       without a restart, and a restart finds every acknowledged instance
 """
 
@@ -44,7 +45,7 @@ def check(stub, iid, n):
 
 def test_write_errors_fail_calls_keep_serving_and_resume(servers, tmp_path):
     data = tmp_path / "data"
-    server = servers.start(data, preexec=limit_file_size)
+    server = servers.start(data, preexec=limit_file_size, ops=True)
     channel, stub = raw_stub(server)
     acked, refused = {}, []
     for i in range(200):
@@ -58,6 +59,7 @@ def test_write_errors_fail_calls_keep_serving_and_resume(servers, tmp_path):
             if len(refused) >= 3:
                 break
     assert refused, "no write failed under the file-size limit\n" + server.log_tail()
+    assert server.metric("taskhubd_commit_failures_total") >= len(refused)
     assert server.proc.poll() is None, "taskhubd exited on a write error\n" + server.log_tail()
     for iid, n in acked.items():
         check(stub, iid, n)
