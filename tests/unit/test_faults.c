@@ -4,14 +4,16 @@
  *
  * The workload (client commands and a worker answering through a fake stream): start a, b, c; raise an event
  * for a; terminate b; suspend and resume c; purge b; a worker runs a and c to completion (a schedules one
- * activity, c a durable timer of 50 ms, then each completes with "done"); start z, then y. Each run happens in a child process (a panic there is a
+ * activity; c waits on a durable timer of 50 ms, then runs a sub-orchestration; each completes with "done");
+ * start z, then y. Each run happens in a child process (a panic there is a
  * finding, not the end of the test binary) on a fresh RocksDB directory, and reports which calls were
  * acknowledged. The parent then opens the directory again, as a restart would, and checks the state:
  *  - everything acknowledged is there (an acknowledged start exists, an acknowledged terminate is terminal, an
  *    acknowledged completion is COMPLETED with its output), and with a failed write or read, what was refused
  *    is not (a refused start does not exist, a refused raise left no event);
  *  - nothing is half-applied: every instance's record agrees with its history (count, last event, output),
- *    and no task or timer was scheduled, completed or fired twice;
+ *    no task, timer or child was scheduled, completed or fired twice, and a parent that recorded creating its
+ *    child has that child;
  *  - with failed writes and reads the engine kept serving: the last call, after the fault, is acknowledged
  *    (a start after it is acknowledged), and a and c completed (their work items were handed out again);
  *  - an engine starts on the data (recovery reads it all).
@@ -198,6 +200,21 @@ static OrchestratorAction *timer_action(struct sc_arena *a)
   return x;
 }
 
+static OrchestratorAction *child_action(struct sc_arena *a)
+{
+  OrchestratorAction *x = sc_arena_alloc(a, sizeof *x);
+  orchestrator_action__init(x);
+  CreateSubOrchestrationAction *c = sc_arena_alloc(a, sizeof *c);
+  create_sub_orchestration_action__init(c);
+  c->instanceid = (char *)"c-child";
+  c->name = (char *)"child";
+  c->input = sc_pb_sv(a, "\"ci\"");
+  x->id = 2;
+  x->orchestrator_action_type_case = ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_CREATE_SUB_ORCHESTRATION;
+  x->createsuborchestration = c;
+  return x;
+}
+
 static bool has_event(HistoryEvent **ev, size_t n, int type)
 {
   for (size_t i = 0; i < n; i++)
@@ -223,30 +240,43 @@ static void answer(struct run *r, WorkItem *wi)
   if (wi->request_case != WORK_ITEM__REQUEST_ORCHESTRATOR_REQUEST)
     return;
   OrchestratorRequest *o = wi->orchestratorrequest;
-  bool timer = strcmp(o->instanceid, "c") == 0; /* c waits on a durable timer, a on an activity */
-  int waited = timer ? HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED : HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED;
-  int asked = timer ? HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED : HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED;
-  bool finish = has_event(o->newevents, o->n_newevents, waited) || has_event(o->pastevents, o->n_pastevents, waited);
-  bool scheduled = has_event(o->pastevents, o->n_pastevents, asked);
   OrchestratorResponse q = ORCHESTRATOR_RESPONSE__INIT;
   q.completiontoken = wi->completiontoken;
   q.instanceid = o->instanceid;
   OrchestratorAction *acts[2];
   size_t n = 0;
-  if (!scheduled) /* the first turn */
-    acts[n++] = timer ? timer_action(&r->a) : action(&r->a, false);
+  bool finish = false;
+#define SEEN(type) (has_event(o->pastevents, o->n_pastevents, type) || has_event(o->newevents, o->n_newevents, type))
+#define PAST(type) has_event(o->pastevents, o->n_pastevents, type)
+  if (strcmp(o->instanceid, "c") == 0) {
+    /* A durable timer, then a sub-orchestration, then done. */
+    if (!PAST(HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED))
+      acts[n++] = timer_action(&r->a);
+    else if (SEEN(HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED) && !PAST(HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED))
+      acts[n++] = child_action(&r->a);
+    else if (SEEN(HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_COMPLETED))
+      finish = true;
+  } else if (strcmp(o->instanceid, "c-child") == 0) {
+    finish = true;
+  } else {
+    /* An activity, then done. */
+    if (!PAST(HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED))
+      acts[n++] = action(&r->a, false);
+    else if (SEEN(HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED))
+      finish = true;
+  }
+#undef SEEN
+#undef PAST
   if (finish) {
-    if (scheduled)
-      acts[n++] = action(&r->a, true);
-    else
-      n = 0; /* cannot happen: a completion without its schedule */
+    acts[n] = action(&r->a, true);
+    acts[n++]->id = 3;
   }
   q.actions = acts;
   q.n_actions = n;
   struct sc_cmd c = {.kind = SC_CMD_COMPLETE_ORCH};
   c.u.complete_orch.resp = &q;
   bool acked = ok(r, th_engine_run(r->e, &c));
-  if (acked && finish && scheduled) {
+  if (acked && finish) {
     if (strcmp(o->instanceid, "a") == 0)
       r->k->done_a = true;
     if (strcmp(o->instanceid, "c") == 0)
@@ -388,6 +418,15 @@ static void check_whole(struct sc_store *st, struct sc_arena *a, const char *iid
             count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED));
   ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED), 1);
   ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED), 1);
+  ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED), 1);
+  ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_COMPLETED),
+            count_type(h, n, HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED));
+  /* A parent's record of creating its child and the child itself are written together. */
+  if (count_type(h, n, HISTORY_EVENT__EVENT_TYPE_SUB_ORCHESTRATION_INSTANCE_CREATED)) {
+    StoredInstance *child;
+    ASSERT_OK(sc_store_get_instance(st, "c-child", a, &child));
+    ASSERT_STR_EQ(child->parent_instance_id, iid);
+  }
   ASSERT_LE(count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_FIRED),
             count_type(h, n, HISTORY_EVENT__EVENT_TYPE_TIMER_CREATED));
   char *data;
@@ -425,8 +464,8 @@ static void check_after_restart(const char *dir, const struct sc_fault *f, const
   struct sc_store *st = th_open_store(dir);
   struct sc_arena a;
   sc_arena_init(&a);
-  const char *ids[] = {"a", "b", "c", "z", "y"};
-  for (size_t i = 0; i < 5; i++)
+  const char *ids[] = {"a", "b", "c", "c-child", "z", "y"};
+  for (size_t i = 0; i < 6; i++)
     check_whole(st, &a, ids[i]);
   /* Nothing acknowledged is lost. */
   if (k->start_a)
@@ -449,8 +488,10 @@ static void check_after_restart(const char *dir, const struct sc_fault *f, const
     ASSERT(has_raised(st, &a, "a"));
   if (k->done_a)
     ASSERT_EQ(status_of(st, &a, "a"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
-  if (k->done_c)
+  if (k->done_c) {
     ASSERT_EQ(status_of(st, &a, "c"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
+    ASSERT_EQ(status_of(st, &a, "c-child"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
+  }
   if (!crash) {
     /* Refused means not applied, and the engine kept serving. */
     ASSERT_EQ(k->bad_codes, 0);
