@@ -4,7 +4,8 @@
  *
  * The workload (client commands and a worker answering through a fake stream): start a, b, c; raise an event
  * for a; terminate b; suspend and resume c; purge b; a worker runs a and c to completion (a schedules one
- * activity; c waits on a durable timer of 50 ms, then runs a sub-orchestration; each completes with "done");
+ * activity, continues as new, schedules another; c waits on a durable timer of 50 ms, then runs a
+ * sub-orchestration; each completes with "done");
  * start z, then y. Each run happens in a child process (a panic there is a
  * finding, not the end of the test binary) on a fresh RocksDB directory, and reports which calls were
  * acknowledged. The parent then opens the directory again, as a restart would, and checks the state:
@@ -215,6 +216,26 @@ static OrchestratorAction *child_action(struct sc_arena *a)
   return x;
 }
 
+static OrchestratorAction *continue_as_new(struct sc_arena *a)
+{
+  OrchestratorAction *x = action(a, true);
+  x->completeorchestration->orchestrationstatus = ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_CONTINUED_AS_NEW;
+  x->completeorchestration->result = sc_pb_sv(a, "\"in2\"");
+  return x;
+}
+
+/* Whether the work item is for an execution started with the original input (not continued as new). */
+static bool first_execution(const OrchestratorRequest *o)
+{
+  HistoryEvent **lists[2] = {o->pastevents, o->newevents};
+  size_t ns[2] = {o->n_pastevents, o->n_newevents};
+  for (int l = 0; l < 2; l++)
+    for (size_t i = 0; i < ns[l]; i++)
+      if (lists[l][i]->event_type_case == HISTORY_EVENT__EVENT_TYPE_EXECUTION_STARTED)
+        return !lists[l][i]->executionstarted->input || strcmp(lists[l][i]->executionstarted->input->value, "\"in2\"");
+  return true;
+}
+
 static bool has_event(HistoryEvent **ev, size_t n, int type)
 {
   for (size_t i = 0; i < n; i++)
@@ -259,11 +280,15 @@ static void answer(struct run *r, WorkItem *wi)
   } else if (strcmp(o->instanceid, "c-child") == 0) {
     finish = true;
   } else {
-    /* An activity, then done. */
-    if (!PAST(HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED))
+    /* An activity, then (in its first execution) continue-as-new with input "in2", an activity again, done. */
+    if (!PAST(HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED)) {
       acts[n++] = action(&r->a, false);
-    else if (SEEN(HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED))
-      finish = true;
+    } else if (SEEN(HISTORY_EVENT__EVENT_TYPE_TASK_COMPLETED)) {
+      if (first_execution(o))
+        acts[n++] = continue_as_new(&r->a);
+      else
+        finish = true;
+    }
   }
 #undef SEEN
 #undef PAST
@@ -458,6 +483,14 @@ static bool has_raised(struct sc_store *st, struct sc_arena *a, const char *iid)
   return false;
 }
 
+/* Whether |iid| still runs its first execution (the input it was started with). */
+static bool first_input(struct sc_store *st, struct sc_arena *a, const char *iid)
+{
+  char *in;
+  size_t len;
+  return st->ops->get_payload(st, iid, SC_PAYLOAD_INPUT, a, &in, &len) == SC_OK && strcmp(in, "\"in\"") == 0;
+}
+
 static void check_after_restart(const char *dir, const struct sc_fault *f, const struct acks *k)
 {
   bool crash = f->kind == SC_FAULT_CRASH;
@@ -484,10 +517,15 @@ static void check_after_restart(const char *dir, const struct sc_fault *f, const
     ASSERT(!exists(st, &a, "b"));
   if (k->terminate_b && !k->purge_b)
     ASSERT(!exists(st, &a, "b") || status_of(st, &a, "b") == ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED);
-  if (k->raise_a)
+  if (k->raise_a && first_input(st, &a, "a")) /* continued as new, its history starts afresh */
     ASSERT(has_raised(st, &a, "a"));
-  if (k->done_a)
+  if (k->done_a) {
     ASSERT_EQ(status_of(st, &a, "a"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
+    char *in;
+    size_t len;
+    ASSERT_OK(st->ops->get_payload(st, "a", SC_PAYLOAD_INPUT, &a, &in, &len));
+    ASSERT_STR_EQ(in, "\"in2\""); /* it finished in the execution it continued as */
+  }
   if (k->done_c) {
     ASSERT_EQ(status_of(st, &a, "c"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
     ASSERT_EQ(status_of(st, &a, "c-child"), ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_COMPLETED);
@@ -501,7 +539,7 @@ static void check_after_restart(const char *dir, const struct sc_fault *f, const
       ASSERT(!exists(st, &a, "c"));
     if (!k->start_b)
       ASSERT(!exists(st, &a, "b"));
-    if (k->raise_a_refused && k->start_a)
+    if (k->raise_a_refused && k->start_a && first_input(st, &a, "a"))
       ASSERT(!has_raised(st, &a, "a"));
     ASSERT(k->later_ok);
     if (k->start_a && k->stream_open)
