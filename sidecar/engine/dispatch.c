@@ -423,6 +423,8 @@ static int dispatch_item(struct sc_engine *e, enum lease_kind kind, void *item)
   char *iid = item;
   sc_map_remove(&e->queued, iid);
   int r = sc_is_entity_id(iid) ? dispatch_entity(e, iid) : dispatch_orch(e, iid);
+  if (r == READ_FAILED)
+    r = retry_later(e, D_READY, iid, 0, SC_EIO);
   if (r == WAITING)
     sc_map_put(&e->queued, iid, (void *)1); /* new messages are read when it leaves the queue */
   free(iid);

@@ -329,7 +329,8 @@ void ping(struct sc_engine *e, int64_t now);
 void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 
 /* dispatch.c */
-enum dispatch_result { DISPATCHED, DROPPED, WAITING };
+/* READ_FAILED: the store could not be read (not the work's fault); dispatch_item looks at it again later. */
+enum dispatch_result { DISPATCHED, DROPPED, WAITING, READ_FAILED };
 void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
 /* Queues the work waiting in partition |part| (-1: the whole store). */
