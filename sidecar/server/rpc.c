@@ -291,7 +291,8 @@ static bool stream_ready(void *ctx, size_t cap)
 
 static void stream_open_done(struct sc_cmd *cmd)
 {
-  /* Only a stopping engine refuses a stream; the close that follows releases the engine's reference. */
+  /* A stopping or overloaded engine (--max-queued-commands) refuses a stream; the close that follows releases the
+   * engine's reference. */
   if (cmd->err.code != SC_OK)
     sc_call_stream_end(cmd->user, sc_status_to_grpc(cmd->err.code), cmd->err.msg);
 }
