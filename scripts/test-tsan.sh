@@ -3,14 +3,16 @@
 # -DTASKHUBD_TSAN=ON and runs the integration, hostile, C SDK, sample and multi-replica PostgreSQL tests against
 # the instrumented taskhubd, SDK and clients. A race report fails the test that met it: the process stops at the
 # first report (exit status 66) and the tests fail on "ThreadSanitizer" in a server's log. Extra arguments go to
-# ctest, e.g. `bash scripts/test-tsan.sh -R hostile_leases` (they replace the default selection, -R below, and keep its exclusions).
+# ctest, e.g. `bash scripts/test-tsan.sh -R hostile_leases`: they replace the default selection (-R below), and
+# the exclusions stay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_TSAN=ON >/dev/null
 cmake --build build-tsan
 export TASKHUBD_OPS_LISTEN="${TASKHUBD_OPS_LISTEN:-127.0.0.1:0}"
 # The suppressions name only uninstrumented Debian libraries (see the file); the caller's options come last and win.
-export TSAN_OPTIONS="suppressions=$PWD/tests/tsan/tsan.supp:halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+TSAN_OPTIONS="suppressions=$PWD/tests/tsan/tsan.supp:halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+export TSAN_OPTIONS
 # Left out, to keep this stage near 3 minutes on 2 cores (TSan runs tests 3-6x slower than ASan does):
 #   ctl_*            taskhubctl's command-line behaviour (one thread; the server side is what the other tests drive)
 #   samples.valgrind builds its own uninstrumented copy
