@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every
 # test: unit, integration, interop, samples, ops, bench smoke, and k8s (helm chart checks, the container image
-# build and the pod run with podman). Extra arguments go to ctest, e.g. `-L unit` or `-R integration.start`.
+# build and the pod run with podman); then the integration tests again under ThreadSanitizer (scripts/test-tsan.sh).
+# Extra arguments go to ctest, e.g. `-L unit` or `-R integration.start` (and skip the ThreadSanitizer stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -15,3 +16,7 @@ export TASKHUBD_OPS_LISTEN="${TASKHUBD_OPS_LISTEN:-127.0.0.1:0}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --test-dir build-test --output-on-failure -j2 "$@"
+# ThreadSanitizer over the integration tests (docs/testing.md); skipped when arguments select particular tests.
+if [ "$#" -eq 0 ]; then
+  bash scripts/test-tsan.sh
+fi

@@ -72,7 +72,9 @@ bool dt_last_call_status(const char **code, const char **message);
 void dt_free(void *p);
 
 /* Where the SDK's log lines go (it never prints by itself). level: 0 debug, 1 info, 2 warn, 3 error.
- * Process-wide; set it before creating clients or workers. NULL restores the default (discard). */
+ * Process-wide; best set before creating clients or workers. It may be changed while they run: a line logged on
+ * another thread at that moment goes to the old or the new function, each with its own user_data.
+ * NULL restores the default (discard). */
 typedef void (*dt_log_fn)(int level, const char *message, void *user_data);
 void dt_set_log_fn(dt_log_fn fn, void *user_data);
 

@@ -10,18 +10,26 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Under a lock: workers log from their own threads while the program may set a new function, and a function
+ * must never be called with the other one's user_data. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static dt_log_fn log_fn;
 static void *log_data;
 
 void dt_set_log_fn(dt_log_fn fn, void *user_data)
 {
+  pthread_mutex_lock(&log_mu);
   log_fn = fn;
   log_data = user_data;
+  pthread_mutex_unlock(&log_mu);
 }
 
 void dt__log(int level, const char *fmt, ...)
 {
+  pthread_mutex_lock(&log_mu);
   dt_log_fn fn = log_fn;
+  void *data = log_data;
+  pthread_mutex_unlock(&log_mu);
   if (!fn)
     return;
   char buf[1024];
@@ -29,7 +37,7 @@ void dt__log(int level, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  fn(level, buf, log_data);
+  fn(level, buf, data);
 }
 
 const char *dt_strerror(int rc)

@@ -6,6 +6,7 @@
  * a hand-off on every step of an orchestration.
  */
 #include "internal.h"
+#include "tsan.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -118,7 +119,11 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   pthread_mutex_lock(&w->mu);
   w->inflight++;
   pthread_mutex_unlock(&w->mu);
-  grpc_call_error e = grpc_call_start_batch(a->call, ops, 6, a, NULL);
+  /* Its completion is finished (and |a| freed) by whichever thread polls the queue: nothing of |a| is read once
+   * the batch is started. */
+  grpc_call *call = a->call;
+  DT__TSAN_RELEASE(a);
+  grpc_call_error e = grpc_call_start_batch(call, ops, 6, a, NULL);
   if (e != GRPC_CALL_OK) {
     /* No completion will ever come for it, so it is finished here: dt_worker_stop waits for inflight == 0. The
      * server keeps the lease and redelivers the item after the stream's grace period. */
@@ -159,6 +164,7 @@ static int poll_until(dt_worker *w, const void *tag, gpr_timespec deadline)
     grpc_event ev = grpc_completion_queue_next(w->cq, deadline, NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT || ev.type == GRPC_QUEUE_SHUTDOWN)
       return -1;
+    DT__TSAN_ACQUIRE(ev.tag);
     if (ev.tag == tag)
       return ev.success ? 1 : 0;
     if (*(const int *)ev.tag == TAG_ASYNC) {

@@ -8,10 +8,12 @@ const double sc_batch_bounds[SC_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 2
 
 size_t sc_metrics_add_method(const char *label)
 {
-  if (sc_metrics.n_methods == SC_METRICS_MAX_METHODS)
+  size_t n = atomic_load_explicit(&sc_metrics.n_methods, memory_order_relaxed); /* one writer: main() */
+  if (n == SC_METRICS_MAX_METHODS)
     return 0;
-  sc_metrics.method_names[sc_metrics.n_methods] = label;
-  return sc_metrics.n_methods++;
+  sc_metrics.method_names[n] = label;
+  atomic_store_explicit(&sc_metrics.n_methods, n + 1, memory_order_release);
+  return n;
 }
 
 void sc_hist_observe(struct sc_hist *h, const double *bounds, size_t nbounds, double v)

@@ -29,7 +29,9 @@ enum sc_wi_kind { SC_WI_ORCH = 0, SC_WI_ACT = 1, SC_WI_ENTITY = 2, SC_WI_KINDS }
 
 struct sc_metrics {
   const char *method_names[SC_METRICS_MAX_METHODS]; /* label values; index 0 is "unknown" */
-  size_t n_methods;
+  /* Atomic: the ops port renders /metrics from its own thread while the server still registers methods; a name
+   * is stored before the count that makes it visible (release), and read after it (acquire). */
+  atomic_size_t n_methods;
   atomic_uint_fast64_t rpc[SC_METRICS_MAX_METHODS][SC_GRPC_CODES];
   struct sc_hist rpc_latency[SC_METRICS_MAX_METHODS];
   struct sc_hist commit_latency;

@@ -138,12 +138,13 @@ char *sc_ops_render_metrics(struct sc_ops *o)
 {
   struct buf b = {0};
   struct sc_metrics *m = &sc_metrics;
+  size_t n_methods = atomic_load_explicit(&m->n_methods, memory_order_acquire);
 
   help(&b, "taskhubd_up", "gauge", "1 once the store is open and recovery is done.");
   put(&b, "taskhubd_up %d\n", atomic_load(&o->ready) ? 1 : 0);
 
   help(&b, "taskhubd_grpc_requests_total", "counter", "gRPC calls handled, by method and status code.");
-  for (size_t i = 0; i < m->n_methods; i++)
+  for (size_t i = 0; i < n_methods; i++)
     for (int c = 0; c < SC_GRPC_CODES; c++) {
       uint64_t v = atomic_load_explicit(&m->rpc[i][c], memory_order_relaxed);
       if (v)
@@ -152,7 +153,7 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     }
   help(&b, "taskhubd_grpc_request_duration_seconds", "histogram",
        "Time from a call's arrival to its status, by method (streams: their whole life).");
-  for (size_t i = 0; i < m->n_methods; i++) {
+  for (size_t i = 0; i < n_methods; i++) {
     if (!atomic_load_explicit(&m->rpc_latency[i].count, memory_order_relaxed))
       continue;
     char labels[96];

@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "common/tokens.h"
 #include "common/util.h"
+#include "common/tsan.h"
 #include "limits/limits.h"
 
 #include <grpc/byte_buffer.h>
@@ -125,7 +126,9 @@ static void start_batch(struct sc_call *c, const grpc_op *ops, size_t n,
                         struct sc_tag *t)
 {
   atomic_fetch_add(&c->refs, 1);
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, t, NULL);
+  grpc_call *call = c->call;
+  SC_TSAN_RELEASE(t);
+  grpc_call_error e = grpc_call_start_batch(call, ops, n, t, NULL);
   if (e != GRPC_CALL_OK)
     sc_panic("grpc_call_start_batch failed: %s", grpc_call_error_to_string(e));
 }
@@ -558,6 +561,7 @@ static void request(struct sc_server *s, const struct sc_method *m)
 {
   struct sc_call *c = call_new(s, m);
   grpc_call_error e;
+  SC_TSAN_RELEASE(&c->t_new);
   if (m) {
     e = grpc_server_request_registered_call(s->server, m->registered, &c->call, &c->deadline, &c->md,
                                             &c->req_bb, s->cq, s->cq, &c->t_new);
@@ -671,6 +675,7 @@ static void *cq_main(void *arg)
     if (ev.type != GRPC_OP_COMPLETE)
       continue;
     struct sc_tag *t = ev.tag;
+    SC_TSAN_ACQUIRE(t);
     if (t == &s->shutdown_tag) {
       pthread_mutex_lock(&s->mu);
       s->shutdown_done = true;

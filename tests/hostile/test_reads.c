@@ -67,7 +67,7 @@ static const ProtobufCMessage *make_terminate(int i, void *ctx)
 struct hello_loop {
   th_client *cli;
   atomic_bool stop;
-  long long max_ms, calls;
+  atomic_llong max_ms, calls; /* written by the Hello thread, read by the test while it runs */
 };
 
 static void *hello_main(void *arg)
@@ -82,9 +82,9 @@ static void *hello_main(void *arg)
     ASSERT_STATUS(st, GRPC_STATUS_OK, d);
     free(d);
     long long ms = th_now_ms() - t0;
-    if (ms > h->max_ms)
-      h->max_ms = ms;
-    h->calls++;
+    if (ms > atomic_load(&h->max_ms))
+      atomic_store(&h->max_ms, ms);
+    atomic_fetch_add(&h->calls, 1);
   }
   return NULL;
 }
@@ -207,7 +207,7 @@ TEST_IMPL(hostile_reads_pathological_query_does_not_stall)
   }
   long long first_ms = th_now_ms() - t0;
   fprintf(stderr, "%d concurrent ListInstanceIds(CANCELED) first pages: %lld ms; Hello meanwhile: %lld calls, slowest "
-          "%lld ms\n", PATHOLOGICAL, first_ms, h.calls, h.max_ms);
+          "%lld ms\n", PATHOLOGICAL, first_ms, (long long)atomic_load(&h.calls), (long long)atomic_load(&h.max_ms));
   it_strs none = {0};
   t0 = th_now_ms();
   int pages = list_all(e.cli, CANCELED, 0, &none, BULK_N);
@@ -215,7 +215,7 @@ TEST_IMPL(hostile_reads_pathological_query_does_not_stall)
   atomic_store(&h.stop, true);
   ASSERT_OK(pthread_join(th, NULL));
   fprintf(stderr, "ListInstanceIds(CANCELED) to the end: %d pages in %lld ms; %lld Hello calls meanwhile, slowest %lld "
-          "ms\n", pages, all_ms, h.calls, h.max_ms);
+          "ms\n", pages, all_ms, (long long)h.calls, (long long)h.max_ms);
   ASSERT_GE(h.calls, 1);
   /* Hello waits for no scan. Generous for ASan on a busy machine: the scans took seconds before the fix. */
   ASSERT_LT(h.max_ms, 250);

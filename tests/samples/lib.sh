@@ -97,7 +97,7 @@ assert_clean_logs() {
   local f
   for f in "$T"/*.log "$T"/*.err; do
     [ -e "$f" ] || continue
-    if grep -Eq 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$f"; then
+    if grep -Eq 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|runtime error:' "$f"; then
       fail "sanitizer report in $(basename "$f")"
     fi
   done
