@@ -180,6 +180,28 @@ static void settle(struct sc_engine *e, struct sc_cmd *c, int r, bool stopping)
     add_done(e, c);
 }
 
+/* After the commit: live views learn what this batch changed (sc_engine_observe). */
+static void tell_observer(struct sc_engine *e)
+{
+  if (!e->ntouched)
+    return;
+  pthread_mutex_lock(&e->mu);
+  sc_engine_observer_fn fn = e->observer;
+  void *ctx = e->observer_ctx;
+  pthread_mutex_unlock(&e->mu);
+  if (fn)
+    fn(ctx, e->touched, e->ntouched);
+  e->ntouched = 0;
+}
+
+void sc_engine_observe(struct sc_engine *e, sc_engine_observer_fn fn, void *ctx)
+{
+  pthread_mutex_lock(&e->mu);
+  e->observer = fn;
+  e->observer_ctx = ctx;
+  pthread_mutex_unlock(&e->mu);
+}
+
 static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_txn *tx = e->tx;
@@ -230,6 +252,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     e->stats.batched_max = n;
   pthread_mutex_unlock(&e->mu);
   wake_changed(e);
+  tell_observer(e);
   expire_waiters(e, now);
   waiters_compact(e);
   if (stopping) {
@@ -504,6 +527,7 @@ void sc_engine_free(struct sc_engine *e)
   sc_txn_free(e->tx);
   free(e->done);
   free(e->chg);
+  free(e->touched);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   pthread_cond_destroy(&e->drained);

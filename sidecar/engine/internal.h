@@ -156,6 +156,11 @@ struct sc_engine {
   size_t ndone, capdone;
   struct changed *chg;
   size_t nchg, capchg;
+  /* What live views are told after the commit (sc_engine_observe); observer and observer_ctx under mu. */
+  struct sc_engine_change *touched;
+  size_t ntouched, captouched;
+  sc_engine_observer_fn observer;
+  void *observer_ctx;
 
   /* Work items. */
   struct sc_stream **streams;
@@ -216,6 +221,8 @@ static inline bool owns(const struct sc_engine *e, const char *iid)
 void *grow_array(void *v, size_t *cap, size_t n, size_t elem);
 void add_done(struct sc_engine *e, struct sc_cmd *c);
 void add_changed(struct sc_engine *e, const char *iid, int status, bool exists);
+/* An instance changed without a status change (a turn, a raised event): for live views only. */
+void add_touched(struct sc_engine *e, const char *iid, int status);
 /* Sets the command's error; returns DONE. */
 int fail(struct sc_cmd *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 StoredInstance *copy_rec(struct sc_arena *a, const StoredInstance *r);
