@@ -44,6 +44,7 @@ struct sc_config {
   int hold_recovery_fd;      /* testing aid: recovery waits for a byte on this fd */
   size_t cache_size;         /* the store's hot-instance cache budget */
   char entity_work_items[8]; /* "v1" (EntityBatchRequest) or "v2" (EntityRequest with history events) */
+  char dashboard[16];        /* "on", "read-only" or "off": the web dashboard on the ops port */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
+#include "dashboard/dashboard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +37,7 @@ struct sc_ops {
   uint64_t entities[3]; /* with state, transient, operations queued */
   int64_t counted_us, count_cost_us;
   bool counted, entities_counted;
+  struct sc_dashboard *dash; /* NULL: --dashboard off */
 };
 
 /* ------------------------------------------------------------------ rendering */
@@ -326,7 +328,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
   struct sc_ops *o = cls;
   (void)version;
-  (void)upload;
+  if (o->dash && *state != (void *)1 && sc_dashboard_serves(url))
+    return sc_dashboard_handle(o->dash, conn, url, method, upload, upload_size, state);
   if (!*state) {
     /* First call for this request: headers only. The body (if any) comes next. */
     *state = (void *)1;
@@ -363,6 +366,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
   return respond(conn, 404, text, (char *)"not found\n", MHD_RESPMEM_PERSISTENT);
 }
 
+/* Requests the dashboard took hold state of their own. */
+static void completed(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  if (*state && *state != (void *)1)
+    sc_dashboard_request_done(*state);
+  *state = NULL;
+}
+
 int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err *err)
 {
   char host[256];
@@ -396,8 +410,10 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
     sc_panic("out of memory starting the ops server");
   o->start_us = sc_now_us();
   /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before. */
-  o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
-                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+  /* Suspend/resume: the dashboard's event streams and actions wait without holding the ops thread. */
+  o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
+                          NULL, handle, o, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
                           MHD_OPTION_CONNECTION_LIMIT, 64, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
   if (!o->d) {
     free(o);
@@ -417,6 +433,16 @@ void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st)
     return;
   atomic_store(&o->engine, e);
   atomic_store(&o->store, st);
+  if (o->dash)
+    sc_dashboard_attach(o->dash, e, st);
+}
+
+void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d)
+{
+  if (o)
+    o->dash = d;
+  else
+    sc_dashboard_free(d);
 }
 
 void sc_ops_set_ready(struct sc_ops *o, bool ready)
@@ -429,6 +455,8 @@ void sc_ops_stop(struct sc_ops *o)
 {
   if (!o)
     return;
+  sc_dashboard_shutdown(o->dash);
   MHD_stop_daemon(o->d);
+  sc_dashboard_free(o->dash);
   free(o);
 }
