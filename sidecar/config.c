@@ -106,6 +106,19 @@ static const struct opt opts[] = {
     {"--dashboard", "TASKHUBD_DASHBOARD", OPT_STR, F(dashboard), sizeof(((struct sc_config *)0)->dashboard),
      "on|read-only|off",
      "the web dashboard on the ops port (http://OPS-ADDRESS/): on, read-only (no actions), or off (default on)"},
+    {"--tls-cert", "TASKHUBD_TLS_CERT", OPT_STR, F(tls_cert), sizeof(((struct sc_config *)0)->tls_cert), "FILE",
+     "serve gRPC over TLS with this PEM certificate (chain); needs --tls-key; reloaded on SIGHUP"},
+    {"--tls-key", "TASKHUBD_TLS_KEY", OPT_STR, F(tls_key), sizeof(((struct sc_config *)0)->tls_key), "FILE",
+     "the PEM private key of --tls-cert; reloaded on SIGHUP"},
+    {"--tls-client-ca", "TASKHUBD_TLS_CLIENT_CA", OPT_STR, F(tls_client_ca),
+     sizeof(((struct sc_config *)0)->tls_client_ca), "FILE",
+     "mutual TLS: refuse clients without a certificate issued by one of these PEM CAs; reloaded on SIGHUP"},
+    {"--auth-token-file", "TASKHUBD_AUTH_TOKEN_FILE", OPT_STR, F(auth_token_file),
+     sizeof(((struct sc_config *)0)->auth_token_file), "FILE",
+     "require \"authorization: Bearer <token>\" on every call but grpc.health.v1, with a token from FILE (one per "
+     "line, # comments); reloaded on SIGHUP"},
+    {"--allow-insecure", "TASKHUBD_ALLOW_INSECURE", OPT_FLAG, F(allow_insecure), 0, NULL,
+     "listen on a non-loopback address without TLS and without --auth-token-file (refused otherwise)"},
     {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
      "once serving, write the bound port and a newline to FD, then close it"},
     {"--ops-ready-fd", NULL, OPT_INT, F(ops_ready_fd), 0, "FD",
@@ -132,7 +145,8 @@ void sc_config_usage(FILE *out)
   fprintf(out, "  %-30s %s\n  %-30s %s\n", "--help", "print this help and exit",
           "--version", "print the version and exit");
   fprintf(out, "\nSIGTERM or SIGINT stops taskhubd cleanly: it stops accepting calls, finishes and\n"
-               "commits what is in flight, and closes the store.\n");
+               "commits what is in flight, and closes the store. SIGHUP reloads the TLS files and the token\n"
+               "file (open streams stay); a file that fails to load leaves the old one in force.\n");
 }
 
 struct sc_limits sc_config_limits(const struct sc_config *c)
@@ -416,6 +430,14 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   }
   if (c->health_ping_s == 0 || c->max_work_items == 0) {
     fprintf(err, "taskhubd: --health-ping and --max-work-items must be at least 1\n");
+    return -1;
+  }
+  if (!c->tls_cert[0] != !c->tls_key[0]) {
+    fprintf(err, "taskhubd: --tls-cert and --tls-key go together (a certificate and its private key)\n");
+    return -1;
+  }
+  if (c->tls_client_ca[0] && !c->tls_cert[0]) {
+    fprintf(err, "taskhubd: --tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)\n");
     return -1;
   }
   if (c->max_batch < 1)

@@ -45,6 +45,11 @@ struct sc_config {
   size_t cache_size;         /* the store's hot-instance cache budget */
   char entity_work_items[8]; /* "v1" (EntityBatchRequest) or "v2" (EntityRequest with history events) */
   char dashboard[16];        /* "on", "read-only" or "off": the web dashboard on the ops port */
+  char tls_cert[4096];       /* PEM certificate chain of the gRPC port; "" = plaintext (see docs/security.md) */
+  char tls_key[4096];        /* its private key */
+  char tls_client_ca[4096];  /* PEM CAs a client certificate must chain to (mutual TLS); "" = none asked */
+  char auth_token_file[4096]; /* bearer tokens, one per line (common/tokens.h); "" = none */
+  bool allow_insecure;       /* serve a non-loopback address with neither TLS nor tokens */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

@@ -9,8 +9,10 @@
 
 #include "call.h"
 #include "server/bind.h"
+#include "server/tls.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tokens.h"
 #include "common/util.h"
 #include "limits/limits.h"
 
@@ -543,6 +545,28 @@ static bool decode(struct sc_call *c)
   return ok;
 }
 
+/* With --auth-token-file, every call but the health check carries "authorization: Bearer <token>" with one of
+ * the tokens. Health stays open: it says only SERVING or NOT_SERVING, and Kubernetes' gRPC probes and the
+ * image's startup probe send no credentials. */
+static bool authorized(const struct sc_call *c)
+{
+  if (!sc_tokens_enabled() || (c->m && strcmp(c->m->path, "/grpc.health.v1.Health/Check") == 0))
+    return true;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    if (!grpc_slice_str_cmp(m->key, "authorization")) {
+      size_t n = GRPC_SLICE_LENGTH(m->value);
+      char v[4200];
+      if (n >= sizeof v)
+        return false;
+      memcpy(v, GRPC_SLICE_START_PTR(m->value), n);
+      v[n] = 0;
+      return sc_tokens_check_bearer(v);
+    }
+  }
+  return false;
+}
+
 static void on_new(struct sc_call *c, bool ok)
 {
   struct sc_server *s = c->srv;
@@ -554,6 +578,12 @@ static void on_new(struct sc_call *c, bool ok)
   c->start_us = sc_mono_us();
   if (!atomic_load(&s->shutting_down))
     request(s, c->m);
+  if (!authorized(c)) {
+    /* One answer for a missing and a wrong token: which it was would help whoever is guessing. */
+    sc_call_reply(c, GRPC_STATUS_UNAUTHENTICATED, "missing or invalid bearer token (authorization: Bearer <token>)",
+                  NULL);
+    return;
+  }
   if (!c->m) {
     char msg[300];
     char *method = grpc_slice_to_c_string(c->details.method);
@@ -602,7 +632,9 @@ static void free_server(struct sc_server *s)
 
 int sc_server_bind(const struct sc_config *cfg, struct sc_server **out, int *port, struct sc_err *err)
 {
-  if (sc_bind_precheck(cfg->listen, err) != SC_OK)
+  if (sc_tls_init(cfg, err) != SC_OK ||
+      sc_bind_check_exposure(cfg->listen, sc_tls_enabled() || sc_tokens_enabled(), cfg->allow_insecure, err) != SC_OK ||
+      sc_bind_precheck(cfg->listen, err) != SC_OK)
     return err->code;
   struct sc_server *s = calloc(1, sizeof *s);
   if (!s)
@@ -645,8 +677,8 @@ int sc_server_bind(const struct sc_config *cfg, struct sc_server **out, int *por
     if (!sc_methods[i].metric)
       sc_methods[i].metric = sc_metrics_add_method(label);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-  int p = grpc_server_add_http2_port(s->server, cfg->listen, creds);
+  grpc_server_credentials *creds = sc_tls_server_credentials();
+  int p = sc_bind_add_port(s->server, cfg->listen, creds);
   grpc_server_credentials_release(creds);
   sc_grpc_log_route(false);
   if (p == 0) {
