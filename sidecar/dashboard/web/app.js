@@ -360,6 +360,14 @@ async function showInstance(id, full) {
   drawInstance();
 }
 
+// A failure, its stack trace, then each inner failure (the cause) the same way.
+function failureText(f) {
+  let s = (f.errorType || '') + ': ' + (f.errorMessage || '') + (f.isNonRetriable ? ' (not retriable)' : '');
+  if (f.stackTrace) s += '\n' + f.stackTrace;
+  if (f.innerFailure) s += '\n\ncaused by ' + failureText(f.innerFailure);
+  return s;
+}
+
 function field(dl, k, v) {
   if (v === undefined || v === null || v === '') return;
   dl.append(el('dt', { text: k }), el('dd', {}, v));
@@ -390,10 +398,7 @@ function drawInstance() {
     if (rec[k] !== undefined) pay.append(el('h3', { text: label }), el('pre', { id: 'p-' + k, text: pretty(rec[k]) }));
   }
   if (rec.failureDetails) {
-    const f = rec.failureDetails;
-    pay.append(el('h3', { text: 'Failure' }), el('pre', { id: 'p-failure', class: 'failure',
-      text: (f.errorType || '') + ': ' + (f.errorMessage || '') + (f.stackTrace ? '\n\n' + f.stackTrace : '') +
-        (f.innerFailure ? '\n\nInner: ' + JSON.stringify(f.innerFailure, null, 2) : '') }));
+    pay.append(el('h3', { text: 'Failure' }), el('pre', { id: 'p-failure', class: 'failure', text: failureText(rec.failureDetails) }));
   }
 
   const w = rec.waiting || {};
