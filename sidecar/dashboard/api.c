@@ -561,6 +561,58 @@ static enum MHD_Result get_overview(struct sc_dashboard *d, struct MHD_Connectio
   return dash_json(conn, 200, o);
 }
 
+/* Durable entities in id order: a page of the store's entity query (QueryEntities' read path). */
+static enum MHD_Result list_entities(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq)
+{
+  static const char *const names[] = {"prefix", "pageSize", "next", NULL};
+  const char *bad = unknown_arg(conn, names);
+  if (bad)
+    return dash_error(conn, 400, "unknown parameter \"%.64s\" (entities take prefix, pageSize, next)", bad);
+  char why[160];
+  long page;
+  if (!int_arg(conn, "pageSize", 1, MAX_PAGE, DEFAULT_PAGE, &page, why, sizeof why))
+    return dash_error(conn, 400, "%s", why);
+  const char *prefix = arg(conn, "prefix"), *next = arg(conn, "next");
+  struct sc_err err;
+  if (prefix && *prefix && !sc_check_text("prefix", prefix, d->cfg.limits.max_id, false, &err))
+    return dash_sc_error(conn, &err);
+  if (next && *next && (!sc_is_entity_id(next) || !sc_check_text("next", next, d->cfg.limits.max_id, false, &err)))
+    return dash_error(conn, 400, "next: not a token this server issued for entities");
+  enum MHD_Result ret;
+  struct sc_store *st = store_or_503(d, conn, &ret);
+  if (!st)
+    return ret;
+  if (!st->ops->query_entities)
+    return dash_error(conn, 404, "this store keeps no entities");
+  /* Entity ids are "@name@key": "counter" and "@counter" mean the same prefix. */
+  const char *full = !prefix || !*prefix ? NULL : prefix[0] == '@' ? prefix : sc_arena_printf(&rq->arena, "@%s", prefix);
+  struct sc_entity_query q = {.prefix = full, .after = next && *next ? next : NULL, .include_transient = true,
+                              .page_size = (size_t)page};
+  struct sc_entity_page pg;
+  if (st->ops->query_entities(st, &q, &rq->arena, &pg, &err) != SC_OK)
+    return dash_sc_error(conn, &err);
+  struct json_object *a = json_object_new_array();
+  for (size_t i = 0; i < pg.n; i++) {
+    StoredEntity *e;
+    if (sc_store_unpack(&taskhubd__store__stored_entity__descriptor, &pg.rows[i].rec, &rq->arena, (void **)&e) !=
+        SC_OK)
+      continue;
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(pg.rows[i].id));
+    if (e->has_state)
+      json_object_object_add(o, "state", json_object_new_string(e->state ? e->state : ""));
+    json_object_object_add(o, "lastModifiedAt", dash_json_time(e->last_modified_us));
+    if (e->locked_by && e->locked_by[0])
+      json_object_object_add(o, "lockedBy", json_object_new_string(e->locked_by));
+    json_object_object_add(o, "queued", json_object_new_int64(pg.rows[i].backlog));
+    json_object_array_add(a, o);
+  }
+  struct json_object *o = json_object_new_object();
+  json_object_object_add(o, "entities", a);
+  json_object_object_add(o, "next", pg.next_after ? json_object_new_string(pg.next_after) : NULL);
+  return dash_json(conn, 200, o);
+}
+
 static enum MHD_Result get_config(struct sc_dashboard *d, struct MHD_Connection *conn)
 {
   struct json_object *o = json_object_new_object();
@@ -587,6 +639,8 @@ enum MHD_Result dash_api_get(struct sc_dashboard *d, struct MHD_Connection *conn
     return get_overview(d, conn);
   if (strcmp(path, "config") == 0)
     return get_config(d, conn);
+  if (strcmp(path, "entities") == 0)
+    return list_entities(d, conn, r);
   return dash_error(conn, 404, "no such endpoint: /api/v1/%.128s (instances, instance, history, children, counts, "
-                               "overview, config, events)", path);
+                               "overview, entities, config, events)", path);
 }

@@ -10,6 +10,7 @@ token, the CSRF rules, read-only and off, and the event stream.
                               refusals; CSRF rules
   test_read_only_and_off      --dashboard read-only refuses actions; --dashboard off serves no dashboard
   test_token                  with --auth-token-file the API (reads, actions, events) needs the token
+  test_entities               entities by id prefix, paged
   test_events                 the stream says hello, then names the instances the engine changed; a stream left
                               open does not hold up shutdown
 """
@@ -411,3 +412,31 @@ def test_events(server_factory, workers):
     s.stop()
     conn.close()
     conn2.close()
+
+
+def test_entities(server_factory):
+    # No entity worker: signalled entities stay transient, their operations queued.
+    from durabletask.entities import EntityInstanceId
+    s = server_factory.start()
+    with make_client(s) as c:
+        for key in ("k1", "k2", "k3"):
+            c.signal_entity(EntityInstanceId("counter", key), "add", input=1)
+        c.signal_entity(EntityInstanceId("other", "x"), "add", input=1)
+    code, r, _ = api(s, "entities")
+    assert code == 200, r
+    ids = [e["id"] for e in r["entities"]]
+    assert ids == ["@counter@k1", "@counter@k2", "@counter@k3", "@other@x"], r
+    assert all(e["queued"] >= 1 and "state" not in e for e in r["entities"])
+    assert [e["id"] for e in api(s, "entities", prefix="counter@k")[1]["entities"]] == ids[:3]
+    assert [e["id"] for e in api(s, "entities", prefix="@other")[1]["entities"]] == ids[3:]
+    seen, token = [], None
+    while True:
+        code, r, _ = api(s, "entities", pageSize=2, **({"next": token} if token else {}))
+        seen += [e["id"] for e in r["entities"]]
+        token = r["next"]
+        if not token:
+            break
+    assert seen == ids
+    bad(s, "entities", {"next": "nope"}, "next")
+    bad(s, "entities", {"pageSize": "0"}, "pageSize")
+    bad(s, "entities", {"key": "x"}, "unknown parameter")
