@@ -83,6 +83,7 @@ _, done = get("instances", status="COMPLETED", pageSize=500)
 big = max(done["instances"], key=lambda r: get("instance", id=r["id"])[1]["historyLength"])
 _, rec = get("instance", id=big["id"])
 events = rec["historyLength"]
+print(f"BIG id={big['id']} events={events}", flush=True)
 measure("instance", "instance", lambda b: None if b["historyLength"] == events else "record changed",
         f" events={events}", id=big["id"])
 measure("history_slice_5000", "history", lambda b: None if len(b["events"]) == min(5000, events) else "short slice",

@@ -22,6 +22,7 @@
 /* A filter the store cannot apply itself (name, the second time range) is applied to at most this many store
  * pages per request; a page may come back short, with `next` to go on. */
 #define MAX_ROUNDS 4
+#define POST_FILTER_PAGE 1000
 #define DEFAULT_SLICE 1000
 #define MAX_SLICE 5000
 #define SLICE_BYTES (16u << 20)
@@ -278,13 +279,19 @@ static enum MHD_Result list_instances(struct sc_dashboard *d, struct MHD_Connect
   size_t n = 0;
   unsigned char *resume = NULL;
   size_t resume_len = 0;
+  /* With a filter the index cannot apply, each store page is read larger (most rows may not match) and the page
+   * may end within it: then `next` resumes after the last row taken, in the index's cursor form. */
+  bool post = (name && *name) || (completed ? has_cf || has_ct : has_df || has_dt);
+  unsigned char last[SC_CURSOR_MAX];
   for (int round = 0; round < MAX_ROUNDS; round++) {
     struct sc_query_page pg;
-    q.page_size = (size_t)page - n;
+    q.page_size = post ? POST_FILTER_PAGE : (size_t)page - n;
     if (st->ops->query(st, &q, &rq->arena, &pg, &err) != SC_OK) {
       json_object_put(rows);
       return dash_sc_error(conn, &err);
     }
+    resume = pg.next_cursor;
+    resume_len = pg.next_cursor_len;
     for (size_t i = 0; i < pg.n; i++) {
       const StoredInstance *r = pg.rows[i].rec;
       bool ok = !(name && *name && strcmp(r->name, name) != 0);
@@ -293,13 +300,22 @@ static enum MHD_Result list_instances(struct sc_dashboard *d, struct MHD_Connect
       else
         ok = ok && (!has_df || (r->completed_us && r->completed_us >= df)) &&
              (!has_dt || (r->completed_us && r->completed_us < dt));
-      if (ok) {
-        json_object_array_add(rows, instance_summary(pg.rows[i].iid, r));
-        n++;
+      if (!ok)
+        continue;
+      json_object_array_add(rows, instance_summary(pg.rows[i].iid, r));
+      if (++n == (size_t)page) {
+        if (i + 1 < pg.n) {
+          size_t il = strlen(pg.rows[i].iid);
+          size_t off = prefix_mode ? 0 : 8;
+          if (!prefix_mode)
+            sc_cursor_put_time(last, completed ? r->completed_us : r->created_us);
+          memcpy(last + off, pg.rows[i].iid, il);
+          resume = last;
+          resume_len = off + il;
+        }
+        break;
       }
     }
-    resume = pg.next_cursor;
-    resume_len = pg.next_cursor_len;
     if (!resume || n >= (size_t)page)
       break;
     memcpy(cur, resume, resume_len);

@@ -141,6 +141,17 @@ def test_instances(server_factory, workers):
         if not token:
             break
     assert seen == [f"list-a-{i}" for i in range(7)]
+    # a filter the index cannot apply (the name) pages by the rows taken: every match once, none skipped
+    seen, token = [], None
+    while True:
+        code, r, _ = api(s, "instances", name="d_chain", pageSize=3, **({"next": token} if token else {}))
+        assert code == 200 and len(r["instances"]) <= 3
+        seen += [x["id"] for x in r["instances"]]
+        token = r["next"]
+        if not token:
+            break
+    assert sorted(seen) == sorted([f"list-a-{i}" for i in range(7)] + [f"list-b-{i}" for i in range(3)])
+    assert len(seen) == len(set(seen))
 
     bad(s, "instances", {"status": "FOO"}, 'status: "FOO" is not a status')
     bad(s, "instances", {"pageSize": "0"}, "pageSize")
