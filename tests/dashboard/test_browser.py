@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -65,10 +66,18 @@ def shots(tmp_path):
 
 def until(d, fn, what):
     try:
-        return WebDriverWait(d, WAIT_S, poll_frequency=0.05).until(lambda _: fn())
+        # the page redraws what the server pushes: an element found a moment ago may be gone, so look again
+        return WebDriverWait(d, WAIT_S, poll_frequency=0.05,
+                             ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+            lambda _: fn())
     except Exception as e:  # noqa: BLE001 - report what was awaited, with the page's state
         raise AssertionError(f"timed out waiting for {what}; url={d.current_url}\n"
                              f"{d.find_element(By.TAG_NAME, 'body').text[:2000]}") from e
+
+
+def click(d, element_id):
+    """Clicks #element_id, looking it up again if a redraw replaced it in between."""
+    until(d, lambda: d.find_element(By.ID, element_id).click() or True, f"a click on #{element_id}")
 
 
 def rows(d):
@@ -178,8 +187,8 @@ def test_instance_timeline(server_factory, workers, browser, shots):
     d.get(base(s) + "/?view=instance&id=tl-chain")
     until(d, lambda: len(bars(d, "activity")) == 2, "a bar per activity")
     assert [b.get_attribute("data-name") for b in bars(d, "activity")] == ["d_hello", "d_hello"]
-    assert all(b.get_attribute("data-failed") == "0" and b.get_attribute("data-running") == "0"
-               for b in bars(d, "activity"))
+    assert all(b.get_attribute("data-failed") == "0" and b.get_attribute("data-running") == "0" and
+               "retry" not in b.get_attribute("class") for b in bars(d, "activity"))
     assert len(bars(d, "execution")) == 1
     assert d.find_element(By.CSS_SELECTOR, "#i-title .st").text == "COMPLETED"
     assert json.loads(d.find_element(By.ID, "p-output").text) == "Hello Hello world"
@@ -201,6 +210,7 @@ def test_instance_timeline(server_factory, workers, browser, shots):
 
     d.get(base(s) + "/?view=instance&id=tl-parent")
     until(d, lambda: len(bars(d, "suborchestration")) == 3, "a bar per sub-orchestration")
+    assert not any("retry" in b.get_attribute("class") for b in bars(d, "suborchestration"))  # parallel, not retried
     until(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#i-tree li[data-id]")) == 3, "the children tree")
     shots(d, "instance")
 
@@ -231,7 +241,7 @@ def test_actions_and_live_updates(server_factory, workers, browser, shots):
 
         d.find_element(By.LINK_TEXT, "act-raise").click()
         until(d, lambda: d.find_element(By.CSS_SELECTOR, "#i-title .st").text == "RUNNING", "act-raise running")
-        d.find_element(By.ID, "act-raise").click()
+        click(d, "act-raise")
         until(d, lambda: d.find_element(By.ID, "dialog").is_displayed(), "the confirmation dialog")
         d.find_element(By.ID, "d-name").send_keys("go")
         d.find_element(By.ID, "d-input").send_keys('{"approved": true}')
@@ -240,12 +250,12 @@ def test_actions_and_live_updates(server_factory, workers, browser, shots):
         until(d, lambda: d.find_element(By.ID, "dialog-result").text.startswith("Done"), "the server's answer")
         d.find_element(By.ID, "dialog-cancel").click()
         until(d, lambda: d.find_element(By.CSS_SELECTOR, "#i-title .st").text == "COMPLETED", "act-raise completed")
-        assert json.loads(d.find_element(By.ID, "p-output").text) == {"approved": True}
+        until(d, lambda: json.loads(d.find_element(By.ID, "p-output").text) == {"approved": True}, "the output")
         assert done(c, "act-raise").runtime_status.name == "COMPLETED"
 
         d.get(base(s) + "/?view=instance&id=act-term")
         until(d, lambda: d.find_element(By.CSS_SELECTOR, "#i-title .st").text == "RUNNING", "act-term running")
-        d.find_element(By.ID, "act-terminate").click()
+        click(d, "act-terminate")
         until(d, lambda: d.find_element(By.ID, "dialog").is_displayed(), "the confirmation dialog")
         d.find_element(By.ID, "d-output").send_keys('"stopped from the dashboard"')
         d.find_element(By.ID, "dialog-confirm").click()
@@ -253,8 +263,8 @@ def test_actions_and_live_updates(server_factory, workers, browser, shots):
         d.find_element(By.ID, "dialog-cancel").click()
         until(d, lambda: d.find_element(By.CSS_SELECTOR, "#i-title .st").text == "TERMINATED", "act-term terminated")
         assert done(c, "act-term").runtime_status.name == "TERMINATED"
-        # a refused action shows the server's message
-        d.find_element(By.ID, "act-restart").click()
+        # restart the terminated instance under a new id
+        click(d, "act-restart")
         d.find_element(By.ID, "d-newInstanceId").click()
         d.find_element(By.ID, "dialog-confirm").click()
         until(d, lambda: d.find_element(By.ID, "dialog-result").text.startswith("Done"), "the restart")

@@ -529,17 +529,20 @@ function bars(events, rec) {
   const out = [], open = new Map();
   const now = Date.now();
   let start = null, lastTurn = null, end = rec.completedAt ? Date.parse(rec.completedAt) : null;
-  const tries = new Map();
+  // A retry: scheduled again under the same name after the last one of that name failed (retry policies
+  // schedule the next attempt once the failure is in; parallel calls of one name are not retries).
+  const lastOf = new Map();
   for (const ev of events) {
     const t = eventType(ev), b = ev[t] || {}, ts = Date.parse(ev.timestamp);
     if (t === 'executionStarted') start = ts;
     else if (t === 'orchestratorStarted') lastTurn = ts;
     else if (t === 'taskScheduled' || t === 'subOrchestrationInstanceCreated') {
       const kind = t === 'taskScheduled' ? 'activity' : 'suborchestration';
-      const n = (tries.get(kind + b.name) || 0) + 1;
-      tries.set(kind + b.name, n);
-      const bar = { kind, name: b.name, id: ev.eventId, from: ts, to: null, failed: false, retry: n > 1 ? n : 0,
+      const prev = lastOf.get(kind + b.name);
+      const tryNo = prev && prev.failed && prev.to !== null && prev.to <= ts ? (prev.retry || 1) + 1 : 0;
+      const bar = { kind, name: b.name, id: ev.eventId, from: ts, to: null, failed: false, retry: tryNo,
         child: b.instanceId };
+      lastOf.set(kind + b.name, bar);
       open.set(kind + ':' + ev.eventId, bar);
       out.push(bar);
     } else if (t === 'taskCompleted' || t === 'taskFailed') {
@@ -584,7 +587,8 @@ function drawTimeline(events, rec) {
   for (const b of list.slice(0, MAX_BARS)) {
     const left = ((b.from - t0) / span) * 100, width = ((b.to - b.from) / span) * 100;
     const label = (b.kind === 'execution' ? 'orchestration ' : b.kind === 'suborchestration' ? 'sub ' :
-      b.kind === 'event' ? 'event ' : '') + (b.name || '') + (b.retry ? ' (try ' + b.retry + ')' : '') +
+      b.kind === 'event' ? 'event ' : '') + (b.name || '') + (b.child ? ' · ' + b.child : '') +
+      (b.retry ? ' (try ' + b.retry + ')' : '') +
       (b.failed ? ' ✗' : '') + (b.running ? ' …' : '');
     const cls = 'tl-bar ' + b.kind + (b.failed ? ' failed' : '') + (b.running ? ' running' : '') + (b.retry ? ' retry' : '');
     frag.append(el('div', { class: 'tl-row' }, el('div', { class: 'tl-label', title: label, text: label }),
