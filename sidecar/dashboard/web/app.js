@@ -602,29 +602,55 @@ function drawTimeline(events, rec) {
 
 // ------------------------------------------------------------------ history table
 
+// Rows are drawn in chunks, one per animation frame, so a history of 10,000 events never freezes the page; a newer
+// draw cancels an older one. One listener on the table expands any row.
+let historyDraw = 0;
+const ROWS_PER_FRAME = 1000;
+
+function historyRow(ev, i) {
+  const t = eventType(ev);
+  const failed = t === 'taskFailed' || t === 'subOrchestrationInstanceFailed' ||
+    (t === 'executionCompleted' && ev[t].orchestrationStatus === 'ORCHESTRATION_STATUS_FAILED');
+  const tr = document.createElement('tr');
+  tr.className = 'ev' + (failed ? ' failed' : '');
+  tr.dataset.i = i;
+  tr.dataset.type = t;
+  for (const v of [String(i), ev.eventId === undefined ? '' : String(ev.eventId), t, fmtTime(ev.timestamp),
+    eventSummary(ev)]) {
+    const td = document.createElement('td');
+    td.textContent = v;
+    tr.append(td);
+  }
+  return tr;
+}
+
 function drawHistory(events) {
   $('h-count').textContent = '(' + events.length + ' events)';
   const tb = $('history').tBodies[0];
   const n = state.inst.shownAll ? events.length : Math.min(events.length, TABLE_CHUNK);
-  const frag = document.createDocumentFragment();
-  for (let i = 0; i < n; i++) {
-    const ev = events[i], t = eventType(ev);
-    const failed = t === 'taskFailed' || t === 'subOrchestrationInstanceFailed' ||
-      (t === 'executionCompleted' && ev[t].orchestrationStatus === 'ORCHESTRATION_STATUS_FAILED');
-    const tr = el('tr', { class: 'ev' + (failed ? ' failed' : ''), dataset: { type: t } },
-      el('td', { text: String(i) }), el('td', { text: ev.eventId === undefined ? '' : String(ev.eventId) }),
-      el('td', { text: t }), el('td', { text: fmtTime(ev.timestamp) }), el('td', { text: eventSummary(ev) }));
-    tr.addEventListener('click', () => {
-      const next = tr.nextSibling;
-      if (next && next.classList.contains('detail')) { next.remove(); return; }
-      tr.after(el('tr', { class: 'detail' }, el('td', { colspan: 5 }, el('pre', { text: JSON.stringify(ev, null, 2) }))));
-    });
-    frag.append(tr);
-  }
-  tb.replaceChildren(frag);
+  const me = ++historyDraw;
+  tb.replaceChildren();
+  const chunk = (from) => {
+    if (me !== historyDraw) return;
+    const frag = document.createDocumentFragment();
+    const to = Math.min(n, from + ROWS_PER_FRAME);
+    for (let i = from; i < to; i++) frag.append(historyRow(events[i], i));
+    tb.append(frag);
+    if (to < n) requestAnimationFrame(() => chunk(to));
+  };
+  chunk(0);
   $('h-more').hidden = n >= events.length;
   $('h-more').textContent = 'Show all ' + events.length + ' events';
 }
+
+$('history').tBodies[0].addEventListener('click', (e) => {
+  const tr = e.target.closest('tr.ev');
+  if (!tr || !state.inst) return;
+  const next = tr.nextSibling;
+  if (next && next.classList.contains('detail')) { next.remove(); return; }
+  const ev = state.inst.events[Number(tr.dataset.i)];
+  tr.after(el('tr', { class: 'detail' }, el('td', { colspan: 5 }, el('pre', { text: JSON.stringify(ev, null, 2) }))));
+});
 
 $('h-more').addEventListener('click', () => {
   state.inst.shownAll = true;
