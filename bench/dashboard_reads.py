@@ -72,7 +72,7 @@ measure("list_status_completed", "instances", lambda b: None if b["instances"] e
 mid = first["instances"][-1]["id"][:-3]
 measure("list_prefix", "instances", lambda b: None if b["instances"] else "prefix found nothing", prefix=mid)
 # a name matching nothing: the worst case, bounded by the scan budget (an empty page with `next`)
-measure("list_name_nomatch", "instances", lambda b: None if b["next"] else "no next token", name="nothing-by-this-name")
+measure("list_name_nomatch", "instances", lambda b: None if not b["instances"] else "a match", name="nothing-by-this-name")
 _, page2 = get("instances", next=first["next"])
 measure("list_second_page", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
         next=first["next"])
