@@ -8,6 +8,7 @@
                                      table expands an event; a failed instance shows its stack trace
   test_actions_and_live_updates      a new instance appears in the open list without a reload; raising an event
                                      and terminating from the page, each confirmed, show the new status
+  test_entities_view                 the entities, filtered by id prefix
   test_token_refused                 with --auth-token-file the page shows no data until it is given the token
 
 Screenshots go to $DASHBOARD_SCREENSHOTS when set (docs/images for docs/dashboard.md), else to the test's tmp dir.
@@ -301,3 +302,24 @@ def make_client_token(server, token):
     from conftest import ops
     return TaskHubGrpcClient(host_address=server.address, metadata=[("authorization", f"Bearer {token}")],
                              channel_options=GrpcChannelOptions(raw_options=ops.CHANNEL_OPTIONS))
+
+
+def test_entities_view(server_factory, browser):
+    from durabletask.entities import EntityInstanceId
+    s = server_factory.start()
+    with make_client(s) as c:
+        for key in ("alice", "bob"):
+            c.signal_entity(EntityInstanceId("account", key), "deposit", input=10)
+        c.signal_entity(EntityInstanceId("counter", "one"), "add", input=1)
+    d = browser
+    d.get(base(s) + "/")
+    until(d, lambda: d.find_element(By.ID, "live").text == "live", "the page")
+    d.find_element(By.ID, "nav-entities").click()
+    entity_ids = lambda: [r.get_attribute("data-id")  # noqa: E731
+                          for r in d.find_elements(By.CSS_SELECTOR, "#entities tbody tr[data-id]")]
+    until(d, lambda: entity_ids() == ["@account@alice", "@account@bob", "@counter@one"], "every entity")
+    assert "view=entities" in d.current_url
+    d.find_element(By.ID, "e-prefix").send_keys("account@b")
+    d.find_element(By.ID, "e-apply").click()
+    until(d, lambda: entity_ids() == ["@account@bob"], "the prefix filter")
+    assert "prefix=account%40b" in d.current_url or "prefix=account@b" in d.current_url

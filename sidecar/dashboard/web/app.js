@@ -153,10 +153,17 @@ window.addEventListener('popstate', render);
 
 async function render() {
   const p = params();
+  $('entities-view').hidden = p.view !== 'entities';
   if (p.view === 'instance' && p.id) {
     $('list-view').hidden = true;
     $('instance-view').hidden = false;
     await showInstance(p.id, true);
+  } else if (p.view === 'entities') {
+    $('list-view').hidden = true;
+    $('instance-view').hidden = true;
+    state.inst = null;
+    $('e-prefix').value = p.prefix || '';
+    await loadEntities(p.prefix || '', null);
   } else {
     $('instance-view').hidden = true;
     $('list-view').hidden = false;
@@ -295,6 +302,49 @@ $('first-page').addEventListener('click', () => {
   state.list.tokens = [];
   loadList(params(), null);
 });
+
+// ------------------------------------------------------------------ entities
+
+async function loadEntities(prefix, next) {
+  const q = {};
+  if (prefix) q.prefix = prefix;
+  if (next) q.next = next;
+  $('e-error').textContent = '';
+  let r;
+  try {
+    r = await api('entities', q);
+  } catch (e) {
+    $('e-error').textContent = e.message;
+    $('entities').tBodies[0].replaceChildren();
+    return;
+  }
+  state.entities = { prefix, next: r.next, current: next };
+  $('entities').tBodies[0].replaceChildren(...r.entities.map((e) => el('tr', { dataset: { id: e.id } },
+    el('td', { class: 'id', text: e.id }), el('td', {}, e.state === undefined
+      ? el('span', { class: 'muted', text: 'no state (transient)' }) : el('code', { text: e.state })),
+    el('td', { text: fmtTime(e.lastModifiedAt) }), el('td', {}, e.lockedBy ? instanceLink(e.lockedBy) : ''),
+    el('td', { text: String(e.queued) }))));
+  if (!r.entities.length) {
+    $('entities').tBodies[0].append(el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No entities match.' })));
+  }
+  $('e-next').disabled = !r.next;
+  $('e-first').disabled = !next;
+}
+
+$('e-filters').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const prefix = $('e-prefix').value.trim();
+  navigate(prefix ? { view: 'entities', prefix } : { view: 'entities' });
+});
+$('e-next').addEventListener('click', () => loadEntities(state.entities.prefix, state.entities.next));
+$('e-first').addEventListener('click', () => loadEntities(state.entities.prefix, null));
+for (const [id, p] of [['nav-instances', {}], ['nav-entities', { view: 'entities' }]]) {
+  $(id).addEventListener('click', (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    navigate(p);
+  });
+}
 
 // ------------------------------------------------------------------ one instance
 
@@ -667,6 +717,8 @@ function changed(list) {
     if (list.some((c) => c.id === state.inst.id)) schedule(() => showInstance(state.inst.id, false));
   } else if (!$('list-view').hidden) {
     schedule(() => loadList(params(), state.list.current));
+  } else if (!$('entities-view').hidden && state.entities) {
+    schedule(() => loadEntities(state.entities.prefix, state.entities.current));
   }
   schedule(loadOverview, 'overview');
 }
