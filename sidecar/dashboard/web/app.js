@@ -189,8 +189,14 @@ async function loadOverview() {
     commits: o.commits, commitMicros: o.commitMicrosTotal });
   while (state.samples.length > 2 && now - state.samples[1].t > 60000) state.samples.shift();
   const first = state.samples[0], last = state.samples[state.samples.length - 1];
-  const mins = (last.t - first.t) / 60000;
-  const rate = (k) => (mins > 0 ? ((last[k] - first[k]) / mins).toFixed(0) : '–');
+  // Over the last minute the page has watched: a full minute gives a per-minute figure; a shorter window shows the
+  // count and its length rather than extrapolating a few seconds to a minute.
+  const secs = (last.t - first.t) / 1000;
+  const rate = (k) => {
+    if (secs <= 0) return '–';
+    const n = last[k] - first[k];
+    return secs >= 55 ? (n * 60 / secs).toFixed(0) : n + ' in ' + secs.toFixed(0) + ' s';
+  };
   const dc = last.commits - first.commits;
   const lat = dc > 0 ? fmtDur((last.commitMicros - first.commitMicros) / dc / 1000)
     : (o.commits ? fmtDur(o.commitMicrosTotal / o.commits / 1000) : '–');
@@ -202,8 +208,8 @@ async function loadOverview() {
     if (!by[s] && s !== 'RUNNING' && s !== 'COMPLETED' && s !== 'FAILED') continue;
     box.append(card(s.toLowerCase(), by[s] || 0, () => navigate({ status: s }), 'count-' + s));
   }
-  box.append(card('started/min', rate('started')), card('completed/min', rate('completed')),
-    card('failed/min', rate('failed')),
+  box.append(card('started / min', rate('started')), card('completed / min', rate('completed')),
+    card('failed / min', rate('failed')),
     card('ready backlog', (o.readyOrchestrations || 0) + (o.queuedActivities || 0)),
     card('in flight', (o.inFlightOrchestrations || 0) + (o.inFlightActivities || 0)),
     card('workers', o.workers || 0), card('commit latency', lat));
@@ -614,7 +620,10 @@ function bars(events, rec) {
       end = ts;
     }
   }
-  if (start !== null) out.unshift({ kind: 'execution', name: rec.name, from: start, to: end, failed: rec.status === 'FAILED' });
+  if (start !== null) {
+    out.unshift({ kind: 'execution', name: rec.name, from: start, to: end, failed: rec.status === 'FAILED',
+      terminated: rec.status === 'TERMINATED' });
+  }
   for (const b of out) {
     b.running = b.to === null;
     if (b.running) b.to = b.kind === 'timer' && b.fireAt ? Math.max(b.fireAt, now) : (end || now);
@@ -640,7 +649,8 @@ function drawTimeline(events, rec) {
       b.kind === 'event' ? 'event ' : '') + (b.name || '') + (b.child ? ' · ' + b.child : '') +
       (b.retry ? ' (try ' + b.retry + ')' : '') +
       (b.failed ? ' ✗' : '') + (b.running ? ' …' : '');
-    const cls = 'tl-bar ' + b.kind + (b.failed ? ' failed' : '') + (b.running ? ' running' : '') + (b.retry ? ' retry' : '');
+    const cls = 'tl-bar ' + b.kind + (b.failed ? ' failed' : '') + (b.terminated ? ' terminated' : '') +
+      (b.running ? ' running' : '') + (b.retry ? ' retry' : '');
     frag.append(el('div', { class: 'tl-row' }, el('div', { class: 'tl-label', title: label, text: label }),
       el('div', { class: 'tl-track' }, el('div', { class: cls, style: { left: left + '%', width: width + '%' },
         title: label + ' · ' + fmtDur(b.to - b.from),
