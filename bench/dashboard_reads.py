@@ -53,13 +53,21 @@ def measure(label, path, check, extra="", **params):
     return body
 
 
-# the counts first: the first call counts the whole status index, later ones reuse the count for a while
-ms, counts = get("counts")
+# the counts first: the first call starts counting the whole status index on the dashboard's counting thread and
+# answers at once; the time until a count is there is that scan
+t0, polls = time.perf_counter(), []
+while True:
+    ms, counts = get("counts")
+    polls.append(ms)
+    if "total" in counts:
+        break
+    time.sleep(0.05)
+count_ms = (time.perf_counter() - t0) * 1e3
 total = counts["total"]
 if total < n:
     sys.exit(f"dashboard_reads: counts say {total} instances, expected at least {n}")
-print(f"RESULT scenario=dashboard_counts_uncached instances={n} p50_ms={ms:.2f} p95_ms={ms:.2f} p99_ms={ms:.2f} "
-      f"server_p50_ms=na server_p99_ms=na", flush=True)
+print(f"RESULT scenario=dashboard_counts_first instances={n} p50_ms={count_ms:.2f} p95_ms={count_ms:.2f} "
+      f"p99_ms={count_ms:.2f} server_p50_ms=na server_p99_ms=na answer_max_ms={max(polls):.2f}", flush=True)
 measure("counts_cached", "counts", lambda b: None if b["total"] == total else "total changed")
 
 first = measure("list_first_page", "instances", lambda b: None if len(b["instances"]) == 50 else "short page")
@@ -76,7 +84,7 @@ measure("list_name_nomatch", "instances", lambda b: None if not b["instances"] e
 _, page2 = get("instances", next=first["next"])
 measure("list_second_page", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
         next=first["next"])
-measure("overview", "overview", lambda b: None if b["counts"]["total"] == total else "overview counts")
+measure("overview", "overview", lambda b: None if b["counts"].get("total") == total else "overview counts")
 
 # the instance with the long history: the only finished fanout orchestration
 _, done = get("instances", status="COMPLETED", pageSize=500)

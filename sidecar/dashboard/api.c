@@ -490,32 +490,25 @@ static enum MHD_Result get_children(struct sc_dashboard *d, struct MHD_Connectio
 
 /* ------------------------------------------------------------------ counts and overview */
 
-static bool counts(struct sc_dashboard *d, struct sc_store *st)
+/* {"byStatus", "total", "countedAgoMillis"}, or {"counting": true} before the first count is done. */
+static struct json_object *counts_json(struct sc_dashboard *d, struct sc_store *st)
 {
-  if (!st->ops->count_by_status)
-    return false;
-  int64_t now = sc_mono_us();
-  if (!d->counted || now - d->counted_us > 10 * d->count_cost_us) {
-    struct sc_err err;
-    d->counted = st->ops->count_by_status(st, d->by_status, &err) == SC_OK;
-    d->counted_us = sc_mono_us();
-    d->count_cost_us = d->counted_us - now;
+  uint64_t v[8];
+  int64_t age;
+  struct json_object *o = json_object_new_object();
+  if (!dash_counts_get(d->counts, st, v, &age)) {
+    json_object_object_add(o, "counting", json_object_new_boolean(1));
+    return o;
   }
-  return d->counted;
-}
-
-static struct json_object *counts_json(struct sc_dashboard *d)
-{
   struct json_object *c = json_object_new_object();
   uint64_t total = 0;
   for (int i = 0; i < 8; i++) {
-    json_object_object_add(c, dash_status_name(i), json_object_new_uint64(d->by_status[i]));
-    total += d->by_status[i];
+    json_object_object_add(c, dash_status_name(i), json_object_new_uint64(v[i]));
+    total += v[i];
   }
-  struct json_object *o = json_object_new_object();
   json_object_object_add(o, "byStatus", c);
   json_object_object_add(o, "total", json_object_new_uint64(total));
-  json_object_object_add(o, "countedAgoMillis", json_object_new_int64((sc_mono_us() - d->counted_us) / 1000));
+  json_object_object_add(o, "countedAgoMillis", json_object_new_int64(age / 1000));
   return o;
 }
 
@@ -529,9 +522,7 @@ static enum MHD_Result get_counts(struct sc_dashboard *d, struct MHD_Connection 
   struct sc_store *st = store_or_503(d, conn, &ret);
   if (!st)
     return ret;
-  if (!counts(d, st))
-    return dash_error(conn, 500, "counting instances failed");
-  return dash_json(conn, 200, counts_json(d));
+  return dash_json(conn, 200, counts_json(d, st));
 }
 
 static struct json_object *u64(atomic_uint_fast64_t *v)
@@ -572,8 +563,7 @@ static enum MHD_Result get_overview(struct sc_dashboard *d, struct MHD_Connectio
     json_object_object_add(o, "workers", json_object_new_uint64(s.streams));
     json_object_object_add(o, "draining", json_object_new_boolean(s.draining));
   }
-  if (counts(d, st))
-    json_object_object_add(o, "counts", counts_json(d));
+  json_object_object_add(o, "counts", counts_json(d, st));
   return dash_json(conn, 200, o);
 }
 

@@ -26,6 +26,7 @@ struct sc_dashboard *sc_dashboard_new(const struct sc_dashboard_config *cfg)
     sc_panic("out of memory starting the dashboard");
   d->cfg = *cfg;
   d->events = dash_events_new();
+  d->counts = dash_counts_new();
   return d;
 }
 
@@ -39,8 +40,10 @@ void sc_dashboard_attach(struct sc_dashboard *d, struct sc_engine *e, struct sc_
 
 void sc_dashboard_shutdown(struct sc_dashboard *d)
 {
-  if (d)
-    dash_events_shutdown(d->events);
+  if (!d)
+    return;
+  dash_events_shutdown(d->events);
+  dash_counts_stop(d->counts);
 }
 
 void sc_dashboard_free(struct sc_dashboard *d)
@@ -48,6 +51,7 @@ void sc_dashboard_free(struct sc_dashboard *d)
   if (!d)
     return;
   dash_events_free(d->events);
+  dash_counts_free(d->counts);
   free(d);
 }
 

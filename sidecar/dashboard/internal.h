@@ -11,17 +11,14 @@
 #include <stdatomic.h>
 
 struct dash_events;
+struct dash_counts;
 
 struct sc_dashboard {
   struct sc_dashboard_config cfg;
   _Atomic(struct sc_engine *) engine;
   _Atomic(struct sc_store *) store;
   struct dash_events *events;
-  /* Instances by status, as last counted; counted again once older than ten times what counting cost (as the
-   * metrics page does), so a page reloaded without pause costs the store at most a tenth of the ops thread. */
-  uint64_t by_status[8];
-  int64_t counted_us, count_cost_us;
-  bool counted;
+  struct dash_counts *counts;
 };
 
 /* One HTTP request. Actions are answered from the engine thread's done callback: the connection is suspended
@@ -59,6 +56,13 @@ void dash_events_observe(void *ctx, const struct sc_engine_change *v, size_t n);
 enum MHD_Result dash_events_stream(struct dash_events *ev, struct MHD_Connection *conn);
 void dash_events_shutdown(struct dash_events *ev);
 void dash_events_free(struct dash_events *ev);
+
+/* Instances by status, counted off the ops thread (counts.c): the last count into out (false: none yet), and a
+ * new count started when it is stale. */
+struct dash_counts *dash_counts_new(void);
+bool dash_counts_get(struct dash_counts *c, struct sc_store *st, uint64_t out[8], int64_t *age_us);
+void dash_counts_stop(struct dash_counts *c);
+void dash_counts_free(struct dash_counts *c);
 
 /* JSON of stored things (pbjson.c). */
 struct json_object *dash_json_time(int64_t us);

@@ -203,10 +203,13 @@ async function loadOverview() {
   const box = $('overview');
   box.replaceChildren();
   const by = (o.counts && o.counts.byStatus) || {};
-  box.append(card('instances', o.counts ? o.counts.total : '?', () => navigate({}), 'count-ALL'));
+  // The server counts off its request thread: until its first count is done the numbers are pending.
+  const counting = !o.counts || o.counts.total === undefined;
+  if (counting) schedule(loadOverview, 'overview');
+  box.append(card('instances', counting ? '…' : o.counts.total, () => navigate({}), 'count-ALL'));
   for (const s of STATUSES) {
     if (!by[s] && s !== 'RUNNING' && s !== 'COMPLETED' && s !== 'FAILED') continue;
-    box.append(card(s.toLowerCase(), by[s] || 0, () => navigate({ status: s }), 'count-' + s));
+    box.append(card(s.toLowerCase(), counting ? '…' : by[s] || 0, () => navigate({ status: s }), 'count-' + s));
   }
   box.append(card('started / min', rate('started')), card('completed / min', rate('completed')),
     card('failed / min', rate('failed')),
