@@ -83,6 +83,17 @@ static const struct opt opts[] = {
      "may ask for (default 1000)"},
     {"--max-outbox", "TASKHUBD_MAX_OUTBOX", OPT_SIZE, F(max_outbox), 0, "BYTES",
      "a worker's stream with this much not yet sent gets no new work until it reads (default 1M)"},
+    {"--max-outbox-total", "TASKHUBD_MAX_OUTBOX_TOTAL", OPT_SIZE, F(max_outbox_total), 0, "BYTES",
+     "all workers' streams together with this much not yet sent get no new work until some is read; 0: no "
+     "limit (default 256M)"},
+    {"--stream-stall", "TASKHUBD_STREAM_STALL", OPT_INT, F(stream_stall_s), 0, "SECONDS",
+     "a work-item stream holding --max-outbox unsent that sends nothing for this long is ended with "
+     "RESOURCE_EXHAUSTED and its work goes to other workers; 0: never (default 60)"},
+    {"--max-queued-commands", "TASKHUBD_MAX_QUEUED_COMMANDS", OPT_SIZE, F(max_queued), 0, "N",
+     "client requests waiting for the engine (starts, events, terminations, ...), and reads waiting for a reader "
+     "thread, before more are refused with RESOURCE_EXHAUSTED; 0: no limit (default 10000)"},
+    {"--max-queued-bytes", "TASKHUBD_MAX_QUEUED_BYTES", OPT_SIZE, F(max_queued_bytes), 0, "BYTES",
+     "the same for their request bytes; 0: no limit (default 256M)"},
     {"--orchestration-lease", "TASKHUBD_ORCHESTRATION_LEASE", OPT_INT, F(orch_lease_s), 0, "SECONDS",
      "an orchestration work item not completed or abandoned by then goes to another worker; 0: never "
      "(default 300)"},
@@ -202,8 +213,10 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
     return 0;
   case OPT_SIZE: {
     size_t v;
-    /* Zero is a size only for the cache, where it means keep nothing. */
-    if (sc_parse_size(val, &v) < 0 || (v == 0 && o->offset != F(cache_size))) {
+    /* Zero is a size only for the cache, where it means keep nothing, and for the limits where it means none. */
+    bool zero_ok = o->offset == F(cache_size) || o->offset == F(max_outbox_total) || o->offset == F(max_queued) ||
+                   o->offset == F(max_queued_bytes);
+    if (sc_parse_size(val, &v) < 0 || (v == 0 && !zero_ok)) {
       fprintf(err, "taskhubd: %s: expected a positive size like 4096, 64K or 16M, got \"%s\"\n", from, val);
       return -1;
     }
@@ -309,6 +322,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->max_inbox_bytes = 64u << 20;
   c->max_history = 100000;
   c->max_outbox = 1u << 20;
+  c->max_outbox_total = 256u << 20;
+  c->stream_stall_s = 60;
+  c->max_queued = 10000;
+  c->max_queued_bytes = 256u << 20;
   c->keepalive_s = 30;
   c->orch_lease_s = 300;
   c->act_lease_s = 3600;

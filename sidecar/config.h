@@ -24,6 +24,10 @@ struct sc_config {
   size_t max_inbox_bytes;    /* and their bytes */
   size_t max_history;        /* events in one execution's history */
   size_t max_outbox;         /* a worker stream holding this much unsent is given no new work */
+  size_t max_outbox_total;   /* all streams together; 0: no limit */
+  int64_t stream_stall_s;    /* a stream full to --max-outbox that sends nothing this long is ended; 0: never */
+  size_t max_queued;         /* client commands waiting for the engine before new ones are refused; 0: no limit */
+  size_t max_queued_bytes;   /* and their request bytes */
   int64_t keepalive_s;       /* HTTP/2 ping interval on idle connections */
   int64_t orch_lease_s;      /* an orchestration work item not answered by then is handed out again */
   int64_t act_lease_s;       /* the same for activities */

@@ -174,6 +174,8 @@ int main(int argc, char **argv)
       .max_outbox = cfg.max_outbox,
       .max_inbox = cfg.max_inbox,
       .max_inbox_bytes = cfg.max_inbox_bytes,
+      .max_queued = cfg.max_queued,
+      .max_queued_bytes = cfg.max_queued_bytes,
       .orch_lease_us = cfg.orch_lease_s * 1000000,
       .act_lease_us = cfg.act_lease_s * 1000000,
       .limits = sc_config_limits(&cfg),

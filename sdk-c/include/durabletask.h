@@ -333,6 +333,15 @@ void dt_entity_page_free(dt_entity_page *p);
 int dt_client_clean_entity_storage(dt_client *c, bool remove_empty, bool release_orphaned_locks,
                                    const char *continuation, int *removed, int *released, char **next);
 
+/*
+ * A unary call of a method outside the Durable Task protocol, over the client's connection (its address, TLS and
+ * deadline): |method| is the full path ("/taskhubd.admin.Admin/GetServerInfo", see taskhubd's
+ * protos/taskhubd_admin.proto), |req| the packed request; on DT_OK *resp holds the packed response (caller frees
+ * with dt_free()). A server without the method answers DT_ERR_UNSUPPORTED. timeout_ms 0: the client's default.
+ */
+int dt_client_call_raw(dt_client *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                       uint8_t **resp, size_t *resp_len);
+
 /* ------------------------------------------------------------------------------------------------ orchestrations */
 
 typedef struct dt_orch_ctx dt_orch_ctx;

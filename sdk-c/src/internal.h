@@ -53,6 +53,9 @@ void dt__conn_close(dt__conn *c);
  */
 int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
               int timeout_ms, ProtobufCMessage **resp, char **err_msg);
+/* dt__unary on packed bytes (methods whose messages the SDK does not know): *resp malloc'd, caller frees. */
+int dt__unary_raw(dt__conn *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                  uint8_t **resp, size_t *resp_len, char **err_msg);
 
 /*
  * One server-streaming call (StreamInstanceHistory): sends |req|, then unpacks every message with |rd| and hands it

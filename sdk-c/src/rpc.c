@@ -124,8 +124,9 @@ void dt__conn_close(dt__conn *c)
   }
 }
 
-int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-              int timeout_ms, ProtobufCMessage **resp, char **err_msg)
+/* One unary call on packed bytes: DT_OK with the response's bytes in *resp (caller unrefs), or the call's status. */
+static int unary_bytes(dt__conn *c, const char *method, grpc_slice req, int timeout_ms, grpc_slice *resp,
+                       char **err_msg)
 {
   if (err_msg)
     *err_msg = NULL;
@@ -137,11 +138,7 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
   grpc_slice path = grpc_slice_from_static_string(method);
   grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, path, NULL, deadline, NULL);
-  size_t n = protobuf_c_message_get_packed_size(req);
-  grpc_slice sl = grpc_slice_malloc(n);
-  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
-  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
+  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&req, 1);
   grpc_byte_buffer *in = NULL;
   grpc_metadata_array imd, tmd;
   grpc_metadata_array_init(&imd);
@@ -169,16 +166,11 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
       rc = dt__from_grpc(status);
       if (rc == DT_OK) {
         rc = DT_ERR_INTERNAL;
-        if (in) {
-          grpc_byte_buffer_reader r;
-          if (grpc_byte_buffer_reader_init(&r, in)) {
-            grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-            grpc_byte_buffer_reader_destroy(&r);
-            *resp = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-            grpc_slice_unref(all);
-            if (*resp)
-              rc = DT_OK;
-          }
+        grpc_byte_buffer_reader r;
+        if (in && grpc_byte_buffer_reader_init(&r, in)) {
+          *resp = grpc_byte_buffer_reader_readall(&r);
+          grpc_byte_buffer_reader_destroy(&r);
+          rc = DT_OK;
         }
       } else {
         last_call_failed(status, details);
@@ -204,6 +196,47 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
     ;
   grpc_completion_queue_destroy(cq);
   return rc;
+}
+
+int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+              int timeout_ms, ProtobufCMessage **resp, char **err_msg)
+{
+  size_t n = protobuf_c_message_get_packed_size(req);
+  grpc_slice sl = grpc_slice_malloc(n);
+  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
+  grpc_slice all;
+  int rc = unary_bytes(c, method, sl, timeout_ms, &all, err_msg);
+  grpc_slice_unref(sl);
+  if (rc != DT_OK)
+    return rc;
+  *resp = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  grpc_slice_unref(all);
+  if (!*resp) {
+    DT_DEBUG("call %s: the response does not decode as %s", method, rd->name);
+    return DT_ERR_INTERNAL;
+  }
+  return DT_OK;
+}
+
+int dt__unary_raw(dt__conn *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                  uint8_t **resp, size_t *resp_len, char **err_msg)
+{
+  grpc_slice sl = grpc_slice_from_copied_buffer((const char *)req, req_len);
+  grpc_slice all;
+  int rc = unary_bytes(c, method, sl, timeout_ms, &all, err_msg);
+  grpc_slice_unref(sl);
+  if (rc != DT_OK)
+    return rc;
+  size_t n = GRPC_SLICE_LENGTH(all);
+  *resp = malloc(n ? n : 1);
+  if (!*resp) {
+    grpc_slice_unref(all);
+    return DT_ERR_NOMEM;
+  }
+  memcpy(*resp, GRPC_SLICE_START_PTR(all), n);
+  *resp_len = n;
+  grpc_slice_unref(all);
+  return DT_OK;
 }
 
 /* Starts one batch and waits for it on |cq| (the call's only pending batch). Returns the op's success flag. */

@@ -8,6 +8,7 @@
 #include "assets.h"
 #include "common/log.h"
 #include "common/tokens.h"
+#include "ops/guard.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,30 +187,14 @@ static bool authorized(struct MHD_Connection *conn)
   return sc_tokens_check_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
-/*
- * A state change must come from the page itself: a custom header (a cross-site form cannot set one, and a
- * cross-site fetch that sets one needs a CORS preflight this server never grants), a JSON body, and, when the
- * browser names them, an Origin matching the Host and a same-origin fetch. Returns NULL or why not.
- */
-static const char *csrf_refusal(struct MHD_Connection *conn)
+/* Without a token file, data goes only to requests that name the host by address (or localhost): a page whose DNS
+ * name was re-pointed at this port (DNS rebinding) is same-origin with itself and could otherwise read the API. */
+static bool host_allowed(struct MHD_Connection *conn)
 {
-  const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Taskhubd-Dashboard");
-  if (!h || strcmp(h, "1") != 0)
-    return "state-changing requests need the header X-Taskhubd-Dashboard: 1";
-  const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  if (!ct || strncasecmp(ct, "application/json", 16) != 0)
-    return "state-changing requests need Content-Type: application/json";
-  const char *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
-  if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
-    return "cross-site request refused (Sec-Fetch-Site)";
-  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-  if (origin) {
-    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    const char *o = strstr(origin, "://");
-    if (!host || !o || strcmp(o + 3, host) != 0)
-      return "cross-origin request refused (Origin does not match Host)";
-  }
-  return NULL;
+  if (sc_tokens_enabled())
+    return true;
+  const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+  return !host || sc_ops_host_is_literal(host);
 }
 
 /* ------------------------------------------------------------------ the handler */
@@ -265,6 +250,9 @@ enum MHD_Result sc_dashboard_handle(struct sc_dashboard *d, struct MHD_Connectio
   if (!authorized(conn))
     return dash_error(conn, 401, "a valid bearer token is required (Authorization: Bearer <token>, one of "
                                  "--auth-token-file's tokens)");
+  if (!host_allowed(conn))
+    return dash_error(conn, 403, "without --auth-token-file the API answers only requests that name the host by IP "
+                                 "address or localhost");
   if (get) {
     if (strcmp(path, "events") == 0)
       return dash_events_stream(d->events, conn);
@@ -274,9 +262,15 @@ enum MHD_Result sc_dashboard_handle(struct sc_dashboard *d, struct MHD_Connectio
     return dash_error(conn, 405, "%s %s: the API takes GET, and POST for actions", method, url);
   if (d->cfg.mode != SC_DASHBOARD_ON)
     return dash_error(conn, 403, "the dashboard is read-only (--dashboard read-only): actions are disabled");
-  const char *why = csrf_refusal(conn);
-  if (why)
-    return dash_error(conn, 403, "%s", why);
+  /* The ops port's rules for state changes (ops/guard.h): the X-Taskhubd-Admin header, same-origin, not a form,
+   * the token; and a JSON body. */
+  char why[256];
+  unsigned refused = sc_ops_guard(conn, why, sizeof why);
+  if (refused)
+    return dash_error(conn, refused, "%s", why);
+  const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!ct || strncasecmp(ct, "application/json", 16) != 0)
+    return dash_error(conn, 403, "actions take Content-Type: application/json");
   if (r->too_big)
     return dash_error(conn, 413, "the request body is larger than --max-payload allows");
   return dash_action(d, conn, r, path);

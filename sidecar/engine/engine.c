@@ -336,7 +336,9 @@ static void *engine_main(void *arg)
     for (struct sc_cmd *c = e->qh; c && taken < e->cfg.max_batch; c = c->next) {
       tail = c;
       taken++;
+      e->qbytes -= c->bytes;
     }
+    e->nq -= (size_t)taken;
     if (tail) {
       e->qh = tail->next;
       if (!e->qh)
@@ -462,6 +464,19 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   return SC_OK;
 }
 
+/* Commands a client sends to add work; everything else finishes work or comes from taskhubd itself. */
+static bool adds_work(enum sc_cmd_kind k)
+{
+  switch (k) {
+  case SC_CMD_START: case SC_CMD_RAISE: case SC_CMD_TERMINATE: case SC_CMD_SUSPEND: case SC_CMD_RESUME:
+  case SC_CMD_PURGE: case SC_CMD_WAIT: case SC_CMD_WIPE: case SC_CMD_STREAM_OPEN: case SC_CMD_REWIND:
+  case SC_CMD_RESTART: case SC_CMD_SIGNAL_ENTITY: case SC_CMD_CLEAN_ENTITIES:
+    return true;
+  default:
+    return false;
+  }
+}
+
 void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
 {
   cmd->next = NULL;
@@ -474,6 +489,26 @@ void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
     cmd->done(cmd);
     return;
   }
+  if (adds_work(cmd->kind)) {
+    size_t nq = e->nq, qbytes = e->qbytes;
+    bool full_n = e->cfg.max_queued && nq >= e->cfg.max_queued;
+    bool full_b = e->cfg.max_queued_bytes && qbytes + cmd->bytes > e->cfg.max_queued_bytes;
+    if (full_n || full_b) {
+      e->stats.refused++;
+      pthread_mutex_unlock(&e->mu);
+      if (full_n)
+        sc_err_set(&cmd->err, SC_ETOOBIG, "taskhubd is overloaded: %zu requests already wait to be applied, the "
+                   "limit (--max-queued-commands); retry later", nq);
+      else
+        sc_err_set(&cmd->err, SC_ETOOBIG, "taskhubd is overloaded: %zu bytes of requests already wait to be "
+                   "applied; %zu more would pass the %zu-byte limit (--max-queued-bytes); retry later", qbytes,
+                   cmd->bytes, e->cfg.max_queued_bytes);
+      cmd->done(cmd);
+      return;
+    }
+  }
+  e->nq++;
+  e->qbytes += cmd->bytes;
   if (e->qt)
     e->qt->next = cmd;
   else
@@ -538,6 +573,7 @@ void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out)
 {
   pthread_mutex_lock(&e->mu);
   *out = e->stats;
+  out->queued = e->nq;
   pthread_mutex_unlock(&e->mu);
 }
 

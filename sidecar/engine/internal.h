@@ -137,6 +137,7 @@ struct sc_engine {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct sc_cmd *qh, *qt; /* posted, not yet taken */
+  size_t nq, qbytes;      /* how many, and their bytes */
   bool stopping, stopped;
   struct sc_engine_stats stats; /* under mu */
 

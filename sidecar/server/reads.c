@@ -120,7 +120,7 @@ static void get_read(struct sc_call *c)
 
 void sc_h_get_instance(struct sc_call *c)
 {
-  sc_call_read(c, get_read);
+  sc_call_read_request(c, get_read);
 }
 
 static void wait_read(struct sc_call *c)
@@ -280,7 +280,7 @@ static void query_read(struct sc_call *c)
 
 void sc_h_query_instances(struct sc_call *c)
 {
-  sc_call_read(c, query_read);
+  sc_call_read_request(c, query_read);
 }
 
 static void list_ids_read(struct sc_call *c)
@@ -344,7 +344,7 @@ static void list_ids_read(struct sc_call *c)
 
 void sc_h_list_instance_ids(struct sc_call *c)
 {
-  sc_call_read(c, list_ids_read);
+  sc_call_read_request(c, list_ids_read);
 }
 
 /* ------------------------------------------------------------------ StreamInstanceHistory */
@@ -511,5 +511,5 @@ static void hist_open(struct sc_call *c)
 
 void sc_h_stream_history(struct sc_call *c)
 {
-  sc_call_read(c, hist_open);
+  sc_call_read_request(c, hist_open);
 }

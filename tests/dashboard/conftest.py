@@ -23,7 +23,7 @@ make_client = ops.make_client
 wait_until = ops.wait_until
 
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-ACTION_HEADERS = {"Content-Type": "application/json", "X-Taskhubd-Dashboard": "1"}
+ACTION_HEADERS = {"Content-Type": "application/json", "X-Taskhubd-Admin": "dashboard"}
 
 
 def request(server, method, path, params=None, body=None, headers=None, token=None, timeout=30.0):

@@ -71,6 +71,10 @@ def test_page_assets(server_factory):
     assert request(s, "GET", "/healthz")[:2] == (200, "ok\n")
     code, cfg, _ = api(s, "config")
     assert code == 200 and cfg["actions"] is True and cfg["ready"] is True
+    # without a token file, data only for requests naming the host by address (DNS rebinding)
+    code, r, _ = request(s, "GET", "/api/v1/instances", headers={"Host": "rebound.example:80"})
+    assert code == 403 and "host" in r["error"], r
+    assert request(s, "GET", "/api/v1/instances", headers={"Host": f"localhost:{s.ops_port}"})[0] == 200
 
 
 def test_instances(server_factory, workers):
@@ -330,12 +334,14 @@ def test_actions(server_factory, workers):
     code, r, _ = request(s, "PUT", "/api/v1/actions/raise", body=b"{}", headers=ACTION_HEADERS)
     assert code == 405
 
-    # CSRF: the page's header, a JSON body, and same-origin when the browser says where it comes from
+    # CSRF: the ops port's rules for state changes (the admin header, same-origin, no form), and a JSON body
     body = {"id": "a-susp", "reason": "csrf"}
-    for headers, needle in (({"Content-Type": "application/json"}, "X-Taskhubd-Dashboard"),
-                            ({"X-Taskhubd-Dashboard": "1", "Content-Type": "text/plain"}, "Content-Type"),
-                            (dict(ACTION_HEADERS, Origin="http://evil.example"), "Origin"),
-                            (dict(ACTION_HEADERS, **{"Sec-Fetch-Site": "cross-site"}), "cross-site")):
+    for headers, needle in (({"Content-Type": "application/json"}, "X-Taskhubd-Admin"),
+                            ({"X-Taskhubd-Admin": "1", "Content-Type": "text/plain"}, "form-encoded"),
+                            ({"X-Taskhubd-Admin": "1", "Content-Type": "application/xml"}, "application/json"),
+                            (dict(ACTION_HEADERS, Origin="http://evil.example"), "cross-origin"),
+                            (dict(ACTION_HEADERS, **{"Sec-Fetch-Site": "cross-site"}), "cross-site"),
+                            (dict(ACTION_HEADERS, Host="evil.example"), "host")):
         code, r, _ = action(s, "suspend", body, headers=headers)
         assert code == 403 and needle in r["error"], (headers, r)
     assert status_of(s, "a-susp") == "RUNNING"

@@ -49,7 +49,7 @@ async function api(path, params) {
 async function act(action, body) {
   const r = await fetch('/api/v1/actions/' + action, {
     method: 'POST',
-    headers: headers({ 'Content-Type': 'application/json', 'X-Taskhubd-Dashboard': '1' }),
+    headers: headers({ 'Content-Type': 'application/json', 'X-Taskhubd-Admin': 'dashboard' }),
     body: JSON.stringify(body),
   });
   const out = await r.json().catch(() => null);
