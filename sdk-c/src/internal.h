@@ -39,10 +39,14 @@ void dt__arena_free(dt__arena *a);
 typedef struct dt__conn {
   grpc_channel *ch;
   int call_timeout_ms;
+  size_t n_md;    /* 1 with a token, else 0 */
+  grpc_metadata md; /* "authorization: Bearer <token>", sent with every call */
 } dt__conn;
 
 int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt);
 void dt__conn_close(dt__conn *c);
+/* Fills a GRPC_OP_SEND_INITIAL_METADATA op with the connection's metadata (the token). */
+void dt__conn_initial_md(const dt__conn *c, grpc_op *op);
 
 #define DT__NO_DEADLINE (-1)
 

@@ -73,6 +73,7 @@ struct sc_cmd {
   struct sc_err err;
   struct sc_cmd *next; /* engine queue link */
   size_t bytes;        /* the request's size, counted against --max-queued-bytes while queued */
+  bool wrote;          /* engine-internal: its changes are in the batch's transaction */
   union {
     struct {
       const CreateInstanceRequest *req;
@@ -179,6 +180,7 @@ struct sc_engine_config {
   bool entity_v2;           /* entity batches as EntityRequest (history events) rather than EntityBatchRequest */
   size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
   const char *replica;      /* this replica's name: where answers to its forwarded commands go */
+  int64_t failed_commit_hold_us; /* after a commit fails no work goes out for this long (0: 1 s) */
 };
 
 struct sc_engine_stats {

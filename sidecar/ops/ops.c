@@ -189,6 +189,9 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   hist(&b, "taskhubd_commit_batch_size", "", &m->commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS);
   help(&b, "taskhubd_commit_duration_seconds", "histogram", "Time to write one synced commit.");
   hist(&b, "taskhubd_commit_duration_seconds", "", &m->commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS);
+  single(&b, "taskhubd_commit_failures_total", "counter",
+         "Commits the store could not write (a full disk, an I/O error): their calls failed, nothing of them was "
+         "written.", &m->commit_failures);
   help(&b, "taskhubd_cache_lookups_total", "counter",
        "Engine reads of an instance's record, history or inbox, by whether the hot-instance cache served them.");
   put(&b, "taskhubd_cache_lookups_total{result=\"hit\"} %llu\n",

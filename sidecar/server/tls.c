@@ -183,7 +183,9 @@ static grpc_ssl_certificate_config_reload_status fetch(void *user, grpc_ssl_serv
   pthread_mutex_lock(&g_tls.mu);
   if (g_tls.given != g_tls.gen) {
     grpc_ssl_pem_key_cert_pair pair = {g_tls.key, g_tls.cert};
-    *out = grpc_ssl_server_certificate_config_create(g_tls.ca, &pair, 1);
+    /* gRPC core asserts that a fetched config has root certificates even when it asks clients for none; without
+     * mutual TLS they are never used, and our own certificate stands in. */
+    *out = grpc_ssl_server_certificate_config_create(g_tls.mutual ? g_tls.ca : g_tls.cert, &pair, 1);
     st = *out ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
     if (*out)
       g_tls.given = g_tls.gen;
