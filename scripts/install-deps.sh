@@ -16,6 +16,8 @@ command -v npm >/dev/null || pkgs+=(npm)
 # interop.java and the docs tests build Java with Maven (tests/interop/java, tests/docs).
 command -v javac >/dev/null || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
+# The dashboard's browser tests drive Debian's Chromium headless through its chromedriver (tests/dashboard).
+pkgs+=(chromium chromium-driver)
 
 missing=()
 for p in "${pkgs[@]}"; do

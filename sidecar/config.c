@@ -114,6 +114,9 @@ static const struct opt opts[] = {
      sizeof(((struct sc_config *)0)->entity_work_items), "v1|v2",
      "how entity batches are encoded: v1 EntityBatchRequest (every SDK with entities reads it), v2 EntityRequest "
      "with the operations as history events (default v1)"},
+    {"--dashboard", "TASKHUBD_DASHBOARD", OPT_STR, F(dashboard), sizeof(((struct sc_config *)0)->dashboard),
+     "on|read-only|off",
+     "the web dashboard on the ops port (http://OPS-ADDRESS/): on, read-only (no actions), or off (default on)"},
     {"--tls-cert", "TASKHUBD_TLS_CERT", OPT_STR, F(tls_cert), sizeof(((struct sc_config *)0)->tls_cert), "FILE",
      "serve gRPC over TLS with this PEM certificate (chain); needs --tls-key; reloaded on SIGHUP"},
     {"--tls-key", "TASKHUBD_TLS_KEY", OPT_STR, F(tls_key), sizeof(((struct sc_config *)0)->tls_key), "FILE",
@@ -341,6 +344,7 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->hold_recovery_fd = -1;
   c->cache_size = 16u << 20;
   strcpy(c->entity_work_items, "v1");
+  strcpy(c->dashboard, "on");
   c->partition_lease_s = 15;
   if (gethostname(c->replica_id, sizeof c->replica_id - 1) != 0 || !c->replica_id[0])
     strcpy(c->replica_id, "taskhubd");
@@ -417,6 +421,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
       (strcmp(c->ops_listen, "off") != 0 && c->ops_listen[0] &&
        check_address("--ops-listen", c->ops_listen, false, err) < 0))
     return -1;
+  if (strcmp(c->dashboard, "on") != 0 && strcmp(c->dashboard, "read-only") != 0 && strcmp(c->dashboard, "off") != 0) {
+    fprintf(err, "taskhubd: --dashboard: expected on, read-only or off, got \"%s\"\n", c->dashboard);
+    return -1;
+  }
   if (strcmp(c->entity_work_items, "v1") != 0 && strcmp(c->entity_work_items, "v2") != 0) {
     fprintf(err, "taskhubd: --entity-work-items: expected v1 or v2, got \"%s\"\n", c->entity_work_items);
     return -1;

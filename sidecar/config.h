@@ -48,6 +48,7 @@ struct sc_config {
   int hold_recovery_fd;      /* testing aid: recovery waits for a byte on this fd */
   size_t cache_size;         /* the store's hot-instance cache budget */
   char entity_work_items[8]; /* "v1" (EntityBatchRequest) or "v2" (EntityRequest with history events) */
+  char dashboard[16];        /* "on", "read-only" or "off": the web dashboard on the ops port */
   char tls_cert[4096];       /* PEM certificate chain of the gRPC port; "" = plaintext (see docs/security.md) */
   char tls_key[4096];        /* its private key */
   char tls_client_ca[4096];  /* PEM CAs a client certificate must chain to (mutual TLS); "" = none asked */

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "common/util.h"
 #include "engine/engine.h"
+#include "dashboard/dashboard.h"
 #include "ops/ops.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -118,7 +119,14 @@ int main(int argc, char **argv)
       SC_ERROR("event=ops_listen_failed listen=%s error=%s", SC_Q(cfg.ops_listen), SC_Q(err.msg));
       return 1;
     }
-    SC_INFO("event=ops_listening listen=%s port=%d", SC_Q(cfg.ops_listen), ops_port);
+    SC_INFO("event=ops_listening listen=%s port=%d dashboard=%s", SC_Q(cfg.ops_listen), ops_port, cfg.dashboard);
+    if (strcmp(cfg.dashboard, "off") != 0) {
+      struct sc_dashboard_config dcfg = {
+          .mode = strcmp(cfg.dashboard, "read-only") == 0 ? SC_DASHBOARD_READ_ONLY : SC_DASHBOARD_ON,
+          .limits = sc_config_limits(&cfg),
+          .purge_timeout_us = cfg.purge_timeout_s * 1000000};
+      sc_ops_set_dashboard(ops, sc_dashboard_new(&dcfg));
+    }
     announce_ready(cfg.ops_ready_fd, ops_port);
   }
   /* The gRPC port next, before the store: a port in use fails now, not after recovering a large store. */

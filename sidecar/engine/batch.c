@@ -37,6 +37,14 @@ void add_changed(struct sc_engine *e, const char *iid, int status, bool exists)
 {
   e->chg = grow_array(e->chg, &e->capchg, e->nchg, sizeof *e->chg);
   e->chg[e->nchg++] = (struct changed){sc_arena_strdup(&e->ba, iid), status, exists};
+  e->touched = grow_array(e->touched, &e->captouched, e->ntouched, sizeof *e->touched);
+  e->touched[e->ntouched++] = (struct sc_engine_change){e->chg[e->nchg - 1].iid, status, exists};
+}
+
+void add_touched(struct sc_engine *e, const char *iid, int status)
+{
+  e->touched = grow_array(e->touched, &e->captouched, e->ntouched, sizeof *e->touched);
+  e->touched[e->ntouched++] = (struct sc_engine_change){sc_arena_strdup(&e->ba, iid), status, true};
 }
 
 int fail(struct sc_cmd *c, int code, const char *fmt, ...)

@@ -210,6 +210,7 @@ int apply_raise(struct sc_engine *e, struct sc_cmd *c)
     rc = sc_txn_put_instance(e->tx, req->instanceid, rec, old);
   if (rc != SC_OK)
     return fail(c, rc, "queueing event for %s failed", req->instanceid);
+  add_touched(e, req->instanceid, rec->status);
   return DONE;
 }
 

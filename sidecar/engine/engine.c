@@ -169,6 +169,7 @@ void commit(struct sc_engine *e)
   }
   e->ndone_committed = e->ndone;
   e->nchg_committed = e->nchg;
+  e->ntouched_committed = e->ntouched;
   pthread_mutex_lock(&e->mu);
   e->stats.commits++;
   pthread_mutex_unlock(&e->mu);
@@ -201,6 +202,7 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
   SC_ERROR("event=commit_failed commands_failed=%zu error=%s", failed, SC_Q(err->msg));
   atomic_fetch_add_explicit(&sc_metrics.commit_failures, 1, memory_order_relaxed);
   e->nchg = e->nchg_committed; /* what this commit would have changed did not change: no waiter is woken for it */
+  e->ntouched = e->ntouched_committed;
   e->ndirty = 0;
   e->nnew_acts = 0;
   sc_txn_forget_all(e->tx);
@@ -260,11 +262,33 @@ static void settle(struct sc_engine *e, struct sc_cmd *c, int r, bool stopping)
     add_done(e, c);
 }
 
+/* After the commit: live views learn what this batch changed (sc_engine_observe). */
+static void tell_observer(struct sc_engine *e)
+{
+  if (!e->ntouched)
+    return;
+  pthread_mutex_lock(&e->mu);
+  sc_engine_observer_fn fn = e->observer;
+  void *ctx = e->observer_ctx;
+  pthread_mutex_unlock(&e->mu);
+  if (fn)
+    fn(ctx, e->touched, e->ntouched);
+  e->ntouched = 0;
+}
+
+void sc_engine_observe(struct sc_engine *e, sc_engine_observer_fn fn, void *ctx)
+{
+  pthread_mutex_lock(&e->mu);
+  e->observer = fn;
+  e->observer_ctx = ctx;
+  pthread_mutex_unlock(&e->mu);
+}
+
 static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_txn *tx = e->tx;
   sc_txn_reset(tx);
-  e->ndone_committed = e->nchg_committed = 0;
+  e->ndone_committed = e->nchg_committed = e->ntouched_committed = 0;
   size_t n = 0;
   struct sc_cmd *conts = e->conts;
   e->conts = NULL;
@@ -318,6 +342,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     e->stats.batched_max = n;
   pthread_mutex_unlock(&e->mu);
   wake_changed(e);
+  tell_observer(e);
   expire_waiters(e, now);
   waiters_compact(e);
   if (stopping) {
@@ -629,6 +654,7 @@ void sc_engine_free(struct sc_engine *e)
   sc_txn_free(e->tx);
   free(e->done);
   free(e->chg);
+  free(e->touched);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
   pthread_cond_destroy(&e->drained);

@@ -218,6 +218,20 @@ void sc_engine_free(struct sc_engine *e);
 void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out);
 
 /*
+ * Live views (the dashboard's event stream) learn which instances a batch changed: their status, a new turn in
+ * their history, an event raised to them. |fn| is called on the engine thread after the batch's commit, with
+ * the instances in the order they changed (an instance may appear more than once); it must only copy what it
+ * needs and return. exists=false: the instance was purged. Thread-safe; fn NULL stops the calls.
+ */
+struct sc_engine_change {
+  const char *iid;
+  int status;
+  bool exists;
+};
+typedef void (*sc_engine_observer_fn)(void *ctx, const struct sc_engine_change *v, size_t n);
+void sc_engine_observe(struct sc_engine *e, sc_engine_observer_fn fn, void *ctx);
+
+/*
  * Drain: stop handing out work; completions of what is in flight are still applied. Thread-safe.
  * sc_engine_wait_drained blocks until nothing is in flight or |deadline_us| (wall clock) passes, and returns
  * the number of work items still in flight (their work stays queued durably and is redelivered later).

@@ -161,6 +161,11 @@ struct sc_engine {
   struct changed *chg;
   size_t nchg, capchg;
   size_t nchg_committed;    /* chg[0..nchg_committed) are covered by a commit that succeeded */
+  /* What live views are told after the commit (sc_engine_observe); observer and observer_ctx under mu. */
+  struct sc_engine_change *touched;
+  size_t ntouched, captouched, ntouched_committed; /* as nchg: only what a commit wrote is told */
+  sc_engine_observer_fn observer;
+  void *observer_ctx;
 
   /* Work items. */
   struct sc_stream **streams;
@@ -221,6 +226,8 @@ static inline bool owns(const struct sc_engine *e, const char *iid)
 void *grow_array(void *v, size_t *cap, size_t n, size_t elem);
 void add_done(struct sc_engine *e, struct sc_cmd *c);
 void add_changed(struct sc_engine *e, const char *iid, int status, bool exists);
+/* An instance changed without a status change (a turn, a raised event): for live views only. */
+void add_touched(struct sc_engine *e, const char *iid, int status);
 /* Sets the command's error; returns DONE. */
 int fail(struct sc_cmd *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 StoredInstance *copy_rec(struct sc_arena *a, const StoredInstance *r);

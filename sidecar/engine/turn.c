@@ -555,6 +555,8 @@ int apply_turn(struct sc_engine *e, struct sc_lease *l, const OrchestratorRespon
     return rc;
   if (r->status != old->status || t.can)
     add_changed(e, l->iid, r->status, true);
+  else
+    add_touched(e, l->iid, r->status);
   return SC_OK;
 }
 

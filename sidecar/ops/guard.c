@@ -14,8 +14,7 @@ static const char *header(struct MHD_Connection *conn, const char *name)
   return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* |host| without its port is an IPv4 or bracketed IPv6 literal, or localhost. */
-static bool host_is_literal(const char *host)
+bool sc_ops_host_is_literal(const char *host)
 {
   char h[256];
   if (!host || !*host || strlen(host) >= sizeof h)
@@ -78,7 +77,7 @@ unsigned sc_ops_guard(struct MHD_Connection *conn, char *why, size_t whycap)
     snprintf(why, whycap, "form-encoded requests are refused (Content-Type: %.60s)", ct);
     return 403;
   }
-  if (!sc_tokens_enabled() && host && !host_is_literal(host)) {
+  if (!sc_tokens_enabled() && host && !sc_ops_host_is_literal(host)) {
     snprintf(why, whycap, "without --auth-token-file, requests that change state must name the host by IP address "
              "or localhost (Host: %.80s)", host);
     return 403;

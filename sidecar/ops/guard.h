@@ -19,8 +19,12 @@
  */
 
 #include <microhttpd.h>
+#include <stdbool.h>
 
 /* 0 when |conn|'s request may change state; otherwise the HTTP status (401 or 403) with the reason in |why|. */
 unsigned sc_ops_guard(struct MHD_Connection *conn, char *why, size_t whycap);
+/* |host| (a Host header) without its port is an IPv4 or bracketed IPv6 literal, or localhost. The dashboard's reads
+ * use it too: without a token file, data goes only to requests that name the host that way (DNS rebinding). */
+bool sc_ops_host_is_literal(const char *host);
 
 #endif

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
+#include "dashboard/dashboard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +39,7 @@ struct sc_ops {
   uint64_t entities[3]; /* with state, transient, operations queued */
   int64_t counted_us, count_cost_us;
   bool counted, entities_counted;
+  struct sc_dashboard *dash; /* NULL: --dashboard off */
 };
 
 /* ------------------------------------------------------------------ rendering */
@@ -351,7 +353,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
   struct sc_ops *o = cls;
   (void)version;
-  (void)upload;
+  if (o->dash && *state != (void *)1 && sc_dashboard_serves(url))
+    return sc_dashboard_handle(o->dash, conn, url, method, upload, upload_size, state);
   if (!*state) {
     /* First call for this request: headers only. The body (if any) comes next. */
     *state = (void *)1;
@@ -392,6 +395,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return respond(conn, 202, text, (char *)"draining\n", MHD_RESPMEM_PERSISTENT);
   }
   return respond(conn, 404, text, (char *)"not found\n", MHD_RESPMEM_PERSISTENT);
+}
+
+/* Requests the dashboard took hold state of their own. */
+static void completed(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  if (*state && *state != (void *)1)
+    sc_dashboard_request_done(*state);
+  *state = NULL;
 }
 
 /* Connections the ops port takes: OPS_MAX_CONNECTIONS, or a quarter of the descriptors the process may open when
@@ -445,10 +459,12 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
    * Slow clients: 64 connections trickling a header byte every few seconds used to hold every connection the
    * port allowed (64), so kubelet's probes failed and the container was restarted. epoll (no FD_SETSIZE cap)
    * lets it take many more (ops_connection_limit), each idle one is closed after OPS_IDLE_S, and one address
-   * holds at most OPS_PER_IP, so it takes many addresses to fill the port again (docs/operations.md). */
+   * holds at most OPS_PER_IP, so it takes many addresses to fill the port again (docs/operations.md).
+   * Suspend/resume: the dashboard's event streams and actions wait without holding the ops thread. */
   unsigned limit = ops_connection_limit();
-  o->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
-                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+  o->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
+                          NULL, handle, o, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
                           MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                           limit < OPS_PER_IP ? limit : OPS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, OPS_IDLE_S,
                           MHD_OPTION_END);
@@ -470,6 +486,16 @@ void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st)
     return;
   atomic_store(&o->engine, e);
   atomic_store(&o->store, st);
+  if (o->dash)
+    sc_dashboard_attach(o->dash, e, st);
+}
+
+void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d)
+{
+  if (o)
+    o->dash = d;
+  else
+    sc_dashboard_free(d);
 }
 
 void sc_ops_set_ready(struct sc_ops *o, bool ready)
@@ -482,6 +508,8 @@ void sc_ops_stop(struct sc_ops *o)
 {
   if (!o)
     return;
+  sc_dashboard_shutdown(o->dash);
   MHD_stop_daemon(o->d);
+  sc_dashboard_free(o->dash);
   free(o);
 }

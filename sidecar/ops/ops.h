@@ -7,6 +7,7 @@
  *   GET  /readyz       200 once the store is open and recovery is done, 503 before and while draining
  *   GET  /metrics      Prometheus text format
  *   POST /admin/drain  drain, then exit (as SIGTERM does)
+ * and, unless --dashboard off, the web dashboard (dashboard/dashboard.h) under / and /api/v1/.
  */
 
 #include "common/status.h"
@@ -22,6 +23,9 @@ int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_e
 /* Once they exist: the metrics then include engine and store figures. */
 void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st);
 void sc_ops_set_ready(struct sc_ops *o, bool ready);
+/* Serves |d| (sc_dashboard_new) from now on and frees it with the ops server. Call before requests matter. */
+struct sc_dashboard;
+void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d);
 /* Renders the metrics page into a malloc'd string (for tests and the HTTP handler). */
 char *sc_ops_render_metrics(struct sc_ops *o);
 void sc_ops_stop(struct sc_ops *o);

@@ -10,6 +10,7 @@
 #include "common/pbutil.h"
 #include "common/util.h"
 #include "limits/limits.h"
+#include "store/query_token.h"
 #include "store/store.h"
 
 #include <stdlib.h>
@@ -223,39 +224,14 @@ static size_t page_size(int32_t asked)
   return asked > MAX_PAGE ? MAX_PAGE : (size_t)asked;
 }
 
-/*
- * Continuation tokens: "t" + 16 hex digits of the index time + the instance id (index order), or
- * "p" + the instance id (prefix queries, id order). Both grow strictly from page to page, so a token never
- * repeats and is never "0".
- */
-static char *encode_cursor(struct sc_arena *a, bool prefix_mode,
-                           const unsigned char *cur, size_t n)
-{
-  if (prefix_mode)
-    return sc_arena_printf(a, "p%.*s", (int)n, (const char *)cur);
-  char hex[17];
-  sc_hex_encode(cur, 8, hex);
-  return sc_arena_printf(a, "t%s%.*s", hex, (int)(n - 8), (const char *)cur + 8);
-}
-
+/* A token the client sent back: a store cursor, or the call answered INVALID_ARGUMENT. */
 static bool decode_cursor(struct sc_call *c, const char *field, const char *tok,
                           bool prefix_mode, unsigned char *out, size_t *n)
 {
-  size_t len = strlen(tok);
-  if (len > SC_MAX_ID + 20)
-    return sc_call_reject(c, GRPC_INVALID_ARGUMENT, "%s: too long", field);
-  if (prefix_mode && tok[0] == 'p') {
-    memcpy(out, tok + 1, len - 1);
-    *n = len - 1;
+  const char *why;
+  if (sc_query_token_decode(tok, prefix_mode, out, n, &why))
     return true;
-  }
-  size_t hn;
-  if (!prefix_mode && tok[0] == 't' && len >= 17 && sc_hex_decode(tok + 1, 16, out, &hn) == 0) {
-    memcpy(out + 8, tok + 17, len - 17);
-    *n = 8 + len - 17;
-    return true;
-  }
-  return sc_call_reject(c, GRPC_INVALID_ARGUMENT, "%s: not a token this server issued for this query", field);
+  return sc_call_reject(c, GRPC_INVALID_ARGUMENT, "%s: %s", field, why);
 }
 
 static void query_read(struct sc_call *c)
@@ -329,7 +305,7 @@ static void query_read(struct sc_call *c)
   }
   if (page.next_cursor)
     resp.continuationtoken =
-        sc_pb_sv(&c->arena, encode_cursor(&c->arena, prefix_mode, page.next_cursor, page.next_cursor_len));
+        sc_pb_sv(&c->arena, sc_query_token_encode(&c->arena, prefix_mode, page.next_cursor, page.next_cursor_len));
   sc_call_reply(c, 0, NULL, &resp.base);
 }
 

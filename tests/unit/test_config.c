@@ -25,6 +25,7 @@ TEST_IMPL(config_defaults)
   ASSERT(c.group_commit);
   ASSERT_EQ(c.ready_fd, -1);
   ASSERT_EQ(c.cache_size, 16u << 20);
+  ASSERT_STR_EQ(c.dashboard, "on");
   return 0;
 }
 
@@ -89,6 +90,11 @@ TEST_IMPL(config_rejects_bad_values)
   ASSERT_EQ(parse(&c, 3, a6), -1);
   const char *a7[] = {"taskhubd", "--max-payload", "4M", "--max-send-message", "21M", "--max-message", "32M"};
   ASSERT_EQ(parse(&c, 7, a7), 0);
+  const char *a8[] = {"taskhubd", "--dashboard", "readonly"};
+  ASSERT_EQ(parse(&c, 3, a8), -1);
+  const char *a9[] = {"taskhubd", "--dashboard", "read-only"};
+  ASSERT_EQ(parse(&c, 3, a9), 0);
+  ASSERT_STR_EQ(c.dashboard, "read-only");
   const char *a5[] = {"taskhubd", "--help"};
   ASSERT_EQ(parse(&c, 2, a5), 1);
   size_t v;

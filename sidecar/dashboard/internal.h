@@ -1,0 +1,76 @@
+#ifndef SC_DASHBOARD_INTERNAL_H
+#define SC_DASHBOARD_INTERNAL_H
+
+/* What the dashboard's files share: the dashboard itself, one request's state, and the JSON replies. */
+
+#include "common/arena.h"
+#include "dashboard.h"
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct dash_events;
+struct dash_counts;
+
+struct sc_dashboard {
+  struct sc_dashboard_config cfg;
+  _Atomic(struct sc_engine *) engine;
+  _Atomic(struct sc_store *) store;
+  struct dash_events *events;
+  struct dash_counts *counts;
+};
+
+/* One HTTP request. Actions are answered from the engine thread's done callback: the connection is suspended
+ * while the command is in the engine and resumed with its result. */
+struct dash_req {
+  struct sc_arena arena;
+  char *body;
+  size_t len, cap;
+  bool too_big;
+  struct MHD_Connection *conn;
+  struct sc_cmd cmd;
+  atomic_bool answered; /* the engine called done */
+  bool posted;
+  int action;
+  const char *iid;
+};
+
+/* Replies. Every JSON reply has Cache-Control: no-store; errors are {"error": message, "code": NAME}. */
+enum MHD_Result dash_json(struct MHD_Connection *conn, unsigned code, struct json_object *obj);
+enum MHD_Result dash_error(struct MHD_Connection *conn, unsigned code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An sc_status failure as its HTTP status (400, 404, 409, 413, 503, 500). */
+enum MHD_Result dash_sc_error(struct MHD_Connection *conn, const struct sc_err *err);
+
+/* The read endpoints (api.c): |path| is what follows /api/v1/. */
+enum MHD_Result dash_api_get(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r,
+                             const char *path);
+/* The actions (actions.c): first call posts (or answers a bad request), the call after resume answers. */
+enum MHD_Result dash_action(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r,
+                            const char *path);
+
+/* Server-sent events (events.c). */
+struct dash_events *dash_events_new(void);
+void dash_events_observe(void *ctx, const struct sc_engine_change *v, size_t n);
+enum MHD_Result dash_events_stream(struct dash_events *ev, struct MHD_Connection *conn);
+void dash_events_shutdown(struct dash_events *ev);
+void dash_events_free(struct dash_events *ev);
+
+/* Instances by status, counted off the ops thread (counts.c): the last count into out (false: none yet), and a
+ * new count started when it is stale. */
+struct dash_counts *dash_counts_new(void);
+bool dash_counts_get(struct dash_counts *c, struct sc_store *st, uint64_t out[8], int64_t *age_us);
+void dash_counts_stop(struct dash_counts *c);
+void dash_counts_free(struct dash_counts *c);
+
+/* JSON of stored things (pbjson.c). */
+struct json_object *dash_json_time(int64_t us);
+/* Any protobuf-c message as JSON: field names as in the .proto, enums by name, Timestamps as RFC 3339,
+ * wrapper types (StringValue, ...) as their value. */
+struct json_object *dash_json_message(const ProtobufCMessage *m);
+const char *dash_status_name(int status);
+/* "RUNNING" or "ORCHESTRATION_STATUS_RUNNING" (any case) → 0..7, or -1. */
+int dash_status_parse(const char *s, size_t n);
+
+#endif
