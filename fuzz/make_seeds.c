@@ -3,7 +3,8 @@
  * from inputs that reach deep:
  *   fuzz_replay                 the replay tests' histories (the .hist files of tests/data/replay) as work items;
  *   fuzz_orchestrator_response  what the C SDK's replay executor answers for them (the turns a real worker sends);
- *   fuzz_entity_result          what the SDK's entity executor answers for batches of the counter's operations;
+ *   fuzz_entity_executor        entity work items: batches of the counter's operations (v1, and v2 history events);
+ *   fuzz_entity_result          what the SDK's entity executor answers for them;
  *   fuzz_requests               one request per method, built as the SDKs send them, and the two answers above;
  *   fuzz_store_records          the records a real engine wrote to RocksDB while running instances and entities.
  * Usage: th_fuzz_seeds OUTDIR (fuzz/corpus); files are named after what they hold, so a rerun rewrites them.
@@ -226,6 +227,12 @@ static void entity_batches(void)
       fz_fail("dt__run_entity_batch failed");
     char seed[64];
     snprintf(seed, sizeof seed, "batch_from_%s", ops[first][0]);
+    size_t wl;
+    uint8_t *wb = pack(&wi.base, &wl);
+    FILE *w = open_seed("fuzz_entity_executor", seed);
+    fwrite(wb, 1, wl, w);
+    fclose(w);
+    free(wb);
     FILE *f = open_seed("fuzz_entity_result", seed);
     fz_put_chunk(f, out, out_len);
     if (first == 0)
@@ -235,6 +242,40 @@ static void entity_batches(void)
       request_seed("/TaskHubSidecarService/CompleteEntityTask", "complete_entity", out, out_len);
     free(out);
   }
+
+  /* The same as --entity-work-items v2 sends it: the queued history events, a signal and a call. */
+  Google__Protobuf__StringValue one = GOOGLE__PROTOBUF__STRING_VALUE__INIT, parent = one, exec_id = one;
+  one.value = (char *)"1";
+  parent.value = (char *)"seed-parent";
+  exec_id.value = (char *)"seed-exec";
+  EntityOperationSignaledEvent sig = ENTITY_OPERATION_SIGNALED_EVENT__INIT;
+  sig.requestid = (char *)"00000000-0000-0000-0000-000000000002";
+  sig.operation = (char *)"add";
+  sig.input = &one;
+  EntityOperationCalledEvent call = ENTITY_OPERATION_CALLED_EVENT__INIT;
+  call.requestid = (char *)"00000000-0000-0000-0000-000000000003";
+  call.operation = (char *)"get";
+  call.parentinstanceid = &parent;
+  call.parentexecutionid = &exec_id;
+  HistoryEvent h1 = HISTORY_EVENT__INIT, h2 = HISTORY_EVENT__INIT, *hs[] = {&h1, &h2};
+  h1.event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED;
+  h1.entityoperationsignaled = &sig;
+  h2.event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED;
+  h2.entityoperationcalled = &call;
+  EntityRequest v2 = ENTITY_REQUEST__INIT;
+  v2.instanceid = (char *)"@counter@seed";
+  v2.n_operationrequests = 2;
+  v2.operationrequests = hs;
+  WorkItem wi2 = WORK_ITEM__INIT;
+  wi2.request_case = WORK_ITEM__REQUEST_ENTITY_REQUEST_V2;
+  wi2.entityrequestv2 = &v2;
+  wi2.completiontoken = (char *)"seed-token";
+  size_t wl;
+  uint8_t *wb = pack(&wi2.base, &wl);
+  FILE *w = open_seed("fuzz_entity_executor", "v2_signal_and_call");
+  fwrite(wb, 1, wl, w);
+  fclose(w);
+  free(wb);
 }
 
 /* ------------------------------------------------------------------ one request per method */
