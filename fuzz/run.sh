@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one fuzz target: run.sh BINARY SECONDS WORKDIR CORPUS
+# Runs one fuzz target: run.sh BINARY SECONDS WORKDIR CORPUS [libFuzzer flags...]
 #   SECONDS > 0: fuzzes that long, starting from the committed CORPUS; new inputs go to WORKDIR/corpus (never into
 #                the source tree) and a crashing input to WORKDIR/crash-*, which is what to commit under
 #                fuzz/regressions/<target>/ once fixed.
@@ -7,6 +7,7 @@
 # Prints libFuzzer's final statistics (executions, coverage); fails when the target crashes, leaks or hangs.
 set -euo pipefail
 bin=$1 secs=$2 work=$3 corpus=$4
+shift 4
 [ -x "$bin" ] || { echo "no fuzz target at $bin: build it with scripts/test.sh (or see docs/fuzzing.md)" >&2; exit 1; }
 rm -rf "$work"
 mkdir -p "$work/corpus"
@@ -15,8 +16,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}:halt_on_error=1"
 if [ "$secs" = 0 ]; then
   shopt -s nullglob
   inputs=("$corpus"/*)
-  [ ${#inputs[@]} -gt 0 ] || { echo "no regression inputs in $corpus"; exit 0; }
-  exec "$bin" -runs=0 -print_final_stats=1 -timeout=60 -artifact_prefix="$work/" "${inputs[@]}"
+  [ ${#inputs[@]} -gt 0 ] || { echo "no inputs in $corpus" >&2; exit 1; }
+  exec "$bin" -runs=0 -print_final_stats=1 -timeout=60 -artifact_prefix="$work/" "$@" "${inputs[@]}"
 fi
 exec "$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=60 -rss_limit_mb=3072 \
-  -artifact_prefix="$work/" "$work/corpus" "$corpus"
+  -artifact_prefix="$work/" "$@" "$work/corpus" "$corpus"
