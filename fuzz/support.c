@@ -2,6 +2,7 @@
 #include "fz.h"
 
 #include "common/arena.h"
+#include "common/log.h"
 #include "common/pbutil.h"
 #include "config.h"
 #include "store/txn.h"
@@ -87,6 +88,7 @@ void fz_default_engine_config(struct sc_engine_config *ec)
   char *argv[] = {(char *)"fuzz", NULL};
   if (sc_config_parse(&cfg, 1, argv, stdout, stderr) != 0)
     fz_fail("taskhubd's default configuration does not parse");
+  sc_log_level = cfg.log_level; /* TASKHUBD_LOG_LEVEL=debug shows what the engine did with an input */
   /* As main.c builds it from the configuration. */
   *ec = (struct sc_engine_config){
       .wait_cap_us = cfg.wait_cap_s * 1000000,
