@@ -155,11 +155,14 @@ static void queries(struct sc_store *st)
   sc_arena_free(&a);
 }
 
-/* Deletes every record written. Deleting leaves tombstones that every later scan steps over, so the column
- * families are compacted now and then, or each input would run slower than the one before. */
+/* Deletes every record written. Deleting leaves tombstones in the memtable that every later scan steps over, so
+ * now and then the memtables are flushed and the column families compacted, or each input would run slower than
+ * the one before. */
 static void clear(struct rstore *r)
 {
   static unsigned n;
+  bool compact = ++n % 32 == 0;
+  rocksdb_flushoptions_t *fo = compact ? rocksdb_flushoptions_create() : NULL;
   for (int cf = SC_CF_INST; cf < SC_CF_COUNT; cf++) {
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, r->ro, r->cf[cf]);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -171,9 +174,16 @@ static void clear(struct rstore *r)
         fz_fail("deleting a record: %s", rerr);
     }
     rocksdb_iter_destroy(it);
-    if (++n % (64 * SC_CF_COUNT) == 0)
+    if (compact) {
+      char *rerr = NULL;
+      rocksdb_flush_cf(r->db, fo, r->cf[cf], &rerr);
+      if (rerr)
+        fz_fail("flushing: %s", rerr);
       rocksdb_compact_range_cf(r->db, r->cf[cf], NULL, 0, NULL, 0);
+    }
   }
+  if (fo)
+    rocksdb_flushoptions_destroy(fo);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
