@@ -22,6 +22,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ANSWER_MS 30000
@@ -29,6 +30,15 @@
 
 static grpc_channel *ch;
 static grpc_completion_queue *cq;
+static struct sc_server *srv;
+
+/* At exit, before the engine goes (fz_engine's own handler, registered earlier, runs later). */
+static void server_down(void)
+{
+  grpc_channel_destroy(ch);
+  sc_server_stop_accepting(srv);
+  sc_server_destroy(srv, 0);
+}
 
 static void up(void)
 {
@@ -40,7 +50,6 @@ static void up(void)
   if (sc_config_parse(&cfg, 7, argv, stdout, stderr) != 0)
     fz_fail("the server's configuration does not parse");
   struct fz_engine *f = fz_engine();
-  struct sc_server *srv;
   int port;
   struct sc_err err = {0};
   if (sc_server_bind(&cfg, &srv, &port, &err) != SC_OK)
@@ -51,6 +60,7 @@ static void up(void)
   ch = grpc_channel_create(sock, creds, NULL);
   grpc_channel_credentials_release(creds);
   cq = grpc_completion_queue_create_for_pluck(NULL);
+  atexit(server_down);
 }
 
 static bool none(const WorkItem *wi, void *ctx)

@@ -155,14 +155,9 @@ static void queries(struct sc_store *st)
   sc_arena_free(&a);
 }
 
-/* Deletes every record written. Deleting leaves tombstones in the memtable that every later scan steps over, so
- * now and then the memtables are flushed and the column families compacted, or each input would run slower than
- * the one before. */
+/* Deletes every record written. */
 static void clear(struct rstore *r)
 {
-  static unsigned n;
-  bool compact = ++n % 32 == 0;
-  rocksdb_flushoptions_t *fo = compact ? rocksdb_flushoptions_create() : NULL;
   for (int cf = SC_CF_INST; cf < SC_CF_COUNT; cf++) {
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, r->ro, r->cf[cf]);
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -174,26 +169,44 @@ static void clear(struct rstore *r)
         fz_fail("deleting a record: %s", rerr);
     }
     rocksdb_iter_destroy(it);
-    if (compact) {
-      char *rerr = NULL;
-      rocksdb_flush_cf(r->db, fo, r->cf[cf], &rerr);
-      if (rerr)
-        fz_fail("flushing: %s", rerr);
-      rocksdb_compact_range_cf(r->db, r->cf[cf], NULL, 0, NULL, 0);
-    }
   }
-  if (fo)
-    rocksdb_flushoptions_destroy(fo);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Deleted records leave tombstones that every later scan steps over, so each input would run slower than the one
+ * before: the store is made afresh every STORE_INPUTS inputs instead. */
+#define STORE_INPUTS 256
+
+static struct sc_store *st;
+static const char *dir;
+
+/* At exit, so that RocksDB's background work is finished before LeakSanitizer looks. */
+static void close_store(void)
+{
+  sc_store_close(st);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static struct sc_store *st;
+  static unsigned inputs;
   struct sc_err err = {0};
-  if (!st && sc_store_open_rocksdb(fz_tempdir("records"), &st, &err) != SC_OK)
-    fz_fail("opening the store: %s", err.msg);
+  if (st && ++inputs % STORE_INPUTS == 0) {
+    sc_store_close(st);
+    st = NULL;
+    fz_rmtree(dir);
+  }
+  if (!st) {
+    bool first = !dir;
+    if (first)
+      dir = fz_tempdir("records");
+    if (sc_store_open_rocksdb(dir, &st, &err) != SC_OK)
+      fz_fail("opening the store: %s", err.msg);
+    /* After the first open, so that it runs before RocksDB's own exit handlers (registered as it first runs) and
+     * before fz_tempdir's. */
+    if (first)
+      atexit(close_store);
+  }
   struct rstore *r = RS(st);
 
   struct ids ids = {0};

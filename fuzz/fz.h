@@ -19,6 +19,8 @@
 
 /* A fresh directory under $TMPDIR (or /tmp), removed when the process exits. */
 const char *fz_tempdir(const char *tag);
+/* Removes |dir| and everything in it. */
+void fz_rmtree(const char *dir);
 
 /* The next chunk of [*p, *p + *n); false when none is left. */
 bool fz_next_chunk(const uint8_t **p, size_t *n, const uint8_t **chunk, size_t *len);

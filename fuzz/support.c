@@ -26,10 +26,15 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
   return remove(path);
 }
 
+void fz_rmtree(const char *dir)
+{
+  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void rm_dirs(void)
 {
   for (size_t i = 0; i < ndirs; i++)
-    nftw(dirs[i], rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    fz_rmtree(dirs[i]);
 }
 
 const char *fz_tempdir(const char *tag)
@@ -173,26 +178,38 @@ int fz_run(struct fz_engine *f, struct sc_cmd *cmd)
   return cmd->err.code;
 }
 
+static struct fz_engine the_engine;
+
+/* At exit (libFuzzer's time limit, or the end of the inputs), so that RocksDB's background work is finished before
+ * LeakSanitizer looks (a compaction cut short at exit shows up as a leak) and the scratch directory goes. */
+static void engine_down(void)
+{
+  sc_engine_stop(the_engine.e);
+  sc_engine_free(the_engine.e);
+  sc_store_close(the_engine.st);
+}
+
 struct fz_engine *fz_engine(void)
 {
-  static struct fz_engine f;
   static GetWorkItemsRequest gwr = GET_WORK_ITEMS_REQUEST__INIT;
-  if (f.e)
-    return &f;
-  fz_default_engine_config(&f.cfg);
+  struct fz_engine *f = &the_engine;
+  if (f->e)
+    return f;
+  fz_default_engine_config(&f->cfg);
   struct sc_err err = {0};
-  if (sc_store_open_rocksdb(fz_tempdir("store"), &f.st, &err) != SC_OK)
+  if (sc_store_open_rocksdb(fz_tempdir("store"), &f->st, &err) != SC_OK)
     fz_fail("opening the store: %s", err.msg);
-  if (sc_engine_start(f.st, &f.cfg, &f.e, &err) != SC_OK)
+  if (sc_engine_start(f->st, &f->cfg, &f->e, &err) != SC_OK)
     fz_fail("starting the engine: %s", err.msg);
   struct sc_cmd c = {.kind = SC_CMD_STREAM_OPEN};
   c.u.stream_open.req = &gwr; /* every kind of work, the default limits */
   c.u.stream_open.send = stream_send;
-  c.u.stream_open.ctx = &f;
-  if (fz_run(&f, &c) != SC_OK)
+  c.u.stream_open.ctx = f;
+  if (fz_run(f, &c) != SC_OK)
     fz_fail("opening the worker stream: %s", c.err.msg);
-  /* The engine is left running at exit: libFuzzer ends the process from many places. */
-  return &f;
+  /* Registered after the store opened: runs before RocksDB's own exit handlers and fz_tempdir's. */
+  atexit(engine_down);
+  return f;
 }
 
 /* ------------------------------------------------------------------ work items */
