@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   } else if (wi->request_case == WORK_ITEM__REQUEST_ENTITY_REQUEST_V2) {
     for (size_t i = 0; i < wi->entityrequestv2->n_operationrequests; i++) {
       int t = (int)wi->entityrequestv2->operationrequests[i]->event_type_case;
-      ops += t == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED || t == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED;
+      ops += t == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED ||
+             t == HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED;
     }
   }
   uint8_t *out = NULL;

@@ -1,6 +1,6 @@
 /*
- * The C SDK's replay executor fed arbitrary histories: each input is one byte, then an OrchestratorRequest as it arrives in a
- * work item (the worker unpacks it with protobuf-c and hands it to dt__replay), replayed through the
+ * The C SDK's replay executor fed arbitrary histories: each input is one byte, then an OrchestratorRequest as it
+ * arrives in a work item (the worker unpacks it with protobuf-c and hands it to dt__replay), replayed through the
  * orchestrators of orchestrators.c. When the history names none of them, the first input byte picks the one that
  * runs under the name the history gives, so every input exercises one.
  *

@@ -1,9 +1,9 @@
 #ifndef TH_FZ_ORCHESTRATORS_H
 #define TH_FZ_ORCHESTRATORS_H
 
-/* Orchestrators for the C SDK's replay executor (orchestrators.c), named as in tests/data/replay (the .hist files) so that
- * those histories (the seeds) reach their code, and using every kind of task the SDK offers. Entities for its
- * entity executor. */
+/* Orchestrators for the C SDK's replay executor (orchestrators.c), named as in the .hist files of tests/data/replay
+ * so that those histories (the seeds) reach their code, and using every kind of task the SDK offers. Entities for
+ * its entity executor. */
 
 #include "internal.h"
 
