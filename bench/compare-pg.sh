@@ -40,6 +40,11 @@
 # replicas that now have workers; about 1 s here); DTGO_MAX_CONNS and DTGO_PARALLELISM
 # (default 1 and 1: durabletask-go as shipped, postgres.NewPostgresOptions' one pooled connection and one work
 # item at a time per worker; 8 and 8 measured about 25 % more HelloCities5 throughput, the same latency);
+# REPLICA_CPU (default unset: no limit) gives every sidecar process (each taskhubd replica, durabletask-go) a CPU
+# budget of its own, in cores ("0.25"), as a Kubernetes pod's resources.limits.cpu does: each runs in a cgroup of
+# its own with that CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root only), and RESULT lines carry
+# replica_cpu=. This is how "three replicas faster than one" shows on a machine whose two cores are shared by
+# everything in the run: without a limit, adding replicas adds no CPU; with one, each replica brings its own;
 # CLIENT_TIMEOUT (seconds per th-bench run, default 900); GO_OFFLINE=1 builds dtgo-pg with GOPROXY=off and, if
 # the module cache lacks a module (or there is no Go toolchain), leaves durabletask-go out instead of failing
 # (the CTest smoke test sets it).
@@ -70,6 +75,7 @@ REPLICA_SETTLE=${REPLICA_SETTLE:-3}
 DTGO_MAX_CONNS=${DTGO_MAX_CONNS:-1}
 DTGO_PARALLELISM=${DTGO_PARALLELISM:-1}
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
+REPLICA_CPU=${REPLICA_CPU:-}
 TASKHUBD=$BUILD/sidecar/taskhubd
 THBENCH=$BUILD/bench/th-bench
 WORK=$BUILD/bench-compare-pg
@@ -82,6 +88,44 @@ note() { echo "compare-pg.sh: $*" >&2; }
 [[ -x $THBENCH ]] || die "no th-bench at $THBENCH (build it first: cmake --build $BUILD --target th-bench)"
 START=$(date +%s)
 CLK_TCK=$(getconf CLK_TCK)
+
+# ---- CPU budgets (REPLICA_CPU) ---------------------------------------------------------------------------------
+CAGES=() # cgroups made for the sidecars, removed at exit
+CG_V2=""
+CG_V1=""
+if [[ -n $REPLICA_CPU ]]; then
+	[[ $REPLICA_CPU =~ ^[0-9]*\.?[0-9]+$ ]] || die "REPLICA_CPU: '$REPLICA_CPU' is not a number of cores"
+	if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		CG_V2=/sys/fs/cgroup
+		echo +cpu >"$CG_V2/cgroup.subtree_control" 2>/dev/null || true
+	elif [[ -w /sys/fs/cgroup/cpu/cgroup.procs ]]; then
+		CG_V1=/sys/fs/cgroup/cpu
+	else
+		die "REPLICA_CPU needs a writable cgroup cpu controller (run as root)"
+	fi
+fi
+# caged NAME: the command prefix that starts a process in a cgroup of its own with REPLICA_CPU cores (CAGE),
+# or nothing without REPLICA_CPU.
+CAGE=()
+caged() {
+	CAGE=()
+	[[ -n $REPLICA_CPU ]] || return 0
+	local quota dir
+	quota=$(awk -v c="$REPLICA_CPU" 'BEGIN { printf "%d", c * 100000 }')
+	if [[ -n $CG_V2 ]]; then
+		dir=$CG_V2/thbench-$$-$1
+		mkdir -p "$dir"
+		echo "$quota 100000" >"$dir/cpu.max"
+	else
+		dir=$CG_V1/thbench-$$-$1
+		mkdir -p "$dir"
+		echo 100000 >"$dir/cpu.cfs_period_us"
+		echo "$quota" >"$dir/cpu.cfs_quota_us"
+	fi
+	CAGES+=("$dir")
+	# The shell joins the cgroup and becomes the sidecar (same pid), so every thread it starts is inside.
+	CAGE=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir")
+}
 
 # ---- cleanup: every sidecar this script started, then the PostgreSQL server ----------------------------------
 PIDS=()    # sidecars of the configuration running now
@@ -98,6 +142,7 @@ cleanup() {
 		bash "$PGSH" stop "$PGTMP/pg" || true
 		rm -rf "$PGTMP"
 	fi
+	for p in "${CAGES[@]}"; do rmdir "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -152,7 +197,8 @@ spawn_taskhubd() {
 	mkfifo "$fifo"
 	local where=(--store "$store")
 	[[ $store == rocksdb:* ]] && where=(--data-dir "${store#rocksdb:}")
-	"$TASKHUBD" --listen 127.0.0.1:0 --ready-fd 3 --ops-listen off --replica-id "$rid" "${where[@]}" \
+	caged "$name"
+	"${CAGE[@]}" "$TASKHUBD" --listen 127.0.0.1:0 --ready-fd 3 --ops-listen off --replica-id "$rid" "${where[@]}" \
 		3>"$fifo" 2>"$RUN/$name.log" &
 	PIDS+=("$!")
 	exec {READY_FD}<"$fifo" # returns once taskhubd's end is open too
@@ -182,7 +228,8 @@ start_taskhubd() {
 start_dtgo() {
 	local name=$1 t
 	: >"$RUN/$name.out" # before the background redirect opens it, which may come after the first read below
-	"$DTGO" -store "$2" -host 127.0.0.1 -port 0 -max-conns "$DTGO_MAX_CONNS" -parallelism "$DTGO_PARALLELISM" \
+	caged "$name"
+	"${CAGE[@]}" "$DTGO" -store "$2" -host 127.0.0.1 -port 0 -max-conns "$DTGO_MAX_CONNS" -parallelism "$DTGO_PARALLELISM" \
 		>"$RUN/$name.out" 2>"$RUN/$name.log" &
 	local pid=$!
 	PIDS+=("$pid")
@@ -243,7 +290,7 @@ bench() {
 			db=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
 		while read -r line; do
 			[[ $line == RESULT* ]] || continue
-			echo "$line $tags db_cpu_s=$db round=$ROUND"
+			echo "$line $tags db_cpu_s=$db round=$ROUND${REPLICA_CPU:+ replica_cpu=$REPLICA_CPU}"
 			if [[ $sc == latency ]]; then
 				line=${line#*p50_ms=}
 				FIG[$sc/$key/$ROUND]=$(awk -v m="${line%% *}" 'BEGIN { if (m > 0) printf "%.4f", 1000 / m }')

@@ -33,6 +33,9 @@
  *                  [signals, default 20000]. The C SDK has no entity worker: the child process runs th-bench's
  *                  own over raw gRPC (entity_worker.c), whatever --same-process says.
  *
+ * TH_BENCH_TLS_CA, TH_BENCH_TLS_CERT and TH_BENCH_TLS_KEY (PEM files) connect the client and the worker with TLS
+ * (and a client certificate); TASKHUBD_AUTH_TOKEN adds the bearer token (bench/security.sh).
+ *
  * Prints one line: RESULT scenario=<name> throughput=<per second> p50_ms=<x> p95_ms=<x> p99_ms=<x>
  * sidecar_cpu_s=<x> sidecar_rss_mb=<x> (CPU and RSS of --sidecar-pid over the measured part). entity_signals adds
  * entities=<K> threads=<N> signal_s=<seconds the signalling took> batches=<entity batches> ops_per_batch=<x>.
@@ -611,9 +614,42 @@ static long tally_sum(dt_client *c)
   return rc == DT_OK ? sum : -1;
 }
 
+/* TLS for a secured taskhubd (bench/security.sh): PEM files named by TH_BENCH_TLS_CA, _CERT and _KEY; the token
+ * comes from TASKHUBD_AUTH_TOKEN, which the SDK reads itself. Read once; the SDK copies what it keeps. */
+static void bench_security(dt_conn_options *o)
+{
+  static char *pem[3];
+  static bool loaded;
+  static const char *const vars[3] = {"TH_BENCH_TLS_CA", "TH_BENCH_TLS_CERT", "TH_BENCH_TLS_KEY"};
+  if (!loaded) {
+    loaded = true;
+    for (int i = 0; i < 3; i++) {
+      const char *path = getenv(vars[i]);
+      FILE *f = path && *path ? fopen(path, "rb") : NULL;
+      if (path && *path && !f) {
+        fprintf(stderr, "th-bench: %s=%s: cannot open\n", vars[i], path);
+        exit(2);
+      }
+      if (f) {
+        pem[i] = calloc(1, 1 << 16);
+        if (!pem[i] || fread(pem[i], 1, (1 << 16) - 1, f) == 0) {
+          fprintf(stderr, "th-bench: %s=%s: cannot read\n", vars[i], path);
+          exit(2);
+        }
+        fclose(f);
+      }
+    }
+  }
+  o->tls = pem[0] != NULL;
+  o->root_certs_pem = pem[0];
+  o->client_cert_pem = pem[1];
+  o->client_key_pem = pem[2];
+}
+
 static int run_worker_start(const char *target, dt_worker **out)
 {
   dt_worker_options wo = {.activity_threads = 2, .max_orchestrations = 1000, .max_activities = 1000};
+  bench_security(&wo.conn);
   dt_worker *w = NULL;
   if (dt_worker_new(target, &wo, &w) != DT_OK)
     return DT_ERR_INTERNAL;
@@ -742,6 +778,7 @@ int main(int argc, char **argv)
   dt_client *cs[MAX_TARGETS] = {0};
   /* Longer than the server's purge budget (30 s by default), so a long purge ends on the server's terms. */
   dt_conn_options co = {.call_timeout_ms = 120000};
+  bench_security(&co);
   for (size_t i = 0; i < n_targets; i++)
     if (dt_client_open(targets[i], &co, &cs[i]) != DT_OK)
       return 1;

@@ -9,7 +9,8 @@ file(MAKE_DIRECTORY ${TH_GEN_DIR})
 set(_th_protos
   ${CMAKE_SOURCE_DIR}/protos/orchestrator_service.proto
   ${CMAKE_SOURCE_DIR}/protos/health.proto
-  ${CMAKE_SOURCE_DIR}/protos/taskhubd_store.proto)
+  ${CMAKE_SOURCE_DIR}/protos/taskhubd_store.proto
+  ${CMAKE_SOURCE_DIR}/protos/taskhubd_admin.proto)
 set(_th_wkt timestamp duration wrappers empty struct)
 
 set(_th_sidecar_srcs)

@@ -83,6 +83,17 @@ static const struct opt opts[] = {
      "may ask for (default 1000)"},
     {"--max-outbox", "TASKHUBD_MAX_OUTBOX", OPT_SIZE, F(max_outbox), 0, "BYTES",
      "a worker's stream with this much not yet sent gets no new work until it reads (default 1M)"},
+    {"--max-outbox-total", "TASKHUBD_MAX_OUTBOX_TOTAL", OPT_SIZE, F(max_outbox_total), 0, "BYTES",
+     "all workers' streams together with this much not yet sent get no new work until some is read; 0: no "
+     "limit (default 256M)"},
+    {"--stream-stall", "TASKHUBD_STREAM_STALL", OPT_INT, F(stream_stall_s), 0, "SECONDS",
+     "a work-item stream holding --max-outbox unsent that sends nothing for this long is ended with "
+     "RESOURCE_EXHAUSTED and its work goes to other workers; 0: never (default 60)"},
+    {"--max-queued-commands", "TASKHUBD_MAX_QUEUED_COMMANDS", OPT_SIZE, F(max_queued), 0, "N",
+     "client requests waiting for the engine (starts, events, terminations, ...), and reads waiting for a reader "
+     "thread, before more are refused with RESOURCE_EXHAUSTED; 0: no limit (default 10000)"},
+    {"--max-queued-bytes", "TASKHUBD_MAX_QUEUED_BYTES", OPT_SIZE, F(max_queued_bytes), 0, "BYTES",
+     "the same for their request bytes; 0: no limit (default 256M)"},
     {"--orchestration-lease", "TASKHUBD_ORCHESTRATION_LEASE", OPT_INT, F(orch_lease_s), 0, "SECONDS",
      "an orchestration work item not completed or abandoned by then goes to another worker; 0: never "
      "(default 300)"},
@@ -103,6 +114,19 @@ static const struct opt opts[] = {
      sizeof(((struct sc_config *)0)->entity_work_items), "v1|v2",
      "how entity batches are encoded: v1 EntityBatchRequest (every SDK with entities reads it), v2 EntityRequest "
      "with the operations as history events (default v1)"},
+    {"--tls-cert", "TASKHUBD_TLS_CERT", OPT_STR, F(tls_cert), sizeof(((struct sc_config *)0)->tls_cert), "FILE",
+     "serve gRPC over TLS with this PEM certificate (chain); needs --tls-key; reloaded on SIGHUP"},
+    {"--tls-key", "TASKHUBD_TLS_KEY", OPT_STR, F(tls_key), sizeof(((struct sc_config *)0)->tls_key), "FILE",
+     "the PEM private key of --tls-cert; reloaded on SIGHUP"},
+    {"--tls-client-ca", "TASKHUBD_TLS_CLIENT_CA", OPT_STR, F(tls_client_ca),
+     sizeof(((struct sc_config *)0)->tls_client_ca), "FILE",
+     "mutual TLS: refuse clients without a certificate issued by one of these PEM CAs; reloaded on SIGHUP"},
+    {"--auth-token-file", "TASKHUBD_AUTH_TOKEN_FILE", OPT_STR, F(auth_token_file),
+     sizeof(((struct sc_config *)0)->auth_token_file), "FILE",
+     "require \"authorization: Bearer <token>\" on every call but grpc.health.v1, with a token from FILE (one per "
+     "line, # comments); reloaded on SIGHUP"},
+    {"--allow-insecure", "TASKHUBD_ALLOW_INSECURE", OPT_FLAG, F(allow_insecure), 0, NULL,
+     "listen on a non-loopback address without TLS and without --auth-token-file (refused otherwise)"},
     {"--ready-fd", NULL, OPT_INT, F(ready_fd), 0, "FD",
      "once serving, write the bound port and a newline to FD, then close it"},
     {"--ops-ready-fd", NULL, OPT_INT, F(ops_ready_fd), 0, "FD",
@@ -129,7 +153,8 @@ void sc_config_usage(FILE *out)
   fprintf(out, "  %-30s %s\n  %-30s %s\n", "--help", "print this help and exit",
           "--version", "print the version and exit");
   fprintf(out, "\nSIGTERM or SIGINT stops taskhubd cleanly: it stops accepting calls, finishes and\n"
-               "commits what is in flight, and closes the store.\n");
+               "commits what is in flight, and closes the store. SIGHUP reloads the TLS files and the token\n"
+               "file (open streams stay); a file that fails to load leaves the old one in force.\n");
 }
 
 struct sc_limits sc_config_limits(const struct sc_config *c)
@@ -185,8 +210,10 @@ static int set(struct sc_config *c, const struct opt *o, const char *val,
     return 0;
   case OPT_SIZE: {
     size_t v;
-    /* Zero is a size only for the cache, where it means keep nothing. */
-    if (sc_parse_size(val, &v) < 0 || (v == 0 && o->offset != F(cache_size))) {
+    /* Zero is a size only for the cache, where it means keep nothing, and for the limits where it means none. */
+    bool zero_ok = o->offset == F(cache_size) || o->offset == F(max_outbox_total) || o->offset == F(max_queued) ||
+                   o->offset == F(max_queued_bytes);
+    if (sc_parse_size(val, &v) < 0 || (v == 0 && !zero_ok)) {
       fprintf(err, "taskhubd: %s: expected a positive size like 4096, 64K or 16M, got \"%s\"\n", from, val);
       return -1;
     }
@@ -292,6 +319,10 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   c->max_inbox_bytes = 64u << 20;
   c->max_history = 100000;
   c->max_outbox = 1u << 20;
+  c->max_outbox_total = 256u << 20;
+  c->stream_stall_s = 60;
+  c->max_queued = 10000;
+  c->max_queued_bytes = 256u << 20;
   c->keepalive_s = 30;
   c->orch_lease_s = 300;
   c->act_lease_s = 3600;
@@ -408,6 +439,14 @@ int sc_config_parse(struct sc_config *c, int argc, char **argv, FILE *out,
   }
   if (c->health_ping_s == 0 || c->max_work_items == 0) {
     fprintf(err, "taskhubd: --health-ping and --max-work-items must be at least 1\n");
+    return -1;
+  }
+  if (!c->tls_cert[0] != !c->tls_key[0]) {
+    fprintf(err, "taskhubd: --tls-cert and --tls-key go together (a certificate and its private key)\n");
+    return -1;
+  }
+  if (c->tls_client_ca[0] && !c->tls_cert[0]) {
+    fprintf(err, "taskhubd: --tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)\n");
     return -1;
   }
   if (c->max_batch < 1)

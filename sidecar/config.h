@@ -24,6 +24,10 @@ struct sc_config {
   size_t max_inbox_bytes;    /* and their bytes */
   size_t max_history;        /* events in one execution's history */
   size_t max_outbox;         /* a worker stream holding this much unsent is given no new work */
+  size_t max_outbox_total;   /* all streams together; 0: no limit */
+  int64_t stream_stall_s;    /* a stream full to --max-outbox that sends nothing this long is ended; 0: never */
+  size_t max_queued;         /* client commands waiting for the engine before new ones are refused; 0: no limit */
+  size_t max_queued_bytes;   /* and their request bytes */
   int64_t keepalive_s;       /* HTTP/2 ping interval on idle connections */
   int64_t orch_lease_s;      /* an orchestration work item not answered by then is handed out again */
   int64_t act_lease_s;       /* the same for activities */
@@ -44,6 +48,11 @@ struct sc_config {
   int hold_recovery_fd;      /* testing aid: recovery waits for a byte on this fd */
   size_t cache_size;         /* the store's hot-instance cache budget */
   char entity_work_items[8]; /* "v1" (EntityBatchRequest) or "v2" (EntityRequest with history events) */
+  char tls_cert[4096];       /* PEM certificate chain of the gRPC port; "" = plaintext (see docs/security.md) */
+  char tls_key[4096];        /* its private key */
+  char tls_client_ca[4096];  /* PEM CAs a client certificate must chain to (mutual TLS); "" = none asked */
+  char auth_token_file[4096]; /* bearer tokens, one per line (common/tokens.h); "" = none */
+  bool allow_insecure;       /* serve a non-loopback address with neither TLS nor tokens */
 };
 
 /* Fills defaults, then environment twins, then argv. Returns 0 to run, 1 when --help/--version was printed

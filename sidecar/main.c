@@ -1,10 +1,12 @@
 /* taskhubd: argv -> config -> store -> engine -> server, then wait for SIGTERM/SIGINT. */
 #include "common/log.h"
+#include "common/tokens.h"
 #include "config.h"
 #include "common/util.h"
 #include "engine/engine.h"
 #include "ops/ops.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "store/store.h"
 
 #include <dlfcn.h>
@@ -55,6 +57,23 @@ static bool stop_requested(void)
   return sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
 }
 
+/* SIGHUP: the token file and the TLS files are read again. Each that fails to load is reported and the one in
+ * force stays, so a half-written file never locks clients out or lets them in. Open connections and their
+ * streams are not touched; new calls see the new tokens, new connections the new certificates. */
+static void reload_credentials(void)
+{
+  char terr[512];
+  struct sc_err err = {0};
+  bool tok_ok = sc_tokens_reload(terr, sizeof terr) == 0;
+  if (!tok_ok)
+    SC_ERROR("event=reload_failed what=auth_token_file error=%s", SC_Q(terr));
+  bool tls_ok = sc_tls_reload(&err) == SC_OK;
+  if (!tls_ok)
+    SC_ERROR("event=reload_failed what=tls error=%s", SC_Q(err.msg));
+  SC_INFO("event=credentials_reloaded tokens=%s tls=%s", !sc_tokens_enabled() ? "none" : tok_ok ? "reloaded" : "kept",
+          !sc_tls_enabled() ? "none" : tls_ok ? "reloaded" : "kept");
+}
+
 /* How long taskhubd waits for PostgreSQL to accept connections at start before it gives up (and is restarted). */
 #define STORE_WAIT_S 300
 
@@ -79,10 +98,17 @@ int main(int argc, char **argv)
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   struct sc_err err = {0};
+  /* Before any port opens: the gRPC server and the ops port both check calls against these. */
+  char terr[512];
+  if (sc_tokens_load(cfg.auth_token_file[0] ? cfg.auth_token_file : NULL, terr, sizeof terr) != 0) {
+    SC_ERROR("event=auth_token_file_failed error=%s", SC_Q(terr));
+    return 1;
+  }
   /* The ops port first: while the store is being opened (PostgreSQL may still be starting) /healthz answers and
    * /readyz says not ready. */
   struct sc_ops *ops = NULL;
@@ -140,6 +166,8 @@ int main(int argc, char **argv)
       .max_outbox = cfg.max_outbox,
       .max_inbox = cfg.max_inbox,
       .max_inbox_bytes = cfg.max_inbox_bytes,
+      .max_queued = cfg.max_queued,
+      .max_queued_bytes = cfg.max_queued_bytes,
       .orch_lease_us = cfg.orch_lease_s * 1000000,
       .act_lease_us = cfg.act_lease_s * 1000000,
       .limits = sc_config_limits(&cfg),
@@ -168,6 +196,10 @@ int main(int argc, char **argv)
   for (;;) {
     struct timespec second = {1, 0};
     sig = sigtimedwait(&sigs, NULL, &second);
+    if (sig == SIGHUP) {
+      reload_credentials();
+      continue;
+    }
     if (sig > 0)
       break;
     if (sc_store_check(store, &err) != SC_OK) {

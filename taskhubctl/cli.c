@@ -17,6 +17,18 @@ static const struct optdef global_opts[] = {
     {O_JSON, "--json", 0, NULL, "the same as --output json", NULL},
     {O_TIMEOUT, "--timeout-ms", 0, "MS",
      "deadline of each call (default 30000), and the longest start --wait and watch wait (default: no limit)", NULL},
+    {O_TLS, "--tls", 0, NULL, "connect with TLS, trusting the system's CAs or --tls-ca (env TASKHUBCTL_TLS=1)", NULL},
+    {O_TLS_CA, "--tls-ca", 0, "FILE",
+     "PEM CA(s) that issued taskhubd's certificate; implies --tls (env TASKHUBCTL_TLS_CA)", "@file"},
+    {O_TLS_CERT, "--tls-cert", 0, "FILE",
+     "PEM client certificate, for a taskhubd with --tls-client-ca; implies --tls (env TASKHUBCTL_TLS_CERT)", "@file"},
+    {O_TLS_KEY, "--tls-key", 0, "FILE", "the PEM private key of --tls-cert (env TASKHUBCTL_TLS_KEY)", "@file"},
+    {O_TLS_SERVER_NAME, "--tls-server-name", 0, "NAME",
+     "the name taskhubd's certificate must carry, when not the address's host (env TASKHUBCTL_TLS_SERVER_NAME)",
+     NULL},
+    {O_TOKEN_FILE, "--token-file", 0, "FILE",
+     "send the first token of FILE as \"authorization: Bearer\" (env TASKHUBCTL_TOKEN_FILE; or the token itself in "
+     "TASKHUBD_AUTH_TOKEN)", "@file"},
     {O_HELP, "--help", 'h', NULL, "show help: for the tool, or for the command it follows", NULL},
     {O_TOOL_VERSION, "--version", 0, NULL, "print the version of taskhubctl (before a command only)", NULL},
     {O_END, NULL, 0, NULL, NULL, NULL},
@@ -133,8 +145,10 @@ static const struct command commands[] = {
     {"show", cmd_show, false, "ID", 1, 1, show_opts, "Show an instance's state and its history as a timeline",
      "Prints the instance's state and the history of its current execution, one line per event: the time "
      "since the first event, the event id, the type, then the name, instance, task id, timer time, status, "
-     "payload excerpt and failure the event carries. Payloads are cut to 60 bytes unless --payloads is "
-     "given; JSON output always holds them in full.", "@ids"},
+     "payload excerpt and failure the event carries; then what waits in its inbox and is not in the history yet "
+     "(its start, raised events, requested suspends or terminations), and for a PENDING instance why it has not "
+     "started when taskhubd can tell (no connected worker accepts it). Payloads are cut to 60 bytes unless "
+     "--payloads is given; JSON output (pending, pendingReason) always holds them in full.", "@ids"},
     {"start", cmd_start, false, "NAME", 1, 1, start_opts, "Start a new orchestration instance",
      "Schedules a new instance of the orchestration NAME and prints its id. With --wait, waits for it to "
      "finish and prints its final state; the exit status is then 0 for COMPLETED and 1 for FAILED, "
@@ -200,10 +214,11 @@ static const struct command commands[] = {
      "4 otherwise): a migrate that stopped half-way is not resumed; drop the database, create it again and run "
      "migrate again. Exit status 1 when copying or the comparison fails, 5 when PostgreSQL cannot be reached. "
      "Progress goes to stderr.", NULL},
-    {"version", cmd_version, true, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
-     "Prints the version of taskhubctl and, where taskhubd makes it known, of the server; taskhubd does not "
-     "report its version to clients (not in Hello, the health service or /metrics), so the server's is "
-     "printed as unknown, with that reason. JSON: client, server (null), serverUnknownReason.", NULL},
+    {"version", cmd_version, false, "", 0, 0, no_opts, "Print the versions of taskhubctl and taskhubd",
+     "Prints the version of taskhubctl and of the server (asked of taskhubd's own service, "
+     "taskhubd.admin.Admin): its version, gRPC library, store and partitions. A server that is not taskhubd is "
+     "printed as unknown with the reason; an unreachable one too, with exit status 5. JSON: client, server "
+     "(version, grpc, store, replicaId, partitions; null when unknown), serverUnknownReason.", NULL},
     {"completion", cmd_completion, true, "SHELL", 1, 1, no_opts, "Print a shell completion script (bash or zsh)",
      "Prints the completion script for SHELL, bash or zsh, generated from the tables taskhubctl parses its "
      "command line with: commands, options, option values (statuses, output formats, files) and instance ids "

@@ -24,6 +24,12 @@ enum opt_id {
   O_TIMEOUT,
   O_HELP,
   O_TOOL_VERSION,
+  O_TLS,
+  O_TLS_CA,
+  O_TLS_CERT,
+  O_TLS_KEY,
+  O_TLS_SERVER_NAME,
+  O_TOKEN_FILE,
   /* commands */
   O_STATUS,
   O_PREFIX,
@@ -107,6 +113,9 @@ struct ctl {
   int timeout_ms; /* 0: not given */
   bool help;
   bool tool_version;
+  /* connection security (flags, else TASKHUBCTL_* variables; see credentials.c) */
+  bool tls;
+  const char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *token_file;
   const struct command *cmd;
   const char *group; /* "entity" once seen on the line, while its command word has not come yet */
   const char *pos[CTL_MAX_POS];

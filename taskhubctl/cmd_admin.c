@@ -1,6 +1,7 @@
 /* Commands that talk to no server: migrate (it opens the stores itself) and version. */
 #include "commands.h"
 #include "migrate.h"
+#include "admin_calls.h"
 #include "report.h"
 
 int cmd_migrate(struct ctl *c)
@@ -52,24 +53,48 @@ int cmd_migrate(struct ctl *c)
 #define TASKHUBCTL_VERSION "unknown"
 #endif
 
-/* taskhubd reports its version nowhere a gRPC client can read it (checked for issue 14): Hello answers an empty
- * message and grpc.health.v1 only a serving status; /metrics has taskhubd_build_info, but on the ops port,
- * whose address taskhubctl does not know. So version says so; the reason is part of the output. */
-#define SERVER_VERSION_UNKNOWN                                                                                    \
-  "taskhubd does not report its version: Hello returns an empty message, grpc.health.v1 only a serving "        \
-  "status (the ops port's /metrics has taskhubd_build_info); run taskhubd --version where it runs"
-
+/* The server's version comes from taskhubd's own service (taskhubd.admin.Admin/GetServerInfo); a sidecar without
+ * it (another Durable Task implementation) is reported as such, and an unreachable server as unreachable, with the
+ * client's version printed either way. */
 int cmd_version(struct ctl *c)
 {
+  Taskhubd__Admin__ServerInfoResponse *info = NULL;
+  int rc = ctl_server_info(c->client, &info);
+  const char *code = NULL, *msg = NULL;
+  if (rc != DT_OK)
+    dt_last_call_status(&code, &msg);
+  char why[600];
+  snprintf(why, sizeof why, "%s%s%s",
+           rc == DT_ERR_UNSUPPORTED ? "the server does not implement taskhubd.admin.Admin: not a taskhubd"
+                                    : (code ? code : dt_strerror(rc)),
+           rc != DT_ERR_UNSUPPORTED && msg && *msg ? ": " : "", rc != DT_ERR_UNSUPPORTED && msg ? msg : "");
   if (c->json) {
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "client", json_object_new_string(TASKHUBCTL_VERSION));
-    json_object_object_add(doc, "server", NULL);
-    json_object_object_add(doc, "serverUnknownReason", json_object_new_string(SERVER_VERSION_UNKNOWN));
+    if (info) {
+      json_object *srv = json_object_new_object();
+      json_object_object_add(srv, "version", json_object_new_string(info->version));
+      json_object_object_add(srv, "grpc", json_object_new_string(info->grpc_version));
+      json_object_object_add(srv, "store", json_object_new_string(info->store));
+      json_object_object_add(srv, "replicaId", info->replica_id[0] ? json_object_new_string(info->replica_id) : NULL);
+      json_object_object_add(srv, "partitions", json_object_new_int(info->partitions));
+      json_object_object_add(doc, "server", srv);
+    } else {
+      json_object_object_add(doc, "server", NULL);
+      json_object_object_add(doc, "serverUnknownReason", json_object_new_string(why));
+    }
     ctl_json_print(doc);
   } else {
     printf("client: taskhubctl %s\n", TASKHUBCTL_VERSION);
-    printf("server: unknown (%s)\n", SERVER_VERSION_UNKNOWN);
+    if (info)
+      printf("server: taskhubd %s (gRPC %s, store %s%s%s, %d partition%s) at %s\n", info->version,
+             info->grpc_version, info->store, info->replica_id[0] ? ", replica " : "", info->replica_id,
+             info->partitions, info->partitions == 1 ? "" : "s", c->address);
+    else
+      printf("server: unknown (%s)\n", why);
   }
-  return CTL_EXIT_OK;
+  if (info)
+    protobuf_c_message_free_unpacked(&info->base, NULL);
+  /* The client's version is printed whatever the server says; an unreachable server still fails the command. */
+  return rc == DT_OK || rc == DT_ERR_UNSUPPORTED ? CTL_EXIT_OK : ctl_exit_for(rc);
 }

@@ -4,6 +4,7 @@
  */
 #include "commands.h"
 #include "render.h"
+#include "admin_calls.h"
 #include "report.h"
 
 #include <errno.h>
@@ -51,6 +52,26 @@ static int wait_final(struct ctl *c, const char *iid, dt_instance **out, struct 
 
 /* ------------------------------------------------------------------ show */
 
+/* Why a PENDING instance has not started, as taskhubd explains a wait that runs out ("it is PENDING and no connected
+ * worker accepts orchestration 'chain' (0 workers connected)"): a short WaitForInstanceStart, answered by the
+ * server just before its deadline with the reason when it knows one. NULL when it started meanwhile or the server
+ * gave no reason (caller frees). */
+#define WHY_WAIT_MS 300
+static char *why_pending(struct ctl *c, const char *iid)
+{
+  dt_instance *in = NULL;
+  int rc = dt_client_wait_start(c->client, iid, WHY_WAIT_MS, false, &in);
+  if (rc == DT_OK) {
+    dt_instance_free(in);
+    return NULL;
+  }
+  const char *code = NULL, *msg = NULL;
+  if (!dt_last_call_status(&code, &msg) || !msg)
+    return NULL;
+  const char *why = strstr(msg, ": it is PENDING");
+  return why ? strdup(why + 2) : NULL;
+}
+
 int cmd_show(struct ctl *c)
 {
   const char *iid = c->pos[0];
@@ -64,13 +85,22 @@ int cmd_show(struct ctl *c)
     dt_instance_free(in);
     return ctl_fail(c, rc, iid, "show (history)");
   }
+  /* What waits for it: asked of taskhubd's own service; another sidecar has none, and show goes without. */
+  Taskhubd__Admin__PendingMessagesResponse *pending = NULL;
+  int prc = ctl_pending_messages(c->client, iid, 100, &pending);
+  char *why = in->status == DT_STATUS_PENDING ? why_pending(c, iid) : NULL;
   int64_t t0 = ctl_timeline_t0(in, h);
   if (c->json) {
     json_object *doc = ctl_json_instance(in);
     json_object_object_add(doc, "history", ctl_history_json(h, t0));
+    json_object_object_add(doc, "pending", pending ? ctl_json_pending(pending) : NULL);
+    if (why)
+      json_object_object_add(doc, "pendingReason", json_object_new_string(why));
     ctl_json_print(doc);
   } else {
     ctl_print_instance_text(in, c->payloads);
+    if (why)
+      printf("Not started: %s\n", why);
     char ts[48];
     if (h->n == 0) {
       printf("\nHistory: no events yet\n");
@@ -87,7 +117,18 @@ int cmd_show(struct ctl *c)
       if (first_earlier != SIZE_MAX)
         ctl_print_earlier_note(stdout, h, first_earlier);
     }
+    if (pending) {
+      ctl_print_pending(stdout, pending);
+    } else if (prc != DT_ERR_UNSUPPORTED) {
+      const char *code = NULL, *msg = NULL;
+      dt_last_call_status(&code, &msg);
+      printf("\nWaiting in its inbox: unknown (%s%s%s)\n", code ? code : dt_strerror(prc), msg && *msg ? ": " : "",
+             msg ? msg : "");
+    }
   }
+  if (pending)
+    protobuf_c_message_free_unpacked(&pending->base, NULL);
+  free(why);
   dt_history_free(h);
   dt_instance_free(in);
   return CTL_EXIT_OK;

@@ -20,6 +20,7 @@
 #define CTL_EXIT_NOT_FOUND 3 /* no such instance */
 #define CTL_EXIT_STATE 4     /* the id is taken, or the instance is in the wrong state for this */
 #define CTL_EXIT_UNAVAIL 5   /* server unreachable or shutting down, or a timeout */
+#define CTL_EXIT_AUTH 6      /* taskhubd refused the credentials (token), or they could not be read */
 
 /* The exit code for an SDK status code. */
 int ctl_exit_for(int rc);

@@ -21,6 +21,7 @@ int ctl_exit_for(int rc)
   case DT_ERR_TIMEOUT:
   case DT_ERR_UNAVAILABLE:
   case DT_ERR_CANCELLED: return CTL_EXIT_UNAVAIL;
+  case DT_ERR_UNAUTHENTICATED: return CTL_EXIT_AUTH;
   default: return CTL_EXIT_FAILED;
   }
 }
@@ -42,6 +43,7 @@ const char *ctl_code_name(int rc)
   case DT_ERR_CANCELLED: return "CANCELLED";
   case DT_ERR_UNSUPPORTED: return "UNSUPPORTED";
   case DT_ERR_TOO_BIG: return "TOO_BIG";
+  case DT_ERR_UNAUTHENTICATED: return "UNAUTHENTICATED";
   default: return "UNKNOWN";
   }
 }

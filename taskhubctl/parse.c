@@ -114,6 +114,12 @@ static void apply(struct ctl *c, const struct optdef *o, char *arg)
     if (!parse_int(arg, 1, INT_MAX, &c->timeout_ms))
       parse_error(c, "--timeout-ms: '%s' is not a positive number of milliseconds", arg);
     break;
+  case O_TLS: c->tls = true; break;
+  case O_TLS_CA: c->tls_ca = arg; break;
+  case O_TLS_CERT: c->tls_cert = arg; break;
+  case O_TLS_KEY: c->tls_key = arg; break;
+  case O_TLS_SERVER_NAME: c->tls_server_name = arg; break;
+  case O_TOKEN_FILE: c->token_file = arg; break;
   case O_HELP: c->help = true; break;
   case O_TOOL_VERSION:
     if (c->cmd)

@@ -7,6 +7,7 @@
  * COMMAND` is generated from the tables in cli.c.
  */
 #include "cli.h"
+#include "credentials.h"
 #include "report.h"
 
 #include <stdlib.h>
@@ -65,10 +66,15 @@ int main(int argc, char **argv)
 
   dt_set_log_fn(sdk_log, NULL);
   dt_conn_options copt = {.call_timeout_ms = c.timeout_ms};
+  struct ctl_credentials cred;
+  int ex = ctl_credentials_load(&c, &cred, &copt);
+  if (ex != CTL_EXIT_OK)
+    return ex;
   int rc = dt_client_open(c.address, &copt, &c.client);
+  ctl_credentials_free(&cred);
   if (rc != DT_OK)
     return ctl_fail(&c, rc, NULL, "cannot open a client for %s", c.address);
-  int ex = c.cmd->run(&c);
+  ex = c.cmd->run(&c);
   dt_client_close(c.client);
   fflush(stdout);
   return ex;

@@ -54,6 +54,7 @@ extern "C" {
 #define DT_ERR_CANCELLED (-11)      /* the call was cancelled */
 #define DT_ERR_UNSUPPORTED (-12)    /* the server does not implement this */
 #define DT_ERR_TOO_BIG (-13)        /* a payload or message over the server's limit */
+#define DT_ERR_UNAUTHENTICATED (-14) /* the server refused the credentials: a missing or wrong token (or not allowed) */
 
 /* A static, human-readable description of a status code. Never NULL. */
 const char *dt_strerror(int rc);
@@ -109,7 +110,8 @@ typedef struct dt_tag {
 typedef struct dt_client dt_client;
 
 typedef struct dt_conn_options {
-  /* TLS: when true, the channel uses TLS with the system roots, or root_certs_pem if set. */
+  /* TLS: when true, the channel uses TLS with the system roots, or root_certs_pem if set (PEM text, not a path:
+   * the CA that issued taskhubd's --tls-cert). */
   bool tls;
   const char *root_certs_pem;
   /* Deadline of each call in milliseconds (0: 30 s), history streams included. Waits use their own timeouts. */
@@ -124,10 +126,23 @@ typedef struct dt_conn_options {
    * with a short --health-ping); other servers may close connections that ping more often than they allow. */
   int keepalive_ms;
   int keepalive_timeout_ms;
+  /* Mutual TLS (with tls): this client's certificate chain and private key, PEM text, for a taskhubd started
+   * with --tls-client-ca. Both or neither. */
+  const char *client_cert_pem;
+  const char *client_key_pem;
+  /* With tls: the name the server's certificate must carry when it is not the target's host (e.g. "localhost"
+   * for a unix: target, or an IP the certificate does not list). NULL: the target's host. */
+  const char *tls_server_name;
+  /* Sent as "authorization: Bearer <auth_token>" on every call, for a taskhubd started with --auth-token-file.
+   * NULL: $TASKHUBD_AUTH_TOKEN if set, else none. The string is copied; it may be freed after the open. */
+  const char *auth_token;
 } dt_conn_options;
 
 /* Where taskhubd is when a caller names no target: $TASKHUBD_ADDRESS (the variable taskhubctl reads too), else
- * "127.0.0.1:4001", taskhubd's default --listen. */
+ * "127.0.0.1:4001", taskhubd's default --listen. Its token, when it asks for one (--auth-token-file), comes from
+ * dt_conn_options.auth_token or else $TASKHUBD_AUTH_TOKEN (read by taskhubctl too). A refused token or client
+ * certificate fails calls with DT_ERR_UNAUTHENTICATED or DT_ERR_UNAVAILABLE; dt_last_call_status() has the
+ * server's or gRPC's message. */
 const char *dt_default_target(void);
 
 /* CONSTRUCTOR. Connects lazily to |target| ("host:port", "unix:path"; NULL: dt_default_target()). |opt| may be
@@ -332,6 +347,15 @@ void dt_entity_page_free(dt_entity_page *p);
  * and *next (caller frees with dt_free()) may each be NULL. */
 int dt_client_clean_entity_storage(dt_client *c, bool remove_empty, bool release_orphaned_locks,
                                    const char *continuation, int *removed, int *released, char **next);
+
+/*
+ * A unary call of a method outside the Durable Task protocol, over the client's connection (its address, TLS and
+ * deadline): |method| is the full path ("/taskhubd.admin.Admin/GetServerInfo", see taskhubd's
+ * protos/taskhubd_admin.proto), |req| the packed request; on DT_OK *resp holds the packed response (caller frees
+ * with dt_free()). A server without the method answers DT_ERR_UNSUPPORTED. timeout_ms 0: the client's default.
+ */
+int dt_client_call_raw(dt_client *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                       uint8_t **resp, size_t *resp_len);
 
 /* ------------------------------------------------------------------------------------------------ orchestrations */
 

@@ -62,6 +62,20 @@ int dt__client_call(dt_client *c, const char *method, const ProtobufCMessage *re
   return rc;
 }
 
+int dt_client_call_raw(dt_client *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                       uint8_t **resp, size_t *resp_len)
+{
+  if (!c || !method || method[0] != '/' || (!req && req_len) || !resp || !resp_len || timeout_ms < 0)
+    return DT_ERR_INVALID_ARG;
+  char *msg = NULL;
+  int rc = dt__unary_raw(&c->conn, method, req ? req : (const uint8_t *)"", req_len, timeout_ms, resp, resp_len,
+                         &msg);
+  if (rc != DT_OK)
+    DT_DEBUG("rpc=%s rc=%s message=\"%s\"", method, dt_strerror(rc), msg ? msg : "");
+  free(msg);
+  return rc;
+}
+
 /* A unary call whose response carries nothing we need. */
 static int call_empty(dt_client *c, const char *method, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *rd)

@@ -39,10 +39,14 @@ void dt__arena_free(dt__arena *a);
 typedef struct dt__conn {
   grpc_channel *ch;
   int call_timeout_ms;
+  size_t n_md;    /* 1 with a token, else 0 */
+  grpc_metadata md; /* "authorization: Bearer <token>", sent with every call */
 } dt__conn;
 
 int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt);
 void dt__conn_close(dt__conn *c);
+/* Fills a GRPC_OP_SEND_INITIAL_METADATA op with the connection's metadata (the token). */
+void dt__conn_initial_md(const dt__conn *c, grpc_op *op);
 
 #define DT__NO_DEADLINE (-1)
 
@@ -53,6 +57,9 @@ void dt__conn_close(dt__conn *c);
  */
 int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
               int timeout_ms, ProtobufCMessage **resp, char **err_msg);
+/* dt__unary on packed bytes (methods whose messages the SDK does not know): *resp malloc'd, caller frees. */
+int dt__unary_raw(dt__conn *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                  uint8_t **resp, size_t *resp_len, char **err_msg);
 
 /*
  * One server-streaming call (StreamInstanceHistory): sends |req|, then unpacks every message with |rd| and hands it

@@ -24,6 +24,8 @@ int dt__from_grpc(grpc_status_code s)
   case GRPC_STATUS_CANCELLED: return DT_ERR_CANCELLED;
   case GRPC_STATUS_UNIMPLEMENTED: return DT_ERR_UNSUPPORTED;
   case GRPC_STATUS_RESOURCE_EXHAUSTED: return DT_ERR_TOO_BIG;
+  case GRPC_STATUS_UNAUTHENTICATED: return DT_ERR_UNAUTHENTICATED;
+  case GRPC_STATUS_PERMISSION_DENIED: return DT_ERR_UNAUTHENTICATED;
   default: return DT_ERR_INTERNAL;
   }
 }
@@ -78,10 +80,38 @@ bool dt_last_call_status(const char **code, const char **message)
   return true;
 }
 
+/* A token goes into an HTTP/2 header: visible ASCII only, or the call would fail in a less telling way. */
+static bool token_ok(const char *t)
+{
+  if (!*t || strlen(t) > 4096)
+    return false;
+  for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+    if (*p < 0x21 || *p > 0x7e)
+      return false;
+  return true;
+}
+
+void dt__conn_initial_md(const dt__conn *c, grpc_op *op)
+{
+  op->data.send_initial_metadata.count = c->n_md;
+  op->data.send_initial_metadata.metadata = c->n_md ? (grpc_metadata *)&c->md : NULL;
+}
+
 int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
 {
   if (!target || !*target)
     return DT_ERR_INVALID_ARG;
+  const char *token = opt && opt->auth_token ? opt->auth_token : getenv("TASKHUBD_AUTH_TOKEN");
+  if (token && !*token && !(opt && opt->auth_token))
+    token = NULL; /* an empty variable is no token */
+  if (token && !token_ok(token)) {
+    DT_ERROR("auth token: expected 1 to 4096 visible ASCII characters");
+    return DT_ERR_INVALID_ARG;
+  }
+  if (opt && (!opt->client_cert_pem != !opt->client_key_pem || (opt->client_cert_pem && !opt->tls))) {
+    DT_ERROR("client_cert_pem and client_key_pem go together, and need tls");
+    return DT_ERR_INVALID_ARG;
+  }
   grpc_init();
   int keepalive_ms = opt && opt->keepalive_ms != 0 ? opt->keepalive_ms : 30000;
   int keepalive_timeout_ms = opt && opt->keepalive_timeout_ms > 0 ? opt->keepalive_timeout_ms : 10000;
@@ -98,13 +128,17 @@ int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = keepalive_timeout_ms}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = keepalive_ms > 0}},
       {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+      {GRPC_ARG_STRING, (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+       {.string = opt && opt->tls_server_name ? (char *)opt->tls_server_name : NULL}},
   };
-  grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+  grpc_channel_args ca = {sizeof args / sizeof args[0] - !(opt && opt->tls && opt->tls_server_name), args};
   grpc_channel_credentials *creds;
-  if (opt && opt->tls)
-    creds = grpc_ssl_credentials_create(opt->root_certs_pem, NULL, NULL, NULL);
-  else
+  if (opt && opt->tls) {
+    grpc_ssl_pem_key_cert_pair pair = {opt->client_key_pem, opt->client_cert_pem};
+    creds = grpc_ssl_credentials_create(opt->root_certs_pem, opt->client_cert_pem ? &pair : NULL, NULL, NULL);
+  } else {
     creds = grpc_insecure_credentials_create();
+  }
   c->ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
   c->call_timeout_ms = opt && opt->call_timeout_ms > 0 ? opt->call_timeout_ms : 30000;
@@ -112,11 +146,24 @@ int dt__conn_open(dt__conn *c, const char *target, const dt_conn_options *opt)
     grpc_shutdown();
     return DT_ERR_INVALID_ARG;
   }
+  c->n_md = 0;
+  if (token) {
+    size_t n = strlen(token);
+    c->md.key = grpc_slice_from_static_string("authorization");
+    c->md.value = grpc_slice_malloc(7 + n);
+    memcpy(GRPC_SLICE_START_PTR(c->md.value), "Bearer ", 7);
+    memcpy(GRPC_SLICE_START_PTR(c->md.value) + 7, token, n);
+    c->n_md = 1;
+  }
   return DT_OK;
 }
 
 void dt__conn_close(dt__conn *c)
 {
+  if (c->n_md) {
+    grpc_slice_unref(c->md.value);
+    c->n_md = 0;
+  }
   if (c->ch) {
     grpc_channel_destroy(c->ch);
     c->ch = NULL;
@@ -124,8 +171,9 @@ void dt__conn_close(dt__conn *c)
   }
 }
 
-int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-              int timeout_ms, ProtobufCMessage **resp, char **err_msg)
+/* One unary call on packed bytes: DT_OK with the response's bytes in *resp (caller unrefs), or the call's status. */
+static int unary_bytes(dt__conn *c, const char *method, grpc_slice req, int timeout_ms, grpc_slice *resp,
+                       char **err_msg)
 {
   if (err_msg)
     *err_msg = NULL;
@@ -137,11 +185,7 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
   grpc_slice path = grpc_slice_from_static_string(method);
   grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, path, NULL, deadline, NULL);
-  size_t n = protobuf_c_message_get_packed_size(req);
-  grpc_slice sl = grpc_slice_malloc(n);
-  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
-  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
+  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&req, 1);
   grpc_byte_buffer *in = NULL;
   grpc_metadata_array imd, tmd;
   grpc_metadata_array_init(&imd);
@@ -151,6 +195,7 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  dt__conn_initial_md(c, &ops[0]);
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = out;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -169,16 +214,11 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
       rc = dt__from_grpc(status);
       if (rc == DT_OK) {
         rc = DT_ERR_INTERNAL;
-        if (in) {
-          grpc_byte_buffer_reader r;
-          if (grpc_byte_buffer_reader_init(&r, in)) {
-            grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-            grpc_byte_buffer_reader_destroy(&r);
-            *resp = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-            grpc_slice_unref(all);
-            if (*resp)
-              rc = DT_OK;
-          }
+        grpc_byte_buffer_reader r;
+        if (in && grpc_byte_buffer_reader_init(&r, in)) {
+          *resp = grpc_byte_buffer_reader_readall(&r);
+          grpc_byte_buffer_reader_destroy(&r);
+          rc = DT_OK;
         }
       } else {
         last_call_failed(status, details);
@@ -204,6 +244,47 @@ int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, cons
     ;
   grpc_completion_queue_destroy(cq);
   return rc;
+}
+
+int dt__unary(dt__conn *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+              int timeout_ms, ProtobufCMessage **resp, char **err_msg)
+{
+  size_t n = protobuf_c_message_get_packed_size(req);
+  grpc_slice sl = grpc_slice_malloc(n);
+  protobuf_c_message_pack(req, GRPC_SLICE_START_PTR(sl));
+  grpc_slice all;
+  int rc = unary_bytes(c, method, sl, timeout_ms, &all, err_msg);
+  grpc_slice_unref(sl);
+  if (rc != DT_OK)
+    return rc;
+  *resp = protobuf_c_message_unpack(rd, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+  grpc_slice_unref(all);
+  if (!*resp) {
+    DT_DEBUG("call %s: the response does not decode as %s", method, rd->name);
+    return DT_ERR_INTERNAL;
+  }
+  return DT_OK;
+}
+
+int dt__unary_raw(dt__conn *c, const char *method, const uint8_t *req, size_t req_len, int timeout_ms,
+                  uint8_t **resp, size_t *resp_len, char **err_msg)
+{
+  grpc_slice sl = grpc_slice_from_copied_buffer((const char *)req, req_len);
+  grpc_slice all;
+  int rc = unary_bytes(c, method, sl, timeout_ms, &all, err_msg);
+  grpc_slice_unref(sl);
+  if (rc != DT_OK)
+    return rc;
+  size_t n = GRPC_SLICE_LENGTH(all);
+  *resp = malloc(n ? n : 1);
+  if (!*resp) {
+    grpc_slice_unref(all);
+    return DT_ERR_NOMEM;
+  }
+  memcpy(*resp, GRPC_SLICE_START_PTR(all), n);
+  *resp_len = n;
+  grpc_slice_unref(all);
+  return DT_OK;
 }
 
 /* Starts one batch and waits for it on |cq| (the call's only pending batch). Returns the op's success flag. */
@@ -246,6 +327,7 @@ int dt__server_stream(dt__conn *c, const char *method, const ProtobufCMessage *r
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  dt__conn_initial_md(c, &ops[0]);
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

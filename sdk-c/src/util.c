@@ -49,6 +49,7 @@ const char *dt_strerror(int rc)
   case DT_ERR_CANCELLED: return "cancelled";
   case DT_ERR_UNSUPPORTED: return "not supported by the server";
   case DT_ERR_TOO_BIG: return "too big";
+  case DT_ERR_UNAUTHENTICATED: return "not authenticated (missing or wrong token or certificate)";
   }
   return "unknown status";
 }

@@ -103,6 +103,7 @@ static void send_async(dt_worker *w, const char *method, uint8_t *buf, size_t le
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  dt__conn_initial_md(&w->conn, &ops[0]);
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = a->req;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -540,6 +541,7 @@ static bool stream_once(dt_worker *w)
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    dt__conn_initial_md(&w->conn, &ops[0]);
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = out;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -613,12 +615,19 @@ static void *stream_main(void *arg)
 {
   dt_worker *w = arg;
   int backoff = 100;
+  int last_rc = DT_OK;
   while (!is_stopping(w)) {
     Google__Protobuf__Empty hello = GOOGLE__PROTOBUF__EMPTY__INIT;
     ProtobufCMessage *resp = NULL;
-    int rc = dt__unary(&w->conn, M_HELLO, &hello.base, &google__protobuf__empty__descriptor, 5000, &resp, NULL);
+    char *why = NULL;
+    int rc = dt__unary(&w->conn, M_HELLO, &hello.base, &google__protobuf__empty__descriptor, 5000, &resp, &why);
     if (resp)
       protobuf_c_message_free_unpacked(resp, NULL);
+    /* Once per kind of failure, not at every retry: a refused token or certificate otherwise retries in silence. */
+    if (rc != DT_OK && rc != last_rc)
+      DT_WARN("cannot connect to %s: %s (%s); retrying", w->target, dt_strerror(rc), why ? why : "");
+    last_rc = rc;
+    free(why);
     if (rc == DT_OK && stream_once(w))
       backoff = 100;
     if (pause_ms(w, backoff))

@@ -2,6 +2,8 @@
 
 #include "log.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +15,27 @@ struct sc_map_entry {
   char key[];
 };
 
+/* Keys are instance ids, tokens and names that clients choose. With an unkeyed hash (this was FNV-1a) anyone can
+ * compute ids that share a bucket and turn every lookup into a walk of one long chain; SipHash under a key drawn
+ * at start-up leaves nothing to compute against. The key is the same for every map in the process, so a
+ * map's buckets never depend on when it was made. */
+static unsigned char hash_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+  if (sodium_init() < 0)
+    sc_panic("libsodium failed to initialise (no source of randomness?)");
+  crypto_shorthash_keygen(hash_key);
+}
+
 static size_t hash_str(const char *s)
 {
-  /* FNV-1a */
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
+  pthread_once(&hash_once, hash_key_init);
+  unsigned char out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, (const unsigned char *)s, strlen(s), hash_key);
+  uint64_t h;
+  memcpy(&h, out, sizeof h);
   return (size_t)h;
 }
 
@@ -148,4 +163,17 @@ const char *sc_map_key(const struct sc_map_entry *e)
 void *sc_map_value(const struct sc_map_entry *e)
 {
   return e->value;
+}
+
+size_t sc_map_longest_chain(const struct sc_map *m)
+{
+  size_t longest = 0;
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    size_t n = 0;
+    for (const struct sc_map_entry *e = m->buckets[i]; e; e = e->next)
+      n++;
+    if (n > longest)
+      longest = n;
+  }
+  return longest;
 }

@@ -5,7 +5,8 @@
 
 /*
  * A string-keyed hash map (chained, power-of-two buckets). Keys are copied; values are borrowed pointers.
- * Single-threaded: each map has one owner.
+ * Single-threaded: each map has one owner. Keys are hashed with SipHash under a per-process random key, so
+ * clients cannot choose ids that collide.
  */
 struct sc_map_entry;
 
@@ -26,6 +27,8 @@ void *sc_map_remove(struct sc_map *m, const char *key);
 struct sc_map_entry *sc_map_first(const struct sc_map *m);
 struct sc_map_entry *sc_map_next(const struct sc_map *m, struct sc_map_entry *e);
 const char *sc_map_key(const struct sc_map_entry *e);
+/* The most entries sharing one bucket: what a lookup may have to walk (tests of the keyed hash). */
+size_t sc_map_longest_chain(const struct sc_map *m);
 void *sc_map_value(const struct sc_map_entry *e);
 
 #endif

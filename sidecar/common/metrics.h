@@ -38,6 +38,7 @@ struct sc_metrics {
   atomic_uint_fast64_t finished[8];      /* by OrchestrationStatus of the terminal commit */
   atomic_uint_fast64_t dispatched[SC_WI_KINDS], completed[SC_WI_KINDS], abandoned[SC_WI_KINDS];
   atomic_uint_fast64_t cache_hits, cache_misses, cache_bytes; /* the store's hot-instance cache */
+  atomic_uint_fast64_t commit_failures; /* commits the store could not write (nothing of them was) */
   atomic_uint_fast64_t pg_reads, pg_commits, pg_errors, pg_reconnects; /* PostgreSQL round trips and failures */
   atomic_uint_fast64_t pg_partitions_owned, pg_lease_renewals, pg_lease_losses, pg_fenced_commits;
   /* Commands between replicas: forwarded, applied here, and found by the sweep rather than a notification. */

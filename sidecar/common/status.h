@@ -19,7 +19,8 @@
   XX(ELOCKLOST, -10, 10) /* ABORTED */                                        \
   XX(EIO, -11, 13)       /* INTERNAL */                                       \
   XX(ECORRUPT, -12, 15)  /* DATA_LOSS */                                      \
-  XX(ENOMEM, -13, 8)     /* RESOURCE_EXHAUSTED */
+  XX(ENOMEM, -13, 8)     /* RESOURCE_EXHAUSTED */                           \
+  XX(ENOSPACE, -14, 8)   /* RESOURCE_EXHAUSTED: the disk is full */
 
 enum sc_status {
 #define XX(name, value, grpc) SC_##name = value,

@@ -78,9 +78,11 @@ int apply_complete_orch(struct sc_engine *e, struct sc_cmd *c)
   if (resp->instanceid[0] && strcmp(resp->instanceid, l->iid) != 0) {
     /* Only the holder knows the token: a worker that names another instance is confused, and will not send
      * this item's result now. */
+    /* The message first: abandoning frees the lease. */
+    int r = fail(c, SC_EINVAL, "instanceId: %s does not match the work item's instance %s", resp->instanceid,
+                 l->iid);
     lease_abandon(e, l, "completion_names_another_instance");
-    return fail(c, SC_EINVAL, "instanceId: %s does not match the work item's instance %s", resp->instanceid,
-                l->iid);
+    return r;
   }
   if (tokenless && tokenless_repeat(e, l->iid, resp)) {
     SC_INFO("event=completion_repeated instance=%s", SC_Q(l->iid));
@@ -108,8 +110,9 @@ int apply_complete_orch(struct sc_engine *e, struct sc_cmd *c)
     rc = apply_turn(e, l, resp, actions, nact, forced_type, forced, &dropped);
   if (rc != SC_OK) {
     /* Nothing of it is kept (the command's writes roll back); the work is handed out again. */
+    int r = fail(c, rc, "applying the work item of %s failed", l->iid); /* before the lease is freed */
     lease_abandon(e, l, "completion_not_applied");
-    return fail(c, rc, "applying the work item of %s failed", l->iid);
+    return r;
   }
   backoff_forget(e, LEASE_ORCH, l->iid, 0);
   if (dropped) {
@@ -167,9 +170,10 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
     return unknown_token(e, c, resp->completiontoken, key);
   }
   if (resp->instanceid[0] && (strcmp(resp->instanceid, l->iid) != 0 || resp->taskid != l->task_id)) {
+    int r = fail(c, SC_EINVAL, "instanceId/taskId: %s/%d does not match the work item's task %s/%d",
+                 resp->instanceid, resp->taskid, l->iid, l->task_id); /* before the lease is freed */
     lease_abandon(e, l, "completion_names_another_task");
-    return fail(c, SC_EINVAL, "instanceId/taskId: %s/%d does not match the work item's task %s/%d",
-                resp->instanceid, resp->taskid, l->iid, l->task_id);
+    return r;
   }
   struct sc_txn *tx = e->tx;
   int rc = sc_txn_actq_delete(tx, l->iid, l->act_seq);
@@ -181,8 +185,9 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
   else if (rc == SC_OK && grc != SC_OK && grc != SC_ENOTFOUND)
     rc = grc;
   if (rc != SC_OK) {
+    int r = fail(c, rc, "applying the activity result for %s failed", l->iid); /* before the lease is freed */
     lease_abandon(e, l, "completion_not_applied");
-    return fail(c, rc, "applying the activity result for %s failed", l->iid);
+    return r;
   }
   backoff_forget(e, LEASE_ACT, NULL, l->act_seq);
   if (tokenless)

@@ -177,6 +177,17 @@ static void undeliverable(struct sc_engine *e, const char *iid, StoredInstance *
     sc_panic("failing undeliverable orchestration %s: status %d", iid, rc);
 }
 
+/* Reading the work failed (the store, not the instance): it is looked at again a little later rather than left
+ * until something else marks it, or taken for gone. */
+#define READ_RETRY_US 1000000
+static int retry_later(struct sc_engine *e, enum delayed_kind kind, const char *iid, uint64_t seq, int rc)
+{
+  SC_WARN("event=dispatch_read_failed instance=%s activity=%llu status=%s retry_ms=%d", SC_Q(iid),
+          (unsigned long long)seq, sc_status_name(rc), READ_RETRY_US / 1000);
+  delay(e, sc_now_us() + READ_RETRY_US, kind, iid, seq);
+  return DROPPED;
+}
+
 static int dispatch_orch(struct sc_engine *e, const char *iid)
 {
   struct sc_txn *tx = e->tx;
@@ -185,8 +196,9 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
   if (work_is_leased(e, iid))
     return DROPPED; /* looked at again when its lease ends */
   StoredInstance *rec;
-  if (sc_txn_get_instance(tx, iid, &e->ba, &rec) != SC_OK)
-    return DROPPED;
+  int rc = sc_txn_get_instance(tx, iid, &e->ba, &rec);
+  if (rc != SC_OK)
+    return rc == SC_ENOTFOUND ? DROPPED : retry_later(e, D_READY, iid, 0, rc);
   if (sc_status_is_terminal(rec->status)) {
     backoff_forget(e, LEASE_ORCH, iid, 0);
     return DROPPED;
@@ -196,7 +208,9 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
     return DROPPED; /* its start timer marks it again */
   struct sc_inbox_msg *msgs;
   size_t n;
-  if (sc_txn_inbox_load(tx, iid, &e->ba, &msgs, &n) != SC_OK || n == 0)
+  if ((rc = sc_txn_inbox_load(tx, iid, &e->ba, &msgs, &n)) != SC_OK)
+    return retry_later(e, D_READY, iid, 0, rc);
+  if (n == 0)
     return DROPPED;
   /* What would be sent: the live messages, in order; stale ones and wake-up markers are consumed unsent. */
   size_t nlive = 0, nstale = 0, nwake = 0;
@@ -222,8 +236,8 @@ static int dispatch_orch(struct sc_engine *e, const char *iid)
 
   HistoryEvent **past = NULL;
   size_t npast = 0;
-  if (sc_txn_history_load(tx, iid, &e->ba, &past, &npast) != SC_OK)
-    return DROPPED;
+  if ((rc = sc_txn_history_load(tx, iid, &e->ba, &past, &npast)) != SC_OK)
+    return retry_later(e, D_READY, iid, 0, rc);
   HistoryEvent *os = sc_pb_event(&e->ba, -1, now);
   OrchestratorStartedEvent *ose = sc_arena_alloc(&e->ba, sizeof *ose);
   orchestrator_started_event__init(ose);
@@ -346,7 +360,10 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
 {
   struct sc_txn *tx = e->tx;
   StoredActivity *a;
-  if (sc_txn_actq_get(tx, seq, &e->ba, &a) != SC_OK || !a->request || !a->request->orchestrationinstance) {
+  int rc = sc_txn_actq_get(tx, seq, &e->ba, &a);
+  if (rc != SC_OK && rc != SC_ENOTFOUND)
+    return retry_later(e, D_ACT, NULL, seq, rc);
+  if (rc != SC_OK || !a->request || !a->request->orchestrationinstance) {
     backoff_forget(e, LEASE_ACT, NULL, seq);
     return DROPPED; /* completed meanwhile */
   }
@@ -356,8 +373,9 @@ static int dispatch_act(struct sc_engine *e, uint64_t seq)
     return DROPPED; /* its partition went to another replica, which queued it */
   const char *exec = r->orchestrationinstance->executionid ? r->orchestrationinstance->executionid->value : "";
   StoredInstance *rec;
-  if (sc_txn_get_instance(tx, iid, &e->ba, &rec) != SC_OK || sc_status_is_terminal(rec->status) ||
-      strcmp(rec->execution_id, exec) != 0) {
+  if ((rc = sc_txn_get_instance(tx, iid, &e->ba, &rec)) != SC_OK && rc != SC_ENOTFOUND)
+    return retry_later(e, D_ACT, iid, seq, rc); /* not a reason to drop the activity */
+  if (rc != SC_OK || sc_status_is_terminal(rec->status) || strcmp(rec->execution_id, exec) != 0) {
     /* Its orchestration is gone, finished or continued as new: nobody wants the result. */
     sc_txn_actq_delete(tx, iid, seq);
     backoff_forget(e, LEASE_ACT, NULL, seq);
@@ -405,6 +423,8 @@ static int dispatch_item(struct sc_engine *e, enum lease_kind kind, void *item)
   char *iid = item;
   sc_map_remove(&e->queued, iid);
   int r = sc_is_entity_id(iid) ? dispatch_entity(e, iid) : dispatch_orch(e, iid);
+  if (r == READ_FAILED)
+    r = retry_later(e, D_READY, iid, 0, SC_EIO);
   if (r == WAITING)
     sc_map_put(&e->queued, iid, (void *)1); /* new messages are read when it leaves the queue */
   free(iid);

@@ -16,32 +16,58 @@
 #define EARLY_DISPATCH_MAX 4
 #define TIMERS_PER_BATCH 2000
 #define TRIM_EVERY_US 5000000
+/* A due timer whose firing failed (a store read) is tried again after this long. */
+#define TIMER_RETRY_US 1000000
+/* After a failed commit no work goes out for this long. */
+#define DISPATCH_HOLD_US 1000000
+
+/* A due timer could not be read or delivered (the store failed): what its firing wrote so far is rolled back,
+ * it goes back on the heap, and no timer fires for a second, rather than the process ending. */
+static void timer_retry(struct sc_engine *e, struct sc_heap_item it, int rc, int64_t now, const char *what)
+{
+  sc_txn_rollback(e->tx);
+  sc_heap_push(&e->theap, it);
+  e->timers_held_until_us = now + TIMER_RETRY_US;
+  SC_WARN("event=timer_failed step=%s status=%s retry_ms=%d", what, sc_status_name(rc), TIMER_RETRY_US / 1000);
+}
 
 static void fire_timers(struct sc_engine *e, int64_t now)
 {
   struct sc_txn *tx = e->tx;
   const struct sc_heap_item *top;
+  if (e->timers_held_until_us > now)
+    return;
+  e->timers_held_until_us = 0;
   /* After downtime many timers are due at once: a few thousand per batch, so commits stay small and other
    * commands go on; the next batch starts at once while more are due. */
   int budget = TIMERS_PER_BATCH;
   while (budget-- > 0 && (top = sc_heap_top(&e->theap)) && top->due <= now) {
     struct sc_heap_item it = sc_heap_pop(&e->theap);
     StoredTimer *t;
+    sc_txn_savepoint(tx);
     int rc = sc_txn_timer_get(tx, it.due, it.seq, &e->ba, &t);
     if (rc == SC_ENOTFOUND)
       continue;
-    if (rc != SC_OK)
-      sc_panic("reading a due timer failed (status %d)", rc);
+    if (rc != SC_OK) {
+      timer_retry(e, it, rc, now, "read");
+      return;
+    }
     if (!owns(e, t->instance_id))
       continue; /* its partition went to another replica, which loaded it */
     sc_txn_timer_delete(tx, t->instance_id, it.due, it.seq);
     if (sc_is_entity_id(t->instance_id)) { /* a scheduled signal: entities have no executions to outlive */
-      if (t->msg && t->msg->event && (rc = entity_deliver(e, t->instance_id, t->msg->event)) != SC_OK)
-        sc_panic("delivering a scheduled signal failed (status %d)", rc);
+      if (t->msg && t->msg->event && (rc = entity_deliver(e, t->instance_id, t->msg->event)) != SC_OK) {
+        timer_retry(e, it, rc, now, "signal");
+        return;
+      }
       continue;
     }
     StoredInstance *rec;
     rc = sc_txn_get_instance(tx, t->instance_id, &e->ba, &rec);
+    if (rc != SC_OK && rc != SC_ENOTFOUND) {
+      timer_retry(e, it, rc, now, "instance");
+      return;
+    }
     bool live = rc == SC_OK && !sc_status_is_terminal(rec->status) &&
                 (!t->execution_id[0] || strcmp(t->execution_id, rec->execution_id) == 0);
     if (!live) {
@@ -52,8 +78,10 @@ static void fire_timers(struct sc_engine *e, int64_t now)
       if (t->msg->event)
         t->msg->event->timestamp = sc_pb_ts(&e->ba, now); /* TimerFired is stamped when it fires */
       rc = sc_txn_inbox_append(tx, t->instance_id, (int)t->band, sc_txn_next_seq(tx), t->msg);
-      if (rc != SC_OK)
-        sc_panic("delivering a timer failed (status %d)", rc);
+      if (rc != SC_OK) {
+        timer_retry(e, it, rc, now, "deliver");
+        return;
+      }
     }
     /* A due scheduled start has nothing to deliver: its ExecutionStarted already waits in the inbox. */
     mark_dirty(e, t->instance_id);
@@ -131,13 +159,60 @@ void commit(struct sc_engine *e)
     SC_ERROR("event=fenced_exit error=%s", SC_Q(err.msg));
     _exit(3);
   }
-  if (rc != SC_OK) {
-    /* Nothing was acknowledged; a restart recovers the last durable state. */
+  if (rc != SC_OK && e->nparts > 1) {
+    /* Nothing was acknowledged; a restart recovers the last durable state (and hands the partitions over). */
     sc_panic("commit failed: %s", err.msg);
   }
+  if (rc != SC_OK) {
+    commit_failed(e, &err);
+    return;
+  }
+  e->ndone_committed = e->ndone;
+  e->nchg_committed = e->nchg;
   pthread_mutex_lock(&e->mu);
   e->stats.commits++;
   pthread_mutex_unlock(&e->mu);
+}
+
+/* The batch's changes were not written (the disk is full, an I/O error): nothing of them was acknowledged.
+ * The commands that changed something, or read what the batch changed, are answered with the store's error;
+ * what the engine holds in memory about work (queues, leases handed out, timers) may describe those changes,
+ * so it is rebuilt from the committed state, as after a restart. The store resumes writes by itself. */
+void commit_failed(struct sc_engine *e, const struct sc_err *err)
+{
+  int code = err->code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL;
+  size_t failed = 0;
+  for (size_t i = e->ndone_committed; i < e->ndone; i++) {
+    struct sc_cmd *c = e->done[i];
+    if (c->err.code == SC_OK && (c->wrote || c->kind == SC_CMD_WAIT)) {
+      fail(c, code, "not applied, nothing of it was written: %s", err->msg);
+      failed++;
+    }
+  }
+  e->ndone_committed = e->ndone;
+  while (e->conts) { /* purges by filter: what earlier batches purged stays purged */
+    struct sc_cmd *c = e->conts;
+    e->conts = c->next;
+    fail(c, code, "purge stopped (what it purged before stays purged): %s", err->msg);
+    add_done(e, c);
+    e->ndone_committed = e->ndone;
+    failed++;
+  }
+  SC_ERROR("event=commit_failed commands_failed=%zu error=%s", failed, SC_Q(err->msg));
+  atomic_fetch_add_explicit(&sc_metrics.commit_failures, 1, memory_order_relaxed);
+  e->nchg = e->nchg_committed; /* what this commit would have changed did not change: no waiter is woken for it */
+  e->ndirty = 0;
+  e->nnew_acts = 0;
+  sc_txn_forget_all(e->tx);
+  sc_heap_free(&e->theap);
+  work_wipe(e);
+  applied_forget_all(e);
+  /* Work handed out now would most likely fail to complete too: give the store a moment. */
+  e->dispatch_held_until_us =
+      sc_now_us() + (e->cfg.failed_commit_hold_us > 0 ? e->cfg.failed_commit_hold_us : DISPATCH_HOLD_US);
+  int rc = parts_reload(e);
+  if (rc != SC_OK)
+    sc_panic("reloading the committed state after a failed commit failed (status %d)", rc);
 }
 
 static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
@@ -155,8 +230,13 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
     }
   commit(e); /* what came before the wipe in this batch */
   struct sc_err err = {0};
-  if (sc_txn_wipe(e->tx, &err) != SC_OK)
-    sc_panic("wiping the store failed: %s", err.msg);
+  if (sc_txn_wipe(e->tx, &err) != SC_OK) {
+    if (e->nparts > 1)
+      sc_panic("wiping the store failed: %s", err.msg);
+    fail(c, err.code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL, "deleting the task hub's data failed: %s; "
+         "nothing was deleted", err.msg);
+    return;
+  }
   sc_heap_free(&e->theap);
   work_wipe(e);
   waiters_wipe(e);
@@ -184,6 +264,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
 {
   struct sc_txn *tx = e->tx;
   sc_txn_reset(tx);
+  e->ndone_committed = e->nchg_committed = 0;
   size_t n = 0;
   struct sc_cmd *conts = e->conts;
   e->conts = NULL;
@@ -192,6 +273,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     struct sc_cmd *c = conts;
     conts = c->next;
     sc_txn_savepoint(tx);
+    c->wrote = true;
     settle(e, c, purge_filter_chunk(e, c), stopping);
   }
   while (cmds) {
@@ -200,23 +282,29 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
     c->next = NULL;
     n++;
     if (c->kind == SC_CMD_WIPE) {
+      c->wrote = true;
       run_wipe(e, c);
       add_done(e, c);
       continue;
     }
     sc_txn_savepoint(tx);
+    size_t before = sc_txn_size(tx);
     settle(e, c, apply(e, c), stopping);
+    c->wrote = sc_txn_size(tx) > before;
   }
   int64_t now = sc_now_us();
   fire_timers(e, now);
   work_timers(e, now);
   /* A small batch means a quiet engine where latency counts: hand out work while the commit syncs. Under load
    * dispatching after the commit lets more completions gather into the next batch, which is cheaper. */
-  bool early = n <= EARLY_DISPATCH_MAX;
+  if (e->dispatch_held_until_us && now >= e->dispatch_held_until_us)
+    e->dispatch_held_until_us = 0;
+  bool held = e->dispatch_held_until_us != 0;
+  bool early = n <= EARLY_DISPATCH_MAX && !held;
   if (early)
     work_dispatch(e);
   commit(e);
-  if (!early) {
+  if (!early && !held) {
     work_dispatch(e);
     commit(e); /* clean-ups dispatch found, if any */
   }
@@ -239,7 +327,7 @@ static void run_batch(struct sc_engine *e, struct sc_cmd *cmds, bool stopping)
   /* Replies go out only now: everything they report is durable. */
   for (size_t i = 0; i < e->ndone; i++)
     e->done[i]->done(e->done[i]);
-  e->ndone = 0;
+  e->ndone = e->ndone_committed = 0;
   /* Gauges as of now, after this batch's work went out. */
   size_t in_orch, in_act;
   work_inflight(e, &in_orch, &in_act);
@@ -263,9 +351,11 @@ static int64_t next_wakeup(struct sc_engine *e)
   int64_t t = INT64_MAX;
   const struct sc_heap_item *a = sc_heap_top(&e->theap), *b = sc_heap_top(&e->wheap);
   if (a)
-    t = a->due;
+    t = a->due > e->timers_held_until_us ? a->due : e->timers_held_until_us;
   if (b && b->due < t)
     t = b->due;
+  if (e->dispatch_held_until_us && e->dispatch_held_until_us < t)
+    t = e->dispatch_held_until_us;
   int64_t w = work_next_wakeup(e);
   return w < t ? w : t;
 }
@@ -313,7 +403,9 @@ static void *engine_main(void *arg)
     for (struct sc_cmd *c = e->qh; c && taken < e->cfg.max_batch; c = c->next) {
       tail = c;
       taken++;
+      e->qbytes -= c->bytes;
     }
+    e->nq -= (size_t)taken;
     if (tail) {
       e->qh = tail->next;
       if (!e->qh)
@@ -439,6 +531,19 @@ int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
   return SC_OK;
 }
 
+/* Commands a client sends to add work; everything else finishes work or comes from taskhubd itself. */
+static bool adds_work(enum sc_cmd_kind k)
+{
+  switch (k) {
+  case SC_CMD_START: case SC_CMD_RAISE: case SC_CMD_TERMINATE: case SC_CMD_SUSPEND: case SC_CMD_RESUME:
+  case SC_CMD_PURGE: case SC_CMD_WAIT: case SC_CMD_WIPE: case SC_CMD_STREAM_OPEN: case SC_CMD_REWIND:
+  case SC_CMD_RESTART: case SC_CMD_SIGNAL_ENTITY: case SC_CMD_CLEAN_ENTITIES:
+    return true;
+  default:
+    return false;
+  }
+}
+
 void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
 {
   cmd->next = NULL;
@@ -451,6 +556,26 @@ void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd)
     cmd->done(cmd);
     return;
   }
+  if (adds_work(cmd->kind)) {
+    size_t nq = e->nq, qbytes = e->qbytes;
+    bool full_n = e->cfg.max_queued && nq >= e->cfg.max_queued;
+    bool full_b = e->cfg.max_queued_bytes && qbytes + cmd->bytes > e->cfg.max_queued_bytes;
+    if (full_n || full_b) {
+      e->stats.refused++;
+      pthread_mutex_unlock(&e->mu);
+      if (full_n)
+        sc_err_set(&cmd->err, SC_ETOOBIG, "taskhubd is overloaded: %zu requests already wait to be applied, the "
+                   "limit (--max-queued-commands); retry later", nq);
+      else
+        sc_err_set(&cmd->err, SC_ETOOBIG, "taskhubd is overloaded: %zu bytes of requests already wait to be "
+                   "applied; %zu more would pass the %zu-byte limit (--max-queued-bytes); retry later", qbytes,
+                   cmd->bytes, e->cfg.max_queued_bytes);
+      cmd->done(cmd);
+      return;
+    }
+  }
+  e->nq++;
+  e->qbytes += cmd->bytes;
   if (e->qt)
     e->qt->next = cmd;
   else
@@ -514,6 +639,7 @@ void sc_engine_get_stats(struct sc_engine *e, struct sc_engine_stats *out)
 {
   pthread_mutex_lock(&e->mu);
   *out = e->stats;
+  out->queued = e->nq;
   pthread_mutex_unlock(&e->mu);
 }
 

@@ -72,6 +72,8 @@ struct sc_cmd {
   void *user;
   struct sc_err err;
   struct sc_cmd *next; /* engine queue link */
+  size_t bytes;        /* the request's size, counted against --max-queued-bytes while queued */
+  bool wrote;          /* engine-internal: its changes are in the batch's transaction */
   union {
     struct {
       const CreateInstanceRequest *req;
@@ -172,11 +174,13 @@ struct sc_engine_config {
   size_t max_receive;       /* largest message a worker can send (--max-message) */
   size_t max_outbox;        /* a stream holding this much unsent gets no new work (0: no cap) */
   size_t max_inbox, max_inbox_bytes; /* RaiseEvent refused beyond these (0: no limit) */
+  size_t max_queued, max_queued_bytes; /* client commands refused while this many wait to be applied (0: none) */
   int64_t orch_lease_us, act_lease_us; /* work items unanswered this long are handed out again (0: never) */
   struct sc_limits limits;  /* what worker actions and histories must pass, as client requests do */
   bool entity_v2;           /* entity batches as EntityRequest (history events) rather than EntityBatchRequest */
   size_t cache_budget;      /* bytes of recently used instances kept in memory (--cache-size; 0: none kept) */
   const char *replica;      /* this replica's name: where answers to its forwarded commands go */
+  int64_t failed_commit_hold_us; /* after a commit fails no work goes out for this long (0: 1 s) */
 };
 
 struct sc_engine_stats {
@@ -184,6 +188,8 @@ struct sc_engine_stats {
   uint64_t orch_dispatched, act_dispatched, entity_dispatched, orch_completed, act_completed, entity_completed;
   uint64_t abandoned;
   uint64_t streams;
+  uint64_t refused;       /* commands refused by --max-queued-commands / --max-queued-bytes */
+  uint64_t queued;        /* gauge: commands waiting to be applied */
   /* gauges, as of the end of the last batch */
   uint64_t ready_orchestrations, queued_activities, timers, waiters, inflight_orchestrations, inflight_activities;
   uint64_t waiting_items; /* work no connected stream can take now */
@@ -194,7 +200,11 @@ struct sc_engine_stats {
 int sc_engine_start(struct sc_store *st, const struct sc_engine_config *cfg,
                     struct sc_engine **out, struct sc_err *err);
 
-/* Thread-safe. After sc_engine_stop has begun, commands complete with SC_EUNAVAIL. */
+/* Thread-safe. After sc_engine_stop has begun, commands complete with SC_EUNAVAIL. A client's command that adds
+ * work (a start, an event, a termination, a new stream, ...) completes at once with SC_ETOOBIG, naming the limit,
+ * while max_queued commands or max_queued_bytes of requests already wait to be applied: a flood of requests meets
+ * refusals rather than a queue that grows with it. Completions, abandons and the engine's own commands are always
+ * queued (they finish work rather than add it). */
 void sc_engine_post(struct sc_engine *e, struct sc_cmd *cmd);
 /* Thread-safe: runs a batch soon even with nothing posted (a stream can take work again). */
 void sc_engine_kick(struct sc_engine *e);

@@ -79,11 +79,17 @@ int dispatch_entity(struct sc_engine *e, const char *id)
     return DROPPED;
   struct sc_inbox_msg *msgs;
   size_t n;
-  if (sc_txn_inbox_load(tx, id, &e->ba, &msgs, &n) != SC_OK || n == 0)
+  int rc = sc_txn_inbox_load(tx, id, &e->ba, &msgs, &n);
+  if (rc != SC_OK)
+    return READ_FAILED; /* a queue left unread would wait until the next signal */
+  if (n == 0)
     return DROPPED;
   StoredEntity *rec = NULL;
-  if (sc_txn_get_entity(tx, id, &e->ba, &rec) != SC_OK)
+  rc = sc_txn_get_entity(tx, id, &e->ba, &rec);
+  if (rc == SC_ENOTFOUND)
     rec = NULL;
+  else if (rc != SC_OK)
+    return READ_FAILED; /* never run its operations on an empty state in place of one we could not read */
 
   /* The queue from the front: unlocks and lock requests are the server's to apply, with or without a worker;
    * operations go to the worker, and while a critical section holds the entity only its owner's calls do (the

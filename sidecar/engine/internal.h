@@ -137,6 +137,7 @@ struct sc_engine {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct sc_cmd *qh, *qt; /* posted, not yet taken */
+  size_t nq, qbytes;      /* how many, and their bytes */
   bool stopping, stopped;
   struct sc_engine_stats stats; /* under mu */
 
@@ -154,8 +155,12 @@ struct sc_engine {
   struct sc_cmd *conts;   /* filter purges to continue in the next batch */
   struct sc_cmd **done;
   size_t ndone, capdone;
+  size_t ndone_committed;   /* done[0..ndone_committed) are covered by a commit that succeeded */
+  int64_t dispatch_held_until_us; /* after a failed commit: no work goes out until then (0: none held) */
+  int64_t timers_held_until_us;   /* after a timer failed to fire: none fires until then (0: none held) */
   struct changed *chg;
   size_t nchg, capchg;
+  size_t nchg_committed;    /* chg[0..nchg_committed) are covered by a commit that succeeded */
 
   /* Work items. */
   struct sc_stream **streams;
@@ -273,6 +278,8 @@ void lease_expire(struct sc_engine *e, const char *token, int64_t now);
 void leases_end_instance(struct sc_engine *e, const char *iid);
 void leases_end_all(struct sc_engine *e);
 void applied_add(struct sc_engine *e, const char *key);
+/* Forgets every applied key: after a failed commit some of them were never written. */
+void applied_forget_all(struct sc_engine *e);
 bool applied_has(struct sc_engine *e, const char *key);
 /* Forgets the abandon count of work that completed or went away. */
 void backoff_forget(struct sc_engine *e, enum lease_kind kind, const char *iid, uint64_t act_seq);
@@ -322,7 +329,8 @@ void ping(struct sc_engine *e, int64_t now);
 void work_inflight(struct sc_engine *e, size_t *orch, size_t *act);
 
 /* dispatch.c */
-enum dispatch_result { DISPATCHED, DROPPED, WAITING };
+/* READ_FAILED: the store could not be read (not the work's fault); dispatch_item looks at it again later. */
+enum dispatch_result { DISPATCHED, DROPPED, WAITING, READ_FAILED };
 void work_init(struct sc_engine *e);
 void work_free(struct sc_engine *e);
 /* Queues the work waiting in partition |part| (-1: the whole store). */
@@ -481,6 +489,9 @@ void parts_attach(struct sc_engine *e);
 void parts_detach(struct sc_engine *e);
 int apply_gain(struct sc_engine *e, struct sc_cmd *c);
 int apply_release(struct sc_engine *e, struct sc_cmd *c);
+/* A commit failed: the owned partitions' work is loaded again from the committed state (the caller emptied
+ * the queues, leases and timers). */
+int parts_reload(struct sc_engine *e);
 /* After the commit: lets go of what apply_release marked. */
 void parts_release_marked(struct sc_engine *e);
 void parts_free(struct sc_engine *e);
@@ -489,7 +500,9 @@ void parts_free(struct sc_engine *e);
 int apply_incoming(struct sc_engine *e, struct sc_cmd *c);
 
 /* engine.c */
-/* Commits the transaction now (panics on failure: nothing was acknowledged, a restart recovers). */
+/* Commits the transaction now. On failure (commit_failed) the commands it held are failed and the work state
+ * is rebuilt from what is committed; with several partitions it panics (a restart hands them over). */
 void commit(struct sc_engine *e);
+void commit_failed(struct sc_engine *e, const struct sc_err *err);
 
 #endif

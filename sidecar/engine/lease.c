@@ -95,6 +95,17 @@ void applied_add(struct sc_engine *e, const char *key)
   e->applied_pos = (e->applied_pos + 1) % e->applied_cap;
 }
 
+void applied_forget_all(struct sc_engine *e)
+{
+  for (size_t i = 0; i < e->applied_cap; i++) {
+    free(e->applied[i]);
+    e->applied[i] = NULL;
+  }
+  sc_map_free(&e->applied_set);
+  sc_map_init(&e->applied_set);
+  e->applied_pos = 0;
+}
+
 bool applied_has(struct sc_engine *e, const char *key)
 {
   return sc_map_get(&e->applied_set, key) != NULL;

@@ -79,6 +79,18 @@ void parts_detach(struct sc_engine *e)
     e->st->ops->detach(e->st);
 }
 
+int parts_reload(struct sc_engine *e)
+{
+  if (e->nparts == 1)
+    return load(e, -1);
+  for (int p = 0; p < e->nparts; p++) {
+    int rc = e->owned[p] ? load(e, p) : SC_OK;
+    if (rc != SC_OK)
+      return rc;
+  }
+  return SC_OK;
+}
+
 int apply_gain(struct sc_engine *e, struct sc_cmd *c)
 {
   int part = c->u.store_event.part;

@@ -6,6 +6,7 @@
 #include "common/pbutil.h"
 #include "common/util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,9 +248,15 @@ void ping(struct sc_engine *e, int64_t now)
   WorkItem wi = WORK_ITEM__INIT;
   wi.request_case = WORK_ITEM__REQUEST_HEALTH_PING;
   wi.healthping = &hp;
-  for (size_t i = 0; i < e->nstreams; i++)
-    if (now - e->streams[i]->last_send_us >= e->cfg.health_ping_us)
-      send_item(e, e->streams[i], &wi, 0);
+  for (size_t i = 0; i < e->nstreams; i++) {
+    struct sc_stream *s = e->streams[i];
+    /* A stream that holds unsent work needs no ping, and one that stopped reading must not collect them; asking
+     * also lets the transport end a stream that has stalled (--stream-stall). */
+    if (s->ready && !s->ready(s->ctx, e->cfg.max_outbox ? e->cfg.max_outbox : SIZE_MAX))
+      continue;
+    if (now - s->last_send_us >= e->cfg.health_ping_us)
+      send_item(e, s, &wi, 0);
+  }
 }
 
 /* Work held by connected workers. Items of workers that went away wait for their grace period, not a drain. */

@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include "guard.h"
+
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/util.h"
@@ -185,6 +187,9 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   hist(&b, "taskhubd_commit_batch_size", "", &m->commit_batch, sc_batch_bounds, SC_BATCH_BUCKETS);
   help(&b, "taskhubd_commit_duration_seconds", "histogram", "Time to write one synced commit.");
   hist(&b, "taskhubd_commit_duration_seconds", "", &m->commit_latency, sc_latency_bounds, SC_LATENCY_BUCKETS);
+  single(&b, "taskhubd_commit_failures_total", "counter",
+         "Commits the store could not write (a full disk, an I/O error): their calls failed, nothing of them was "
+         "written.", &m->commit_failures);
   help(&b, "taskhubd_cache_lookups_total", "counter",
        "Engine reads of an instance's record, history or inbox, by whether the hot-instance cache served them.");
   put(&b, "taskhubd_cache_lookups_total{result=\"hit\"} %llu\n",
@@ -231,6 +236,11 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     sc_engine_get_stats(e, &s);
     help(&b, "taskhubd_commits_total", "counter", "Synced commits written.");
     put(&b, "taskhubd_commits_total %llu\n", (unsigned long long)s.commits);
+    help(&b, "taskhubd_queued_commands", "gauge", "Requests waiting for the engine to apply them.");
+    put(&b, "taskhubd_queued_commands %llu\n", (unsigned long long)s.queued);
+    help(&b, "taskhubd_refused_commands_total", "counter",
+         "Requests refused with RESOURCE_EXHAUSTED by --max-queued-commands or --max-queued-bytes.");
+    put(&b, "taskhubd_refused_commands_total %llu\n", (unsigned long long)s.refused);
     help(&b, "taskhubd_workers_connected", "gauge", "Open GetWorkItems streams.");
     put(&b, "taskhubd_workers_connected %llu\n", (unsigned long long)s.streams);
     help(&b, "taskhubd_work_items_in_flight", "gauge", "Work items held by workers, by kind.");
@@ -307,6 +317,20 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const
   return ret;
 }
 
+/* A refusal by the guard (guard.h): the reason as the body; a 401 says which scheme it wants. */
+static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned code, const char *why)
+{
+  char body[300];
+  snprintf(body, sizeof body, "%s\n", why);
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+  MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+  if (code == 401)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"taskhubd\"");
+  enum MHD_Result ret = MHD_queue_response(conn, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 /* libmicrohttpd's own complaints (bad requests and the like) go through our log, one line each. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
@@ -356,11 +380,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", page, MHD_RESPMEM_MUST_FREE);
   }
   if (strcmp(method, "POST") == 0 && strcmp(url, "/admin/drain") == 0) {
+    char why[256];
+    unsigned refused = sc_ops_guard(conn, why, sizeof why);
+    if (refused) {
+      SC_WARN("event=drain_refused via=ops status=%u reason=%s", refused, SC_Q(why));
+      return refuse(conn, refused, why);
+    }
     SC_INFO("event=drain_requested via=ops");
     kill(getpid(), SIGTERM); /* the same path as a signal: drain, then exit */
     return respond(conn, 202, text, (char *)"draining\n", MHD_RESPMEM_PERSISTENT);
   }
   return respond(conn, 404, text, (char *)"not found\n", MHD_RESPMEM_PERSISTENT);
+}
+
+/* Connections the ops port takes: OPS_MAX_CONNECTIONS, or a quarter of the descriptors the process may open when
+ * that is less (the gRPC port and the store need theirs; a flood of HTTP connections must not starve them). */
+#define OPS_MAX_CONNECTIONS 1024u
+#define OPS_PER_IP 128u
+#define OPS_IDLE_S 10u
+
+static unsigned ops_connection_limit(void)
+{
+  struct rlimit rl;
+  unsigned limit = OPS_MAX_CONNECTIONS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < limit)
+    limit = rl.rlim_cur / 4 > 16 ? (unsigned)(rl.rlim_cur / 4) : 16;
+  return limit;
 }
 
 int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err *err)
@@ -385,7 +430,7 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+      bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 256) != 0) {
     sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s for the ops port: %s", addr, strerror(errno));
     if (fd >= 0)
       close(fd);
@@ -395,10 +440,17 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
   if (!o)
     sc_panic("out of memory starting the ops server");
   o->start_us = sc_now_us();
-  /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before. */
-  o->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
+  /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before.
+   * Slow clients: 64 connections trickling a header byte every few seconds used to hold every connection the
+   * port allowed (64), so kubelet's probes failed and the container was restarted. epoll (no FD_SETSIZE cap)
+   * lets it take many more (ops_connection_limit), each idle one is closed after OPS_IDLE_S, and one address
+   * holds at most OPS_PER_IP, so it takes many addresses to fill the port again (docs/operations.md). */
+  unsigned limit = ops_connection_limit();
+  o->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, o,
                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                          MHD_OPTION_CONNECTION_LIMIT, 64, MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                          limit < OPS_PER_IP ? limit : OPS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, OPS_IDLE_S,
+                          MHD_OPTION_END);
   if (!o->d) {
     free(o);
     close(fd);

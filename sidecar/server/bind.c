@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <grpc/support/log.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +88,74 @@ void sc_bind_explain(const char *listen, struct sc_err *err)
     sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s: %s", listen, strerror(why));
   else
     sc_err_set(err, SC_EUNAVAIL, "cannot listen on %s (gRPC refused the address)", listen);
+}
+
+/* Host part of HOST:PORT or [V6]:PORT into host (cap bytes); false when it does not fit. */
+static bool host_of(const char *listen, char *host, size_t cap)
+{
+  const char *colon = strrchr(listen, ':');
+  if (!colon || (size_t)(colon - listen) >= cap)
+    return false;
+  size_t hl = (size_t)(colon - listen);
+  const char *h = listen;
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  return true;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+  if (sa->sa_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+  if (sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+  }
+  return false;
+}
+
+int sc_bind_check_exposure(const char *listen, bool secured, bool allow_insecure, struct sc_err *err)
+{
+  if (secured || allow_insecure || strncmp(listen, "unix:", 5) == 0)
+    return SC_OK;
+  char host[256];
+  bool exposed = true;
+  if (host_of(listen, host, sizeof host) && host[0]) {
+    /* What the name resolves to now; every address must be loopback. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+      return SC_OK; /* the bind fails on it and says why */
+    exposed = false;
+    for (struct addrinfo *a = ai; a; a = a->ai_next)
+      exposed |= !is_loopback(a->ai_addr);
+    freeaddrinfo(ai);
+  }
+  if (!exposed)
+    return SC_OK;
+  sc_err_set(err, SC_EINVAL,
+             "%s is reachable from other machines: give --tls-cert/--tls-key or --auth-token-file, listen on "
+             "127.0.0.1 or unix:PATH, or pass --allow-insecure on a trusted network",
+             listen);
+  return SC_EINVAL;
+}
+
+int sc_bind_add_port(grpc_server *server, const char *listen, grpc_server_credentials *creds)
+{
+  if (strncmp(listen, "unix:", 5) != 0)
+    return grpc_server_add_http2_port(server, listen, creds);
+  /* gRPC core binds the socket here, with the process umask: narrow it so the socket is never, even for an
+   * instant, connectable by other users. No other thread creates files yet (the store opens later). */
+  mode_t old = umask(0177);
+  int p = grpc_server_add_http2_port(server, listen, creds);
+  umask(old);
+  if (p && chmod(listen + 5, 0600) != 0)
+    SC_WARN("event=unix_socket_chmod_failed path=%s errno=%d", SC_Q(listen + 5), errno);
+  return p;
 }
 
 static atomic_bool quiet;

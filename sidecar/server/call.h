@@ -58,9 +58,11 @@ struct sc_stream_out {
   size_t bytes;      /* queued plus the message being sent: what this stream holds in memory */
   size_t sending_len;
   size_t kick_below; /* nonzero: the engine wants a kick once bytes drop below this */
+  int64_t progress_us; /* (monotonic) when a send last completed, or began after the outbox was idle */
   bool sending, ending, closed, status_sent;
+  bool stalled;      /* ended by --stream-stall: end_code and end_msg say so */
   int end_code;
-  char end_msg[160];
+  char end_msg[256];
   grpc_byte_buffer *send_bb;
   bool work_stream; /* GetWorkItems: registered with the engine */
   sc_call_fn pull;  /* NULL, or called when the outbox empties: see sc_call_stream_begin_pull */
@@ -109,6 +111,9 @@ void sc_call_unref(struct sc_call *c);
 
 /* Runs fn(c) on a reader thread (readers.h). The reference the caller holds passes to fn. */
 void sc_call_read(struct sc_call *c, sc_call_fn fn);
+/* For a read a client asked for (GetInstance, queries, a history stream's start): like sc_call_read, but while
+ * --max-queued-commands reads already wait for a reader thread, the call is answered RESOURCE_EXHAUSTED instead. */
+void sc_call_read_request(struct sc_call *c, sc_call_fn fn);
 
 /* Sends the reply (message only when code is 0) and gives up the handler's reference. */
 void sc_call_reply(struct sc_call *c, int grpc_code, const char *msg,
@@ -161,6 +166,10 @@ void sc_h_wait_completion(struct sc_call *c);
 void sc_h_query_instances(struct sc_call *c);
 void sc_h_list_instance_ids(struct sc_call *c);
 void sc_h_stream_history(struct sc_call *c);
+
+/* admin.c: taskhubd's own service (taskhubd.admin.Admin), reads on the reader threads. */
+void sc_h_server_info(struct sc_call *c);
+void sc_h_pending_messages(struct sc_call *c);
 
 /* entities.c: the entity RPCs (writes go to the engine, reads to the reader threads). */
 void sc_h_signal_entity(struct sc_call *c);

@@ -140,7 +140,7 @@ void sc_h_get_entity(struct sc_call *c)
   const GetEntityRequest *r = (void *)c->req;
   if (!check_entity_id(c, "instanceId", r->instanceid))
     return;
-  sc_call_read(c, get_read);
+  sc_call_read_request(c, get_read);
 }
 
 static void query_read(struct sc_call *c)
@@ -207,5 +207,5 @@ void sc_h_query_entities(struct sc_call *c)
     sc_call_reject(c, GRPC_INVALID_ARGUMENT, "query.pageSize: must not be negative");
     return;
   }
-  sc_call_read(c, query_read);
+  sc_call_read_request(c, query_read);
 }

@@ -7,6 +7,7 @@
 #include "common/log.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -16,6 +17,7 @@ struct sc_readers {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct sc_job *head, *tail;
+  size_t queued; /* jobs waiting for a thread */
   bool stopping;
   int n;
   pthread_t th[MAX_READERS];
@@ -34,6 +36,7 @@ static void *reader_main(void *arg)
     r->head = j->next;
     if (!r->head)
       r->tail = NULL;
+    r->queued--;
     pthread_mutex_unlock(&r->mu);
     j->next = NULL;
     j->fn(j);
@@ -62,13 +65,25 @@ struct sc_readers *sc_readers_start(int n)
 
 void sc_readers_post(struct sc_readers *r, struct sc_job *job)
 {
+  sc_readers_try_post(r, job, 0, NULL);
+}
+
+bool sc_readers_try_post(struct sc_readers *r, struct sc_job *job, size_t max, size_t *waiting)
+{
   job->next = NULL;
   pthread_mutex_lock(&r->mu);
   if (r->stopping) {
     pthread_mutex_unlock(&r->mu);
     job->fn(job);
-    return;
+    return true;
   }
+  if (max && r->queued >= max) {
+    if (waiting)
+      *waiting = r->queued;
+    pthread_mutex_unlock(&r->mu);
+    return false;
+  }
+  r->queued++;
   if (r->tail)
     r->tail->next = job;
   else
@@ -76,6 +91,7 @@ void sc_readers_post(struct sc_readers *r, struct sc_job *job)
   r->tail = job;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+  return true;
 }
 
 void sc_readers_stop(struct sc_readers *r)

@@ -42,19 +42,42 @@ static size_t send_budget(struct sc_call *c)
   return send > (128u << 10) ? send - (64u << 10) : send / 2;
 }
 
+/* Whether the committed record still says |iid| has a payload of |kind| (it may have been purged or replaced
+ * since the record this reply is built from was read). */
+static bool still_has(struct sc_arena *a, struct sc_store *st, const char *iid, int kind)
+{
+  StoredInstance *r;
+  if (sc_store_get_instance(st, iid, a, &r) != SC_OK)
+    return false;
+  return kind == SC_PAYLOAD_INPUT ? r->has_input : kind == SC_PAYLOAD_OUTPUT ? r->has_output : r->has_custom_status;
+}
+
+/* A payload the record says the instance has: unreadable, or missing while the record still names it, it is
+ * damage to report (DATA_LOSS naming the instance), never an instance without input. */
 static Google__Protobuf__StringValue *payload(struct sc_arena *a, struct sc_store *st,
-                                              const char *iid, int kind)
+                                              const char *iid, int kind, struct sc_err *err)
 {
   char *data;
   size_t len;
-  if (st->ops->get_payload(st, iid, kind, a, &data, &len) != SC_OK)
-    return NULL;
-  return sc_pb_sv(a, data);
+  int rc = st->ops->get_payload(st, iid, kind, a, &data, &len);
+  if (rc == SC_OK)
+    return sc_pb_sv(a, data);
+  if (rc == SC_ENOTFOUND && !still_has(a, st, iid, kind))
+    return NULL; /* purged or replaced meanwhile: the reply describes the record as it was read */
+  if (!err->code) {
+    const char *what = kind == SC_PAYLOAD_INPUT ? "input" : kind == SC_PAYLOAD_OUTPUT ? "output" : "custom status";
+    if (rc == SC_ENOTFOUND || rc == SC_ECORRUPT)
+      sc_err_set(err, SC_ECORRUPT, "instance %s: its %s %s in the store (see the log)", iid, what,
+                 rc == SC_ENOTFOUND ? "is missing" : "is damaged");
+    else
+      sc_err_set(err, rc, "instance %s: reading its %s failed (see the log)", iid, what);
+  }
+  return NULL;
 }
 
 static OrchestrationState *build_state(struct sc_arena *a, struct sc_store *st,
                                        const char *iid, const StoredInstance *r,
-                                       bool payloads)
+                                       bool payloads, struct sc_err *err)
 {
   OrchestrationState *s = sc_arena_alloc(a, sizeof *s);
   orchestration_state__init(s);
@@ -79,11 +102,11 @@ static OrchestrationState *build_state(struct sc_arena *a, struct sc_store *st,
     s->failuredetails = r->failure_details;
   if (payloads) {
     if (r->has_input)
-      s->input = payload(a, st, iid, SC_PAYLOAD_INPUT);
+      s->input = payload(a, st, iid, SC_PAYLOAD_INPUT, err);
     if (r->has_output)
-      s->output = payload(a, st, iid, SC_PAYLOAD_OUTPUT);
+      s->output = payload(a, st, iid, SC_PAYLOAD_OUTPUT, err);
     if (r->has_custom_status)
-      s->customstatus = payload(a, st, iid, SC_PAYLOAD_CUSTOM_STATUS);
+      s->customstatus = payload(a, st, iid, SC_PAYLOAD_CUSTOM_STATUS, err);
   }
   return s;
 }
@@ -95,12 +118,15 @@ static void reply_instance(struct sc_call *c, const char *iid, bool payloads)
   GetInstanceResponse resp = GET_INSTANCE_RESPONSE__INIT;
   StoredInstance *rec;
   int rc = sc_store_get_instance(st, iid, &c->arena, &rec);
+  struct sc_err err = {0};
   if (rc == SC_OK) {
     resp.exists = true;
-    resp.orchestrationstate = build_state(&c->arena, st, iid, rec, payloads);
+    resp.orchestrationstate = build_state(&c->arena, st, iid, rec, payloads, &err);
   } else if (rc != SC_ENOTFOUND) {
-    struct sc_err err;
-    sc_err_set(&err, rc, "reading instance %s failed", iid);
+    sc_err_set(&err, rc, rc == SC_ECORRUPT ? "instance %s: its record is damaged in the store (see the log)"
+                                           : "reading instance %s failed", iid);
+  }
+  if (err.code) {
     sc_call_reply_err(c, &err);
     return;
   }
@@ -119,7 +145,7 @@ static void get_read(struct sc_call *c)
 
 void sc_h_get_instance(struct sc_call *c)
 {
-  sc_call_read(c, get_read);
+  sc_call_read_request(c, get_read);
 }
 
 static void wait_read(struct sc_call *c)
@@ -276,9 +302,14 @@ static void query_read(struct sc_call *c)
   /* With payloads a page could outgrow what a client can receive: end it early, and the token resumes after
    * the last state sent. */
   size_t budget = send_budget(c), used = 0;
+  err.code = SC_OK;
   for (size_t i = 0; i < page.n; i++) {
     OrchestrationState *s = build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec,
-                                        q->fetchinputsandoutputs);
+                                        q->fetchinputsandoutputs, &err);
+    if (err.code) {
+      sc_call_reply_err(c, &err);
+      return;
+    }
     used += orchestration_state__get_packed_size(s) + FIELD_HEADER;
     if (i > 0 && used > budget) {
       const struct sc_query_row *last = &page.rows[i - 1];
@@ -304,7 +335,7 @@ static void query_read(struct sc_call *c)
 
 void sc_h_query_instances(struct sc_call *c)
 {
-  sc_call_read(c, query_read);
+  sc_call_read_request(c, query_read);
 }
 
 static void list_ids_read(struct sc_call *c)
@@ -368,7 +399,7 @@ static void list_ids_read(struct sc_call *c)
 
 void sc_h_list_instance_ids(struct sc_call *c)
 {
-  sc_call_read(c, list_ids_read);
+  sc_call_read_request(c, list_ids_read);
 }
 
 /* ------------------------------------------------------------------ StreamInstanceHistory */
@@ -535,5 +566,5 @@ static void hist_open(struct sc_call *c)
 
 void sc_h_stream_history(struct sc_call *c)
 {
-  sc_call_read(c, hist_open);
+  sc_call_read_request(c, hist_open);
 }

@@ -10,6 +10,7 @@
 #include "limits/limits.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "health.pb-c.h"
+#include "taskhubd_admin.pb-c.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -290,7 +291,8 @@ static bool stream_ready(void *ctx, size_t cap)
 
 static void stream_open_done(struct sc_cmd *cmd)
 {
-  /* Only a stopping engine refuses a stream; the close that follows releases the engine's reference. */
+  /* A stopping or overloaded engine (--max-queued-commands) refuses a stream; the close that follows releases the
+   * engine's reference. */
   if (cmd->err.code != SC_OK)
     sc_call_stream_end(cmd->user, sc_status_to_grpc(cmd->err.code), cmd->err.msg);
 }
@@ -435,6 +437,10 @@ struct sc_method sc_methods[] = {
     {SVC "QueryEntities", &query_entities_request__descriptor, sc_h_query_entities, 4, NULL, 0},
     {SVC "CleanEntityStorage", &clean_entity_storage_request__descriptor, sc_h_clean_entities, 2, NULL, 0},
     {SVC "CompleteEntityTask", &entity_batch_result__descriptor, sc_h_complete_entity, 16, NULL, 0},
+    {"/taskhubd.admin.Admin/GetServerInfo", &taskhubd__admin__server_info_request__descriptor, sc_h_server_info, 2,
+     NULL, 0},
+    {"/taskhubd.admin.Admin/ListPendingMessages", &taskhubd__admin__pending_messages_request__descriptor,
+     sc_h_pending_messages, 2, NULL, 0},
     {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, h_health, 4, NULL, 0},
 };
 

@@ -9,8 +9,10 @@
 
 #include "call.h"
 #include "server/bind.h"
+#include "server/tls.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tokens.h"
 #include "common/util.h"
 #include "limits/limits.h"
 
@@ -39,6 +41,7 @@ struct sc_server {
   pthread_t th;
   struct sc_readers *readers;
   atomic_bool shutting_down;
+  atomic_bool outbox_full; /* a stream was refused work by --max-outbox-total: kick the engine when it drains */
   atomic_int live_calls;
   struct sc_tag shutdown_tag;
   pthread_mutex_t mu;
@@ -103,6 +106,19 @@ void sc_call_read(struct sc_call *c, sc_call_fn fn)
   c->read_fn = fn;
   c->read_job.fn = run_read;
   sc_readers_post(c->srv->readers, &c->read_job);
+}
+
+void sc_call_read_request(struct sc_call *c, sc_call_fn fn)
+{
+  c->read_fn = fn;
+  c->read_job.fn = run_read;
+  size_t waiting = 0;
+  if (sc_readers_try_post(c->srv->readers, &c->read_job, c->srv->ctx.cfg->max_queued, &waiting))
+    return;
+  char msg[200];
+  snprintf(msg, sizeof msg, "taskhubd is overloaded: %zu reads already wait for a reader thread, the limit "
+           "(--max-queued-commands); retry later", waiting);
+  sc_call_reply(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
 }
 
 static void start_batch(struct sc_call *c, const grpc_op *ops, size_t n,
@@ -175,6 +191,7 @@ void sc_call_post(struct sc_call *c, sc_cmd_done_fn done)
 {
   c->cmd.done = done;
   c->cmd.user = c;
+  c->cmd.bytes = c->req_bb ? grpc_byte_buffer_length(c->req_bb) : 0;
   sc_engine_post(c->srv->ctx.engine, &c->cmd);
 }
 
@@ -280,6 +297,17 @@ static void send_status_locked(struct sc_call *c)
   start_batch(c, &op, 1, &c->t_done);
 }
 
+/* Whether streams were refused work for --max-outbox-total and the total is below it again (then once only). */
+static bool total_drained(struct sc_server *s)
+{
+  size_t total = s->ctx.cfg->max_outbox_total;
+  if (!total || !atomic_load(&s->outbox_full))
+    return false;
+  if ((size_t)atomic_load_explicit(&sc_metrics.stream_bytes, memory_order_relaxed) >= total)
+    return false;
+  return atomic_exchange(&s->outbox_full, false);
+}
+
 static void on_send(struct sc_call *c, bool ok)
 {
   struct sc_stream_out *o = c->out;
@@ -294,6 +322,7 @@ static void on_send(struct sc_call *c, bool ok)
   bool kick = o->kick_below && o->bytes < o->kick_below;
   if (kick)
     o->kick_below = 0;
+  o->progress_us = sc_mono_us();
   if (!ok) {
     o->closed = true; /* the client is gone; on_close finishes the call */
     drop_outbox_locked(o);
@@ -306,7 +335,7 @@ static void on_send(struct sc_call *c, bool ok)
     pull = o->pull != NULL;
   }
   pthread_mutex_unlock(&o->mu);
-  if (kick)
+  if (kick || total_drained(c->srv))
     sc_engine_kick(c->srv->ctx.engine);
   if (pull)
     o->pull(c);
@@ -387,19 +416,51 @@ void sc_call_stream_push(struct sc_call *c, uint8_t *buf, size_t len)
   o->queued++;
   o->bytes += len;
   atomic_fetch_add_explicit(&sc_metrics.stream_bytes, (int_fast64_t)len, memory_order_relaxed);
-  if (!o->sending)
+  if (!o->sending) {
+    o->progress_us = sc_mono_us(); /* a stall is counted from here: the worker had read everything before */
     start_send_locked(c);
+  }
   pthread_mutex_unlock(&o->mu);
 }
 
 bool sc_call_stream_ready(struct sc_call *c, size_t cap)
 {
+  struct sc_server *s = c->srv;
   struct sc_stream_out *o = c->out;
+  size_t total = s->ctx.cfg->max_outbox_total;
+  int64_t stall_us = s->ctx.cfg->stream_stall_s * 1000000;
+  bool over_total = total && (size_t)atomic_load_explicit(&sc_metrics.stream_bytes, memory_order_relaxed) >= total;
+  bool stalled = false;
+  size_t held = 0;
   pthread_mutex_lock(&o->mu);
-  bool ready = o->closed || o->bytes < cap;
-  if (!ready)
+  bool full = o->bytes >= cap;
+  bool ready = o->closed || (!full && !over_total);
+  if (!ready && full) {
     o->kick_below = cap;
+    /* Full, and nothing sent for --stream-stall: the worker stopped reading. Ending the stream frees what it
+     * holds and sends its work items to other workers; a working one reconnects. */
+    if (stall_us > 0 && !o->stalled && !o->status_sent && sc_mono_us() - o->progress_us >= stall_us) {
+      o->stalled = stalled = true;
+      o->end_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+      held = o->bytes;
+      snprintf(o->end_msg, sizeof o->end_msg, "the worker read nothing for %lld s while %zu bytes waited for it, "
+               "past the %zu-byte limit (--max-outbox, --stream-stall)", (long long)s->ctx.cfg->stream_stall_s,
+               held, cap);
+    }
+  } else if (!ready) {
+    atomic_store(&s->outbox_full, true);
+  }
   pthread_mutex_unlock(&o->mu);
+  if (stalled) {
+    SC_WARN("event=stream_stalled bytes=%zu seconds=%lld", held, (long long)s->ctx.cfg->stream_stall_s);
+    /* Completes the pending send (not ok) and the close watch on the completion queue thread, which unregisters
+     * the stream (stream_closed). */
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED, o->end_msg, NULL);
+  }
+  /* Over the total, the kick comes when any stream's send completes below it (total_drained); also check now, in
+   * case every send completed between the load above and the flag being set. */
+  if (!ready && !full && total_drained(s))
+    sc_engine_kick(s->ctx.engine);
   return ready;
 }
 
@@ -438,14 +499,18 @@ static void stream_closed(struct sc_call *c)
   if (!o->status_sent) {
     /* The client is gone and never sees this status; it is what the metrics count. A worker closing its
      * GetWorkItems stream is how workers leave (stop, scale-in, redeploy), not a failed call. */
-    o->end_code = o->work_stream ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
-    snprintf(o->end_msg, sizeof o->end_msg, "the client closed the stream");
+    if (!o->stalled) {
+      o->end_code = o->work_stream ? GRPC_STATUS_OK : GRPC_STATUS_CANCELLED;
+      snprintf(o->end_msg, sizeof o->end_msg, "the client closed the stream");
+    }
     send_status_locked(c);
     release = true;
   }
   pthread_mutex_unlock(&o->mu);
   if (release)
     call_unref(c);
+  if (total_drained(c->srv))
+    sc_engine_kick(c->srv->ctx.engine);
   if (!o->work_stream)
     return;
   struct sc_server *s = c->srv;
@@ -543,6 +608,28 @@ static bool decode(struct sc_call *c)
   return ok;
 }
 
+/* With --auth-token-file, every call but the health check carries "authorization: Bearer <token>" with one of
+ * the tokens. Health stays open: it says only SERVING or NOT_SERVING, and Kubernetes' gRPC probes and the
+ * image's startup probe send no credentials. */
+static bool authorized(const struct sc_call *c)
+{
+  if (!sc_tokens_enabled() || (c->m && strcmp(c->m->path, "/grpc.health.v1.Health/Check") == 0))
+    return true;
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_metadata *m = &c->md.metadata[i];
+    if (!grpc_slice_str_cmp(m->key, "authorization")) {
+      size_t n = GRPC_SLICE_LENGTH(m->value);
+      char v[4200];
+      if (n >= sizeof v)
+        return false;
+      memcpy(v, GRPC_SLICE_START_PTR(m->value), n);
+      v[n] = 0;
+      return sc_tokens_check_bearer(v);
+    }
+  }
+  return false;
+}
+
 static void on_new(struct sc_call *c, bool ok)
 {
   struct sc_server *s = c->srv;
@@ -554,6 +641,12 @@ static void on_new(struct sc_call *c, bool ok)
   c->start_us = sc_mono_us();
   if (!atomic_load(&s->shutting_down))
     request(s, c->m);
+  if (!authorized(c)) {
+    /* One answer for a missing and a wrong token: which it was would help whoever is guessing. */
+    sc_call_reply(c, GRPC_STATUS_UNAUTHENTICATED, "missing or invalid bearer token (authorization: Bearer <token>)",
+                  NULL);
+    return;
+  }
   if (!c->m) {
     char msg[300];
     char *method = grpc_slice_to_c_string(c->details.method);
@@ -602,7 +695,9 @@ static void free_server(struct sc_server *s)
 
 int sc_server_bind(const struct sc_config *cfg, struct sc_server **out, int *port, struct sc_err *err)
 {
-  if (sc_bind_precheck(cfg->listen, err) != SC_OK)
+  if (sc_tls_init(cfg, err) != SC_OK ||
+      sc_bind_check_exposure(cfg->listen, sc_tls_enabled() || sc_tokens_enabled(), cfg->allow_insecure, err) != SC_OK ||
+      sc_bind_precheck(cfg->listen, err) != SC_OK)
     return err->code;
   struct sc_server *s = calloc(1, sizeof *s);
   if (!s)
@@ -645,8 +740,8 @@ int sc_server_bind(const struct sc_config *cfg, struct sc_server **out, int *por
     if (!sc_methods[i].metric)
       sc_methods[i].metric = sc_metrics_add_method(label);
   }
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-  int p = grpc_server_add_http2_port(s->server, cfg->listen, creds);
+  grpc_server_credentials *creds = sc_tls_server_credentials();
+  int p = sc_bind_add_port(s->server, cfg->listen, creds);
   grpc_server_credentials_release(creds);
   sc_grpc_log_route(false);
   if (p == 0) {

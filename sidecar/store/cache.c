@@ -82,6 +82,7 @@ void sc_cache_forget_inbox(struct sc_cache *h, struct sc_cache_inst *e)
   free(e->msg);
   e->msg = NULL;
   e->nmsg = e->cap_msg = 0;
+  e->msg_len = 0;
   e->inbox_known = false;
   charge(h, e, 0, e->inbox_bytes);
   e->inbox_bytes = 0;
@@ -250,6 +251,7 @@ void sc_cache_inbox_put(struct sc_cache *h, struct sc_cache_inst *e, int band, u
   memcpy(b, m, len);
   if (at > 0 && msg_cmp(band, seq, &e->msg[at - 1]) == 0) { /* a rewrite of the same key */
     e->inbox_bytes = e->inbox_bytes + MSG_CHARGE(len) - MSG_CHARGE(e->msg[at - 1].len);
+    e->msg_len = e->msg_len + len - e->msg[at - 1].len;
     charge(h, e, MSG_CHARGE(len), MSG_CHARGE(e->msg[at - 1].len));
     free(e->msg[at - 1].b);
     e->msg[at - 1].b = b;
@@ -266,6 +268,7 @@ void sc_cache_inbox_put(struct sc_cache *h, struct sc_cache_inst *e, int band, u
   memmove(&e->msg[at + 1], &e->msg[at], (e->nmsg - at) * sizeof *e->msg);
   e->msg[at] = (struct sc_cache_msg){band, seq, b, len};
   e->nmsg++;
+  e->msg_len += len;
   e->inbox_bytes += add;
   charge(h, e, add, 0);
 }
@@ -276,6 +279,7 @@ void sc_cache_inbox_del(struct sc_cache *h, struct sc_cache_inst *e, int band, u
     if (msg_cmp(band, seq, &e->msg[i]) != 0)
       continue;
     e->inbox_bytes -= MSG_CHARGE(e->msg[i].len);
+    e->msg_len -= e->msg[i].len;
     charge(h, e, 0, MSG_CHARGE(e->msg[i].len));
     free(e->msg[i].b);
     memmove(&e->msg[i], &e->msg[i + 1], (e->nmsg - i - 1) * sizeof *e->msg);

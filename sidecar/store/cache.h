@@ -35,6 +35,7 @@ struct sc_cache_inst {
   size_t nev, cap_ev;
   struct sc_cache_msg *msg; /* in key order: band, then seq */
   size_t nmsg, cap_msg;
+  size_t msg_len;     /* the sum of msg[].len: what --max-inbox-bytes counts, kept so checking it costs nothing */
   size_t *pend;       /* the transaction's pending changes of this instance, as indexes into its change list */
   size_t npend, cap_pend;
   size_t bytes;       /* charged against the budget: what was allocated for it */

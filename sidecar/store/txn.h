@@ -51,7 +51,7 @@ int sc_txn_get_payload(struct sc_txn *t, const char *iid, int kind, struct sc_ar
 /* The events are the cache's own: read them before the next call on the transaction. */
 int sc_txn_history_load(struct sc_txn *t, const char *iid, struct sc_arena *a, HistoryEvent ***out, size_t *n);
 int sc_txn_inbox_load(struct sc_txn *t, const char *iid, struct sc_arena *a, struct sc_inbox_msg **out, size_t *n);
-/* How many messages wait in the inbox and their bytes; counting stops at |max_count|. */
+/* How many messages wait in the inbox (at most |max_count| is reported) and all their bytes; costs no walk. */
 int sc_txn_inbox_stats(struct sc_txn *t, const char *iid, size_t max_count, size_t *count, size_t *bytes);
 /* Entity |id|'s record, or SC_ENOTFOUND. */
 int sc_txn_get_entity(struct sc_txn *t, const char *id, struct sc_arena *a, StoredEntity **out);

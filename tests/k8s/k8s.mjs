@@ -5,6 +5,8 @@
 //                                           StatefulSet (or Deployment) -> Pod for `podman kube play` (podman 4.3 has no
 //                                           StatefulSet; its Deployments cannot run native sidecars); NAME names the pod
 //   node k8s.mjs check-postgres FILE EXPECT assert what the PostgreSQL mode must render (EXPECT: JSON, see below)
+//   node k8s.mjs check-secured FILE         assert what tests/k8s/values/secured.yaml must render (tokens, NetworkPolicy)
+//   node k8s.mjs prestop FILE               print the taskhubd container's preStop script (run.sh runs it for real)
 import fs from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";
@@ -120,8 +122,55 @@ function checkPostgres(file, expect) {
   process.exit(bad ? 1 : 0);
 }
 
+function taskhubdContainer(file) {
+  const w = docs(file).find((d) => d.kind === "StatefulSet" || d.kind === "Deployment");
+  const spec = w.spec.template.spec;
+  return [w, spec, [...(spec.initContainers || []), ...spec.containers].find((c) => c.name === "taskhubd")];
+}
+
+function prestop(file) {
+  const [, , th] = taskhubdContainer(file);
+  process.stdout.write(th.lifecycle.preStop.exec.command[2] + "\n");
+}
+
+// secured.yaml: the tokens come from the Secret th-tokens, mounted read-only where --auth-token-file points; the
+// preStop drain sends the admin header and the first token; the NetworkPolicy selects the workload's pods and admits
+// the monitoring namespace to the ops port and anyone to 8080, and nothing to the (loopback) gRPC port.
+function checkSecured(file) {
+  let bad = 0;
+  const check = (ok, what) => { console.log(`${ok ? "ok  " : "FAIL"} ${what}`); if (!ok) bad++; };
+  const [w, spec, th] = taskhubdContainer(file);
+  check(th.args.includes("--auth-token-file=/etc/taskhubd/auth/tokens"), "--auth-token-file=/etc/taskhubd/auth/tokens");
+  const vol = (spec.volumes || []).find((v) => v.name === "auth-tokens");
+  check(!!vol && vol.secret.secretName === "th-tokens" && vol.secret.items[0].key === "tokens" &&
+        vol.secret.items[0].path === "tokens", "volume auth-tokens from Secret th-tokens, key tokens");
+  check(!!vol && (vol.secret.defaultMode & 0o007) === 0, "the token file is not world-readable");
+  const m = (th.volumeMounts || []).find((v) => v.name === "auth-tokens");
+  check(!!m && m.mountPath === "/etc/taskhubd/auth" && m.readOnly === true, "mounted read-only at /etc/taskhubd/auth");
+  const app = spec.containers.find((c) => c.name !== "taskhubd");
+  check(!(app.volumeMounts || []).some((v) => v.name === "auth-tokens"), "the app container does not get the mount");
+  const script = th.lifecycle.preStop.exec.command[2];
+  check(/X-Taskhubd-Admin: 1/.test(script) && /Authorization: Bearer %s/.test(script), "preStop sends the header and the token");
+  const nps = docs(file).filter((d) => d.kind === "NetworkPolicy");
+  check(nps.length === 1, "one NetworkPolicy");
+  const np = nps[0];
+  check(!!np && JSON.stringify(np.spec.podSelector.matchLabels) === JSON.stringify(w.spec.selector.matchLabels),
+        "it selects the workload's pods");
+  check(!!np && JSON.stringify(np.spec.policyTypes) === '["Ingress"]', "policyTypes [Ingress]");
+  const rules = (np && np.spec.ingress) || [];
+  const ops = rules.find((r) => r.ports && r.ports.some((p) => p.port === 9464));
+  check(!!ops && ops.from.length === 1 && ops.from[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"] === "monitoring",
+        "the ops port from the monitoring namespace only");
+  check(rules.some((r) => !r.from && r.ports.some((p) => p.port === 8080)), "extraIngress: 8080 from anywhere");
+  check(!rules.some((r) => r.ports && r.ports.some((p) => p.port === 4001)), "no rule for the loopback gRPC port");
+  console.log(bad ? `${bad} check(s) failed` : "all checks passed");
+  process.exit(bad ? 1 : 0);
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === "validate") await validate(args);
 else if (cmd === "to-pod") toPod(args[0], args[1], args[2]);
 else if (cmd === "check-postgres") checkPostgres(args[0], JSON.parse(args[1]));
-else { console.error("usage: k8s.mjs validate FILE... | to-pod FILE CLAIM [NAME] | check-postgres FILE EXPECT"); process.exit(2); }
+else if (cmd === "check-secured") checkSecured(args[0]);
+else if (cmd === "prestop") prestop(args[0]);
+else { console.error("usage: k8s.mjs validate FILE... | to-pod FILE CLAIM [NAME] | check-postgres FILE EXPECT | check-secured FILE | prestop FILE"); process.exit(2); }

@@ -49,6 +49,50 @@ render() { # render NAME VALUESFILE -> $WORK/rendered/NAME.yaml
   "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test -f "$2" > "$WORK/rendered/$1.yaml"
 }
 
+# The rendered preStop scripts run for real against a taskhubd of this build (on a free port, the token file in a
+# temporary directory): without and with tokens, the drain is accepted and taskhubd exits 0 before the script ends.
+prestop_drains() {
+  local bin="$BUILD/sidecar/taskhubd"
+  [ -x "$bin" ] || { echo "FAIL: no taskhubd at $bin for the preStop check"; exit 1; }
+  local tmp; tmp=$(mktemp -d)
+  mkdir -p "$tmp/auth"
+  printf '# rotated weekly\n\n  first-token  \nsecond-token\n' > "$tmp/auth/tokens"
+  local set
+  for set in classic secured; do
+    local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test -f "$HERE/values/$set.yaml" \
+      --set taskhubd.ops.port="$port" --set taskhubd.auth.mountPath="$tmp/auth" > "$WORK/rendered/prestop-$set.yaml"
+    (cd "$WORK" && node k8s.mjs prestop "rendered/prestop-$set.yaml") > "$tmp/prestop.sh"
+    local args=(--listen 127.0.0.1:0 --ops-listen "127.0.0.1:$port" --data-dir "$tmp/data-$set" --drain-grace 2)
+    [ "$set" = secured ] && args+=(--auth-token-file "$tmp/auth/tokens")
+    "$bin" "${args[@]}" --ready-fd 3 3>"$tmp/ready" 2>"$tmp/log-$set" &
+    local pid=$!
+    local deadline=$(( $(date +%s) + 60 ))
+    until [ -s "$tmp/ready" ]; do
+      [ "$(date +%s)" -lt "$deadline" ] && kill -0 "$pid" 2>/dev/null ||
+        { echo "FAIL: taskhubd did not start for the preStop check"; cat "$tmp/log-$set"; exit 1; }
+      sleep 0.1 # polling the ready file, with the deadline above
+    done
+    : > "$tmp/ready"
+    step "preStop ($set): $(head -c 60 "$tmp/prestop.sh" | tr '\n' ' ')..."
+    timeout 60 bash "$tmp/prestop.sh" || { echo "FAIL: the $set preStop script failed"; cat "$tmp/log-$set"; exit 1; }
+    # The script ends early only once the ops port closed; a refused drain leaves taskhubd running.
+    deadline=$(( $(date +%s) + 15 ))
+    while kill -0 "$pid" 2>/dev/null; do
+      [ "$(date +%s)" -lt "$deadline" ] ||
+        { echo "FAIL: taskhubd still runs after the $set preStop"; kill "$pid"; wait "$pid"; cat "$tmp/log-$set"; exit 1; }
+      sleep 0.1 # polling the process, with the deadline above
+    done
+    local rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || { echo "FAIL: taskhubd exited $rc after the $set preStop"; cat "$tmp/log-$set"; exit 1; }
+    grep -q 'event=drain_requested via=ops' "$tmp/log-$set" ||
+      { echo "FAIL: the $set preStop did not drain"; cat "$tmp/log-$set"; exit 1; }
+    echo "    the $set preStop drained taskhubd; it exited 0"
+  done
+  rm -rf "$tmp"
+}
+
 run_helm() {
   ensure_helm
   ensure_npm
@@ -113,9 +157,23 @@ run_helm() {
     echo "FAIL: terminationGracePeriodSeconds <= drainGrace rendered"; exit 1; fi
   if "$HELM" template th "$SRC/charts/taskhubd" --set sidecarMode=sideways >/dev/null 2>&1; then
     echo "FAIL: sidecarMode=sideways passed the schema"; exit 1; fi
+  # Tokens from a Secret, the preStop drain with them, and the NetworkPolicy (off by default).
+  step "helm lint --strict (secured)"
+  "$HELM" lint --strict "$SRC/charts/taskhubd" -f "$HERE/values/secured.yaml" | sed 's/^/    /'
+  render secured "$HERE/values/secured.yaml"
+  (cd "$WORK" && node k8s.mjs check-secured rendered/secured.yaml) | sed 's/^/    /'
+  test "${PIPESTATUS[0]}" = 0 || { echo "FAIL: the secured render"; exit 1; }
+  for s in default classic metrics postgres postgres-custom; do
+    ! grep -q 'kind: NetworkPolicy' "$WORK/rendered/$s.yaml" || { echo "FAIL: $s renders a NetworkPolicy"; exit 1; }
+  done
+  "$HELM" template th "$SRC/charts/taskhubd" --namespace taskhubd-test --set networkPolicy.enabled=true \
+    > "$WORK/rendered/netpol-empty.yaml"
+  grep -q '^  ingress: \[\]' "$WORK/rendered/netpol-empty.yaml" || { echo "FAIL: an empty NetworkPolicy admits something"; exit 1; }
+  prestop_drains
   step "validate against the Kubernetes schemas (kubernetes-models)"
   (cd "$WORK" && node k8s.mjs validate rendered/default.yaml rendered/classic.yaml rendered/metrics.yaml \
-     rendered/postgres.yaml rendered/postgres-custom.yaml rendered/postgres-nopdb.yaml) | sed 's/^/    /'
+     rendered/postgres.yaml rendered/postgres-custom.yaml rendered/postgres-nopdb.yaml rendered/secured.yaml \
+     rendered/netpol-empty.yaml) | sed 's/^/    /'
   test "${PIPESTATUS[0]}" = 0
   step "PASS"
 }

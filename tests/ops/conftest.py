@@ -271,11 +271,19 @@ def server_factory(tmp_path):
 
 # --------------------------------------------------------------------------- ops HTTP
 
-def http(server: Server, method: str, path: str, timeout: float = HTTP_TIMEOUT_S, body: bytes | None = None):
+# What a state-changing request must carry (not form-encoded; test_ops_guard.py covers the refusals).
+ADMIN_HEADERS = {"X-Taskhubd-Admin": "1", "Content-Type": "application/json"}
+
+
+def http(server: Server, method: str, path: str, timeout: float = HTTP_TIMEOUT_S, body: bytes | None = None,
+         headers: dict | None = None):
     """One HTTP request to the ops port; returns (status, body text, content type).
-    POST sends an empty body (Content-Length: 0) unless `body` is given."""
+    POST sends an empty body (Content-Length: 0) unless `body` is given, and ADMIN_HEADERS unless `headers`."""
     data = body if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(f"http://127.0.0.1:{server.ops_port}{path}", data=data, method=method)
+    if headers is None:
+        headers = ADMIN_HEADERS if method == "POST" else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{server.ops_port}{path}", data=data, method=method,
+                                 headers=headers)
     try:
         with _HTTP.open(req, timeout=timeout) as r:
             return r.status, r.read().decode("utf-8"), r.headers.get("Content-Type", "")

@@ -526,12 +526,15 @@ TEST_IMPL(ctl_version)
   ctl_res r = CTL(h.addr, "version");
   ASSERT_EXIT(r, 0);
   ASSERT(strncmp(r.out, client, strlen(client)) == 0);
-  /* taskhubd reports no version to clients; the reason is given, not just "unknown". */
+  /* The server's version, library and store come from taskhubd's own service. */
   char *server = line_with(r.out, "server: ");
   ASSERT(server != NULL);
-  ASSERT_STR_CONTAINS(server, "server: unknown (");
-  ASSERT_STR_CONTAINS(server, "Hello");
-  ASSERT_STR_CONTAINS(server, "/metrics");
+  char want[128];
+  snprintf(want, sizeof want, "server: taskhubd %s", v.out + strlen("taskhubctl "));
+  want[strcspn(want, "\n")] = '\0';
+  ASSERT_STR_CONTAINS(server, want);
+  bool pg = getenv("TASKHUBD_TEST_PG") != NULL;
+  ASSERT_STR_CONTAINS(server, pg ? "store postgresql, replica " : "store rocksdb, 1 partition)");
   free(server);
   ctl_res_free(&r);
   r = CTL(h.addr, "--json", "version");
@@ -541,11 +544,21 @@ TEST_IMPL(ctl_version)
   snprintf(version, sizeof version, "%s", v.out + strlen("taskhubctl "));
   version[strcspn(version, "\n")] = '\0';
   ASSERT_STR_EQ(jstr(doc, "client"), version);
-  ASSERT(json_object_object_get_ex(doc, "server", NULL) && jget(doc, "server") == NULL);
-  ASSERT_STR_CONTAINS(jstr(doc, "serverUnknownReason"), "does not report its version");
+  json_object *srv = jget(doc, "server");
+  ASSERT(srv != NULL);
+  ASSERT_STR_EQ(jstr(srv, "version"), version);
+  ASSERT_STR_EQ(jstr(srv, "store"), pg ? "postgresql" : "rocksdb");
+  ASSERT(jstr(srv, "grpc") != NULL && jstr(srv, "grpc")[0] != '\0');
+  ASSERT(!json_object_object_get_ex(doc, "serverUnknownReason", NULL));
   free_doc(doc, &r);
-  ctl_res_free(&v);
+  /* A server that is down: the client's version still, the reason, and exit status 5. */
   hub_stop(&h);
+  r = CTL(h.addr, "version");
+  ASSERT_EXIT(r, 5);
+  ASSERT(strncmp(r.out, client, strlen(client)) == 0);
+  ASSERT_STR_CONTAINS(r.out, "server: unknown (UNAVAILABLE");
+  ctl_res_free(&r);
+  ctl_res_free(&v);
   return 0;
 }
 
@@ -810,6 +823,59 @@ TEST_IMPL(ctl_suspend_pending)
   free_doc(doc, &r);
   until_status(&h, "sp-2", DT_STATUS_SUSPENDED, CTL_WAIT_MS);
   terminate_now(&h, "sp-2", NULL);
+  hub_stop(&h);
+  return 0;
+}
+
+/* show lists what waits in an instance's inbox: with no worker connected, its start, a raised event and a
+ * requested suspend stay there, and none of them is in the history yet. */
+TEST_IMPL(ctl_show_pending)
+{
+  hub h;
+  int rc = hub_start(&h, false);
+  if (rc)
+    return rc;
+  sched(&h, "waiter", "shp-1", NULL);
+  ctl_res r = CTL(h.addr, "raise", "shp-1", "approval", "--data", "\"yes\"");
+  ASSERT_EXIT(r, 0);
+  ctl_res_free(&r);
+  r = CTL(h.addr, "suspend", "shp-1");
+  ASSERT_EXIT(r, 0);
+  ctl_res_free(&r);
+  r = CTL(h.addr, "show", "shp-1");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "Waiting in its inbox (3 messages, not yet in the history):");
+  ASSERT_STR_CONTAINS(r.out, "Not started: it is PENDING and no connected worker accepts orchestration 'waiter'");
+  const char *start = strstr(r.out, "start (no worker has run it yet) 'waiter'");
+  const char *raised = strstr(r.out, "event raised 'approval'");
+  const char *suspend = strstr(r.out, "suspend requested");
+  ASSERT(start && raised && suspend);
+  ASSERT(start < raised && raised < suspend); /* oldest first, the start ahead of the rest */
+  ctl_res_free(&r);
+  r = CTL(h.addr, "--json", "show", "shp-1");
+  ASSERT_EXIT(r, 0);
+  json_object *doc = ctl_doc(&r);
+  json_object *pending = jget(doc, "pending");
+  ASSERT(pending != NULL && json_object_array_length(pending) == 3);
+  json_object *ev = json_object_array_get_idx(pending, 1);
+  ASSERT_STR_EQ(jstr(ev, "kind"), "event raised");
+  ASSERT_STR_EQ(jstr(ev, "name"), "approval");
+  ASSERT(jstr(ev, "timestamp") != NULL);
+  ASSERT_STR_CONTAINS(jstr(doc, "pendingReason"), "no connected worker accepts orchestration 'waiter'");
+  free_doc(doc, &r);
+  hub_stop(&h);
+  /* An instance a worker has run to its end has nothing waiting: no inbox section. */
+  rc = hub_start(&h, true);
+  if (rc)
+    return rc;
+  sched(&h, "hello", "shp-2", "1");
+  until_status(&h, "shp-2", DT_STATUS_COMPLETED, CTL_WAIT_MS);
+  r = CTL(h.addr, "show", "shp-2");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "ExecutionCompleted");
+  ASSERT(strstr(r.out, "Waiting in its inbox") == NULL);
+  ASSERT(strstr(r.out, "Not started") == NULL);
+  ctl_res_free(&r);
   hub_stop(&h);
   return 0;
 }

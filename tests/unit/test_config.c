@@ -97,3 +97,34 @@ TEST_IMPL(config_rejects_bad_values)
   ASSERT_EQ(sc_parse_size("-1", &v), -1);
   return 0;
 }
+
+TEST_IMPL(config_tls_and_tokens)
+{
+  struct sc_config c;
+  setenv("TASKHUBD_TLS_CERT", "/etc/th/cert.pem", 1);
+  setenv("TASKHUBD_TLS_KEY", "/etc/th/key.pem", 1);
+  setenv("TASKHUBD_AUTH_TOKEN_FILE", "/etc/th/tokens", 1);
+  setenv("TASKHUBD_ALLOW_INSECURE", "1", 1);
+  const char *env_only[] = {"taskhubd"};
+  ASSERT_OK(parse(&c, 1, env_only));
+  ASSERT_STR_EQ(c.tls_cert, "/etc/th/cert.pem");
+  ASSERT_STR_EQ(c.tls_key, "/etc/th/key.pem");
+  ASSERT_STR_EQ(c.auth_token_file, "/etc/th/tokens");
+  ASSERT_STR_EQ(c.tls_client_ca, "");
+  ASSERT(c.allow_insecure);
+  const char *flags[] = {"taskhubd", "--tls-client-ca", "/ca.pem", "--auth-token-file=/t2", "--allow-insecure=off"};
+  ASSERT_OK(parse(&c, 5, flags));
+  ASSERT_STR_EQ(c.tls_client_ca, "/ca.pem");
+  ASSERT_STR_EQ(c.auth_token_file, "/t2");
+  ASSERT(!c.allow_insecure);
+  unsetenv("TASKHUBD_TLS_KEY");
+  ASSERT_EQ(parse(&c, 1, env_only), -1); /* a certificate without its key */
+  unsetenv("TASKHUBD_TLS_CERT");
+  const char *ca_only[] = {"taskhubd", "--tls-client-ca", "/ca.pem"};
+  ASSERT_EQ(parse(&c, 3, ca_only), -1); /* mutual TLS needs TLS */
+  unsetenv("TASKHUBD_AUTH_TOKEN_FILE");
+  unsetenv("TASKHUBD_ALLOW_INSECURE");
+  ASSERT_OK(parse(&c, 1, env_only));
+  ASSERT(!c.tls_cert[0] && !c.auth_token_file[0] && !c.allow_insecure);
+  return 0;
+}

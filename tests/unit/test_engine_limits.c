@@ -265,3 +265,89 @@ TEST_IMPL(engine_due_timers_fire_in_batches)
   f.st = NULL;
   return 0;
 }
+
+/* ---- the engine's command queue is bounded (--max-queued-commands, --max-queued-bytes) ---- */
+
+static void last_done(struct sc_cmd *c)
+{
+  struct gate *g = c->user;
+  pthread_mutex_lock(&g->mu);
+  if (c->err.code == SC_OK)
+    g->done = true; /* the last one answered OK (they are applied in order) */
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* While the engine is busy, requests that add work queue up to the limit; the next is refused at once, naming the
+ * limit, and nothing of it is stored; completions-like commands still queue; once the queue drains, starts are
+ * accepted again. */
+TEST_IMPL(engine_command_queue_is_bounded)
+{
+  struct fixture f;
+  fx_setup(&f, 64, 60000000);
+  f.e->cfg.max_queued = 3;
+  f.e->cfg.max_queued_bytes = 1000;
+  struct gate hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+  struct gate last = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+  RaiseEventRequest rr = RAISE_EVENT_REQUEST__INIT;
+  rr.instanceid = (char *)"nobody";
+  rr.name = (char *)"ev";
+  struct sc_cmd a = {.kind = SC_CMD_RAISE, .done = gate_hold, .user = &hold};
+  a.u.raise.req = &rr;
+  sc_engine_post(f.e, &a);
+  ASSERT(gate_wait(&hold, &hold.entered));
+  /* Three starts fill the queue (the last one's answer is awaited below). */
+  struct sc_cmd q[3];
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "q%d", i);
+    q[i] = (struct sc_cmd){.kind = SC_CMD_START, .done = i == 2 ? last_done : gate_mark,
+                           .user = i == 2 ? (void *)&last : NULL};
+    q[i].u.start.req = fx_start_req(&f.a, sc_arena_strdup(&f.a, id), NULL);
+  }
+  struct gate sink[2] = {{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false},
+                         {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false}};
+  q[0].user = &sink[0];
+  q[1].user = &sink[1];
+  for (int i = 0; i < 3; i++)
+    sc_engine_post(f.e, &q[i]);
+  /* The fourth is answered before sc_engine_post returns. */
+  struct gate over = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+  struct sc_cmd x = {.kind = SC_CMD_START, .done = gate_mark, .user = &over};
+  x.u.start.req = fx_start_req(&f.a, "refused", NULL);
+  sc_engine_post(f.e, &x);
+  ASSERT(over.done);
+  ASSERT_EQ(x.err.code, SC_ETOOBIG);
+  ASSERT_STR_CONTAINS(x.err.msg, "--max-queued-commands");
+  /* A renewal finishes work rather than adding it: queued past the limit. */
+  struct gate rn = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+  struct sc_cmd r = {.kind = SC_CMD_RENEW, .done = gate_mark, .user = &rn};
+  r.u.renew.iid = "nobody";
+  sc_engine_post(f.e, &r);
+  ASSERT(!rn.done);
+  /* Open the gate and let the queue drain: the starts are applied, the refused one never was. */
+  pthread_mutex_lock(&hold.mu);
+  hold.open = true;
+  pthread_cond_broadcast(&hold.cv);
+  pthread_mutex_unlock(&hold.mu);
+  ASSERT(gate_wait(&last, &last.done));
+  ASSERT(gate_wait(&rn, &rn.done));
+  ASSERT(fx_get(&f, "q2") != NULL);
+  ASSERT(fx_get(&f, "refused") == NULL);
+  /* The bytes limit: a request larger than what may wait is refused even with the queue empty. */
+  struct gate big = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+  struct sc_cmd b = {.kind = SC_CMD_START, .done = gate_mark, .user = &big, .bytes = 2000};
+  b.u.start.req = fx_start_req(&f.a, "big", NULL);
+  sc_engine_post(f.e, &b);
+  ASSERT(big.done);
+  ASSERT_EQ(b.err.code, SC_ETOOBIG);
+  ASSERT_STR_CONTAINS(b.err.msg, "--max-queued-bytes");
+  /* Room again: an ordinary start goes through. */
+  ASSERT_OK(fx_start(&f, fx_start_req(&f.a, "after", NULL), NULL));
+  struct sc_engine_stats st;
+  sc_engine_get_stats(f.e, &st);
+  ASSERT_EQ(st.refused, 2);
+  ASSERT_EQ(st.queued, 0);
+  fx_teardown(&f);
+  return 0;
+}

@@ -124,3 +124,35 @@ TEST_IMPL(map_put_get_remove)
   sc_map_free(&m);
   return 0;
 }
+
+/* Ids chosen so that FNV-1a (the map's hash before it was keyed) puts them all in one bucket of a 2048-bucket
+ * table: a client sending such ids made every lookup walk all of them. Under the keyed hash they spread. */
+static uint64_t fnv1a(const char *s)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+TEST_IMPL(map_crafted_collisions_spread)
+{
+  struct sc_map m;
+  sc_map_init(&m);
+  enum { N = 1500 };
+  char k[32];
+  size_t found = 0;
+  for (unsigned long i = 0; found < N; i++) {
+    snprintf(k, sizeof k, "order-%lu", i);
+    if ((fnv1a(k) & 2047) != 0)
+      continue;
+    ASSERT(sc_map_put(&m, k, (void *)(intptr_t)1) == NULL);
+    found++;
+  }
+  ASSERT_EQ(m.nbuckets, 2048);
+  size_t longest = sc_map_longest_chain(&m);
+  /* 1500 keys in 2048 buckets: a random hash leaves chains of a handful; FNV-1a would make one of 1500. */
+  ASSERT_LT(longest, 16);
+  sc_map_free(&m);
+  return 0;
+}

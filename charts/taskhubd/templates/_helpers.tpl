@@ -43,6 +43,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* Where taskhubd reads its bearer tokens (taskhubd.auth.existingSecret mounted at taskhubd.auth.mountPath). */}}
+{{- define "taskhubd.tokenFile" -}}
+{{ .Values.taskhubd.auth.mountPath }}/tokens
+{{- end -}}
+
 {{/* true when the gRPC listener is only on the pod's loopback */}}
 {{- define "taskhubd.grpcLoopback" -}}
 {{- $h := .Values.taskhubd.grpc.host -}}
@@ -74,6 +79,9 @@ exec:
     - --log-level={{ $v.logLevel }}
     - --log-format={{ $v.logFormat }}
     - --drain-grace={{ $v.drainGrace }}
+    {{- if $v.auth.existingSecret }}
+    - --auth-token-file={{ include "taskhubd.tokenFile" . }}
+    {{- end }}
     {{- if .Values.store.postgres.enabled }}
     - --partition-lease={{ .Values.store.postgres.partitionLease }}
     {{- end }}
@@ -164,13 +172,22 @@ exec:
   lifecycle:
     preStop:
       exec:
-        # POST /admin/drain, then wait (bounded) until taskhubd has closed the ops port, i.e. exited.
+        # POST /admin/drain (with the X-Taskhubd-Admin header the ops port wants for state changes, and the first
+        # token of the token file when there is one), then wait (bounded) until taskhubd has closed the ops port,
+        # i.e. exited.
         command:
           - /bin/bash
           - -c
           - >-
+            {{- if $v.auth.existingSecret }}
+            t=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' {{ include "taskhubd.tokenFile" . }} | head -n 1 | tr -d '[:space:]');
+            {{- end }}
             exec 3<>/dev/tcp/127.0.0.1/{{ $v.ops.port }} &&
-            printf 'POST /admin/drain HTTP/1.0\r\nContent-Length: 0\r\n\r\n' >&3 && cat <&3 >/dev/null;
+            { printf 'POST /admin/drain HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Taskhubd-Admin: 1\r\nContent-Length: 0\r\n';
+            {{- if $v.auth.existingSecret }}
+            printf 'Authorization: Bearer %s\r\n' "$t";
+            {{- end }}
+            printf '\r\n'; } >&3 && cat <&3 >/dev/null;
             for i in $(seq {{ add $v.drainGrace 5 }}); do
             (exec 4<>/dev/tcp/127.0.0.1/{{ $v.ops.port }}) 2>/dev/null || exit 0; sleep 1; done
   {{- end }}
@@ -178,16 +195,20 @@ exec:
     {{- toYaml $v.resources | nindent 4 }}
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
-  {{- if not .Values.store.postgres.enabled }}
+  {{- if or (not .Values.store.postgres.enabled) $v.extraVolumeMounts $v.auth.existingSecret }}
   volumeMounts:
+    {{- if not .Values.store.postgres.enabled }}
     - name: data
       mountPath: {{ .Values.persistence.mountPath }}
+    {{- end }}
+    {{- if $v.auth.existingSecret }}
+    - name: auth-tokens
+      mountPath: {{ $v.auth.mountPath }}
+      readOnly: true
+    {{- end }}
     {{- with $v.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- else if $v.extraVolumeMounts }}
-  volumeMounts:
-    {{- toYaml $v.extraVolumeMounts | nindent 4 }}
   {{- end }}
 {{- end -}}
 
@@ -285,9 +306,21 @@ spec:
     {{- if eq .Values.sidecarMode "classic" }}
     {{- include "taskhubd.container" . | nindent 4 }}
     {{- end }}
-  {{- with .Values.extraVolumes }}
+  {{- if or .Values.extraVolumes .Values.taskhubd.auth.existingSecret }}
   volumes:
+    {{- if .Values.taskhubd.auth.existingSecret }}
+    # The bearer tokens (--auth-token-file), readable by the pod's fsGroup (taskhubd's user); the preStop drain sends the first.
+    - name: auth-tokens
+      secret:
+        secretName: {{ .Values.taskhubd.auth.existingSecret | quote }}
+        defaultMode: 0440
+        items:
+          - key: {{ .Values.taskhubd.auth.tokensKey | quote }}
+            path: tokens
+    {{- end }}
+    {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:

@@ -217,7 +217,12 @@ int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, s
   char *rerr = NULL;
   rocksdb_write(r->db, sync ? r->wo_sync : r->wo_nosync, r->wb, &rerr);
   rocksdb_writebatch_clear(r->wb);
+  bool failed = rerr != NULL;
   int rc = sc_rocks_status(rerr, err, "commit");
+  if (failed) { /* RocksDB takes no more writes until reopened (reopen.c) */
+    r->failed = true;
+    r->fail_code = rc;
+  }
   if (rc == SC_OK)
     r->next_seq = ch->next_seq;
   return rc;

@@ -8,19 +8,25 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 int sc_rocks_status(char *rerr, struct sc_err *err, const char *what)
 {
   if (!rerr)
     return SC_OK;
-  SC_ERROR("event=store_error op=%s error=%s", what, SC_Q(rerr));
+  /* RocksDB's C API gives only the status text, which starts with the code's name. */
+  int code = strncmp(rerr, "Corruption", 10) == 0 ? SC_ECORRUPT
+             : strstr(rerr, "No space left on device") || strstr(rerr, "NoSpace") ? SC_ENOSPACE
+                                                                                 : SC_EIO;
+  SC_ERROR("event=store_error op=%s code=%s error=%s", what, sc_status_name(code), SC_Q(rerr));
   if (err)
-    sc_err_set(err, SC_EIO, "store %s failed: %s", what, rerr);
+    sc_err_set(err, code, "store %s failed: %s", what, rerr);
   rocksdb_free(rerr);
-  return SC_EIO;
+  return code;
 }
 
 int sc_rocks_get(struct rstore *r, int cf, const struct sc_key *k, const rocksdb_readoptions_t *ro, char **val,
@@ -64,8 +70,6 @@ int sc_range_close(struct sc_range *ri)
 
 /* ------------------------------------------------------------------ open/close */
 
-static const struct sc_store_ops rocks_ops;
-
 /* mkdir -p: RocksDB creates the last component only. */
 static int make_dirs(const char *dir, struct sc_err *err)
 {
@@ -105,17 +109,30 @@ int sc_rocks_check_dir(struct rstore *r, struct sc_err *err)
   return SC_OK;
 }
 
-static int check(struct sc_store *s, struct sc_err *err)
+int sc_rocks_check(struct sc_store *s, struct sc_err *err)
 {
   return sc_rocks_check_dir(RS(s), err);
 }
 
-static void rclose(struct sc_store *s)
+void sc_rocks_close_db(struct rstore *r)
+{
+  if (!r->db)
+    return;
+  for (int i = 0; i < r->n_all_cf; i++)
+    rocksdb_column_family_handle_destroy(r->all_cf[i]);
+  free(r->all_cf);
+  r->all_cf = NULL;
+  r->n_all_cf = 0;
+  rocksdb_close(r->db);
+  r->db = NULL;
+}
+
+void sc_rocks_rclose(struct sc_store *s)
 {
   struct rstore *r = RS(s);
   if (r->wb)
     rocksdb_writebatch_destroy(r->wb);
-  if (r->db && r->n_all_cf) {
+  if (r->db && r->n_all_cf && !r->failed && !r->read_only) {
     /* Flushed memtables make the next start read SST files instead of replaying the WAL. */
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
@@ -129,11 +146,7 @@ static void rclose(struct sc_store *s)
     }
     rocksdb_flushoptions_destroy(fo);
   }
-  if (r->db) {
-    for (int i = 0; i < r->n_all_cf; i++)
-      rocksdb_column_family_handle_destroy(r->all_cf[i]);
-    rocksdb_close(r->db);
-  }
+  sc_rocks_close_db(r);
   free(r->all_cf);
   free(r->dir);
   if (r->opts)
@@ -144,6 +157,7 @@ static void rclose(struct sc_store *s)
     rocksdb_writeoptions_destroy(r->wo_nosync);
   if (r->ro)
     rocksdb_readoptions_destroy(r->ro);
+  pthread_rwlock_destroy(&r->lock);
   free(r);
 }
 
@@ -184,41 +198,25 @@ static int check_schema(struct rstore *r, const char *dir, struct sc_err *err)
   return SC_OK;
 }
 
-int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
-                          struct sc_err *err)
+/* The write-ahead log files in |dir|, for a message: those are what opening replays. */
+static void wal_names(const char *dir, char *out, size_t cap)
 {
-  struct rstore *r = calloc(1, sizeof *r);
-  if (!r)
-    sc_panic("out of memory opening the store");
-  r->base.ops = &rocks_ops;
-  r->next_seq = 1;
-  r->dir = strdup(dir);
-  struct stat st;
-  if (!r->dir)
-    sc_panic("out of memory opening the store");
-  if (make_dirs(dir, err) != SC_OK || stat(dir, &st) != 0) {
-    if (!err->code)
-      sc_err_set(err, SC_EIO, "cannot open the data directory %s: %s", dir, strerror(errno));
-    free(r->dir);
-    free(r);
-    return SC_EIO;
+  out[0] = 0;
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  size_t at = 0;
+  for (struct dirent *de; (de = readdir(d));) {
+    size_t n = strlen(de->d_name);
+    if (n > 4 && strcmp(de->d_name + n - 4, ".log") == 0 && at + n + 2 < cap)
+      at += (size_t)snprintf(out + at, cap - at, "%s%s", at ? ", " : "", de->d_name);
   }
-  r->dir_dev = st.st_dev;
-  r->dir_ino = st.st_ino;
-  r->opts = rocksdb_options_create();
-  rocksdb_options_set_create_if_missing(r->opts, 1);
-  rocksdb_options_set_create_missing_column_families(r->opts, 1);
-  rocksdb_options_increase_parallelism(r->opts, 2);
-  rocksdb_options_set_max_background_jobs(r->opts, 2);
-  /* Memtables are the sidecar's largest memory user and what a restart replays from the WAL: cap them all
-   * together, so RSS stays small with many idle instances and recovery reads little. */
-  rocksdb_options_set_write_buffer_size(r->opts, 8u << 20);
-  rocksdb_options_set_db_write_buffer_size(r->opts, 32u << 20);
-  r->wo_sync = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(r->wo_sync, 1);
-  r->wo_nosync = rocksdb_writeoptions_create();
-  r->ro = rocksdb_readoptions_create();
+  closedir(d);
+}
 
+int sc_rocks_open_db(struct rstore *r, bool read_only, struct sc_err *err)
+{
+  const char *dir = r->dir;
   /* Open every column family present, so that a store written by a newer version still opens far
    * enough to read its schema version and refuse it with a clear message. */
   size_t n_existing = 0;
@@ -247,22 +245,91 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
   for (int i = 0; i < n; i++)
     cf_opts[i] = r->opts;
   r->all_cf = calloc((size_t)n, sizeof *r->all_cf);
-  r->db = rocksdb_open_column_families(r->opts, dir, n, names, cf_opts, r->all_cf, &rerr);
+  if (!r->all_cf)
+    sc_panic("out of memory opening the store");
+  if (read_only)
+    r->db = rocksdb_open_for_read_only_column_families(r->opts, dir, n, names, cf_opts, r->all_cf, 0, &rerr);
+  else
+    r->db = rocksdb_open_column_families(r->opts, dir, n, names, cf_opts, r->all_cf, &rerr);
   if (existing)
     rocksdb_list_column_families_destroy(existing, n_existing);
   if (rerr) {
-    sc_err_set(err, SC_EIO, "cannot open the store in %s: %s", dir, rerr);
+    if (strncmp(rerr, "Corruption", 10) == 0) {
+      char logs[512];
+      wal_names(dir, logs, sizeof logs);
+      sc_err_set(err, SC_ECORRUPT,
+                 "cannot open the store in %s: %s; refusing to start rather than lose acknowledged state "
+                 "(write-ahead log files replayed at start: %s; see docs/storage.md on corruption)",
+                 dir, rerr, logs[0] ? logs : "none");
+    } else {
+      sc_err_set(err, strstr(rerr, "No space left on device") ? SC_ENOSPACE : SC_EIO,
+                 "cannot open the store in %s: %s", dir, rerr);
+    }
     rocksdb_free(rerr);
     r->db = NULL;
-    rclose(&r->base);
-    return SC_EIO;
+    free(r->all_cf);
+    r->all_cf = NULL;
+    return err->code;
   }
   r->n_all_cf = n;
   for (int i = 0; i < SC_CF_COUNT; i++)
     r->cf[i] = r->all_cf[i];
-  int rc = check_schema(r, dir, err);
+  return SC_OK;
+}
+
+int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
+                          struct sc_err *err)
+{
+  struct rstore *r = calloc(1, sizeof *r);
+  if (!r)
+    sc_panic("out of memory opening the store");
+  r->base.ops = &sc_rocks_ops;
+  r->next_seq = 1;
+  pthread_rwlock_init(&r->lock, NULL);
+  r->dir = strdup(dir);
+  struct stat st;
+  if (!r->dir)
+    sc_panic("out of memory opening the store");
+  if (make_dirs(dir, err) != SC_OK || stat(dir, &st) != 0) {
+    if (!err->code)
+      sc_err_set(err, SC_EIO, "cannot open the data directory %s: %s", dir, strerror(errno));
+    free(r->dir);
+    pthread_rwlock_destroy(&r->lock);
+    free(r);
+    return SC_EIO;
+  }
+  r->dir_dev = st.st_dev;
+  r->dir_ino = st.st_ino;
+  r->opts = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(r->opts, 1);
+  rocksdb_options_set_create_missing_column_families(r->opts, 1);
+  rocksdb_options_increase_parallelism(r->opts, 2);
+  rocksdb_options_set_max_background_jobs(r->opts, 2);
+  /* Memtables are the sidecar's largest memory user and what a restart replays from the WAL: cap them all
+   * together, so RSS stays small with many idle instances and recovery reads little. */
+  rocksdb_options_set_write_buffer_size(r->opts, 8u << 20);
+  rocksdb_options_set_db_write_buffer_size(r->opts, 32u << 20);
+  /* Every commit is synced, so the only damage a crash can leave in the WAL is a torn last record, which was
+   * never acknowledged: tolerate that and nothing else. RocksDB's default (point in time) stops replaying at a
+   * corrupt record in the middle and opens without everything after it, acknowledged or not. */
+  rocksdb_options_set_wal_recovery_mode(r->opts, 0 /* kTolerateCorruptedTailRecords */);
+  rocksdb_options_set_paranoid_checks(r->opts, 1);
+  /* RocksDB's info LOG lives on the data disk; once a write to it fails (disk full), the next one aborts the
+   * process in an assertion of Debian's librocksdb. At the header level it is written only when opening. */
+  rocksdb_options_set_info_log_level(r->opts, 5 /* HEADER_LEVEL */);
+  r->wo_sync = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(r->wo_sync, 1);
+  r->wo_nosync = rocksdb_writeoptions_create();
+  r->ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(r->ro, 1);
+  int rc = sc_rocks_open_db(r, false, err);
   if (rc != SC_OK) {
-    rclose(&r->base);
+    sc_rocks_rclose(&r->base);
+    return rc;
+  }
+  rc = check_schema(r, dir, err);
+  if (rc != SC_OK) {
+    sc_rocks_rclose(&r->base);
     return rc;
   }
   r->wb = rocksdb_writebatch_create();
@@ -270,7 +337,7 @@ int sc_store_open_rocksdb(const char *dir, struct sc_store **out,
   return SC_OK;
 }
 
-static int wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err)
+int sc_rocks_wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err)
 {
   struct rstore *r = RS(s);
   static unsigned char hi[SC_KEY_MAX + 16];
@@ -292,10 +359,16 @@ static int wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err)
   char *rerr = NULL;
   rocksdb_write(r->db, r->wo_sync, b, &rerr);
   rocksdb_writebatch_destroy(b);
-  return sc_rocks_status(rerr, err, "wipe");
+  bool failed = rerr != NULL;
+  int rc = sc_rocks_status(rerr, err, "wipe");
+  if (failed) { /* RocksDB takes no more writes until reopened (reopen.c) */
+    r->failed = true;
+    r->fail_code = rc;
+  }
+  return rc;
 }
 
-static int64_t property(struct sc_store *s, const char *name)
+int64_t sc_rocks_property(struct sc_store *s, const char *name)
 {
   struct rstore *r = RS(s);
   int64_t total = 0;
@@ -309,65 +382,7 @@ static int64_t property(struct sc_store *s, const char *name)
   return total;
 }
 
-static uint64_t seq_start(struct sc_store *s)
+uint64_t sc_rocks_seq_start(struct sc_store *s)
 {
   return RS(s)->next_seq;
 }
-
-/* One partition, always this process's: the engine owns it from the start. */
-static int partitions(struct sc_store *s)
-{
-  (void)s;
-  return 1;
-}
-
-static void attach(struct sc_store *s, const struct sc_store_events *ev)
-{
-  (void)s;
-  ev->gained(ev->ctx, 0);
-}
-
-static void detach(struct sc_store *s)
-{
-  (void)s;
-}
-
-static void release(struct sc_store *s, int part)
-{
-  (void)s, (void)part;
-}
-
-static void set_workers(struct sc_store *s, bool any)
-{
-  (void)s, (void)any;
-}
-
-static const struct sc_store_ops rocks_ops = {
-    .close = rclose,
-    .get_instance = sc_rocks_get_instance,
-    .get_payload = sc_rocks_get_payload,
-    .history_load = sc_rocks_history_load,
-    .history_range = sc_rocks_history_range,
-    .inbox_load = sc_rocks_inbox_load,
-    .timer_get = sc_rocks_timer_get,
-    .actq_get = sc_rocks_actq_get,
-    .children = sc_rocks_children,
-    .timer_scan = sc_rocks_timer_scan,
-    .actq_scan = sc_rocks_actq_scan,
-    .inbox_scan_instances = sc_rocks_inbox_scan_instances,
-    .query = sc_rocks_query,
-    .count_by_status = sc_rocks_count_by_status,
-    .get_entity = sc_rocks_get_entity,
-    .count_entities = sc_rocks_count_entities,
-    .query_entities = sc_rocks_query_entities,
-    .seq_start = seq_start,
-    .apply = sc_rocks_apply,
-    .wipe = wipe,
-    .partitions = partitions,
-    .attach = attach,
-    .detach = detach,
-    .check = check,
-    .release = release,
-    .set_workers = set_workers,
-    .property = property,
-};

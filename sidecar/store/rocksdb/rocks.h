@@ -10,8 +10,10 @@
 #include "keys.h"
 #include "store/store.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct rstore {
@@ -28,14 +30,33 @@ struct rstore {
   char *dir;                /* as opened, with the identity it had then: */
   dev_t dir_dev;            /* a directory removed (or replaced) under us takes every later write with it */
   ino_t dir_ino;
+  /* After a failed write RocksDB takes no more writes until it is opened again (reopen.c): |db| is replaced
+   * under the write lock, every operation holds the read lock. */
+  pthread_rwlock_t lock;
+  bool failed;              /* a write failed; the next apply reopens the database first */
+  int fail_code;            /* why: SC_ENOSPACE (the disk is full) or SC_EIO */
+  bool read_only;           /* reopened read-only (opening read-write failed): reads go on, writes wait */
+  int64_t last_reopen_us;   /* monotonic: reopening is tried at most once a second */
 };
+
+/* Opens the database in r->dir with r->opts (read-only when asked): every column family present, r->cf and
+ * r->all_cf set. A corrupt write-ahead log refuses to open, and the message names the log files. */
+int sc_rocks_open_db(struct rstore *r, bool read_only, struct sc_err *err);
+/* Closes the database handles (without flushing: the database may be refusing writes). */
+void sc_rocks_close_db(struct rstore *r);
+/* The operations table: every operation under r->lock (reopen.c). */
+extern const struct sc_store_ops sc_rocks_ops;
+/* Before a write: a database that refused one is opened again (when the disk seems to have room), so writes
+ * resume without a restart. SC_OK when it takes writes. Writer thread. */
+int sc_rocks_writable(struct rstore *r, struct sc_err *err);
 
 /* SC_OK while |r|'s directory is the one it opened; SC_EIO with the reason otherwise. */
 int sc_rocks_check_dir(struct rstore *r, struct sc_err *err);
 
 #define RS(s) ((struct rstore *)(s))
 
-/* The one place RocksDB error strings become our status (and a log line); frees |rerr|. */
+/* The one place RocksDB error strings become our status (and a log line); frees |rerr|. A corruption is
+ * SC_ECORRUPT, a full disk SC_ENOSPACE, anything else SC_EIO. */
 int sc_rocks_status(char *rerr, struct sc_err *err, const char *what);
 
 /* Reads one value with |ro|; *val is malloc'd by RocksDB (rocksdb_free) or NULL when absent. */
@@ -84,5 +105,11 @@ int sc_rocks_count_entities(struct sc_store *s, uint64_t *with_state, uint64_t *
                             struct sc_err *err);
 int sc_rocks_count_by_status(struct sc_store *s, uint64_t counts[8], struct sc_err *err);
 int sc_rocks_apply(struct sc_store *s, const struct sc_changes *ch, bool sync, struct sc_err *err);
+/* open.c */
+void sc_rocks_rclose(struct sc_store *s);
+int sc_rocks_wipe(struct sc_store *s, uint64_t next_seq, struct sc_err *err);
+int64_t sc_rocks_property(struct sc_store *s, const char *name);
+uint64_t sc_rocks_seq_start(struct sc_store *s);
+int sc_rocks_check(struct sc_store *s, struct sc_err *err);
 
 #endif

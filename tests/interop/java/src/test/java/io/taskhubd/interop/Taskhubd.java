@@ -49,6 +49,11 @@ final class Taskhubd implements AutoCloseable {
     }
 
     static Taskhubd start(String name) throws IOException, InterruptedException {
+        return start(name, new String[0]);
+    }
+
+    /** With more taskhubd options (TLS, tokens). */
+    static Taskhubd start(String name, String... extra) throws IOException, InterruptedException {
         String bin = System.getenv("TASKHUBD_BIN");
         Assumptions.assumeTrue(bin != null && !bin.isEmpty(), "TASKHUBD_BIN is not set");
         String workEnv = System.getenv("TASKHUBD_WORK_DIR");
@@ -67,6 +72,7 @@ final class Taskhubd implements AutoCloseable {
         List<String> cmd = new ArrayList<>(List.of("bash", "-c", "exec 3>&1 >/dev/null; exec \"$@\"", "taskhubd",
                 bin, "--listen", "127.0.0.1:0", "--data-dir", dir.resolve("data").toString(),
                 "--ops-listen", "127.0.0.1:0", "--ready-fd", "3", "--log-level", level));
+        cmd.addAll(List.of(extra));
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                 .redirectError(log.toFile());

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the storage fault tests (a full disk, write errors, a corrupt write-ahead log, a corrupt table block) with the
+# published Python SDK as worker and client.
+# usage: run.sh VENV_DIR [extra pytest args...]
+#   VENV_DIR  virtualenv to create or reuse (e.g. <build>/storage-venv); ../interop/python/requirements.txt
+#             is installed into it once, and again only when that file changes (sha256 stamp).
+# Needs python3 with the venv module (Debian: apt-get install python3-venv).
+# TASKHUBD_BIN must point at the taskhubd binary (ctest sets it); without it every test is skipped.
+# TASKHUBD_STORAGE_LOG_LEVEL (default debug) sets the servers' --log-level.
+# Exit status: pytest's.
+set -euo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: $0 VENV_DIR [pytest args...]" >&2
+  exit 2
+fi
+venv=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+req="$here/../interop/python/requirements.txt"
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+  if ! "$python" -m venv "$venv"; then
+    echo "run.sh: '$python -m venv' failed; on Debian install python3-venv" >&2
+    exit 2
+  fi
+fi
+
+stamp="$venv/.taskhubd-requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  echo "$want" > "$stamp"
+fi
+
+cd "$here"
+export PYTHONDONTWRITEBYTECODE=1
+# -p no:cacheprovider: do not write .pytest_cache into the source tree
+exec "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@" "$here"
