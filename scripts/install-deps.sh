@@ -7,7 +7,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake ninja-build pkg-config clang
       libgrpc-dev libprotobuf-dev protobuf-c-compiler libprotobuf-c-dev librocksdb-dev libssl-dev
       libmicrohttpd-dev libjson-c-dev valgrind libpq-dev postgresql libsodium-dev
-      openssl)  # the openssl CLI: the TLS tests make a throwaway CA (tests/support/make-pki.sh)
+      openssl  # the openssl CLI: the TLS tests make a throwaway CA (tests/support/make-pki.sh)
+      libclang-rt-14-dev)  # libFuzzer and clang's sanitizer runtimes, for fuzz/
 # Interop tests drive taskhubd with the published Python, JavaScript and Java SDKs (Java: a JDK and Maven).
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || pkgs+=(python3-venv)

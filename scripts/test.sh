@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every
-# test: unit, integration, interop, samples, ops, bench smoke, and k8s (helm chart checks, the container image
-# build and the pod run with podman); then the integration tests again under ThreadSanitizer (scripts/test-tsan.sh).
-# Extra arguments go to ctest, e.g. `-L unit` or `-R integration.start` (and skip the ThreadSanitizer stage).
+# test: unit, integration, interop, samples, ops, bench smoke, fuzzing (bounded runs of fuzz/), and k8s (helm
+# chart checks, the container image build and the pod run with podman); then the integration tests again under
+# ThreadSanitizer (scripts/test-tsan.sh). Extra arguments go to ctest, e.g. `-L unit` or `-R integration.start`
+# (and skip the ThreadSanitizer stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The optimised build first: -O3 finds warnings (made errors) that the debug build does not.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
-cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_SANITIZE=ON -DTASKHUBD_K8S_TESTS=ON >/dev/null
+# The libFuzzer targets (fuzz/, clang) in their own build; build-test runs each for a bounded time (label fuzz).
+CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_FUZZ=ON >/dev/null
+cmake --build build-fuzz --target fuzz_targets
+cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTASKHUBD_SANITIZE=ON -DTASKHUBD_K8S_TESTS=ON \
+  -DTASKHUBD_FUZZ_DIR="$PWD/build-fuzz" >/dev/null
 cmake --build build-test
 # Tests start many servers at once: give each ops port a free port rather than the default 9464.
 export TASKHUBD_OPS_LISTEN="${TASKHUBD_OPS_LISTEN:-127.0.0.1:0}"

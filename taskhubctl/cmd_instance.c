@@ -56,7 +56,7 @@ static int wait_final(struct ctl *c, const char *iid, dt_instance **out, struct 
  * worker accepts orchestration 'chain' (0 workers connected)"): a short WaitForInstanceStart, answered by the
  * server just before its deadline with the reason when it knows one. NULL when it started meanwhile or the server
  * gave no reason (caller frees). */
-#define WHY_WAIT_MS 300
+#define WHY_WAIT_MS 1000
 static char *why_pending(struct ctl *c, const char *iid)
 {
   dt_instance *in = NULL;

@@ -82,7 +82,8 @@ int dt__client_call(dt_client *c, const char *method, const ProtobufCMessage *re
 /* Request values of the client calls (util.c): |slot| filled with |s|, or NULL without a value; a time in ms. */
 Google__Protobuf__StringValue *dt__sv(Google__Protobuf__StringValue *slot, const char *s);
 Google__Protobuf__Timestamp *dt__ts(Google__Protobuf__Timestamp *slot, int64_t ms);
-int64_t dt__ts_ms(const Google__Protobuf__Timestamp *t); /* NULL: 0 */
+int64_t dt__ts_ms(const Google__Protobuf__Timestamp *t); /* NULL: 0; clamped to years 1 to 9999 */
+int64_t dt__ts_us(const Google__Protobuf__Timestamp *t); /* the same in microseconds */
 /* strdup that records an out-of-memory in *oom (NULL in, NULL out). */
 char *dt__cp(const char *s, bool *oom);
 

@@ -180,11 +180,6 @@ static Google__Protobuf__Timestamp *ts(dt_orch_ctx *ctx, int64_t ms)
   return t;
 }
 
-static int64_t ts_ms(const Google__Protobuf__Timestamp *t)
-{
-  return t ? t->seconds * 1000 + t->nanos / 1000000 : 0;
-}
-
 static const char *svs(const Google__Protobuf__StringValue *v)
 {
   return v ? v->value : NULL;
@@ -601,7 +596,7 @@ static void process(dt_orch_ctx *ctx, HistoryEvent *e)
   }
   switch (type) {
   case HISTORY_EVENT__EVENT_TYPE_ORCHESTRATOR_STARTED:
-    ctx->now_us = e->timestamp ? e->timestamp->seconds * 1000000 + e->timestamp->nanos / 1000 : 0;
+    ctx->now_us = dt__ts_us(e->timestamp);
     break;
   case HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED:
     confirm(ctx, e, ORCHESTRATOR_ACTION__ORCHESTRATOR_ACTION_TYPE_SCHEDULE_TASK, "activity",
@@ -645,7 +640,7 @@ static void process(dt_orch_ctx *ctx, HistoryEvent *e)
     struct dt_task *t = task_for(ctx, e->timerfired->timerid, K_TIMER);
     if (!t)
       break;
-    int64_t fired = ts_ms(e->timerfired->fireat);
+    int64_t fired = dt__ts_ms(e->timerfired->fireat);
     if (fired < t->final_fire_at) {
       /* One leg of a long timer: schedule the next. */
       int64_t next = t->final_fire_at - fired > LONG_TIMER_MS ? fired + LONG_TIMER_MS : t->final_fire_at;

@@ -255,9 +255,23 @@ Google__Protobuf__Timestamp *dt__ts(Google__Protobuf__Timestamp *slot, int64_t m
   return slot;
 }
 
+/* Timestamps outside protobuf's range (years 1 to 9999) are clamped to it: the arithmetic below cannot overflow,
+ * whatever a server sends. */
+#define TS_MIN_SECONDS (-62135596800LL)
+#define TS_MAX_SECONDS 253402300799LL
+
+int64_t dt__ts_us(const Google__Protobuf__Timestamp *t)
+{
+  if (!t)
+    return 0;
+  int64_t s = t->seconds < TS_MIN_SECONDS ? TS_MIN_SECONDS : t->seconds > TS_MAX_SECONDS ? TS_MAX_SECONDS : t->seconds;
+  int32_t ns = t->nanos < 0 ? 0 : t->nanos > 999999999 ? 999999999 : t->nanos;
+  return s * 1000000 + ns / 1000;
+}
+
 int64_t dt__ts_ms(const Google__Protobuf__Timestamp *t)
 {
-  return t ? t->seconds * 1000 + t->nanos / 1000000 : 0;
+  return t ? dt__ts_us(t) / 1000 : 0;
 }
 
 char *dt__cp(const char *s, bool *oom)

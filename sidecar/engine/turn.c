@@ -188,23 +188,34 @@ static int send_entity_message(struct turn *t, int32_t id, const SendEntityMessa
     ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_SIGNALED;
     ev->entityoperationsignaled = a->entityoperationsignaled;
     break;
-  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED:
+  /* The parent's identity is ours to fill in, on copies: the action belongs to the worker's message, which the
+   * engine must not change (engine.h), and the instance id it would point at goes with the lease. */
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_OPERATION_CALLED: {
+    EntityOperationCalledEvent *c = sc_arena_alloc(&e->ba, sizeof *c);
+    *c = *a->entityoperationcalled;
+    c->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    c->parentexecutionid = sc_pb_sv(&e->ba, t->rec->execution_id);
     ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_OPERATION_CALLED;
-    ev->entityoperationcalled = a->entityoperationcalled;
-    a->entityoperationcalled->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
-    a->entityoperationcalled->parentexecutionid = sc_pb_sv(&e->ba, t->rec->execution_id);
+    ev->entityoperationcalled = c;
     break;
-  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED:
+  }
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_LOCK_REQUESTED: {
+    EntityLockRequestedEvent *l = sc_arena_alloc(&e->ba, sizeof *l);
+    *l = *a->entitylockrequested;
+    l->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    l->position = 0;
     ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_LOCK_REQUESTED;
-    ev->entitylockrequested = a->entitylockrequested;
-    a->entitylockrequested->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
-    a->entitylockrequested->position = 0;
+    ev->entitylockrequested = l;
     break;
-  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT:
+  }
+  case SEND_ENTITY_MESSAGE_ACTION__ENTITY_MESSAGE_TYPE_ENTITY_UNLOCK_SENT: {
+    EntityUnlockSentEvent *u = sc_arena_alloc(&e->ba, sizeof *u);
+    *u = *a->entityunlocksent;
+    u->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
     ev->event_type_case = HISTORY_EVENT__EVENT_TYPE_ENTITY_UNLOCK_SENT;
-    ev->entityunlocksent = a->entityunlocksent;
-    a->entityunlocksent->parentinstanceid = sc_pb_sv(&e->ba, t->iid);
+    ev->entityunlocksent = u;
     break;
+  }
   default:
     return SC_EINVAL; /* turncheck refused it */
   }
