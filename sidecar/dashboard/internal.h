@@ -37,6 +37,9 @@ struct dash_req {
 };
 
 /* Replies. Every JSON reply has Cache-Control: no-store; errors are {"error": message, "code": NAME}. */
+/* reply.c */
+/* The security headers of every reply (the page's files too). */
+void dash_common_headers(struct MHD_Response *resp);
 enum MHD_Result dash_json(struct MHD_Connection *conn, unsigned code, struct json_object *obj);
 enum MHD_Result dash_error(struct MHD_Connection *conn, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
