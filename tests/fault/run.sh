@@ -17,9 +17,9 @@ fi
 venv=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=venv.sh
-. "$here/venv.sh"
-fault_venv "$venv" || exit 2
+# shellcheck source=../support/venv.sh
+. "$here/../support/venv.sh"
+th_venv "$venv" "$here/../interop/python/requirements.txt" || exit 2
 
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1

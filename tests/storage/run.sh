@@ -18,22 +18,10 @@ venv=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 req="$here/../interop/python/requirements.txt"
-python=${PYTHON:-python3}
 
-if [ ! -x "$venv/bin/python" ]; then
-  if ! "$python" -m venv "$venv"; then
-    echo "run.sh: '$python -m venv' failed; on Debian install python3-venv" >&2
-    exit 2
-  fi
-fi
-
-stamp="$venv/.taskhubd-requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-have=$(cat "$stamp" 2>/dev/null || true)
-if [ "$want" != "$have" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-  echo "$want" > "$stamp"
-fi
+# shellcheck source=../support/venv.sh
+. "$here/../support/venv.sh"
+th_venv "$venv" "$req" || exit 2
 
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1

@@ -1,10 +1,9 @@
-# Sourced by run.sh and chaos.sh: fault_venv VENV_DIR creates or reuses a virtualenv with the published Python SDK
-# (../interop/python/requirements.txt, installed once and again only when that file changes: sha256 stamp).
+# Sourced by the Python suites' run.sh scripts (ops, storage, fault, interop/python, crosslang):
+# th_venv VENV_DIR REQUIREMENTS creates or reuses a virtualenv and installs REQUIREMENTS into it once, and again
+# only when that file changes (sha256 stamp).
 # Needs python3 with the venv module (Debian: apt-get install python3-venv); $PYTHON overrides python3.
-fault_venv() {
-  local venv=$1
-  local req
-  req="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../interop/python/requirements.txt"
+th_venv() {
+  local venv=$1 req=$2
   local python=${PYTHON:-python3}
   if [ ! -x "$venv/bin/python" ]; then
     if ! "$python" -m venv "$venv"; then
