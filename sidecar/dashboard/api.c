@@ -349,6 +349,20 @@ static bool id_arg(struct sc_dashboard *d, struct MHD_Connection *conn, const ch
   return true;
 }
 
+/* The instance ?id= names, with the store holding it and its record; false with the reply (400, 404, 500, 503) sent. */
+static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq, const char **iid,
+                         struct sc_store **st, StoredInstance **r, enum MHD_Result *ret)
+{
+  if (!id_arg(d, conn, iid, ret) || !(*st = store_or_503(d, conn, ret)))
+    return false;
+  int rc = sc_store_get_instance(*st, *iid, &rq->arena, r);
+  if (rc == SC_OK)
+    return true;
+  *ret = rc == SC_ENOTFOUND ? dash_error(conn, 404, "instance not found: %s", *iid)
+                            : dash_error(conn, 500, "reading instance %s failed", *iid);
+  return false;
+}
+
 static enum MHD_Result get_instance(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq)
 {
   static const char *const names[] = {"id", NULL};
@@ -356,18 +370,11 @@ static enum MHD_Result get_instance(struct sc_dashboard *d, struct MHD_Connectio
   if (bad)
     return dash_error(conn, 400, "unknown parameter \"%.64s\" (instance takes id)", bad);
   const char *iid;
-  enum MHD_Result ret;
-  if (!id_arg(d, conn, &iid, &ret))
-    return ret;
-  struct sc_store *st = store_or_503(d, conn, &ret);
-  if (!st)
-    return ret;
+  struct sc_store *st;
   StoredInstance *r;
-  int rc = sc_store_get_instance(st, iid, &rq->arena, &r);
-  if (rc == SC_ENOTFOUND)
-    return dash_error(conn, 404, "instance not found: %s", iid);
-  if (rc != SC_OK)
-    return dash_error(conn, 500, "reading instance %s failed", iid);
+  enum MHD_Result ret;
+  if (!instance_arg(d, conn, rq, &iid, &st, &r, &ret))
+    return ret;
   struct json_object *o = instance_summary(iid, r);
   json_object_object_add(o, "executionId", json_object_new_string(r->execution_id ? r->execution_id : ""));
   json_object_object_add(o, "historyLength", json_object_new_int64(r->history_count));
@@ -466,18 +473,13 @@ static enum MHD_Result get_children(struct sc_dashboard *d, struct MHD_Connectio
   if (bad)
     return dash_error(conn, 400, "unknown parameter \"%.64s\" (children takes id)", bad);
   const char *iid;
-  enum MHD_Result ret;
-  if (!id_arg(d, conn, &iid, &ret))
-    return ret;
-  struct sc_store *st = store_or_503(d, conn, &ret);
-  if (!st)
-    return ret;
+  struct sc_store *st;
   StoredInstance *r;
-  int rc = sc_store_get_instance(st, iid, &rq->arena, &r);
-  if (rc == SC_ENOTFOUND)
-    return dash_error(conn, 404, "instance not found: %s", iid);
+  enum MHD_Result ret;
+  if (!instance_arg(d, conn, rq, &iid, &st, &r, &ret))
+    return ret;
   struct kids k = {st, &rq->arena, json_object_new_array(), 0};
-  if (rc != SC_OK || st->ops->children(st, iid, add_child, &k) != SC_OK) {
+  if (st->ops->children(st, iid, add_child, &k) != SC_OK) {
     json_object_put(k.arr);
     return dash_error(conn, 500, "reading the children of %s failed", iid);
   }
