@@ -511,6 +511,7 @@ static struct json_object *counts_json(struct sc_dashboard *d, struct sc_store *
   json_object_object_add(o, "byStatus", c);
   json_object_object_add(o, "total", json_object_new_uint64(total));
   json_object_object_add(o, "countedAgoMillis", json_object_new_int64(age / 1000));
+  json_object_object_add(o, "byName", dash_counts_names_json(d->counts));
   return o;
 }
 

@@ -64,6 +64,9 @@ void dash_events_free(struct dash_events *ev);
  * new count started when it is stale. */
 struct dash_counts *dash_counts_new(void);
 bool dash_counts_get(struct dash_counts *c, struct sc_store *st, uint64_t out[8], int64_t *age_us);
+/* Instances by orchestration name (the 100 most frequent, each by status), as of the last pass; NULL before the
+ * first has ended. */
+struct json_object *dash_counts_names_json(struct dash_counts *c);
 void dash_counts_stop(struct dash_counts *c);
 void dash_counts_free(struct dash_counts *c);
 

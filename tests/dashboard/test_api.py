@@ -173,6 +173,12 @@ def test_instances(server_factory, workers):
     # counted off the request thread: the first answers may say it is counting, or give an older count
     r = wait_until(lambda: (lambda b: b if b.get("total") == 12 else None)(api(s, "counts")[1]), WAIT_S, "the counts")
     assert r["byStatus"]["COMPLETED"] == 10 and r["byStatus"]["FAILED"] == 1 and r["byStatus"]["RUNNING"] == 1
+    # by name, from the same pass over the records: most frequent first, each by status
+    names = r["byName"]
+    assert names["distinct"] == 3 and sum(x["total"] for x in names["names"]) == 12, names
+    assert names["names"][0] == {"name": "d_chain", "total": 10, "byStatus": {"COMPLETED": 10}}, names
+    assert {"name": "d_fail", "total": 1, "byStatus": {"FAILED": 1}} in names["names"]
+    assert {"name": "d_wait", "total": 1, "byStatus": {"RUNNING": 1}} in names["names"]
     bad(s, "counts", {"x": "1"}, "unknown parameter")
     code, o, _ = api(s, "overview")
     assert code == 200 and o["started"] >= 12 and o["completed"] >= 10 and o["failed"] >= 1 and o["commits"] > 0
