@@ -21,6 +21,7 @@ import re
 import select
 import signal
 import subprocess
+import zlib
 import sys
 import threading
 import time
@@ -173,6 +174,19 @@ class Server:
         assert rc == 0, f"taskhubd exited with status {rc} after SIGTERM (expected 0)\n{self.log_tail()}"
 
 
+def _store_args(data_dir: Path) -> list:
+    """--data-dir, or with $TASKHUBD_TEST_PG a PostgreSQL database of the server's own (tests/support/pg.sh), the
+    same one again when a server starts on the same data_dir."""
+    pg = os.environ.get("TASKHUBD_TEST_PG")
+    if not pg:
+        return ["--data-dir", str(data_dir)]
+    name = "th_ops_%08x_%d" % (zlib.crc32(str(data_dir).encode()), os.getpid())
+    pg_sh = Path(__file__).resolve().parents[1] / "support" / "pg.sh"
+    conninfo = subprocess.run(["bash", str(pg_sh), "createdb", pg, name], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    return ["--store", conninfo]
+
+
 def _spawn(binary: str, data_dir: Path, stderr_path: Path, extra_args: tuple, hold: bool) -> Server:
     ops_r, ops_w = os.pipe()
     rdy_r, rdy_w = os.pipe()
@@ -180,7 +194,7 @@ def _spawn(binary: str, data_dir: Path, stderr_path: Path, extra_args: tuple, ho
     if hold:
         hold_r, hold_w = os.pipe()
     argv = [binary, "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0",
-            "--data-dir", str(data_dir), "--ops-ready-fd", str(ops_w), "--ready-fd", str(rdy_w),
+            *_store_args(data_dir), "--ops-ready-fd", str(ops_w), "--ready-fd", str(rdy_w),
             "--log-level", LOG_LEVEL]
     if "--drain-grace" not in extra_args:
         argv += ["--drain-grace", DEFAULT_DRAIN_GRACE]
