@@ -39,7 +39,9 @@ struct sc_ops {
   uint64_t entities[3]; /* with state, transient, operations queued */
   int64_t counted_us, count_cost_us;
   bool counted, entities_counted;
-  struct sc_dashboard *dash; /* NULL: --dashboard off */
+  /* NULL: --dashboard off. Set by the main thread after the port opens (its first requests may come before),
+   * read by the ops thread. */
+  _Atomic(struct sc_dashboard *) dash;
 };
 
 /* ------------------------------------------------------------------ rendering */
@@ -353,8 +355,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
   struct sc_ops *o = cls;
   (void)version;
-  if (o->dash && *state != (void *)1 && sc_dashboard_serves(url))
-    return sc_dashboard_handle(o->dash, conn, url, method, upload, upload_size, state);
+  struct sc_dashboard *dash = atomic_load(&o->dash);
+  if (dash && *state != (void *)1 && sc_dashboard_serves(url))
+    return sc_dashboard_handle(dash, conn, url, method, upload, upload_size, state);
   if (!*state) {
     /* First call for this request: headers only. The body (if any) comes next. */
     *state = (void *)1;
@@ -486,14 +489,15 @@ void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st)
     return;
   atomic_store(&o->engine, e);
   atomic_store(&o->store, st);
-  if (o->dash)
-    sc_dashboard_attach(o->dash, e, st);
+  struct sc_dashboard *dash = atomic_load(&o->dash);
+  if (dash)
+    sc_dashboard_attach(dash, e, st);
 }
 
 void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d)
 {
   if (o)
-    o->dash = d;
+    atomic_store(&o->dash, d);
   else
     sc_dashboard_free(d);
 }
@@ -508,8 +512,9 @@ void sc_ops_stop(struct sc_ops *o)
 {
   if (!o)
     return;
-  sc_dashboard_shutdown(o->dash);
+  struct sc_dashboard *dash = atomic_load(&o->dash);
+  sc_dashboard_shutdown(dash);
   MHD_stop_daemon(o->d);
-  sc_dashboard_free(o->dash);
+  sc_dashboard_free(dash);
   free(o);
 }
