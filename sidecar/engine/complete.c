@@ -73,6 +73,10 @@ int apply_complete_orch(struct sc_engine *e, struct sc_cmd *c)
   const OrchestratorResponse *resp = c->u.complete_orch.resp;
   bool tokenless = !resp->completiontoken[0];
   struct sc_lease *l = find_lease(e, LEASE_ORCH, resp->completiontoken, resp->instanceid);
+  if (l && tokenless && tokenless_from_elsewhere(l, c->u.complete_orch.peer))
+    return fail(c, SC_ENOTFOUND, "no work item of %s in flight on this connection: a completion without "
+                "completionToken must come from the connection whose GetWorkItems stream received it",
+                resp->instanceid);
   if (!l)
     return unknown_token(e, c, resp->completiontoken, resp->instanceid);
   if (resp->instanceid[0] && strcmp(resp->instanceid, l->iid) != 0) {
@@ -164,6 +168,10 @@ int apply_complete_act(struct sc_engine *e, struct sc_cmd *c)
   struct sc_lease *l = find_lease(e, LEASE_ACT, resp->completiontoken, key);
   char applied_key[SC_MAX_ID + 18];
   snprintf(applied_key, sizeof applied_key, "t%s", key);
+  if (l && tokenless && tokenless_from_elsewhere(l, c->u.complete_act.peer))
+    return fail(c, SC_ENOTFOUND, "no task %s/%d in flight on this connection: a completion without "
+                "completionToken must come from the connection whose GetWorkItems stream received it",
+                resp->instanceid, resp->taskid);
   if (!l) {
     if (tokenless && applied_has(e, applied_key))
       return DONE; /* a repeat of a completion already applied */

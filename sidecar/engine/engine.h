@@ -117,6 +117,7 @@ struct sc_cmd {
       sc_stream_send_fn send;
       sc_stream_ready_fn ready;     /* NULL: always ready */
       void *ctx;
+      const char *peer; /* the worker's connection (gRPC's peer string), copied */
       uint64_t id; /* out: pass to SC_CMD_STREAM_CLOSE */
     } stream_open;
     struct {
@@ -124,9 +125,12 @@ struct sc_cmd {
     } stream_close;
     struct {
       const OrchestratorResponse *resp;
+      const char *peer; /* the completing call's connection: a completion without a token must come from the
+                         * connection whose stream received the work item */
     } complete_orch;
     struct {
       const ActivityResponse *resp;
+      const char *peer; /* as for complete_orch */
     } complete_act;
     struct {
       const char *token;

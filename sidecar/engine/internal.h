@@ -87,6 +87,7 @@ struct sc_lease {
   char token[34];           /* 'o' or 'a' and 32 random hex digits */
   enum lease_kind kind;
   struct sc_stream *stream; /* NULL once orphaned */
+  char *peer;               /* the connection of the stream it was handed to, kept after the stream ends */
   struct sc_lease *snext, *sprev; /* the stream's leases */
   struct sc_lease *wnext, *wprev; /* leases of the same work (at most one since a redelivery supersedes) */
   char *iid;
@@ -119,6 +120,7 @@ struct sc_stream {
   bool history_streaming;
   int64_t last_send_us;
   struct sc_lease *leases;
+  char *peer; /* the worker's connection (gRPC's peer string) */
 };
 
 /* In-memory delays (the `delayed` heap): abandon backoff, lease expiry and orphan grace, health pings. */
@@ -296,6 +298,9 @@ void count_completed(struct sc_engine *e, enum lease_kind kind);
 /* By token, or without one by instance id (orchestrations) or "iid\x01taskId" (activities). */
 struct sc_lease *find_lease(struct sc_engine *e, enum lease_kind kind, const char *token, const char *fallback);
 int unknown_token(struct sc_engine *e, struct sc_cmd *c, const char *token, const char *what);
+/* A completion without a token names only its work, which anyone may know: it counts only from the connection whose
+ * stream received the work item (the SDKs that send no token, Go's and Java's, complete on that connection). */
+bool tokenless_from_elsewhere(const struct sc_lease *l, const char *peer);
 
 /* streams.c */
 int apply_stream_open(struct sc_engine *e, struct sc_cmd *c);

@@ -58,6 +58,7 @@ void lease_free(struct sc_lease *l)
   free(l->partial_lens);
   free(l->iid);
   free(l->exec);
+  free(l->peer);
   free(l->task_key);
   free(l->keys);
   free(l);
@@ -152,6 +153,8 @@ void lease_attach(struct sc_engine *e, struct sc_lease *l, struct sc_stream *s)
     end(e, o, false);
   }
   l->stream = s;
+  free(l->peer);
+  l->peer = s->peer ? xstrdup(s->peer) : NULL;
   l->snext = s->leases;
   l->sprev = NULL;
   if (s->leases)
@@ -400,6 +403,11 @@ struct sc_lease *find_lease(struct sc_engine *e, enum lease_kind kind, const cha
     l = sc_map_get(&e->act_by_task, fallback);
   }
   return l && l->kind == kind ? l : NULL;
+}
+
+bool tokenless_from_elsewhere(const struct sc_lease *l, const char *peer)
+{
+  return peer && l->peer && strcmp(peer, l->peer) != 0;
 }
 
 int unknown_token(struct sc_engine *e, struct sc_cmd *c, const char *token, const char *what)

@@ -54,6 +54,7 @@ int apply_stream_open(struct sc_engine *e, struct sc_cmd *c)
   s->send = c->u.stream_open.send;
   s->ready = c->u.stream_open.ready;
   s->ctx = c->u.stream_open.ctx;
+  s->peer = c->u.stream_open.peer ? xstrdup(c->u.stream_open.peer) : NULL;
   /* A worker's own limit counts up to --max-work-items: no worker holds more than that of each kind. */
   int cap = e->cfg.default_max_items;
   int32_t mo = r->maxconcurrentorchestrationworkitems, ma = r->maxconcurrentactivityworkitems;
@@ -109,6 +110,7 @@ int apply_stream_close(struct sc_engine *e, struct sc_cmd *c)
   e->stats.streams = e->nstreams;
   pthread_mutex_unlock(&e->mu);
   SC_INFO("event=worker_disconnected stream=%llu orphaned_items=%d", (unsigned long long)s->id, orphans);
+  free(s->peer);
   free(s);
   return DONE;
 }

@@ -12,6 +12,8 @@
 #include "health.pb-c.h"
 #include "taskhubd_admin.pb-c.h"
 
+#include <grpc/support/alloc.h>
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -68,6 +70,15 @@ static TraceContext *trace_from_metadata(struct sc_call *c)
   if (state)
     t->tracestate = sc_pb_sv(&c->arena, state);
   return t;
+}
+
+/* gRPC's name of the call's connection ("ipv4:127.0.0.1:54321"), in the call's arena. */
+static const char *call_peer(struct sc_call *c)
+{
+  char *p = grpc_call_get_peer(c->call);
+  const char *out = p ? sc_arena_strdup(&c->arena, p) : NULL;
+  gpr_free(p);
+  return out;
 }
 
 static void start_done(struct sc_cmd *cmd)
@@ -312,6 +323,7 @@ static void h_get_work_items(struct sc_call *c)
   c->cmd.u.stream_open.send = stream_send;
   c->cmd.u.stream_open.ready = stream_ready;
   c->cmd.u.stream_open.ctx = c;
+  c->cmd.u.stream_open.peer = call_peer(c);
   sc_call_post(c, stream_open_done);
 }
 
@@ -328,6 +340,7 @@ static void h_complete_orch(struct sc_call *c)
    * with the reason, where refusing the call would leave the work item to be redelivered for ever. */
   c->cmd.kind = SC_CMD_COMPLETE_ORCH;
   c->cmd.u.complete_orch.resp = r;
+  c->cmd.u.complete_orch.peer = r->completiontoken[0] ? NULL : call_peer(c);
   sc_call_post(c, empty_done); /* CompleteTaskResponse is empty too */
 }
 
@@ -343,6 +356,7 @@ static void h_complete_act(struct sc_call *c)
   /* A result over the payload limit fails the task in the engine, with the reason. */
   c->cmd.kind = SC_CMD_COMPLETE_ACT;
   c->cmd.u.complete_act.resp = r;
+  c->cmd.u.complete_act.peer = r->completiontoken[0] ? NULL : call_peer(c);
   sc_call_post(c, empty_done);
 }
 

@@ -186,6 +186,57 @@ TEST_IMPL(hostile_tokenless_retry_is_not_applied_twice)
   return 0;
 }
 
+/* A completion without a token names only its instance (and task), which any client may know: it counts only from
+ * the connection whose stream received the work item, as the Go and Java SDKs send it. Another client's is refused
+ * and changes nothing; the worker's own then applies. */
+TEST_IMPL(hostile_tokenless_completion_from_another_connection)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  free(it_start(e.cli, "tc", "Orch", NULL));
+  th_stream *w = hx_worker(e.cli, 0, 0, NULL, NULL, 0);
+  th_client *other = th_client_open_own(e.srv.port);
+  hx_arena a = {0};
+  char *d = NULL;
+  WorkItem *wi = hx_expect_orch(w, 10000, "tc's first turn");
+  OrchestratorAction *bogus = hx_finish(&a, 1, COMPLETED, "\"forged\"");
+  ASSERT_EQ(hx_complete_orch(other, NULL, "tc", &bogus, 1, NULL, &d), GRPC_STATUS_NOT_FOUND);
+  ASSERT(strstr(d, "on this connection") != NULL);
+  free(d);
+  ASSERT(it_status(e.cli, "tc") != COMPLETED); /* not completed by the forged result */
+  OrchestratorAction *acts[] = {hx_schedule(&a, 1, "A1", NULL)};
+  ASSERT_STATUS(hx_complete_orch(e.cli, NULL, "tc", acts, 1, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  work_item__free_unpacked(wi, NULL);
+  WorkItem *ai = hx_expect_act(w, 10000, "A1");
+  ASSERT_EQ(hx_complete_act(other, NULL, "tc", 1, "\"forged\"", &d), GRPC_STATUS_NOT_FOUND);
+  ASSERT(strstr(d, "on this connection") != NULL);
+  free(d);
+  ASSERT_STATUS(hx_complete_act(e.cli, NULL, "tc", 1, "\"r1\"", &d), GRPC_STATUS_OK, d);
+  free(d);
+  work_item__free_unpacked(ai, NULL);
+  WorkItem *second = hx_expect_orch(w, 10000, "tc's second turn");
+  hx_hist h;
+  hx_history(e.cli, "tc", &h);
+  ASSERT_EQ(hx_count(&h, HISTORY_EVENT__EVENT_TYPE_TASK_SCHEDULED), 1);
+  hx_history_free(&h);
+  OrchestratorAction *fin = hx_finish(&a, 2, COMPLETED, "\"ok\"");
+  ASSERT_STATUS(hx_complete_orch(e.cli, NULL, "tc", &fin, 1, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  work_item__free_unpacked(second, NULL);
+  GetInstanceResponse *g = hx_wait_done(e.cli, "tc", 10000);
+  ASSERT_EQ(g->orchestrationstate->orchestrationstatus, COMPLETED);
+  ASSERT_STR_EQ(g->orchestrationstate->output->value, "\"ok\"");
+  it_free(g);
+  hx_arena_free(&a);
+  th_stream_free(w);
+  th_client_close(other);
+  it_teardown(&e);
+  return 0;
+}
+
 /* The reuse-policy rejection reads as the managed service's does (the JS SDK's suite matches the text). */
 TEST_IMPL(hostile_reuse_policy_rejection_text)
 {

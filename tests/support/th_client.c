@@ -48,7 +48,7 @@ const char *th_status_name(grpc_status_code code)
   return "(invalid status)";
 }
 
-th_client *th_client_open(int port)
+static th_client *open_with(int port, const grpc_channel_args *args)
 {
   grpc_init();
   th_client *c = calloc(1, sizeof *c);
@@ -56,10 +56,22 @@ th_client *th_client_open(int port)
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%d", port);
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  c->channel = grpc_channel_create(target, creds, NULL);
+  c->channel = grpc_channel_create(target, creds, args);
   grpc_channel_credentials_release(creds);
   ASSERT(c->channel != NULL);
   return c;
+}
+
+th_client *th_client_open(int port)
+{
+  return open_with(port, NULL);
+}
+
+th_client *th_client_open_own(int port)
+{
+  grpc_arg arg = {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}};
+  grpc_channel_args args = {1, &arg};
+  return open_with(port, &args);
 }
 
 grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline)

@@ -25,6 +25,9 @@ typedef struct th_call th_call;
 
 /* CONSTRUCTOR: opens an insecure channel to 127.0.0.1:port (calls grpc_init). Never NULL. */
 th_client *th_client_open(int port);
+/* th_client_open on a connection of its own, as another process would have: channels of one process to one target
+ * otherwise share gRPC's global subchannel pool, and so one connection. */
+th_client *th_client_open_own(int port);
 /* Creates a call on the client's channel (for streaming helpers); never NULL. */
 grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline);
 /* DESTRUCTOR: destroys the channel (calls grpc_shutdown). Every th_call of the client must be freed first. */
