@@ -21,6 +21,9 @@ export TASKHUBD_OPS_LISTEN="${TASKHUBD_OPS_LISTEN:-127.0.0.1:0}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --test-dir build-test --output-on-failure -j2 "$@"
+# The crash-consistency harness's summary line (tests/fault/chaos.py; ctest shows a passing test's output only in
+# its log), so that every run's output carries it.
+grep -h "^SUMMARY kills=" build-test/Testing/Temporary/LastTest*.log 2>/dev/null || true
 # ThreadSanitizer over the integration tests (docs/testing.md); skipped when arguments select particular tests.
 if [ "$#" -eq 0 ]; then
   bash scripts/test-tsan.sh

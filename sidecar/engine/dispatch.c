@@ -111,8 +111,10 @@ void work_free(struct sc_engine *e)
   work_wipe(e);
   fifo_free(&e->ready);
   leases_free(e);
-  for (size_t i = 0; i < e->nstreams; i++)
+  for (size_t i = 0; i < e->nstreams; i++) {
+    free(e->streams[i]->peer);
     free(e->streams[i]);
+  }
   free(e->streams);
   while (sc_heap_top(&e->delayed))
     free(sc_heap_pop(&e->delayed).data);
