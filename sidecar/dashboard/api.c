@@ -349,10 +349,18 @@ static bool id_arg(struct sc_dashboard *d, struct MHD_Connection *conn, const ch
   return true;
 }
 
-/* The instance ?id= names, with the store holding it and its record; false with the reply (400, 404, 500, 503) sent. */
-static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq, const char **iid,
-                         struct sc_store **st, StoredInstance **r, enum MHD_Result *ret)
+/* The instance ?id= (the endpoint's only parameter) names, with the store holding it and its record; false with the
+ * reply (400, 404, 500, 503) sent. */
+static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq,
+                         const char *endpoint, const char **iid, struct sc_store **st, StoredInstance **r,
+                         enum MHD_Result *ret)
 {
+  static const char *const names[] = {"id", NULL};
+  const char *bad = unknown_arg(conn, names);
+  if (bad) {
+    *ret = dash_error(conn, 400, "unknown parameter \"%.64s\" (%s takes id)", bad, endpoint);
+    return false;
+  }
   if (!id_arg(d, conn, iid, ret) || !(*st = store_or_503(d, conn, ret)))
     return false;
   int rc = sc_store_get_instance(*st, *iid, &rq->arena, r);
@@ -365,15 +373,11 @@ static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, st
 
 static enum MHD_Result get_instance(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq)
 {
-  static const char *const names[] = {"id", NULL};
-  const char *bad = unknown_arg(conn, names);
-  if (bad)
-    return dash_error(conn, 400, "unknown parameter \"%.64s\" (instance takes id)", bad);
   const char *iid;
   struct sc_store *st;
   StoredInstance *r;
   enum MHD_Result ret;
-  if (!instance_arg(d, conn, rq, &iid, &st, &r, &ret))
+  if (!instance_arg(d, conn, rq, "instance", &iid, &st, &r, &ret))
     return ret;
   struct json_object *o = instance_summary(iid, r);
   json_object_object_add(o, "executionId", json_object_new_string(r->execution_id ? r->execution_id : ""));
@@ -468,15 +472,11 @@ static int add_child(const char *child, void *ctx)
 
 static enum MHD_Result get_children(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq)
 {
-  static const char *const names[] = {"id", NULL};
-  const char *bad = unknown_arg(conn, names);
-  if (bad)
-    return dash_error(conn, 400, "unknown parameter \"%.64s\" (children takes id)", bad);
   const char *iid;
   struct sc_store *st;
   StoredInstance *r;
   enum MHD_Result ret;
-  if (!instance_arg(d, conn, rq, &iid, &st, &r, &ret))
+  if (!instance_arg(d, conn, rq, "children", &iid, &st, &r, &ret))
     return ret;
   struct kids k = {st, &rq->arena, json_object_new_array(), 0};
   if (st->ops->children(st, iid, add_child, &k) != SC_OK) {

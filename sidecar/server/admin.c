@@ -59,9 +59,7 @@ static void pending_read(struct sc_call *c)
     return;
   }
   size_t max = r->max_messages ? (size_t)r->max_messages : DEFAULT_PENDING;
-  /* Cut to what one reply may carry, leaving room for the framing. */
-  size_t send = sc_call_ctx(c)->cfg->max_send_message;
-  size_t budget = send > (128u << 10) ? send - (64u << 10) : send / 2, used = 0;
+  size_t budget = sc_call_send_budget(c), used = 0;
   Taskhubd__Admin__PendingMessagesResponse resp = TASKHUBD__ADMIN__PENDING_MESSAGES_RESPONSE__INIT;
   resp.messages = sc_arena_alloc(&c->arena, (n ? n : 1) * sizeof *resp.messages);
   for (size_t i = 0; i < n && resp.n_messages < max; i++) {

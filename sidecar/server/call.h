@@ -104,6 +104,9 @@ struct sc_server_ctx {
 };
 
 const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c);
+/* What one reply may carry (--max-send-message), less room for the framing around the part being sized: what
+ * pages of query results, history chunks and pending messages are cut to. */
+size_t sc_call_send_budget(const struct sc_call *c);
 
 /* An extra reference, for work that may outlive the handler's (a queued read job); sc_call_unref drops it. */
 void sc_call_ref(struct sc_call *c);

@@ -170,8 +170,7 @@ static void query_read(struct sc_call *c)
   resp.entities = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof *resp.entities);
   /* A page must fit in one reply (--max-send-message): states are up to --max-payload each, so a page of large
    * ones ends early, and the next starts after the last entity it holds. */
-  size_t send = sc_call_ctx(c)->cfg->max_send_message;
-  size_t budget = send > (128u << 10) ? send - (64u << 10) : send / 2, used = 0;
+  size_t budget = sc_call_send_budget(c), used = 0;
   const char *next = page.next_after;
   for (size_t i = 0; i < page.n; i++) {
     StoredEntity *e;

@@ -36,12 +36,6 @@
 /* ------------------------------------------------------------------ shared */
 
 
-/* What taskhubd may put in one message, less room for the framing around the part being sized. */
-static size_t send_budget(struct sc_call *c)
-{
-  size_t send = sc_call_ctx(c)->cfg->max_send_message;
-  return send > (128u << 10) ? send - (64u << 10) : send / 2;
-}
 
 /* Whether the committed record still says |iid| has a payload of |kind| (it may have been purged or replaced
  * since the record this reply is built from was read). */
@@ -277,7 +271,7 @@ static void query_read(struct sc_call *c)
   resp.orchestrationstate = sc_arena_alloc(&c->arena, (page.n ? page.n : 1) * sizeof(OrchestrationState *));
   /* With payloads a page could outgrow what a client can receive: end it early, and the token resumes after
    * the last state sent. */
-  size_t budget = send_budget(c), used = 0;
+  size_t budget = sc_call_send_budget(c), used = 0;
   err.code = SC_OK;
   for (size_t i = 0; i < page.n; i++) {
     OrchestrationState *s = build_state(&c->arena, st, page.rows[i].iid, page.rows[i].rec,
@@ -504,7 +498,7 @@ static void hist_open(struct sc_call *c)
   h->iid = r->instanceid;
   h->max_send = sc_call_ctx(c)->cfg->max_send_message;
   /* Room for the framing of every event of a full chunk. */
-  size_t room = send_budget(c);
+  size_t room = sc_call_send_budget(c);
   room = room > CHUNK_EVENTS * FIELD_HEADER * 2 ? room - CHUNK_EVENTS * FIELD_HEADER : room / 2;
   h->chunk_bytes = room < CHUNK_BYTES ? room : CHUNK_BYTES;
   c->read_ctx = h;

@@ -56,6 +56,12 @@ const struct sc_server_ctx *sc_call_ctx(const struct sc_call *c)
   return &c->srv->ctx;
 }
 
+size_t sc_call_send_budget(const struct sc_call *c)
+{
+  size_t send = c->srv->ctx.cfg->max_send_message;
+  return send > (128u << 10) ? send - (64u << 10) : send / 2;
+}
+
 static void call_unref(struct sc_call *c)
 {
   if (atomic_fetch_sub(&c->refs, 1) != 1)
