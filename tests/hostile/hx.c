@@ -209,6 +209,21 @@ static size_t count_names(const char *const *v)
   return n;
 }
 
+/* A client for a worker that stops reading. Its transport stops taking messages only once its receive window is
+ * full; on a shared connection, or with gRPC's bandwidth probe, that window grows with other clients' traffic until
+ * the lazy transport has taken in every instance (a few MB) and the server has nothing stalled to notice. A
+ * connection of its own with a fixed 64 KB window is the worker the tests mean. */
+th_client *hx_lazy_client(int port)
+{
+  grpc_arg args[] = {
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
+      {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 64 * 1024}},
+  };
+  grpc_channel_args chan = {sizeof args / sizeof args[0], args};
+  return th_client_open_args(port, &chan);
+}
+
 th_stream *hx_worker(th_client *c, int max_orch, int max_act, const char *const *orchestrations,
                      const char *const *activities, int history_streaming)
 {

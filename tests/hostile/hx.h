@@ -52,6 +52,9 @@ void *hx_alloc(hx_arena *a, size_t n);
 char *hx_strdup(hx_arena *a, const char *s);
 void hx_arena_free(hx_arena *a);
 
+/* A client (its own connection, a fixed 64 KB receive window) for a worker that stops reading. */
+th_client *hx_lazy_client(int port);
+
 /* Opens GetWorkItems. limits of 0 send nothing; names: NULL-terminated filter lists (NULL: no filters). */
 th_stream *hx_worker(th_client *c, int max_orch, int max_act, const char *const *orchestrations,
                      const char *const *activities, int history_streaming);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "hx.h"
 
+
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -162,7 +163,7 @@ TEST_IMPL(hostile_limits_stalled_stream_is_ended)
     return rc;
   enum { N = 300 };
   start_many(e.cli, "st", N, 20000);
-  th_client *lazy_cli = th_client_open(e.srv.port);
+  th_client *lazy_cli = hx_lazy_client(e.srv.port);
   th_stream *lazy = hx_worker(lazy_cli, 1000000, 1000000, NULL, NULL, 0);
   hx_assert_alive(lazy_cli);
   /* The lazy stream is given work until its buffer is full. */
@@ -223,7 +224,7 @@ TEST_IMPL(hostile_limits_outbox_total)
   th_client *cli[LAZY];
   th_stream *lazy[LAZY];
   for (int i = 0; i < LAZY; i++) {
-    cli[i] = th_client_open(e.srv.port);
+    cli[i] = hx_lazy_client(e.srv.port);
     lazy[i] = hx_worker(cli[i], 1000000, 1000000, NULL, NULL, 0);
   }
   /* Wait until the engine withholds work: the total is reached and instances wait for a worker. */

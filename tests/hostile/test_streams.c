@@ -38,8 +38,7 @@ TEST_IMPL(hostile_worker_that_never_reads)
   }
   free(input);
   long before = hx_rss_kb(e.srv.pid);
-  /* Its own connection, as a separate worker process would have. */
-  th_client *lazy_cli = th_client_open(e.srv.port);
+  th_client *lazy_cli = hx_lazy_client(e.srv.port);
   th_stream *lazy = getenv("HX_NO_LAZY") ? NULL : hx_worker(lazy_cli, 1000000, 1000000, NULL, NULL, 0);
   /* Make sure the lazy stream is connected first: it would take everything if it could. */
   hx_assert_alive(lazy_cli);

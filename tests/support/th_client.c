@@ -48,7 +48,7 @@ const char *th_status_name(grpc_status_code code)
   return "(invalid status)";
 }
 
-static th_client *open_with(int port, const grpc_channel_args *args)
+th_client *th_client_open_args(int port, const grpc_channel_args *args)
 {
   grpc_init();
   th_client *c = calloc(1, sizeof *c);
@@ -64,14 +64,14 @@ static th_client *open_with(int port, const grpc_channel_args *args)
 
 th_client *th_client_open(int port)
 {
-  return open_with(port, NULL);
+  return th_client_open_args(port, NULL);
 }
 
 th_client *th_client_open_own(int port)
 {
   grpc_arg arg = {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}};
   grpc_channel_args args = {1, &arg};
-  return open_with(port, &args);
+  return th_client_open_args(port, &args);
 }
 
 grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline)

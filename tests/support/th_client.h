@@ -28,6 +28,8 @@ th_client *th_client_open(int port);
 /* th_client_open on a connection of its own, as another process would have: channels of one process to one target
  * otherwise share gRPC's global subchannel pool, and so one connection. */
 th_client *th_client_open_own(int port);
+/* th_client_open with channel arguments of the caller's (copied by gRPC; |args| may be NULL). */
+th_client *th_client_open_args(int port, const grpc_channel_args *args);
 /* Creates a call on the client's channel (for streaming helpers); never NULL. */
 grpc_call *th_client_create_call(th_client *c, grpc_slice method, grpc_completion_queue *cq, gpr_timespec deadline);
 /* DESTRUCTOR: destroys the channel (calls grpc_shutdown). Every th_call of the client must be freed first. */
