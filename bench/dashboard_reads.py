@@ -70,7 +70,12 @@ print(f"RESULT scenario=dashboard_counts_first instances={n} p50_ms={count_ms:.2
       f"p99_ms={count_ms:.2f} server_p50_ms=na server_p99_ms=na answer_max_ms={max(polls):.2f}", flush=True)
 measure("counts_cached", "counts", lambda b: None if b["total"] == total else "total changed")
 
+# newest first (the default), and oldest first: the same index walked backwards or forwards
 first = measure("list_first_page", "instances", lambda b: None if len(b["instances"]) == 50 else "short page")
+oldest = measure("list_first_page_oldest", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
+                 direction="asc")
+if first["instances"][0]["createdAt"] <= oldest["instances"][0]["createdAt"]:
+    sys.exit("dashboard_reads: the newest-first page does not start after the oldest-first one")
 measure("list_first_page_500", "instances", lambda b: None if len(b["instances"]) == 500 else "short page",
         pageSize=500)
 measure("list_status_pending", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
@@ -84,6 +89,8 @@ measure("list_name_nomatch", "instances", lambda b: None if not b["instances"] e
 _, page2 = get("instances", next=first["next"])
 measure("list_second_page", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
         next=first["next"])
+measure("list_second_page_oldest", "instances", lambda b: None if len(b["instances"]) == 50 else "short page",
+        next=oldest["next"], direction="asc")
 measure("overview", "overview", lambda b: None if b["counts"].get("total") == total else "overview counts")
 
 # the instance with the long history: the only finished fanout orchestration

@@ -219,11 +219,11 @@ static const int *status_list(const char *v, int *out, size_t *n, char *why, siz
 static enum MHD_Result list_instances(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq)
 {
   static const char *const names[] = {"status", "name", "prefix", "createdFrom", "createdTo", "completedFrom",
-                                      "completedTo", "sort", "pageSize", "next", NULL};
+                                      "completedTo", "sort", "direction", "pageSize", "next", NULL};
   const char *bad = unknown_arg(conn, names);
   if (bad)
     return dash_error(conn, 400, "unknown parameter \"%.64s\" (instances take status, name, prefix, createdFrom, "
-                                 "createdTo, completedFrom, completedTo, sort, pageSize, next)", bad);
+                                 "createdTo, completedFrom, completedTo, sort, direction, pageSize, next)", bad);
   char why[256];
   int statuses[8];
   struct sc_query q = {.statuses = statuses};
@@ -242,6 +242,11 @@ static enum MHD_Result list_instances(struct sc_dashboard *d, struct MHD_Connect
   const char *sort = arg(conn, "sort");
   if (sort && *sort && strcmp(sort, "created") != 0 && strcmp(sort, "completed") != 0)
     return dash_error(conn, 400, "sort: \"%.32s\" is not one of created, completed", sort);
+  /* Newest first unless asked otherwise: what a person looking at a task hub wants to see first. */
+  const char *direction = arg(conn, "direction");
+  if (direction && *direction && strcmp(direction, "desc") != 0 && strcmp(direction, "asc") != 0)
+    return dash_error(conn, 400, "direction: \"%.32s\" is not one of desc (newest first), asc", direction);
+  q.descending = !(direction && strcmp(direction, "asc") == 0);
   const char *prefix = arg(conn, "prefix");
   const char *name = arg(conn, "name");
   struct sc_err err;
@@ -328,6 +333,7 @@ static enum MHD_Result list_instances(struct sc_dashboard *d, struct MHD_Connect
                                                                                           resume, resume_len))
                                            : NULL);
   json_object_object_add(o, "order", json_object_new_string(by_id ? "id" : completed ? "completed" : "created"));
+  json_object_object_add(o, "direction", json_object_new_string(q.descending ? "desc" : "asc"));
   json_object_object_add(o, "serverMicros", json_object_new_int64(sc_mono_us() - t0));
   return dash_json(conn, 200, o);
 }

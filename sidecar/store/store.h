@@ -67,6 +67,9 @@ struct sc_query {
   size_t max_scan;
   const unsigned char *cursor; /* from the previous page, or NULL */
   size_t cursor_len;
+  /* Walk the index backwards: newest first by time, or ids in reverse order under a prefix. The cursor is still
+   * the last entry returned (or examined); the next page holds the entries strictly before it. */
+  bool descending;
 };
 
 #define SC_QUERY_DEFAULT_SCAN 5000

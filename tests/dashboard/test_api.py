@@ -2,8 +2,9 @@
 token, the CSRF rules, read-only and off, and the event stream.
 
   test_page_assets            / and /assets/* with ETag and 304, CSP on the page, 404 and 405
-  test_instances              list filters (status, name, prefix, created and completed ranges, sort), paging with
-                              `next` visits every instance once, bad parameters answer 400
+  test_instances              list filters (status, name, prefix, created and completed ranges, sort), newest first
+                              or oldest first, paging with `next` visits every instance once in that order across
+                              pages, bad parameters answer 400
   test_instance_history       one instance (payloads, failure with stack trace), history slices, children, 404s
   test_waiting                what waits for an instance: raised events not yet delivered, a requested suspend
   test_actions                raise, suspend, resume, terminate (recursive), restart, rewind, purge and their
@@ -101,9 +102,14 @@ def test_instances(server_factory, workers):
     ids = [x["id"] for x in r["instances"]]
     assert sorted(ids) == sorted([f"list-a-{i}" for i in range(7)] + [f"list-b-{i}" for i in range(3)] +
                                  ["list-w", "list-f"])
-    assert r["next"] is None and r["order"] == "created"
+    assert r["next"] is None and r["order"] == "created" and r["direction"] == "desc"
     created = [x["createdAt"] for x in r["instances"]]
-    assert created == sorted(created)
+    assert created == sorted(created, reverse=True), "newest first by default"
+    code, r_asc, _ = api(s, "instances", direction="asc")
+    assert code == 200 and r_asc["direction"] == "asc"
+    assert [x["id"] for x in r_asc["instances"]] == ids[::-1]
+    completed = [x["completedAt"] for x in api(s, "instances", sort="completed")[1]["instances"]]
+    assert len(completed) == 11 and completed == sorted(completed, reverse=True)
     row = next(x for x in r["instances"] if x["id"] == "list-a-0")
     assert row["name"] == "d_chain" and row["status"] == "COMPLETED" and row["completedAt"]
 
@@ -123,39 +129,34 @@ def test_instances(server_factory, workers):
     assert len(by(completedFrom=t_before.isoformat().replace("+00:00", "Z"), status="COMPLETED")) == 10
     assert by(completedTo=t_before.isoformat().replace("+00:00", "Z")) == []
 
-    # paging: every instance exactly once, in created order, whatever the page size
-    seen, token, pages = [], None, 0
-    while True:
-        p = {"pageSize": 5}
-        if token:
-            p["next"] = token
-        code, r, _ = api(s, "instances", **p)
-        assert code == 200 and len(r["instances"]) <= 5
-        seen += [x["id"] for x in r["instances"]]
-        pages += 1
-        token = r["next"]
-        if not token:
-            break
-    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen)) and pages >= 3
-    seen, token = [], None
-    while True:
-        code, r, _ = api(s, "instances", prefix="list-a-", pageSize=3, **({"next": token} if token else {}))
-        seen += [x["id"] for x in r["instances"]]
-        token = r["next"]
-        if not token:
-            break
-    assert seen == [f"list-a-{i}" for i in range(7)]
-    # a filter the index cannot apply (the name) pages by the rows taken: every match once, none skipped
-    seen, token = [], None
-    while True:
-        code, r, _ = api(s, "instances", name="d_chain", pageSize=3, **({"next": token} if token else {}))
-        assert code == 200 and len(r["instances"]) <= 3
-        seen += [x["id"] for x in r["instances"]]
-        token = r["next"]
-        if not token:
-            break
-    assert sorted(seen) == sorted([f"list-a-{i}" for i in range(7)] + [f"list-b-{i}" for i in range(3)])
-    assert len(seen) == len(set(seen))
+    def pages_of(size, **p):
+        """Every id of the list, page by page (and how many pages)."""
+        seen, token, pages = [], None, 0
+        while True:
+            code, r, _ = api(s, "instances", pageSize=size, **p, **({"next": token} if token else {}))
+            assert code == 200 and len(r["instances"]) <= size, r
+            seen += [x["id"] for x in r["instances"]]
+            pages += 1
+            token = r["next"]
+            if not token:
+                return seen, pages
+
+    # paging: every instance exactly once, in the list's order across pages (newest first, or oldest first)
+    seen, pages = pages_of(5)
+    assert seen == ids and pages >= 3
+    seen, _ = pages_of(5, direction="asc")
+    assert seen == ids[::-1]
+    # under a prefix, in id order or its reverse
+    assert pages_of(3, prefix="list-a-", direction="asc")[0] == [f"list-a-{i}" for i in range(7)]
+    assert pages_of(3, prefix="list-a-")[0] == [f"list-a-{i}" for i in range(6, -1, -1)]
+    # by completion time, newest first across pages
+    done_order = [x["id"] for x in api(s, "instances", sort="completed")[1]["instances"]]
+    assert pages_of(2, sort="completed")[0] == done_order
+    assert pages_of(4, sort="completed", direction="asc")[0] == done_order[::-1]
+    # a filter the index cannot apply (the name) pages by the rows taken: every match once, none skipped, in order
+    chains = [i for i in ids if i.startswith("list-a-") or i.startswith("list-b-")]
+    assert pages_of(3, name="d_chain")[0] == chains
+    assert pages_of(3, name="d_chain", direction="asc")[0] == chains[::-1]
 
     bad(s, "instances", {"status": "FOO"}, 'status: "FOO" is not a status')
     bad(s, "instances", {"pageSize": "0"}, "pageSize")
@@ -166,6 +167,7 @@ def test_instances(server_factory, workers):
     bad(s, "instances", {"next": "garbage"}, "next: not a token")
     bad(s, "instances", {"prefix": "list", "next": api(s, "instances", pageSize=1)[1]["next"]}, "next")
     bad(s, "instances", {"sort": "name"}, "sort")
+    bad(s, "instances", {"direction": "newest"}, 'direction: "newest" is not one of desc')
     bad(s, "instances", {"sort": "completed", "prefix": "x"}, "sort=completed")
     bad(s, "instances", {"statuses": "RUNNING"}, 'unknown parameter "statuses"')
     bad(s, "instances", {"prefix": "a\x01b"}, "prefix")

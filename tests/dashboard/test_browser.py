@@ -140,14 +140,41 @@ def test_list_filters_and_deep_links(server_factory, workers, browser, shots):
     d.find_element(By.ID, "f-apply").click()
     until(d, lambda: ids(d) == ["order-0", "order-1", "order-2", "order-3"], "the prefix filter")
     assert "prefix=order-" in d.current_url
-    # a column sorts the page
+    # under a prefix the id column is the server's order: newest-first lists ids in reverse, and a click on its
+    # header asks the server for the other direction (kept in the URL, so across pages)
+    order = lambda: [i for i, _ in rows(d)]  # noqa: E731
+    until(d, lambda: order() == ["order-3", "order-2", "order-1", "order-0"], "ids in reverse order")
     d.find_element(By.CSS_SELECTOR, "th[data-col=id]").click()
-    until(d, lambda: [i for i, _ in rows(d)] == ["order-0", "order-1", "order-2", "order-3"], "sorted by id")
+    until(d, lambda: order() == ["order-0", "order-1", "order-2", "order-3"], "ids in order")
+    assert "direction=asc" in d.current_url
     d.find_element(By.CSS_SELECTOR, "th[data-col=id]").click()
-    until(d, lambda: [i for i, _ in rows(d)] == ["order-3", "order-2", "order-1", "order-0"], "sorted by id, desc")
-    # back goes to the previous filter
+    until(d, lambda: order() == ["order-3", "order-2", "order-1", "order-0"], "ids in reverse order again")
+    assert "direction" not in d.current_url
+    # another column sorts the page shown
+    d.find_element(By.CSS_SELECTOR, "th[data-col=createdAt]").click()
+    until(d, lambda: order() == ["order-0", "order-1", "order-2", "order-3"], "sorted by created")
+    d.find_element(By.CSS_SELECTOR, "th[data-col=createdAt]").click()
+    until(d, lambda: order() == ["order-3", "order-2", "order-1", "order-0"], "sorted by created, desc")
+    # back goes to the previous list, then to the one before the filter
+    d.back()
+    until(d, lambda: order() == ["order-0", "order-1", "order-2", "order-3"] and "direction=asc" in d.current_url,
+          "back to ids in order")
+    d.back()
     d.back()
     until(d, lambda: ids(d) == everything, "back to the unfiltered list")
+
+    # newest first across pages; the Created header turns it to oldest first, and the next page continues there
+    d.get(base(s) + "/?pageSize=4")
+    until(d, lambda: len(rows(d)) == 4, "a page of four")
+    newest = order()
+    assert set(newest) == {"batch-1-c0", "batch-1-c1", "batch-1", "payment-1"}, newest
+    assert newest[2:] == ["batch-1", "payment-1"], newest
+    d.find_element(By.CSS_SELECTOR, "th[data-col=createdAt]").click()
+    until(d, lambda: order() == ["order-0", "order-1", "order-2", "order-3"], "the oldest four")
+    assert "direction=asc" in d.current_url
+    click(d, "next-page")
+    until(d, lambda: order() == ["invoice-0", "invoice-1", "approval-1", "payment-1"], "the next four oldest")
+    shots(d, "list-oldest-first")
 
     # deep links: a fresh page opens with the filters of its URL
     d.get(base(s) + "/?status=RUNNING")

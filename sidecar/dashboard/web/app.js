@@ -7,7 +7,9 @@ const $ = (id) => document.getElementById(id);
 const STATUSES = ['RUNNING', 'PENDING', 'SUSPENDED', 'COMPLETED', 'FAILED', 'TERMINATED', 'CONTINUED_AS_NEW',
   'CANCELED'];
 const FILTERS = ['status', 'name', 'prefix', 'createdFrom', 'createdTo', 'completedFrom', 'completedTo', 'sort',
-  'pageSize'];
+  'direction', 'pageSize'];
+// Left out of the URL when they hold these.
+const DEFAULTS = { sort: 'created', direction: 'desc', pageSize: '50' };
 const TABLE_CHUNK = 500;    // history rows rendered at first; the rest on request
 const HISTORY_SLICE = 5000; // events per history request (the server's maximum)
 
@@ -170,6 +172,7 @@ async function render() {
     state.inst = null;
     fillFilters(p);
     state.list.tokens = [];
+    state.list.sortCol = null; // a sort of the page shown ends with it (live updates keep it: they reload, not render)
     await loadList(p, null);
   }
 }
@@ -226,9 +229,7 @@ function fillFilters(p) {
   for (const k of FILTERS) {
     if (k === 'status') continue;
     const e = $('f-' + k);
-    if (k === 'sort') e.value = p.sort || 'created';
-    else if (k === 'pageSize') e.value = p.pageSize || '50';
-    else e.value = p[k] || '';
+    e.value = p[k] || DEFAULTS[k] || '';
   }
 }
 
@@ -239,7 +240,7 @@ function readFilters() {
   for (const k of FILTERS) {
     if (k === 'status') continue;
     const v = $('f-' + k).value.trim();
-    if (v && !(k === 'sort' && v === 'created') && !(k === 'pageSize' && v === '50')) p[k] = v;
+    if (v && v !== DEFAULTS[k]) p[k] = v;
   }
   return p;
 }
@@ -269,20 +270,27 @@ async function loadList(p, token) {
   drawList();
   $('next-page').disabled = !r.next;
   $('first-page').disabled = !token;
-  $('list-info').textContent = r.instances.length + ' shown, in ' + r.order + ' order' +
+  const desc = r.direction === 'desc';
+  const order = r.order === 'id' ? (desc ? 'ids in reverse order' : 'ids in order')
+    : (desc ? 'newest ' : 'oldest ') + r.order + ' first';
+  state.list.server = { col: r.order === 'id' ? 'id' : r.order + 'At', desc };
+  $('list-info').textContent = r.instances.length + ' shown, ' + order +
     (r.next ? '' : ' (last page)') + ' · server ' + (r.serverMicros / 1000).toFixed(1) + ' ms';
 }
 
 function drawList() {
   const rows = state.list.rows.slice();
-  const col = state.list.sortCol;
+  let col = state.list.sortCol;
+  let desc = state.list.desc;
   if (col) {
     rows.sort((a, b) => String(a[col] || '').localeCompare(String(b[col] || '')));
-    if (state.list.desc) rows.reverse();
+    if (desc) rows.reverse();
+  } else if (state.list.server) {
+    ({ col, desc } = state.list.server);
   }
   for (const th of $('instances').tHead.rows[0].cells) {
     th.classList.toggle('sorted', th.dataset.col === col);
-    th.classList.toggle('desc', th.dataset.col === col && state.list.desc);
+    th.classList.toggle('desc', th.dataset.col === col && desc);
   }
   const tb = $('instances').tBodies[0];
   tb.replaceChildren(...rows.map((r) => el('tr', { dataset: { id: r.id, status: r.status } },
@@ -292,11 +300,21 @@ function drawList() {
   if (!rows.length) tb.append(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No instances match.' })));
 }
 
-// Columns sort the page shown; the order across pages is the server's (created or completed time, or id under
-// a prefix), which keeps paging cheap at any size.
+// The column the server orders by (created or completed time, or the id under a prefix) sorts across pages: a
+// click asks the server for the other direction, and the URL keeps it. The other columns sort the page shown, since
+// the store keeps no index for them and paging must stay cheap at any size.
 for (const th of $('instances').tHead.rows[0].cells) {
   th.addEventListener('click', () => {
     const c = th.dataset.col;
+    const server = state.list.server;
+    if (server && c === server.col) {
+      const p = params();
+      if (server.desc) p.direction = 'asc';
+      else delete p.direction;
+      state.list.sortCol = null;
+      navigate(p);
+      return;
+    }
     state.list.desc = state.list.sortCol === c ? !state.list.desc : false;
     state.list.sortCol = c;
     drawList();

@@ -80,19 +80,20 @@ int sc_pg_query(struct sc_store *st, const struct sc_query *q, struct sc_arena *
       if (q->cursor_len > SC_MAX_ID || q->cursor_len < pl || memcmp(q->cursor, q->prefix, pl) != 0)
         goto bad_cursor;
       sc_pg_bytes(&p, q->cursor, q->cursor_len);
-      add(&s, " AND iid > $%d", p.n);
+      add(&s, " AND iid %s $%d", q->descending ? "<" : ">", p.n);
     } else {
       if (q->cursor_len < 8 || q->cursor_len - 8 > SC_MAX_ID)
         goto bad_cursor;
       sc_pg_i64(&p, sc_cursor_get_time(q->cursor));
       sc_pg_bytes(&p, q->cursor + 8, q->cursor_len - 8);
-      add(&s, " AND (%s, iid) > ($%d, $%d)", tcol, p.n - 1, p.n);
+      add(&s, " AND (%s, iid) %s ($%d, $%d)", tcol, q->descending ? "<" : ">", p.n - 1, p.n);
     }
   }
+  const char *dir = q->descending ? " DESC" : "";
   if (by_id)
-    add(&s, " ORDER BY iid");
+    add(&s, " ORDER BY iid%s", dir);
   else
-    add(&s, " ORDER BY %s, iid", tcol);
+    add(&s, " ORDER BY %s%s, iid%s", tcol, dir, dir);
   add(&s, " LIMIT %zu", q->page_size + 1);
 
   struct sc_pgconn *c = sc_pg_acquire(PG(st));

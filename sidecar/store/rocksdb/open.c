@@ -47,6 +47,7 @@ void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, con
                    const void *hi, size_t hilen, struct sc_range *ri)
 {
   ri->ro = rocksdb_readoptions_create();
+  ri->back = false;
   if (hi) {
     SC_ASSERT(hilen <= sizeof ri->hi.b);
     memcpy(ri->hi.b, hi, hilen);
@@ -57,6 +58,34 @@ void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, con
     rocksdb_readoptions_set_snapshot(ri->ro, snap);
   ri->it = rocksdb_create_iterator_cf(r->db, ri->ro, r->cf[cf]);
   rocksdb_iter_seek(ri->it, lo, lolen);
+}
+
+void sc_range_open_back(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
+                        const void *before, size_t beforelen, struct sc_range *ri)
+{
+  ri->ro = rocksdb_readoptions_create();
+  ri->back = true;
+  if (lo && lolen) {
+    SC_ASSERT(lolen <= sizeof ri->lo.b);
+    memcpy(ri->lo.b, lo, lolen);
+    ri->lo.len = lolen;
+    rocksdb_readoptions_set_iterate_lower_bound(ri->ro, (const char *)ri->lo.b, ri->lo.len);
+  }
+  if (snap)
+    rocksdb_readoptions_set_snapshot(ri->ro, snap);
+  ri->it = rocksdb_create_iterator_cf(r->db, ri->ro, r->cf[cf]);
+  if (!before) {
+    rocksdb_iter_seek_to_last(ri->it);
+    return;
+  }
+  /* SeekForPrev lands on the last key at or before |before|: step off it when it is |before| itself. */
+  rocksdb_iter_seek_for_prev(ri->it, before, beforelen);
+  if (rocksdb_iter_valid(ri->it)) {
+    size_t kl;
+    const char *k = rocksdb_iter_key(ri->it, &kl);
+    if (kl == beforelen && memcmp(k, before, kl) == 0)
+      rocksdb_iter_prev(ri->it);
+  }
 }
 
 int sc_range_close(struct sc_range *ri)

@@ -48,8 +48,8 @@ static size_t scan_budget(const struct sc_query *q)
 }
 
 /*
- * Prefix queries walk the instance records in id order. The cursor is the last id returned, or, when the scan
- * budget runs out first, the last id examined.
+ * Prefix queries walk the instance records in id order (or its reverse). The cursor is the last id returned, or,
+ * when the scan budget runs out first, the last id examined.
  */
 static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
                         const struct sc_query *q, struct sc_arena *a,
@@ -79,7 +79,12 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
     hi.len--;
   }
   struct sc_range ri;
-  sc_range_open(r, SC_CF_INST, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &ri);
+  if (!q->descending)
+    sc_range_open(r, SC_CF_INST, snap, lo.b, lo.len, has_hi ? hi.b : NULL, hi.len, &ri);
+  else if (q->cursor)
+    sc_range_open_back(r, SC_CF_INST, snap, q->prefix, pl, q->cursor, q->cursor_len, &ri);
+  else
+    sc_range_open_back(r, SC_CF_INST, snap, q->prefix, pl, has_hi ? hi.b : NULL, hi.len, &ri);
   int rc = SC_OK;
   size_t budget = scan_budget(q), scanned = 0;
   while (sc_range_valid(&ri)) {
@@ -104,14 +109,14 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
     if (scanned == budget) {
       /* Out of budget: resume after this record, if anything follows it. */
       set_cursor(out, a, k, kl);
-      rocksdb_iter_next(ri.it);
+      sc_range_next(&ri);
       if (!sc_range_valid(&ri) || (k = rocksdb_iter_key(ri.it, &kl), kl < pl || memcmp(k, q->prefix, pl) != 0)) {
         out->next_cursor = NULL;
         out->next_cursor_len = 0;
       }
       break;
     }
-    rocksdb_iter_next(ri.it);
+    sc_range_next(&ri);
   }
   int rc2 = sc_range_close(&ri);
   return rc != SC_OK ? rc : rc2;
@@ -119,8 +124,8 @@ static int query_prefix(struct rstore *r, const rocksdb_snapshot_t *snap,
 
 /*
  * Index queries: one iterator per wanted status over `ix_status` (or a single one over `ix_created` /
- * `ix_completed`), merged by (time, id). The cursor is the last (time, id) returned, or, when the scan budget
- * runs out first, the last one examined.
+ * `ix_completed`), merged by (time, id), or walked backwards and merged newest first. The cursor is the last
+ * (time, id) returned, or, when the scan budget runs out first, the last one examined.
  */
 #define MAX_MERGE 16
 
@@ -145,6 +150,27 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
       lo.b[lo.len++] = (unsigned char)q->statuses[i];
       hi.b[hi.len++] = (unsigned char)q->statuses[i];
     }
+    if (q->descending) {
+      /* Keys from the status's (and from_us's) first, back from the cursor, to_us, or the status's end. */
+      if (q->has_from) {
+        sc_key_ts(lo.b + lo.len, q->from_us);
+        lo.len += 8;
+      }
+      bool has_before = true;
+      if (q->cursor) {
+        memcpy(hi.b + hi.len, q->cursor, q->cursor_len);
+        hi.len += q->cursor_len;
+      } else if (q->has_to) {
+        sc_key_ts(hi.b + hi.len, q->to_us);
+        hi.len += 8;
+      } else if (by_status) {
+        hi.b[0]++;
+      } else {
+        has_before = false;
+      }
+      sc_range_open_back(r, cf, snap, lo.len ? lo.b : NULL, lo.len, has_before ? hi.b : NULL, hi.len, &its[i]);
+      continue;
+    }
     if (q->cursor) {
       memcpy(lo.b + lo.len, q->cursor, q->cursor_len);
       lo.len += q->cursor_len;
@@ -168,7 +194,7 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
   size_t budget = scan_budget(q), scanned = 0;
   size_t pl = q->prefix ? strlen(q->prefix) : 0;
   for (;;) {
-    /* Pick the iterator with the smallest (time, id). */
+    /* Pick the iterator with the smallest (time, id), or the largest walking backwards. */
     int best = -1;
     const char *bk = NULL;
     size_t bkl = 0;
@@ -183,7 +209,9 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
       }
       size_t m = kl - off < bkl - off ? kl - off : bkl - off;
       int c = memcmp(k + off, bk + off, m);
-      if (c < 0 || (c == 0 && kl < bkl))
+      if (c == 0)
+        c = kl < bkl ? -1 : kl > bkl;
+      if (q->descending ? c > 0 : c < 0)
         best = (int)i, bk = k, bkl = kl;
     }
     if (best < 0)
@@ -236,10 +264,10 @@ static int query_index(struct rstore *r, const rocksdb_snapshot_t *snap,
     if (scanned == budget) {
       /* Out of budget: resume after this entry (the check below drops the cursor if nothing follows). */
       set_cursor(out, a, tid, tidl);
-      rocksdb_iter_next(its[best].it);
+      sc_range_next(&its[best]);
       break;
     }
-    rocksdb_iter_next(its[best].it);
+    sc_range_next(&its[best]);
   }
   /* A page whose iterators are exhausted is the last page after all. */
   if (out->next_cursor) {

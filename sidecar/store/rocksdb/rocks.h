@@ -69,15 +69,28 @@ int sc_rocks_unpack(const ProtobufCMessageDescriptor *d, const char *v, size_t n
 /* An iterator over [lo, hi) of one column family, optionally at a snapshot (hi NULL: to the end). */
 struct sc_range {
   rocksdb_iterator_t *it;
-  rocksdb_readoptions_t *ro; /* owns the upper bound */
-  struct sc_key hi;
+  rocksdb_readoptions_t *ro; /* holds the bound, which points into lo or hi */
+  struct sc_key lo, hi;
+  bool back;
 };
 
 void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
                    const void *hi, size_t hilen, struct sc_range *ri);
+/* The same range walked backwards: keys at or after |lo| (NULL: all), from the last one strictly before |before|
+ * (NULL: from the last key of the column family). */
+void sc_range_open_back(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
+                        const void *before, size_t beforelen, struct sc_range *ri);
 static inline bool sc_range_valid(struct sc_range *ri)
 {
   return rocksdb_iter_valid(ri->it);
+}
+/* The next key in the range's direction. */
+static inline void sc_range_next(struct sc_range *ri)
+{
+  if (ri->back)
+    rocksdb_iter_prev(ri->it);
+  else
+    rocksdb_iter_next(ri->it);
 }
 int sc_range_close(struct sc_range *ri);
 
