@@ -166,12 +166,17 @@ def test_list_filters_and_deep_links(server_factory, workers, browser, shots):
     # newest first across pages; the Created header turns it to oldest first, and the next page continues there
     d.get(base(s) + "/?pageSize=4")
     until(d, lambda: len(rows(d)) == 4, "a page of four")
+    assert Select(d.find_element(By.ID, "f-pageSize")).first_selected_option.text == "4"
+    assert Select(d.find_element(By.ID, "f-direction")).first_selected_option.text == "newest first"
+    header = lambda: d.find_element(By.CSS_SELECTOR, "th[data-col=createdAt]").get_attribute("class")  # noqa: E731
+    assert header().split() == ["sorted", "desc"], header()
     newest = order()
     assert set(newest) == {"batch-1-c0", "batch-1-c1", "batch-1", "payment-1"}, newest
     assert newest[2:] == ["batch-1", "payment-1"], newest
     d.find_element(By.CSS_SELECTOR, "th[data-col=createdAt]").click()
     until(d, lambda: order() == ["order-0", "order-1", "order-2", "order-3"], "the oldest four")
     assert "direction=asc" in d.current_url
+    until(d, lambda: header().split() == ["sorted"], "the Created header marked ascending")
     click(d, "next-page")
     until(d, lambda: order() == ["invoice-0", "invoice-1", "approval-1", "payment-1"], "the next four oldest")
     shots(d, "list-oldest-first")

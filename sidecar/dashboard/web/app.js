@@ -229,7 +229,10 @@ function fillFilters(p) {
   for (const k of FILTERS) {
     if (k === 'status') continue;
     const e = $('f-' + k);
-    e.value = p[k] || DEFAULTS[k] || '';
+    const v = p[k] || DEFAULTS[k] || '';
+    // A page size from a link that the menu does not offer is shown as it is, not as an empty menu.
+    if (e.tagName === 'SELECT' && v && ![...e.options].some((o) => o.value === v)) e.append(el('option', { text: v }));
+    e.value = v;
   }
 }
 
@@ -267,13 +270,13 @@ async function loadList(p, token) {
   state.list.rows = r.instances;
   state.list.next = r.next;
   state.list.current = token;
+  state.list.server = { col: r.order === 'id' ? 'id' : r.order + 'At', desc: r.direction === 'desc' };
   drawList();
   $('next-page').disabled = !r.next;
   $('first-page').disabled = !token;
   const desc = r.direction === 'desc';
   const order = r.order === 'id' ? (desc ? 'ids in reverse order' : 'ids in order')
     : (desc ? 'newest ' : 'oldest ') + r.order + ' first';
-  state.list.server = { col: r.order === 'id' ? 'id' : r.order + 'At', desc };
   $('list-info').textContent = r.instances.length + ' shown, ' + order +
     (r.next ? '' : ' (last page)') + ' · server ' + (r.serverMicros / 1000).toFixed(1) + ' ms';
 }
