@@ -17,15 +17,14 @@ export TSAN_OPTIONS
 #   ctl_*            taskhubctl's command-line behaviour (one thread; the server side is what the other tests drive)
 #   samples.valgrind builds its own uninstrumented copy
 #   ops.python       the Python ops-port suite (the ops thread is exercised by the hostile ops tests)
-#   hostile_reads_pathological_query_does_not_stall, hostile_reads_woken_waiters_do_not_hold_the_engine,
-#   integration.wait_deadline_exceeded
-#                    a bulk load (60,000 instances) and latency bounds (150 ms, 250 ms, an answer 15 ms before a
-#                    300 ms deadline) that TSan's slowdown breaks, not the code
+#   hostile_reads_pathological_query_does_not_stall, hostile_reads_woken_waiters_do_not_hold_the_engine
+#                    a bulk load (60,000 instances) and latency bounds (150 ms, 250 ms) that TSan's slowdown
+#                    breaks, not the code
 #   integration_pg.* but the multi-replica scenarios: the single-server tests repeat the RocksDB ones; the
 #                    replicas' partition, lease and listener threads are what PostgreSQL adds (the pg fixture,
 #                    a PostgreSQL initdb'd in build-tsan/pg, comes with them)
 exclude='\.ctl_|^samples\.valgrind$|hostile_reads_pathological_query_does_not_stall'
-exclude+='|hostile_reads_woken_waiters_do_not_hold_the_engine|^integration\.wait_deadline_exceeded$'
+exclude+='|hostile_reads_woken_waiters_do_not_hold_the_engine'
 if [ "$#" -eq 0 ]; then
   set -- -R '^(integration|hostile|samples)\.|^integration_pg\.scen_postgres_'
 fi

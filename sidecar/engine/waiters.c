@@ -199,11 +199,12 @@ int apply_wait(struct sc_engine *e, struct sc_cmd *c)
   c->u.wait.w = w;
   int64_t now = sc_now_us();
   int64_t due = now + e->cfg.wait_cap_us;
-  /* A little before the client's deadline (a twentieth of the wait, at most 50 ms), so that our answer, which
-   * may say why (explain_timeout), reaches it before its own timer turns the call into a bare DEADLINE_EXCEEDED. */
+  /* A little before the client's deadline (a twentieth of the wait, at most 250 ms), so that our answer, which
+   * may say why (explain_timeout), reaches it before its own timer turns the call into a bare DEADLINE_EXCEEDED,
+   * on a busy node too. */
   int64_t dl = c->u.wait.deadline_us;
   if (dl) {
-    int64_t margin = (dl - now) / 20 < 50000 ? (dl - now) / 20 : 50000;
+    int64_t margin = (dl - now) / 20 < 250000 ? (dl - now) / 20 : 250000;
     if (dl - (margin > 0 ? margin : 0) < due)
       due = dl - (margin > 0 ? margin : 0);
   }

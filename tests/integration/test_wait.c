@@ -119,15 +119,16 @@ TEST_IMPL(wait_deadline_exceeded)
     long long t0 = th_now_ms();
     GetInstanceResponse *r = NULL;
     char *details = NULL;
-    grpc_status_code st = finish_wait(start_wait(e.cli, methods[i], "wait-dl", 300), &r, &details);
+    /* 2 s: the server answers a twentieth of it (100 ms) early, time enough for the answer on a loaded machine. */
+    grpc_status_code st = finish_wait(start_wait(e.cli, methods[i], "wait-dl", 2000), &r, &details);
     long long took = th_now_ms() - t0;
     ASSERT_STATUS(st, GRPC_STATUS_DEADLINE_EXCEEDED, details);
     /* The server answers just before the deadline, saying why nothing happened (no worker runs "Orch"). */
     ASSERT_STR_CONTAINS(details, "no connected worker accepts orchestration 'Orch' (0 workers connected)");
     free(details);
     ASSERT(r == NULL);
-    ASSERT_GE(took, 250);
-    ASSERT_LT(took, 5000);
+    ASSERT_GE(took, 1800);
+    ASSERT_LT(took, 8000);
   }
   ASSERT_EQ(it_status(e.cli, "wait-dl"), PENDING);
   assert_hello_fast(e.cli);
