@@ -138,7 +138,8 @@ static const int entity_clean_opts[] = {O_ENT_REMOVE_EMPTY, O_ENT_RELEASE_LOCKS,
 static const struct command commands[] = {
     {"list", cmd_list, false, "", 0, 0, list_opts, "List instances, newest first, with filters",
      "Lists orchestration instances, newest first by creation time: the 100 newest that match (--limit), or "
-     "all of them (--all), saying how many older ones were left out (JSON: omitted). Filters combine (AND); "
+     "all of them (--all), saying whether older ones were left out (JSON: more; how many with --prefix, which "
+     "reads every match: omitted). Filters combine (AND); "
      "--status may be repeated (OR). To page through them as the server orders them (oldest first, by id "
      "with --prefix), give --page-size: one page is printed, and when more exist the token for --continuation "
      "(JSON: continuationToken). --name is applied by taskhubctl, so such a page may hold fewer.", NULL},

@@ -124,31 +124,49 @@ static void print_list_text(const struct ctl *c, const struct picked *p)
 }
 
 /*
- * taskhubd pages by creation time, oldest first (by id with --prefix), and cannot page backwards, so newest
- * first means reading every match; only the newest --limit are kept meanwhile. --page-size and --continuation
- * ask for one page in the server's own order instead, which is what a script resuming from a token needs.
+ * Newest first without --prefix: taskhubd walks its creation index backwards (taskhubd.admin.Admin/
+ * QueryInstancesReversed), so --limit N reads about N instances however large the task hub is, and learns that
+ * older ones exist without counting them. Under --prefix (taskhubd keeps those in id order) and against a sidecar
+ * without that call, every match is read, only the newest --limit kept meanwhile, and the ones left out counted.
+ * --page-size and --continuation ask for one page in the server's own order instead, which is what a script
+ * resuming from a token needs.
  */
 int cmd_list(struct ctl *c)
 {
   bool one_page = (c->page_size || c->continuation) && !c->all;
   size_t limit = c->all || one_page ? 0 : c->limit ? (size_t)c->limit : LIST_DEFAULT_LIMIT;
+  /* Reading newest first, one more than --limit says whether older ones exist (unless --name drops rows). */
+  int fetch = LIST_FETCH_PAGE;
+  if (c->page_size)
+    fetch = c->page_size;
+  else if (one_page)
+    fetch = 0;
+  else if (limit && !c->name && limit < LIST_FETCH_PAGE)
+    fetch = (int)limit + 1;
   dt_query q = {
       .statuses = c->statuses,
       .n_statuses = c->n_statuses,
       .created_from_ms = c->created_after,
       .created_to_ms = c->created_before,
       .instance_id_prefix = c->prefix,
-      .page_size = c->page_size ? c->page_size : one_page ? 0 : LIST_FETCH_PAGE,
+      .page_size = fetch,
       .payloads = c->payloads,
       .continuation = c->continuation,
+      .reversed = !one_page && !(c->prefix && c->prefix[0]),
   };
   struct picked p = {0};
   size_t matched = 0;
+  bool more = false; /* reading newest first: older matches exist beyond the ones kept */
   char *next = NULL; /* the token after the page printed (one_page only) */
   int ex = CTL_EXIT_OK;
   for (;;) {
     dt_instance_page *pg = NULL;
     int rc = dt_client_query(c->client, &q, &pg);
+    if (rc == DT_ERR_UNSUPPORTED && q.reversed && !q.continuation) {
+      q.reversed = false; /* another sidecar: read everything, as its order is oldest first */
+      q.page_size = c->page_size ? c->page_size : LIST_FETCH_PAGE;
+      continue;
+    }
     if (rc != DT_OK) {
       ex = ctl_fail(c, rc, NULL, "list");
       goto done;
@@ -160,7 +178,11 @@ int cmd_list(struct ctl *c)
       ex = ctl_fail(c, DT_ERR_NOMEM, NULL, "list");
       goto done;
     }
-    if (limit && p.n >= 2 * limit)
+    if (q.reversed && limit && p.n > limit) {
+      more = true;
+      break;
+    }
+    if (!q.reversed && limit && p.n >= 2 * limit)
       picked_trim(&p, limit);
     if (one_page || !next)
       break;
@@ -168,7 +190,10 @@ int cmd_list(struct ctl *c)
   }
   if (!one_page)
     picked_trim(&p, limit);
-  size_t omitted = matched - p.n;
+  /* Counted when every match was read; newest first, only known to be more than none. */
+  bool counted = !q.reversed;
+  size_t omitted = counted ? matched - p.n : 0;
+  more = more || omitted > 0;
 
   if (c->json) {
     json_object *arr = json_object_new_array();
@@ -177,15 +202,18 @@ int cmd_list(struct ctl *c)
     json_object *doc = json_object_new_object();
     json_object_object_add(doc, "instances", arr);
     json_object_object_add(doc, "count", json_object_new_int64((int64_t)p.n));
-    json_object_object_add(doc, "omitted", json_object_new_int64((int64_t)omitted));
-    json_object_object_add(doc, "continuationToken", ctl_json_str(next));
+    json_object_object_add(doc, "more", json_object_new_boolean(more));
+    json_object_object_add(doc, "omitted", counted ? json_object_new_int64((int64_t)omitted) : NULL);
+    json_object_object_add(doc, "continuationToken", ctl_json_str(one_page ? next : NULL));
     ctl_json_print(doc);
     goto done;
   }
   print_list_text(c, &p);
   if (omitted)
     printf("%zu older instance%s not shown: --limit N or --all shows more\n", omitted, omitted == 1 ? "" : "s");
-  if (next)
+  else if (more)
+    printf("older instances not shown: --limit N or --all shows more\n");
+  if (one_page && next)
     printf("more instances: continue with --continuation %s\n", next);
 done:
   picked_free(&p);

@@ -232,6 +232,10 @@ typedef struct dt_query {
   int page_size;             /* 0: 100 */
   bool payloads;
   const char *continuation;  /* NULL for the first page, then dt_instance_page.continuation */
+  /* Newest first by creation time (ids in reverse with instance_id_prefix), through taskhubd's own service
+   * (taskhubd.admin.Admin/QueryInstancesReversed): a sidecar without it answers DT_ERR_UNSUPPORTED. Tokens of one
+   * order do not continue the other. */
+  bool reversed;
 } dt_query;
 
 typedef struct dt_instance_page {

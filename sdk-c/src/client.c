@@ -480,7 +480,8 @@ int dt_client_query(dt_client *c, const dt_query *q, dt_instance_page **out)
   req.query = &iq;
 
   ProtobufCMessage *m = NULL;
-  int rc = dt__client_call(c, SVC "QueryInstances", &req.base, &query_instances_response__descriptor, 0, &m);
+  int rc = dt__client_call(c, q->reversed ? "/taskhubd.admin.Admin/QueryInstancesReversed" : SVC "QueryInstances",
+                           &req.base, &query_instances_response__descriptor, 0, &m);
   free(statuses);
   if (rc != DT_OK)
     return rc;

@@ -167,6 +167,8 @@ void sc_h_get_instance(struct sc_call *c);
 void sc_h_wait_start(struct sc_call *c);
 void sc_h_wait_completion(struct sc_call *c);
 void sc_h_query_instances(struct sc_call *c);
+/* taskhubd.admin.Admin/QueryInstancesReversed: the same, newest first (ids in reverse under a prefix). */
+void sc_h_query_instances_reversed(struct sc_call *c);
 void sc_h_list_instance_ids(struct sc_call *c);
 void sc_h_stream_history(struct sc_call *c);
 

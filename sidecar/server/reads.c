@@ -228,13 +228,13 @@ static bool decode_cursor(struct sc_call *c, const char *field, const char *tok,
   return sc_call_reject(c, GRPC_INVALID_ARGUMENT, "%s: %s", field, why);
 }
 
-static void query_read(struct sc_call *c)
+static void query_page(struct sc_call *c, bool reversed)
 {
   const QueryInstancesRequest *r = (void *)c->req;
   static const InstanceQuery empty = INSTANCE_QUERY__INIT;
   const InstanceQuery *q = r->query ? r->query : &empty;
   int statuses[16];
-  struct sc_query sq = {.index = SC_Q_CREATED, .statuses = statuses};
+  struct sc_query sq = {.index = SC_Q_CREATED, .statuses = statuses, .descending = reversed};
   if (!collect_statuses(c, "query.runtimeStatus", q->n_runtimestatus, q->runtimestatus, statuses,
                         &sq.n_statuses))
     return;
@@ -303,9 +303,24 @@ static void query_read(struct sc_call *c)
   sc_call_reply(c, 0, NULL, &resp.base);
 }
 
+static void query_read(struct sc_call *c)
+{
+  query_page(c, false);
+}
+
+static void query_reversed_read(struct sc_call *c)
+{
+  query_page(c, true);
+}
+
 void sc_h_query_instances(struct sc_call *c)
 {
   sc_call_read_request(c, query_read);
+}
+
+void sc_h_query_instances_reversed(struct sc_call *c)
+{
+  sc_call_read_request(c, query_reversed_read);
 }
 
 static void list_ids_read(struct sc_call *c)

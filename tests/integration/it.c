@@ -237,6 +237,12 @@ void it_assert_same_set(const it_strs *a, const it_strs *b, const char *what)
 
 void it_query_all(th_client *c, InstanceQuery *q, it_strs *ids, it_strs *states, int max_pages)
 {
+  it_query_all_by(c, IT_SVC "QueryInstances", q, ids, states, max_pages);
+}
+
+void it_query_all_by(th_client *c, const char *method, InstanceQuery *q, it_strs *ids, it_strs *states,
+                     int max_pages)
+{
   QueryInstancesRequest req = QUERY_INSTANCES_REQUEST__INIT;
   req.query = q;
   Google__Protobuf__StringValue tok = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
@@ -252,8 +258,8 @@ void it_query_all(th_client *c, InstanceQuery *q, it_strs *ids, it_strs *states,
     }
     ProtobufCMessage *m = NULL;
     char *details = NULL;
-    grpc_status_code st = th_call_unary(c, IT_SVC "QueryInstances", &req.base, &query_instances_response__descriptor,
-                                        IT_TIMEOUT_MS, &m, &details);
+    grpc_status_code st = th_call_unary(c, method, &req.base, &query_instances_response__descriptor, IT_TIMEOUT_MS, &m,
+                                        &details);
     ASSERT_STATUS(st, GRPC_STATUS_OK, details);
     free(details);
     pages++;

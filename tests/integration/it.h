@@ -81,6 +81,9 @@ void it_assert_same_set(const it_strs *a, const it_strs *b, const char *what);
  * states is not NULL, one "id|status" line per instance to states).
  */
 void it_query_all(th_client *c, InstanceQuery *q, it_strs *ids, it_strs *states, int max_pages);
+/* The same through another method taking a QueryInstancesRequest (taskhubd.admin.Admin/QueryInstancesReversed). */
+void it_query_all_by(th_client *c, const char *method, InstanceQuery *q, it_strs *ids, it_strs *states,
+                     int max_pages);
 
 /* A printable canonical dump of every instance (query all + GetInstance with inputs), sorted. */
 char *it_snapshot(th_client *c);

@@ -1,5 +1,5 @@
-/* taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, and an instance's pending messages,
- * with their bad inputs answered by status and a message naming the field. */
+/* taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, an instance's pending messages, and
+ * QueryInstances newest first, with their bad inputs answered by status and a message naming the field. */
 #define _GNU_SOURCE
 #include "it.h"
 #include "taskhubd_admin.pb-c.h"
@@ -8,6 +8,7 @@
 
 #define INFO "/taskhubd.admin.Admin/GetServerInfo"
 #define PENDING_RPC "/taskhubd.admin.Admin/ListPendingMessages"
+#define REVERSED_RPC "/taskhubd.admin.Admin/QueryInstancesReversed"
 
 static grpc_status_code pending(th_client *c, const char *iid, int max,
                                 Taskhubd__Admin__PendingMessagesResponse **out, char **details)
@@ -92,6 +93,84 @@ TEST_IMPL(admin_pending_messages)
   static const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
   ASSERT_EQ(th_call_raw(e.cli, PENDING_RPC, junk, sizeof junk, IT_TIMEOUT_MS, NULL, NULL, &d),
             GRPC_STATUS_INVALID_ARGUMENT);
+  free(d);
+  it_teardown(&e);
+  return 0;
+}
+
+/* |a| holds |b| reversed. */
+static void assert_reversed(const it_strs *a, const it_strs *b, const char *what)
+{
+  if (a->n != b->n)
+    TEST_FAIL("%s: %zu ids reversed, %zu forwards", what, a->n, b->n);
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->v[i], b->v[b->n - 1 - i]) != 0)
+      TEST_FAIL("%s: position %zu is \"%s\", the forward walk has \"%s\" there from the end", what, i, a->v[i],
+                b->v[b->n - 1 - i]);
+}
+
+/* Every filter of QueryInstances, walked both ways page by page: the reversed walk is the forward one backwards
+ * (newest first by creation time, ids in reverse under a prefix), whatever the page size. */
+TEST_IMPL(admin_query_reversed)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  /* Ids against the creation order, so that a walk by id and one by time differ; every third terminated. */
+  Google__Protobuf__Timestamp mid = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  for (int i = 0; i < 12; i++) {
+    char iid[16];
+    snprintf(iid, sizeof iid, "rq-%02d", 11 - i);
+    free(it_start(e.cli, iid, "Orch", NULL));
+    if (i % 3 == 0)
+      ASSERT_STATUS(it_terminate(e.cli, iid, NULL, NULL), GRPC_STATUS_OK, "");
+    if (i == 5)
+      mid = it_ts_now();
+  }
+  OrchestrationStatus terminated = ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED;
+  Google__Protobuf__StringValue prefix = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  prefix.value = (char *)"rq-0";
+  for (int shape = 0; shape < 4; shape++) {
+    for (int size = 1; size <= 5; size += 4) {
+      InstanceQuery q = INSTANCE_QUERY__INIT;
+      q.maxinstancecount = size;
+      if (shape == 1) {
+        q.n_runtimestatus = 1;
+        q.runtimestatus = &terminated;
+      } else if (shape == 2) {
+        q.instanceidprefix = &prefix;
+      } else if (shape == 3) {
+        q.createdtimefrom = &mid;
+      }
+      it_strs fwd = {0}, back = {0};
+      it_query_all(e.cli, &q, &fwd, NULL, 20);
+      it_query_all_by(e.cli, REVERSED_RPC, &q, &back, NULL, 20);
+      char what[64];
+      snprintf(what, sizeof what, "shape %d, pages of %d", shape, size);
+      ASSERT_GT(back.n, 0);
+      assert_reversed(&back, &fwd, what);
+      if (shape == 0)
+        ASSERT_STR_EQ(back.v[0], "rq-00"); /* the newest */
+      if (shape == 2)
+        ASSERT_STR_EQ(back.v[0], "rq-09"); /* the largest id under "rq-0", not the newest */
+      it_strs_free(&fwd);
+      it_strs_free(&back);
+    }
+  }
+  /* A token it did not issue is refused, naming the field. */
+  QueryInstancesRequest req = QUERY_INSTANCES_REQUEST__INIT;
+  InstanceQuery q = INSTANCE_QUERY__INIT;
+  Google__Protobuf__StringValue bad = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+  bad.value = (char *)"garbage";
+  q.continuationtoken = &bad;
+  req.query = &q;
+  ProtobufCMessage *m = NULL;
+  char *d = NULL;
+  ASSERT_STATUS(th_call_unary(e.cli, REVERSED_RPC, &req.base, &query_instances_response__descriptor, IT_TIMEOUT_MS,
+                              &m, &d),
+                GRPC_STATUS_INVALID_ARGUMENT, d);
+  ASSERT_STR_CONTAINS(d, "query.continuationToken");
   free(d);
   it_teardown(&e);
   return 0;

@@ -120,18 +120,25 @@ static char *ids_in_order(json_object *doc)
   return s;
 }
 
-#define LIST(h, ...) list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, NULL)
-#define LIST_OMITTED(h, omitted, ...)                                                                            \
-  list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, (omitted))
-static char *list_run(hub *h, const char *const *args, int64_t *omitted)
+#define LIST(h, ...) list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, NULL, NULL)
+/* Also what the list says of older matches left out: whether any (more), how many when counted (omitted; -1 for
+ * null). */
+#define LIST_MORE(h, more, omitted, ...)                                                                         \
+  list_run((h), (const char *const[]){"--json", "list", __VA_ARGS__, NULL}, (more), (omitted))
+static char *list_run(hub *h, const char *const *args, bool *more, int64_t *omitted)
 {
   ctl_res r = ctl_run(&(ctl_opts){.address = h->addr}, args);
   ASSERT_EXIT(r, 0);
   json_object *doc = ctl_doc(&r);
   char *ids = ids_in_order(doc);
   ASSERT_EQ(jint(doc, "count"), (int64_t)json_object_array_length(jget(doc, "instances")));
-  if (omitted)
-    *omitted = jint(doc, "omitted");
+  if (more)
+    *more = json_object_get_boolean(jget(doc, "more"));
+  if (omitted) {
+    json_object *o = NULL;
+    ASSERT(json_object_object_get_ex(doc, "omitted", &o));
+    *omitted = o ? json_object_get_int64(o) : -1;
+  }
   free_doc(doc, &r);
   return ids;
 }
@@ -170,30 +177,54 @@ TEST_IMPL(ctl_list_newest_first)
   ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
   free(ids);
 
-  /* --limit keeps the newest and says how many older ones matched. */
-  int64_t omitted = -1;
-  ids = LIST_OMITTED(&h, &omitted, "--limit", "2");
+  /* --limit keeps the newest and says that older ones matched: read newest first from the server, so not how
+   * many (omitted is null) ... */
+  bool more = false;
+  int64_t omitted = 0;
+  ids = LIST_MORE(&h, &more, &omitted, "--limit", "2");
   ASSERT_STR_EQ(ids, "n-a,n-b");
-  ASSERT_EQ(omitted, 1);
+  ASSERT(more);
+  ASSERT_EQ(omitted, -1);
   free(ids);
-  ids = LIST_OMITTED(&h, &omitted, "--limit", "3");
+  ids = LIST_MORE(&h, &more, &omitted, "--limit", "3");
   ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
-  ASSERT_EQ(omitted, 0);
+  ASSERT(!more);
   free(ids);
   ctl_res r = CTL(h.addr, "list", "--limit", "1");
   ASSERT_EXIT(r, 0);
   ASSERT_EQ(count_lines(r.out, " alpha "), 1);
-  ASSERT_STR_CONTAINS(r.out, "2 older instances not shown");
-  ASSERT_LT(index_of(r.out, "n-a "), index_of(r.out, "2 older"));
+  ASSERT_STR_CONTAINS(r.out, "older instances not shown");
+  ASSERT_LT(index_of(r.out, "n-a "), index_of(r.out, "older instances"));
   ctl_res_free(&r);
+  /* ... and with --prefix, where every match is read, how many. */
+  ids = LIST_MORE(&h, &more, &omitted, "--limit", "1", "--prefix", "n-");
+  ASSERT_STR_EQ(ids, "n-a");
+  ASSERT(more);
+  ASSERT_EQ(omitted, 2);
+  free(ids);
+  r = CTL(h.addr, "list", "--limit", "1", "--prefix", "n-");
+  ASSERT_EXIT(r, 0);
+  ASSERT_STR_CONTAINS(r.out, "2 older instances not shown");
+  ctl_res_free(&r);
+  /* Newest first across the server's pages: --all reads them 1 at a time and still lists every one in order. */
+  ids = LIST(&h, "--all", "--page-size", "1");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  free(ids);
+  ids = LIST(&h, "--all", "--page-size", "1", "--created-after", "1h", "--created-before", "2100-01-01T00:00:00Z");
+  ASSERT_STR_EQ(ids, "n-a,n-b,n-c");
+  free(ids);
 
   /* --name: only that orchestration, still newest first; in text as in JSON. */
   ids = LIST(&h, "--name", "alpha");
   ASSERT_STR_EQ(ids, "n-a,n-c");
   free(ids);
-  ids = LIST_OMITTED(&h, &omitted, "--name", "alpha", "--limit", "1");
+  ids = LIST_MORE(&h, &more, &omitted, "--name", "alpha", "--limit", "1");
   ASSERT_STR_EQ(ids, "n-a");
-  ASSERT_EQ(omitted, 1);
+  ASSERT(more);
+  free(ids);
+  ids = LIST_MORE(&h, &more, &omitted, "--name", "beta", "--limit", "1");
+  ASSERT_STR_EQ(ids, "n-b");
+  ASSERT(!more); /* read to the end: the only beta */
   free(ids);
   ids = LIST(&h, "--name", "beta", "--page-size", "1", "--prefix", "n-b");
   ASSERT_STR_EQ(ids, "n-b");
