@@ -447,6 +447,28 @@ static void enqueue_job(dt_worker *w, WorkItem *wi)
 
 /* ------------------------------------------------------------------ the stream */
 
+/* The stream that delivered the queued items has ended: their tokens went with it (a restarted server knows none
+ * of them, a live one gave the work back to the queue when the stream closed and hands it out again), so running
+ * them would only do the work twice. Items already running finish; their completions may still count. */
+static void drop_queued(dt_worker *w)
+{
+  pthread_mutex_lock(&w->mu);
+  struct job *j = w->qh;
+  w->qh = w->qt = NULL;
+  pthread_mutex_unlock(&w->mu);
+  size_t n = 0;
+  while (j) {
+    struct job *next = j->next;
+    work_item__free_unpacked(j->wi, NULL);
+    free(j);
+    j = next;
+    n++;
+  }
+  if (n)
+    DT_INFO("dropped %zu queued work item%s of the ended work-item stream: the server hands them out again", n,
+            n == 1 ? "" : "s");
+}
+
 static bool is_stopping(dt_worker *w)
 {
   pthread_mutex_lock(&w->mu);
@@ -608,7 +630,11 @@ static bool stream_once(dt_worker *w)
   }
   pthread_mutex_lock(&w->mu);
   w->stream = NULL;
+  bool stopping_now = w->stopping;
   pthread_mutex_unlock(&w->mu);
+  /* On stop, dt_worker_stop abandons them instead, which gives them back before the server notices the close. */
+  if (!stopping_now)
+    drop_queued(w);
   grpc_slice_unref(details);
   grpc_metadata_array_destroy(&imd);
   grpc_metadata_array_destroy(&tmd);

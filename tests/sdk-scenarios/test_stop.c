@@ -12,14 +12,22 @@
  * activities run, so no completion and no abandon ever arrives. Worker B (this process) gets every orphaned
  * activity as soon as it connects, long before the 30 s orphan grace ends, and the orchestration completes (a
  * rolling deploy must not stall in-flight work for the grace period).
+ *
+ * scen_worker_stream_lost_drops_queued: worker A holds the fan-out as in the first test (two activities running,
+ * four queued) when taskhubd is SIGKILLed and started again on the same port. The tokens of A's queued items died
+ * with the old stream, and the new server hands all six out again: A drops the queued four instead of running them
+ * for nothing, so each of those runs once, and only the two that were running when the stream died run twice.
  */
 #include "sc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -311,6 +319,68 @@ TEST_IMPL(scen_worker_killed_redelivered_at_once)
   pthread_mutex_unlock(&g_mu);
   struct log_wait lw = {&h.srv, "event=worker_disconnected"};
   ASSERT(log_contains(&lw));
+  sc_hub_stop(&h);
+  return 0;
+}
+
+/* A loopback port free now, for a server that must come back on the same one. */
+static int free_port(void)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof sa;
+  ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof sa));
+  ASSERT_OK(getsockname(fd, (struct sockaddr *)&sa, &len));
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+TEST_IMPL(scen_worker_stream_lost_drops_queued)
+{
+  char listen[32];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
+  const char *const args[] = {"--listen", listen, NULL};
+  sc_hub h;
+  int rc = sc_hub_start(&h, args, NULL);
+  if (rc)
+    return rc;
+  h.w = sc_worker_start(&h, reg_a, &A_OPTIONS);
+  char iid[96];
+  sc_id(iid, sizeof iid, "stream-lost");
+  sc_schedule(&h, "fan_slow", NULL, iid);
+  if (!sc_poll(a_started_two, NULL, SC_WAIT_MS))
+    TEST_FAIL("worker A did not start %d activities", A_THREADS);
+  int32_t running[A_THREADS];
+  pthread_mutex_lock(&g_mu);
+  memcpy(running, g_a_ids, sizeof running);
+  pthread_mutex_unlock(&g_mu);
+
+  /* The server dies with A's stream; the same server comes back on the same port and A reconnects. */
+  th_server_kill(&h.srv);
+  th_server_restart(&h.srv);
+  ASSERT_EQ(h.srv.port, atoi(strchr(listen, ':') + 1));
+  pthread_mutex_lock(&g_mu);
+  g_release = true;
+  pthread_cond_broadcast(&g_cv);
+  pthread_mutex_unlock(&g_mu);
+  dt_instance *in = sc_done(&h, iid, SC_WAIT_MS);
+  SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+  ASSERT_STR_EQ(in->output, expected_output());
+  dt_instance_free(in);
+
+  pthread_mutex_lock(&g_mu);
+  int runs[N + 1] = {0};
+  for (int i = 0; i < g_a_started; i++) {
+    ASSERT(g_a_ids[i] >= 1 && g_a_ids[i] <= N);
+    runs[g_a_ids[i]]++;
+  }
+  for (int32_t id = 1; id <= N; id++) {
+    bool was_running = id == running[0] || id == running[1];
+    if (runs[id] != (was_running ? 2 : 1))
+      TEST_FAIL("task %d (%s when the stream died) ran %d times", id, was_running ? "running" : "queued", runs[id]);
+  }
+  pthread_mutex_unlock(&g_mu);
   sc_hub_stop(&h);
   return 0;
 }
