@@ -43,37 +43,39 @@ int sc_rocks_unpack(const ProtobufCMessageDescriptor *d, const char *v, size_t n
   return sc_store_unpack(d, &b, a, out);
 }
 
-void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
-                   const void *hi, size_t hilen, struct sc_range *ri)
+/* The iterator of a range with its one bound (NULL: none), kept in |ri|: the upper one walking forwards, the lower
+ * one walking backwards. */
+static void range_iter(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, bool back, const void *bound,
+                       size_t boundlen, struct sc_range *ri)
 {
   ri->ro = rocksdb_readoptions_create();
-  ri->back = false;
-  if (hi) {
-    SC_ASSERT(hilen <= sizeof ri->hi.b);
-    memcpy(ri->hi.b, hi, hilen);
-    ri->hi.len = hilen;
-    rocksdb_readoptions_set_iterate_upper_bound(ri->ro, (const char *)ri->hi.b, ri->hi.len);
+  ri->back = back;
+  if (bound) {
+    struct sc_key *k = back ? &ri->lo : &ri->hi;
+    SC_ASSERT(boundlen <= sizeof k->b);
+    memcpy(k->b, bound, boundlen);
+    k->len = boundlen;
+    if (back)
+      rocksdb_readoptions_set_iterate_lower_bound(ri->ro, (const char *)k->b, k->len);
+    else
+      rocksdb_readoptions_set_iterate_upper_bound(ri->ro, (const char *)k->b, k->len);
   }
   if (snap)
     rocksdb_readoptions_set_snapshot(ri->ro, snap);
   ri->it = rocksdb_create_iterator_cf(r->db, ri->ro, r->cf[cf]);
+}
+
+void sc_range_open(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
+                   const void *hi, size_t hilen, struct sc_range *ri)
+{
+  range_iter(r, cf, snap, false, hi, hilen, ri);
   rocksdb_iter_seek(ri->it, lo, lolen);
 }
 
 void sc_range_open_back(struct rstore *r, int cf, const rocksdb_snapshot_t *snap, const void *lo, size_t lolen,
                         const void *before, size_t beforelen, struct sc_range *ri)
 {
-  ri->ro = rocksdb_readoptions_create();
-  ri->back = true;
-  if (lo && lolen) {
-    SC_ASSERT(lolen <= sizeof ri->lo.b);
-    memcpy(ri->lo.b, lo, lolen);
-    ri->lo.len = lolen;
-    rocksdb_readoptions_set_iterate_lower_bound(ri->ro, (const char *)ri->lo.b, ri->lo.len);
-  }
-  if (snap)
-    rocksdb_readoptions_set_snapshot(ri->ro, snap);
-  ri->it = rocksdb_create_iterator_cf(r->db, ri->ro, r->cf[cf]);
+  range_iter(r, cf, snap, true, lo, lolen, ri);
   if (!before) {
     rocksdb_iter_seek_to_last(ri->it);
     return;
