@@ -1,0 +1,467 @@
+/*
+ * PostgreSQL refusing a commit while taskhubd runs, in the pg registration only (the RocksDB one skips these):
+ *  - out of disk space (SQLSTATE 53100): the task hub's tables live in a tablespace on a 16 MB tmpfs, mounted in
+ *    a user and mount namespace held by a `sleep` (no root needed; the server reaches it through
+ *    /proc/<holder>/root), which the test fills through PostgreSQL itself. Calls whose commit is refused get
+ *    RESOURCE_EXHAUSTED, what was acknowledged stays readable, and writes resume once space is freed, all in one
+ *    taskhubd process;
+ *  - a deadlock (40P01): a second connection takes row locks against a commit in the opposite order, PostgreSQL
+ *    rolls the commit back as the victim, and taskhubd sends it again.
+ */
+#include "sc.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *inc(dt_activity_ctx *a, const char *input, void *ud)
+{
+  return dt_activity_printf(a, "%lld", sc_json_int(input) + 1);
+}
+
+static const char *chain(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  const char *v = input;
+  for (int i = 0; i < 3; i++)
+    v = dt_await(ctx, dt_call_activity(ctx, "Inc", v));
+  return v;
+}
+
+/* The length of its input: what a refused start carried arrives whole once it is accepted. */
+static const char *length(dt_orch_ctx *ctx, const char *input, void *ud)
+{
+  return dt_ctx_printf(ctx, "%zu", input ? strlen(input) : (size_t)0);
+}
+
+static void reg(dt_worker *w)
+{
+  dt_worker_add_orchestrator(w, "Chain", chain, NULL);
+  dt_worker_add_orchestrator(w, "Length", length, NULL);
+  dt_worker_add_orchestrator(w, "Wait", sc_wait_event_orch, NULL);
+  dt_worker_add_activity(w, "Inc", inc, NULL);
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+  PGconn *c = PQconnectdb(conninfo);
+  if (PQstatus(c) != CONNECTION_OK)
+    TEST_FAIL("connecting to %s: %s", conninfo, PQerrorMessage(c));
+  return c;
+}
+
+/* Runs |sql|; fails the test unless it succeeds. */
+static void exec_ok(PGconn *c, const char *sql)
+{
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    TEST_FAIL("%s: %s", sql, PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+/* Runs |sql|; its SQLSTATE in |state| ("" on success). */
+static void exec_state(PGconn *c, const char *sql, char state[6])
+{
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  snprintf(state, 6, "%s", st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "" : code ? code : "?");
+  if (state[0] && strcmp(state, "53100") != 0)
+    fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+static long long query_ll(PGconn *c, const char *sql)
+{
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    TEST_FAIL("%s: %s", sql, PQresultErrorMessage(r));
+  long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  return v;
+}
+
+struct owned {
+  const th_server *srv;
+};
+
+static bool owns_all(void *arg)
+{
+  const struct owned *o = arg;
+  return sc_metric(o->srv, "taskhubd_partitions_owned") == 32;
+}
+
+/* The conninfo of database |db| on the server of |conninfo| (libpq takes the last of a repeated keyword). */
+static void with_db(char *out, size_t cap, const char *conninfo, const char *db)
+{
+  snprintf(out, cap, "%s dbname=%s", conninfo, db);
+}
+
+/* ------------------------------------------------------------------ out of disk space */
+
+/* A tmpfs of |size| bytes in a user and mount namespace of its own, held by a `sleep` whose pid is returned;
+ * |path| gets where every process reaches it. As root it is mounted by the PostgreSQL server's user, so that
+ * the server owns it. 0 (the test skips) where user namespaces cannot mount. */
+static pid_t small_disk(const char *mnt, long size, char *path, size_t cap)
+{
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "%s unshare --user --map-root-user --mount sh -c "
+           "'mount -t tmpfs -o size=%ld,mode=0700 tmpfs \"$1\" && echo \"mounted $$\" && exec sleep 3600' sh '%s' "
+           "2>&1 </dev/null &",
+           geteuid() == 0 ? "runuser -u postgres --" : "", size, mnt);
+  FILE *f = popen(cmd, "r");
+  ASSERT(f != NULL);
+  char line[512] = "";
+  if (!fgets(line, sizeof line, f))
+    line[0] = 0;
+  pid_t pid = 0;
+  if (strncmp(line, "mounted ", 8) == 0)
+    pid = (pid_t)atoi(line + 8);
+  else
+    fprintf(stderr, "SKIP: no small filesystem (unshare --user --map-root-user --mount): %s\n", line);
+  pclose(f); /* the holder runs on in the background: `exec sleep` closed nothing but our end of the pipe */
+  snprintf(path, cap, "/proc/%d/root%s", (int)pid, mnt);
+  return pid;
+}
+
+static unsigned long long free_bytes(const char *path)
+{
+  struct statvfs v;
+  ASSERT_EQ(statvfs(path, &v), 0);
+  return (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+/* Fills the tablespace through PostgreSQL: rows of incompressible bytes, smaller and smaller, each size until
+ * PostgreSQL refuses one with 53100 (any other error fails the test). */
+static void fill(PGconn *c)
+{
+  exec_ok(c, "CREATE TABLE filler (b bytea)");
+  exec_ok(c, "ALTER TABLE filler ALTER b SET STORAGE EXTERNAL"); /* not compressed */
+  static const int md5s[] = {16384, 512, 16, 1};           /* 16 random bytes each */
+  for (size_t k = 0; k < sizeof md5s / sizeof *md5s; k++) {
+    char sql[256], state[6];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO filler SELECT decode(string_agg(md5(random()::text), ''), 'hex') FROM "
+             "generate_series(1, %d)", md5s[k]);
+    int n = 0;
+    for (;; n++) {
+      exec_state(c, sql, state);
+      if (state[0])
+        break;
+      if (n > 100000)
+        TEST_FAIL("the small filesystem never filled");
+    }
+    if (strcmp(state, "53100") != 0)
+      TEST_FAIL("filling the tablespace failed with SQLSTATE %s, not 53100 (disk full)", state);
+  }
+}
+
+/* A JSON string of |n| random hex digits (incompressible enough that PostgreSQL stores it at its size). */
+static char *big_json(size_t n)
+{
+  char *s = malloc(n + 3);
+  ASSERT(s != NULL);
+  s[0] = '"';
+  for (size_t i = 0; i < n; i++)
+    s[i + 1] = "0123456789abcdef"[rand() % 16];
+  s[n + 1] = '"';
+  s[n + 2] = 0;
+  return s;
+}
+
+static bool server_running(th_server *s)
+{
+  int status;
+  return th_server_wait_exit(s, 0, &status) == 0;
+}
+
+/* Expects the thread's last call to have failed with RESOURCE_EXHAUSTED naming PostgreSQL and the disk. */
+static void expect_refused(int rc, const char *what)
+{
+  const char *code = "", *msg = "";
+  if (rc == DT_OK)
+    TEST_FAIL("%s succeeded with PostgreSQL's disk full", what);
+  if (!dt_last_call_status(&code, &msg))
+    TEST_FAIL("%s failed without a gRPC status (%s)", what, dt_strerror(rc));
+  fprintf(stderr, "%s while full: %s: %s\n", what, code, msg);
+  ASSERT_STR_EQ(code, "RESOURCE_EXHAUSTED");
+  ASSERT(strstr(msg, "PostgreSQL") != NULL);
+  ASSERT(strstr(msg, "disk space") != NULL);
+  ASSERT(strstr(msg, "53100") != NULL);
+}
+
+struct schedule_args {
+  sc_hub *h;
+  const char *name, *iid, *input;
+};
+
+static bool schedule_accepted(void *arg)
+{
+  struct schedule_args *a = arg;
+  dt_start_options o;
+  memset(&o, 0, sizeof o);
+  o.instance_id = a->iid;
+  o.input = a->input;
+  char *got = NULL;
+  int rc = dt_client_schedule(a->h->c, a->name, &o, &got);
+  dt_free(got);
+  return rc == DT_OK;
+}
+
+TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
+{
+  const char *shared = getenv("TASKHUBD_TEST_PG");
+  if (!shared)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  /* A server of its own (its tablespace goes when the small filesystem does), under the shared server's
+   * directory, so that the fixture's stop ends it too if the test dies. */
+  char dir[512], mnt[600], ts[700], conninfo[512], store[600], fillinfo[600];
+  snprintf(dir, sizeof dir, "%s/full-%d", shared, (int)getpid());
+  sc_pg_sh("start", dir, conninfo, sizeof conninfo);
+  snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+  ASSERT_EQ(mkdir(mnt, 0700), 0);
+  if (geteuid() == 0) {
+    char chown[700];
+    snprintf(chown, sizeof chown, "chown postgres '%s'", mnt);
+    ASSERT_EQ(system(chown), 0);
+  }
+  pid_t holder = small_disk(mnt, 16L << 20, ts, sizeof ts);
+  if (!holder) {
+    sc_pg_sh("stop", dir, NULL, 0);
+    return TEST_SKIP;
+  }
+  ASSERT(free_bytes(ts) <= 16ULL << 20); /* the small filesystem, not the one it is mounted on */
+
+  PGconn *admin = connect_db(conninfo);
+  char sql[1024];
+  snprintf(sql, sizeof sql, "CREATE TABLESPACE small LOCATION '%s'", ts);
+  exec_ok(admin, sql);
+  exec_ok(admin, "CREATE DATABASE th_full");
+  /* taskhubd creates its tables there; the catalogs and the WAL stay on the big disk, as when a data volume
+   * fills up while the system's has room. */
+  exec_ok(admin, "ALTER DATABASE th_full SET default_tablespace = small");
+  PQfinish(admin);
+  with_db(store, sizeof store, conninfo, "th_full");
+  with_db(fillinfo, sizeof fillinfo, conninfo, "th_full");
+
+  const char *args[] = {"--store", store, "--ops-listen", "127.0.0.1:0", NULL};
+  sc_hub h;
+  int rc = sc_hub_start(&h, args, reg);
+  if (rc != 0)
+    return rc;
+  struct owned o = {&h.srv};
+  if (!sc_poll(owns_all, &o, 20000))
+    TEST_FAIL("taskhubd never took the task hub's 32 partitions");
+  pid_t pid = h.srv.pid;
+
+  /* Acknowledged before the disk fills: finished ones, and ones waiting for an event. */
+  enum { N = 8 };
+  char done[N][64], waiting[N][64];
+  for (int i = 0; i < N; i++) {
+    sc_schedule(&h, "Chain", "0", sc_id(done[i], sizeof done[i], "full-done"));
+    sc_schedule(&h, "Wait", NULL, sc_id(waiting[i], sizeof waiting[i], "full-wait"));
+  }
+  for (int i = 0; i < N; i++) {
+    dt_instance *in = sc_done(&h, done[i], SC_WAIT_MS);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    dt_instance_free(in);
+    dt_instance_free(sc_until_status(&h, waiting[i], DT_STATUS_RUNNING, SC_WAIT_MS));
+  }
+  long long failures_before = sc_metric(&h.srv, "taskhubd_commit_failures_total");
+  ASSERT_EQ(failures_before, 0);
+
+  PGconn *filler = connect_db(fillinfo);
+  fill(filler);
+  fprintf(stderr, "filled: %llu bytes free on the small filesystem\n", free_bytes(ts));
+
+  /* Commits that need new pages are refused: the calls say so, and nothing of them is there. */
+  char *big = big_json(64 * 1024);
+  char refused_id[64];
+  sc_id(refused_id, sizeof refused_id, "full-refused");
+  dt_start_options so;
+  memset(&so, 0, sizeof so);
+  so.instance_id = refused_id;
+  so.input = big;
+  char *got = NULL;
+  rc = dt_client_schedule(h.c, "Length", &so, &got);
+  dt_free(got);
+  expect_refused(rc, "StartInstance");
+  ASSERT(sc_get(&h, refused_id, false) == NULL);
+  rc = dt_client_raise_event(h.c, waiting[0], "proceed", big);
+  expect_refused(rc, "RaiseEvent");
+  ASSERT_GE(sc_metric(&h.srv, "taskhubd_commit_failures_total"), 2);
+  ASSERT_GE(sc_log_count(&h.srv, "event=commit_failed", "SQLSTATE 53100"), 1);
+
+  /* Reads go on meanwhile: what was acknowledged is all there. */
+  for (int i = 0; i < N; i++) {
+    dt_instance *in = sc_get(&h, done[i], true);
+    ASSERT(in != NULL);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    ASSERT_STR_EQ(in->output, "3");
+    dt_instance_free(in);
+    in = sc_get(&h, waiting[i], false);
+    ASSERT(in != NULL);
+    SC_EXPECT_STATUS(in, DT_STATUS_RUNNING);
+    dt_instance_free(in);
+  }
+  ASSERT(server_running(&h.srv));
+
+  /* Space comes back (a dropped table's files are emptied at its commit): writes resume in the same process. */
+  exec_ok(filler, "DROP TABLE filler");
+  PQfinish(filler);
+  fprintf(stderr, "freed: %llu bytes free on the small filesystem\n", free_bytes(ts));
+  ASSERT(free_bytes(ts) > 8ULL << 20);
+  struct schedule_args sa = {&h, "Length", refused_id, big};
+  int64_t t0 = sc_mono_ms();
+  if (!sc_poll(schedule_accepted, &sa, 20000))
+    TEST_FAIL("StartInstance still refused 20 s after PostgreSQL had room again");
+  fprintf(stderr, "writes resumed %lld ms after the space came back\n", (long long)(sc_mono_ms() - t0));
+  dt_instance *in = sc_done(&h, refused_id, SC_WAIT_MS);
+  SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+  char want[32];
+  snprintf(want, sizeof want, "%zu", strlen(big));
+  ASSERT_STR_EQ(in->output, want);
+  dt_instance_free(in);
+  for (int i = 0; i < N; i++)
+    sc_raise(&h, waiting[i], "proceed", "7");
+  for (int i = 0; i < N; i++) {
+    in = sc_done(&h, waiting[i], SC_WAIT_MS);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    ASSERT_STR_EQ(in->output, "{\"got\":7}");
+    dt_instance_free(in);
+  }
+  /* One process throughout, which never panicked. */
+  ASSERT_EQ(h.srv.pid, pid);
+  ASSERT_EQ(h.srv.starts, 1);
+  ASSERT(server_running(&h.srv));
+  ASSERT_EQ(sc_log_count(&h.srv, "panic", NULL), 0);
+  free(big);
+  sc_hub_stop(&h);
+  sc_pg_sh("stop", dir, NULL, 0);
+  kill(holder, SIGKILL);
+  char rm[600];
+  snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+  ASSERT_EQ(system(rm), 0);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ a deadlock */
+
+struct start {
+  sc_hub *h;
+  const char *iid;
+  int rc;
+  char code[64], msg[512];
+};
+
+static void *start_thread(void *arg)
+{
+  struct start *s = arg;
+  dt_start_options o;
+  memset(&o, 0, sizeof o);
+  o.instance_id = s->iid;
+  o.input = "0";
+  char *got = NULL;
+  s->rc = dt_client_schedule(s->h->c, "Chain", &o, &got);
+  dt_free(got);
+  const char *code, *msg;
+  if (s->rc != DT_OK && dt_last_call_status(&code, &msg)) {
+    snprintf(s->code, sizeof s->code, "%s", code);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+  }
+  return NULL;
+}
+
+struct lock_wait {
+  PGconn *c;
+  char sql[256];
+};
+
+static bool someone_waits(void *arg)
+{
+  struct lock_wait *w = arg;
+  return query_ll(w->c, w->sql) > 0;
+}
+
+/*
+ * The test's connection inserts the row a StartInstance's commit is about to write, so the commit waits for it,
+ * holding the fence's share lock on the instance's partition; then the test's connection updates every
+ * partition row, and waits for that lock: a cycle. PostgreSQL's deadlock check runs in the backend that has
+ * waited deadlock_timeout, 1 s for taskhubd's and 20 s for the test's, so taskhubd's commit is the one rolled
+ * back (40P01). taskhubd sends it again, and the start succeeds once the test's transaction ends.
+ */
+TEST_IMPL(scen_postgres_deadlock_is_retried)
+{
+  const char *pgdir = getenv("TASKHUBD_TEST_PG");
+  if (!pgdir)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  char cmd[600], conninfo[512];
+  snprintf(cmd, sizeof cmd, "createdb '%s' th_deadlock_%d", pgdir, (int)getpid());
+  sc_pg_sh(cmd, "", conninfo, sizeof conninfo);
+  PGconn *a = connect_db(conninfo);
+  char sql[512];
+  snprintf(sql, sizeof sql, "ALTER DATABASE th_deadlock_%d SET deadlock_timeout = '1s'", (int)getpid());
+  exec_ok(a, sql);
+  const char *args[] = {"--store", conninfo, "--ops-listen", "127.0.0.1:0", NULL};
+  sc_hub h;
+  int rc = sc_hub_start(&h, args, NULL);
+  if (rc != 0)
+    return rc;
+  struct owned o = {&h.srv};
+  if (!sc_poll(owns_all, &o, 20000))
+    TEST_FAIL("taskhubd never took the task hub's 32 partitions");
+  ASSERT_EQ(sc_metric(&h.srv, "taskhubd_pg_commit_retries_total"), 0);
+
+  char iid[64];
+  sc_id(iid, sizeof iid, "deadlock");
+  exec_ok(a, "SET deadlock_timeout = '20s'");
+  exec_ok(a, "BEGIN");
+  snprintf(sql, sizeof sql,
+           "INSERT INTO th_instance (iid, part, status, created_us, rec) VALUES ('%s', 0, 0, 0, '\\x')", iid);
+  exec_ok(a, sql);
+  long long xid = query_ll(a, "SELECT pg_current_xact_id()::text::bigint");
+
+  struct start st = {&h, iid, 0, "", ""};
+  pthread_t th;
+  ASSERT_EQ(pthread_create(&th, NULL, start_thread, &st), 0);
+  /* taskhubd's commit waits for the test's transaction. */
+  struct lock_wait w = {connect_db(conninfo), ""};
+  snprintf(w.sql, sizeof w.sql,
+           "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' AND "
+           "transactionid::text = '%lld'", xid);
+  if (!sc_poll(someone_waits, &w, 20000))
+    TEST_FAIL("taskhubd's commit never waited for the test's row");
+  /* Closes the cycle; it returns once PostgreSQL has rolled taskhubd's commit back. */
+  PGresult *r = PQexec(a, "UPDATE th_partition SET lease_until = lease_until");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    TEST_FAIL("the test's transaction, not taskhubd's commit, was chosen (%s): taskhubd's deadlock check ran "
+              "before the cycle closed", PQresultErrorMessage(r));
+  PQclear(r);
+  exec_ok(a, "ROLLBACK");
+  ASSERT_EQ(pthread_join(th, NULL), 0);
+  if (st.rc != DT_OK)
+    TEST_FAIL("StartInstance failed after the deadlock: %s %s", st.code, st.msg);
+
+  dt_instance *in = sc_get(&h, iid, false);
+  ASSERT(in != NULL);
+  SC_EXPECT_STATUS(in, DT_STATUS_PENDING);
+  dt_instance_free(in);
+  ASSERT_GE(sc_metric(&h.srv, "taskhubd_pg_commit_retries_total"), 1);
+  ASSERT_GE(sc_log_count(&h.srv, "event=store_commit_retry", "sqlstate=40P01"), 1);
+  ASSERT_EQ(sc_metric(&h.srv, "taskhubd_commit_failures_total"), 0);
+  ASSERT(server_running(&h.srv));
+  fprintf(stderr, "deadlock: %lld commit(s) sent again\n", sc_metric(&h.srv, "taskhubd_pg_commit_retries_total"));
+  PQfinish(w.c);
+  PQfinish(a);
+  sc_hub_stop(&h);
+  return 0;
+}
