@@ -105,6 +105,43 @@ static void with_db(char *out, size_t cap, const char *conninfo, const char *db)
   snprintf(out, cap, "%s dbname=%s", conninfo, db);
 }
 
+/* A StartInstance on a thread of its own, for calls that wait for something the test does next. */
+struct start {
+  sc_hub *h;
+  const char *name, *iid, *input;
+  int rc;
+  char code[64], msg[512];
+};
+
+static void *start_thread(void *arg)
+{
+  struct start *s = arg;
+  dt_start_options o;
+  memset(&o, 0, sizeof o);
+  o.instance_id = s->iid;
+  o.input = s->input;
+  char *got = NULL;
+  s->rc = dt_client_schedule(s->h->c, s->name, &o, &got);
+  dt_free(got);
+  const char *code, *msg;
+  if (s->rc != DT_OK && dt_last_call_status(&code, &msg)) {
+    snprintf(s->code, sizeof s->code, "%s", code);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+  }
+  return NULL;
+}
+
+struct lock_wait {
+  PGconn *c;
+  char sql[256];
+};
+
+static bool someone_waits(void *arg)
+{
+  struct lock_wait *w = arg;
+  return query_ll(w->c, w->sql) > 0;
+}
+
 /* ------------------------------------------------------------------ out of disk space */
 
 /* A tmpfs of |size| bytes in a user and mount namespace of its own, held by a `sleep` whose pid is returned;
@@ -217,45 +254,87 @@ static bool schedule_accepted(void *arg)
   return rc == DT_OK;
 }
 
-TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
+/* A PostgreSQL server of its own whose database th_full keeps its tables on a small filesystem. */
+struct small_pg {
+  char dir[512];
+  char ts[700];      /* the small filesystem, as every process reaches it */
+  char store[600];   /* conninfo of th_full */
+  pid_t holder;
+  PGconn *filler;
+};
+
+/* 0, or TEST_SKIP where no small filesystem can be mounted. */
+static int small_pg_start(struct small_pg *p)
 {
   const char *shared = getenv("TASKHUBD_TEST_PG");
-  if (!shared)
-    return TEST_SKIP; /* a PostgreSQL scenario */
-  /* A server of its own (its tablespace goes when the small filesystem does), under the shared server's
-   * directory, so that the fixture's stop ends it too if the test dies. */
-  char dir[512], mnt[600], ts[700], conninfo[512], store[600], fillinfo[600];
-  snprintf(dir, sizeof dir, "%s/full-%d", shared, (int)getpid());
-  sc_pg_sh("start", dir, conninfo, sizeof conninfo);
-  snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+  /* Under the shared server's directory, so that the fixture's stop ends this server too if the test dies; a
+   * server of its own, since its tablespace goes when the small filesystem does. */
+  char conninfo[512], mnt[600];
+  snprintf(p->dir, sizeof p->dir, "%s/full-%d", shared, (int)getpid());
+  sc_pg_sh("start", p->dir, conninfo, sizeof conninfo);
+  snprintf(mnt, sizeof mnt, "%s/mnt", p->dir);
   ASSERT_EQ(mkdir(mnt, 0700), 0);
   if (geteuid() == 0) {
     char chown[700];
     snprintf(chown, sizeof chown, "chown postgres '%s'", mnt);
     ASSERT_EQ(system(chown), 0);
   }
-  pid_t holder = small_disk(mnt, 16L << 20, ts, sizeof ts);
-  if (!holder) {
-    sc_pg_sh("stop", dir, NULL, 0);
+  p->holder = small_disk(mnt, 16L << 20, p->ts, sizeof p->ts);
+  if (!p->holder) {
+    sc_pg_sh("stop", p->dir, NULL, 0);
     return TEST_SKIP;
   }
-  ASSERT(free_bytes(ts) <= 16ULL << 20); /* the small filesystem, not the one it is mounted on */
-
+  ASSERT(free_bytes(p->ts) <= 16ULL << 20); /* the small filesystem, not the one it is mounted on */
   PGconn *admin = connect_db(conninfo);
   char sql[1024];
-  snprintf(sql, sizeof sql, "CREATE TABLESPACE small LOCATION '%s'", ts);
+  snprintf(sql, sizeof sql, "CREATE TABLESPACE small LOCATION '%s'", p->ts);
   exec_ok(admin, sql);
   exec_ok(admin, "CREATE DATABASE th_full");
   /* taskhubd creates its tables there; the catalogs and the WAL stay on the big disk, as when a data volume
    * fills up while the system's has room. */
   exec_ok(admin, "ALTER DATABASE th_full SET default_tablespace = small");
   PQfinish(admin);
-  with_db(store, sizeof store, conninfo, "th_full");
-  with_db(fillinfo, sizeof fillinfo, conninfo, "th_full");
+  with_db(p->store, sizeof p->store, conninfo, "th_full");
+  p->filler = connect_db(p->store);
+  return 0;
+}
 
-  const char *args[] = {"--store", store, "--ops-listen", "127.0.0.1:0", NULL};
+static void small_pg_fill(struct small_pg *p)
+{
+  fill(p->filler);
+  fprintf(stderr, "filled: %llu bytes free on the small filesystem\n", free_bytes(p->ts));
+}
+
+/* Space comes back: a dropped table's files are emptied at its commit. */
+static void small_pg_free_space(struct small_pg *p)
+{
+  exec_ok(p->filler, "DROP TABLE filler");
+  fprintf(stderr, "freed: %llu bytes free on the small filesystem\n", free_bytes(p->ts));
+  ASSERT(free_bytes(p->ts) > 8ULL << 20);
+}
+
+static void small_pg_stop(struct small_pg *p)
+{
+  PQfinish(p->filler);
+  sc_pg_sh("stop", p->dir, NULL, 0);
+  kill(p->holder, SIGKILL);
+  char rm[600];
+  snprintf(rm, sizeof rm, "rm -rf '%s'", p->dir);
+  ASSERT_EQ(system(rm), 0);
+}
+
+TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
+{
+  const char *shared = getenv("TASKHUBD_TEST_PG");
+  if (!shared)
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  struct small_pg sp;
+  int rc = small_pg_start(&sp);
+  if (rc != 0)
+    return rc;
+  const char *args[] = {"--store", sp.store, "--ops-listen", "127.0.0.1:0", NULL};
   sc_hub h;
-  int rc = sc_hub_start(&h, args, reg);
+  rc = sc_hub_start(&h, args, reg);
   if (rc != 0)
     return rc;
   struct owned o = {&h.srv};
@@ -279,9 +358,7 @@ TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
   long long failures_before = sc_metric(&h.srv, "taskhubd_commit_failures_total");
   ASSERT_EQ(failures_before, 0);
 
-  PGconn *filler = connect_db(fillinfo);
-  fill(filler);
-  fprintf(stderr, "filled: %llu bytes free on the small filesystem\n", free_bytes(ts));
+  small_pg_fill(&sp);
 
   /* Commits that need new pages are refused: the calls say so, and nothing of them is there. */
   char *big = big_json(64 * 1024);
@@ -315,11 +392,8 @@ TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
   }
   ASSERT(server_running(&h.srv));
 
-  /* Space comes back (a dropped table's files are emptied at its commit): writes resume in the same process. */
-  exec_ok(filler, "DROP TABLE filler");
-  PQfinish(filler);
-  fprintf(stderr, "freed: %llu bytes free on the small filesystem\n", free_bytes(ts));
-  ASSERT(free_bytes(ts) > 8ULL << 20);
+  /* Space comes back: writes resume in the same process. */
+  small_pg_free_space(&sp);
   struct schedule_args sa = {&h, "Length", refused_id, big};
   int64_t t0 = sc_mono_ms();
   if (!sc_poll(schedule_accepted, &sa, 20000))
@@ -346,51 +420,132 @@ TEST_IMPL(scen_postgres_disk_full_refuses_and_resumes)
   ASSERT_EQ(sc_log_count(&h.srv, "panic", NULL), 0);
   free(big);
   sc_hub_stop(&h);
-  sc_pg_sh("stop", dir, NULL, 0);
-  kill(holder, SIGKILL);
-  char rm[600];
-  snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
-  ASSERT_EQ(system(rm), 0);
+  small_pg_stop(&sp);
+  return 0;
+}
+
+struct shares {
+  const th_server *a, *b;
+};
+
+static bool split_evenly(void *arg)
+{
+  const struct shares *s = arg;
+  return sc_metric(s->a, "taskhubd_partitions_owned") == 16 && sc_metric(s->b, "taskhubd_partitions_owned") == 16;
+}
+
+/* An instance id of |prefix| whose partition |owner| holds (FNV-1a modulo 32, as sc_part_of). */
+static void id_owned_by(PGconn *c, const char *owner, const char *prefix, char *out, size_t cap)
+{
+  for (;;) {
+    sc_id(out, cap, prefix);
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+      h = (h ^ *p) * 16777619u;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM th_partition WHERE id = %u AND owner = '%s'", h % 32u, owner);
+    if (query_ll(c, sql) == 1)
+      return;
+  }
+}
+
+struct log_line {
+  const th_server *srv;
+  const char *a, *b;
+};
+
+static bool logged(void *arg)
+{
+  const struct log_line *l = arg;
+  return sc_log_count(l->srv, l->a, l->b) >= 1;
+}
+
+/*
+ * Two replicas, a full disk, and the commands between them:
+ *  - a start through B for an instance of A's partition, forwarded while there was room, that A applies while
+ *    PostgreSQL refuses its commit: the forwarded command stays waiting and A applies it again once there is
+ *    room, so B's caller gets its answer;
+ *  - a start through B whose own commit (the forward) is refused: B's caller gets RESOURCE_EXHAUSTED at once
+ *    rather than waiting for an answer that could never come.
+ */
+TEST_IMPL(scen_postgres_disk_full_between_replicas)
+{
+  if (!getenv("TASKHUBD_TEST_PG"))
+    return TEST_SKIP; /* a PostgreSQL scenario */
+  struct small_pg sp;
+  int rc = small_pg_start(&sp);
+  if (rc != 0)
+    return rc;
+  /* Leases far longer than the test: A stopped for a moment keeps its partitions. */
+  const char *args_a[] = {"--store", sp.store, "--replica-id", "replica-a", "--partition-lease", "120",
+                          "--ops-listen", "127.0.0.1:0", NULL};
+  const char *args_b[] = {"--store", sp.store, "--replica-id", "replica-b", "--partition-lease", "120",
+                          "--ops-listen", "127.0.0.1:0", NULL};
+  sc_hub a, b;
+  rc = sc_hub_start(&a, args_a, reg);
+  if (rc != 0)
+    return rc;
+  ASSERT_EQ(sc_hub_start(&b, args_b, reg), 0);
+  struct shares sh = {&a.srv, &b.srv};
+  if (!sc_poll(split_evenly, &sh, 60000))
+    TEST_FAIL("the partitions were not split between the two replicas");
+  char on_a[64], refused[64];
+  id_owned_by(sp.filler, "replica-a", "fb-applied", on_a, sizeof on_a);
+  id_owned_by(sp.filler, "replica-a", "fb-refused", refused, sizeof refused);
+  char *big = big_json(64 * 1024);
+
+  /* Forwarded by B while there is room; A, stopped, applies it only once the disk is full. */
+  th_server_signal(&a.srv, SIGSTOP);
+  struct start st = {&b, "Length", on_a, big, 0, "", ""};
+  pthread_t th;
+  ASSERT_EQ(pthread_create(&th, NULL, start_thread, &st), 0);
+  struct lock_wait fw = {sp.filler, "SELECT count(*) FROM th_incoming WHERE done IS NULL"};
+  if (!sc_poll(someone_waits, &fw, 20000))
+    TEST_FAIL("B never forwarded the start to A's partition");
+  small_pg_fill(&sp);
+  th_server_signal(&a.srv, SIGCONT);
+  struct log_line failed = {&a.srv, "event=commit_failed", "SQLSTATE 53100"};
+  if (!sc_poll(logged, &failed, 20000))
+    TEST_FAIL("A never tried to apply the forwarded start");
+  ASSERT_EQ(query_ll(sp.filler, "SELECT count(*) FROM th_incoming WHERE done IS NULL"), 1); /* still waiting */
+
+  /* B's own commit refused: the forward is never written, and the caller hears so from B. */
+  dt_start_options so;
+  memset(&so, 0, sizeof so);
+  so.instance_id = refused;
+  so.input = big;
+  char *got = NULL;
+  rc = dt_client_schedule(b.c, "Length", &so, &got);
+  dt_free(got);
+  expect_refused(rc, "StartInstance forwarded by B");
+
+  small_pg_free_space(&sp);
+  /* A applies the waiting start at its next look (a notification or the 5 s sweep), and B's caller is answered. */
+  ASSERT_EQ(pthread_join(th, NULL), 0);
+  if (st.rc != DT_OK)
+    TEST_FAIL("the start forwarded to A failed: %s %s", st.code, st.msg);
+  struct schedule_args sa = {&b, "Length", refused, big};
+  if (!sc_poll(schedule_accepted, &sa, 20000))
+    TEST_FAIL("StartInstance through B still refused 20 s after PostgreSQL had room again");
+  char want[32];
+  snprintf(want, sizeof want, "%zu", strlen(big));
+  const char *ids[2] = {on_a, refused};
+  for (int i = 0; i < 2; i++) {
+    dt_instance *in = sc_done(&b, ids[i], SC_WAIT_MS);
+    SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
+    ASSERT_STR_EQ(in->output, want);
+    dt_instance_free(in);
+  }
+  ASSERT(server_running(&a.srv) && server_running(&b.srv));
+  ASSERT_EQ(a.srv.starts + b.srv.starts, 2);
+  free(big);
+  sc_hub_stop(&a);
+  sc_hub_stop(&b);
+  small_pg_stop(&sp);
   return 0;
 }
 
 /* ------------------------------------------------------------------ a deadlock */
-
-struct start {
-  sc_hub *h;
-  const char *iid;
-  int rc;
-  char code[64], msg[512];
-};
-
-static void *start_thread(void *arg)
-{
-  struct start *s = arg;
-  dt_start_options o;
-  memset(&o, 0, sizeof o);
-  o.instance_id = s->iid;
-  o.input = "0";
-  char *got = NULL;
-  s->rc = dt_client_schedule(s->h->c, "Chain", &o, &got);
-  dt_free(got);
-  const char *code, *msg;
-  if (s->rc != DT_OK && dt_last_call_status(&code, &msg)) {
-    snprintf(s->code, sizeof s->code, "%s", code);
-    snprintf(s->msg, sizeof s->msg, "%s", msg);
-  }
-  return NULL;
-}
-
-struct lock_wait {
-  PGconn *c;
-  char sql[256];
-};
-
-static bool someone_waits(void *arg)
-{
-  struct lock_wait *w = arg;
-  return query_ll(w->c, w->sql) > 0;
-}
 
 /*
  * The test's connection inserts the row a StartInstance's commit is about to write, so the commit waits for it,
@@ -430,7 +585,7 @@ TEST_IMPL(scen_postgres_deadlock_is_retried)
   exec_ok(a, sql);
   long long xid = query_ll(a, "SELECT pg_current_xact_id()::text::bigint");
 
-  struct start st = {&h, iid, 0, "", ""};
+  struct start st = {&h, "Chain", iid, "0", 0, "", ""};
   pthread_t th;
   ASSERT_EQ(pthread_create(&th, NULL, start_thread, &st), 0);
   /* taskhubd's commit waits for the test's transaction. */

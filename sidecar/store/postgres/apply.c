@@ -413,10 +413,10 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
   }
   if (rc != SC_OK) {
     /* Commands from other replicas that the change set would have marked done are still waiting, but the
-     * listener handed them over already: it hands every waiting one over again, and the engine, which forgets
-     * what the failed commit applied, applies them then. */
+     * listener handed them over already: it hands every waiting one over again when it next wakes (a
+     * notification, or the sweep within 5 s), not at once, so that a PostgreSQL still refusing commits is not
+     * sent the same one in a loop; the engine, which forgets what the failed commit applied, applies them then. */
     atomic_fetch_add(&s->owned_gen, 1);
-    sc_pg_listen_poke(s);
     SC_ERROR("event=store_error op=commit sqlstate=%s error=%s", state[0] ? state : "none", SC_Q(err->msg));
     return rc == SC_ENOSPACE ? SC_ENOSPACE : SC_EIO;
   }
