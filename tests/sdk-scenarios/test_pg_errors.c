@@ -4,7 +4,7 @@
  *    a user and mount namespace held by a `sleep` (no root needed; the server reaches it through
  *    /proc/<holder>/root), which the test fills through PostgreSQL itself. Calls whose commit is refused get
  *    RESOURCE_EXHAUSTED, what was acknowledged stays readable, and writes resume once space is freed, all in one
- *    taskhubd process;
+ *    taskhubd process; with two replicas, commands forwarded between them are neither lost nor left waiting;
  *  - a deadlock (40P01): a second connection takes row locks against a commit in the opposite order, PostgreSQL
  *    rolls the commit back as the victim, and taskhubd sends it again.
  */
