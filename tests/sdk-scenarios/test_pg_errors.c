@@ -1,7 +1,7 @@
 /*
  * PostgreSQL refusing a commit while taskhubd runs, in the pg registration only (the RocksDB one skips these):
  *  - out of disk space (SQLSTATE 53100): the task hub's tables live in a tablespace on a 16 MB tmpfs, mounted in
- *    a user and mount namespace held by a `sleep` (no root needed; the server reaches it through
+ *    a user and mount namespace held by a `cat` (no root needed; the server reaches it through
  *    /proc/<holder>/root), which the test fills through PostgreSQL itself. Calls whose commit is refused get
  *    RESOURCE_EXHAUSTED, what was acknowledged stays readable, and writes resume once space is freed, all in one
  *    taskhubd process; with two replicas, commands forwarded between them are neither lost nor left waiting;
@@ -10,6 +10,7 @@
  */
 #include "sc.h"
 
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -144,30 +145,61 @@ static bool someone_waits(void *arg)
 
 /* ------------------------------------------------------------------ out of disk space */
 
-/* A tmpfs of |size| bytes in a user and mount namespace of its own, held by a `sleep` whose pid is returned;
- * |path| gets where every process reaches it. As root it is mounted by the PostgreSQL server's user, so that
- * the server owns it. 0 (the test skips) where user namespaces cannot mount. */
-static pid_t small_disk(const char *mnt, long size, char *path, size_t cap)
+/* A PostgreSQL server of its own whose database th_full keeps its tables on a small filesystem. */
+struct small_pg {
+  char dir[512];
+  char ts[700];      /* the small filesystem, as every process reaches it */
+  char store[600];   /* conninfo of th_full */
+  int keep;          /* the holder of the small filesystem lives while this is open */
+  pid_t child;
+  PGconn *filler;
+};
+
+/* A tmpfs of |size| bytes at |mnt| in a user and mount namespace of its own, held by a process that lives until
+ * |p->keep| is closed (by small_pg_stop, or by the kernel when the test dies): every process reaches it at
+ * |p->ts|. As root it is mounted by the PostgreSQL server's user, so that the server owns it. False (the test
+ * skips) where user namespaces cannot mount. */
+static bool small_disk(struct small_pg *p, const char *mnt, long size)
 {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd,
-           "%s unshare --user --map-root-user --mount sh -c "
-           "'mount -t tmpfs -o size=%ld,mode=0700 tmpfs \"$1\" && echo \"mounted $$\" && exec sleep 3600' sh '%s' "
-           "2>&1 </dev/null &",
-           geteuid() == 0 ? "runuser -u postgres --" : "", size, mnt);
-  FILE *f = popen(cmd, "r");
+  int in[2], out[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%ld,mode=0700", size);
+  static const char script[] = "mount -t tmpfs -o \"$1\" tmpfs \"$2\" && echo \"mounted $$\" && exec cat >/dev/null";
+  pid_t c = fork();
+  ASSERT(c >= 0);
+  if (c == 0) {
+    dup2(in[0], 0); /* the copies dup2 makes are inherited through exec */
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    if (geteuid() == 0)
+      execlp("runuser", "runuser", "-u", "postgres", "--", "unshare", "--user", "--map-root-user", "--mount", "sh",
+             "-c", script, "sh", opts, mnt, (char *)NULL);
+    else
+      execlp("unshare", "unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", opts, mnt,
+             (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  p->keep = in[1];
+  p->child = c;
+  FILE *f = fdopen(out[0], "r");
   ASSERT(f != NULL);
   char line[512] = "";
   if (!fgets(line, sizeof line, f))
     line[0] = 0;
-  pid_t pid = 0;
-  if (strncmp(line, "mounted ", 8) == 0)
-    pid = (pid_t)atoi(line + 8);
-  else
+  fclose(f);
+  if (strncmp(line, "mounted ", 8) != 0) {
     fprintf(stderr, "SKIP: no small filesystem (unshare --user --map-root-user --mount): %s\n", line);
-  pclose(f); /* the holder runs on in the background: `exec sleep` closed nothing but our end of the pipe */
-  snprintf(path, cap, "/proc/%d/root%s", (int)pid, mnt);
-  return pid;
+    close(p->keep);
+    waitpid(c, NULL, 0);
+    return false;
+  }
+  /* `exec cat` kept the shell's pid, which is the holder's. */
+  snprintf(p->ts, sizeof p->ts, "/proc/%d/root%s", atoi(line + 8), mnt);
+  return true;
 }
 
 static unsigned long long free_bytes(const char *path)
@@ -254,15 +286,6 @@ static bool schedule_accepted(void *arg)
   return rc == DT_OK;
 }
 
-/* A PostgreSQL server of its own whose database th_full keeps its tables on a small filesystem. */
-struct small_pg {
-  char dir[512];
-  char ts[700];      /* the small filesystem, as every process reaches it */
-  char store[600];   /* conninfo of th_full */
-  pid_t holder;
-  PGconn *filler;
-};
-
 /* 0, or TEST_SKIP where no small filesystem can be mounted. */
 static int small_pg_start(struct small_pg *p)
 {
@@ -279,8 +302,7 @@ static int small_pg_start(struct small_pg *p)
     snprintf(chown, sizeof chown, "chown postgres '%s'", mnt);
     ASSERT_EQ(system(chown), 0);
   }
-  p->holder = small_disk(mnt, 16L << 20, p->ts, sizeof p->ts);
-  if (!p->holder) {
+  if (!small_disk(p, mnt, 16L << 20)) {
     sc_pg_sh("stop", p->dir, NULL, 0);
     return TEST_SKIP;
   }
@@ -317,7 +339,8 @@ static void small_pg_stop(struct small_pg *p)
 {
   PQfinish(p->filler);
   sc_pg_sh("stop", p->dir, NULL, 0);
-  kill(p->holder, SIGKILL);
+  close(p->keep);
+  ASSERT_EQ(waitpid(p->child, NULL, 0), p->child);
   char rm[600];
   snprintf(rm, sizeof rm, "rm -rf '%s'", p->dir);
   ASSERT_EQ(system(rm), 0);
