@@ -43,6 +43,7 @@ struct sc_metrics {
   atomic_uint_fast64_t commit_failures; /* commits the store could not write (nothing of them was) */
   atomic_uint_fast64_t pg_reads, pg_commits, pg_errors, pg_reconnects; /* PostgreSQL round trips and failures */
   atomic_uint_fast64_t pg_partitions_owned, pg_lease_renewals, pg_lease_losses, pg_fenced_commits;
+  atomic_uint_fast64_t pg_commit_retries; /* commits sent again after a deadlock or serialization failure */
   /* Commands between replicas: forwarded, applied here, and found by the sweep rather than a notification. */
   atomic_uint_fast64_t forwarded, forwards_applied, pg_sweep_deliveries;
   atomic_int_fast64_t stream_bytes; /* held in server streams' outboxes, not yet sent */

@@ -159,10 +159,6 @@ void commit(struct sc_engine *e)
     SC_ERROR("event=fenced_exit error=%s", SC_Q(err.msg));
     _exit(3);
   }
-  if (rc != SC_OK && e->nparts > 1) {
-    /* Nothing was acknowledged; a restart recovers the last durable state (and hands the partitions over). */
-    sc_panic("commit failed: %s", err.msg);
-  }
   if (rc != SC_OK) {
     commit_failed(e, &err);
     return;
@@ -170,6 +166,8 @@ void commit(struct sc_engine *e)
   e->ndone_committed = e->ndone;
   e->nchg_committed = e->nchg;
   e->ntouched_committed = e->ntouched;
+  forwards_committed(e);
+  incoming_committed(e);
   pthread_mutex_lock(&e->mu);
   e->stats.commits++;
   pthread_mutex_unlock(&e->mu);
@@ -178,7 +176,10 @@ void commit(struct sc_engine *e)
 /* The batch's changes were not written (the disk is full, an I/O error): nothing of them was acknowledged.
  * The commands that changed something, or read what the batch changed, are answered with the store's error;
  * what the engine holds in memory about work (queues, leases handed out, timers) may describe those changes,
- * so it is rebuilt from the committed state, as after a restart. The store resumes writes by itself. */
+ * so it is rebuilt from the committed state, as after a restart. The store resumes writes by itself.
+ * Between replicas: commands forwarded in the batch never reached their owner, so they are answered here too;
+ * commands other replicas forwarded here and the batch applied are still waiting in their table, and are
+ * applied again when the store hands them over again. */
 void commit_failed(struct sc_engine *e, const struct sc_err *err)
 {
   int code = err->code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL;
@@ -190,6 +191,10 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
       failed++;
     }
   }
+  size_t forwarded = e->ndone;
+  forwards_not_written(e, code, err->msg);
+  failed += e->ndone - forwarded;
+  incoming_not_written(e);
   e->ndone_committed = e->ndone;
   while (e->conts) { /* purges by filter: what earlier batches purged stays purged */
     struct sc_cmd *c = e->conts;
@@ -233,8 +238,6 @@ static void run_wipe(struct sc_engine *e, struct sc_cmd *c)
   commit(e); /* what came before the wipe in this batch */
   struct sc_err err = {0};
   if (sc_txn_wipe(e->tx, &err) != SC_OK) {
-    if (e->nparts > 1)
-      sc_panic("wiping the store failed: %s", err.msg);
     fail(c, err.code == SC_ENOSPACE ? SC_ENOSPACE : SC_EUNAVAIL, "deleting the task hub's data failed: %s; "
          "nothing was deleted", err.msg);
     return;

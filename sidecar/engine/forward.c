@@ -94,7 +94,35 @@ int forward_client(struct sc_engine *e, struct sc_cmd *c, const char *iid)
   char key[24];
   snprintf(key, sizeof key, "%" PRIu64, id);
   sc_map_put(&e->pending, key, c);
+  if (e->nfwd_new == e->capfwd_new) {
+    size_t cap = e->capfwd_new ? 2 * e->capfwd_new : 64;
+    uint64_t *v = realloc(e->fwd_new, cap * sizeof *v);
+    if (!v)
+      sc_panic("out of memory");
+    e->fwd_new = v;
+    e->capfwd_new = cap;
+  }
+  e->fwd_new[e->nfwd_new++] = id;
   return PARKED;
+}
+
+void forwards_committed(struct sc_engine *e)
+{
+  e->nfwd_new = 0;
+}
+
+void forwards_not_written(struct sc_engine *e, int code, const char *msg)
+{
+  for (size_t i = 0; i < e->nfwd_new; i++) {
+    char key[24];
+    snprintf(key, sizeof key, "%" PRIu64, e->fwd_new[i]);
+    struct sc_cmd *c = sc_map_remove(&e->pending, key);
+    if (!c)
+      continue;
+    fail(c, code, "not forwarded to the instance's replica, nothing of it was written: %s", msg);
+    add_done(e, c);
+  }
+  e->nfwd_new = 0;
 }
 
 int apply_reply(struct sc_engine *e, struct sc_cmd *c)
@@ -106,6 +134,8 @@ int apply_reply(struct sc_engine *e, struct sc_cmd *c)
     SC_DEBUG("event=reply_unclaimed id=%s", key);
     return DONE; /* its caller went away with an earlier process */
   }
+  /* What it reports was committed by the owner: this batch's commit failing takes nothing from it. */
+  w->wrote = false;
   struct sc_blob b = {c->u.store_event.body, c->u.store_event.len};
   Taskhubd__Store__ForwardReply *r;
   if (sc_store_unpack(&taskhubd__store__forward_reply__descriptor, &b, &e->ba, (void **)&r) != SC_OK) {
@@ -139,5 +169,6 @@ void forwards_fail_all(struct sc_engine *e, int code, const char *msg)
 
 void forward_free(struct sc_engine *e)
 {
+  free(e->fwd_new);
   sc_map_free(&e->pending);
 }

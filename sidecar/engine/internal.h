@@ -206,9 +206,12 @@ struct sc_engine {
   size_t nto_release;
   struct sc_store_events events;
   struct sc_map pending;     /* "<forward id>" -> client command waiting for its answer */
+  uint64_t *fwd_new;         /* ids of pending's entries the next commit writes the forwards of */
+  size_t nfwd_new, capfwd_new;
   struct sc_map applied_in;  /* "<id>" of incoming commands applied (a row may be handed over twice) */
   char **applied_in_ring;
   size_t applied_in_pos;
+  size_t applied_in_new;     /* the ring's last entries that the next commit marks done */
 };
 
 /* Whether this replica owns |iid|'s partition: only then may the engine read it through the transaction or
@@ -487,6 +490,10 @@ void forward_send(struct sc_engine *e, Taskhubd__Store__Forward *f);
 int apply_reply(struct sc_engine *e, struct sc_cmd *c);
 /* Forwarded commands still waiting are answered with |code| (taskhubd stops). */
 void forwards_fail_all(struct sc_engine *e, int code, const char *msg);
+/* After a commit: its forwards were written (committed) or not (failed: their commands are answered with |code|
+ * and |msg|, since no replica will ever see them). */
+void forwards_committed(struct sc_engine *e);
+void forwards_not_written(struct sc_engine *e, int code, const char *msg);
 void forward_free(struct sc_engine *e);
 
 /* partitions.c */
@@ -495,6 +502,10 @@ void parts_init(struct sc_engine *e);
 int parts_load_single(struct sc_engine *e);
 /* Whether incoming command |id| was applied already (a row may be handed over twice); records it if not. */
 bool incoming_seen(struct sc_engine *e, uint64_t id);
+/* After a commit: the incoming commands applied since the last one were marked done (committed), or were not
+ * (failed): they count as not applied, so that their rows, handed over again, are applied then. */
+void incoming_committed(struct sc_engine *e);
+void incoming_not_written(struct sc_engine *e);
 /* Starts listening to the store (after the engine thread started). */
 void parts_attach(struct sc_engine *e);
 /* The store stops calling the engine (its lease and listener threads end): at stop, before the engine goes. */
@@ -513,7 +524,8 @@ int apply_incoming(struct sc_engine *e, struct sc_cmd *c);
 
 /* engine.c */
 /* Commits the transaction now. On failure (commit_failed) the commands it held are failed and the work state
- * is rebuilt from what is committed; with several partitions it panics (a restart hands them over). */
+ * is rebuilt from what is committed; a commit the fence refused (another replica owns the partitions now) ends
+ * the process. */
 void commit(struct sc_engine *e);
 void commit_failed(struct sc_engine *e, const struct sc_err *err);
 

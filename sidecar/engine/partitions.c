@@ -187,7 +187,29 @@ bool incoming_seen(struct sc_engine *e, uint64_t id)
   *slot = xstrdup(key);
   sc_map_put(&e->applied_in, key, (void *)1);
   e->applied_in_pos = (e->applied_in_pos + 1) % APPLIED_IN_RING;
+  e->applied_in_new++;
   return false;
+}
+
+void incoming_committed(struct sc_engine *e)
+{
+  e->applied_in_new = 0;
+}
+
+void incoming_not_written(struct sc_engine *e)
+{
+  /* The newest entries of the ring, newest first (what they pushed out of it stays out). */
+  size_t n = e->applied_in_new < APPLIED_IN_RING ? e->applied_in_new : APPLIED_IN_RING;
+  for (size_t i = 0; i < n; i++) {
+    e->applied_in_pos = (e->applied_in_pos + APPLIED_IN_RING - 1) % APPLIED_IN_RING;
+    char **slot = &e->applied_in_ring[e->applied_in_pos];
+    if (*slot) {
+      sc_map_remove(&e->applied_in, *slot);
+      free(*slot);
+      *slot = NULL;
+    }
+  }
+  e->applied_in_new = 0;
 }
 
 void parts_free(struct sc_engine *e)

@@ -222,6 +222,9 @@ char *sc_ops_render_metrics(struct sc_ops *o)
   single(&b, "taskhubd_fenced_commits_total", "counter",
          "Commits refused because another replica owns the partitions now (nothing of them was written).",
          &m->pg_fenced_commits);
+  single(&b, "taskhubd_pg_commit_retries_total", "counter",
+         "PostgreSQL commits sent again because PostgreSQL rolled them back as a deadlock victim (40P01) or a "
+         "serialization failure (40001).", &m->pg_commit_retries);
   single(&b, "taskhubd_forwarded_total", "counter",
          "Commands for instances of another replica's partitions, written to that partition's incoming table.",
          &m->forwarded);

@@ -501,3 +501,20 @@ const char *sc_unquote_act(dt_activity_ctx *a, const char *json)
   check_simple_string(json);
   return dt_activity_printf(a, "%.*s", (int)strlen(json) - 2, json + 1);
 }
+
+void sc_pg_sh(const char *cmd, const char *dir, char *out, size_t cap)
+{
+  char line[1024];
+  if (dir[0])
+    snprintf(line, sizeof line, "bash '%s' %s '%s'", TH_PG_SH, cmd, dir);
+  else
+    snprintf(line, sizeof line, "bash '%s' %s", TH_PG_SH, cmd);
+  FILE *f = popen(line, "r");
+  ASSERT(f != NULL);
+  if (out && !fgets(out, (int)cap, f))
+    TEST_FAIL("%s printed nothing", line);
+  if (out)
+    out[strcspn(out, "\n")] = 0;
+  if (pclose(f) != 0)
+    TEST_FAIL("%s failed", line);
+}

@@ -69,6 +69,10 @@ int sc_log_count(const th_server *s, const char *a, const char *b);
  * --ops-listen 127.0.0.1:0. */
 long long sc_metric(const th_server *s, const char *series);
 
+/* Runs `pg.sh CMD DIR` (tests/support/pg.sh; DIR "" for none); its first output line in |out| (may be NULL).
+ * Fails the test when it fails. */
+void sc_pg_sh(const char *cmd, const char *dir, char *out, size_t cap);
+
 /* Asserts the status, with the failure details in the message when it differs. */
 void sc_expect_status_(const dt_instance *in, dt_status want, const char *file, int line);
 #define SC_EXPECT_STATUS(in, want) sc_expect_status_((in), (want), __FILE__, __LINE__)

@@ -47,24 +47,6 @@ static void reg(dt_worker *w)
   dt_worker_add_activity(w, "Inc", inc, NULL);
 }
 
-/* Runs `pg.sh CMD DIR`; its first output line in |out| (may be NULL). */
-static void pg(const char *cmd, const char *dir, char *out, size_t cap)
-{
-  char line[1024];
-  if (dir[0])
-    snprintf(line, sizeof line, "bash '%s' %s '%s'", TH_PG_SH, cmd, dir);
-  else
-    snprintf(line, sizeof line, "bash '%s' %s", TH_PG_SH, cmd);
-  FILE *f = popen(line, "r");
-  ASSERT(f != NULL);
-  if (out && !fgets(out, (int)cap, f))
-    TEST_FAIL("%s printed nothing", line);
-  if (out)
-    out[strcspn(out, "\n")] = 0;
-  if (pclose(f) != 0)
-    TEST_FAIL("%s failed", line);
-}
-
 TEST_IMPL(scen_postgres_restart_loses_nothing)
 {
   const char *shared = getenv("TASKHUBD_TEST_PG");
@@ -74,7 +56,7 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   char dir[512];
   snprintf(dir, sizeof dir, "%s/restart-%d", shared, (int)getpid());
   char conninfo[512];
-  pg("start", dir, conninfo, sizeof conninfo);
+  sc_pg_sh("start", dir, conninfo, sizeof conninfo);
   const char *args[] = {"--store", conninfo, "--ops-listen", "127.0.0.1:0", NULL};
   sc_hub h;
   int rc = sc_hub_start(&h, args, reg);
@@ -88,7 +70,7 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   /* Every instance is waiting on its timer (or about to): cut every connection now. */
   dt_instance *first = sc_until_status(&h, iids[0], DT_STATUS_RUNNING, SC_WAIT_MS);
   dt_instance_free(first);
-  pg("restart", dir, NULL, 0);
+  sc_pg_sh("restart", dir, NULL, 0);
   for (int i = 0; i < N_INSTANCES; i++) {
     dt_instance *in = sc_done(&h, iids[i], SC_WAIT_MS);
     SC_EXPECT_STATUS(in, DT_STATUS_COMPLETED);
@@ -98,7 +80,7 @@ TEST_IMPL(scen_postgres_restart_loses_nothing)
   /* The engine's commits after the restart found their connection cut and went through a new one. */
   ASSERT_GE(sc_log_count(&h.srv, "event=store_reconnected", NULL), 1);
   sc_hub_stop(&h);
-  pg("stop", dir, NULL, 0);
+  sc_pg_sh("stop", dir, NULL, 0);
   char rm[600];
   snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
   ASSERT_EQ(system(rm), 0);
@@ -133,7 +115,7 @@ static void fresh_db(const char *pgdir, const char *name, char *conninfo, size_t
 {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "createdb '%s' th_%s_%d", pgdir, name, (int)getpid());
-  pg(cmd, "", conninfo, cap);
+  sc_pg_sh(cmd, "", conninfo, cap);
 }
 
 static void expect_done(sc_hub *h, char ids[][64], int n, const char *output)

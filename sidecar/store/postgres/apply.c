@@ -129,9 +129,9 @@ static bool send_change(const struct pgstore *s, PGconn *c, const struct sc_chan
   return false;
 }
 
-/* Reads every result up to the sync; false if any statement failed (the first error goes to |err|); *fenced when
- * the fence refused the commit. */
-static bool drain(PGconn *c, bool *fenced, struct sc_err *err)
+/* Reads every result up to the sync; false if any statement failed (the first error goes to |err|, its SQLSTATE
+ * to |state|); *fenced when the fence refused the commit. */
+static bool drain(PGconn *c, bool *fenced, struct sc_err *err, char state[6])
 {
   bool ok = true;
   for (;;) {
@@ -149,11 +149,13 @@ static bool drain(PGconn *c, bool *fenced, struct sc_err *err)
       PQclear(r);
       return ok;
     }
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (state && strcmp(state, "TH001") == 0)
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (code && strcmp(code, "TH001") == 0)
       *fenced = true;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && ok) {
       ok = false;
+      /* The statements after the failed one report only that the pipeline was aborted: the first says why. */
+      snprintf(state, 6, "%s", code ? code : "");
       sc_err_set(err, SC_EIO, "PostgreSQL: commit failed: %s",
                  st == PGRES_PIPELINE_ABORTED ? "pipeline aborted" : PQresultErrorMessage(r));
     }
@@ -263,10 +265,13 @@ static bool send_notifications(struct pgstore *s, PGconn *c, const struct sc_cha
   return !to.n || send_notify(c, "th_in", to.parts, to.a + 1);
 }
 
-/* One attempt: *lost is set when the connection broke (or was broken to begin with). */
-static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, bool *lost, struct sc_err *err)
+/* One attempt: *lost is set when the connection broke (or was broken to begin with); |state| gets the SQLSTATE of
+ * the statement that failed ("" when none did or none was reported). */
+static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, bool *lost, char state[6],
+                   struct sc_err *err)
 {
   *lost = false;
+  state[0] = 0;
   if (atomic_load(&s->fenced)) {
     sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
     return SC_ELOCKLOST;
@@ -290,13 +295,18 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
   }
   bool ok = send_sql(c, "BEGIN") && (sync || send_sql(c, "SET LOCAL synchronous_commit = off"));
   if (ok && fence.n) {
-    /* First, in the same transaction: are the partitions it writes still ours? (owner.c) */
+    /* First, in the same transaction: are the partitions it writes still ours? (owner.c) Their rows are locked
+     * in id order before the check locks them in whatever order its plan reads them, as the lease renewal does:
+     * two orders were a deadlock (PS_FENCE_LOCK). */
+    struct sc_pgparams lk = {0};
+    sc_pg_text(&lk, fence.parts);
+    lk.fmt[0] = 0; /* an array literal */
     struct sc_pgparams p = {0};
     sc_pg_text(&p, s->owner);
     sc_pg_text(&p, fence.parts);
     sc_pg_text(&p, fence.eps);
     p.fmt[1] = p.fmt[2] = 0; /* array literals */
-    ok = send(c, PS_FENCE, &p);
+    ok = send(c, PS_FENCE_LOCK, &lk) && send(c, PS_FENCE, &p);
   }
   for (size_t i = 0; ok && i < chs->n; i++)
     ok = send_change(s, c, &chs->v[i]);
@@ -311,7 +321,7 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     sc_err_set(err, SC_EIO, "PostgreSQL: sending the commit failed: %s", PQerrorMessage(c));
   /* Whatever was sent is read back before the connection is used again. */
   bool fenced = false;
-  bool applied = drain(c, &fenced, ok ? err : &(struct sc_err){0}) && ok;
+  bool applied = drain(c, &fenced, ok ? err : &(struct sc_err){0}, state) && ok;
   atomic_fetch_add_explicit(&sc_metrics.pg_commits, 1, memory_order_relaxed);
   if (!applied)
     atomic_fetch_add_explicit(&sc_metrics.pg_errors, 1, memory_order_relaxed);
@@ -324,29 +334,74 @@ static int attempt(struct pgstore *s, const struct sc_changes *chs, bool sync, b
     sc_err_set(err, SC_ELOCKLOST, "fenced: another replica took this replica's partitions");
     return SC_ELOCKLOST;
   }
+  if (!applied && state[0] == '5' && state[1] == '3') {
+    /* Class 53, insufficient resources: 53100 disk full, 53200 out of memory, 53300 too many connections. */
+    static const char prefix[] = "PostgreSQL: commit failed: ";
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg + (strncmp(err->msg, prefix, sizeof prefix - 1) ? 0 : sizeof prefix - 1));
+    why[strcspn(why, "\n")] = 0; /* PostgreSQL's hint ("Check free disk space.") is on a line of its own */
+    sc_err_set(err, SC_ENOSPACE, "PostgreSQL refused the commit for lack of %s (SQLSTATE %s): %s",
+               strcmp(state, "53100") == 0 ? "disk space" : strcmp(state, "53200") == 0 ? "memory" : "resources",
+               state, why);
+    return SC_ENOSPACE;
+  }
   return applied ? SC_OK : SC_EIO;
+}
+
+/* Serialization failures and deadlocks: PostgreSQL rolled the whole transaction back, and the same transaction
+ * sent again normally goes through (the other side of the conflict has moved on). */
+static bool transient(const char *state)
+{
+  return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+/* 10, 20, 40, 80 ms... each shortened at random to between half and all of it, so that two replicas that
+ * deadlocked do not meet again in step. Writer thread only. */
+static void backoff(int attempt)
+{
+  static uint64_t x;
+  if (!x)
+    x = (uint64_t)sc_mono_us() | 1;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  int64_t full = (int64_t)10000 << (attempt < 6 ? attempt : 6);
+  usleep((useconds_t)(full / 2 + (int64_t)(x % (uint64_t)(full / 2 + 1))));
 }
 
 /*
  * A commit whose connection broke (PostgreSQL restarted, failed over, or the network dropped) is sent again once
- * a connection is back, for as long as STORE_RETRY_S: whether or not the first try committed, the second leaves
- * the same state, since every change sets a key to a value or deletes it (nothing adds to what is there) and no
- * other writer changed those keys meanwhile. Nothing is acknowledged until a try has committed. Other failures
- * (a statement refused) are not retried.
+ * a connection is back, for as long as STORE_RETRY_S; one PostgreSQL rolled back as a deadlock victim or a
+ * serialization failure is sent again up to CONFLICT_RETRIES times. Whether or not an earlier try committed, the
+ * next leaves the same state, since every change sets a key to a value or deletes it (nothing adds to what is
+ * there) and no other writer changed those keys meanwhile. Nothing is acknowledged until a try has committed.
+ * Every try passes the fence again, so none goes through once the partitions are another replica's. Other
+ * failures (a statement refused, PostgreSQL out of disk space) are not retried here: the engine fails the
+ * batch's commands and the next batch tries again.
  */
 #define STORE_RETRY_S 300
+#define CONFLICT_RETRIES 5
 
 int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, struct sc_err *err)
 {
   struct pgstore *s = PG(st);
   bool lost;
-  int rc = attempt(s, chs, sync, &lost, err);
-  for (int waited = 0; rc != SC_OK && lost && waited < STORE_RETRY_S * 10; waited++) {
-    if (waited % 50 == 0)
-      SC_WARN("event=store_reconnecting error=%s", SC_Q(err->msg));
-    usleep(100000);
-    rc = attempt(s, chs, sync, &lost, err);
-    if (rc == SC_OK)
+  char state[6];
+  int rc = attempt(s, chs, sync, &lost, state, err);
+  for (int waited = 0, conflicts = 0; rc != SC_OK && rc != SC_ELOCKLOST;) {
+    if (lost && waited < STORE_RETRY_S * 10) {
+      if (waited++ % 50 == 0)
+        SC_WARN("event=store_reconnecting error=%s", SC_Q(err->msg));
+      usleep(100000);
+    } else if (!lost && transient(state) && conflicts < CONFLICT_RETRIES) {
+      atomic_fetch_add_explicit(&sc_metrics.pg_commit_retries, 1, memory_order_relaxed);
+      SC_WARN("event=store_commit_retry sqlstate=%s attempt=%d changes=%zu error=%s", state, conflicts + 1, chs->n,
+              SC_Q(err->msg));
+      backoff(conflicts++);
+    } else {
+      break;
+    }
+    bool was_lost = lost;
+    rc = attempt(s, chs, sync, &lost, state, err);
+    if (rc == SC_OK && was_lost)
       SC_INFO("event=store_reconnected op=commit");
   }
   if (rc == SC_ELOCKLOST) {
@@ -357,8 +412,13 @@ int sc_pg_apply(struct sc_store *st, const struct sc_changes *chs, bool sync, st
     return rc;
   }
   if (rc != SC_OK) {
-    SC_ERROR("event=store_error op=commit error=%s", SC_Q(err->msg));
-    return SC_EIO;
+    /* Commands from other replicas that the change set would have marked done are still waiting, but the
+     * listener handed them over already: it hands every waiting one over again when it next wakes (a
+     * notification, or the sweep within 5 s), not at once, so that a PostgreSQL still refusing commits is not
+     * sent the same one in a loop; the engine, which forgets what the failed commit applied, applies them then. */
+    atomic_fetch_add(&s->owned_gen, 1);
+    SC_ERROR("event=store_error op=commit sqlstate=%s error=%s", state[0] ? state : "none", SC_Q(err->msg));
+    return rc == SC_ENOSPACE ? SC_ENOSPACE : SC_EIO;
   }
   s->next_seq = chs->next_seq;
   return SC_OK;

@@ -119,7 +119,9 @@ int sc_pg_take_all(struct pgstore *s, struct sc_err *err)
   }
 }
 
-/* Renews every owned partition; one found taken by another replica means this one stalled past its lease. */
+/* Renews every owned partition; one found taken by another replica means this one stalled past its lease. The
+ * rows are locked in id order first (l), the order commits' fences lock them in (PS_FENCE_LOCK): in the
+ * order of a hash join's scan, a renewal and a commit touching two partitions deadlocked. */
 static void renew(struct pgstore *s, PGconn *c)
 {
   struct sc_pg_parts held;
@@ -131,8 +133,9 @@ static void renew(struct pgstore *s, PGconn *c)
   const char *v[4] = {s->owner, held.parts, held.eps, lease};
   PGresult *r = exec_params(c,
                             "UPDATE th_partition p SET lease_until = now() + $4::bigint * interval '1 millisecond' "
-                            "FROM unnest($2::int[], $3::bigint[]) AS u(id, ep) "
-                            "WHERE p.id = u.id AND p.epoch = u.ep AND p.owner = $1 RETURNING p.id",
+                            "FROM (SELECT id FROM th_partition WHERE id = ANY($2::int[]) ORDER BY id "
+                            "FOR NO KEY UPDATE) l, unnest($2::int[], $3::bigint[]) AS u(id, ep) "
+                            "WHERE p.id = l.id AND p.id = u.id AND p.epoch = u.ep AND p.owner = $1 RETURNING p.id",
                             4, v);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     PQclear(r);

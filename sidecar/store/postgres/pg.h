@@ -44,7 +44,8 @@ struct pgstore {
   _Atomic int64_t idle_since_us; /* when the last worker left (0: one is connected, or none ever was) */
   atomic_bool fenced;        /* another replica took a partition of ours: nothing more may be committed */
   atomic_bool stop_lease;
-  atomic_uint owned_gen;     /* bumped whenever a partition is taken: the listener looks for its messages */
+  atomic_uint owned_gen;     /* bumped whenever a partition is taken or a commit fails: the listener hands every
+                              * waiting message of the owned partitions to the engine again */
   const struct sc_store_events *ev;
   bool lease_running;
   pthread_t lease_thread;
@@ -97,6 +98,7 @@ enum sc_pg_stmt {
   PS_GET_ENTITY,
   PS_PUT_ENTITY,
   PS_DELETE_ENTITY,
+  PS_FENCE_LOCK,
   PS_COUNT
 };
 

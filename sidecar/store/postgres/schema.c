@@ -69,6 +69,11 @@ const char *const sc_pg_sql[PS_COUNT] = {
     [PS_PUT_ENTITY] = "INSERT INTO th_entity (id, part, has_state, last_modified_us, rec) VALUES ($1, $2, $3, $4, $5) "
                       "ON CONFLICT (id) DO UPDATE SET has_state = $3, last_modified_us = $4, rec = $5",
     [PS_DELETE_ENTITY] = "DELETE FROM th_entity WHERE id = $1",
+    /* Before PS_FENCE, in the same transaction: the partitions' rows locked in id order (the sort is below the
+     * lock), the order the lease renewal locks them in too (owner.c). The fence function's own lock follows its
+     * plan, which after ANALYZE scans the table in its physical order: against a renewal locking in id order that
+     * was a deadlock. With the rows already held, the function waits for nothing. */
+    [PS_FENCE_LOCK] = "SELECT 1 FROM th_partition WHERE id = ANY($1::int[]) ORDER BY id FOR SHARE",
 };
 
 /* Schema version 1. Each later version adds one entry to the migrations below; nothing is ever edited. */
