@@ -124,7 +124,8 @@ int main(int argc, char **argv)
       struct sc_dashboard_config dcfg = {
           .mode = strcmp(cfg.dashboard, "read-only") == 0 ? SC_DASHBOARD_READ_ONLY : SC_DASHBOARD_ON,
           .limits = sc_config_limits(&cfg),
-          .purge_timeout_us = cfg.purge_timeout_s * 1000000};
+          .purge_timeout_us = cfg.purge_timeout_s * 1000000,
+          .counts = sc_ops_counts(ops)};
       sc_ops_set_dashboard(ops, sc_dashboard_new(&dcfg));
     }
     announce_ready(cfg.ops_ready_fd, ops_port);

@@ -27,7 +27,7 @@ struct sc_dashboard *sc_dashboard_new(const struct sc_dashboard_config *cfg)
     sc_panic("out of memory starting the dashboard");
   d->cfg = *cfg;
   d->events = dash_events_new();
-  d->counts = dash_counts_new();
+  d->counts = dash_counts_new(cfg->counts);
   return d;
 }
 
@@ -44,7 +44,6 @@ void sc_dashboard_shutdown(struct sc_dashboard *d)
   if (!d)
     return;
   dash_events_shutdown(d->events);
-  dash_counts_stop(d->counts);
 }
 
 void sc_dashboard_free(struct sc_dashboard *d)

@@ -23,10 +23,13 @@
 
 enum sc_dashboard_mode { SC_DASHBOARD_OFF = 0, SC_DASHBOARD_READ_ONLY = 1, SC_DASHBOARD_ON = 2 };
 
+struct sc_counts;
+
 struct sc_dashboard_config {
   enum sc_dashboard_mode mode;
   struct sc_limits limits;   /* what an action's fields must pass, as the gRPC requests' do */
   int64_t purge_timeout_us;  /* a recursive purge's time budget */
+  struct sc_counts *counts;  /* the ops server's counter (ops/counts.h, sc_ops_counts); NULL: no counts */
 };
 
 struct sc_dashboard;

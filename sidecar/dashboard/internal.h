@@ -12,6 +12,7 @@
 
 struct dash_events;
 struct dash_counts;
+struct sc_counts;
 
 struct sc_dashboard {
   struct sc_dashboard_config cfg;
@@ -60,14 +61,13 @@ enum MHD_Result dash_events_stream(struct dash_events *ev, struct MHD_Connection
 void dash_events_shutdown(struct dash_events *ev);
 void dash_events_free(struct dash_events *ev);
 
-/* Instances by status, counted off the ops thread (counts.c): the last count into out (false: none yet), and a
- * new count started when it is stale. */
-struct dash_counts *dash_counts_new(void);
+/* Instances by status, counted off the ops thread by |shared| (ops/counts.h, which outlives the dashboard):
+ * the last count into out (false: none yet), and new counts by status and by name started when they are stale. */
+struct dash_counts *dash_counts_new(struct sc_counts *shared);
 bool dash_counts_get(struct dash_counts *c, struct sc_store *st, uint64_t out[8], int64_t *age_us);
 /* Instances by orchestration name (the 100 most frequent, each by status), as of the last pass; NULL before the
  * first has ended. */
 struct json_object *dash_counts_names_json(struct dash_counts *c);
-void dash_counts_stop(struct dash_counts *c);
 void dash_counts_free(struct dash_counts *c);
 
 /* JSON of stored things (pbjson.c). */

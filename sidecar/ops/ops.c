@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include "counts.h"
 #include "guard.h"
 
 #include "common/log.h"
@@ -32,13 +33,9 @@ struct sc_ops {
   _Atomic(struct sc_store *) store;
   atomic_bool ready;
   int64_t start_us;
-  /* Instances by status, as last counted (one scan of the status index). Counted again once the last count is
-   * older than ten times what it cost: fresh on small task hubs, and at most a tenth of the ops thread's time
-   * (every 2 s or so at a million instances) when scraped without pause. Only the ops thread touches these. */
-  uint64_t by_status[8];
-  uint64_t entities[3]; /* with state, transient, operations queued */
-  int64_t counted_us, count_cost_us;
-  bool counted, entities_counted;
+  /* Instances and entities, counted on their own thread (counts.h): a scrape renders the last count and never
+   * waits for the store. Shared with the dashboard. */
+  struct sc_counts *counts;
   /* NULL: --dashboard off. Set by the main thread after the port opens (its first requests may come before),
    * read by the ops thread. */
   _Atomic(struct sc_dashboard *) dash;
@@ -281,30 +278,29 @@ char *sc_ops_render_metrics(struct sc_ops *o)
     help(&b, "taskhubd_store_keys_estimate", "gauge", "Estimated number of keys in the store.");
     put(&b, "taskhubd_store_keys_estimate %lld\n", (long long)(keys > 0 ? keys : 0));
   }
-  if (st && st->ops->count_by_status) {
-    int64_t now = sc_mono_us();
-    if (!o->counted || now - o->counted_us > 10 * o->count_cost_us) {
-      struct sc_err err = {0};
-      o->counted = st->ops->count_by_status(st, o->by_status, &err) == SC_OK;
-      o->entities_counted = st->ops->count_entities &&
-                            st->ops->count_entities(st, &o->entities[0], &o->entities[1], &o->entities[2], &err) ==
-                                SC_OK;
-      o->counted_us = sc_mono_us();
-      o->count_cost_us = o->counted_us - now;
-    }
-    if (o->entities_counted) {
+  struct sc_counts_totals t;
+  if (st) {
+    sc_counts_get(o->counts, SC_COUNT_TOTALS, &t);
+    if (t.have_entities) {
       help(&b, "taskhubd_entities", "gauge",
            "Durable entities: with state, and transient (signalled, no state yet), counted like taskhubd_instances.");
-      put(&b, "taskhubd_entities{kind=\"with_state\"} %llu\n", (unsigned long long)o->entities[0]);
-      put(&b, "taskhubd_entities{kind=\"transient\"} %llu\n", (unsigned long long)o->entities[1]);
+      put(&b, "taskhubd_entities{kind=\"with_state\"} %llu\n", (unsigned long long)t.entities_with_state);
+      put(&b, "taskhubd_entities{kind=\"transient\"} %llu\n", (unsigned long long)t.entities_transient);
       help(&b, "taskhubd_entity_operations_queued", "gauge",
            "Operations, lock requests and unlocks waiting in entity queues.");
-      put(&b, "taskhubd_entity_operations_queued %llu\n", (unsigned long long)o->entities[2]);
+      put(&b, "taskhubd_entity_operations_queued %llu\n", (unsigned long long)t.entity_ops_queued);
     }
-    if (o->counted) {
+    if (t.have) {
       help(&b, "taskhubd_instances", "gauge", "Instances in the task hub, by status (all replicas' partitions).");
       for (int i = 0; i < 8; i++)
-        put(&b, "taskhubd_instances{status=\"%s\"} %llu\n", status_names[i], (unsigned long long)o->by_status[i]);
+        put(&b, "taskhubd_instances{status=\"%s\"} %llu\n", status_names[i], (unsigned long long)t.by_status[i]);
+      help(&b, "taskhubd_instances_count_age_seconds", "gauge",
+           "Seconds since the count behind taskhubd_instances and taskhubd_entities finished (counted on a thread "
+           "of its own, again once older than ten times what it cost).");
+      put(&b, "taskhubd_instances_count_age_seconds %.3f\n", (double)t.age_us / 1e6);
+      help(&b, "taskhubd_instances_count_duration_seconds", "gauge",
+           "How long that count took (the store's scans of instances by status and of entities).");
+      put(&b, "taskhubd_instances_count_duration_seconds %.3f\n", (double)t.cost_us / 1e6);
     }
   }
   help(&b, "taskhubd_build_info", "gauge", "The running build: always 1, the versions are labels.");
@@ -461,6 +457,7 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
   if (!o)
     sc_panic("out of memory starting the ops server");
   o->start_us = sc_now_us();
+  o->counts = sc_counts_new();
   /* The logger first: libmicrohttpd applies options in order and warns about messages it might log before.
    * Slow clients: 64 connections trickling a header byte every few seconds used to hold every connection the
    * port allowed (64), so kubelet's probes failed and the container was restarted. epoll (no FD_SETSIZE cap)
@@ -475,6 +472,7 @@ int sc_ops_start(const char *addr, struct sc_ops **out, int *port, struct sc_err
                           limit < OPS_PER_IP ? limit : OPS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, OPS_IDLE_S,
                           MHD_OPTION_END);
   if (!o->d) {
+    sc_counts_free(o->counts);
     free(o);
     close(fd);
     sc_err_set(err, SC_EUNAVAIL, "cannot start the ops server on %s", addr);
@@ -492,9 +490,16 @@ void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st)
     return;
   atomic_store(&o->engine, e);
   atomic_store(&o->store, st);
+  if (st)
+    sc_counts_attach(o->counts, st);
   struct sc_dashboard *dash = atomic_load(&o->dash);
   if (dash)
     sc_dashboard_attach(dash, e, st);
+}
+
+struct sc_counts *sc_ops_counts(struct sc_ops *o)
+{
+  return o ? o->counts : NULL;
 }
 
 void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d)
@@ -518,6 +523,8 @@ void sc_ops_stop(struct sc_ops *o)
   struct sc_dashboard *dash = atomic_load(&o->dash);
   sc_dashboard_shutdown(dash);
   MHD_stop_daemon(o->d);
+  sc_counts_stop(o->counts); /* before the store closes: the caller closes it after this */
   sc_dashboard_free(dash);
+  sc_counts_free(o->counts);
   free(o);
 }

@@ -23,6 +23,10 @@ int sc_ops_start(const char *listen, struct sc_ops **out, int *port, struct sc_e
 /* Once they exist: the metrics then include engine and store figures. */
 void sc_ops_attach(struct sc_ops *o, struct sc_engine *e, struct sc_store *st);
 void sc_ops_set_ready(struct sc_ops *o, bool ready);
+/* The counter /metrics renders from (counts.h), for the dashboard to share; the ops server owns it and stops it
+ * after the dashboard. NULL without an ops server. */
+struct sc_counts;
+struct sc_counts *sc_ops_counts(struct sc_ops *o);
 /* Serves |d| (sc_dashboard_new) from now on and frees it with the ops server. Call before requests matter. */
 struct sc_dashboard;
 void sc_ops_set_dashboard(struct sc_ops *o, struct sc_dashboard *d);

@@ -171,6 +171,25 @@ double hx_metric(int port, const char *name)
   return v;
 }
 
+/* ---- bulk ---- */
+
+void hx_pipeline(th_client *c, const char *method, int n, hx_make_fn make, void *ctx)
+{
+  enum { WINDOW = 128 };
+  th_call *ring[WINDOW] = {0};
+  for (int i = 0; i < n + WINDOW; i++) {
+    th_call **slot = &ring[i % WINDOW];
+    if (*slot) {
+      char *d = NULL;
+      ASSERT_STATUS(th_call_finish(*slot, NULL, NULL, &d), GRPC_STATUS_OK, d);
+      free(d);
+      *slot = NULL;
+    }
+    if (i < n)
+      *slot = th_call_start(c, method, make(i, ctx), 30000);
+  }
+}
+
 /* ---- a scripted worker ---- */
 
 void *hx_alloc(hx_arena *a, size_t n)

@@ -41,6 +41,13 @@ char *hx_http_get(int port, const char *path, int *code);
 /* The value of an unlabelled metric on the ops port. */
 double hx_metric(int port, const char *name);
 
+/* ---- bulk ---- */
+
+/* Runs |n| unary calls, 128 at a time, each answering OK; make(i, ctx) returns request i (valid until the next
+ * make). */
+typedef const ProtobufCMessage *(*hx_make_fn)(int i, void *ctx);
+void hx_pipeline(th_client *c, const char *method, int n, hx_make_fn make, void *ctx);
+
 /* ---- a scripted worker ---- */
 
 /* Memory for hand-built messages, freed at once. */

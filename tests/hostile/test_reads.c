@@ -13,26 +13,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Runs |n| unary calls, |window| at a time; make(i, ctx) returns request i (valid until the next make). */
-typedef const ProtobufCMessage *(*make_fn)(int i, void *ctx);
-
-static void pipeline(th_client *c, const char *method, int n, make_fn make, void *ctx)
-{
-  enum { WINDOW = 128 };
-  th_call *ring[WINDOW] = {0};
-  for (int i = 0; i < n + WINDOW; i++) {
-    th_call **slot = &ring[i % WINDOW];
-    if (*slot) {
-      char *d = NULL;
-      ASSERT_STATUS(th_call_finish(*slot, NULL, NULL, &d), GRPC_STATUS_OK, d);
-      free(d);
-      *slot = NULL;
-    }
-    if (i < n)
-      *slot = th_call_start(c, method, make(i, ctx), 30000);
-  }
-}
-
 #define BULK_ID "bulk-%06d"
 
 static const ProtobufCMessage *make_start(int i, void *ctx)
@@ -156,7 +136,7 @@ TEST_IMPL(hostile_reads_pathological_query_does_not_stall)
   if (rc)
     return rc;
   long long t0 = th_now_ms();
-  pipeline(e.cli, IT_SVC "StartInstance", BULK_N, make_start, NULL);
+  hx_pipeline(e.cli, IT_SVC "StartInstance", BULK_N, make_start, NULL);
   int *map = malloc(BULK_N * sizeof *map);
   ASSERT(map != NULL);
   int nterm = 0;
@@ -171,7 +151,7 @@ TEST_IMPL(hostile_reads_pathological_query_does_not_stall)
       it_strs_add(&terminated, id);
     }
   }
-  pipeline(e.cli, IT_SVC "TerminateInstance", nterm, make_terminate, map);
+  hx_pipeline(e.cli, IT_SVC "TerminateInstance", nterm, make_terminate, map);
   free(map);
   fprintf(stderr, "created %d instances (%d terminated) in %lld ms\n", BULK_N, nterm, th_now_ms() - t0);
 

@@ -45,6 +45,8 @@ EXPECTED_FAMILIES = {
     "taskhubd_store_compaction_pending": "gauge",
     "taskhubd_store_keys_estimate": "gauge",
     "taskhubd_instances": "gauge",
+    "taskhubd_instances_count_age_seconds": "gauge",
+    "taskhubd_instances_count_duration_seconds": "gauge",
     "taskhubd_build_info": "gauge",
     "taskhubd_entities": "gauge",
     "taskhubd_entity_operations_queued": "gauge",
@@ -184,12 +186,15 @@ def test_metrics_after_known_workload(server_factory, workers):
         assert hist[method] == sum(codes.values()), \
             f"{method}: duration _count {hist[method]} != sum of requests_total {codes}"
 
-    # instances by status, counted from the store
+    # instances by status, counted from the store on a thread of its own: a scrape shows the last finished count
+    # and asks for a new one, so the figures are exact once a count begun after the workload has finished
     want = {"COMPLETED": N_CHAIN, "FAILED": 1, "TERMINATED": 1, "RUNNING": 0, "PENDING": 0, "SUSPENDED": 0,
             "CANCELED": 0, "CONTINUED_AS_NEW": 0}
-    got = {labels["status"]: v for labels, v in m.samples("taskhubd_instances")}
-    assert got == want, got
-    assert m.value("taskhubd_entities", kind="transient") == 0, m.text
+    mc = wait_until(lambda: (lambda p: instance_counts(p) == want and p)(scrape(s)), WAIT_S,
+                    f"taskhubd_instances {want}", on_timeout=lambda: scrape(s).text)
+    assert mc.value("taskhubd_entities", kind="transient") == 0, mc.text
+    assert 0 <= mc.value("taskhubd_instances_count_age_seconds") < WAIT_S, mc.text
+    assert 0 <= mc.value("taskhubd_instances_count_duration_seconds") < WAIT_S, mc.text
     (build_labels, build_value), = m.samples("taskhubd_build_info")
     assert build_value == 1 and build_labels["version"] and build_labels["grpc"], build_labels
 
@@ -208,8 +213,8 @@ def test_metrics_after_known_workload(server_factory, workers):
     # an entity signalled while no worker runs: one transient entity, one operation queued
     with make_client(s) as c:
         c.signal_entity(entities.EntityInstanceId("nobody", "m-1"), "op")
-    me = scrape(s)
-    assert me.value("taskhubd_entities", kind="transient") == 1, me.text
+    me = wait_until(lambda: (lambda p: p.value("taskhubd_entities", kind="transient") == 1 and p)(scrape(s)), WAIT_S,
+                    "taskhubd_entities{kind=transient} == 1", on_timeout=lambda: scrape(s).text)
     assert me.value("taskhubd_entities", kind="with_state") == 0, me.text
     assert me.value("taskhubd_entity_operations_queued") == 1, me.text
 
@@ -217,6 +222,28 @@ def test_metrics_after_known_workload(server_factory, workers):
     assert http(s, "GET", "/healthz")[:2] == (200, "ok\n")
     assert http(s, "GET", "/readyz")[:2] == (200, "ready\n")
     assert http(s, "GET", "/no-such-page")[0] == 404
+
+
+def instance_counts(m):
+    return {labels["status"]: v for labels, v in m.samples("taskhubd_instances")}
+
+
+def test_metrics_count_without_dashboard(server_factory):
+    """--dashboard off: /metrics still counts instances (the counter is the ops port's, the dashboard only shares
+    it), and the count after a change shows it."""
+    s = server_factory.start("--dashboard", "off")
+    with make_client(s) as c:
+        c.schedule_new_orchestration("m_chain", input="p", instance_id="m-nodash")
+        want = {"RUNNING": 0, "COMPLETED": 0, "CONTINUED_AS_NEW": 0, "FAILED": 0, "CANCELED": 0, "TERMINATED": 0,
+                "PENDING": 1, "SUSPENDED": 0}
+        wait_until(lambda: instance_counts(scrape(s)) == want, WAIT_S, f"taskhubd_instances {want}",
+                   on_timeout=lambda: scrape(s).text)
+        c.terminate_orchestration("m-nodash", output="stopped")
+        c.wait_for_orchestration_completion("m-nodash", timeout=WAIT_S)
+        want.update(PENDING=0, TERMINATED=1)
+        wait_until(lambda: instance_counts(scrape(s)) == want, WAIT_S, f"taskhubd_instances {want}",
+                   on_timeout=lambda: scrape(s).text)
+    assert http(s, "GET", "/api/v1/counts")[0] == 404  # no dashboard
 
 
 def test_cache_size_zero_keeps_nothing_between_commits(server_factory, workers):
