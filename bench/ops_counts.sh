@@ -16,18 +16,9 @@ work=$(mktemp -d)
 data=${DATA_DIR:-$work/data}
 load=1
 [ -n "${DATA_DIR:-}" ] && [ -d "$DATA_DIR" ] && load=0
-pid=""
-trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-mkfifo "$work/ready" "$work/ops"
-"$bin" --listen 127.0.0.1:0 --data-dir "$data" --ops-listen 127.0.0.1:0 --ops-ready-fd 4 --log-level warn \
-  --ready-fd 3 3>"$work/ready" 4>"$work/ops" 2>>"$work/taskhubd.log" &
-pid=$!
-exec 6<"$work/ready" 5<"$work/ops" # the order taskhubd's redirections open them
-if ! read -r -t 60 ops_port <&5 || ! read -r -t 600 port <&6; then
-  echo "taskhubd did not start; its log:" >&2
-  cat "$work/taskhubd.log" >&2
-  exit 1
-fi
+# shellcheck source=bench/start_taskhubd.sh
+. "$here/start_taskhubd.sh"
+start_taskhubd "$bin" "$data"
 if [ "$load" = 1 ]; then
   t0=$(date +%s)
   "$build/bench/th-start-load" "127.0.0.1:$port" 64 "$instances" ops_counts_load | sed 's/^RESULT /SETUP /'
