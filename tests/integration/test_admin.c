@@ -129,9 +129,11 @@ TEST_IMPL(admin_query_reversed)
       mid = it_ts_now();
   }
   OrchestrationStatus terminated = ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED;
+  OrchestrationStatus both[2] = {ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_PENDING,
+                                 ORCHESTRATION_STATUS__ORCHESTRATION_STATUS_TERMINATED};
   Google__Protobuf__StringValue prefix = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
   prefix.value = (char *)"rq-0";
-  for (int shape = 0; shape < 4; shape++) {
+  for (int shape = 0; shape < 5; shape++) {
     for (int size = 1; size <= 5; size += 4) {
       InstanceQuery q = INSTANCE_QUERY__INIT;
       q.maxinstancecount = size;
@@ -142,6 +144,9 @@ TEST_IMPL(admin_query_reversed)
         q.instanceidprefix = &prefix;
       } else if (shape == 3) {
         q.createdtimefrom = &mid;
+      } else if (shape == 4) {
+        q.n_runtimestatus = 2;
+        q.runtimestatus = both;
       }
       it_strs fwd = {0}, back = {0};
       it_query_all(e.cli, &q, &fwd, NULL, 20);
@@ -150,8 +155,10 @@ TEST_IMPL(admin_query_reversed)
       snprintf(what, sizeof what, "shape %d, pages of %d", shape, size);
       ASSERT_GT(back.n, 0);
       assert_reversed(&back, &fwd, what);
-      if (shape == 0)
+      if (shape == 0 || shape == 4)
         ASSERT_STR_EQ(back.v[0], "rq-00"); /* the newest */
+      if (shape == 4)
+        ASSERT_EQ(back.n, 12);
       if (shape == 2)
         ASSERT_STR_EQ(back.v[0], "rq-09"); /* the largest id under "rq-0", not the newest */
       it_strs_free(&fwd);

@@ -147,6 +147,9 @@ TEST_IMPL(query_status_filter)
   q.n_runtimestatus = 2;
   it_query_all(e.cli, &q, &got, NULL, 8);
   it_assert_same_set(&got, &ids, "runtimeStatus=[TERMINATED,PENDING]");
+  /* One walk in creation order across pages, however the store merges the statuses (PostgreSQL: one index range
+   * per status). */
+  assert_created_order(e.cli, &got, "runtimeStatus=[TERMINATED,PENDING]");
   it_strs_free(&got);
 
   st[0] = COMPLETED;
