@@ -247,6 +247,14 @@ TEST_IMPL(hostile_reads_woken_waiters_do_not_hold_the_engine)
     return rc;
   char *big = it_repeat('w', WAIT_PAYLOAD);
   free(it_start(e.cli, "watched", "Watched", big));
+  /* The same writes with nobody waiting, as this host runs them now. */
+  th_client *other = th_client_open(e.srv.port);
+  hx_assert_alive(other);
+  free(it_start(e.cli, "unwatched", "Watched", big));
+  long long b0 = th_now_ms();
+  ASSERT_STATUS(it_terminate(other, "unwatched", big, NULL), GRPC_STATUS_OK, "");
+  free(it_start(other, "after-unwatched", "After", NULL));
+  long long base_ms = th_now_ms() - b0;
   /* Many clients wait for its completion, each asking for the input and the output. */
   GetInstanceRequest wreq = GET_INSTANCE_REQUEST__INIT;
   wreq.instanceid = (char *)"watched";
@@ -256,8 +264,6 @@ TEST_IMPL(hostile_reads_woken_waiters_do_not_hold_the_engine)
     calls[i] = th_call_start(e.cli, IT_SVC "WaitForInstanceCompletion", &wreq.base, 60000);
   /* A write right behind the completion that wakes them: with the replies made on the engine thread it waited
    * for every one of them (two large payloads read and packed per waiter). */
-  th_client *other = th_client_open(e.srv.port);
-  hx_assert_alive(other);
   long long t0 = th_now_ms();
   ASSERT_STATUS(it_terminate(other, "watched", big, NULL), GRPC_STATUS_OK, "");
   free(it_start(other, "after", "After", NULL));
@@ -274,8 +280,11 @@ TEST_IMPL(hostile_reads_woken_waiters_do_not_hold_the_engine)
     ASSERT_EQ(strlen(r->orchestrationstate->output->value), WAIT_PAYLOAD);
     it_free(r);
   }
-  fprintf(stderr, "TerminateInstance + StartInstance behind %d woken waiters: %lld ms\n", WAITERS, ms);
-  ASSERT_LT(ms, 150);
+  fprintf(stderr, "TerminateInstance + StartInstance behind %d woken waiters: %lld ms (%lld ms with none)\n", WAITERS,
+          ms, base_ms);
+  /* Replies made on the engine thread held these writes about 470 ms; now they take what they take alone. The
+   * bound follows the host: 150 ms, or ten times the writes alone when the host is slower than that allows. */
+  ASSERT_LT(ms, base_ms * 10 > 150 ? base_ms * 10 : 150);
   free(big);
   th_client_close(other);
   it_teardown(&e);
