@@ -39,6 +39,19 @@ int ctl_pending_messages(dt_client *c, const char *iid, int max, Taskhubd__Admin
               &taskhubd__admin__pending_messages_response__descriptor, (ProtobufCMessage **)out);
 }
 
+char *ctl_explain_instance(dt_client *c, const char *iid)
+{
+  Taskhubd__Admin__ExplainInstanceRequest req = TASKHUBD__ADMIN__EXPLAIN_INSTANCE_REQUEST__INIT;
+  req.instance_id = (char *)iid;
+  Taskhubd__Admin__ExplainInstanceResponse *resp = NULL;
+  if (call(c, "/taskhubd.admin.Admin/ExplainInstance", &req.base,
+           &taskhubd__admin__explain_instance_response__descriptor, (ProtobufCMessage **)&resp) != DT_OK)
+    return NULL;
+  char *why = resp->reason[0] ? strdup(resp->reason) : NULL;
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return why;
+}
+
 /* What a pending message is, in the words of the Durable Task model, and the name it carries (or NULL). */
 static const char *describe(const HistoryEvent *e, const char **name, int *task_id)
 {

@@ -52,26 +52,6 @@ static int wait_final(struct ctl *c, const char *iid, dt_instance **out, struct 
 
 /* ------------------------------------------------------------------ show */
 
-/* Why a PENDING instance has not started, as taskhubd explains a wait that runs out ("it is PENDING and no connected
- * worker accepts orchestration 'chain' (0 workers connected)"): a short WaitForInstanceStart, answered by the
- * server just before its deadline with the reason when it knows one. NULL when it started meanwhile or the server
- * gave no reason (caller frees). */
-#define WHY_WAIT_MS 1000
-static char *why_pending(struct ctl *c, const char *iid)
-{
-  dt_instance *in = NULL;
-  int rc = dt_client_wait_start(c->client, iid, WHY_WAIT_MS, false, &in);
-  if (rc == DT_OK) {
-    dt_instance_free(in);
-    return NULL;
-  }
-  const char *code = NULL, *msg = NULL;
-  if (!dt_last_call_status(&code, &msg) || !msg)
-    return NULL;
-  const char *why = strstr(msg, ": it is PENDING");
-  return why ? strdup(why + 2) : NULL;
-}
-
 int cmd_show(struct ctl *c)
 {
   const char *iid = c->pos[0];
@@ -88,7 +68,9 @@ int cmd_show(struct ctl *c)
   /* What waits for it: asked of taskhubd's own service; another sidecar has none, and show goes without. */
   Taskhubd__Admin__PendingMessagesResponse *pending = NULL;
   int prc = ctl_pending_messages(c->client, iid, 100, &pending);
-  char *why = in->status == DT_STATUS_PENDING ? why_pending(c, iid) : NULL;
+  /* Why a PENDING instance has not started ("it is PENDING and no connected worker accepts orchestration 'chain'
+   * (0 workers connected)"), asked of taskhubd's engine, which knows the connected workers. */
+  char *why = in->status == DT_STATUS_PENDING ? ctl_explain_instance(c->client, iid) : NULL;
   int64_t t0 = ctl_timeline_t0(in, h);
   if (c->json) {
     json_object *doc = ctl_json_instance(in);

@@ -111,6 +111,8 @@ static int apply(struct sc_engine *e, struct sc_cmd *c)
     return apply_wait(e, c);
   case SC_CMD_WAIT_CANCEL:
     return apply_cancel(e, c);
+  case SC_CMD_EXPLAIN:
+    return apply_explain(e, c);
   case SC_CMD_STREAM_OPEN:
     return apply_stream_open(e, c);
   case SC_CMD_STREAM_CLOSE:
@@ -186,7 +188,7 @@ void commit_failed(struct sc_engine *e, const struct sc_err *err)
   size_t failed = 0;
   for (size_t i = e->ndone_committed; i < e->ndone; i++) {
     struct sc_cmd *c = e->done[i];
-    if (c->err.code == SC_OK && (c->wrote || c->kind == SC_CMD_WAIT)) {
+    if (c->err.code == SC_OK && (c->wrote || c->kind == SC_CMD_WAIT || c->kind == SC_CMD_EXPLAIN)) {
       fail(c, code, "not applied, nothing of it was written: %s", err->msg);
       failed++;
     }
@@ -565,7 +567,7 @@ static bool adds_work(enum sc_cmd_kind k)
   switch (k) {
   case SC_CMD_START: case SC_CMD_RAISE: case SC_CMD_TERMINATE: case SC_CMD_SUSPEND: case SC_CMD_RESUME:
   case SC_CMD_PURGE: case SC_CMD_WAIT: case SC_CMD_WIPE: case SC_CMD_STREAM_OPEN: case SC_CMD_REWIND:
-  case SC_CMD_RESTART: case SC_CMD_SIGNAL_ENTITY: case SC_CMD_CLEAN_ENTITIES:
+  case SC_CMD_RESTART: case SC_CMD_SIGNAL_ENTITY: case SC_CMD_CLEAN_ENTITIES: case SC_CMD_EXPLAIN:
     return true;
   default:
     return false;

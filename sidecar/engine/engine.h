@@ -39,6 +39,7 @@ enum sc_cmd_kind {
   SC_CMD_SIGNAL_ENTITY,
   SC_CMD_COMPLETE_ENTITY,
   SC_CMD_CLEAN_ENTITIES,
+  SC_CMD_EXPLAIN, /* why an instance has not moved, as the engine sees it now (reads, writes nothing) */
   /* Posted by the engine itself for what the store tells it (store.h, sc_store_events): */
   SC_CMD_GAIN,     /* a partition is this replica's now */
   SC_CMD_RELEASE,  /* a partition should go to another replica */
@@ -157,6 +158,11 @@ struct sc_cmd {
       int32_t removed, released; /* out */
       char next[SC_MAX_ID + 1];  /* out: where the next call goes on ("" when done) */
     } clean_entities;
+    struct {
+      const char *iid;
+      bool exists;   /* out: false when the instance is unknown */
+      char why[512]; /* out: "" when nothing holds it back that this replica can tell */
+    } explain;
     struct {
       int part;
       uint64_t id;  /* SC_CMD_INCOMING: the row; SC_CMD_REPLY: the forward answered */

@@ -257,6 +257,7 @@ int apply_wait(struct sc_engine *e, struct sc_cmd *c);
 /* Instances changed on other replicas (SC_CMD_CHANGED): their waiters here read them again. */
 int apply_changed(struct sc_engine *e, struct sc_cmd *c);
 int apply_cancel(struct sc_engine *e, struct sc_cmd *c);
+int apply_explain(struct sc_engine *e, struct sc_cmd *c);
 /* Answers the waiters of instances whose status this batch changed. */
 void wake_changed(struct sc_engine *e);
 void expire_waiters(struct sc_engine *e, int64_t now);

@@ -103,24 +103,38 @@ void wake_changed(struct sc_engine *e)
 
 static int read_status(struct sc_engine *e, const char *iid, StoredInstance **rec);
 
-/* Why a wait ran out, when this engine can tell: nobody connected here can run the instance. A user who started
- * "chain" with no worker for it learns that, not just that the wait timed out. */
-static void explain_timeout(struct sc_engine *e, const char *iid, char *msg, size_t cap)
+/* Why a PENDING instance of this replica's partitions has not started, when the engine can tell (nobody connected
+ * here can run it, or it is scheduled for later): written to |out| ("" otherwise). A user who started "chain" with
+ * no worker for it learns that, not just that a wait timed out. Workers connected to other replicas are not known
+ * here, so other partitions get no reason. */
+static void explain_pending(struct sc_engine *e, const char *iid, const StoredInstance *rec, char *out, size_t cap)
 {
-  size_t n = strlen(msg);
-  StoredInstance *rec = NULL;
-  if (!owns(e, iid) || read_status(e, iid, &rec) != SC_OK || !rec || rec->status != ST_PENDING || n + 1 >= cap)
+  out[0] = 0;
+  if (!owns(e, iid) || rec->status != ST_PENDING)
     return;
   if (rec->scheduled_start_us > sc_now_us()) {
-    snprintf(msg + n, cap - n, ": it is PENDING, scheduled to start later");
+    snprintf(out, cap, "it is PENDING, scheduled to start later");
     return;
   }
   const char *version = rec->has_version ? rec->version : "";
   if (stream_fits_any(e, LEASE_ORCH, rec->name, version))
     return;
-  snprintf(msg + n, cap - n, ": it is PENDING and no connected worker accepts orchestration '%s'%s%s%s (%zu %s connected)",
+  snprintf(out, cap, "it is PENDING and no connected worker accepts orchestration '%s'%s%s%s (%zu %s connected)",
            rec->name, version[0] ? " version '" : "", version, version[0] ? "'" : "", e->nstreams,
            e->nstreams == 1 ? "worker" : "workers");
+}
+
+/* A wait that ran out says why, when the engine can tell. */
+static void explain_timeout(struct sc_engine *e, const char *iid, char *msg, size_t cap)
+{
+  StoredInstance *rec = NULL;
+  char why[512];
+  if (read_status(e, iid, &rec) != SC_OK || !rec)
+    return;
+  explain_pending(e, iid, rec, why, sizeof why);
+  size_t n = strlen(msg);
+  if (why[0] && n + 3 < cap)
+    snprintf(msg + n, cap - n, ": %.*s", (int)(cap - n - 3), why);
 }
 
 void expire_waiters(struct sc_engine *e, int64_t now)
@@ -210,6 +224,20 @@ int apply_wait(struct sc_engine *e, struct sc_cmd *c)
   }
   sc_heap_push(&e->wheap, (struct sc_heap_item){due, e->wseq++, w});
   return PARKED;
+}
+
+int apply_explain(struct sc_engine *e, struct sc_cmd *c)
+{
+  StoredInstance *rec;
+  int rc = read_status(e, c->u.explain.iid, &rec);
+  c->u.explain.why[0] = 0;
+  c->u.explain.exists = rc == SC_OK;
+  if (rc == SC_ENOTFOUND)
+    return DONE;
+  if (rc != SC_OK)
+    return fail(c, rc, "reading instance %s failed", c->u.explain.iid);
+  explain_pending(e, c->u.explain.iid, rec, c->u.explain.why, sizeof c->u.explain.why);
+  return DONE;
 }
 
 int apply_cancel(struct sc_engine *e, struct sc_cmd *c)

@@ -1,7 +1,8 @@
 /*
- * taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, and what waits in an instance's
- * inbox. Both are reads of committed state, on the reader threads like reads.c's; the public protocol has no call
- * for either, which is why taskhubctl could not say which server it talks to or why an instance has not moved.
+ * taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, what waits in an instance's inbox
+ * (reads of committed state, on the reader threads like reads.c's), and why an instance has not moved (asked of the
+ * engine). The public protocol has no call for any of them, which is why taskhubctl could not say which server it
+ * talks to or why an instance has not moved.
  */
 #include "call.h"
 #include "common/pbutil.h"
@@ -78,4 +79,31 @@ static void pending_read(struct sc_call *c)
 void sc_h_pending_messages(struct sc_call *c)
 {
   sc_call_read(c, pending_read);
+}
+
+/* On the engine thread, which knows the connected workers: the reason goes out as it is. */
+static void explain_done(struct sc_cmd *cmd)
+{
+  struct sc_call *c = cmd->user;
+  if (cmd->err.code != SC_OK) {
+    sc_call_reply_err(c, &cmd->err);
+    return;
+  }
+  if (!cmd->u.explain.exists) {
+    sc_call_reject(c, GRPC_NOT_FOUND, "instance %s not found", cmd->u.explain.iid);
+    return;
+  }
+  Taskhubd__Admin__ExplainInstanceResponse resp = TASKHUBD__ADMIN__EXPLAIN_INSTANCE_RESPONSE__INIT;
+  resp.reason = cmd->u.explain.why;
+  sc_call_reply(c, 0, NULL, &resp.base);
+}
+
+void sc_h_explain_instance(struct sc_call *c)
+{
+  const Taskhubd__Admin__ExplainInstanceRequest *r = (void *)c->req;
+  if (!sc_call_check_id(c, "instanceId", r->instance_id))
+    return;
+  c->cmd.kind = SC_CMD_EXPLAIN;
+  c->cmd.u.explain.iid = r->instance_id;
+  sc_call_post(c, explain_done);
 }

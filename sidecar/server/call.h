@@ -175,6 +175,8 @@ void sc_h_stream_history(struct sc_call *c);
 /* admin.c: taskhubd's own service (taskhubd.admin.Admin), reads on the reader threads. */
 void sc_h_server_info(struct sc_call *c);
 void sc_h_pending_messages(struct sc_call *c);
+/* On the engine thread (it alone knows the connected workers), like the writes. */
+void sc_h_explain_instance(struct sc_call *c);
 
 /* entities.c: the entity RPCs (writes go to the engine, reads to the reader threads). */
 void sc_h_signal_entity(struct sc_call *c);

@@ -459,6 +459,8 @@ struct sc_method sc_methods[] = {
     /* Last, so that the fuzz corpus's method bytes keep naming the methods before it. */
     {"/taskhubd.admin.Admin/QueryInstancesReversed", &query_instances_request__descriptor,
      sc_h_query_instances_reversed, 8, NULL, 0},
+    {"/taskhubd.admin.Admin/ExplainInstance", &taskhubd__admin__explain_instance_request__descriptor,
+     sc_h_explain_instance, 2, NULL, 0},
 };
 
 const size_t sc_n_methods = sizeof sc_methods / sizeof sc_methods[0];

@@ -1,14 +1,18 @@
-/* taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, an instance's pending messages, and
- * QueryInstances newest first, with their bad inputs answered by status and a message naming the field. */
+/* taskhubd's own service (protos/taskhubd_admin.proto): the server's identity, an instance's pending messages,
+ * QueryInstances newest first, and why an instance has not moved, with their bad inputs answered by status and a
+ * message naming the field. */
 #define _GNU_SOURCE
 #include "it.h"
+#include "support/th_stream.h"
 #include "taskhubd_admin.pb-c.h"
 
+#include <poll.h>
 #include <stdbool.h>
 
 #define INFO "/taskhubd.admin.Admin/GetServerInfo"
 #define PENDING_RPC "/taskhubd.admin.Admin/ListPendingMessages"
 #define REVERSED_RPC "/taskhubd.admin.Admin/QueryInstancesReversed"
+#define EXPLAIN_RPC "/taskhubd.admin.Admin/ExplainInstance"
 
 static grpc_status_code pending(th_client *c, const char *iid, int max,
                                 Taskhubd__Admin__PendingMessagesResponse **out, char **details)
@@ -179,6 +183,98 @@ TEST_IMPL(admin_query_reversed)
                 GRPC_STATUS_INVALID_ARGUMENT, d);
   ASSERT_STR_CONTAINS(d, "query.continuationToken");
   free(d);
+  it_teardown(&e);
+  return 0;
+}
+
+static grpc_status_code explain(th_client *c, const char *iid, char **reason, char **details)
+{
+  Taskhubd__Admin__ExplainInstanceRequest req = TASKHUBD__ADMIN__EXPLAIN_INSTANCE_REQUEST__INIT;
+  req.instance_id = (char *)iid;
+  Taskhubd__Admin__ExplainInstanceResponse *r = NULL;
+  grpc_status_code st = th_call_unary(c, EXPLAIN_RPC, &req.base, &taskhubd__admin__explain_instance_response__descriptor,
+                                      IT_TIMEOUT_MS, (ProtobufCMessage **)&r, details);
+  *reason = r ? strdup(r->reason) : NULL;
+  if (r)
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+  return st;
+}
+
+/* Why a PENDING instance has not started, at once (no wait runs out first): no worker for its name, a start set for
+ * later, or nothing once a worker that accepts it is connected. */
+TEST_IMPL(admin_explain_instance)
+{
+  it_env e;
+  int rc = it_setup(&e, NULL);
+  if (rc)
+    return rc;
+  free(it_start(e.cli, "ex-1", "Lonely", NULL));
+  CreateInstanceRequest later = CREATE_INSTANCE_REQUEST__INIT;
+  Google__Protobuf__Timestamp at = it_ts_now();
+  at.seconds += 3600;
+  later.instanceid = (char *)"ex-later";
+  later.name = (char *)"Lonely";
+  later.scheduledstarttimestamp = &at;
+  char *d = NULL;
+  ASSERT_STATUS(it_start_req(e.cli, &later, NULL, &d), GRPC_STATUS_OK, d);
+  free(d);
+  char *why = NULL;
+  d = NULL;
+  ASSERT_STATUS(explain(e.cli, "ex-1", &why, &d), GRPC_STATUS_OK, d);
+  free(d);
+  ASSERT_STR_EQ(why, "it is PENDING and no connected worker accepts orchestration 'Lonely' (0 workers connected)");
+  free(why);
+  d = NULL;
+  ASSERT_STATUS(explain(e.cli, "ex-later", &why, &d), GRPC_STATUS_OK, d);
+  free(d);
+  ASSERT_STR_EQ(why, "it is PENDING, scheduled to start later");
+  free(why);
+  /* A worker for another name changes nothing but the count; one that accepts it leaves nothing to explain. */
+  GetWorkItemsRequest wr = GET_WORK_ITEMS_REQUEST__INIT;
+  WorkItemFilters f = WORK_ITEM_FILTERS__INIT;
+  OrchestrationFilter of = ORCHESTRATION_FILTER__INIT;
+  of.name = (char *)"Other";
+  OrchestrationFilter *ofp = &of;
+  f.n_orchestrations = 1;
+  f.orchestrations = &ofp;
+  wr.workitemfilters = &f;
+  th_stream *other = th_work_open(e.cli, &wr);
+  d = NULL;
+  long long deadline = th_now_ms() + 10000;
+  for (;;) { /* until the engine has taken the stream in: the count says so */
+    ASSERT_STATUS(explain(e.cli, "ex-1", &why, &d), GRPC_STATUS_OK, d);
+    free(d);
+    d = NULL;
+    bool seen = strstr(why, "no connected worker accepts orchestration 'Lonely' (1 worker connected)") != NULL;
+    if (!seen)
+      ASSERT_STR_CONTAINS(why, "(0 workers connected)");
+    free(why);
+    if (seen)
+      break;
+    ASSERT_LT(th_now_ms(), deadline);
+    poll(NULL, 0, 10); /* between checks of the condition */
+  }
+  th_stream *any = th_work_open(e.cli, NULL);
+  WorkItem *wi = th_work_expect(any, 10000, "ex-1's start");
+  ASSERT_STR_EQ(wi->orchestratorrequest->instanceid, "ex-1");
+  work_item__free_unpacked(wi, NULL);
+  ASSERT_STATUS(explain(e.cli, "ex-1", &why, &d), GRPC_STATUS_OK, d); /* leased, still PENDING: a worker has it */
+  free(d);
+  ASSERT_STR_EQ(why, "");
+  free(why);
+  /* Unknown and malformed ids. */
+  d = NULL;
+  ASSERT_STATUS(explain(e.cli, "ex-nobody", &why, &d), GRPC_STATUS_NOT_FOUND, d);
+  ASSERT_STR_CONTAINS(d, "ex-nobody");
+  free(d);
+  free(why);
+  d = NULL;
+  ASSERT_STATUS(explain(e.cli, "", &why, &d), GRPC_STATUS_INVALID_ARGUMENT, d);
+  ASSERT_STR_CONTAINS(d, "instanceId");
+  free(d);
+  free(why);
+  th_stream_free(other);
+  th_stream_free(any);
   it_teardown(&e);
   return 0;
 }
