@@ -23,7 +23,7 @@ static const char *const action_names[N_ACTIONS] = {"raise",  "suspend", "resume
 static const char *const action_fields[N_ACTIONS] = {"name input", "reason", "reason", "output recursive",
                                                      "reason", "newInstanceId", "recursive"};
 
-static void action_done(struct sc_cmd *cmd)
+void dash_cmd_done(struct sc_cmd *cmd)
 {
   struct dash_req *r = cmd->user;
   atomic_store(&r->answered, true);
@@ -237,7 +237,7 @@ enum MHD_Result dash_action(struct sc_dashboard *d, struct MHD_Connection *conn,
   struct sc_engine *e = atomic_load(&d->engine);
   if (!e)
     return dash_error(conn, 503, "taskhubd is still recovering: actions are taken once it is ready");
-  c->done = action_done;
+  c->done = dash_cmd_done;
   c->user = r;
   r->posted = true;
   MHD_suspend_connection(conn);

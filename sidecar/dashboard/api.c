@@ -355,11 +355,8 @@ static bool id_arg(struct sc_dashboard *d, struct MHD_Connection *conn, const ch
   return true;
 }
 
-/* The instance ?id= (the endpoint's only parameter) names, with the store holding it and its record; false with the
- * reply (400, 404, 500, 503) sent. */
-static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq,
-                         const char *endpoint, const char **iid, struct sc_store **st, StoredInstance **r,
-                         enum MHD_Result *ret)
+bool dash_only_id(struct sc_dashboard *d, struct MHD_Connection *conn, const char *endpoint, const char **iid,
+                  enum MHD_Result *ret)
 {
   static const char *const names[] = {"id", NULL};
   const char *bad = unknown_arg(conn, names);
@@ -367,7 +364,16 @@ static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, st
     *ret = dash_error(conn, 400, "unknown parameter \"%.64s\" (%s takes id)", bad, endpoint);
     return false;
   }
-  if (!id_arg(d, conn, iid, ret) || !(*st = store_or_503(d, conn, ret)))
+  return id_arg(d, conn, iid, ret);
+}
+
+/* The instance ?id= (the endpoint's only parameter) names, with the store holding it and its record; false with the
+ * reply (400, 404, 500, 503) sent. */
+static bool instance_arg(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *rq,
+                         const char *endpoint, const char **iid, struct sc_store **st, StoredInstance **r,
+                         enum MHD_Result *ret)
+{
+  if (!dash_only_id(d, conn, endpoint, iid, ret) || !(*st = store_or_503(d, conn, ret)))
     return false;
   int rc = sc_store_get_instance(*st, *iid, &rq->arena, r);
   if (rc == SC_OK)

@@ -162,7 +162,7 @@ enum MHD_Result sc_dashboard_handle(struct sc_dashboard *d, struct MHD_Connectio
     return MHD_YES;
   }
   if (r->posted) /* resumed: the engine answered */
-    return dash_action(d, conn, r, NULL);
+    return r->explain ? dash_explain_answer(r) : dash_action(d, conn, r, NULL);
 
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   if (strncmp(url, "/api/", 5) != 0) {
@@ -182,6 +182,8 @@ enum MHD_Result sc_dashboard_handle(struct sc_dashboard *d, struct MHD_Connectio
   if (get) {
     if (strcmp(path, "events") == 0)
       return dash_events_stream(d->events, conn);
+    if (strcmp(path, "explain") == 0)
+      return dash_explain(d, conn, r);
     return dash_api_get(d, conn, r, path);
   }
   if (strcmp(method, "POST") != 0)

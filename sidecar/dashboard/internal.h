@@ -33,6 +33,7 @@ struct dash_req {
   struct sc_cmd cmd;
   atomic_bool answered; /* the engine called done */
   bool posted;
+  bool explain; /* the posted command is an SC_CMD_EXPLAIN (explain.c), not an action */
   int action;
   const char *iid;
 };
@@ -50,6 +51,14 @@ enum MHD_Result dash_sc_error(struct MHD_Connection *conn, const struct sc_err *
 /* The read endpoints (api.c): |path| is what follows /api/v1/. */
 enum MHD_Result dash_api_get(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r,
                              const char *path);
+/* The instance id of an endpoint whose only parameter is ?id=; false with the 400 sent. */
+bool dash_only_id(struct sc_dashboard *d, struct MHD_Connection *conn, const char *endpoint, const char **iid,
+                  enum MHD_Result *ret);
+/* The done callback of a command posted for a suspended connection: marks it answered and resumes it. */
+void dash_cmd_done(struct sc_cmd *cmd);
+/* Why an instance has not moved (explain.c): GET explain?id= posts SC_CMD_EXPLAIN; the call after resume answers. */
+enum MHD_Result dash_explain(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r);
+enum MHD_Result dash_explain_answer(struct dash_req *r);
 /* The actions (actions.c): first call posts (or answers a bad request), the call after resume answers. */
 enum MHD_Result dash_action(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r,
                             const char *path);

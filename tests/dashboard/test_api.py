@@ -6,7 +6,8 @@ token, the CSRF rules, read-only and off, and the event stream.
                               or oldest first, paging with `next` visits every instance once in that order across
                               pages, bad parameters answer 400
   test_instance_history       one instance (payloads, failure with stack trace), history slices, children, 404s
-  test_waiting                what waits for an instance: raised events not yet delivered, a requested suspend
+  test_waiting                what waits for an instance: raised events not yet delivered, a requested suspend;
+                              why it has not started (explain), its 404 and 400s
   test_actions                raise, suspend, resume, terminate (recursive), restart, rewind, purge and their
                               refusals; CSRF rules
   test_read_only_and_off      --dashboard read-only refuses actions; --dashboard off serves no dashboard
@@ -273,6 +274,14 @@ def test_waiting(server_factory):
     assert json.loads(raised[0]["input"]) == {"n": 1}
     assert w["suspendRequested"] is True or any("executionSuspended" in m for m in w["messages"]), w
     assert w["messageCount"] >= 3
+    # why it has not started, asked of the engine
+    code, r, _ = api(s, "explain", id="w-1")
+    assert code == 200 and r == {"id": "w-1", "reason": "it is PENDING and no connected worker accepts orchestration "
+                                 "'d_wait' (0 workers connected)"}, r
+    code, r, _ = api(s, "explain", id="w-nobody")
+    assert code == 404 and "w-nobody" in r["error"], r
+    bad(s, "explain", {}, "id: required")
+    bad(s, "explain", {"id": "w-1", "x": "1"}, 'unknown parameter "x"')
 
 
 def test_actions(server_factory, workers):
@@ -364,6 +373,7 @@ def test_read_only_and_off(server_factory):
     code, r, _ = action(s, "terminate", {"id": "ro-1"})
     assert code == 403 and "read-only" in r["error"]
     assert api(s, "instance", id="ro-1")[0] == 200
+    assert api(s, "explain", id="ro-1")[0] == 200  # a read
     assert api(s, "config")[1]["actions"] is False
     assert request(s, "GET", "/")[0] == 200
 
@@ -380,7 +390,7 @@ def test_token(server_factory, tmp_path):
     s = server_factory.start("--auth-token-file", str(tokens))
     for path, params in (("instances", {}), ("instance", {"id": "x"}), ("history", {"id": "x"}),
                          ("children", {"id": "x"}), ("counts", {}), ("overview", {}), ("config", {}),
-                         ("events", {})):
+                         ("events", {}), ("explain", {"id": "x"})):
         code, r, h = api(s, path, **params)
         assert code == 401 and r["code"] == "UNAUTHENTICATED", (path, r)
         assert h["WWW-Authenticate"].startswith("Bearer")

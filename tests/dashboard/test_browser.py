@@ -14,6 +14,7 @@
 Screenshots go to $DASHBOARD_SCREENSHOTS when set (docs/images for docs/dashboard.md), else to the test's tmp dir.
 """
 
+from datetime import datetime, timedelta, timezone
 import json
 import os
 from pathlib import Path
@@ -215,7 +216,14 @@ def test_instance_timeline(server_factory, workers, browser, shots):
         running(s, "tl-wait")
         c.raise_orchestration_event("tl-wait", "go", data="approved")
         done(c, "tl-wait")
+        c.schedule_new_orchestration("d_chain", instance_id="tl-later",
+                                     start_at=datetime.now(timezone.utc) + timedelta(hours=1))
     d = browser
+
+    # a PENDING instance says why it has not started
+    d.get(base(s) + "/?view=instance&id=tl-later")
+    until(d, lambda: d.find_elements(By.ID, "i-not-started"), "the reason it has not started")
+    assert d.find_element(By.ID, "i-not-started").text == "it is PENDING, scheduled to start later"
 
     d.get(base(s) + "/?view=instance&id=tl-chain")
     until(d, lambda: len(bars(d, "activity")) == 2, "a bar per activity")

@@ -420,6 +420,14 @@ async function showInstance(id, full) {
     $('history').tBodies[0].replaceChildren();
     return;
   }
+  if (rec.status === 'PENDING') {
+    // Why it has not started, as the engine sees it (no worker for its name, a start set for later).
+    try {
+      rec.notStarted = (await api('explain', { id })).reason;
+    } catch (e) {
+      // the record is shown without it
+    }
+  }
   const prev = state.inst && state.inst.id === id ? state.inst : null;
   let events = [], meta;
   try {
@@ -462,6 +470,7 @@ function drawInstance() {
   field(dl, 'Name', rec.name);
   field(dl, 'Version', rec.version);
   field(dl, 'Status', statusSpan(rec.status));
+  field(dl, 'Not started', rec.notStarted ? el('span', { id: 'i-not-started', text: rec.notStarted }) : null);
   field(dl, 'Execution', rec.executionId);
   field(dl, 'Created', fmtTime(rec.createdAt));
   field(dl, 'Scheduled start', fmtTime(rec.scheduledStartAt));
