@@ -7,7 +7,8 @@
  *   GET  /api/v1/...                      JSON (json-c) read from the store: instances, one instance, its
  *                                         history and children, counts, an overview of the engine's figures
  *   GET  /api/v1/events                   server-sent events: the instances each engine batch changed
- *   POST /api/v1/instances/{id}/{action}  raise, suspend, resume, terminate, rewind, restart, purge, posted to
+ *   GET  /api/v1/explain?id=              why an instance has not moved, asked of the engine
+ *   POST /api/v1/actions/{action}         raise, suspend, resume, terminate, rewind, restart, purge, posted to
  *                                         the engine as the gRPC RPCs post them
  * docs/dashboard.md describes each endpoint, the token and the CSRF rules.
  */
