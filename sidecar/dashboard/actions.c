@@ -23,11 +23,21 @@ static const char *const action_names[N_ACTIONS] = {"raise",  "suspend", "resume
 static const char *const action_fields[N_ACTIONS] = {"name input", "reason", "reason", "output recursive",
                                                      "reason", "newInstanceId", "recursive"};
 
-void dash_cmd_done(struct sc_cmd *cmd)
+static void cmd_done(struct sc_cmd *cmd)
 {
   struct dash_req *r = cmd->user;
   atomic_store(&r->answered, true);
   MHD_resume_connection(r->conn);
+}
+
+enum MHD_Result dash_post(struct sc_engine *e, struct MHD_Connection *conn, struct dash_req *r)
+{
+  r->cmd.done = cmd_done;
+  r->cmd.user = r;
+  r->posted = true;
+  MHD_suspend_connection(conn);
+  sc_engine_post(e, &r->cmd);
+  return MHD_YES;
 }
 
 static bool field_allowed(int action, const char *key)
@@ -237,10 +247,5 @@ enum MHD_Result dash_action(struct sc_dashboard *d, struct MHD_Connection *conn,
   struct sc_engine *e = atomic_load(&d->engine);
   if (!e)
     return dash_error(conn, 503, "taskhubd is still recovering: actions are taken once it is ready");
-  c->done = dash_cmd_done;
-  c->user = r;
-  r->posted = true;
-  MHD_suspend_connection(conn);
-  sc_engine_post(e, c);
-  return MHD_YES;
+  return dash_post(e, conn, r);
 }

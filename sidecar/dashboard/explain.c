@@ -21,13 +21,8 @@ enum MHD_Result dash_explain(struct sc_dashboard *d, struct MHD_Connection *conn
   struct sc_cmd *c = &r->cmd;
   c->kind = SC_CMD_EXPLAIN;
   c->u.explain.iid = r->iid;
-  c->done = dash_cmd_done;
-  c->user = r;
   r->explain = true;
-  r->posted = true;
-  MHD_suspend_connection(conn);
-  sc_engine_post(e, c);
-  return MHD_YES;
+  return dash_post(e, conn, r);
 }
 
 enum MHD_Result dash_explain_answer(struct dash_req *r)

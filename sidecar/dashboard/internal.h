@@ -54,8 +54,8 @@ enum MHD_Result dash_api_get(struct sc_dashboard *d, struct MHD_Connection *conn
 /* The instance id of an endpoint whose only parameter is ?id=; false with the 400 sent. */
 bool dash_only_id(struct sc_dashboard *d, struct MHD_Connection *conn, const char *endpoint, const char **iid,
                   enum MHD_Result *ret);
-/* The done callback of a command posted for a suspended connection: marks it answered and resumes it. */
-void dash_cmd_done(struct sc_cmd *cmd);
+/* Posts r->cmd to the engine with the connection suspended until its done callback resumes it (answered then). */
+enum MHD_Result dash_post(struct sc_engine *e, struct MHD_Connection *conn, struct dash_req *r);
 /* Why an instance has not moved (explain.c): GET explain?id= posts SC_CMD_EXPLAIN; the call after resume answers. */
 enum MHD_Result dash_explain(struct sc_dashboard *d, struct MHD_Connection *conn, struct dash_req *r);
 enum MHD_Result dash_explain_answer(struct dash_req *r);
