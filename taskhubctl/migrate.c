@@ -337,6 +337,26 @@ static int flush(struct mig *m, bool force)
   return CTL_EXIT_OK;
 }
 
+/* The messages waiting for |iid| (an instance's inbox, an entity's queue), put as they are. */
+static int copy_inbox(struct mig *m, const char *iid, const char *what)
+{
+  struct sc_inbox_blob *msgs;
+  size_t n;
+  int rc = m->src->ops->inbox_load(m->src, iid, &m->a, &msgs, &n);
+  if (rc != SC_OK)
+    return read_failed(m, what, iid, rc);
+  for (size_t i = 0; i < n; i++) {
+    struct sc_change *c = push(m, SC_CH_INBOX_PUT, iid);
+    c->band = msgs[i].band;
+    c->seq = msgs[i].seq;
+    c->val = msgs[i].msg.b;
+    c->len = msgs[i].msg.len;
+    m->bytes += msgs[i].msg.len;
+  }
+  m->r->inbox_messages += n;
+  return CTL_EXIT_OK;
+}
+
 static int copy_instance(struct mig *m, const char *iid)
 {
   struct sc_store *s = m->src;
@@ -394,20 +414,10 @@ static int copy_instance(struct mig *m, const char *iid)
   }
   m->r->history_events += n;
 
-  struct sc_inbox_blob *msgs;
-  if ((rc = s->ops->inbox_load(s, iid, a, &msgs, &n)) != SC_OK)
-    return read_failed(m, "the inbox", iid, rc);
-  for (size_t i = 0; i < n; i++) {
-    c = push(m, SC_CH_INBOX_PUT, iid);
-    c->band = msgs[i].band;
-    c->seq = msgs[i].seq;
-    c->val = msgs[i].msg.b;
-    c->len = msgs[i].msg.len;
-    m->bytes += msgs[i].msg.len;
-  }
-  m->r->inbox_messages += n;
-  m->r->instances++;
-  return CTL_EXIT_OK;
+  int ex = copy_inbox(m, iid, "the inbox");
+  if (ex == CTL_EXIT_OK)
+    m->r->instances++;
+  return ex;
 }
 
 /*
@@ -563,19 +573,9 @@ static int copy_entity(struct mig *m, const char *id)
   c->val = rec.b;
   c->len = rec.len;
   m->bytes += rec.len;
-  struct sc_inbox_blob *msgs;
-  size_t n;
-  if ((rc = s->ops->inbox_load(s, iid, a, &msgs, &n)) != SC_OK)
-    return read_failed(m, "the entity's queue", iid, rc);
-  for (size_t i = 0; i < n; i++) {
-    c = push(m, SC_CH_INBOX_PUT, iid);
-    c->band = msgs[i].band;
-    c->seq = msgs[i].seq;
-    c->val = msgs[i].msg.b;
-    c->len = msgs[i].msg.len;
-    m->bytes += msgs[i].msg.len;
-  }
-  m->r->inbox_messages += n;
+  int ex = copy_inbox(m, iid, "the entity's queue");
+  if (ex != CTL_EXIT_OK)
+    return ex;
   m->r->entities++;
   return m->bytes >= SET_BYTES ? flush(m, false) : CTL_EXIT_OK;
 }
