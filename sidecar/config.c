@@ -84,11 +84,12 @@ static const struct opt opts[] = {
     {"--max-outbox", "TASKHUBD_MAX_OUTBOX", OPT_SIZE, F(max_outbox), 0, "BYTES",
      "a worker's stream with this much not yet sent gets no new work until it reads (default 1M)"},
     {"--max-outbox-total", "TASKHUBD_MAX_OUTBOX_TOTAL", OPT_SIZE, F(max_outbox_total), 0, "BYTES",
-     "all workers' streams together with this much not yet sent get no new work until some is read; 0: no "
-     "limit (default 256M)"},
+     "all workers' streams together with this much not yet sent: only a stream with nothing waiting gets new work "
+     "(a worker that reads goes on); 0: no limit (default 256M)"},
     {"--stream-stall", "TASKHUBD_STREAM_STALL", OPT_INT, F(stream_stall_s), 0, "SECONDS",
-     "a work-item stream holding --max-outbox unsent that sends nothing for this long is ended with "
-     "RESOURCE_EXHAUSTED and its work goes to other workers; 0: never (default 60)"},
+     "a work-item stream held back with work unsent (it holds --max-outbox, or all streams --max-outbox-total) "
+     "that sends nothing for this long is ended with RESOURCE_EXHAUSTED and its work goes to other workers; 0: "
+     "never (default 60)"},
     {"--max-queued-commands", "TASKHUBD_MAX_QUEUED_COMMANDS", OPT_SIZE, F(max_queued), 0, "N",
      "client requests waiting for the engine (starts, events, terminations, ...), and reads waiting for a reader "
      "thread, before more are refused with RESOURCE_EXHAUSTED; 0: no limit (default 10000)"},

@@ -443,21 +443,34 @@ bool sc_call_stream_ready(struct sc_call *c, size_t cap)
   size_t held = 0;
   pthread_mutex_lock(&o->mu);
   bool full = o->bytes >= cap;
-  bool ready = o->closed || (!full && !over_total);
-  if (!ready && full) {
-    o->kick_below = cap;
-    /* Full, and nothing sent for --stream-stall: the worker stopped reading. Ending the stream frees what it
-     * holds and sends its work items to other workers; a working one reconnects. */
-    if (stall_us > 0 && !o->stalled && !o->status_sent && sc_mono_us() - o->progress_us >= stall_us) {
+  /* Past --max-outbox-total only a stream with nothing waiting takes more: a worker that reads keeps getting work
+   * while streams that stopped reading hold the total (until --stream-stall ends them), and each stream holds at
+   * most one item past it. */
+  bool ready = o->closed || (!full && (!over_total || o->bytes == 0));
+  if (!ready) {
+    if (full) {
+      o->kick_below = cap;
+    } else {
+      o->kick_below = 1; /* it may take more once it has sent what it holds */
+      atomic_store(&s->outbox_full, true);
+    }
+    /* Held back with work waiting (at its own limit, or all streams at the total), and nothing sent for
+     * --stream-stall: the worker stopped reading. Ending the stream frees what it holds and sends its work items
+     * to other workers; a working one reconnects. */
+    if (stall_us > 0 && o->bytes > 0 && !o->stalled && !o->status_sent &&
+        sc_mono_us() - o->progress_us >= stall_us) {
       o->stalled = stalled = true;
       o->end_code = GRPC_STATUS_RESOURCE_EXHAUSTED;
       held = o->bytes;
-      snprintf(o->end_msg, sizeof o->end_msg, "the worker read nothing for %lld s while %zu bytes waited for it, "
-               "past the %zu-byte limit (--max-outbox, --stream-stall)", (long long)s->ctx.cfg->stream_stall_s,
-               held, cap);
+      if (full)
+        snprintf(o->end_msg, sizeof o->end_msg, "the worker read nothing for %lld s while %zu bytes waited for it, "
+                 "past the %zu-byte limit (--max-outbox, --stream-stall)", (long long)s->ctx.cfg->stream_stall_s,
+                 held, cap);
+      else
+        snprintf(o->end_msg, sizeof o->end_msg, "the worker read nothing for %lld s while %zu bytes waited for it "
+                 "and all streams held %zu bytes (--max-outbox-total, --stream-stall)",
+                 (long long)s->ctx.cfg->stream_stall_s, held, total);
     }
-  } else if (!ready) {
-    atomic_store(&s->outbox_full, true);
   }
   pthread_mutex_unlock(&o->mu);
   if (stalled) {
