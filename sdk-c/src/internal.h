@@ -79,6 +79,10 @@ dt__conn *dt__client_conn(dt_client *c);
 int dt__client_call(dt_client *c, const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
                     int timeout_ms, ProtobufCMessage **resp);
 
+/* Whether |m|, or a message inside it, holds an unknown field protobuf-c took in but cannot write back out: field
+ * number 0, which it accepts when the key's varint is padded (util.c). A response echoing it would not decode. */
+bool dt__pb_unwritable(const ProtobufCMessage *m);
+
 /* Request values of the client calls (util.c): |slot| filled with |s|, or NULL without a value; a time in ms. */
 Google__Protobuf__StringValue *dt__sv(Google__Protobuf__StringValue *slot, const char *s);
 Google__Protobuf__Timestamp *dt__ts(Google__Protobuf__Timestamp *slot, int64_t ms);

@@ -1399,6 +1399,9 @@ static const struct dt__orchestrator *lookup(const struct dt__orchestrator *orch
 int dt__replay(const struct dt__orchestrator *orchs, size_t n, const OrchestratorRequest *req, const char *token,
                uint8_t **out, size_t *out_len)
 {
+  /* A request that would make a response the server cannot decode (a rewind hands the history back as it came). */
+  if (dt__pb_unwritable(&req->base))
+    return DT_ERR_INVALID_ARG;
   dt_orch_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DT_ERR_NOMEM;

@@ -283,3 +283,33 @@ char *dt__cp(const char *s, bool *oom)
     *oom = true;
   return d;
 }
+
+bool dt__pb_unwritable(const ProtobufCMessage *m)
+{
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0)
+      return true;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+      ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+      for (size_t k = 0; k < n; k++)
+        if (v[k] && dt__pb_unwritable(v[k]))
+          return true;
+      continue;
+    }
+    /* Another member of the oneof is set: this one's slot is not a message. */
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+      continue;
+    const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(const void *)(base + f->offset);
+    if (sub && dt__pb_unwritable(sub))
+      return true;
+  }
+  return false;
+}

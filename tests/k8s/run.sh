@@ -327,13 +327,23 @@ run_pod_postgres() {
     podman kube down "$WORK/rendered/pod-postgres-play$1.yaml" >/dev/null
   }
   owners() { sql "SELECT coalesce(owner, '-') || ' ' || count(*) FROM th_partition GROUP BY owner ORDER BY 1"; }
+  # Every partition owned by a pod of run N, within a few lease rounds: the pods share them out as they come up (a
+  # replica over its share lets partitions go and the other takes them a round later), so a look right after the
+  # apps finish may fall between the two.
+  owned_by_run() {
+    local deadline=$(( $(date +%s) + 30 )) bad
+    while :; do
+      bad=$(sql "SELECT count(*) FROM th_partition WHERE owner IS NULL OR owner NOT LIKE 'th-taskhubd-r$1-%'")
+      [ "$bad" = 0 ] && return 0
+      [ "$(date +%s)" -lt "$deadline" ] || { echo "FAIL: $bad partition(s) not owned by a run-$1 pod"; owners; exit 1; }
+      sleep 0.2 # polling the table, with the deadline above
+    done
+  }
 
   play_run 1
   step "run 1: partitions by owner (the replica id is the pod name)"
+  owned_by_run 1
   owners | sed 's/^/    /'
-  local bad
-  bad=$(sql "SELECT count(*) FROM th_partition WHERE owner IS NULL OR owner NOT LIKE 'th-taskhubd-r1-%'")
-  [ "$bad" = 0 ] || { echo "FAIL: $bad partition(s) not owned by a run-1 pod"; exit 1; }
   local p0=th-taskhubd-r1-0
   podman inspect --format '    taskhubd container: user={{.Config.User}} readonly_rootfs={{.HostConfig.ReadonlyRootfs}} mounts={{range .Mounts}}{{.Destination}} {{end}}' "$p0-taskhubd"
   test "$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$p0-taskhubd")" = true
@@ -367,9 +377,8 @@ run_pod_postgres() {
 
   play_run 2
   step "run 2: partitions by owner"
+  owned_by_run 2
   owners | sed 's/^/    /'
-  bad=$(sql "SELECT count(*) FROM th_partition WHERE owner IS NULL OR owner NOT LIKE 'th-taskhubd-r2-%'")
-  [ "$bad" = 0 ] || { echo "FAIL: $bad partition(s) not owned by a run-2 pod"; exit 1; }
   step "run 1's instance $id from a run-2 pod"
   local show
   show=$(podman exec th-taskhubd-r2-0-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id")
