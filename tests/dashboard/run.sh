@@ -16,24 +16,10 @@ venv=$(realpath -m "$1")
 which=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-python=${PYTHON:-python3}
+# shellcheck source=../support/venv.sh
+. "$here/../support/venv.sh"
+th_venv "$venv" "$here/requirements.txt" "$here/../interop/python/requirements.txt" || exit 2
 
-if [ ! -x "$venv/bin/python" ]; then
-  if ! "$python" -m venv "$venv"; then
-    echo "run.sh: '$python -m venv' failed; on Debian install python3-venv" >&2
-    exit 2
-  fi
-fi
-stamp="$venv/.taskhubd-requirements.sha256"
-want=$(cat "$here/requirements.txt" "$here/../interop/python/requirements.txt" | sha256sum | cut -d' ' -f1)
-have=$(cat "$stamp" 2>/dev/null || true)
-if [ "$want" != "$have" ]; then
-  (cd "$here" && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt)
-  echo "$want" > "$stamp"
-fi
-
-cd "$here"
-export PYTHONDONTWRITEBYTECODE=1
 # Selenium must use the system's chromedriver and never look for (or report to) anything on the network.
 export SE_OFFLINE=true SE_AVOID_STATS=true
-exec "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@" "$here/test_$which.py"
+th_pytest "$venv" "$here" "$@" "$here/test_$which.py"

@@ -10,20 +10,7 @@
 # Exit status: pytest's.
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 VENV_DIR [pytest args...]" >&2
-  exit 2
-fi
-venv=$1
-shift
 here=$(cd "$(dirname "$0")" && pwd)
-req="$here/../python/requirements.txt"
-
 # shellcheck source=../../support/venv.sh
 . "$here/../../support/venv.sh"
-th_venv "$venv" "$req" || exit 2
-
-cd "$here"
-export PYTHONDONTWRITEBYTECODE=1
-# -p no:cacheprovider: do not write .pytest_cache into the source tree
-exec "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@" "$here"
+th_suite "$here/../python/requirements.txt" "$here" "$@"
