@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "entity_worker.h"
 #include "orchestrator_service.pb-c.h"
+#include "unary.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -213,19 +214,7 @@ static bool run_batch(struct stream *s, grpc_completion_queue *cq, const WorkIte
   c->call = grpc_channel_create_registered_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, s->h_complete,
                                                 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = c->req;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->imd;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &c->resp;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &c->tmd;
-  ops[5].data.recv_status_on_client.status = &c->status;
-  ops[5].data.recv_status_on_client.status_details = &c->details;
+  bench_unary_ops(ops, c->req, &c->imd, &c->resp, &c->tmd, &c->status, &c->details);
   if (!start(c->call, ops, 6, &c->t))
     exit(1);
   (*outstanding)++;

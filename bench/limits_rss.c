@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "orchestrator_service.pb-c.h"
+#include "unary.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -115,19 +116,7 @@ static void run_unary(grpc_channel *ch, const char *method, long total, make_req
       c->call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, h,
                                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
       grpc_op ops[6];
-      memset(ops, 0, sizeof ops);
-      ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-      ops[1].op = GRPC_OP_SEND_MESSAGE;
-      ops[1].data.send_message.send_message = c->req;
-      ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-      ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-      ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->imd;
-      ops[4].op = GRPC_OP_RECV_MESSAGE;
-      ops[4].data.recv_message.recv_message = &c->resp;
-      ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-      ops[5].data.recv_status_on_client.trailing_metadata = &c->tmd;
-      ops[5].data.recv_status_on_client.status = &c->status;
-      ops[5].data.recv_status_on_client.status_details = &c->details;
+      bench_unary_ops(ops, c->req, &c->imd, &c->resp, &c->tmd, &c->status, &c->details);
       if (grpc_call_start_batch(c->call, ops, 6, c, NULL) != GRPC_CALL_OK) {
         fprintf(stderr, "th-limits-bench: start_batch failed\n");
         exit(1);
