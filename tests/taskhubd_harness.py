@@ -90,6 +90,25 @@ def sigterm_problems(proc: subprocess.Popen, label: str) -> list:
     return []
 
 
+class ServerLog:
+    """What every suite's Server reads of its own stderr, the file at its `stderr_path`: whole, by line, its tail."""
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self, *needles: str) -> list:
+        """Lines of this server's stderr that contain every one of the needles."""
+        return [ln for ln in self.stderr_text().splitlines() if all(n in ln for n in needles)]
+
+    def log_tail(self, n: int = 80) -> str:
+        lines = self.stderr_text().splitlines()
+        return f"--- {self.stderr_path.name} (last {min(n, len(lines))} of {len(lines)} lines) ---\n" + \
+            "\n".join(lines[-n:])
+
+
 def sanitizer_problems(server) -> list:
     """What a sanitizer said on the server's stderr, as teardown problems."""
     text = server.stderr_text()

@@ -34,6 +34,7 @@ from durabletask.internal import orchestrator_service_pb2_grpc as pb_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared harness
 from taskhubd_harness import (  # noqa: E402
+    ServerLog,
     read_port as _read_port,
     sanitizer_problems as _sanitizer_problems,
     raw_stub,
@@ -60,7 +61,7 @@ def pytest_collection_modifyitems(config, items):
 # --------------------------------------------------------------------------- servers
 
 @dataclass
-class Server:
+class Server(ServerLog):
     port: int
     data_dir: Path
     proc: subprocess.Popen
@@ -72,21 +73,6 @@ class Server:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, *needles: str) -> list:
-        """Lines of this server's stderr that contain every one of the needles."""
-        return [ln for ln in self.stderr_text().splitlines() if all(n in ln for n in needles)]
-
-    def log_tail(self, n: int = 80) -> str:
-        lines = self.stderr_text().splitlines()
-        return f"--- {self.stderr_path.name} (last {min(n, len(lines))} of {len(lines)} lines) ---\n" + \
-            "\n".join(lines[-n:])
 
     def kill(self) -> None:
         """SIGKILL (crash simulation); the teardown then skips the exit-status check."""

@@ -25,6 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared harness
 from taskhubd_harness import (  # noqa: E402
+    ServerLog,
     read_port,
     sanitizer_problems,
     raw_stub,
@@ -49,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @dataclass
-class Server:
+class Server(ServerLog):
     port: int
     data_dir: Path
     proc: subprocess.Popen
@@ -69,19 +70,6 @@ class Server:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, *needles: str) -> list:
-        return [ln for ln in self.stderr_text().splitlines() if all(n in ln for n in needles)]
-
-    def log_tail(self, n: int = 60) -> str:
-        lines = self.stderr_text().splitlines()
-        return f"--- {self.stderr_path.name} ---\n" + "\n".join(lines[-n:])
 
     def stop(self) -> None:
         """SIGTERM; it must exit 0."""

@@ -25,6 +25,7 @@ from durabletask.worker import TaskHubGrpcWorker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: the shared harness
 from taskhubd_harness import (  # noqa: E402
+    ServerLog,
     read_port as _read_port,
     sigterm_problems,
     skip_all_without_binary,
@@ -41,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @dataclass
-class Server:
+class Server(ServerLog):
     port: int
     data_dir: Path
     proc: subprocess.Popen
@@ -51,12 +52,6 @@ class Server:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def kill(self) -> None:
         """SIGKILL (crash simulation); the teardown then skips the exit-status check."""
