@@ -1399,9 +1399,6 @@ static const struct dt__orchestrator *lookup(const struct dt__orchestrator *orch
 int dt__replay(const struct dt__orchestrator *orchs, size_t n, const OrchestratorRequest *req, const char *token,
                uint8_t **out, size_t *out_len)
 {
-  /* A request that would make a response the server cannot decode (a rewind hands the history back as it came). */
-  if (dt__pb_unwritable(&req->base))
-    return DT_ERR_INVALID_ARG;
   dt_orch_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DT_ERR_NOMEM;
@@ -1424,6 +1421,12 @@ int dt__replay(const struct dt__orchestrator *orchs, size_t n, const Orchestrato
       memcpy(ctx->events + req->n_pastevents, req->newevents, req->n_newevents * sizeof *ctx->events);
     if (has_type(req->newevents, req->n_newevents, HISTORY_EVENT__EVENT_TYPE_EXECUTION_REWOUND) &&
         has_type(req->pastevents, req->n_pastevents, HISTORY_EVENT__EVENT_TYPE_EXECUTION_COMPLETED)) {
+      /* The history goes back as it came: not one the server could not decode (the one walk of the request, here
+       * and not on every replay). */
+      if (dt__pb_unwritable(&req->base)) {
+        rc = DT_ERR_INVALID_ARG;
+        goto out;
+      }
       resp.actions = alloc0(ctx, sizeof *resp.actions);
       resp.actions[0] = rewind_action(ctx);
       resp.n_actions = 1;
