@@ -240,8 +240,8 @@ run_pod() {
   local show
   show=$(podman exec "$POD-taskhubd" taskhubctl --address 127.0.0.1:4001 --output json show "$id")
   echo "$show" | head -c 600 | sed 's/^/    /'; echo
-  echo "$show" | grep -q '"COMPLETED"' || { echo "FAIL: $id is not COMPLETED after the replay"; exit 1; }
-  echo "$show" | grep -q 'https://blog.example.com/posts/' || { echo "FAIL: $id lost its result"; exit 1; }
+  grep -q '"COMPLETED"' <<<"$show" || { echo "FAIL: $id is not COMPLETED after the replay"; exit 1; }
+  grep -q 'https://blog.example.com/posts/' <<<"$show" || { echo "FAIL: $id lost its result"; exit 1; }
   local n
   n=$(podman exec "$POD-taskhubd" taskhubctl --address 127.0.0.1:4001 --output json list | grep -o '"instanceId"' | wc -l)
   echo "    instances on the volume: $n"
@@ -365,7 +365,9 @@ run_pod_postgres() {
     step "run 1: pod 1 sees the instance pod 0 started ($id)"
     local show1
     show1=$(podman exec th-taskhubd-r1-1-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id" 2>&1 || true)
-    echo "$show1" | grep -q '"COMPLETED"' || {
+    # A here-string, not `echo | grep -q`: under pipefail, grep -q ending at the first match can leave echo a
+    # SIGPIPE on a long output, and the pipeline then fails although the text matched.
+    grep -q '"COMPLETED"' <<<"$show1" || {
       echo "FAIL: pod 1 does not see $id as COMPLETED:"; echo "$show1" | head -c 800; echo
       podman logs th-taskhubd-r1-1-taskhubd 2>&1 | tail -40; exit 1; }
   fi
@@ -383,8 +385,8 @@ run_pod_postgres() {
   local show
   show=$(podman exec th-taskhubd-r2-0-taskhubd taskhubctl --address 127.0.0.1:4001 --output json show "$id")
   echo "$show" | head -c 600 | sed 's/^/    /'; echo
-  echo "$show" | grep -q '"COMPLETED"' || { echo "FAIL: $id is not COMPLETED in run 2"; exit 1; }
-  echo "$show" | grep -q 'https://blog.example.com/posts/' || { echo "FAIL: $id lost its result"; exit 1; }
+  grep -q '"COMPLETED"' <<<"$show" || { echo "FAIL: $id is not COMPLETED in run 2"; exit 1; }
+  grep -q 'https://blog.example.com/posts/' <<<"$show" || { echo "FAIL: $id lost its result"; exit 1; }
   stop_run 2
   step "PASS"
 }
