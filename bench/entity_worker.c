@@ -78,16 +78,6 @@ static void *wait_hold(void *arg)
   return NULL;
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
-{
-  size_t n = protobuf_c_message_get_packed_size(m);
-  grpc_slice sl = grpc_slice_malloc(n);
-  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-  grpc_byte_buffer *b = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
-  return b;
-}
-
 static bool start(grpc_call *call, grpc_op *ops, size_t n, struct tag *t)
 {
   grpc_call_error e = grpc_call_start_batch(call, ops, n, t, NULL);
@@ -127,7 +117,7 @@ static bool open_stream(struct stream *s, grpc_completion_queue *cq)
   f.entities = efs;
   r.maxconcurrententityworkitems = MAX_ENTITY_ITEMS;
   r.workitemfilters = &f; /* entities only: no orchestration or activity work comes here */
-  s->req = pack(&r.base);
+  s->req = bench_pack(&r.base);
 
   grpc_slice m = grpc_slice_from_static_string("/TaskHubSidecarService/GetWorkItems");
   s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
@@ -206,7 +196,7 @@ static bool run_batch(struct stream *s, grpc_completion_queue *cq, const WorkIte
   c->t = (struct tag){T_COMPLETE, c};
   c->s = s;
   c->ops = (long)b->n_operations;
-  c->req = pack(&r.base);
+  c->req = bench_pack(&r.base);
   free(res);
   free(resp);
   grpc_metadata_array_init(&c->imd);

@@ -70,16 +70,6 @@ static grpc_channel *channel(const char *target)
   return ch;
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m)
-{
-  size_t n = protobuf_c_message_get_packed_size(m);
-  grpc_slice sl = grpc_slice_malloc(n);
-  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
-  return bb;
-}
-
 /* ---- unary calls, IN_FLIGHT at a time on one completion queue ---- */
 
 struct ucall {
@@ -178,7 +168,7 @@ static grpc_byte_buffer *make_start(long i, void *p)
   r.instanceid = iid;
   r.name = (char *)"Lazy";
   r.input = &in;
-  return pack(&r.base);
+  return bench_pack(&r.base);
 }
 
 /* The child: opens the streams, says so on |fd|, and stops itself until the parent kills it. */
@@ -193,7 +183,7 @@ static void open_and_stop(const char *target, long nstreams, int fd)
   GetWorkItemsRequest req = GET_WORK_ITEMS_REQUEST__INIT;
   req.maxconcurrentorchestrationworkitems = 1000000;
   req.maxconcurrentactivityworkitems = 1000000;
-  grpc_byte_buffer *bb = pack(&req.base);
+  grpc_byte_buffer *bb = bench_pack(&req.base);
   for (long i = 0; i < nstreams; i++) {
     chs[i] = channel(target);
     calls[i] = grpc_channel_create_call(chs[i], NULL, GRPC_PROPAGATE_DEFAULTS, cq,
@@ -316,7 +306,7 @@ static grpc_byte_buffer *make_raise(long i, void *p)
   r.instanceid = p;
   r.name = (char *)"tick";
   r.input = &in;
-  return pack(&r.base);
+  return bench_pack(&r.base);
 }
 
 static grpc_byte_buffer *make_one_start(long i, void *p)
@@ -325,7 +315,7 @@ static grpc_byte_buffer *make_one_start(long i, void *p)
   CreateInstanceRequest r = CREATE_INSTANCE_REQUEST__INIT;
   r.instanceid = p;
   r.name = (char *)"Flooded";
-  return pack(&r.base);
+  return bench_pack(&r.base);
 }
 
 static int inbox_flood(const char *target, long pid, long events)

@@ -60,11 +60,7 @@ static void start_one(struct ccall *c)
   r.instanceid = iid;
   r.name = (char *)"HelloCities";
   r.input = &in;
-  size_t n = create_instance_request__get_packed_size(&r);
-  grpc_slice sl = grpc_slice_malloc(n);
-  create_instance_request__pack(&r, GRPC_SLICE_START_PTR(sl));
-  c->req = grpc_raw_byte_buffer_create(&sl, 1);
-  grpc_slice_unref(sl);
+  c->req = bench_pack(&r.base);
   c->call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, h_start,
                                                 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   grpc_op ops[6];

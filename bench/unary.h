@@ -5,8 +5,21 @@
 #ifndef BENCH_UNARY_H
 #define BENCH_UNARY_H
 
+#include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
 #include <string.h>
+
+/* |m| packed into a byte buffer for a call's SEND_MESSAGE (the caller destroys it). */
+static inline grpc_byte_buffer *bench_pack(const ProtobufCMessage *m)
+{
+  size_t n = protobuf_c_message_get_packed_size(m);
+  grpc_slice sl = grpc_slice_malloc(n);
+  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+  grpc_slice_unref(sl);
+  return bb;
+}
 
 /* Fills |ops| (6): send |req| and close, then receive the initial metadata, the reply and the status into the places
  * given. Start it with grpc_call_start_batch(call, ops, 6, tag, NULL). */

@@ -243,6 +243,25 @@ th_client *hx_lazy_client(int port)
   return th_client_open_args(port, &chan);
 }
 
+int hx_drain(th_client *c, th_stream *w, int n, int wait_ms)
+{
+  int got = 0;
+  while (got < n) {
+    WorkItem *wi = th_work_next(w, wait_ms);
+    if (!wi)
+      break;
+    got++;
+    char *d = NULL;
+    hx_arena a = {0};
+    OrchestratorAction *fin = hx_finish(&a, 1, COMPLETED, NULL);
+    ASSERT_STATUS(hx_complete_orch(c, wi->completiontoken, NULL, &fin, 1, NULL, &d), GRPC_STATUS_OK, d);
+    free(d);
+    hx_arena_free(&a);
+    work_item__free_unpacked(wi, NULL);
+  }
+  return got;
+}
+
 th_stream *hx_worker(th_client *c, int max_orch, int max_act, const char *const *orchestrations,
                      const char *const *activities, int history_streaming)
 {

@@ -62,6 +62,10 @@ void hx_arena_free(hx_arena *a);
 /* A client (its own connection, a fixed 64 KB receive window) for a worker that stops reading. */
 th_client *hx_lazy_client(int port);
 
+/* Takes orchestration work items from |w| and completes each (over |c|) until |n| were taken or |wait_ms| passes
+ * without one; returns how many. */
+int hx_drain(th_client *c, th_stream *w, int n, int wait_ms);
+
 /* Opens GetWorkItems. limits of 0 send nothing; names: NULL-terminated filter lists (NULL: no filters). */
 th_stream *hx_worker(th_client *c, int max_orch, int max_act, const char *const *orchestrations,
                      const char *const *activities, int history_streaming);

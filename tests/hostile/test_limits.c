@@ -127,26 +127,6 @@ static void start_many(th_client *c, const char *prefix, int n, size_t input_byt
   free(input);
 }
 
-/* Takes and completes orchestration work items until |n| were taken or |wait_ms| passes without one. */
-static int drain_work(th_client *c, th_stream *w, int n, int wait_ms)
-{
-  int got = 0;
-  while (got < n) {
-    WorkItem *wi = th_work_next(w, wait_ms);
-    if (!wi)
-      break;
-    got++;
-    char *d = NULL;
-    hx_arena a = {0};
-    OrchestratorAction *fin = hx_finish(&a, 1, COMPLETED, NULL);
-    ASSERT_STATUS(hx_complete_orch(c, wi->completiontoken, NULL, &fin, 1, NULL, &d), GRPC_STATUS_OK, d);
-    free(d);
-    hx_arena_free(&a);
-    work_item__free_unpacked(wi, NULL);
-  }
-  return got;
-}
-
 /* A worker that asks for everything and never reads holds its stream's buffer full; after --stream-stall seconds
  * without a send its stream is ended with RESOURCE_EXHAUSTED naming the limits, what it held is freed, and its
  * work items go to the worker that reads: that one gets every instance. */
@@ -176,7 +156,7 @@ TEST_IMPL(hostile_limits_stalled_stream_is_ended)
   th_stream *busy = hx_worker(busy_cli, 0, 0, NULL, NULL, 0);
   /* The busy worker gets everything, the lazy one's items too once its stream is ended (within the stall plus
    * one check interval). */
-  int got = drain_work(busy_cli, busy, N, 15000);
+  int got = hx_drain(busy_cli, busy, N, 15000);
   ASSERT_EQ(got, N);
   /* The client sees the status after the messages its transport took before the stall: read them now. */
   uint8_t *buf;
@@ -235,7 +215,7 @@ TEST_IMPL(hostile_limits_stalled_below_own_limit_is_ended)
   }
   th_client *busy_cli = th_client_open(e.srv.port);
   th_stream *busy = hx_worker(busy_cli, 0, 0, NULL, NULL, 0);
-  ASSERT_EQ(drain_work(busy_cli, busy, N, 15000), N);
+  ASSERT_EQ(hx_drain(busy_cli, busy, N, 15000), N);
   for (int i = 0; i < LAZY; i++) {
     uint8_t *buf;
     size_t len;
@@ -298,7 +278,7 @@ TEST_IMPL(hostile_limits_outbox_total)
   /* A worker that reads gets every other instance while they still hold the total (their transports may still
    * take a few more meanwhile, a window's worth each): it is given work until none is left but theirs. */
   th_stream *busy = hx_worker(e.cli, 0, 0, NULL, NULL, 0);
-  int got = drain_work(e.cli, busy, N, 3000);
+  int got = hx_drain(e.cli, busy, N, 3000);
   int lazy_before = lazy_items;
   lazy_items = (int)hx_metric(ops, "taskhubd_work_items_in_flight{kind=\"orchestration\"}");
   fprintf(stderr, "the reading worker got %d while they held %d\n", got, lazy_items);
@@ -310,7 +290,7 @@ TEST_IMPL(hostile_limits_outbox_total)
     th_client_close(cli[i]);
   }
   /* Then what they held. */
-  ASSERT_EQ(drain_work(e.cli, busy, lazy_items, 15000), lazy_items);
+  ASSERT_EQ(hx_drain(e.cli, busy, lazy_items, 15000), lazy_items);
   th_stream_free(busy);
   it_teardown(&e);
   return 0;
